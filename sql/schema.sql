@@ -1,0 +1,228 @@
+-- identity: the data model (API.md). Installed by CREATE EXTENSION into the
+-- schema `identity` (identity.control). Tables, constraints, indexes and RLS
+-- only: every function of the API is Rust (#[pg_extern]).
+--
+-- Conventions
+-- - Secrets never live here in clear: API tokens as SHA-256 (token_hash),
+--   private keys and credentials as AEAD ciphertext.
+-- - Every table has row level security enabled and, until policies are
+--   added, no policy: deny by default for every role but the owner.
+-- - Foreign keys say what happens on delete. Deleting a user removes their
+--   tokens, credentials, overrides and subscription; audit rows stay (they
+--   carry ids, not foreign keys).
+
+create table identity.organizations (
+    id          uuid primary key default pg_catalog.gen_random_uuid(),
+    name        text not null check (pg_catalog.length(name) between 1 and 200),
+    metadata    jsonb not null default '{}' check (pg_catalog.jsonb_typeof(metadata) = 'object'),
+    created_at  timestamptz not null default pg_catalog.now(),
+    updated_at  timestamptz not null default pg_catalog.now()
+);
+
+create table identity.users (
+    id                 uuid primary key default pg_catalog.gen_random_uuid(),
+    email              text not null check (pg_catalog.length(email) between 3 and 320 and email ~ '^[^@[:space:]]+@[^@[:space:]]+$'),
+    external_id        text check (pg_catalog.length(external_id) between 1 and 255),
+    first_name         text check (pg_catalog.length(first_name) <= 200),
+    last_name          text check (pg_catalog.length(last_name) <= 200),
+    organization_id    uuid references identity.organizations (id) on delete restrict,
+    user_role          text not null default 'user' check (user_role in ('admin', 'user', 'system')),
+    is_service_user    boolean not null default false,
+    status             text not null default 'active' check (status in ('active', 'suspended', 'disabled')),
+    status_reason      text check (pg_catalog.length(status_reason) <= 1000),
+    application_id     uuid,
+    application_name   text check (pg_catalog.length(application_name) <= 200),
+    description        text check (pg_catalog.length(description) <= 2000),
+    created_by         uuid references identity.users (id) on delete set null,
+    created_by_name    text,
+    -- JWTs issued (iat) before this instant are refused: suspension, deletion
+    -- and "sign out everywhere" move it forward.
+    tokens_valid_after timestamptz not null default '-infinity',
+    metadata           jsonb not null default '{}' check (pg_catalog.jsonb_typeof(metadata) = 'object'),
+    created_at         timestamptz not null default pg_catalog.now(),
+    updated_at         timestamptz not null default pg_catalog.now(),
+    -- A service user belongs to an organization.
+    constraint service_user_has_org check (not is_service_user or organization_id is not null)
+);
+-- Emails are unique regardless of case; external ids (an identity provider's
+-- user id) are unique when present.
+create unique index users_email_key on identity.users (pg_catalog.lower(email));
+create unique index users_external_id_key on identity.users (external_id) where external_id is not null;
+create index users_organization_idx on identity.users (organization_id);
+create index users_created_by_idx on identity.users (created_by) where created_by is not null;
+
+create table identity.api_tokens (
+    id              uuid primary key default pg_catalog.gen_random_uuid(),
+    user_id         uuid not null references identity.users (id) on delete cascade,
+    kind            text not null default 'api' check (kind in ('api', 'service', 'agent')),
+    name            text not null check (pg_catalog.length(name) between 1 and 200),
+    -- SHA-256 of the whole token; the token itself is shown once and never stored.
+    token_hash      bytea not null check (pg_catalog.length(token_hash) = 32),
+    display_prefix  text not null check (pg_catalog.length(display_prefix) <= 24),
+    last4           text not null check (pg_catalog.length(last4) = 4),
+    scopes          text[] not null default '{}',
+    expires_at      timestamptz,
+    revoked_at      timestamptz,
+    last_used_at    timestamptz,
+    rotated_from    uuid references identity.api_tokens (id) on delete set null,
+    created_by      uuid,
+    created_at      timestamptz not null default pg_catalog.now()
+);
+create unique index api_tokens_token_hash_key on identity.api_tokens (token_hash);
+create index api_tokens_user_idx on identity.api_tokens (user_id);
+
+create table identity.signing_keys (
+    kid                     text primary key check (pg_catalog.length(kid) between 1 and 100),
+    alg                     text not null check (alg in ('ES256', 'RS256', 'EdDSA')),
+    public_jwk              jsonb not null check (pg_catalog.jsonb_typeof(public_jwk) = 'object'),
+    -- AEAD ciphertext under identity.encryption_key, bound to kid.
+    private_key_ciphertext  bytea not null,
+    status                  text not null default 'next' check (status in ('next', 'active', 'retired')),
+    created_at              timestamptz not null default pg_catalog.now(),
+    activated_at            timestamptz,
+    retired_at              timestamptz,
+    -- Retired keys stay in the JWKS until tokens they signed have expired.
+    expires_at              timestamptz
+);
+-- At most one active signing key.
+create unique index signing_keys_one_active on identity.signing_keys ((true)) where status = 'active';
+
+create table identity.revoked_jwts (
+    jti         text primary key check (pg_catalog.length(jti) between 1 and 255),
+    -- The token's own exp: after it the row can be purged.
+    expires_at  timestamptz not null,
+    revoked_at  timestamptz not null default pg_catalog.now(),
+    revoked_by  uuid
+);
+create index revoked_jwts_expires_idx on identity.revoked_jwts (expires_at);
+
+create table identity.revoked_sessions (
+    session_id  uuid primary key,
+    user_id     uuid,
+    revoked_at  timestamptz not null default pg_catalog.now(),
+    revoked_by  uuid
+);
+
+create table identity.credentials (
+    id               uuid primary key default pg_catalog.gen_random_uuid(),
+    user_id          uuid not null references identity.users (id) on delete cascade,
+    organization_id  uuid references identity.organizations (id) on delete cascade,
+    provider         text not null check (provider ~ '^[a-z0-9][a-z0-9_.-]{0,63}$'),
+    name             text not null check (pg_catalog.length(name) between 1 and 200),
+    -- nonce || AEAD(secret) with (id, organization_id) as associated data.
+    ciphertext       bytea not null,
+    last4            text not null check (pg_catalog.length(last4) <= 4),
+    is_default       boolean not null default false,
+    is_system        boolean not null default false,
+    enabled          boolean not null default true,
+    credit_limit     numeric check (credit_limit >= 0),
+    usage_total      numeric not null default 0 check (usage_total >= 0),
+    exhausted_at     timestamptz,
+    created_by       uuid,
+    created_at       timestamptz not null default pg_catalog.now(),
+    updated_at       timestamptz not null default pg_catalog.now(),
+    unique (user_id, provider, name)
+);
+-- One default credential per user, enforced by the database.
+create unique index credentials_one_default_per_user on identity.credentials (user_id) where is_default;
+create index credentials_organization_idx on identity.credentials (organization_id);
+
+create table identity.credential_usage (
+    id             bigint generated always as identity primary key,
+    credential_id  uuid not null references identity.credentials (id) on delete cascade,
+    user_id        uuid not null,
+    at             timestamptz not null default pg_catalog.now(),
+    amount         numeric not null check (amount >= 0),
+    tokens         bigint check (tokens >= 0)
+);
+create index credential_usage_credential_at_idx on identity.credential_usage (credential_id, at desc);
+
+create table identity.subscriptions (
+    user_id             uuid primary key references identity.users (id) on delete cascade,
+    plan                text not null default 'trial' check (pg_catalog.length(plan) between 1 and 100),
+    -- trialing / active / canceled are stored; expired is computed from the dates.
+    status              text not null default 'trialing' check (status in ('trialing', 'active', 'canceled')),
+    trial_ends_at       timestamptz,
+    current_period_end  timestamptz,
+    canceled_at         timestamptz,
+    created_at          timestamptz not null default pg_catalog.now(),
+    updated_at          timestamptz not null default pg_catalog.now()
+);
+
+create table identity.feature_flags (
+    key              text primary key check (key ~ '^[a-z0-9][a-z0-9_.:-]{0,99}$'),
+    enabled          boolean not null default false,
+    rollout_percent  integer not null default 100 check (rollout_percent between 0 and 100),
+    description      text check (pg_catalog.length(description) <= 1000),
+    created_at       timestamptz not null default pg_catalog.now(),
+    updated_at       timestamptz not null default pg_catalog.now()
+);
+
+create table identity.feature_flag_overrides (
+    key         text not null references identity.feature_flags (key) on delete cascade,
+    user_id     uuid not null references identity.users (id) on delete cascade,
+    enabled     boolean not null,
+    created_at  timestamptz not null default pg_catalog.now(),
+    primary key (key, user_id)
+);
+create index feature_flag_overrides_user_idx on identity.feature_flag_overrides (user_id);
+
+-- Append-only: no foreign keys (the trail outlives what it names) and a
+-- trigger that refuses UPDATE, DELETE and TRUNCATE for every role, owner and
+-- superusers included.
+create table identity.audit_log (
+    id               bigint generated always as identity primary key,
+    at               timestamptz not null default pg_catalog.now(),
+    actor_id         uuid,
+    actor_kind       text not null check (actor_kind in ('user', 'service', 'agent', 'system', 'anon')),
+    actor_role       name not null default pg_catalog.session_user(),
+    organization_id  uuid,
+    action           text not null check (pg_catalog.length(action) between 1 and 100),
+    target_type      text,
+    target_id        text,
+    details          jsonb not null default '{}' check (pg_catalog.jsonb_typeof(details) = 'object')
+);
+create index audit_log_organization_at_idx on identity.audit_log (organization_id, at desc);
+create index audit_log_target_idx on identity.audit_log (target_type, target_id);
+
+-- The one SQL-language function of the extension: a trigger, not an API
+-- function. Pinned search_path, no dependencies.
+create function identity.audit_log_refuse_change() returns trigger
+language plpgsql set search_path = pg_catalog as $$
+begin
+    raise exception 'identity.audit_log is append-only'
+        using errcode = '42501', detail = tg_op || ' is not allowed on the audit trail';
+end
+$$;
+create trigger audit_log_no_update_delete before update or delete on identity.audit_log
+    for each row execute function identity.audit_log_refuse_change();
+create trigger audit_log_no_truncate before truncate on identity.audit_log
+    for each statement execute function identity.audit_log_refuse_change();
+
+-- Outbox: workers (Slack, analytics, credential provisioning) read rows and
+-- mark them processed; functions also NOTIFY identity_events, delivered on commit.
+create table identity.events (
+    id               bigint generated always as identity primary key,
+    type             text not null check (type ~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$'),
+    user_id          uuid,
+    organization_id  uuid,
+    payload          jsonb not null default '{}' check (pg_catalog.jsonb_typeof(payload) = 'object'),
+    created_at       timestamptz not null default pg_catalog.now(),
+    processed_at     timestamptz
+);
+create index events_unprocessed_idx on identity.events (id) where processed_at is null;
+
+-- Deny by default: RLS on every table, no policies yet.
+alter table identity.organizations          enable row level security;
+alter table identity.users                  enable row level security;
+alter table identity.api_tokens             enable row level security;
+alter table identity.signing_keys           enable row level security;
+alter table identity.revoked_jwts           enable row level security;
+alter table identity.revoked_sessions       enable row level security;
+alter table identity.credentials            enable row level security;
+alter table identity.credential_usage       enable row level security;
+alter table identity.subscriptions          enable row level security;
+alter table identity.feature_flags          enable row level security;
+alter table identity.feature_flag_overrides enable row level security;
+alter table identity.audit_log              enable row level security;
+alter table identity.events                 enable row level security;

@@ -1,0 +1,97 @@
+//! `identity.grant_access(role, level)`: the least-privilege grant sets of
+//! API.md sections 2 and 9. Everything else stays revoked from PUBLIC
+//! (sql/grants.sql).
+
+use crate::core::error::{IdentityError, Kind};
+use crate::error::PgResult;
+use crate::spi;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use serde_json::json;
+
+/// What each level may execute. A function appears here only once it exists;
+/// the README's grant table is this list.
+pub const LEVELS: &[(&str, &[&str])] = &[
+    // What Supabase Auth's hook caller needs, and nothing more.
+    ("hook", &[]),
+    // Self-service functions for end users (e.g. Supabase `authenticated`).
+    ("user", &["identity.decode_jwt(text)"]),
+    // Back-office callers (e.g. Supabase `service_role`).
+    ("admin", &["identity.decode_jwt(text)"]),
+];
+
+pub fn functions_for(level: &str) -> Option<&'static [&'static str]> {
+    LEVELS.iter().find(|(l, _)| *l == level).map(|(_, f)| *f)
+}
+
+/// Grants `role` what `level` needs: USAGE on schema identity and EXECUTE on
+/// that level's functions. Superuser only (it changes privileges of objects
+/// the extension owns). Audited.
+#[pg_extern(volatile, parallel_unsafe)]
+fn grant_access(role: Option<&str>, level: Option<&str>) -> PgResult<()> {
+    if !unsafe { pg_sys::superuser() } {
+        return Err(IdentityError::new(Kind::Forbidden, "only a superuser may grant access").into());
+    }
+    let role = role.filter(|r| !r.is_empty()).ok_or_else(|| IdentityError::invalid("role is required"))?;
+    let level = level.ok_or_else(|| IdentityError::invalid("level is required"))?;
+    let functions = functions_for(level).ok_or_else(|| {
+        IdentityError::invalid("unknown access level")
+            .detail(format!("level {level:?}"))
+            .hint("use one of: hook, user, admin")
+    })?;
+    if !spi::role_exists(role)? {
+        return Err(IdentityError::new(Kind::NotFound, "role does not exist").detail(format!("role {role:?}")).into());
+    }
+    spi::run_for_role("grant usage on schema identity to {role}", role)?;
+    for f in functions {
+        // `f` comes from the constant table above, never from the caller.
+        spi::run_for_role(&format!("grant execute on function {f} to {{role}}"), role)?;
+    }
+    spi::audit(spi::Audit {
+        actor_id: None,
+        actor_kind: "system",
+        organization_id: None,
+        action: "access.granted",
+        target_type: "role",
+        target_id: Some(role),
+        details: json!({ "level": level, "functions": functions }),
+    })
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn grant_access_user_lets_the_role_call_decode_jwt() {
+        Spi::run("create role idt_app nologin").unwrap();
+        let before = Spi::get_one::<bool>(
+            "select has_function_privilege('idt_app', 'identity.decode_jwt(text)', 'execute')",
+        )
+        .unwrap();
+        assert_eq!(before, Some(false), "PUBLIC must not have EXECUTE");
+        Spi::run("select identity.grant_access('idt_app', 'user')").unwrap();
+        let after = Spi::get_one::<bool>(
+            "select has_function_privilege('idt_app', 'identity.decode_jwt(text)', 'execute')",
+        )
+        .unwrap();
+        assert_eq!(after, Some(true));
+        let audited = Spi::get_one::<i64>(
+            "select count(*) from identity.audit_log where action = 'access.granted' and target_id = 'idt_app'",
+        )
+        .unwrap();
+        assert_eq!(audited, Some(1));
+    }
+
+    #[pg_test(error = "unknown access level")]
+    fn grant_access_rejects_unknown_level() {
+        Spi::run("create role idt_app2 nologin").unwrap();
+        Spi::run("select identity.grant_access('idt_app2', 'root')").unwrap();
+    }
+
+    #[pg_test(error = "role does not exist")]
+    fn grant_access_rejects_unknown_role() {
+        Spi::run("select identity.grant_access('no_such_role_x', 'user')").unwrap();
+    }
+}

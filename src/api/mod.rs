@@ -1,0 +1,5 @@
+//! Thin `#[pg_extern]` glue, one file per area of API.md: convert arguments,
+//! call `core`, map errors. No logic lives here that a unit test could cover.
+
+pub mod admin;
+pub mod jwt;

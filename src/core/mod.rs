@@ -1,0 +1,7 @@
+//! Pure logic: no pgrx, no Postgres. Everything here is tested with plain
+//! `cargo test` and benchmarked with criterion (`benches/core.rs`).
+//! Functions that depend on time take `now` as an argument.
+
+pub mod error;
+pub mod jwt;
+pub mod token;

@@ -1,0 +1,170 @@
+//! Settings of API.md section 1.
+//!
+//! Every setting that changes what verification accepts is SUSET: a
+//! non-superuser cannot `SET identity.claims_source = request` or widen the
+//! leeway inside their own session. The two secrets are additionally
+//! SUPERUSER_ONLY (hidden from SHOW ALL and pg_settings) and have a show hook
+//! that masks the value for everyone, including members of
+//! pg_read_all_settings / pg_monitor, so SQL never returns them. They have no
+//! check hook on purpose: Postgres prints the rejected value in the error of a
+//! failing check hook, which would put the secret in the server log; the
+//! value is validated when used, with an error that does not include it.
+//!
+//! Preload the library (`shared_preload_libraries = 'identity'`) when the
+//! secrets are set in postgresql.conf: before the library is loaded Postgres
+//! keeps an unknown `identity.*` setting as a placeholder any role can read.
+
+use pgrx::{pg_guard, pg_sys, GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
+use std::ffi::{CStr, CString};
+
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ClaimsSource {
+    /// Trust `request.jwt.claims` (PostgREST / Supabase set it per request).
+    #[name = c"request"]
+    Request,
+    /// Only claims pinned by `identity.authenticate(token)`.
+    #[name = c"verified"]
+    Verified,
+}
+
+pub static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static JWT_AUDIENCE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"authenticated"));
+pub static JWT_LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(30);
+pub static ACCESS_TOKEN_TTL: GucSetting<i32> = GucSetting::<i32>::new(3600);
+pub static ENCRYPTION_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CLAIMS_SOURCE: GucSetting<ClaimsSource> =
+    GucSetting::<ClaimsSource>::new(ClaimsSource::Request);
+pub static TOKEN_PREFIX: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"idt"));
+
+/// SHOW / current_setting / pg_settings print this instead of a secret.
+#[pg_guard]
+unsafe extern "C-unwind" fn mask_secret() -> *const std::ffi::c_char {
+    c"********".as_ptr()
+}
+
+pub fn init() {
+    let secret_flags = GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL | GucFlags::NO_RESET_ALL;
+    // SAFETY: the show hook is a #[pg_guard] function returning a static string.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"identity.jwt_secret",
+            c"HS256 shared secret (at least 32 bytes).",
+            c"Superuser-only; never shown by SHOW or pg_settings.",
+            &JWT_SECRET,
+            GucContext::Suset,
+            secret_flags,
+            None,
+            None,
+            Some(mask_secret),
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"identity.encryption_key",
+            c"32-byte key, base64, that encrypts secrets at rest.",
+            c"Superuser-only; never shown by SHOW or pg_settings.",
+            &ENCRYPTION_KEY,
+            GucContext::Suset,
+            secret_flags,
+            None,
+            None,
+            Some(mask_secret),
+        );
+    }
+    GucRegistry::define_string_guc(
+        c"identity.jwt_issuer",
+        c"iss put into and required of tokens (unset: not checked).",
+        c"",
+        &JWT_ISSUER,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"identity.jwt_audience",
+        c"Default aud of access tokens.",
+        c"",
+        &JWT_AUDIENCE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"identity.jwt_leeway",
+        c"Clock skew allowed on exp, nbf and iat.",
+        c"",
+        &JWT_LEEWAY,
+        0,
+        3600,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"identity.access_token_ttl",
+        c"Lifetime of access tokens issued by the extension.",
+        c"",
+        &ACCESS_TOKEN_TTL,
+        1,
+        7 * 24 * 3600,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_enum_guc(
+        c"identity.claims_source",
+        c"Where RLS helpers read claims: request (request.jwt.claims) or verified (identity.authenticate only).",
+        c"",
+        &CLAIMS_SOURCE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"identity.token_prefix",
+        c"Prefix of opaque API tokens.",
+        c"",
+        &TOKEN_PREFIX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    // PG15: refuse placeholders for misspelled identity.* settings from now on.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"identity".as_ptr()) };
+}
+
+fn string(s: &GucSetting<Option<CString>>) -> Option<String> {
+    s.get()
+        .and_then(|c| c.into_string().ok())
+        .filter(|v| !v.is_empty())
+}
+
+/// The HS256 secret, if set. Callers map `None` to 55000.
+pub fn jwt_secret() -> Option<Vec<u8>> {
+    JWT_SECRET.get().map(|c| c.into_bytes()).filter(|v| !v.is_empty())
+}
+
+pub fn encryption_key() -> Option<String> {
+    string(&ENCRYPTION_KEY)
+}
+
+pub fn jwt_issuer() -> Option<String> {
+    string(&JWT_ISSUER)
+}
+
+pub fn jwt_audience() -> Option<String> {
+    string(&JWT_AUDIENCE)
+}
+
+pub fn jwt_leeway() -> i64 {
+    JWT_LEEWAY.get() as i64
+}
+
+pub fn access_token_ttl() -> i64 {
+    ACCESS_TOKEN_TTL.get() as i64
+}
+
+pub fn claims_source() -> ClaimsSource {
+    CLAIMS_SOURCE.get()
+}
+
+pub fn token_prefix() -> String {
+    string(&TOKEN_PREFIX).unwrap_or_else(|| "idt".to_string())
+}
+
+#[allow(dead_code)]
+fn _assert_static(_: &'static CStr) {}

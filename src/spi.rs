@@ -1,0 +1,88 @@
+//! The one module that runs SQL. Statements are `&'static str` constants and
+//! every value goes in as a bound parameter, so nothing a caller passes can
+//! change a statement's text. The single exception is `run_for_role`, for DDL
+//! (GRANT/REVOKE) whose role name cannot be a parameter: it is quoted by
+//! Postgres' own `quote_identifier` after the role was looked up by a bound
+//! query.
+//!
+//! Errors from Postgres are never swallowed: they propagate as `ErrorReport`.
+
+use crate::error::{spi as spi_err, PgResult};
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::{pg_sys, JsonB};
+use std::ffi::{CStr, CString};
+
+/// First column of the first row, or None when there is no row or it is NULL.
+pub fn one<T: FromDatum + IntoDatum>(sql: &'static str, args: &[DatumWithOid]) -> PgResult<Option<T>> {
+    Spi::connect(|c| match c.select(sql, Some(1), args) {
+        Ok(t) if t.is_empty() => Ok(None),
+        Ok(t) => t.first().get_one::<T>().map_err(spi_err),
+        Err(e) => Err(spi_err(e)),
+    })
+}
+
+/// A statement that writes (INSERT/UPDATE/DELETE ... RETURNING allowed).
+pub fn write_one<T: FromDatum + IntoDatum>(sql: &'static str, args: &[DatumWithOid]) -> PgResult<Option<T>> {
+    Spi::connect_mut(|c| match c.update(sql, Some(1), args) {
+        Ok(t) if t.is_empty() => Ok(None),
+        Ok(t) => t.first().get_one::<T>().map_err(spi_err),
+        Err(e) => Err(spi_err(e)),
+    })
+}
+
+pub fn run(sql: &'static str, args: &[DatumWithOid]) -> PgResult<()> {
+    Spi::run_with_args(sql, args).map_err(spi_err)
+}
+
+pub fn role_exists(role: &str) -> PgResult<bool> {
+    Ok(one::<bool>(
+        "select true from pg_catalog.pg_roles where rolname operator(pg_catalog.=) $1",
+        &[role.into()],
+    )?
+    .unwrap_or(false))
+}
+
+/// Runs `template` with `{role}` replaced by the quoted role name. Only for
+/// statements that cannot take the role as a bound parameter (GRANT/REVOKE).
+pub fn run_for_role(template: &str, role: &str) -> PgResult<()> {
+    let c = CString::new(role).map_err(|_| {
+        crate::core::error::IdentityError::invalid("role name contains a NUL byte")
+    })?;
+    // SAFETY: quote_identifier returns its argument or a palloc'd copy; both
+    // live until we copy them out below.
+    let quoted = unsafe { CStr::from_ptr(pg_sys::quote_identifier(c.as_ptr())) }
+        .to_str()
+        .expect("role names are valid UTF-8 in a UTF-8 database")
+        .to_owned();
+    let sql = template.replace("{role}", &quoted);
+    Spi::run(&sql).map_err(spi_err)
+}
+
+/// One row in identity.audit_log, in the caller's transaction.
+pub struct Audit<'a> {
+    pub actor_id: Option<pgrx::Uuid>,
+    pub actor_kind: &'static str,
+    pub organization_id: Option<pgrx::Uuid>,
+    pub action: &'static str,
+    pub target_type: &'static str,
+    pub target_id: Option<&'a str>,
+    pub details: serde_json::Value,
+}
+
+pub fn audit(a: Audit) -> PgResult<()> {
+    run(
+        "insert into identity.audit_log \
+           (actor_id, actor_kind, actor_role, organization_id, action, target_type, target_id, details) \
+         values ($1, $2, pg_catalog.session_user(), $3, $4, $5, $6, $7)",
+        &[
+            a.actor_id.into(),
+            a.actor_kind.into(),
+            a.organization_id.into(),
+            a.action.into(),
+            a.target_type.into(),
+            a.target_id.into(),
+            JsonB(a.details).into(),
+        ],
+    )
+}
