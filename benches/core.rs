@@ -1,1 +1,29 @@
-fn main(){}
+//! criterion benchmarks of the pure core (no Postgres): `cargo bench --bench core`.
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use identity::core::{jwt, token};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+/// A ~700-byte Supabase-shaped access token (signature bytes are arbitrary:
+/// these benchmarks measure parsing, not verification).
+fn supabase_token() -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let header = r#"{"alg":"HS256","kid":"k1","typ":"JWT"}"#;
+    let payload = r#"{"iss":"https://abc.supabase.co/auth/v1","sub":"8d6a1f3e-2c1b-4e5f-9a7b-1c2d3e4f5a6b","aud":"authenticated","exp":1764000000,"iat":1763996400,"email":"ada@example.com","phone":"","app_metadata":{"provider":"email","providers":["email"]},"user_metadata":{"email_verified":true,"full_name":"Ada Lovelace"},"role":"authenticated","aal":"aal1","amr":[{"method":"password","timestamp":1763996400}],"session_id":"4b1c8a9e-7d6f-4e3a-b2c1-0f9e8d7c6b5a","is_anonymous":false,"is_service_user":false,"user_role":"user","organization_id":null}"#;
+    format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload), URL_SAFE_NO_PAD.encode([7u8; 32]))
+}
+
+fn benches(c: &mut Criterion) {
+    let t = supabase_token();
+    c.bench_function("jwt::split (700 B token)", |b| b.iter(|| jwt::split(black_box(&t)).unwrap()));
+    c.bench_function("jwt::decode (700 B token)", |b| b.iter(|| jwt::decode(black_box(&t)).unwrap()));
+    let mut rng = StdRng::seed_from_u64(1);
+    c.bench_function("token::generate", |b| b.iter(|| token::generate("idt", &mut rng).unwrap()));
+    let tok = token::generate("idt", &mut rng).unwrap();
+    c.bench_function("token::parse (checksum)", |b| b.iter(|| token::parse(black_box(&tok), "idt").unwrap()));
+    c.bench_function("token::hash (sha256)", |b| b.iter(|| token::hash(black_box(&tok))));
+}
+
+criterion_group!(core, benches);
+criterion_main!(core);

@@ -1,7 +1,12 @@
 -- identity: the data model (API.md). Installed by CREATE EXTENSION into the
--- schema `identity` (identity.control). Tables, constraints, indexes and RLS
+-- schema `identity`. Tables, constraints, indexes and RLS
 -- only: every function of the API is Rust (#[pg_extern]).
 --
+-- The script creates the schema itself (the control file names none), so the
+-- schema is a member of the extension and DROP EXTENSION removes it.
+create schema identity;
+comment on schema identity is 'identity extension: users, service users, tokens, credentials';
+
 -- Conventions
 -- - Secrets never live here in clear: API tokens as SHA-256 (token_hash),
 --   private keys and credentials as AEAD ciphertext.

@@ -20,6 +20,11 @@ pub mod spi;
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
+/// Declares the schema to pgrx so functions can say `schema = "identity"`.
+/// sql/schema.sql creates it first, as a member of the extension.
+#[pg_schema]
+mod identity {}
+
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();

@@ -86,3 +86,32 @@ pub fn audit(a: Audit) -> PgResult<()> {
         ],
     )
 }
+
+thread_local! {
+    /// Plans prepared once per backend and kept (SPI_keepplan). Postgres'
+    /// plan cache re-plans them after DDL on the tables they read.
+    static PLANS: std::cell::RefCell<std::collections::HashMap<&'static str, pgrx::spi::OwnedPreparedStatement>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// A read-only query through a plan prepared once per backend; `read` gets
+/// the result table. For hot paths (the hook, verification).
+pub fn select_cached<R>(
+    sql: &'static str,
+    arg_types: &[pgrx::PgOid],
+    args: &[DatumWithOid],
+    read: impl FnOnce(pgrx::spi::SpiTupleTable) -> pgrx::spi::Result<R>,
+) -> PgResult<R> {
+    Spi::connect(|c| {
+        PLANS.with(|plans| {
+            let mut plans = plans.borrow_mut();
+            if !plans.contains_key(sql) {
+                let stmt = c.prepare(sql, arg_types).map_err(spi_err)?.keep();
+                plans.insert(sql, stmt);
+            }
+            let stmt = plans.get(sql).expect("just inserted");
+            let table = c.select(stmt, None, args).map_err(spi_err)?;
+            read(table).map_err(spi_err)
+        })
+    })
+}

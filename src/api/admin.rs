@@ -13,7 +13,7 @@ use serde_json::json;
 /// the README's grant table is this list.
 pub const LEVELS: &[(&str, &[&str])] = &[
     // What Supabase Auth's hook caller needs, and nothing more.
-    ("hook", &[]),
+    ("hook", &["identity.custom_access_token_hook(jsonb)"]),
     // Self-service functions for end users (e.g. Supabase `authenticated`).
     ("user", &["identity.decode_jwt(text)"]),
     // Back-office callers (e.g. Supabase `service_role`).
@@ -27,7 +27,7 @@ pub fn functions_for(level: &str) -> Option<&'static [&'static str]> {
 /// Grants `role` what `level` needs: USAGE on schema identity and EXECUTE on
 /// that level's functions. Superuser only (it changes privileges of objects
 /// the extension owns). Audited.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(schema = "identity", volatile, parallel_unsafe)]
 fn grant_access(role: Option<&str>, level: Option<&str>) -> PgResult<()> {
     if !unsafe { pg_sys::superuser() } {
         return Err(IdentityError::new(Kind::Forbidden, "only a superuser may grant access").into());

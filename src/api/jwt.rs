@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 /// `{header, payload}` of a token, without verifying anything: for debugging.
 /// NULL in, NULL out; malformed or oversized input is 22023.
-#[pg_extern(immutable, parallel_safe, strict)]
+#[pg_extern(schema = "identity", immutable, parallel_safe, strict)]
 fn decode_jwt(token: &str) -> PgResult<JsonB> {
     let d = jwt::decode(token)?;
     Ok(JsonB(json!({ "header": Value::Object(d.header), "payload": Value::Object(d.payload) })))

@@ -2,4 +2,5 @@
 //! call `core`, map errors. No logic lives here that a unit test could cover.
 
 pub mod admin;
+pub mod hook;
 pub mod jwt;

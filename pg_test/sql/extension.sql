@@ -1,0 +1,51 @@
+-- CREATE EXTENSION creates every table with RLS enabled; DROP removes all.
+select c.relname, c.relrowsecurity as rls
+from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where n.nspname = 'identity' and c.relkind = 'r'
+order by 1;
+
+-- Deny by default: no policies yet, so a non-owner with table privileges
+-- would still see nothing; and PUBLIC has no privileges at all.
+select count(*) as policies from pg_policies where schemaname = 'identity';
+select t.err('set role authenticated; select count(*) from identity.users');
+reset role;
+select has_schema_privilege('public', 'identity', 'usage') as public_usage,
+       has_table_privilege('anon', 'identity.users', 'select') as anon_select,
+       has_function_privilege('anon', 'identity.decode_jwt(text)', 'execute') as anon_exec;
+
+-- Every object of the extension lives in schema identity (nothing in public).
+select count(*) as objects_outside_identity
+from pg_depend d join pg_proc p on d.classid = 'pg_proc'::regclass and d.objid = p.oid
+where d.refclassid = 'pg_extension'::regclass and d.deptype = 'e'
+  and d.refobjid = (select oid from pg_extension where extname = 'identity')
+  and p.pronamespace <> 'identity'::regnamespace;
+
+-- Every lookup path has an index.
+select indexrelid::regclass as index
+from pg_index i join pg_class c on c.oid = i.indrelid
+join pg_namespace n on n.oid = c.relnamespace
+where n.nspname = 'identity'
+order by 1::text;
+
+-- Foreign keys say what happens on delete.
+select conrelid::regclass as tbl, confrelid::regclass as refs,
+       case confdeltype when 'c' then 'cascade' when 'n' then 'set null'
+            when 'r' then 'restrict' when 'a' then 'no action' end as on_delete
+from pg_constraint
+where contype = 'f' and connamespace = 'identity'::regnamespace
+order by 1::text, 2::text, 3;
+
+-- The extension can be created in a second database of the same cluster, and
+-- DROP EXTENSION leaves nothing behind.
+create database identity_second;
+\c identity_second
+create extension identity;
+select count(*) as tables from pg_tables where schemaname = 'identity';
+drop extension identity;
+select count(*) as schemas_left from pg_namespace where nspname = 'identity';
+select count(*) as functions_left from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+ where n.nspname = 'identity';
+create extension identity;
+select count(*) as tables_again from pg_tables where schemaname = 'identity';
+\c regression
+drop database identity_second;

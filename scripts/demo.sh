@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Sets up what is missing, builds and installs the release build, starts a
+# throwaway Postgres 15 cluster, runs demo/demo.sql and stops the cluster.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+echo "== building and installing the release build"
+cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config 2>&1 | tail -n 1
+. scripts/cluster.sh
+cluster_start demo "${IDENTITY_DEMO_PORT:-28814}"
+trap cluster_stop EXIT
+echo "== throwaway cluster on port $PGPORT (identity preloaded, demo secrets set)"
+psql -X -v ON_ERROR_STOP=1 --echo-queries -f demo/demo.sql

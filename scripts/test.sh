@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh Debian 12 machine (README: "Test").
+# Layers, each ending in its own summary line:
+#   1. core unit tests        plain `cargo test` on src/core (no Postgres)
+#   2. #[pg_test]             `cargo pgrx test` in a cluster run as $IDENTITY_OS_USER
+#   3. SQL scenario suite     pg_test/ (pg_regress, real roles, installed extension)
+# and a last line "identity: N passed, M failed" over all layers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+IDENTITY_OS_USER=${IDENTITY_OS_USER:-identity_pg}
+logs=$(mktemp -d)
+passed=0
+failed=0
+count() { # sums "N passed; M failed" / "N passed, M failed" lines of a log
+    local p f
+    p=$(grep -oE '[0-9]+ passed' "$1" | awk '{s+=$1} END {print s+0}')
+    f=$(grep -oE '[0-9]+ failed' "$1" | awk '{s+=$1} END {print s+0}')
+    passed=$((passed + p)); failed=$((failed + f))
+}
+
+echo "== 1/3 core unit tests (cargo test, no Postgres)"
+cargo test --lib core:: 2>&1 | tee "$logs/core.log"
+count "$logs/core.log"
+
+echo "== 2/3 #[pg_test] (cargo pgrx test pg15)"
+pgrx_root=/var/tmp/identity-pgrx
+rm -rf "$pgrx_root"; mkdir -p "$pgrx_root"; chown "$IDENTITY_OS_USER" "$pgrx_root"
+cargo pgrx test pg15 --runas "$IDENTITY_OS_USER" --pgdata "$pgrx_root/pgdata" 2>&1 \
+    | grep -vE '^\s+(Compiling|Checking)' | tee "$logs/pgrx.log"
+count "$logs/pgrx.log"
+
+echo "== 3/3 SQL scenario suite (pg_test/, installed extension, real roles)"
+# `cargo pgrx test` installed its test build; install the real one.
+cargo pgrx install --pg-config "$PG_CONFIG" 2>&1 | tail -n 1
+bash pg_test/run.sh 2>&1 | tee "$logs/scenarios.log"
+count <(grep '^scenarios:' "$logs/scenarios.log")
+
+echo "identity: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
