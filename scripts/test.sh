@@ -16,27 +16,29 @@ passed=0
 failed=0
 count() { # sums "N passed; M failed" / "N passed, M failed" lines of a log
     local p f
-    p=$(grep -oE '[0-9]+ passed' "$1" | awk '{s+=$1} END {print s+0}')
-    f=$(grep -oE '[0-9]+ failed' "$1" | awk '{s+=$1} END {print s+0}')
+    p=$( { grep -oE '[0-9]+ passed' "$1" || true; } | awk '{s+=$1} END {print s+0}')
+    f=$( { grep -oE '[0-9]+ failed' "$1" || true; } | awk '{s+=$1} END {print s+0}')
     passed=$((passed + p)); failed=$((failed + f))
 }
 
 echo "== 1/3 core unit tests (cargo test, no Postgres)"
-cargo test --lib core:: 2>&1 | tee "$logs/core.log"
+status=0
+cargo test --lib core:: 2>&1 | tee "$logs/core.log" || status=1
 count "$logs/core.log"
 
 echo "== 2/3 #[pg_test] (cargo pgrx test pg15)"
 pgrx_root=/var/tmp/identity-pgrx
 rm -rf "$pgrx_root"; mkdir -p "$pgrx_root"; chown "$IDENTITY_OS_USER" "$pgrx_root"
 cargo pgrx test pg15 --runas "$IDENTITY_OS_USER" --pgdata "$pgrx_root/pgdata" 2>&1 \
-    | grep -vE '^\s+(Compiling|Checking)' | tee "$logs/pgrx.log"
+    | grep -vE '^\s+(Compiling|Checking)' | tee "$logs/pgrx.log" || status=1
 count "$logs/pgrx.log"
 
 echo "== 3/3 SQL scenario suite (pg_test/, installed extension, real roles)"
 # `cargo pgrx test` installed its test build; install the real one.
 cargo pgrx install --pg-config "$PG_CONFIG" 2>&1 | tail -n 1
-bash pg_test/run.sh 2>&1 | tee "$logs/scenarios.log"
-count <(grep '^scenarios:' "$logs/scenarios.log")
+bash pg_test/run.sh 2>&1 | tee "$logs/scenarios.log" || status=1
+grep '^scenarios:' "$logs/scenarios.log" > "$logs/scenarios.summary" || true
+count "$logs/scenarios.summary"
 
 echo "identity: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+[ "$failed" -eq 0 ] && [ "$status" -eq 0 ]
