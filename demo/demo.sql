@@ -36,12 +36,38 @@ select identity.decode_jwt(repeat('a', 1048576));
 \set VERBOSITY default
 reset role;
 
-\echo '\n### 5. The audit trail is append-only, for superusers too'
+\echo '\n### 5. The access-token hook (API.md 2), called as Supabase Auth calls it'
+create role supabase_auth_admin nologin;
+select identity.grant_access('supabase_auth_admin', 'hook');
+insert into identity.organizations (id, name) values ('00000000-0000-0000-0000-0000000000a1', 'Acme');
+insert into identity.users (id, email, organization_id, user_role, is_service_user, application_id, status) values
+  ('00000000-0000-0000-0000-0000000000b1', 'ada@acme.test', '00000000-0000-0000-0000-0000000000a1', 'admin', false, null, 'active'),
+  ('00000000-0000-0000-0000-0000000000b2', 'bot@acme.test', '00000000-0000-0000-0000-0000000000a1', 'user', true,
+   '00000000-0000-0000-0000-0000000000c1', 'active'),
+  ('00000000-0000-0000-0000-0000000000b3', 'eve@acme.test', '00000000-0000-0000-0000-0000000000a1', 'user', false, null, 'suspended');
+begin;
+set local role supabase_auth_admin;
+set local statement_timeout to '2000';
+-- user_metadata claims "service user + admin" for everyone: ignored.
+select u.who, identity.custom_access_token_hook(jsonb_build_object(
+  'user_id', u.id, 'authentication_method', 'password',
+  'claims', jsonb_build_object('aud', 'authenticated', 'exp', 2000000000, 'iat', 1999996400, 'sub', u.id,
+    'email', u.who, 'phone', '', 'role', 'authenticated', 'aal', 'aal1',
+    'session_id', '4b938a09-5372-4177-a314-cfa292099ea2', 'is_anonymous', false,
+    'user_metadata', '{"is_service_user": true, "user_role": "admin"}'::jsonb))) as answer
+from (values ('ada@acme.test (admin)', '00000000-0000-0000-0000-0000000000b1'),
+             ('bot@acme.test (service user)', '00000000-0000-0000-0000-0000000000b2'),
+             ('eve@acme.test (suspended)', '00000000-0000-0000-0000-0000000000b3'),
+             ('no row in identity.users', '00000000-0000-0000-0000-0000000000ff')) as u(who, id);
+select identity.custom_access_token_hook('{"user_id": "not-a-uuid", "claims": {}}') as malformed;
+rollback;
+
+\echo '\n### 6. The audit trail is append-only, for superusers too'
 select id, actor_kind, actor_role, action, target_type, target_id, details from identity.audit_log order by id;
 \set ON_ERROR_STOP off
 delete from identity.audit_log;
 \set ON_ERROR_STOP on
 
-\echo '\n### 6. DROP EXTENSION removes everything'
+\echo '\n### 7. DROP EXTENSION removes everything'
 drop extension identity;
 select count(*) as objects_left from pg_namespace where nspname = 'identity';
