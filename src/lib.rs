@@ -13,6 +13,8 @@ pub mod api;
 pub mod core;
 pub mod error;
 pub mod gucs;
+pub mod heap;
+pub mod jsonb;
 pub mod spi;
 
 ::pgrx::pg_module_magic!();

@@ -87,6 +87,7 @@ pub fn audit(a: Audit) -> PgResult<()> {
     )
 }
 
+#[cfg(any(test, feature = "pg_test"))]
 thread_local! {
     /// Plans prepared once per backend and kept (SPI_keepplan). Postgres'
     /// plan cache re-plans them after DDL on the tables they read.
@@ -95,7 +96,8 @@ thread_local! {
 }
 
 /// A read-only query through a plan prepared once per backend; `read` gets
-/// the result table. For hot paths (the hook, verification).
+/// the result table. (Only the hook's reference lookup uses it today.)
+#[cfg(any(test, feature = "pg_test"))]
 pub fn select_cached<R>(
     sql: &'static str,
     arg_types: &[pgrx::PgOid],

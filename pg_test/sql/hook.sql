@@ -79,6 +79,20 @@ from (values
                                    to_jsonb(repeat('x', 300000))))
 ) as e(label, ev), lateral identity.custom_access_token_hook(e.ev) as r;
 
+-- Shadowing objects on the caller's search_path change nothing: a `users`
+-- table saying the user is suspended, first on the search_path.
+rollback;
+create schema shadow;
+grant usage on schema shadow to supabase_auth_admin;
+create table shadow.users (id uuid, status text, user_role text, is_service_user boolean);
+insert into shadow.users values ('00000000-0000-0000-0000-0000000000b1', 'suspended', 'admin', true);
+grant select on shadow.users to supabase_auth_admin;
+begin;
+set local role supabase_auth_admin;
+set local search_path = shadow, public;
+select r->'claims'->>'user_role' as user_role, r->'claims'->'is_service_user' as is_service_user, r->'error' as error
+from identity.custom_access_token_hook(t.event('00000000-0000-0000-0000-0000000000b1', 'password')) as r;
+
 -- The hook role can call nothing else and read no table.
 select t.err('select count(*) from identity.users');
 select t.err('select count(*) from identity.api_tokens');
@@ -88,7 +102,9 @@ select t.err($$select identity.decode_jwt('e30.e30.')$$);
 select t.err($$select identity.grant_access('supabase_auth_admin', 'admin')$$);
 rollback;
 
--- The hook is SECURITY DEFINER with a pinned search_path, STABLE.
+-- The hook runs with the caller's rights (no SQL inside it: it reads
+-- identity.users through the primary key index), so it is not SECURITY
+-- DEFINER and has no search_path to pin. STABLE.
 select p.prosecdef as security_definer, p.provolatile as volatility, p.proconfig as config
 from pg_proc p where p.oid = 'identity.custom_access_token_hook(jsonb)'::regprocedure;
 -- Its grants: the hook role and nobody else but the owner.

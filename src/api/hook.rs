@@ -1,21 +1,31 @@
 //! Section 2 of API.md: Supabase Auth's custom access token hook.
 //!
-//! Read-only and lock-free: one index probe on identity.users through a plan
-//! prepared once per backend, no row locks (Supabase Auth holds a lock on the
-//! user's auth row while it calls us). It answers bad input with an error
+//! Read-only and lock-free: one probe of identity.users' primary key index
+//! (`heap::user_by_id`, no SQL), no row locks (Supabase Auth holds a lock on
+//! the user's auth row while it calls us). It runs with the caller's rights:
+//! with no SQL inside there is no name resolution to hijack, so it needs no
+//! SECURITY DEFINER and no pinned search_path (which costs a GUC save and
+//! restore on every call); EXECUTE on it is granted to the hook level only. It answers bad input with an error
 //! object, never an exception, because Supabase shows a raised error as an
 //! opaque 500.
 
-use crate::core::claims::{self, HookOutcome, UserRow};
+use crate::core::claims::{self, HookOutcome};
+use crate::heap;
+use crate::jsonb::{self, Builder, RawJsonb};
 use crate::error::PgResult;
-use crate::spi;
 use pgrx::prelude::*;
-use pgrx::{JsonB, PgBuiltInOids, PgOid};
 
+/// The same lookup through SQL (SPI, prepared once per backend): the
+/// reference the differential test holds `heap::user_by_id` to.
+#[cfg(any(test, feature = "pg_test"))]
 const USER_BY_ID: &str = "select is_service_user, user_role, organization_id::text, \
      application_id::text, status from identity.users where id = $1::uuid";
 
-fn lookup(user_id: &str) -> PgResult<Option<UserRow>> {
+#[cfg(any(test, feature = "pg_test"))]
+fn lookup(user_id: &str) -> PgResult<Option<claims::UserRow>> {
+    use crate::core::claims::UserRow;
+    use crate::spi;
+    use pgrx::{PgBuiltInOids, PgOid};
     spi::select_cached(USER_BY_ID, &[PgOid::BuiltIn(PgBuiltInOids::TEXTOID)], &[user_id.into()], |t| {
         if t.is_empty() {
             return Ok(None);
@@ -35,22 +45,93 @@ fn lookup(user_id: &str) -> PgResult<Option<UserRow>> {
 /// for service users, application_id from identity.users; or
 /// `{"error": {"http_code", "message"}}`: 400 malformed event, 403 suspended
 /// or disabled user.
-#[pg_extern(schema = "identity", stable, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
-fn custom_access_token_hook(event: Option<JsonB>) -> PgResult<JsonB> {
-    let Some(JsonB(event)) = event else {
-        return Ok(JsonB(HookOutcome::Error { http_code: 400, message: "event is null".into() }.into_json()));
+///
+/// jsonb-native: members are read from the binary jsonb and the claims are
+/// copied token by token with our keys appended, never through text. The
+/// decisions (event checks, schema check, what to add) are core::claims',
+/// the same the serde reference path (`core::claims::build`) uses; a
+/// differential test holds the two equal.
+#[pg_extern(schema = "identity", stable, parallel_safe)]
+fn custom_access_token_hook(event: Option<RawJsonb>) -> PgResult<RawJsonb> {
+    let outcome = match event {
+        None => Err(HookOutcome::bad("event is null")),
+        Some(event) => answer(&event)?,
     };
-    let size = claims::approx_json_size(&event);
-    let outcome = match claims::parse_event(event, size) {
-        Err(o) => o,
-        // A failing lookup is our fault, not the caller's: it raises.
-        Ok(ev) => {
-            let user = lookup(&ev.user_id)?;
-            claims::build(ev, user.as_ref())
+    Ok(outcome.unwrap_or_else(|o| RawJsonb::from_serde(o.into_json())))
+}
+
+fn answer(event: &RawJsonb) -> PgResult<Result<RawJsonb, HookOutcome>> {
+    if let Err(o) = claims::check_size(event.size()) {
+        return Ok(Err(o));
+    }
+    if !event.is_object() {
+        return Ok(Err(HookOutcome::bad("event must be a JSON object")));
+    }
+    let root = event.root();
+    let user_id_v = jsonb::get(root, "user_id");
+    let claims_v = jsonb::get(root, "claims");
+    let checked = claims::check_event(
+        user_id_v.as_ref().map(|v| (jsonb::shape(v), jsonb::as_str(v))),
+        jsonb::get(root, "metadata").as_ref().map(jsonb::shape),
+        jsonb::get(root, "authentication_method").as_ref().map(jsonb::shape),
+        claims_v.as_ref().map(jsonb::shape),
+    );
+    let user_id = match checked {
+        Ok(u) => u,
+        Err(o) => return Ok(Err(o)),
+    };
+    // check_event accepted claims only as an object container.
+    let claims_c = unsafe { claims_v.expect("checked").val.binary.data };
+    let user = heap::user_by_id(claims::uuid_bytes(&user_id).expect("canonical uuid"));
+    let add = match claims::additions(user.as_ref()) {
+        Ok(a) => a,
+        Err(o) => return Ok(Err(o)),
+    };
+    // One pass over the claims: copy every member but ours into the answer
+    // and note the shape of each claim the schema check looks at.
+    let mut shapes: [Option<claims::Shape>; claims::SCHEMA_KEYS.len()] = [None; claims::SCHEMA_KEYS.len()];
+    let mut aal: Option<String> = None;
+    let mut b = Builder::new();
+    b.begin_object();
+    b.key("claims");
+    b.begin_object();
+    jsonb::for_each_member(claims_c, |k, v| {
+        let key = jsonb::as_str(k);
+        if key.is_some_and(|k| claims::OUR_KEYS.contains(&k)) {
+            return;
         }
-    };
-    Ok(JsonB(outcome.into_json()))
+        if let Some(i) = key.and_then(claims::schema_index) {
+            shapes[i] = Some(jsonb::shape(v));
+            if key == Some("aal") {
+                aal = jsonb::as_str(v).map(str::to_owned);
+            }
+        }
+        b.key_value(k);
+        b.value(v);
+    });
+    let shape = |k: &str| claims::schema_index(k).and_then(|i| shapes[i]);
+    if let Err(why) = claims::check_shapes(shape, aal.as_deref()) {
+        return Ok(Err(claims::schema_error(why)));
+    }
+    b.key("is_service_user");
+    b.bool(add.is_service_user);
+    b.key("user_role");
+    b.string(&add.user_role);
+    b.key("organization_id");
+    match &add.organization_id {
+        Some(o) => b.string(o),
+        None => b.null(),
+    }
+    if let Some(app) = &add.application_id {
+        b.key("application_id");
+        match app {
+            Some(a) => b.string(a),
+            None => b.null(),
+        }
+    }
+    b.end_object();
+    b.end_object();
+    Ok(Ok(b.finish()))
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -96,6 +177,97 @@ mod tests {
         let none = hook(event("00000000-0000-0000-0000-000000000009"));
         assert_eq!(none["claims"]["is_service_user"], false, "user_metadata must be ignored");
         assert_eq!(none["claims"]["user_role"], "user");
+    }
+
+    /// A value of a random JSON type, biased toward what the schema expects.
+    fn random_value(rng: &mut rand::rngs::StdRng, key: &str) -> Value {
+        use rand::Rng;
+        match rng.gen_range(0..12) {
+            0 => Value::Null,
+            1 => json!(rng.gen_bool(0.5)),
+            2 => json!(rng.gen_range(-5i64..2_000_000_000)),
+            3 => json!(1.5),
+            4 => json!(1.0),
+            5 => json!("aal2"),
+            6 => json!(["authenticated", "api"]),
+            7 => json!([{"method": "otp", "timestamp": 1}, "password"]),
+            8 => json!([{"timestamp": 1}]),
+            9 => json!({"nested": {"deep": [1, {"x": "ü\"\n"}]}}),
+            10 => json!(format!("{key}-välue")),
+            _ => json!([]),
+        }
+    }
+
+    fn valid_claims(uid: &str) -> serde_json::Map<String, Value> {
+        event(uid)["claims"].as_object().unwrap().clone()
+    }
+
+    /// The jsonb-native SQL function and the serde reference implementation
+    /// (`core::claims::build`) answer every event identically.
+    #[pg_test]
+    fn native_hook_equals_the_reference_implementation() {
+        use crate::core::claims;
+        use rand::{Rng, SeedableRng};
+        Spi::run(
+            "insert into identity.organizations (id, name) values ('00000000-0000-0000-0000-00000000000a', 'Acme');
+             insert into identity.users (id, email, organization_id, user_role, is_service_user, application_id, status) values
+             ('00000000-0000-0000-0000-000000000001', 'u@x.test', null, 'user', false, null, 'active'),
+             ('00000000-0000-0000-0000-000000000002', 's@x.test', '00000000-0000-0000-0000-00000000000a', 'user', true,
+              '00000000-0000-0000-0000-0000000000bb', 'active'),
+             ('00000000-0000-0000-0000-000000000003', 'n@x.test', '00000000-0000-0000-0000-00000000000a', 'user', true, null, 'active'),
+             ('00000000-0000-0000-0000-000000000004', 'a@x.test', '00000000-0000-0000-0000-00000000000a', 'admin', false, null, 'active'),
+             ('00000000-0000-0000-0000-000000000005', 'd@x.test', null, 'user', false, null, 'disabled');",
+        )
+        .unwrap();
+        let uids = ["00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002",
+                    "00000000-0000-0000-0000-000000000003", "00000000-0000-0000-0000-000000000004",
+                    "00000000-0000-0000-0000-000000000005", "00000000-0000-0000-0000-0000000000ff"];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        let mut events = vec![json!(null), json!([1]), json!("x"), json!({}), json!({"user_id": uids[0]})];
+        for i in 0..600 {
+            let uid = uids[i % uids.len()];
+            let mut c = valid_claims(uid);
+            // Break or perturb up to three claims, schema keys and ours alike.
+            for _ in 0..rng.gen_range(0..4) {
+                let keys: Vec<&str> = claims::SCHEMA_KEYS.iter().chain(claims::OUR_KEYS.iter()).copied().collect();
+                let k = keys[rng.gen_range(0..keys.len())];
+                if rng.gen_bool(0.2) {
+                    c.remove(k);
+                } else {
+                    c.insert(k.to_string(), random_value(&mut rng, k));
+                }
+            }
+            let mut ev = json!({"user_id": uid.to_uppercase(), "claims": c});
+            match rng.gen_range(0..6) {
+                0 => { ev["metadata"] = json!({"name": "customize-access-token"}); }
+                1 => { ev["metadata"] = json!("x"); }
+                2 => { ev["authentication_method"] = json!("password"); }
+                3 => { ev["authentication_method"] = json!(7); }
+                4 => { ev["user_id"] = json!(uid.replace('-', "")); }
+                _ => {}
+            }
+            events.push(ev);
+        }
+        let mut mismatches = Vec::new();
+        for ev in events {
+            let got = Spi::get_one_with_args::<JsonB>("select identity.custom_access_token_hook($1)", &[JsonB(ev.clone()).into()])
+                .unwrap()
+                .map(|j| j.0);
+            // JSON null is a jsonb value, not SQL NULL: "not an object".
+            let len = ev.to_string().len();
+            let want = match claims::parse_event(ev.clone(), len) {
+                Err(o) => o,
+                Ok(e) => {
+                    let user = super::lookup(&e.user_id).unwrap();
+                    claims::build(e, user.as_ref())
+                }
+            }
+            .into_json();
+            if got.as_ref() != Some(&want) {
+                mismatches.push(format!("event {ev}\n  native    {got:?}\n  reference {want}"));
+            }
+        }
+        assert!(mismatches.is_empty(), "{} mismatches, first: {}", mismatches.len(), mismatches[0]);
     }
 
     #[pg_test]

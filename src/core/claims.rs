@@ -28,7 +28,7 @@ pub enum HookOutcome {
 }
 
 impl HookOutcome {
-    fn bad(message: impl Into<String>) -> Self {
+    pub fn bad(message: impl Into<String>) -> Self {
         HookOutcome::Error { http_code: 400, message: message.into() }
     }
 
@@ -85,139 +85,266 @@ pub fn approx_json_size(v: &Value) -> usize {
     }
 }
 
+/// The 16 bytes of a canonical uuid string (see `canonical_uuid`).
+pub fn uuid_bytes(canonical: &str) -> Option<[u8; 16]> {
+    let hex: Vec<u8> = canonical.bytes().filter(|b| *b != b'-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let s = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Canonical text of 16 uuid bytes.
+pub fn uuid_text(b: &[u8; 16]) -> String {
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
 /// Checks the event's shape. `event_len` is the size of its JSON text
 /// (`approx_json_size` where the text is not at hand).
 pub fn parse_event(event: Value, event_len: usize) -> Result<Event, HookOutcome> {
-    if event_len > MAX_EVENT_BYTES {
-        return Err(HookOutcome::bad(format!("event too large: {event_len} bytes, limit {MAX_EVENT_BYTES}")));
-    }
+    check_size(event_len)?;
     let mut obj = match event {
         Value::Object(m) => m,
         _ => return Err(HookOutcome::bad("event must be a JSON object")),
     };
-    let user_id = match obj.get("user_id") {
-        Some(Value::String(s)) => canonical_uuid(s).ok_or_else(|| HookOutcome::bad("user_id is not a uuid"))?,
+    let user_id = check_event(
+        obj.get("user_id").map(|v| (shape_of(v), v.as_str())),
+        obj.get("metadata").map(shape_of),
+        obj.get("authentication_method").map(shape_of),
+        obj.get("claims").map(shape_of),
+    )?;
+    match obj.remove("claims") {
+        Some(Value::Object(claims)) => Ok(Event { user_id, claims }),
+        _ => unreachable!("check_event accepted claims only as an object"),
+    }
+}
+
+/// Refuses events over `MAX_EVENT_BYTES`.
+pub fn check_size(event_len: usize) -> Result<(), HookOutcome> {
+    if event_len > MAX_EVENT_BYTES {
+        return Err(HookOutcome::bad(format!("event too large: {event_len} bytes, limit {MAX_EVENT_BYTES}")));
+    }
+    Ok(())
+}
+
+/// The event-level checks, over the shapes of the event's members (None:
+/// absent). `user_id` carries its text when it is a string. Returns the
+/// canonical user id.
+pub fn check_event(
+    user_id: Option<(Shape, Option<&str>)>,
+    metadata: Option<Shape>,
+    method: Option<Shape>,
+    claims: Option<Shape>,
+) -> Result<String, HookOutcome> {
+    let user_id = match user_id {
+        Some((Shape::String, Some(s))) => canonical_uuid(s).ok_or_else(|| HookOutcome::bad("user_id is not a uuid"))?,
         Some(_) => return Err(HookOutcome::bad("user_id must be a string uuid")),
         None => return Err(HookOutcome::bad("user_id is missing")),
     };
-    match obj.get("metadata") {
-        None | Some(Value::Object(_)) | Some(Value::Null) => {}
-        Some(_) => return Err(HookOutcome::bad("metadata must be an object")),
+    if !matches!(metadata, None | Some(Shape::Object) | Some(Shape::Null)) {
+        return Err(HookOutcome::bad("metadata must be an object"));
     }
-    match obj.get("authentication_method") {
-        None | Some(Value::String(_)) | Some(Value::Null) => {}
-        Some(_) => return Err(HookOutcome::bad("authentication_method must be a string")),
+    if !matches!(method, None | Some(Shape::String) | Some(Shape::Null)) {
+        return Err(HookOutcome::bad("authentication_method must be a string"));
     }
-    let claims = match obj.remove("claims") {
-        Some(Value::Object(c)) => c,
-        Some(_) => return Err(HookOutcome::bad("claims must be an object")),
-        None => return Err(HookOutcome::bad("claims is missing")),
-    };
-    Ok(Event { user_id, claims })
+    match claims {
+        Some(Shape::Object) => Ok(user_id),
+        Some(_) => Err(HookOutcome::bad("claims must be an object")),
+        None => Err(HookOutcome::bad("claims is missing")),
+    }
+}
+
+/// The JSON type of a claim as the schema check sees it. Both the serde path
+/// (`shape_of`) and the jsonb-native path in the glue describe claims this
+/// way, so one decision procedure (`check_shapes`) serves both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Null,
+    Bool,
+    /// A number with no fractional part.
+    Integer,
+    Number,
+    String,
+    Object,
+    /// `strings`: every element is a string. `amr`: every element is a
+    /// string or an object with a string `method` (and an integer
+    /// `timestamp` when present).
+    Array { strings: bool, amr: bool },
+}
+
+/// The claims `check_shapes` looks at; every other claim passes untouched.
+pub const SCHEMA_KEYS: [&str; 18] = [
+    "aud", "exp", "iat", "sub", "email", "phone", "role", "session_id", "aal", "is_anonymous",
+    "iss", "jti", "client_id", "scope", "nbf", "app_metadata", "user_metadata", "amr",
+];
+
+/// Position of `k` in SCHEMA_KEYS.
+pub fn schema_index(k: &str) -> Option<usize> {
+    SCHEMA_KEYS.iter().position(|s| *s == k)
+}
+
+/// The claims the hook owns: always overwritten, never taken from input.
+pub const OUR_KEYS: [&str; 4] = ["is_service_user", "user_role", "organization_id", "application_id"];
+
+/// JSON Schema's "integer": a number whose fractional part is zero (1.0 counts).
+fn is_integer(v: &Value) -> bool {
+    v.as_i64().is_some() || v.as_u64().is_some() || v.as_f64().is_some_and(|f| f.is_finite() && f.fract() == 0.0)
+}
+
+/// The same rule over a number's canonical decimal text (as Postgres'
+/// numeric_out prints it: no exponent): digits, then only zeros after a '.'.
+pub fn decimal_text_is_integer(t: &str) -> bool {
+    let t = t.strip_prefix('-').unwrap_or(t);
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    !int.is_empty() && int.bytes().all(|b| b.is_ascii_digit()) && frac.bytes().all(|b| b == b'0')
+}
+
+/// `Shape` of a serde value.
+pub fn shape_of(v: &Value) -> Shape {
+    match v {
+        Value::Null => Shape::Null,
+        Value::Bool(_) => Shape::Bool,
+        Value::Number(_) if is_integer(v) => Shape::Integer,
+        Value::Number(_) => Shape::Number,
+        Value::String(_) => Shape::String,
+        Value::Object(_) => Shape::Object,
+        Value::Array(a) => Shape::Array {
+            strings: a.iter().all(Value::is_string),
+            amr: a.iter().all(|e| match e {
+                Value::String(_) => true,
+                Value::Object(o) => {
+                    o.get("method").is_some_and(Value::is_string) && o.get("timestamp").is_none_or(is_integer)
+                }
+                _ => false,
+            }),
+        },
+    }
 }
 
 /// Supabase Auth's minimum claims schema: required fields with their JSON
-/// types, and the types of optional fields when present. Returns the first
-/// violation.
-pub fn check_supabase_schema(c: &Map<String, Value>) -> Result<(), String> {
-    fn is_int(v: &Value) -> bool {
-        v.as_i64().is_some() || v.as_u64().is_some()
-    }
-    match c.get("aud") {
-        Some(Value::String(_)) => {}
-        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
+/// types, and the types of optional fields when present. `shape(k)` gives the
+/// shape of claim `k` (None when absent); `aal` is the aal claim's text when
+/// it is a string. Returns the first violation.
+pub fn check_shapes(shape: impl Fn(&str) -> Option<Shape>, aal: Option<&str>) -> Result<(), String> {
+    match shape("aud") {
+        Some(Shape::String) | Some(Shape::Array { strings: true, .. }) => {}
         Some(_) => return Err("aud must be a string or an array of strings".into()),
         None => return Err("aud is required".into()),
     }
     for k in ["exp", "iat"] {
-        match c.get(k) {
-            Some(v) if is_int(v) => {}
+        match shape(k) {
+            Some(Shape::Integer) => {}
             Some(_) => return Err(format!("{k} must be an integer")),
             None => return Err(format!("{k} is required")),
         }
     }
     for k in ["sub", "email", "phone", "role", "session_id"] {
-        match c.get(k) {
-            Some(Value::String(_)) => {}
+        match shape(k) {
+            Some(Shape::String) => {}
             Some(_) => return Err(format!("{k} must be a string")),
             None => return Err(format!("{k} is required")),
         }
     }
-    match c.get("aal") {
-        Some(Value::String(s)) if matches!(s.as_str(), "aal1" | "aal2" | "aal3") => {}
-        Some(_) => return Err("aal must be one of aal1, aal2, aal3".into()),
-        None => return Err("aal is required".into()),
+    match (shape("aal"), aal) {
+        (Some(Shape::String), Some("aal1" | "aal2" | "aal3")) => {}
+        (Some(_), _) => return Err("aal must be one of aal1, aal2, aal3".into()),
+        (None, _) => return Err("aal is required".into()),
     }
-    match c.get("is_anonymous") {
-        Some(Value::Bool(_)) => {}
+    match shape("is_anonymous") {
+        Some(Shape::Bool) => {}
         Some(_) => return Err("is_anonymous must be a boolean".into()),
         None => return Err("is_anonymous is required".into()),
     }
-    // Optional claims keep their types.
     for k in ["iss", "jti", "client_id", "scope"] {
-        if let Some(v) = c.get(k) {
-            if !v.is_string() {
-                return Err(format!("{k} must be a string"));
-            }
+        if shape(k).is_some_and(|s| s != Shape::String) {
+            return Err(format!("{k} must be a string"));
         }
     }
-    if let Some(v) = c.get("nbf") {
-        if !is_int(v) {
-            return Err("nbf must be an integer".into());
-        }
+    if shape("nbf").is_some_and(|s| s != Shape::Integer) {
+        return Err("nbf must be an integer".into());
     }
     for k in ["app_metadata", "user_metadata"] {
-        if let Some(v) = c.get(k) {
-            if !v.is_object() {
-                return Err(format!("{k} must be an object"));
-            }
+        if shape(k).is_some_and(|s| s != Shape::Object) {
+            return Err(format!("{k} must be an object"));
         }
     }
-    if let Some(v) = c.get("amr") {
-        let ok = v.as_array().is_some_and(|a| {
-            a.iter().all(|e| match e {
-                Value::String(_) => true,
-                Value::Object(o) => {
-                    o.get("method").is_some_and(Value::is_string)
-                        && o.get("timestamp").is_none_or(is_int)
-                }
-                _ => false,
-            })
-        });
-        if !ok {
-            return Err("amr must be an array of {method, timestamp} entries".into());
-        }
+    if shape("amr").is_some_and(|s| !matches!(s, Shape::Array { amr: true, .. })) {
+        return Err("amr must be an array of {method, timestamp} entries".into());
     }
     Ok(())
 }
 
-/// Adds our claims to the event's claims. `user` is the identity.users row,
-/// None when the user has none. Every input claim is kept except our own
-/// keys, which are always overwritten (a client cannot pre-seed them);
-/// `role` (the Postgres role) is never touched.
-pub fn build(event: Event, user: Option<&UserRow>) -> HookOutcome {
-    let mut c = event.claims;
-    let (is_service, role, org, app) = match user {
-        None => (false, "user", None, None),
-        Some(u) => {
-            if u.status != "active" {
-                return HookOutcome::Error { http_code: 403, message: format!("user is {}", u.status) };
-            }
-            (u.is_service_user, u.user_role.as_str(), u.organization_id.clone(), u.application_id.clone())
+/// `check_shapes` over a serde claims object.
+pub fn check_supabase_schema(c: &Map<String, Value>) -> Result<(), String> {
+    check_shapes(|k| c.get(k).map(shape_of), c.get("aal").and_then(Value::as_str))
+}
+
+/// The claims the hook adds, decided from the user's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Additions {
+    pub is_service_user: bool,
+    pub user_role: String,
+    pub organization_id: Option<String>,
+    /// Present (possibly null) for service users only.
+    pub application_id: Option<Option<String>>,
+}
+
+/// What to add for `user` (None: no row), or the 403 for an inactive user.
+pub fn additions(user: Option<&UserRow>) -> Result<Additions, HookOutcome> {
+    match user {
+        None => Ok(Additions {
+            is_service_user: false,
+            user_role: "user".into(),
+            organization_id: None,
+            application_id: None,
+        }),
+        Some(u) if u.status != "active" => {
+            Err(HookOutcome::Error { http_code: 403, message: format!("user is {}", u.status) })
         }
+        Some(u) => Ok(Additions {
+            is_service_user: u.is_service_user,
+            user_role: u.user_role.clone(),
+            organization_id: u.organization_id.clone(),
+            application_id: u.is_service_user.then(|| u.application_id.clone()),
+        }),
+    }
+}
+
+/// The 400 answer for claims that fail the schema.
+pub fn schema_error(why: String) -> HookOutcome {
+    HookOutcome::bad(format!("claims do not satisfy Supabase Auth's schema: {why}"))
+}
+
+/// Adds our claims to the event's claims (the reference implementation; the
+/// SQL function takes a jsonb-native path that a differential test holds
+/// equal to this). Every input claim is kept except our own keys, which are
+/// always overwritten (a client cannot pre-seed them); `role` (the Postgres
+/// role) is never touched.
+pub fn build(event: Event, user: Option<&UserRow>) -> HookOutcome {
+    let add = match additions(user) {
+        Ok(a) => a,
+        Err(o) => return o,
     };
-    c.insert("is_service_user".into(), Value::Bool(is_service));
-    c.insert("user_role".into(), Value::String(role.to_string()));
-    c.insert("organization_id".into(), org.map_or(Value::Null, Value::String));
-    if is_service {
+    let mut c = event.claims;
+    for k in OUR_KEYS {
+        c.remove(k);
+    }
+    if let Err(why) = check_supabase_schema(&c) {
+        return schema_error(why);
+    }
+    c.insert("is_service_user".into(), Value::Bool(add.is_service_user));
+    c.insert("user_role".into(), Value::String(add.user_role));
+    c.insert("organization_id".into(), add.organization_id.map_or(Value::Null, Value::String));
+    if let Some(app) = add.application_id {
         c.insert("application_id".into(), app.map_or(Value::Null, Value::String));
-    } else {
-        c.remove("application_id");
     }
-    match check_supabase_schema(&c) {
-        Ok(()) => HookOutcome::Claims(c),
-        Err(why) => HookOutcome::bad(format!("claims do not satisfy Supabase Auth's schema: {why}")),
-    }
+    HookOutcome::Claims(c)
 }
 
 #[cfg(test)]
@@ -382,6 +509,18 @@ mod tests {
     }
 
     #[test]
+    fn integers_follow_json_schema() {
+        for (v, int) in [(json!(1), true), (json!(-3), true), (json!(1.0), true), (json!(1e20), true),
+                         (json!(1.5), false), (json!(u64::MAX), true)] {
+            assert_eq!(shape_of(&v) == Shape::Integer, int, "{v}");
+        }
+        for (t, int) in [("1", true), ("-1", true), ("1.000", true), ("100000000000000000000", true),
+                         ("1.5", false), ("", false), ("-", false), (".5", false), ("1.0e3", false)] {
+            assert_eq!(decimal_text_is_integer(t), int, "{t}");
+        }
+    }
+
+    #[test]
     fn amr_accepts_rfc8176_strings_too() {
         let mut cl = claims();
         cl["amr"] = json!(["password", "otp"]);
@@ -404,6 +543,22 @@ mod tests {
         assert!(est >= real / 2 && est <= real * 2, "estimate {est} vs {real}");
         let big = json!({"user_id": UID, "claims": {"x": "a".repeat(MAX_EVENT_BYTES)}});
         assert!(approx_json_size(&big) > MAX_EVENT_BYTES);
+    }
+
+    #[test]
+    fn schema_index_finds_every_schema_key() {
+        for (i, k) in SCHEMA_KEYS.iter().enumerate() {
+            assert_eq!(schema_index(k), Some(i));
+        }
+        assert_eq!(schema_index("user_role"), None);
+    }
+
+    #[test]
+    fn uuid_bytes_round_trip() {
+        let b = uuid_bytes(UID).unwrap();
+        assert_eq!(b[0], 0x8c);
+        assert_eq!(uuid_text(&b), UID);
+        assert!(uuid_bytes("8ccaa7af-909f-44e7-84cb-67cdccb56bz6").is_none());
     }
 
     #[test]
