@@ -27,7 +27,9 @@ create function bench.event(i int) returns jsonb language sql immutable as $$
       'app_metadata', jsonb_build_object('provider', 'email', 'providers', jsonb_build_array('email')),
       'user_metadata', jsonb_build_object('email_verified', true)))
 $$;
-create table bench.events as select i as id, bench.event(i) as ev from generate_series(1, 100000) i;
+create table bench.events as
+  select i as id, bench.event(i) as ev, bench.event(i)::text as ev_text from generate_series(1, 100000) i;
+alter table bench.events add primary key (id);
 analyze bench.events;
 
 create function bench.plpgsql_hook(event jsonb) returns jsonb language plpgsql stable as $$

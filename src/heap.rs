@@ -14,31 +14,61 @@
 use crate::core::claims::{uuid_text, UserRow};
 use pgrx::pg_sys;
 use pgrx::{FromDatum, IntoDatum};
-use std::cell::RefCell;
+use pgrx::pg_guard;
+use std::cell::Cell;
 
 const COLUMNS: [&std::ffi::CStr; 5] = [c"is_service_user", c"user_role", c"organization_id", c"application_id", c"status"];
 
-thread_local! {
-    /// Attribute numbers of COLUMNS, per relation OID (a re-created table has
-    /// a new OID, so a stale entry is never used).
-    static ATTNUMS: RefCell<Option<(pg_sys::Oid, [i16; 5])>> = const { RefCell::new(None) };
+/// Where identity.users lives, found once per backend and forgotten on any
+/// pg_class change (syscache invalidation), so DDL is always seen.
+#[derive(Clone, Copy)]
+struct Rels {
+    table: pg_sys::Oid,
+    index: pg_sys::Oid,
+    attnums: [i16; 5],
 }
 
-fn attnums(rel: pg_sys::Oid) -> [i16; 5] {
-    ATTNUMS.with(|c| {
-        if let Some((oid, a)) = *c.borrow() {
-            if oid == rel {
-                return a;
-            }
-        }
-        let mut a = [0i16; 5];
+thread_local! {
+    static RELS: Cell<Option<Rels>> = const { Cell::new(None) };
+    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn forget_rels(_arg: pg_sys::Datum, _cacheid: std::ffi::c_int, _hash: u32) {
+    RELS.with(|r| r.set(None));
+}
+
+fn rels() -> Rels {
+    if let Some(r) = RELS.with(Cell::get) {
+        return r;
+    }
+    if !CALLBACK_REGISTERED.with(Cell::get) {
+        unsafe {
+            pg_sys::CacheRegisterSyscacheCallback(
+                pg_sys::SysCacheIdentifier::RELOID as std::ffi::c_int,
+                Some(forget_rels),
+                pg_sys::Datum::from(0),
+            )
+        };
+        CALLBACK_REGISTERED.with(|c| c.set(true));
+    }
+    let r = unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"identity".as_ptr(), false);
+        let table = pg_sys::get_relname_relid(c"users".as_ptr(), nsp);
+        let index = pg_sys::get_relname_relid(c"users_pkey".as_ptr(), nsp);
+        assert!(
+            table != pg_sys::InvalidOid && index != pg_sys::InvalidOid,
+            "identity.users or its primary key is missing"
+        );
+        let mut attnums = [0i16; 5];
         for (i, name) in COLUMNS.iter().enumerate() {
-            a[i] = unsafe { pg_sys::get_attnum(rel, name.as_ptr()) };
-            assert!(a[i] > 0, "identity.users has no column {name:?}");
+            attnums[i] = pg_sys::get_attnum(table, name.as_ptr());
+            assert!(attnums[i] > 0, "identity.users has no column {name:?}");
         }
-        *c.borrow_mut() = Some((rel, a));
-        a
-    })
+        Rels { table, index, attnums }
+    };
+    RELS.with(|c| c.set(Some(r)));
+    r
 }
 
 fn text(d: pg_sys::Datum, null: bool) -> Option<String> {
@@ -52,11 +82,7 @@ fn uuid(d: pg_sys::Datum, null: bool) -> Option<String> {
 /// The row of identity.users with primary key `id`, if visible.
 pub fn user_by_id(id: [u8; 16]) -> Option<UserRow> {
     unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"identity".as_ptr(), false);
-        let rel_oid = pg_sys::get_relname_relid(c"users".as_ptr(), nsp);
-        let idx_oid = pg_sys::get_relname_relid(c"users_pkey".as_ptr(), nsp);
-        assert!(rel_oid != pg_sys::InvalidOid && idx_oid != pg_sys::InvalidOid, "identity.users or its primary key is missing");
-        let att = attnums(rel_oid);
+        let Rels { table: rel_oid, index: idx_oid, attnums: att } = rels();
         let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
         let rel = pg_sys::table_open(rel_oid, lock);
         let idx = pg_sys::index_open(idx_oid, lock);

@@ -17,7 +17,6 @@ use pgrx::pgrx_sql_entity_graph::metadata::{
     ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin,
 };
 use pgrx::{FromDatum, IntoDatum};
-use std::ffi::CStr;
 
 /// A detoasted jsonb datum, borrowed for the duration of the call.
 pub struct RawJsonb(*mut pg_sys::Jsonb);
@@ -80,11 +79,6 @@ impl RawJsonb {
         container_is(self.root(), pg_sys::JB_FOBJECT)
     }
 
-    /// A serde value made through pgrx's text conversion: for rare paths only.
-    pub fn from_serde(v: serde_json::Value) -> RawJsonb {
-        let d = pgrx::JsonB(v).into_datum().expect("jsonb_in of a serde value");
-        RawJsonb(d.cast_mut_ptr())
-    }
 }
 
 fn container_is(c: *mut JsonbContainer, flag: u32) -> bool {
@@ -104,6 +98,15 @@ pub fn get(c: *mut JsonbContainer, key: &str) -> Option<JsonbValue> {
     (!found.is_null()).then_some(out)
 }
 
+/// The bytes of a string value (no UTF-8 check: for matching keys).
+pub fn as_bytes(v: &JsonbValue) -> Option<&[u8]> {
+    if v.type_ != jbvType::jbvString {
+        return None;
+    }
+    // SAFETY: a jbvString's val/len describe bytes inside the jsonb.
+    Some(unsafe { std::slice::from_raw_parts(v.val.string.val.cast::<u8>(), v.val.string.len as usize) })
+}
+
 /// The text of a string value.
 pub fn as_str(v: &JsonbValue) -> Option<&str> {
     if v.type_ != jbvType::jbvString {
@@ -116,12 +119,13 @@ pub fn as_str(v: &JsonbValue) -> Option<&str> {
     std::str::from_utf8(bytes).ok()
 }
 
+/// JSON Schema's "integer" (zero fractional part, so 1.0 counts), the rule of
+/// `core::claims::decimal_text_is_integer`: numeric_min_scale is 0 exactly
+/// when no fractional digit is needed. (NaN/Infinity are not valid in jsonb.)
 fn numeric_is_integer(v: &JsonbValue) -> bool {
-    // numeric_out prints plain decimal text (no exponent; NaN and Infinity
-    // are not valid in jsonb), judged by the same rule as the serde path.
     let d = pg_sys::Datum::from(unsafe { v.val.numeric });
-    let text = unsafe { pgrx::direct_function_call::<&CStr>(pg_sys::numeric_out, &[Some(d)]) };
-    text.and_then(|t| t.to_str().ok()).is_some_and(crate::core::claims::decimal_text_is_integer)
+    let scale = unsafe { pgrx::direct_function_call::<i32>(pg_sys::numeric_min_scale, &[Some(d)]) };
+    scale == Some(0)
 }
 
 /// `Shape` of a jsonb value, for `core::claims::check_shapes`.
@@ -251,6 +255,12 @@ impl Builder {
         self.push(Tok::WJB_VALUE, &mut v);
     }
 
+    pub fn int(&mut self, n: i64) {
+        let mut v = JsonbValue { type_: jbvType::jbvNumeric, val: unsafe { std::mem::zeroed() } };
+        v.val.numeric = unsafe { pg_sys::int64_to_numeric(n) };
+        self.push(Tok::WJB_VALUE, &mut v);
+    }
+
     pub fn null(&mut self) {
         let mut v = JsonbValue { type_: jbvType::jbvNull, val: unsafe { std::mem::zeroed() } };
         self.push(Tok::WJB_VALUE, &mut v);
@@ -261,6 +271,21 @@ impl Builder {
         assert!(!self.result.is_null(), "jsonb builder finished before anything was pushed");
         RawJsonb(unsafe { pg_sys::JsonbValueToJsonb(self.result) })
     }
+}
+
+/// `{"error": {"http_code": code, "message": message}}`.
+pub fn error_object(http_code: u16, message: &str) -> RawJsonb {
+    let mut b = Builder::new();
+    b.begin_object();
+    b.key("error");
+    b.begin_object();
+    b.key("http_code");
+    b.int(http_code.into());
+    b.key("message");
+    b.string(message);
+    b.end_object();
+    b.end_object();
+    b.finish()
 }
 
 fn string_value(s: &str) -> JsonbValue {

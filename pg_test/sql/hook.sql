@@ -110,3 +110,13 @@ from pg_proc p where p.oid = 'identity.custom_access_token_hook(jsonb)'::regproc
 -- Its grants: the hook role and nobody else but the owner.
 select r.rolname, has_function_privilege(r.oid, 'identity.custom_access_token_hook(jsonb)', 'execute') as can_call
 from pg_roles r where r.rolname in ('supabase_auth_admin', 'authenticated', 'anon', 'service_role') order by 1;
+
+-- The hook caches where identity.users lives per backend; DDL invalidates
+-- it. Recreate the extension in this same session (new OIDs) and call again.
+select identity.custom_access_token_hook(t.event('00000000-0000-0000-0000-0000000000b2', 'password'))
+       ->'claims'->>'user_role' as before_recreate;
+drop extension identity;
+create extension identity;
+insert into identity.users (id, email, user_role) values ('00000000-0000-0000-0000-0000000000b2', 'again@hook.test', 'system');
+select identity.custom_access_token_hook(t.event('00000000-0000-0000-0000-0000000000b2', 'password'))
+       ->'claims'->>'user_role' as after_recreate;

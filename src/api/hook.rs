@@ -57,7 +57,10 @@ fn custom_access_token_hook(event: Option<RawJsonb>) -> PgResult<RawJsonb> {
         None => Err(HookOutcome::bad("event is null")),
         Some(event) => answer(&event)?,
     };
-    Ok(outcome.unwrap_or_else(|o| RawJsonb::from_serde(o.into_json())))
+    Ok(outcome.unwrap_or_else(|o| match o {
+        HookOutcome::Error { http_code, message } => jsonb::error_object(http_code, &message),
+        HookOutcome::Claims(_) => unreachable!("answer() returns claims as jsonb"),
+    }))
 }
 
 fn answer(event: &RawJsonb) -> PgResult<Result<RawJsonb, HookOutcome>> {
@@ -87,47 +90,50 @@ fn answer(event: &RawJsonb) -> PgResult<Result<RawJsonb, HookOutcome>> {
         Ok(a) => a,
         Err(o) => return Ok(Err(o)),
     };
-    // One pass over the claims: copy every member but ours into the answer
-    // and note the shape of each claim the schema check looks at.
+    // One pass over the claims: copy every member but ours into the answer,
+    // merging ours in at their place in jsonb key order (so jsonb's final key
+    // sort finds the object already sorted), and note the shape of each
+    // claim the schema check looks at.
+    let ours = add.in_jsonb_order();
+    let mut next_ours = 0;
     let mut shapes: [Option<claims::Shape>; claims::SCHEMA_KEYS.len()] = [None; claims::SCHEMA_KEYS.len()];
     let mut aal: Option<String> = None;
     let mut b = Builder::new();
+    let push_ours = |b: &mut Builder, (k, v): &(&str, claims::AddedValue)| {
+        b.key(k);
+        match v {
+            claims::AddedValue::Bool(x) => b.bool(*x),
+            claims::AddedValue::Str(x) => b.string(x),
+            claims::AddedValue::Null => b.null(),
+        }
+    };
     b.begin_object();
     b.key("claims");
     b.begin_object();
     jsonb::for_each_member(claims_c, |k, v| {
-        let key = jsonb::as_str(k);
-        if key.is_some_and(|k| claims::OUR_KEYS.contains(&k)) {
+        let key = jsonb::as_bytes(k).unwrap_or_default();
+        if claims::is_our_key(key) {
             return;
         }
-        if let Some(i) = key.and_then(claims::schema_index) {
+        while next_ours < ours.len() && claims::jsonb_key_order(ours[next_ours].0.as_bytes(), key).is_lt() {
+            push_ours(&mut b, &ours[next_ours]);
+            next_ours += 1;
+        }
+        if let Some(i) = claims::schema_index(key) {
             shapes[i] = Some(jsonb::shape(v));
-            if key == Some("aal") {
+            if i == 8 {
                 aal = jsonb::as_str(v).map(str::to_owned);
             }
         }
         b.key_value(k);
         b.value(v);
     });
-    let shape = |k: &str| claims::schema_index(k).and_then(|i| shapes[i]);
+    for o in &ours[next_ours..] {
+        push_ours(&mut b, o);
+    }
+    let shape = |k: &str| claims::schema_index(k.as_bytes()).and_then(|i| shapes[i]);
     if let Err(why) = claims::check_shapes(shape, aal.as_deref()) {
         return Ok(Err(claims::schema_error(why)));
-    }
-    b.key("is_service_user");
-    b.bool(add.is_service_user);
-    b.key("user_role");
-    b.string(&add.user_role);
-    b.key("organization_id");
-    match &add.organization_id {
-        Some(o) => b.string(o),
-        None => b.null(),
-    }
-    if let Some(app) = &add.application_id {
-        b.key("application_id");
-        match app {
-            Some(a) => b.string(a),
-            None => b.null(),
-        }
     }
     b.end_object();
     b.end_object();

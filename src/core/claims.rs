@@ -87,22 +87,29 @@ pub fn approx_json_size(v: &Value) -> usize {
 
 /// The 16 bytes of a canonical uuid string (see `canonical_uuid`).
 pub fn uuid_bytes(canonical: &str) -> Option<[u8; 16]> {
-    let hex: Vec<u8> = canonical.bytes().filter(|b| *b != b'-').collect();
-    if hex.len() != 32 {
-        return None;
+    fn nibble(c: u8) -> Option<u8> {
+        (c as char).to_digit(16).map(|d| d as u8)
     }
+    let mut hex = canonical.bytes().filter(|b| *b != b'-');
     let mut out = [0u8; 16];
-    for (i, pair) in hex.chunks(2).enumerate() {
-        let s = std::str::from_utf8(pair).ok()?;
-        out[i] = u8::from_str_radix(s, 16).ok()?;
+    for byte in out.iter_mut() {
+        *byte = (nibble(hex.next()?)? << 4) | nibble(hex.next()?)?;
     }
-    Some(out)
+    hex.next().is_none().then_some(out)
 }
 
 /// Canonical text of 16 uuid bytes.
 pub fn uuid_text(b: &[u8; 16]) -> String {
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(HEX[(x >> 4) as usize] as char);
+        out.push(HEX[(x & 15) as usize] as char);
+    }
+    out
 }
 
 /// Checks the event's shape. `event_len` is the size of its JSON text
@@ -184,9 +191,49 @@ pub const SCHEMA_KEYS: [&str; 18] = [
     "iss", "jti", "client_id", "scope", "nbf", "app_metadata", "user_metadata", "amr",
 ];
 
-/// Position of `k` in SCHEMA_KEYS.
-pub fn schema_index(k: &str) -> Option<usize> {
-    SCHEMA_KEYS.iter().position(|s| *s == k)
+/// Position of `k` in SCHEMA_KEYS (a match on bytes: no UTF-8 check, no scan).
+pub fn schema_index(k: &[u8]) -> Option<usize> {
+    Some(match k {
+        b"aud" => 0,
+        b"exp" => 1,
+        b"iat" => 2,
+        b"sub" => 3,
+        b"email" => 4,
+        b"phone" => 5,
+        b"role" => 6,
+        b"session_id" => 7,
+        b"aal" => 8,
+        b"is_anonymous" => 9,
+        b"iss" => 10,
+        b"jti" => 11,
+        b"client_id" => 12,
+        b"scope" => 13,
+        b"nbf" => 14,
+        b"app_metadata" => 15,
+        b"user_metadata" => 16,
+        b"amr" => 17,
+        _ => return None,
+    })
+}
+
+/// True for the claims the hook owns (`OUR_KEYS`).
+pub fn is_our_key(k: &[u8]) -> bool {
+    matches!(k, b"is_service_user" | b"user_role" | b"organization_id" | b"application_id")
+}
+
+/// Postgres' order of jsonb object keys: shorter first, then bytewise. A
+/// builder that pushes keys in this order lets jsonb's final key sort find
+/// them already sorted.
+pub fn jsonb_key_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// A claim the hook adds, in `Additions::in_jsonb_order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddedValue<'a> {
+    Bool(bool),
+    Str(&'a str),
+    Null,
 }
 
 /// The claims the hook owns: always overwritten, never taken from input.
@@ -293,6 +340,25 @@ pub struct Additions {
     pub organization_id: Option<String>,
     /// Present (possibly null) for service users only.
     pub application_id: Option<Option<String>>,
+}
+
+impl Additions {
+    /// Our claims as (key, value), sorted in jsonb key order.
+    pub fn in_jsonb_order(&self) -> Vec<(&'static str, AddedValue<'_>)> {
+        fn opt(o: &Option<String>) -> AddedValue<'_> {
+            o.as_deref().map_or(AddedValue::Null, AddedValue::Str)
+        }
+        let mut v = vec![
+            ("user_role", AddedValue::Str(&self.user_role)),
+            ("is_service_user", AddedValue::Bool(self.is_service_user)),
+            ("organization_id", opt(&self.organization_id)),
+        ];
+        if let Some(app) = &self.application_id {
+            v.push(("application_id", opt(app)));
+        }
+        v.sort_by(|a, b| jsonb_key_order(a.0.as_bytes(), b.0.as_bytes()));
+        v
+    }
 }
 
 /// What to add for `user` (None: no row), or the 403 for an inactive user.
@@ -548,9 +614,26 @@ mod tests {
     #[test]
     fn schema_index_finds_every_schema_key() {
         for (i, k) in SCHEMA_KEYS.iter().enumerate() {
-            assert_eq!(schema_index(k), Some(i));
+            assert_eq!(schema_index(k.as_bytes()), Some(i));
         }
-        assert_eq!(schema_index("user_role"), None);
+        assert_eq!(schema_index(b"user_role"), None);
+        for k in OUR_KEYS {
+            assert!(is_our_key(k.as_bytes()));
+            assert_eq!(schema_index(k.as_bytes()), None);
+        }
+        assert!(!is_our_key(b"role"));
+    }
+
+    #[test]
+    fn additions_come_in_jsonb_key_order() {
+        use std::cmp::Ordering::Less;
+        assert_eq!(jsonb_key_order(b"zz", b"aaa"), Less, "shorter first");
+        assert_eq!(jsonb_key_order(b"aab", b"aac"), Less);
+        let a = additions(Some(&row("user", true, "active"))).unwrap();
+        let keys: Vec<&str> = a.in_jsonb_order().iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["user_role", "application_id", "is_service_user", "organization_id"]);
+        let a = additions(None).unwrap();
+        assert_eq!(a.in_jsonb_order().len(), 3);
     }
 
     #[test]
