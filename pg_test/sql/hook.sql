@@ -75,7 +75,7 @@ from (values
   ('claims not object',  jsonb_set(t.event('00000000-0000-0000-0000-0000000000b1', 'password'), '{claims}', '"x"')),
   ('exp as string',      jsonb_set(t.event('00000000-0000-0000-0000-0000000000b1', 'password'), '{claims,exp}', '"1"')),
   ('missing session_id', t.event('00000000-0000-0000-0000-0000000000b1', 'password') #- '{claims,session_id}'),
-  ('oversized',          jsonb_set(t.event('00000000-0000-0000-0000-0000000000b1', 'password'), '{claims,big}',
+  ('oversized',          jsonb_set(t.event('00000000-0000-0000-0000-0000000000b1', 'password', false), '{claims,big}',
                                    to_jsonb(repeat('x', 300000))))
 ) as e(label, ev), lateral identity.custom_access_token_hook(e.ev) as r;
 
