@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Benchmarks (README "Benchmarks"): sets up what is missing, installs the
+# release build, runs the SQL-level benchmarks against in-cluster baselines,
+# then the criterion benchmarks of core. Not part of the test command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config 2>&1 | tail -n 1
+echo "== hook: identity vs PL/pgSQL baseline (bench/hook.sh)"
+bash bench/hook.sh
+echo "== core (criterion)"
+cargo bench --bench core -- --noplot 2>&1 | grep -E '^[a-z].*|time:' || true
