@@ -1,45 +1,71 @@
-//! Reads one identity.users row by primary key straight through its index:
-//! no SQL, no SPI, no planner. This is the hook's lookup, and the reason the
-//! hook needs neither SPI's per-call setup nor SECURITY DEFINER.
+//! Reads one row of an identity table by its primary key, straight through
+//! the index: no SQL, no SPI, no planner. The hook's user lookup and the JWT
+//! verifier's revocation and user-status checks go through here; that is why
+//! they need neither SPI's per-call setup nor SECURITY DEFINER.
 //!
 //! Safety of running with the caller's rights: nothing here resolves a name
 //! through search_path (the schema is named explicitly, relations are found in
 //! it by name, columns by name in that relation), so a caller's shadowing
-//! objects cannot be substituted; relation-level privileges are what the SQL
+//! objects cannot be substituted; relation privileges are what the SQL
 //! executor checks, and this path does not go through it, so EXECUTE on the
-//! calling function is the gate (see the hook's grants). Locks: AccessShareLock on the
-//! table and index, as a SELECT takes; no row locks. Visibility: the active
-//! snapshot, as the calling statement sees the table.
+//! calling function is the gate (see `api::admin::LEVELS`). Locks:
+//! AccessShareLock on table and index, as a SELECT takes; no row locks.
+//! Visibility: the active snapshot, as the calling statement sees the tables.
 
 use crate::core::claims::{uuid_text, UserRow};
 use pgrx::pg_sys;
-use pgrx::{FromDatum, IntoDatum};
 use pgrx::pg_guard;
-use std::cell::Cell;
+use pgrx::{FromDatum, IntoDatum};
+use std::cell::{Cell, RefCell};
+use std::ffi::CStr;
 
-const COLUMNS: [&std::ffi::CStr; 5] = [c"is_service_user", c"user_role", c"organization_id", c"application_id", c"status"];
+/// A table read by primary key: its name, its primary key index, the key's
+/// equality function, and the columns a probe returns (in this order).
+pub struct Table {
+    pub name: &'static CStr,
+    pub index: &'static CStr,
+    pub key_eq: u32,
+    pub columns: &'static [&'static CStr],
+}
 
-/// Where identity.users lives, found once per backend and forgotten on any
-/// pg_class change (syscache invalidation), so DDL is always seen.
-#[derive(Clone, Copy)]
+pub const USERS: Table = Table {
+    name: c"users",
+    index: c"users_pkey",
+    key_eq: pg_sys::F_UUID_EQ,
+    columns: &[c"is_service_user", c"user_role", c"organization_id", c"application_id", c"status", c"tokens_valid_after"],
+};
+
+pub const REVOKED_JWTS: Table =
+    Table { name: c"revoked_jwts", index: c"revoked_jwts_pkey", key_eq: pg_sys::F_TEXTEQ, columns: &[c"jti"] };
+
+pub const REVOKED_SESSIONS: Table = Table {
+    name: c"revoked_sessions",
+    index: c"revoked_sessions_pkey",
+    key_eq: pg_sys::F_UUID_EQ,
+    columns: &[c"session_id"],
+};
+
+/// Where a table lives: found once per backend, forgotten on any pg_class
+/// change (syscache invalidation), so DDL is always seen.
+#[derive(Clone)]
 struct Rels {
     table: pg_sys::Oid,
     index: pg_sys::Oid,
-    attnums: [i16; 5],
+    attnums: Vec<i16>,
 }
 
 thread_local! {
-    static RELS: Cell<Option<Rels>> = const { Cell::new(None) };
+    static RELS: RefCell<Vec<(&'static CStr, Rels)>> = const { RefCell::new(Vec::new()) };
     static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn forget_rels(_arg: pg_sys::Datum, _cacheid: std::ffi::c_int, _hash: u32) {
-    RELS.with(|r| r.set(None));
+    RELS.with(|r| r.borrow_mut().clear());
 }
 
-fn rels() -> Rels {
-    if let Some(r) = RELS.with(Cell::get) {
+fn rels(t: &Table) -> Rels {
+    if let Some(r) = RELS.with(|c| c.borrow().iter().find(|(n, _)| *n == t.name).map(|(_, r)| r.clone())) {
         return r;
     }
     if !CALLBACK_REGISTERED.with(Cell::get) {
@@ -54,62 +80,87 @@ fn rels() -> Rels {
     }
     let r = unsafe {
         let nsp = pg_sys::get_namespace_oid(c"identity".as_ptr(), false);
-        let table = pg_sys::get_relname_relid(c"users".as_ptr(), nsp);
-        let index = pg_sys::get_relname_relid(c"users_pkey".as_ptr(), nsp);
+        let table = pg_sys::get_relname_relid(t.name.as_ptr(), nsp);
+        let index = pg_sys::get_relname_relid(t.index.as_ptr(), nsp);
         assert!(
             table != pg_sys::InvalidOid && index != pg_sys::InvalidOid,
-            "identity.users or its primary key is missing"
+            "identity.{:?} or its primary key is missing",
+            t.name
         );
-        let mut attnums = [0i16; 5];
-        for (i, name) in COLUMNS.iter().enumerate() {
-            attnums[i] = pg_sys::get_attnum(table, name.as_ptr());
-            assert!(attnums[i] > 0, "identity.users has no column {name:?}");
-        }
+        let attnums = t
+            .columns
+            .iter()
+            .map(|c| {
+                let n = pg_sys::get_attnum(table, c.as_ptr());
+                assert!(n > 0, "identity.{:?} has no column {c:?}", t.name);
+                n
+            })
+            .collect();
         Rels { table, index, attnums }
     };
-    RELS.with(|c| c.set(Some(r)));
+    RELS.with(|c| c.borrow_mut().push((t.name, r.clone())));
     r
 }
 
-fn text(d: pg_sys::Datum, null: bool) -> Option<String> {
-    unsafe { String::from_datum(d, null) }
+/// The columns of a found row, readable while the probe runs.
+pub struct Row<'a> {
+    slot: *mut pg_sys::TupleTableSlot,
+    attnums: &'a [i16],
 }
 
-fn uuid(d: pg_sys::Datum, null: bool) -> Option<String> {
-    unsafe { pgrx::Uuid::from_datum(d, null) }.map(|u| uuid_text(u.as_bytes()))
+impl Row<'_> {
+    /// Column `i` of `Table::columns`: (datum, is_null).
+    pub fn get(&self, i: usize) -> (pg_sys::Datum, bool) {
+        let n = (self.attnums[i] - 1) as usize;
+        unsafe { (*(*self.slot).tts_values.add(n), *(*self.slot).tts_isnull.add(n)) }
+    }
+    pub fn text(&self, i: usize) -> Option<String> {
+        let (d, n) = self.get(i);
+        unsafe { String::from_datum(d, n) }
+    }
+    pub fn uuid(&self, i: usize) -> Option<String> {
+        let (d, n) = self.get(i);
+        unsafe { pgrx::Uuid::from_datum(d, n) }.map(|u| uuid_text(u.as_bytes()))
+    }
+    pub fn bool(&self, i: usize) -> Option<bool> {
+        let (d, n) = self.get(i);
+        unsafe { bool::from_datum(d, n) }
+    }
+    /// A timestamptz as seconds since the Unix epoch (±infinity saturate).
+    pub fn epoch_seconds(&self, i: usize) -> Option<i64> {
+        let (d, n) = self.get(i);
+        if n {
+            return None;
+        }
+        let us = d.value() as i64;
+        Some(match us {
+            i64::MIN => i64::MIN,
+            i64::MAX => i64::MAX,
+            // Postgres timestamps count from 2000-01-01.
+            _ => us.div_euclid(1_000_000) + 946_684_800,
+        })
+    }
 }
 
-/// The row of identity.users with primary key `id`, if visible.
-pub fn user_by_id(id: [u8; 16]) -> Option<UserRow> {
+/// Probes `t` for primary key `key`; `read` sees the row while it is valid.
+pub fn probe<R>(t: &Table, key: pg_sys::Datum, read: impl FnOnce(&Row) -> R) -> Option<R> {
+    let r = rels(t);
     unsafe {
-        let Rels { table: rel_oid, index: idx_oid, attnums: att } = rels();
         let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
-        let rel = pg_sys::table_open(rel_oid, lock);
-        let idx = pg_sys::index_open(idx_oid, lock);
-        let key_datum = pgrx::Uuid::from_bytes(id).into_datum().expect("uuid datum");
-        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
-        pg_sys::ScanKeyInit(&mut key, 1, pg_sys::BTEqualStrategyNumber as u16, pg_sys::Oid::from(pg_sys::F_UUID_EQ), key_datum);
+        let rel = pg_sys::table_open(r.table, lock);
+        let idx = pg_sys::index_open(r.index, lock);
+        let mut scankey: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyInit(&mut scankey, 1, pg_sys::BTEqualStrategyNumber as u16, pg_sys::Oid::from(t.key_eq), key);
+        // ScanKeyInit assumes the C collation; a text key must compare under
+        // the index's own collation, or the btree descent can miss the row.
+        scankey.sk_collation = *(*idx).rd_indcollation;
         let scan = pg_sys::index_beginscan(rel, idx, pg_sys::GetActiveSnapshot(), 1, 0);
-        pg_sys::index_rescan(scan, &mut key, 1, std::ptr::null_mut(), 0);
+        pg_sys::index_rescan(scan, &mut scankey, 1, std::ptr::null_mut(), 0);
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let row = if pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
-            let max = *att.iter().max().expect("5 columns");
+        let out = if pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
+            let max = *r.attnums.iter().max().expect("at least one column");
             pg_sys::slot_getsomeattrs_int(slot, max as i32);
-            let col = |n: i16| {
-                let i = (n - 1) as usize;
-                (*(*slot).tts_values.add(i), *(*slot).tts_isnull.add(i))
-            };
-            let (d, n) = col(att[0]);
-            let is_service_user = bool::from_datum(d, n).unwrap_or(false);
-            let (d, n) = col(att[1]);
-            let user_role = text(d, n).unwrap_or_default();
-            let (d, n) = col(att[2]);
-            let organization_id = uuid(d, n);
-            let (d, n) = col(att[3]);
-            let application_id = uuid(d, n);
-            let (d, n) = col(att[4]);
-            let status = text(d, n).unwrap_or_default();
-            Some(UserRow { is_service_user, user_role, organization_id, application_id, status })
+            Some(read(&Row { slot, attnums: &r.attnums }))
         } else {
             None
         };
@@ -118,6 +169,40 @@ pub fn user_by_id(id: [u8; 16]) -> Option<UserRow> {
         // Locks are held to the end of the transaction, as a SELECT's are.
         pg_sys::index_close(idx, pg_sys::NoLock as pg_sys::LOCKMODE);
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
-        row
+        out
     }
+}
+
+fn uuid_key(id: [u8; 16]) -> pg_sys::Datum {
+    pgrx::Uuid::from_bytes(id).into_datum().expect("uuid datum")
+}
+
+/// The hook's view of identity.users row `id`, if visible.
+pub fn user_by_id(id: [u8; 16]) -> Option<UserRow> {
+    user_row(id).map(|(u, _)| u)
+}
+
+/// identity.users row `id` and its tokens_valid_after (Unix seconds).
+pub fn user_row(id: [u8; 16]) -> Option<(UserRow, Option<i64>)> {
+    probe(&USERS, uuid_key(id), |r| {
+        (
+            UserRow {
+                is_service_user: r.bool(0).unwrap_or(false),
+                user_role: r.text(1).unwrap_or_default(),
+                organization_id: r.uuid(2),
+                application_id: r.uuid(3),
+                status: r.text(4).unwrap_or_default(),
+            },
+            r.epoch_seconds(5),
+        )
+    })
+}
+
+pub fn jti_revoked(jti: &str) -> bool {
+    let key = jti.into_datum().expect("text datum");
+    probe(&REVOKED_JWTS, key, |_| ()).is_some()
+}
+
+pub fn session_revoked(session_id: [u8; 16]) -> bool {
+    probe(&REVOKED_SESSIONS, uuid_key(session_id), |_| ()).is_some()
 }

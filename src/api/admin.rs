@@ -15,9 +15,20 @@ pub const LEVELS: &[(&str, &[&str])] = &[
     // What Supabase Auth's hook caller needs, and nothing more.
     ("hook", &["identity.custom_access_token_hook(jsonb)"]),
     // Self-service functions for end users (e.g. Supabase `authenticated`).
-    ("user", &["identity.decode_jwt(text)"]),
-    // Back-office callers (e.g. Supabase `service_role`).
-    ("admin", &["identity.decode_jwt(text)"]),
+    ("user", &["identity.decode_jwt(text)", "identity.verify_jwt(text, text)", "identity.try_verify_jwt(text, text)"]),
+    // Back-office callers (e.g. Supabase `service_role`): may mint and revoke.
+    (
+        "admin",
+        &[
+            "identity.decode_jwt(text)",
+            "identity.verify_jwt(text, text)",
+            "identity.try_verify_jwt(text, text)",
+            "identity.explain_jwt(text)",
+            "identity.sign_jwt(jsonb, interval)",
+            "identity.revoke_jwt(text, timestamp with time zone)",
+            "identity.revoke_session(uuid)",
+        ],
+    ),
 ];
 
 pub fn functions_for(level: &str) -> Option<&'static [&'static str]> {

@@ -1,10 +1,194 @@
 //! Section 3 of API.md: JWTs.
 
-use crate::core::jwt;
+use crate::core::claims::{canonical_uuid, uuid_bytes, uuid_text, uuid_v4};
+use crate::core::error::{IdentityError, Kind};
+use crate::core::jwt::{self, Check, VerifyConfig};
 use crate::error::PgResult;
+use crate::{gucs, heap, spi};
+use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+
+/// Wall-clock now, Unix seconds (not the transaction start: a long
+/// transaction must not keep accepting a token that has expired).
+pub fn now_unix() -> i64 {
+    let ts = unsafe { pgrx::pg_sys::GetCurrentTimestamp() };
+    ts.div_euclid(1_000_000) + 946_684_800
+}
+
+/// The HS256 secret, or 55000 with how to set it (never the value).
+pub fn secret() -> Result<Vec<u8>, IdentityError> {
+    let hint = "ALTER SYSTEM SET identity.jwt_secret = '<at least 32 random bytes>'; SELECT pg_reload_conf();";
+    let s = gucs::jwt_secret().ok_or_else(|| IdentityError::not_configured("identity.jwt_secret is not set").hint(hint))?;
+    if s.len() < jwt::MIN_SECRET_BYTES {
+        return Err(IdentityError::not_configured("identity.jwt_secret is shorter than 32 bytes").hint(hint));
+    }
+    Ok(s)
+}
+
+/// Seconds in a positive interval (months count 30 days), or 22023.
+pub fn interval_seconds(i: &Interval, max: i64) -> Result<i64, IdentityError> {
+    let secs = i.months() as i64 * 30 * 86_400 + i.days() as i64 * 86_400 + i.micros().div_euclid(1_000_000);
+    if secs <= 0 || secs > max {
+        return Err(IdentityError::invalid("interval is out of range").detail(format!("{secs} s; allowed 1 s .. {max} s")));
+    }
+    Ok(secs)
+}
+
+fn check(name: &'static str, pass: bool, detail: &str) -> Check {
+    Check { name, pass, detail: (!pass).then(|| detail.to_string()) }
+}
+
+/// Every check of verify_jwt: the stateless ones (core::jwt::check_hs256),
+/// then revocation and the user's state, each one index probe (heap.rs).
+pub fn verify_checks(token: &str, audience: Option<&str>) -> Result<(Vec<Check>, Option<Map<String, Value>>), IdentityError> {
+    let secret = secret()?;
+    let default_aud = gucs::jwt_audience();
+    let issuer = gucs::jwt_issuer();
+    let cfg = VerifyConfig {
+        secret: &secret,
+        now: now_unix(),
+        leeway: gucs::jwt_leeway(),
+        audience: audience.or(default_aud.as_deref()),
+        issuer: issuer.as_deref(),
+    };
+    let (mut checks, payload) = jwt::check_hs256(token, &cfg);
+    let Some(p) = payload else { return Ok((checks, None)) };
+    let uuid_claim = |k: &str| p.get(k).and_then(Value::as_str).and_then(canonical_uuid).and_then(|u| uuid_bytes(&u));
+    if let Some(jti) = p.get("jti").and_then(Value::as_str) {
+        checks.push(check("revoked_jti", !heap::jti_revoked(jti), "jti revoked"));
+    }
+    if let Some(sid) = uuid_claim("session_id") {
+        checks.push(check("revoked_session", !heap::session_revoked(sid), "session revoked"));
+    }
+    if let Some(sub) = uuid_claim("sub") {
+        if let Some((user, valid_after)) = heap::user_row(sub) {
+            checks.push(check("user_status", user.status == "active", &format!("user {}", user.status)));
+            let iat = p.get("iat").and_then(Value::as_i64).unwrap_or(i64::MIN);
+            let ok = valid_after.is_none_or(|va| iat >= va);
+            checks.push(check("tokens_valid_after", ok, "issued before the user's tokens_valid_after"));
+        }
+    }
+    let valid = checks.iter().all(|c| c.pass);
+    Ok((checks, valid.then_some(p)))
+}
+
+fn refuse(checks: &[Check]) -> IdentityError {
+    let r = jwt::first_refusal(checks).expect("a failed check");
+    IdentityError::new(Kind::Unauthenticated, jwt::refusal_message(&r)).detail(r.reason)
+}
+
+/// Signs `claims` with HS256 (identity.jwt_secret), filling iat, exp
+/// (now + ttl, default identity.access_token_ttl), jti, and iss / aud from
+/// identity.jwt_issuer / identity.jwt_audience, where absent.
+#[pg_extern(schema = "identity", volatile)]
+fn sign_jwt(claims: Option<JsonB>, ttl: default!(Option<Interval>, "NULL")) -> PgResult<String> {
+    let Some(JsonB(Value::Object(claims))) = claims else {
+        return Err(IdentityError::invalid("claims must be a JSON object").into());
+    };
+    let ttl = match ttl {
+        Some(i) => interval_seconds(&i, 366 * 86_400)?,
+        None => gucs::access_token_ttl(),
+    };
+    let secret = secret()?;
+    let mut random = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+    let jti = uuid_text(&uuid_v4(random));
+    let token = jwt::sign_hs256(claims, &secret, now_unix(), ttl, &jti, gucs::jwt_issuer().as_deref(), gucs::jwt_audience().as_deref());
+    if token.len() > jwt::MAX_TOKEN_BYTES {
+        return Err(IdentityError::invalid("claims are too large").detail(format!("token would be {} bytes, the limit is {}", token.len(), jwt::MAX_TOKEN_BYTES)).into());
+    }
+    Ok(token)
+}
+
+/// The verified claims, or 28000 with the reason in DETAIL. NULL token: NULL.
+#[pg_extern(schema = "identity", stable, parallel_safe)]
+fn verify_jwt(token: Option<&str>, audience: default!(Option<&str>, "NULL")) -> PgResult<Option<JsonB>> {
+    let Some(token) = token else { return Ok(None) };
+    let (checks, payload) = verify_checks(token, audience)?;
+    match payload {
+        Some(p) => Ok(Some(JsonB(Value::Object(p)))),
+        None => Err(refuse(&checks).into()),
+    }
+}
+
+/// verify_jwt without the exception: one row (valid, claims, reason).
+#[pg_extern(schema = "identity", stable, parallel_safe)]
+fn try_verify_jwt(
+    token: Option<&str>,
+    audience: default!(Option<&str>, "NULL"),
+) -> Result<
+    TableIterator<'static, (name!(valid, bool), name!(claims, Option<JsonB>), name!(reason, Option<String>))>,
+    pgrx::pg_sys::panic::ErrorReport,
+> {
+    let row = match token {
+        None => (false, None, Some("token is null".to_string())),
+        Some(t) => match verify_checks(t, audience)? {
+            (_, Some(p)) => (true, Some(JsonB(Value::Object(p))), None),
+            (checks, None) => (false, None, jwt::first_refusal(&checks).map(|r| r.reason)),
+        },
+    };
+    Ok(TableIterator::once(row))
+}
+
+/// Every check with pass/fail, and the decoded (unverified) header and
+/// payload: for troubleshooting.
+#[pg_extern(schema = "identity", stable, parallel_safe, strict)]
+fn explain_jwt(token: &str) -> PgResult<JsonB> {
+    let (checks, payload) = verify_checks(token, None)?;
+    let decoded = jwt::decode(token).ok();
+    Ok(JsonB(json!({
+        "valid": payload.is_some(),
+        "checks": checks.iter().map(|c| json!({"check": c.name, "pass": c.pass, "detail": c.detail})).collect::<Vec<_>>(),
+        "header": decoded.as_ref().map(|d| Value::Object(d.header.clone())),
+        "payload": decoded.map(|d| Value::Object(d.payload)),
+    })))
+}
+
+/// Revokes one token by jti until `expires_at` (its exp; the row can be
+/// purged after). Audited.
+#[pg_extern(schema = "identity", volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn revoke_jwt(jti: Option<&str>, expires_at: Option<TimestampWithTimeZone>) -> PgResult<()> {
+    let jti = jti.filter(|j| !j.is_empty() && j.len() <= 255).ok_or_else(|| IdentityError::invalid("jti must be 1 to 255 characters"))?;
+    let expires_at = expires_at.ok_or_else(|| IdentityError::invalid("expires_at is required"))?;
+    spi::run(
+        "insert into identity.revoked_jwts (jti, expires_at) values ($1, $2) \
+         on conflict (jti) do update set expires_at = greatest(identity.revoked_jwts.expires_at, excluded.expires_at)",
+        &[jti.into(), expires_at.into()],
+    )?;
+    spi::audit(spi::Audit {
+        actor_id: None,
+        actor_kind: "system",
+        organization_id: None,
+        action: "jwt.revoked",
+        target_type: "jwt",
+        target_id: Some(jti),
+        details: json!({}),
+    })
+}
+
+/// Revokes every token of a session (the session_id claim). Audited.
+#[pg_extern(schema = "identity", volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn revoke_session(session_id: Option<pgrx::Uuid>) -> PgResult<()> {
+    let sid = session_id.ok_or_else(|| IdentityError::invalid("session_id is required"))?;
+    spi::run(
+        "insert into identity.revoked_sessions (session_id) values ($1) on conflict (session_id) do nothing",
+        &[sid.into()],
+    )?;
+    let text = uuid_text(sid.as_bytes());
+    spi::audit(spi::Audit {
+        actor_id: None,
+        actor_kind: "system",
+        organization_id: None,
+        action: "session.revoked",
+        target_type: "session",
+        target_id: Some(&text),
+        details: json!({}),
+    })
+}
 
 /// `{header, payload}` of a token, without verifying anything: for debugging.
 /// NULL in, NULL out; malformed or oversized input is 22023.

@@ -98,6 +98,13 @@ pub fn uuid_bytes(canonical: &str) -> Option<[u8; 16]> {
     hex.next().is_none().then_some(out)
 }
 
+/// A version-4 uuid from 16 random bytes (RFC 9562: version and variant bits set).
+pub fn uuid_v4(mut b: [u8; 16]) -> [u8; 16] {
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    b
+}
+
 /// Canonical text of 16 uuid bytes.
 pub fn uuid_text(b: &[u8; 16]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -634,6 +641,14 @@ mod tests {
         assert_eq!(keys, ["user_role", "application_id", "is_service_user", "organization_id"]);
         let a = additions(None).unwrap();
         assert_eq!(a.in_jsonb_order().len(), 3);
+    }
+
+    #[test]
+    fn uuid_v4_sets_version_and_variant() {
+        let t = uuid_text(&uuid_v4([0xff; 16]));
+        assert_eq!(t, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        let t = uuid_text(&uuid_v4([0; 16]));
+        assert_eq!(t, "00000000-0000-4000-8000-000000000000");
     }
 
     #[test]

@@ -174,3 +174,342 @@ mod tests {
         assert!(decode(&t).unwrap().signature.is_empty());
     }
 }
+
+// ---------------------------------------------------------------------------
+// HS256 signing and verification (pure; `now` is an argument).
+// ---------------------------------------------------------------------------
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// Minimum HS256 secret length (RFC 7518 3.2: a key of at least the hash size).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Everything verification depends on besides the token.
+#[derive(Debug, Clone)]
+pub struct VerifyConfig<'a> {
+    pub secret: &'a [u8],
+    pub now: i64,
+    pub leeway: i64,
+    /// Required `aud` (a string equal to it, or an array containing it).
+    pub audience: Option<&'a str>,
+    /// Required `iss`, when configured.
+    pub issuer: Option<&'a str>,
+}
+
+/// One named check and its outcome, as `explain_jwt` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    pub pass: bool,
+    pub detail: Option<String>,
+}
+
+/// Why a token was refused: the reason text of API.md section 3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub check: &'static str,
+    pub reason: String,
+}
+
+fn b64_decode(seg: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(seg).ok()
+}
+
+fn int_claim(p: &Map<String, Value>, k: &str) -> std::result::Result<Option<i64>, String> {
+    match p.get(k) {
+        None => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64))
+            .map(Some)
+            .ok_or_else(|| format!("{k} is not a number")),
+    }
+}
+
+fn aud_matches(aud: Option<&Value>, want: &str) -> bool {
+    match aud {
+        Some(Value::String(s)) => s == want,
+        Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(want)),
+        _ => false,
+    }
+}
+
+/// Runs every stateless check of an HS256 token in order, recording each;
+/// stops at the first failure of a check later ones depend on (format,
+/// signature). Returns the checks and, when all passed, the payload.
+pub fn check_hs256(token: &str, cfg: &VerifyConfig) -> (Vec<Check>, Option<Map<String, Value>>) {
+    let mut checks = Vec::with_capacity(10);
+    let mut push = |name: &'static str, pass: bool, detail: Option<String>| {
+        checks.push(Check { name, pass, detail });
+        pass
+    };
+    let reason = |e: IdentityError| match e.detail {
+        Some(d) => format!("{}: {d}", e.message),
+        None => e.message.to_string(),
+    };
+    let parts = match split(token) {
+        Ok(p) => p,
+        Err(e) => {
+            push("format", false, Some(reason(e)));
+            return (checks, None);
+        }
+    };
+    let (header, payload) = match (json_object("header", parts.header_b64), json_object("payload", parts.payload_b64)) {
+        (Ok(h), Ok(p)) => (h, p),
+        (Err(e), _) | (_, Err(e)) => {
+            push("format", false, Some(reason(e)));
+            return (checks, None);
+        }
+    };
+    push("format", true, None);
+    // alg allow-list: exactly HS256 for the shared secret ("none" and every
+    // other algorithm, including asymmetric ones, are refused).
+    let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    if !push("alg", alg == "HS256", (alg != "HS256").then(|| format!("alg {alg:?} is not allowed"))) {
+        return (checks, None);
+    }
+    if header.contains_key("crit") {
+        push("crit", false, Some("unsupported crit header".into()));
+        return (checks, None);
+    }
+    let sig_ok = match b64_decode(parts.signature_b64) {
+        Some(sig) if sig.len() == 32 => {
+            let mut mac = Hmac::<Sha256>::new_from_slice(cfg.secret).expect("HMAC takes any key length");
+            mac.update(parts.signing_input(token).as_bytes());
+            // Constant-time comparison.
+            mac.verify_slice(&sig).is_ok()
+        }
+        _ => false,
+    };
+    if !push("signature", sig_ok, (!sig_ok).then(|| "bad signature".to_string())) {
+        return (checks, None);
+    }
+    let mut all = true;
+    let (exp, nbf, iat) = match (int_claim(&payload, "exp"), int_claim(&payload, "nbf"), int_claim(&payload, "iat")) {
+        (Ok(e), Ok(n), Ok(i)) => (e, n, i),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            push("claims", false, Some(e));
+            return (checks, None);
+        }
+    };
+    all &= match exp {
+        None => push("exp", false, Some("no exp claim".into())),
+        Some(exp) => push("exp", cfg.now < exp + cfg.leeway, (cfg.now >= exp + cfg.leeway).then(|| "expired".into())),
+    };
+    if let Some(nbf) = nbf {
+        all &= push("nbf", cfg.now + cfg.leeway >= nbf, (cfg.now + cfg.leeway < nbf).then(|| "not yet valid".into()));
+    }
+    if let Some(iat) = iat {
+        all &= push("iat", iat <= cfg.now + cfg.leeway, (iat > cfg.now + cfg.leeway).then(|| "issued in the future".into()));
+    }
+    if let Some(want) = cfg.audience {
+        let ok = aud_matches(payload.get("aud"), want);
+        all &= push("aud", ok, (!ok).then(|| format!("wrong aud (expected {want:?})")));
+    }
+    if let Some(want) = cfg.issuer {
+        let ok = payload.get("iss").and_then(Value::as_str) == Some(want);
+        all &= push("iss", ok, (!ok).then(|| format!("wrong iss (expected {want:?})")));
+    }
+    (checks, all.then_some(payload))
+}
+
+/// The first failed check as a refusal (API.md reason text).
+pub fn first_refusal(checks: &[Check]) -> Option<Refusal> {
+    checks.iter().find(|c| !c.pass).map(|c| Refusal {
+        check: c.name,
+        reason: c.detail.clone().unwrap_or_else(|| format!("{} check failed", c.name)),
+    })
+}
+
+/// Fills `iat`, `exp` (now + ttl), `jti` and, when configured, `iss` and
+/// `aud` where absent, and signs with HS256.
+pub fn sign_hs256(
+    mut claims: Map<String, Value>,
+    secret: &[u8],
+    now: i64,
+    ttl: i64,
+    jti: &str,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+) -> String {
+    claims.entry("iat").or_insert(Value::from(now));
+    claims.entry("exp").or_insert(Value::from(now + ttl));
+    claims.entry("jti").or_insert(Value::from(jti));
+    if let Some(iss) = issuer {
+        claims.entry("iss").or_insert(Value::from(iss));
+    }
+    if let Some(aud) = audience {
+        claims.entry("aud").or_insert(Value::from(aud));
+    }
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&Value::Object(claims)).expect("serialisable"));
+    let input = format!("{header}.{payload}");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(input.as_bytes());
+    let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{input}.{sig}")
+}
+
+#[cfg(test)]
+mod hs256_tests {
+    use super::*;
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const NOW: i64 = 1_800_000_000;
+
+    fn cfg() -> VerifyConfig<'static> {
+        VerifyConfig { secret: SECRET, now: NOW, leeway: 30, audience: Some("authenticated"), issuer: None }
+    }
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn sign(c: Value) -> String {
+        sign_hs256(claims(c), SECRET, NOW, 3600, "jti-1", None, Some("authenticated"))
+    }
+
+    fn refusal(token: &str, cfg: &VerifyConfig) -> Option<String> {
+        let (checks, payload) = check_hs256(token, cfg);
+        assert_eq!(payload.is_some(), first_refusal(&checks).is_none());
+        first_refusal(&checks).map(|r| r.reason)
+    }
+
+    // RFC 7515 appendix A.1 style check against an independent vector:
+    // HS256 of "abc" under key "key" from RFC 4231-like known answer.
+    #[test]
+    fn hmac_known_answer() {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"key").unwrap();
+        mac.update(b"The quick brown fox jumps over the lazy dog");
+        let out = mac.finalize().into_bytes();
+        assert_eq!(out[..4], [0xf7, 0xbc, 0x83, 0xf4]);
+    }
+
+    #[test]
+    fn sign_fills_standard_claims_and_verifies() {
+        let t = sign(json!({"sub": "u1"}));
+        let (checks, p) = check_hs256(&t, &cfg());
+        let p = p.unwrap_or_else(|| panic!("{checks:?}"));
+        assert_eq!(p["iat"], NOW);
+        assert_eq!(p["exp"], NOW + 3600);
+        assert_eq!(p["jti"], "jti-1");
+        assert_eq!(p["aud"], "authenticated");
+        assert_eq!(decode(&t).unwrap().header["alg"], "HS256");
+        // Given claims are kept, not overwritten.
+        let t = sign(json!({"exp": NOW + 5, "aud": "x"}));
+        assert_eq!(decode(&t).unwrap().payload["exp"], NOW + 5);
+    }
+
+    #[test]
+    fn each_refusal_reason() {
+        let c = cfg();
+        assert_eq!(refusal(&sign(json!({"exp": NOW - 31})), &c).as_deref(), Some("expired"));
+        assert_eq!(refusal(&sign(json!({"exp": NOW - 29})), &c), None, "within leeway");
+        assert_eq!(refusal(&sign(json!({"nbf": NOW + 31})), &c).as_deref(), Some("not yet valid"));
+        assert_eq!(refusal(&sign(json!({"iat": NOW + 31})), &c).as_deref(), Some("issued in the future"));
+        assert!(refusal(&sign(json!({"aud": "other"})), &c).unwrap().starts_with("wrong aud"));
+        assert_eq!(refusal(&sign(json!({"aud": ["x", "authenticated"]})), &c), None);
+        let with_iss = VerifyConfig { issuer: Some("https://issuer"), ..cfg() };
+        assert!(refusal(&sign(json!({})), &with_iss).unwrap().starts_with("wrong iss"));
+        let t = sign_hs256(Map::new(), SECRET, NOW, 60, "j", Some("https://issuer"), None);
+        assert_eq!(refusal(&t, &VerifyConfig { audience: None, ..with_iss }), None);
+        assert!(refusal(&sign(json!({"exp": "soon"})), &c).unwrap().contains("exp is not a number"));
+    }
+
+    #[test]
+    fn missing_exp_is_refused() {
+        let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#);
+        let p = URL_SAFE_NO_PAD.encode(br#"{"aud":"authenticated"}"#);
+        let input = format!("{h}.{p}");
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
+        mac.update(input.as_bytes());
+        let t = format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
+        assert_eq!(refusal(&t, &cfg()).as_deref(), Some("no exp claim"));
+    }
+
+    #[test]
+    fn alg_none_and_other_algs_are_refused() {
+        let good = sign(json!({}));
+        let (_, p, _) = (0, good.split('.').nth(1).unwrap(), 0);
+        for alg in ["none", "None", "HS384", "RS256", "ES256", "EdDSA", ""] {
+            let h = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}"}}"#));
+            let t = format!("{h}.{p}.");
+            assert!(refusal(&t, &cfg()).unwrap().contains("is not allowed"), "{alg}");
+        }
+    }
+
+    #[test]
+    fn tampering_and_truncation_are_refused() {
+        let t = sign(json!({"sub": "u1", "role": "user"}));
+        let parts: Vec<&str> = t.split('.').collect();
+        let forged = URL_SAFE_NO_PAD.encode(br#"{"sub":"u1","role":"admin","exp":9999999999,"aud":"authenticated"}"#);
+        for bad in [
+            format!("{}.{}.{}", parts[0], forged, parts[2]),
+            format!("{}.{}.", parts[0], parts[1]),
+            format!("{}.{}.{}", parts[0], parts[1], &parts[2][..parts[2].len() - 2]),
+            format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","kid":"x"}"#), parts[1], parts[2]),
+        ] {
+            assert_eq!(refusal(&bad, &cfg()).as_deref(), Some("bad signature"), "{bad}");
+        }
+        let other = VerifyConfig { secret: b"another-secret-another-secret-xx", ..cfg() };
+        assert_eq!(refusal(&t, &other).as_deref(), Some("bad signature"));
+    }
+
+    #[test]
+    fn explain_lists_every_check() {
+        let t = sign(json!({"nbf": NOW, "iat": NOW}));
+        let (checks, _) = check_hs256(&t, &VerifyConfig { issuer: Some("i"), ..cfg() });
+        let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
+        assert_eq!(names, ["format", "alg", "signature", "exp", "nbf", "iat", "aud", "iss"]);
+        assert_eq!(checks.iter().filter(|c| !c.pass).count(), 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn verifier_never_panics_on_random_input(s in "\\PC{0,300}") {
+            let _ = check_hs256(&s, &cfg());
+        }
+
+        #[test]
+        fn any_single_byte_change_is_refused(pos in 0usize..200, byte in 0u8..128) {
+            let t = sign(json!({"sub": "u1", "n": 12345}));
+            let mut b = t.clone().into_bytes();
+            let pos = pos % b.len();
+            proptest::prop_assume!(b[pos] != byte);
+            b[pos] = byte;
+            if let Ok(m) = String::from_utf8(b) {
+                let (_, payload) = check_hs256(&m, &cfg());
+                // A change that decodes to the same bytes (base64 padding bits
+                // in the last char) may still verify, and must then carry the
+                // same claims.
+                if let Some(p) = payload {
+                    proptest::prop_assert_eq!(Value::Object(p), Value::Object(decode(&t).unwrap().payload));
+                }
+            }
+        }
+    }
+}
+
+/// The one-line message for a refused token (reasons go in DETAIL).
+pub fn refusal_message(r: &Refusal) -> &'static str {
+    match (r.check, r.reason.as_str()) {
+        ("exp", "no exp claim") => "JWT has no exp claim",
+        ("exp", _) => "JWT has expired",
+        ("format", _) => "JWT is malformed",
+        ("alg", _) => "JWT algorithm is not allowed",
+        ("crit", _) => "JWT has an unsupported critical header",
+        ("signature", _) => "JWT signature is invalid",
+        ("claims", _) => "JWT claims are malformed",
+        ("nbf", _) => "JWT is not yet valid",
+        ("iat", _) => "JWT is issued in the future",
+        ("aud", _) => "JWT audience is wrong",
+        ("iss", _) => "JWT issuer is wrong",
+        ("revoked_jti", _) => "JWT has been revoked",
+        ("revoked_session", _) => "JWT session has been revoked",
+        ("tokens_valid_after", _) => "JWT was issued before the user's tokens were revoked",
+        ("user_status", _) => "JWT user is not active",
+        _ => "JWT is not valid",
+    }
+}
