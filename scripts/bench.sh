@@ -9,5 +9,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config 2>&1 | tail -n 1
 echo "== hook: identity vs PL/pgSQL baseline (bench/hook.sh)"
 bash bench/hook.sh
+echo "== JWT HS256: identity vs plain-SQL pgcrypto baseline (bench/jwt.sh)"
+. scripts/cluster.sh
+export IDENTITY_TEST_JWT_SECRET
+bash bench/jwt.sh
 echo "== core (criterion)"
 cargo bench --bench core -- --noplot 2>&1 | grep -E '^[a-z].*|time:' || true

@@ -298,3 +298,72 @@ fn string_value(s: &str) -> JsonbValue {
     v.val.string.len = s.len() as i32;
     v
 }
+
+impl RawJsonb {
+    /// Parses JSON text with Postgres' jsonb_in. The caller has validated the
+    /// text (core::jwt::payload_is_jsonb_object); jsonb_in raising anyway is
+    /// an ERROR, as for any input function.
+    pub fn parse(text: &[u8]) -> Result<RawJsonb, String> {
+        let c = std::ffi::CString::new(text).map_err(|_| "payload contains a NUL byte".to_string())?;
+        let d = unsafe {
+            pgrx::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(pg_sys::Datum::from(c.as_ptr()))])
+        }
+        .ok_or_else(|| "jsonb_in returned NULL".to_string())?;
+        Ok(RawJsonb(d.cast_mut_ptr()))
+    }
+
+    /// A string member's text, borrowed from this jsonb.
+    fn member_str(&self, k: &str) -> Option<&str> {
+        let v = get(self.root(), k)?;
+        if v.type_ != jbvType::jbvString {
+            return None;
+        }
+        // SAFETY: the bytes live inside self's jsonb, which outlives &self.
+        let bytes = unsafe { std::slice::from_raw_parts(v.val.string.val.cast::<u8>(), v.val.string.len as usize) };
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
+impl crate::core::jwt::Claims for RawJsonb {
+    fn number(&self, k: &str) -> Result<Option<i64>, ()> {
+        match get(self.root(), k) {
+            None => Ok(None),
+            Some(v) if v.type_ == jbvType::jbvNumeric => {
+                let d = pg_sys::Datum::from(unsafe { v.val.numeric });
+                let f = unsafe { pgrx::direct_function_call::<f64>(pg_sys::numeric_float8_no_overflow, &[Some(d)]) };
+                // `as` saturates; NaN is not valid in jsonb.
+                f.filter(|f| !f.is_nan()).map(|f| Some(f.floor() as i64)).ok_or(())
+            }
+            Some(_) => Err(()),
+        }
+    }
+
+    fn string(&self, k: &str) -> Option<&str> {
+        self.member_str(k)
+    }
+
+    fn aud_contains(&self, want: &str) -> bool {
+        let Some(v) = get(self.root(), "aud") else { return false };
+        match v.type_ {
+            jbvType::jbvString => as_bytes(&v) == Some(want.as_bytes()),
+            jbvType::jbvBinary => {
+                let c = unsafe { v.val.binary.data };
+                if container_is(c, pg_sys::JB_FOBJECT) {
+                    return false;
+                }
+                let mut it = unsafe { pg_sys::JsonbIteratorInit(c) };
+                let mut e = JsonbValue { type_: jbvType::jbvNull, val: unsafe { std::mem::zeroed() } };
+                let mut found = false;
+                loop {
+                    match unsafe { pg_sys::JsonbIteratorNext(&mut it, &mut e, true) } {
+                        Tok::WJB_DONE => break,
+                        Tok::WJB_ELEM => found |= as_bytes(&e) == Some(want.as_bytes()),
+                        _ => {}
+                    }
+                }
+                found
+            }
+            _ => false,
+        }
+    }
+}

@@ -2,7 +2,8 @@
 
 use crate::core::claims::{canonical_uuid, uuid_bytes, uuid_text, uuid_v4};
 use crate::core::error::{IdentityError, Kind};
-use crate::core::jwt::{self, Check, VerifyConfig};
+use crate::core::jwt::{self, Check, Claims, VerifyConfig};
+use crate::jsonb::RawJsonb;
 use crate::error::PgResult;
 use crate::{gucs, heap, spi};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
@@ -40,9 +41,15 @@ fn check(name: &'static str, pass: bool, detail: &str) -> Check {
     Check { name, pass, detail: (!pass).then(|| detail.to_string()) }
 }
 
-/// Every check of verify_jwt: the stateless ones (core::jwt::check_hs256),
+/// Every check of verify_jwt: the stateless ones (core::jwt::check_hs256_with),
 /// then revocation and the user's state, each one index probe (heap.rs).
-pub fn verify_checks(token: &str, audience: Option<&str>) -> Result<(Vec<Check>, Option<Map<String, Value>>), IdentityError> {
+/// `parse` makes the claims from the verified payload bytes: jsonb_in for the
+/// SQL answers (one parse, no text round trip), serde for explain_jwt.
+pub fn verify_checks<C: Claims>(
+    token: &str,
+    audience: Option<&str>,
+    parse: impl FnOnce(&[u8]) -> Result<C, String>,
+) -> Result<(Vec<Check>, Option<C>), IdentityError> {
     let secret = secret()?;
     let default_aud = gucs::jwt_audience();
     let issuer = gucs::jwt_issuer();
@@ -53,10 +60,10 @@ pub fn verify_checks(token: &str, audience: Option<&str>) -> Result<(Vec<Check>,
         audience: audience.or(default_aud.as_deref()),
         issuer: issuer.as_deref(),
     };
-    let (mut checks, payload) = jwt::check_hs256(token, &cfg);
-    let Some(p) = payload else { return Ok((checks, None)) };
-    let uuid_claim = |k: &str| p.get(k).and_then(Value::as_str).and_then(canonical_uuid).and_then(|u| uuid_bytes(&u));
-    if let Some(jti) = p.get("jti").and_then(Value::as_str) {
+    let (mut checks, claims) = jwt::check_hs256_with(token, &cfg, parse);
+    let Some(c) = claims else { return Ok((checks, None)) };
+    let uuid_claim = |k: &str| c.string(k).and_then(canonical_uuid).and_then(|u| uuid_bytes(&u));
+    if let Some(jti) = c.string("jti") {
         checks.push(check("revoked_jti", !heap::jti_revoked(jti), "jti revoked"));
     }
     if let Some(sid) = uuid_claim("session_id") {
@@ -65,13 +72,20 @@ pub fn verify_checks(token: &str, audience: Option<&str>) -> Result<(Vec<Check>,
     if let Some(sub) = uuid_claim("sub") {
         if let Some((user, valid_after)) = heap::user_row(sub) {
             checks.push(check("user_status", user.status == "active", &format!("user {}", user.status)));
-            let iat = p.get("iat").and_then(Value::as_i64).unwrap_or(i64::MIN);
+            let iat = c.number("iat").ok().flatten().unwrap_or(i64::MIN);
             let ok = valid_after.is_none_or(|va| iat >= va);
             checks.push(check("tokens_valid_after", ok, "issued before the user's tokens_valid_after"));
         }
     }
     let valid = checks.iter().all(|c| c.pass);
-    Ok((checks, valid.then_some(p)))
+    Ok((checks, valid.then_some(c)))
+}
+
+fn serde_claims(bytes: &[u8]) -> Result<Map<String, Value>, String> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err("payload is not a JSON object".to_string()),
+    }
 }
 
 fn refuse(checks: &[Check]) -> IdentityError {
@@ -104,11 +118,11 @@ fn sign_jwt(claims: Option<JsonB>, ttl: default!(Option<Interval>, "NULL")) -> P
 
 /// The verified claims, or 28000 with the reason in DETAIL. NULL token: NULL.
 #[pg_extern(schema = "identity", stable, parallel_safe)]
-fn verify_jwt(token: Option<&str>, audience: default!(Option<&str>, "NULL")) -> PgResult<Option<JsonB>> {
+fn verify_jwt(token: Option<&str>, audience: default!(Option<&str>, "NULL")) -> PgResult<Option<RawJsonb>> {
     let Some(token) = token else { return Ok(None) };
-    let (checks, payload) = verify_checks(token, audience)?;
-    match payload {
-        Some(p) => Ok(Some(JsonB(Value::Object(p)))),
+    let (checks, claims) = verify_checks(token, audience, RawJsonb::parse)?;
+    match claims {
+        Some(c) => Ok(Some(c)),
         None => Err(refuse(&checks).into()),
     }
 }
@@ -119,13 +133,13 @@ fn try_verify_jwt(
     token: Option<&str>,
     audience: default!(Option<&str>, "NULL"),
 ) -> Result<
-    TableIterator<'static, (name!(valid, bool), name!(claims, Option<JsonB>), name!(reason, Option<String>))>,
+    TableIterator<'static, (name!(valid, bool), name!(claims, Option<RawJsonb>), name!(reason, Option<String>))>,
     pgrx::pg_sys::panic::ErrorReport,
 > {
     let row = match token {
         None => (false, None, Some("token is null".to_string())),
-        Some(t) => match verify_checks(t, audience)? {
-            (_, Some(p)) => (true, Some(JsonB(Value::Object(p))), None),
+        Some(t) => match verify_checks(t, audience, RawJsonb::parse)? {
+            (_, Some(c)) => (true, Some(c), None),
             (checks, None) => (false, None, jwt::first_refusal(&checks).map(|r| r.reason)),
         },
     };
@@ -136,7 +150,7 @@ fn try_verify_jwt(
 /// payload: for troubleshooting.
 #[pg_extern(schema = "identity", stable, parallel_safe, strict)]
 fn explain_jwt(token: &str) -> PgResult<JsonB> {
-    let (checks, payload) = verify_checks(token, None)?;
+    let (checks, payload) = verify_checks(token, None, serde_claims)?;
     let decoded = jwt::decode(token).ok();
     Ok(JsonB(json!({
         "valid": payload.is_some(),

@@ -35,8 +35,19 @@ pub struct Decoded {
     pub signature: Vec<u8>,
 }
 
+const B64URL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        i += 1;
+    }
+    t
+};
+
 fn is_b64url(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    s.bytes().all(|b| B64URL[b as usize])
 }
 
 /// Splits a compact JWS into its three segments, checking size, shape and
@@ -216,29 +227,69 @@ fn b64_decode(seg: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(seg).ok()
 }
 
-fn int_claim(p: &Map<String, Value>, k: &str) -> std::result::Result<Option<i64>, String> {
-    match p.get(k) {
-        None => Ok(None),
-        Some(v) => v
-            .as_i64()
-            .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64))
-            .map(Some)
-            .ok_or_else(|| format!("{k} is not a number")),
+/// Read access to a token's claims, so the checks below run unchanged over a
+/// serde map (unit tests, explain) and over a Postgres jsonb (the SQL hot
+/// path, which parses the payload once, with jsonb_in).
+pub trait Claims {
+    /// A numeric claim (fractions floor): None when absent, Err when present
+    /// but not a number.
+    fn number(&self, k: &str) -> std::result::Result<Option<i64>, ()>;
+    /// A string claim.
+    fn string(&self, k: &str) -> Option<&str>;
+    /// `aud` equals `want`, or is an array containing it.
+    fn aud_contains(&self, want: &str) -> bool;
+}
+
+impl Claims for Map<String, Value> {
+    fn number(&self, k: &str) -> std::result::Result<Option<i64>, ()> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64))
+                .map(Some)
+                .ok_or(()),
+        }
+    }
+    fn string(&self, k: &str) -> Option<&str> {
+        self.get(k).and_then(Value::as_str)
+    }
+    fn aud_contains(&self, want: &str) -> bool {
+        match self.get("aud") {
+            Some(Value::String(s)) => s == want,
+            Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(want)),
+            _ => false,
+        }
     }
 }
 
-fn aud_matches(aud: Option<&Value>, want: &str) -> bool {
-    match aud {
-        Some(Value::String(s)) => s == want,
-        Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(want)),
-        _ => false,
+/// Validates a payload as JSON that Postgres' jsonb_in will also accept,
+/// without building anything: an object, and no \u0000 (jsonb refuses it).
+/// The glue calls jsonb_in only after the signature verified, so the gaps
+/// left (a number beyond numeric's range, a lone surrogate escape) are
+/// reachable only by a holder of the secret, and then raise rather than pass.
+pub fn payload_is_jsonb_object(bytes: &[u8]) -> std::result::Result<(), &'static str> {
+    let trimmed = bytes.iter().position(|b| !b.is_ascii_whitespace()).map(|i| bytes[i]);
+    if trimmed != Some(b'{') {
+        return Err("payload is not a JSON object");
     }
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|_| "payload is not valid JSON")?;
+    if bytes.windows(6).any(|w| w == b"\\u0000") {
+        return Err("payload contains \\u0000");
+    }
+    Ok(())
 }
 
 /// Runs every stateless check of an HS256 token in order, recording each;
 /// stops at the first failure of a check later ones depend on (format,
-/// signature). Returns the checks and, when all passed, the payload.
-pub fn check_hs256(token: &str, cfg: &VerifyConfig) -> (Vec<Check>, Option<Map<String, Value>>) {
+/// signature). `parse` turns the decoded payload bytes into claims (called
+/// only after the signature verified). Returns the checks and, when all
+/// passed, the claims.
+pub fn check_hs256_with<C: Claims>(
+    token: &str,
+    cfg: &VerifyConfig,
+    parse: impl FnOnce(&[u8]) -> std::result::Result<C, String>,
+) -> (Vec<Check>, Option<C>) {
     let mut checks = Vec::with_capacity(10);
     let mut push = |name: &'static str, pass: bool, detail: Option<String>| {
         checks.push(Check { name, pass, detail });
@@ -255,13 +306,24 @@ pub fn check_hs256(token: &str, cfg: &VerifyConfig) -> (Vec<Check>, Option<Map<S
             return (checks, None);
         }
     };
-    let (header, payload) = match (json_object("header", parts.header_b64), json_object("payload", parts.payload_b64)) {
-        (Ok(h), Ok(p)) => (h, p),
-        (Err(e), _) | (_, Err(e)) => {
+    let header = match json_object("header", parts.header_b64) {
+        Ok(h) => h,
+        Err(e) => {
             push("format", false, Some(reason(e)));
             return (checks, None);
         }
     };
+    let payload_bytes = match b64_decode(parts.payload_b64) {
+        Some(b) => b,
+        None => {
+            push("format", false, Some("token is malformed: payload is not valid base64url".into()));
+            return (checks, None);
+        }
+    };
+    if let Err(why) = payload_is_jsonb_object(&payload_bytes) {
+        push("format", false, Some(format!("token is malformed: {why}")));
+        return (checks, None);
+    }
     push("format", true, None);
     // alg allow-list: exactly HS256 for the shared secret ("none" and every
     // other algorithm, including asymmetric ones, are refused).
@@ -285,33 +347,52 @@ pub fn check_hs256(token: &str, cfg: &VerifyConfig) -> (Vec<Check>, Option<Map<S
     if !push("signature", sig_ok, (!sig_ok).then(|| "bad signature".to_string())) {
         return (checks, None);
     }
-    let mut all = true;
-    let (exp, nbf, iat) = match (int_claim(&payload, "exp"), int_claim(&payload, "nbf"), int_claim(&payload, "iat")) {
-        (Ok(e), Ok(n), Ok(i)) => (e, n, i),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+    let claims = match parse(&payload_bytes) {
+        Ok(c) => c,
+        Err(e) => {
             push("claims", false, Some(e));
+            return (checks, None);
+        }
+    };
+    let mut all = true;
+    let (exp, nbf, iat) = match (claims.number("exp"), claims.number("nbf"), claims.number("iat")) {
+        (Ok(e), Ok(n), Ok(i)) => (e, n, i),
+        (e, n, i) => {
+            let k = if e.is_err() { "exp" } else if n.is_err() { "nbf" } else { "iat" };
+            let _ = i;
+            push("claims", false, Some(format!("{k} is not a number")));
             return (checks, None);
         }
     };
     all &= match exp {
         None => push("exp", false, Some("no exp claim".into())),
-        Some(exp) => push("exp", cfg.now < exp + cfg.leeway, (cfg.now >= exp + cfg.leeway).then(|| "expired".into())),
+        Some(exp) => push("exp", cfg.now < exp.saturating_add(cfg.leeway), (cfg.now >= exp.saturating_add(cfg.leeway)).then(|| "expired".into())),
     };
     if let Some(nbf) = nbf {
-        all &= push("nbf", cfg.now + cfg.leeway >= nbf, (cfg.now + cfg.leeway < nbf).then(|| "not yet valid".into()));
+        let ok = cfg.now.saturating_add(cfg.leeway) >= nbf;
+        all &= push("nbf", ok, (!ok).then(|| "not yet valid".into()));
     }
     if let Some(iat) = iat {
-        all &= push("iat", iat <= cfg.now + cfg.leeway, (iat > cfg.now + cfg.leeway).then(|| "issued in the future".into()));
+        let ok = iat <= cfg.now.saturating_add(cfg.leeway);
+        all &= push("iat", ok, (!ok).then(|| "issued in the future".into()));
     }
     if let Some(want) = cfg.audience {
-        let ok = aud_matches(payload.get("aud"), want);
+        let ok = claims.aud_contains(want);
         all &= push("aud", ok, (!ok).then(|| format!("wrong aud (expected {want:?})")));
     }
     if let Some(want) = cfg.issuer {
-        let ok = payload.get("iss").and_then(Value::as_str) == Some(want);
+        let ok = claims.string("iss") == Some(want);
         all &= push("iss", ok, (!ok).then(|| format!("wrong iss (expected {want:?})")));
     }
-    (checks, all.then_some(payload))
+    (checks, all.then_some(claims))
+}
+
+/// `check_hs256_with` over a serde map.
+pub fn check_hs256(token: &str, cfg: &VerifyConfig) -> (Vec<Check>, Option<Map<String, Value>>) {
+    check_hs256_with(token, cfg, |bytes| match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err("payload is not a JSON object".to_string()),
+    })
 }
 
 /// The first failed check as a refusal (API.md reason text).
@@ -464,6 +545,16 @@ mod hs256_tests {
         let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
         assert_eq!(names, ["format", "alg", "signature", "exp", "nbf", "iat", "aud", "iss"]);
         assert_eq!(checks.iter().filter(|c| !c.pass).count(), 1);
+    }
+
+    #[test]
+    fn payloads_jsonb_would_refuse_are_refused_first() {
+        assert!(payload_is_jsonb_object(br#" {"a": 1}"#).is_ok());
+        assert!(payload_is_jsonb_object(br#"[1]"#).is_err());
+        assert!(payload_is_jsonb_object(br#"{"a": "x\u0000y"}"#).is_err());
+        // Surrogate pairs, as Python's json.dumps writes emoji, pass.
+        assert!(payload_is_jsonb_object(br#"{"a": "\ud83d\ude00"}"#).is_ok());
+        assert!(payload_is_jsonb_object(b"{\"a\": 1} trailing").is_err());
     }
 
     proptest::proptest! {

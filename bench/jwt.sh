@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# JWT benchmark (issue: token engine). One cluster, one run: per call inside
+# the server over 9,800 tokens, identity vs a plain-SQL pgcrypto baseline,
+# minimum of interleaved rounds minus an empty scan; and the cost of each part.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/cluster.sh
+cluster_start bench_jwt "${IDENTITY_BENCH_PORT:-28820}"
+trap cluster_stop EXIT
+psql -qX -v ON_ERROR_STOP=1 -f bench/hook_setup.sql >/dev/null
+psql -qX -v ON_ERROR_STOP=1 -c "alter database postgres set bench.secret = '$IDENTITY_TEST_JWT_SECRET'" >/dev/null
+psql -qX -v ON_ERROR_STOP=1 -f bench/jwt_setup.sql >/dev/null
+n=$(psql -qAtX -c "select count(*) from bench.tokens")
+bytes=$(psql -qAtX -c "select round(avg(length(token))) from bench.tokens")
+exec_ms() {
+    psql -qAtX -c "explain (analyze, timing off, summary on, format json) $1" \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Execution Time"])'
+}
+queries=(
+  "select count(t.token) from bench.tokens t"
+  "select count(identity.verify_jwt(t.token)) from bench.tokens t"
+  "select count(bench.sql_verify(t.token, current_setting('bench.secret'))) from bench.tokens t"
+  "select count(c.claims) from bench.claims c"
+  "select count(identity.sign_jwt(c.claims)) from bench.claims c"
+  "select count(bench.sql_sign(c.claims, current_setting('bench.secret'))) from bench.claims c"
+  "select count(identity.decode_jwt(t.token)) from bench.tokens t"
+  "select count(identity.verify_jwt(t.token)) from bench.tokens_stateless t"
+  "select count(t.token) from bench.tokens_stateless t"
+)
+ROUNDS=${BENCH_ROUNDS:-5}
+out=""
+for _ in $(seq "$ROUNDS"); do
+    for q in "${queries[@]}"; do out="$out $(exec_ms "$q")"; done
+done
+echo "== JWT HS256, per call over $n Supabase-shaped tokens of ~$bytes bytes (min of $ROUNDS interleaved rounds)"
+python3 - "$n" "${#queries[@]}" $out <<'PY'
+import sys
+n, k = int(sys.argv[1]), int(sys.argv[2])
+t = list(map(float, sys.argv[3:]))
+m = [min(t[i::k]) for i in range(k)]
+per = lambda ms, base: (ms - base) / n * 1000
+verify, base_verify = per(m[1], m[0]), per(m[2], m[0])
+sign, base_sign = per(m[4], m[3]), per(m[5], m[3])
+decode, stateless = per(m[6], m[0]), per(m[7], m[8])
+print(f"verify_jwt (full: signature, claims, 3 index probes) {verify:7.2f} us   pgcrypto SQL baseline {base_verify:7.2f} us   {base_verify / verify:5.1f}x (target >= 15x)")
+print(f"sign_jwt                                           {sign:7.2f} us   pgcrypto SQL baseline {base_sign:7.2f} us   {base_sign / sign:5.1f}x (target >= 15x)")
+print("parts of verify_jwt:")
+print(f"  parse (decode_jwt: split, base64url, JSON)        {decode:7.2f} us")
+print(f"  + signature and claims (no table checks)          {stateless - decode:7.2f} us   (verify without sub/session_id/jti: {stateless:.2f} us)")
+print(f"  + table checks (jti, session, user: index probes) {verify - stateless:7.2f} us")
+PY

@@ -1,0 +1,42 @@
+-- JWT benchmark fixtures (run after hook_setup.sql, which made 100,000 users
+-- and bench.event(i)): 10,000 Supabase-shaped access tokens (~700 bytes)
+-- signed by identity.sign_jwt, and the baseline: a verifier and a signer in
+-- plain SQL with pgcrypto's hmac, in the style of pgjwt.
+create extension pgcrypto;
+create function bench.url_decode(data text) returns bytea language sql immutable as $$
+  select decode(rpad(translate(data, '-_', '+/'), 4 * ((length(data) + 3) / 4), '='), 'base64')
+$$;
+create function bench.url_encode(data bytea) returns text language sql immutable as $$
+  select translate(encode(data, 'base64'), E'+/=\n', '-_')
+$$;
+create function bench.sql_verify(token text, secret text) returns jsonb language sql stable as $$
+  select case
+    when bench.url_encode(hmac(split_part(token, '.', 1) || '.' || split_part(token, '.', 2), secret, 'sha256'))
+         = split_part(token, '.', 3)
+     and (convert_from(bench.url_decode(split_part(token, '.', 2)), 'utf8')::jsonb ->> 'exp')::bigint
+         > extract(epoch from now())
+    then convert_from(bench.url_decode(split_part(token, '.', 2)), 'utf8')::jsonb
+  end
+$$;
+create function bench.sql_sign(payload jsonb, secret text) returns text language sql stable as $$
+  with h as (select bench.url_encode(convert_to('{"alg":"HS256","typ":"JWT"}', 'utf8')) as h),
+       p as (select bench.url_encode(convert_to(payload::text, 'utf8')) as p)
+  select h.h || '.' || p.p || '.' || bench.url_encode(hmac(h.h || '.' || p.p, secret, 'sha256')) from h, p
+$$;
+-- Claims as Supabase Auth issues them (the hook's output), per user.
+create table bench.claims as
+  select i as id, (identity.custom_access_token_hook(bench.event(i)) -> 'claims') - 'exp' - 'iat' as claims
+  from generate_series(1, 10000) i where i % 50 <> 0;
+create table bench.tokens as select id, identity.sign_jwt(claims) as token from bench.claims;
+-- The same claims without sub, session_id and jti: no table checks.
+create table bench.tokens_stateless as
+  select id, identity.sign_jwt(claims - 'sub' - 'session_id' - 'jti') as token from bench.claims;
+analyze bench.claims, bench.tokens, bench.tokens_stateless;
+-- Both verifiers accept every token before they are timed.
+do $$
+begin
+  if exists (select 1 from bench.tokens where bench.sql_verify(token, current_setting('bench.secret')) is null
+                                           or identity.verify_jwt(token) is null) then
+    raise exception 'a verifier refused a valid token';
+  end if;
+end $$;
