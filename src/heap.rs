@@ -32,7 +32,15 @@ pub const USERS: Table = Table {
     name: c"users",
     index: c"users_pkey",
     key_eq: pg_sys::F_UUID_EQ,
-    columns: &[c"is_service_user", c"user_role", c"organization_id", c"application_id", c"status", c"tokens_valid_after"],
+    columns: &[
+        c"is_service_user",
+        c"user_role",
+        c"organization_id",
+        c"application_id",
+        c"status",
+        c"tokens_valid_after",
+        c"email",
+    ],
 };
 
 pub const REVOKED_JWTS: Table =
@@ -177,24 +185,31 @@ fn uuid_key(id: [u8; 16]) -> pg_sys::Datum {
     pgrx::Uuid::from_bytes(id).into_datum().expect("uuid datum")
 }
 
-/// The hook's view of identity.users row `id`, if visible.
-pub fn user_by_id(id: [u8; 16]) -> Option<UserRow> {
-    user_row(id).map(|(u, _)| u)
+/// What token checks need of an identity.users row.
+pub struct UserState {
+    pub row: UserRow,
+    /// Unix seconds; tokens issued before are refused.
+    pub tokens_valid_after: Option<i64>,
+    pub email: String,
 }
 
-/// identity.users row `id` and its tokens_valid_after (Unix seconds).
-pub fn user_row(id: [u8; 16]) -> Option<(UserRow, Option<i64>)> {
-    probe(&USERS, uuid_key(id), |r| {
-        (
-            UserRow {
-                is_service_user: r.bool(0).unwrap_or(false),
-                user_role: r.text(1).unwrap_or_default(),
-                organization_id: r.uuid(2),
-                application_id: r.uuid(3),
-                status: r.text(4).unwrap_or_default(),
-            },
-            r.epoch_seconds(5),
-        )
+/// The hook's view of identity.users row `id`, if visible.
+pub fn user_by_id(id: [u8; 16]) -> Option<UserRow> {
+    user_state(id).map(|u| u.row)
+}
+
+/// identity.users row `id`, if visible.
+pub fn user_state(id: [u8; 16]) -> Option<UserState> {
+    probe(&USERS, uuid_key(id), |r| UserState {
+        row: UserRow {
+            is_service_user: r.bool(0).unwrap_or(false),
+            user_role: r.text(1).unwrap_or_default(),
+            organization_id: r.uuid(2),
+            application_id: r.uuid(3),
+            status: r.text(4).unwrap_or_default(),
+        },
+        tokens_valid_after: r.epoch_seconds(5),
+        email: r.text(6).unwrap_or_default(),
     })
 }
 
@@ -205,4 +220,39 @@ pub fn jti_revoked(jti: &str) -> bool {
 
 pub fn session_revoked(session_id: [u8; 16]) -> bool {
     probe(&REVOKED_SESSIONS, uuid_key(session_id), |_| ()).is_some()
+}
+
+pub const API_TOKENS: Table = Table {
+    name: c"api_tokens",
+    index: c"api_tokens_token_hash_key",
+    key_eq: pg_sys::F_BYTEAEQ,
+    columns: &[c"id", c"user_id", c"scopes", c"expires_at", c"revoked_at", c"last_used_at"],
+};
+
+/// What verification needs of an api_tokens row.
+pub struct TokenRow {
+    pub id: String,
+    pub user_id: [u8; 16],
+    pub scopes: Vec<String>,
+    pub expires_at: Option<i64>,
+    pub revoked: bool,
+    pub last_used_at: Option<i64>,
+}
+
+/// The api_tokens row whose token_hash is `hash`, if visible.
+pub fn token_by_hash(hash: &[u8; 32]) -> Option<TokenRow> {
+    let key = hash.as_slice().into_datum().expect("bytea datum");
+    probe(&API_TOKENS, key, |r| {
+        let (d, n) = r.get(1);
+        let user = unsafe { pgrx::Uuid::from_datum(d, n) }.map(|u| *u.as_bytes()).unwrap_or([0; 16]);
+        let (d, n) = r.get(2);
+        TokenRow {
+            id: r.uuid(0).unwrap_or_default(),
+            user_id: user,
+            scopes: unsafe { Vec::<Option<String>>::from_datum(d, n) }.unwrap_or_default().into_iter().flatten().collect(),
+            expires_at: r.epoch_seconds(3),
+            revoked: !r.get(4).1,
+            last_used_at: r.epoch_seconds(5),
+        }
+    })
 }

@@ -31,6 +31,39 @@ pub fn write_one<T: FromDatum + IntoDatum>(sql: &'static str, args: &[DatumWithO
     })
 }
 
+/// First row's first two columns of a writing statement (e.g. RETURNING).
+pub fn write_two<A: FromDatum + IntoDatum, B: FromDatum + IntoDatum>(
+    sql: &'static str,
+    args: &[DatumWithOid],
+) -> PgResult<Option<(Option<A>, Option<B>)>> {
+    Spi::connect_mut(|c| match c.update(sql, Some(1), args) {
+        Ok(t) if t.is_empty() => Ok(None),
+        Ok(t) => t.first().get_two::<A, B>().map(Some).map_err(spi_err),
+        Err(e) => Err(spi_err(e)),
+    })
+}
+
+/// Every row's first column (a SELECT).
+pub fn column<T: FromDatum + IntoDatum>(sql: &'static str, args: &[DatumWithOid]) -> PgResult<Vec<T>> {
+    Spi::connect(|c| first_column(c.select(sql, None, args).map_err(spi_err)?))
+}
+
+/// Every row's first column of a statement that locks or writes
+/// (SELECT ... FOR UPDATE, ... RETURNING): run in read-write SPI mode.
+pub fn column_mut<T: FromDatum + IntoDatum>(sql: &'static str, args: &[DatumWithOid]) -> PgResult<Vec<T>> {
+    Spi::connect_mut(|c| first_column(c.update(sql, None, args).map_err(spi_err)?))
+}
+
+fn first_column<T: FromDatum + IntoDatum>(t: pgrx::spi::SpiTupleTable) -> PgResult<Vec<T>> {
+    let mut out = Vec::with_capacity(t.len());
+    for row in t {
+        if let Some(v) = row.get::<T>(1).map_err(spi_err)? {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
 pub fn run(sql: &'static str, args: &[DatumWithOid]) -> PgResult<()> {
     Spi::run_with_args(sql, args).map_err(spi_err)
 }

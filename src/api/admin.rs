@@ -15,7 +15,17 @@ pub const LEVELS: &[(&str, &[&str])] = &[
     // What Supabase Auth's hook caller needs, and nothing more.
     ("hook", &["identity.custom_access_token_hook(jsonb)"]),
     // Self-service functions for end users (e.g. Supabase `authenticated`).
-    ("user", &["identity.decode_jwt(text)", "identity.verify_jwt(text, text)", "identity.try_verify_jwt(text, text)"]),
+    (
+        "user",
+        &[
+            "identity.decode_jwt(text)",
+            "identity.verify_jwt(text, text)",
+            "identity.try_verify_jwt(text, text)",
+            // The token is the credential: the service-user sign-in path.
+            "identity.verify_api_token(text)",
+            "identity.exchange_api_token(text, interval)",
+        ],
+    ),
     // Back-office callers (e.g. Supabase `service_role`): may mint and revoke.
     (
         "admin",
@@ -27,6 +37,12 @@ pub const LEVELS: &[(&str, &[&str])] = &[
             "identity.sign_jwt(jsonb, interval)",
             "identity.revoke_jwt(text, timestamp with time zone)",
             "identity.revoke_session(uuid)",
+            "identity.create_api_token(uuid, text, interval, text[])",
+            "identity.verify_api_token(text)",
+            "identity.exchange_api_token(text, interval)",
+            "identity.list_api_tokens(uuid)",
+            "identity.revoke_api_token(uuid)",
+            "identity.rotate_api_token(uuid, interval)",
         ],
     ),
 ];

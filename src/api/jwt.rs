@@ -70,10 +70,10 @@ pub fn verify_checks<C: Claims>(
         checks.push(check("revoked_session", !heap::session_revoked(sid), "session revoked"));
     }
     if let Some(sub) = uuid_claim("sub") {
-        if let Some((user, valid_after)) = heap::user_row(sub) {
-            checks.push(check("user_status", user.status == "active", &format!("user {}", user.status)));
+        if let Some(u) = heap::user_state(sub) {
+            checks.push(check("user_status", u.row.status == "active", &format!("user {}", u.row.status)));
             let iat = c.number("iat").ok().flatten().unwrap_or(i64::MIN);
-            let ok = valid_after.is_none_or(|va| iat >= va);
+            let ok = u.tokens_valid_after.is_none_or(|va| iat >= va);
             checks.push(check("tokens_valid_after", ok, "issued before the user's tokens_valid_after"));
         }
     }

@@ -4,3 +4,4 @@
 pub mod admin;
 pub mod hook;
 pub mod jwt;
+pub mod tokens;

@@ -110,6 +110,31 @@ pub fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// RFC 3339 UTC text of Unix seconds (proleptic Gregorian; Howard Hinnant's
+/// civil-from-days), as JSON answers show timestamps.
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// A scope is 1 to 64 of `a-z 0-9 _ . : * -`, starting with a letter or digit.
+pub fn validate_scope(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.:*-".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +221,24 @@ mod tests {
         assert_eq!(&base62_fixed(61), b"00000z");
         assert_eq!(&base62_fixed(62), b"000010");
         assert_eq!(&base62_fixed(u32::MAX), b"4gfFC3");
+    }
+
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_800_000_000), "2027-01-15T08:00:00Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn scopes_are_validated() {
+        for ok in ["read", "credentials:read", "agents.*", "a-b_c"] {
+            assert!(validate_scope(ok), "{ok}");
+        }
+        for bad in ["", "Read", ":x", "a b", &"x".repeat(65)] {
+            assert!(!validate_scope(bad), "{bad}");
+        }
     }
 
     #[test]

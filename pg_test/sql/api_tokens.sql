@@ -1,0 +1,114 @@
+-- Opaque API tokens (API.md 4). Tokens are random: the file prints shapes
+-- and verdicts, never a token.
+insert into identity.organizations (id, name) values ('00000000-0000-0000-0000-0000000000f0', 'Token Org');
+insert into identity.users (id, email, organization_id, user_role, is_service_user, application_id) values
+  ('00000000-0000-0000-0000-0000000000f1', 'svc@tokens.test', '00000000-0000-0000-0000-0000000000f0', 'user', true,
+   '00000000-0000-0000-0000-0000000000fa'),
+  ('00000000-0000-0000-0000-0000000000f2', 'other@tokens.test', null, 'admin', false, null);
+create table t.api (name text primary key, token_id uuid, token text, expires_at timestamptz);
+grant all on t.api to public;
+
+set role service_role;
+insert into t.api select 'main', * from identity.create_api_token('00000000-0000-0000-0000-0000000000f1', 'ci deploy',
+                                                                  scopes => array['credentials:read', 'agents.run']);
+insert into t.api select 'forever', * from identity.create_api_token('00000000-0000-0000-0000-0000000000f2', 'no expiry', null);
+insert into t.api select 'short', * from identity.create_api_token('00000000-0000-0000-0000-0000000000f2', 'short', '1 second');
+-- The documented format: prefix, 30 base62, 6 base62 checksum; default expiry 90 days.
+select name, token ~ '^idt_[0-9A-Za-z]{36}$' as shape, length(token) as len,
+       round(extract(epoch from expires_at - now()) / 86400) as days
+from t.api order by name;
+-- Listing shows no secret.
+select l->>'name' as name, l->>'display_prefix' = left(a.token, 8) as prefix_ok, l->>'last4' = right(a.token, 4) as last4_ok,
+       l->'scopes' as scopes, l ? 'token_hash' as has_hash
+from identity.list_api_tokens('00000000-0000-0000-0000-0000000000f1') l join t.api a on a.token_id = (l->>'token_id')::uuid;
+reset role;
+-- Only the SHA-256 is stored: the plaintext is in no column of any identity table.
+select count(*) as tokens_in_clear
+from t.api a, (select to_jsonb(x)::text as r from identity.api_tokens x
+               union all select to_jsonb(x)::text from identity.audit_log x) rows
+where position(a.token in rows.r) > 0;
+select count(*) as hashes_match from t.api a join identity.api_tokens k on k.token_hash = sha256(convert_to(a.token, 'utf8'));
+
+-- Verification as an end user's role: the principal.
+set role authenticated;
+select p - 'token_id' - 'expires_at' as principal, (p->>'token_id')::uuid = a.token_id as token_id_ok
+from t.api a, lateral identity.verify_api_token(a.token) p where a.name = 'main';
+select identity.verify_api_token(null) is null as null_in_null_out;
+-- Typos are refused by the checksum, before any lookup; unknown tokens after.
+select t.err(format('select identity.verify_api_token(%L)', left(token, 10) || case when substr(token, 11, 1) = 'A' then 'B' else 'A' end || substr(token, 12)))
+       as typo from t.api where name = 'main';
+select t.err($$select identity.verify_api_token('idt_000000000000000000000000000000000000')$$) as bad_checksum;
+select t.err($$select identity.verify_api_token('')$$) as empty;
+select t.err($$select identity.verify_api_token(repeat('x', 1048576))$$) as one_megabyte;
+select t.err($$select identity.verify_api_token('sk_live_abc')$$) as other_prefix;
+reset role;
+-- An unknown token with a valid checksum (made with a throwaway user, then deleted).
+insert into identity.users (id, email) values ('00000000-0000-0000-0000-0000000000f9', 'gone@tokens.test');
+insert into t.api select 'gone', * from identity.create_api_token('00000000-0000-0000-0000-0000000000f9', 'gone');
+delete from identity.users where id = '00000000-0000-0000-0000-0000000000f9';
+select t.err(format('select identity.verify_api_token(%L)', token)) as deleted_user from t.api where name = 'gone';
+
+-- Works in a read-only transaction, and then writes nothing.
+begin transaction read only;
+select (identity.verify_api_token(token))->>'user_role' as role_read_only from t.api where name = 'forever';
+commit;
+select last_used_at is null as untouched_by_read_only from identity.api_tokens k join t.api a on a.token_id = k.id where a.name = 'forever';
+-- In a writable one, last_used_at is set, and not rewritten within a minute.
+select (identity.verify_api_token(token)) is not null as ok from t.api where name = 'forever';
+create temp table seen as select last_used_at from identity.api_tokens k join t.api a on a.token_id = k.id where a.name = 'forever';
+select (identity.verify_api_token(token)) is not null as ok from t.api where name = 'forever';
+select k.last_used_at is not null and k.last_used_at = s.last_used_at as written_once
+from identity.api_tokens k join t.api a on a.token_id = k.id, seen s where a.name = 'forever';
+
+-- Expiry, revocation, suspension: effective on the next call.
+select pg_sleep(1.1);
+select t.err(format('select identity.verify_api_token(%L)', token)) as expired from t.api where name = 'short';
+set role service_role;
+select identity.revoke_api_token(token_id) from t.api where name = 'forever';
+select identity.revoke_api_token(token_id) from t.api where name = 'forever';  -- idempotent
+select t.err($$select identity.revoke_api_token('00000000-0000-0000-0000-000000000000')$$) as unknown_id;
+reset role;
+select t.err(format('select identity.verify_api_token(%L)', token)) as revoked from t.api where name = 'forever';
+update identity.users set status = 'suspended' where id = '00000000-0000-0000-0000-0000000000f1';
+select t.err(format('select identity.verify_api_token(%L)', token)) as suspended from t.api where name = 'main';
+update identity.users set status = 'active' where id = '00000000-0000-0000-0000-0000000000f1';
+
+-- Exchange: a short-lived access JWT that verify_jwt accepts, as the hook builds claims.
+set role authenticated;
+select c->>'sub' as sub, c->>'role' as role, c->'is_service_user' as is_service_user, c->>'user_role' as user_role,
+       c->>'organization_id' as org, c->>'application_id' as app, c->'scopes' as scopes,
+       c->'amr'->0->>'method' as amr, (c->>'exp')::bigint - (c->>'iat')::bigint as lifetime, c->>'email' as email
+from t.api a, lateral identity.verify_jwt(identity.exchange_api_token(a.token)) c where a.name = 'main';
+select (c->>'exp')::bigint - (c->>'iat')::bigint as lifetime
+from t.api a, lateral identity.verify_jwt(identity.exchange_api_token(a.token, '5 minutes')) c where a.name = 'main';
+select t.err(format('select identity.exchange_api_token(%L)', token)) as exchange_revoked from t.api where name = 'forever';
+select t.err(format('select identity.exchange_api_token(%L, %L)', token, '2 days')) as ttl_too_long from t.api where name = 'main';
+-- End users cannot manage tokens.
+select t.err($$select identity.create_api_token('00000000-0000-0000-0000-0000000000f1', 'x')$$);
+select t.err($$select identity.list_api_tokens()$$);
+reset role;
+
+-- Rotation: the new token works; with grace the old one too, until the grace ends.
+set role service_role;
+insert into t.api select 'rotated', * from identity.rotate_api_token((select token_id from t.api where name = 'main'), '1 hour');
+reset role;
+select name, (identity.verify_api_token(token)) is not null as works from t.api where name in ('main', 'rotated') order by name;
+select k.rotated_from = m.token_id as linked, k.name, k.scopes
+from identity.api_tokens k join t.api r on r.token_id = k.id and r.name = 'rotated', t.api m where m.name = 'main';
+set role service_role;
+insert into t.api select 'rotated_now', * from identity.rotate_api_token((select token_id from t.api where name = 'rotated'));
+reset role;
+select t.err(format('select identity.verify_api_token(%L)', token)) as old_after_rotation from t.api where name = 'rotated';
+select t.err($$select identity.rotate_api_token('00000000-0000-0000-0000-000000000000')$$) as unknown;
+
+-- Bad arguments: clear errors, nothing written.
+select count(*) as before from identity.api_tokens \gset
+select t.err($$select identity.create_api_token(null, 'x')$$);
+select t.err($$select identity.create_api_token('00000000-0000-0000-0000-0000000000f1', '')$$);
+select t.err($$select identity.create_api_token('00000000-0000-0000-0000-0000000000f1', 'x', '-1 day')$$);
+select t.err($$select identity.create_api_token('00000000-0000-0000-0000-0000000000f1', 'x', scopes => array['Bad Scope'])$$);
+select t.err($$select identity.create_api_token('00000000-0000-0000-0000-0000000000f1', 'x', scopes => array[null]::text[])$$);
+select t.err($$select identity.create_api_token('00000000-0000-0000-0000-0000000000ee', 'x')$$);
+select count(*) = :before as nothing_written from identity.api_tokens;
+-- Audit rows for every mutation, none holding a token.
+select action, count(*) from identity.audit_log where target_type = 'api_token' group by action order by action;

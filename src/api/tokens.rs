@@ -1,0 +1,310 @@
+//! Section 4 of API.md: opaque API tokens.
+//!
+//! Format and checksum are `core::token`; only SHA-256 is stored. The
+//! checksum is checked before any lookup; lookups are primary-key/unique
+//! index probes (`heap.rs`). `last_used_at` is written at most once a minute,
+//! never in a read-only transaction or on a standby, and never waits for a
+//! row lock (SKIP LOCKED), so verification stays read-only where it must.
+//!
+//! Management functions (create, list, revoke, rotate) are at the admin grant
+//! level for now: per-actor self-service needs the claims-based actor of the
+//! RLS issue. verify and exchange are at the user level (the token is the
+//! credential).
+
+use crate::api::jwt::{interval_seconds, now_unix, secret};
+use crate::core::claims::{self, uuid_text, uuid_v4};
+use crate::core::error::{IdentityError, Kind};
+use crate::core::{jwt, token};
+use crate::error::PgResult;
+use crate::{gucs, heap, spi};
+use pgrx::datum::{Interval, TimestampWithTimeZone};
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::{JsonB, Uuid};
+use rand::rngs::OsRng;
+use serde_json::{json, Map, Value};
+
+const MAX_EXPIRY_SECONDS: i64 = 10 * 366 * 86_400;
+
+fn unauthenticated(message: &'static str) -> IdentityError {
+    IdentityError::new(Kind::Unauthenticated, message)
+}
+
+/// A verified token's principal (API.md section 10).
+struct Principal {
+    token_id: String,
+    user_id: [u8; 16],
+    user: heap::UserState,
+    scopes: Vec<String>,
+    expires_at: Option<i64>,
+}
+
+impl Principal {
+    fn json(&self) -> Value {
+        json!({
+            "token_id": self.token_id,
+            "user_id": uuid_text(&self.user_id),
+            "organization_id": self.user.row.organization_id,
+            "is_service_user": self.user.row.is_service_user,
+            "user_role": self.user.row.user_role,
+            "scopes": self.scopes,
+            "expires_at": self.expires_at.map(token::rfc3339),
+        })
+    }
+}
+
+/// Every check of verify_api_token, in order; 28000 with the reason.
+fn verify(token_text: &str) -> PgResult<Principal> {
+    let prefix = gucs::token_prefix();
+    // Shape and checksum first: a typo never reaches a table.
+    token::parse(token_text, &prefix)?;
+    let row = heap::token_by_hash(&token::hash(token_text))
+        .ok_or_else(|| unauthenticated("invalid API token").detail("unknown token"))?;
+    if row.revoked {
+        return Err(unauthenticated("API token has been revoked").into());
+    }
+    let now = now_unix();
+    if row.expires_at.is_some_and(|e| e <= now) {
+        return Err(unauthenticated("API token has expired").into());
+    }
+    let user = heap::user_state(row.user_id).ok_or_else(|| unauthenticated("API token's user does not exist"))?;
+    if user.row.status != "active" {
+        return Err(unauthenticated("API token's user is not active").detail(format!("user {}", user.row.status)).into());
+    }
+    touch(&row, now)?;
+    Ok(Principal { token_id: row.id, user_id: row.user_id, user, scopes: row.scopes, expires_at: row.expires_at })
+}
+
+/// last_used_at, at most once a minute, only where writes are possible, and
+/// without waiting for a lock another verifier holds.
+fn touch(row: &heap::TokenRow, now: i64) -> PgResult<()> {
+    let fresh = row.last_used_at.is_some_and(|t| now - t < 60);
+    let writable = unsafe { !pgrx::pg_sys::RecoveryInProgress() && !pgrx::pg_sys::XactReadOnly };
+    if fresh || !writable {
+        return Ok(());
+    }
+    let id = Uuid::from_bytes(claims::uuid_bytes(&row.id).expect("uuid from the table"));
+    spi::run(
+        "update identity.api_tokens set last_used_at = pg_catalog.now() \
+         where id = (select id from identity.api_tokens where id = $1 \
+                       and (last_used_at is null or last_used_at < pg_catalog.now() - interval '1 minute') \
+                     for update skip locked)",
+        &[id.into()],
+    )
+}
+
+fn scopes_arg(scopes: Option<Vec<Option<String>>>) -> Result<Vec<String>, IdentityError> {
+    let scopes = scopes.unwrap_or_default();
+    if scopes.len() > 50 {
+        return Err(IdentityError::invalid("too many scopes").detail(format!("{} scopes, at most 50", scopes.len())));
+    }
+    let mut out = Vec::with_capacity(scopes.len());
+    for s in scopes {
+        let s = s.ok_or_else(|| IdentityError::invalid("scopes must not contain NULL"))?;
+        if !token::validate_scope(&s) {
+            return Err(IdentityError::invalid("invalid scope")
+                .detail(format!("scope {s:?}"))
+                .hint("a scope is 1 to 64 of a-z 0-9 _ . : * -, starting with a letter or digit"));
+        }
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// Generates, stores (hash only) and returns a new token for `user_id`.
+fn issue(user_id: Uuid, name: &str, expires: Option<i64>, scopes: &[String], rotated_from: Option<Uuid>) -> PgResult<(Uuid, String, Option<TimestampWithTimeZone>)> {
+    let prefix = gucs::token_prefix();
+    let text = token::generate(&prefix, &mut OsRng)?;
+    let parsed = token::parse(&text, &prefix).expect("a generated token parses");
+    let hash = token::hash(&text);
+    let row = spi::write_two::<Uuid, TimestampWithTimeZone>(
+        "insert into identity.api_tokens \
+           (user_id, kind, name, token_hash, display_prefix, last4, scopes, expires_at, rotated_from) \
+         values ($1, 'api', $2, $3, $4, $5, $6, \
+                 pg_catalog.now() + pg_catalog.make_interval(secs => $7::float8), $8) \
+         returning id, expires_at",
+        &[
+            user_id.into(),
+            name.into(),
+            hash.as_slice().into(),
+            parsed.display_prefix().into(),
+            parsed.last4().into(),
+            scopes.to_vec().into(),
+            expires.map(|s| s as f64).into(),
+            rotated_from.into(),
+        ],
+    )?
+    .expect("INSERT ... RETURNING returns a row");
+    Ok((row.0.expect("id"), text, row.1))
+}
+
+fn audit(action: &'static str, token_id: &Uuid, details: Value) -> PgResult<()> {
+    let id = uuid_text(token_id.as_bytes());
+    spi::audit(spi::Audit {
+        actor_id: None,
+        actor_kind: "system",
+        organization_id: None,
+        action,
+        target_type: "api_token",
+        target_id: Some(&id),
+        details,
+    })
+}
+
+/// A new API token for `user_id`, shown once. `expires_in => NULL`: no expiry.
+#[pg_extern(schema = "identity", volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn create_api_token(
+    user_id: Option<Uuid>,
+    name: Option<&str>,
+    expires_in: default!(Option<Interval>, "'90 days'"),
+    scopes: default!(Option<Vec<Option<String>>>, "'{}'"),
+) -> Result<
+    TableIterator<
+    'static,
+    (name!(token_id, Uuid), name!(token, String), name!(expires_at, Option<TimestampWithTimeZone>)),
+>,
+    ErrorReport,
+> {
+    let user_id = user_id.ok_or_else(|| IdentityError::invalid("user_id is required"))?;
+    let name = name.filter(|n| !n.trim().is_empty() && n.len() <= 200).ok_or_else(|| IdentityError::invalid("name must be 1 to 200 characters"))?;
+    let scopes = scopes_arg(scopes)?;
+    let expires = expires_in.map(|i| interval_seconds(&i, MAX_EXPIRY_SECONDS)).transpose()?;
+    let user = heap::user_state(*user_id.as_bytes()).ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist"))?;
+    if user.row.status != "active" {
+        return Err(IdentityError::invalid("user is not active").detail(format!("user {}", user.row.status)).into());
+    }
+    let (id, text, expires_at) = issue(user_id, name, expires, &scopes, None)?;
+    audit("api_token.created", &id, json!({"user_id": uuid_text(user_id.as_bytes()), "name": name, "scopes": scopes}))?;
+    Ok(TableIterator::once((id, text, expires_at)))
+}
+
+/// The token's principal, or 28000: unknown, bad checksum, expired, revoked,
+/// user not active or deleted. NULL in, NULL out.
+#[pg_extern(schema = "identity", volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn verify_api_token(token: Option<&str>) -> PgResult<Option<JsonB>> {
+    let Some(t) = token else { return Ok(None) };
+    Ok(Some(JsonB(verify(t)?.json())))
+}
+
+/// A short-lived access JWT for the token's user (the service-user sign-in
+/// path): claims as the hook builds them, `amr` method `api_token`, the
+/// token's scopes, a new session_id. ttl defaults to identity.access_token_ttl
+/// (at most 1 day).
+#[pg_extern(schema = "identity", volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn exchange_api_token(token: Option<&str>, ttl: default!(Option<Interval>, "NULL")) -> PgResult<String> {
+    let token = token.ok_or_else(|| unauthenticated("invalid API token").detail("token is null"))?;
+    let p = verify(token)?;
+    let ttl = match ttl {
+        Some(i) => interval_seconds(&i, 86_400)?,
+        None => gucs::access_token_ttl().min(86_400),
+    };
+    let secret = secret()?;
+    let now = now_unix();
+    let add = claims::additions(Some(&p.user.row)).map_err(|_| unauthenticated("API token's user is not active"))?;
+    let mut random = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut OsRng, &mut random);
+    let session = uuid_text(&uuid_v4(random[..16].try_into().expect("16 bytes")));
+    let jti = uuid_text(&uuid_v4(random[16..].try_into().expect("16 bytes")));
+    let mut c = Map::new();
+    c.insert("aud".into(), json!(gucs::jwt_audience().unwrap_or_else(|| "authenticated".into())));
+    c.insert("sub".into(), json!(uuid_text(&p.user_id)));
+    c.insert("role".into(), json!("authenticated"));
+    c.insert("email".into(), json!(p.user.email));
+    c.insert("phone".into(), json!(""));
+    c.insert("aal".into(), json!("aal1"));
+    c.insert("amr".into(), json!([{"method": "api_token", "timestamp": now}]));
+    c.insert("session_id".into(), json!(session));
+    c.insert("is_anonymous".into(), json!(false));
+    c.insert("is_service_user".into(), json!(add.is_service_user));
+    c.insert("user_role".into(), json!(add.user_role));
+    c.insert("organization_id".into(), json!(add.organization_id));
+    if let Some(app) = add.application_id {
+        c.insert("application_id".into(), json!(app));
+    }
+    c.insert("scopes".into(), json!(p.scopes));
+    c.insert("token_id".into(), json!(p.token_id));
+    let jwt = jwt::sign_hs256(c, &secret, now, ttl, &jti, gucs::jwt_issuer().as_deref(), None);
+    Ok(jwt)
+}
+
+/// Tokens without secrets: everyone's, or `user_id`'s.
+#[pg_extern(schema = "identity", stable, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn list_api_tokens(user_id: default!(Option<Uuid>, "NULL")) -> Result<SetOfIterator<'static, JsonB>, ErrorReport> {
+    let rows = spi::column::<JsonB>(
+        "select pg_catalog.jsonb_build_object('token_id', id, 'user_id', user_id, 'name', name, 'kind', kind, \
+                'display_prefix', display_prefix, 'last4', last4, 'scopes', scopes, 'expires_at', expires_at, \
+                'revoked_at', revoked_at, 'last_used_at', last_used_at, 'rotated_from', rotated_from, \
+                'created_at', created_at) \
+         from identity.api_tokens where $1::uuid is null or user_id = $1 order by created_at, id",
+        &[user_id.into()],
+    )?;
+    Ok(SetOfIterator::new(rows))
+}
+
+/// Revokes a token for every next verification. Idempotent; P0002 if unknown.
+#[pg_extern(schema = "identity", volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn revoke_api_token(token_id: Option<Uuid>) -> PgResult<()> {
+    let id = token_id.ok_or_else(|| IdentityError::invalid("token_id is required"))?;
+    let found = spi::write_one::<Uuid>(
+        "update identity.api_tokens set revoked_at = coalesce(revoked_at, pg_catalog.now()) where id = $1 returning user_id",
+        &[id.into()],
+    )?;
+    if found.is_none() {
+        return Err(IdentityError::new(Kind::NotFound, "API token does not exist").into());
+    }
+    audit("api_token.revoked", &id, json!({}))
+}
+
+/// A new token with the same user, name, scopes and lifetime; the old one
+/// stops working after `grace` (0: at once).
+#[pg_extern(schema = "identity", volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn rotate_api_token(token_id: Option<Uuid>, grace: default!(Option<Interval>, "'0'")) -> Result<
+    TableIterator<
+    'static,
+    (name!(token_id, Uuid), name!(token, String), name!(expires_at, Option<TimestampWithTimeZone>)),
+>,
+    ErrorReport,
+> {
+    let id = token_id.ok_or_else(|| IdentityError::invalid("token_id is required"))?;
+    let grace = match grace {
+        None => 0,
+        Some(g) if g.months() == 0 && g.days() == 0 && g.micros() == 0 => 0,
+        Some(g) => interval_seconds(&g, 30 * 86_400)?,
+    };
+    // Lock the old row; read what the new token inherits.
+    let old = spi::column_mut::<JsonB>(
+        "select pg_catalog.jsonb_build_object('user_id', user_id, 'name', name, 'scopes', scopes, \
+                'lifetime', extract(epoch from expires_at - created_at), 'revoked', revoked_at is not null, \
+                'expired', expires_at <= pg_catalog.now()) \
+         from identity.api_tokens where id = $1 for update",
+        &[id.into()],
+    )?;
+    let Some(JsonB(old)) = old.into_iter().next() else {
+        return Err(IdentityError::new(Kind::NotFound, "API token does not exist").into());
+    };
+    if old["revoked"] == true || old["expired"] == true {
+        return Err(IdentityError::invalid("API token is revoked or expired").into());
+    }
+    let user_id = Uuid::from_bytes(claims::uuid_bytes(old["user_id"].as_str().unwrap_or_default()).expect("uuid"));
+    let scopes: Vec<String> = old["scopes"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect();
+    let lifetime = old["lifetime"].as_f64().map(|f| f.round() as i64).filter(|s| *s > 0);
+    let (new_id, text, expires_at) = issue(user_id, old["name"].as_str().unwrap_or("rotated"), lifetime, &scopes, Some(id))?;
+    spi::run(
+        "update identity.api_tokens set \
+           revoked_at = case when $2 = 0 then pg_catalog.now() else revoked_at end, \
+           expires_at = case when $2 = 0 then expires_at \
+                             else least(coalesce(expires_at, 'infinity'), pg_catalog.now() + pg_catalog.make_interval(secs => $2::float8)) end \
+         where id = $1",
+        &[id.into(), grace.into()],
+    )?;
+    audit("api_token.rotated", &id, json!({"new_token_id": uuid_text(new_id.as_bytes()), "grace_seconds": grace}))?;
+    Ok(TableIterator::once((new_id, text, expires_at)))
+}
