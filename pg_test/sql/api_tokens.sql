@@ -112,3 +112,24 @@ select t.err($$select identity.create_api_token('00000000-0000-0000-0000-0000000
 select count(*) = :before as nothing_written from identity.api_tokens;
 -- Audit rows for every mutation, none holding a token.
 select action, count(*) from identity.audit_log where target_type = 'api_token' group by action order by action;
+
+-- issue_access_token: the hook's claims plus Supabase's standard ones, signed.
+set role service_role;
+select c->>'sub' as sub, c->>'role' as role, c->>'user_role' as user_role, c->'is_service_user' as is_service_user,
+       c->>'organization_id' as org, c->>'application_id' as app, c->'amr'->0->>'method' as amr,
+       (c->>'exp')::bigint - (c->>'iat')::bigint as lifetime
+from identity.verify_jwt(identity.issue_access_token('00000000-0000-0000-0000-0000000000f1', '10 minutes')) c;
+select t.err($$select identity.issue_access_token('00000000-0000-0000-0000-0000000000ee')$$) as unknown_user;
+select t.err($$select identity.issue_access_token(null)$$) as null_user;
+select t.err($$select identity.issue_access_token('00000000-0000-0000-0000-0000000000f1', '2 days')$$) as ttl_too_long;
+reset role;
+-- The hook and issue_access_token agree on the claims the extension owns.
+select (h->'claims') @> (c - 'aud' - 'sub' - 'role' - 'email' - 'phone' - 'aal' - 'amr' - 'session_id' - 'is_anonymous'
+                           - 'exp' - 'iat' - 'jti') as hook_agrees
+from identity.verify_jwt(identity.issue_access_token('00000000-0000-0000-0000-0000000000f1')) c,
+     identity.custom_access_token_hook(jsonb_build_object('user_id', '00000000-0000-0000-0000-0000000000f1',
+       'claims', jsonb_build_object('aud', 'authenticated', 'exp', 2000000000, 'iat', 1999996400,
+         'sub', '00000000-0000-0000-0000-0000000000f1', 'email', 'svc@tokens.test', 'phone', '', 'role', 'authenticated',
+         'aal', 'aal1', 'session_id', '00000000-0000-0000-0000-000000000001', 'is_anonymous', false))) h;
+update identity.users set status = 'disabled' where id = '00000000-0000-0000-0000-0000000000f2';
+select t.err($$select identity.issue_access_token('00000000-0000-0000-0000-0000000000f2')$$) as disabled_user;

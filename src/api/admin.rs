@@ -35,6 +35,7 @@ pub const LEVELS: &[(&str, &[&str])] = &[
             "identity.try_verify_jwt(text, text)",
             "identity.explain_jwt(text)",
             "identity.sign_jwt(jsonb, interval)",
+            "identity.issue_access_token(uuid, interval)",
             "identity.revoke_jwt(text, timestamp with time zone)",
             "identity.revoke_session(uuid)",
             "identity.create_api_token(uuid, text, interval, text[])",

@@ -116,6 +116,37 @@ fn sign_jwt(claims: Option<JsonB>, ttl: default!(Option<Interval>, "NULL")) -> P
     Ok(token)
 }
 
+/// An access JWT for `user_id` with the claims the hook would produce (and
+/// Supabase Auth's standard ones), for stacks without Supabase Auth. ttl
+/// defaults to identity.access_token_ttl (at most 1 day).
+#[pg_extern(schema = "identity", volatile)]
+fn issue_access_token(user_id: Option<pgrx::Uuid>, ttl: default!(Option<Interval>, "NULL")) -> PgResult<String> {
+    let id = user_id.ok_or_else(|| IdentityError::invalid("user_id is required"))?;
+    let ttl = match ttl {
+        Some(i) => interval_seconds(&i, 86_400)?,
+        None => gucs::access_token_ttl().min(86_400),
+    };
+    let user = heap::user_state(*id.as_bytes()).ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist"))?;
+    let secret = secret()?;
+    let now = now_unix();
+    let mut random = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+    let session = uuid_text(&uuid_v4(random[..16].try_into().expect("16 bytes")));
+    let jti = uuid_text(&uuid_v4(random[16..].try_into().expect("16 bytes")));
+    let audience = gucs::jwt_audience().unwrap_or_else(|| "authenticated".into());
+    let claims = crate::core::claims::access_token_claims(
+        &uuid_text(id.as_bytes()),
+        &user.email,
+        Some(&user.row),
+        &audience,
+        &session,
+        "issued",
+        now,
+    )
+    .ok_or_else(|| IdentityError::invalid("user is not active").detail(format!("user {}", user.row.status)))?;
+    Ok(jwt::sign_hs256(claims, &secret, now, ttl, &jti, gucs::jwt_issuer().as_deref(), None))
+}
+
 /// The verified claims, or 28000 with the reason in DETAIL. NULL token: NULL.
 #[pg_extern(schema = "identity", stable, parallel_safe)]
 fn verify_jwt(token: Option<&str>, audience: default!(Option<&str>, "NULL")) -> PgResult<Option<RawJsonb>> {

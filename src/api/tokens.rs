@@ -22,7 +22,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
 use rand::rngs::OsRng;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 const MAX_EXPIRY_SECONDS: i64 = 10 * 366 * 86_400;
 
@@ -205,27 +205,13 @@ fn exchange_api_token(token: Option<&str>, ttl: default!(Option<Interval>, "NULL
     };
     let secret = secret()?;
     let now = now_unix();
-    let add = claims::additions(Some(&p.user.row)).map_err(|_| unauthenticated("API token's user is not active"))?;
     let mut random = [0u8; 32];
     rand::RngCore::fill_bytes(&mut OsRng, &mut random);
     let session = uuid_text(&uuid_v4(random[..16].try_into().expect("16 bytes")));
     let jti = uuid_text(&uuid_v4(random[16..].try_into().expect("16 bytes")));
-    let mut c = Map::new();
-    c.insert("aud".into(), json!(gucs::jwt_audience().unwrap_or_else(|| "authenticated".into())));
-    c.insert("sub".into(), json!(uuid_text(&p.user_id)));
-    c.insert("role".into(), json!("authenticated"));
-    c.insert("email".into(), json!(p.user.email));
-    c.insert("phone".into(), json!(""));
-    c.insert("aal".into(), json!("aal1"));
-    c.insert("amr".into(), json!([{"method": "api_token", "timestamp": now}]));
-    c.insert("session_id".into(), json!(session));
-    c.insert("is_anonymous".into(), json!(false));
-    c.insert("is_service_user".into(), json!(add.is_service_user));
-    c.insert("user_role".into(), json!(add.user_role));
-    c.insert("organization_id".into(), json!(add.organization_id));
-    if let Some(app) = add.application_id {
-        c.insert("application_id".into(), json!(app));
-    }
+    let audience = gucs::jwt_audience().unwrap_or_else(|| "authenticated".into());
+    let mut c = claims::access_token_claims(&uuid_text(&p.user_id), &p.user.email, Some(&p.user.row), &audience, &session, "api_token", now)
+        .ok_or_else(|| unauthenticated("API token's user is not active"))?;
     c.insert("scopes".into(), json!(p.scopes));
     c.insert("token_id".into(), json!(p.token_id));
     let jwt = jwt::sign_hs256(c, &secret, now, ttl, &jti, gucs::jwt_issuer().as_deref(), None);

@@ -389,6 +389,39 @@ pub fn additions(user: Option<&UserRow>) -> Result<Additions, HookOutcome> {
     }
 }
 
+/// The claims of an access token the extension issues itself
+/// (issue_access_token, exchange_api_token): what Supabase Auth would put in
+/// one (aud, sub, role `authenticated`, email, phone, aal1, amr, session_id,
+/// is_anonymous) plus exactly what the hook adds. None for an inactive user.
+pub fn access_token_claims(
+    sub: &str,
+    email: &str,
+    user: Option<&UserRow>,
+    audience: &str,
+    session_id: &str,
+    amr_method: &str,
+    now: i64,
+) -> Option<Map<String, Value>> {
+    let add = additions(user).ok()?;
+    let mut c = Map::new();
+    c.insert("aud".into(), Value::from(audience));
+    c.insert("sub".into(), Value::from(sub));
+    c.insert("role".into(), Value::from("authenticated"));
+    c.insert("email".into(), Value::from(email));
+    c.insert("phone".into(), Value::from(""));
+    c.insert("aal".into(), Value::from("aal1"));
+    c.insert("amr".into(), serde_json::json!([{"method": amr_method, "timestamp": now}]));
+    c.insert("session_id".into(), Value::from(session_id));
+    c.insert("is_anonymous".into(), Value::Bool(false));
+    c.insert("is_service_user".into(), Value::Bool(add.is_service_user));
+    c.insert("user_role".into(), Value::from(add.user_role));
+    c.insert("organization_id".into(), add.organization_id.map_or(Value::Null, Value::from));
+    if let Some(app) = add.application_id {
+        c.insert("application_id".into(), app.map_or(Value::Null, Value::from));
+    }
+    Some(c)
+}
+
 /// The 400 answer for claims that fail the schema.
 pub fn schema_error(why: String) -> HookOutcome {
     HookOutcome::bad(format!("claims do not satisfy Supabase Auth's schema: {why}"))
@@ -641,6 +674,20 @@ mod tests {
         assert_eq!(keys, ["user_role", "application_id", "is_service_user", "organization_id"]);
         let a = additions(None).unwrap();
         assert_eq!(a.in_jsonb_order().len(), 3);
+    }
+
+    #[test]
+    fn issued_claims_satisfy_supabase_schema_once_exp_and_iat_are_added() {
+        let mut c = access_token_claims(UID, "a@x", Some(&row("admin", false, "active")), "authenticated", UID, "password", 10)
+            .unwrap();
+        c.insert("exp".into(), json!(20));
+        c.insert("iat".into(), json!(10));
+        assert_eq!(check_supabase_schema(&c), Ok(()));
+        assert_eq!(c["user_role"], "admin");
+        assert_eq!(c["amr"][0]["method"], "password");
+        assert!(access_token_claims(UID, "a@x", Some(&row("user", false, "suspended")), "a", UID, "x", 0).is_none());
+        let svc = access_token_claims(UID, "a@x", Some(&row("user", true, "active")), "a", UID, "x", 0).unwrap();
+        assert!(svc.contains_key("application_id"));
     }
 
     #[test]
