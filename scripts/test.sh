@@ -5,6 +5,7 @@
 #   2. #[pg_test]             `cargo pgrx test` in a cluster run as $IDENTITY_OS_USER
 #   3. SQL scenario suite     pg_test/ (pg_regress, real roles, installed extension)
 #   4. interop                interop/ (psycopg + jsonschema, as Supabase Auth calls the hook)
+#   5. hot standby            pg_test/standby.sh (a real streaming replica on loopback)
 # and a last line "identity: N passed, M failed" over all layers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,29 +23,34 @@ count() { # sums "N passed; M failed" / "N passed, M failed" lines of a log
     passed=$((passed + p)); failed=$((failed + f))
 }
 
-echo "== 1/4 core unit tests (cargo test, no Postgres)"
+echo "== 1/5 core unit tests (cargo test, no Postgres)"
 status=0
 cargo test --lib core:: 2>&1 | tee "$logs/core.log" || status=1
 count "$logs/core.log"
 
-echo "== 2/4 #[pg_test] (cargo pgrx test pg15)"
+echo "== 2/5 #[pg_test] (cargo pgrx test pg15)"
 pgrx_root=/var/tmp/identity-pgrx
 rm -rf "$pgrx_root"; mkdir -p "$pgrx_root"; chown "$IDENTITY_OS_USER" "$pgrx_root"
 cargo pgrx test pg15 --runas "$IDENTITY_OS_USER" --pgdata "$pgrx_root/pgdata" 2>&1 \
     | grep -vE '^\s+(Compiling|Checking)' | tee "$logs/pgrx.log" || status=1
 count "$logs/pgrx.log"
 
-echo "== 3/4 SQL scenario suite (pg_test/, installed extension, real roles)"
+echo "== 3/5 SQL scenario suite (pg_test/, installed extension, real roles)"
 # `cargo pgrx test` installed its test build; install the real one.
 cargo pgrx install --pg-config "$PG_CONFIG" 2>&1 | tail -n 1
 bash pg_test/run.sh 2>&1 | tee "$logs/scenarios.log" || status=1
 grep '^scenarios:' "$logs/scenarios.log" > "$logs/scenarios.summary" || true
 count "$logs/scenarios.summary"
 
-echo "== 4/4 interop (real driver, JSON-schema validation)"
+echo "== 4/5 interop (real driver, JSON-schema validation)"
 bash interop/run.sh 2>&1 | tee "$logs/interop.log" || status=1
 grep -E '^[0-9]+ passed' "$logs/interop.log" > "$logs/interop.summary" || true
 count "$logs/interop.summary"
+
+echo "== 5/5 hot standby (pg_basebackup -R replica)"
+bash pg_test/standby.sh 2>&1 | tee "$logs/standby.log" || status=1
+grep '^standby:' "$logs/standby.log" > "$logs/standby.summary" || true
+count "$logs/standby.summary"
 
 echo "identity: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$status" -eq 0 ]

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# verify_api_token and verify_jwt on a real hot standby: a primary and a
+# streaming replica made with pg_basebackup -R, both on loopback. Prints
+# "standby: N passed, M failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/cluster.sh
+PRIMARY_PORT=${IDENTITY_PRIMARY_PORT:-28821}
+STANDBY_PORT=${IDENTITY_STANDBY_PORT:-28822}
+cluster_start standby_primary "$PRIMARY_PORT"
+PRIMARY_DIR=$CLUSTER_DIR
+STANDBY_DIR="$CLUSTER_ROOT/standby_replica"
+cleanup() {
+    cluster_stop_dir "$STANDBY_DIR"
+    CLUSTER_DIR=$PRIMARY_DIR cluster_stop
+}
+trap cleanup EXIT
+passed=0; failed=0
+check() { # name, expected, actual
+    if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok   $1";
+    else failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
+}
+p() { psql -qAtX -h "$PRIMARY_DIR" -p "$PRIMARY_PORT" -v ON_ERROR_STOP=1 "$@"; }
+s() { psql -qAtX -h "$STANDBY_DIR" -p "$STANDBY_PORT" "$@"; }
+
+p -c "create extension identity" >/dev/null
+p -c "insert into identity.users (id, email) values ('00000000-0000-0000-0000-00000000a001', 'replica@example.com')" >/dev/null
+token=$(p -c "select token from identity.create_api_token('00000000-0000-0000-0000-00000000a001', 'standby test')")
+revoked=$(p -c "select token from identity.create_api_token('00000000-0000-0000-0000-00000000a001', 'to revoke')")
+jwt=$(p -c "select identity.sign_jwt('{\"sub\": \"00000000-0000-0000-0000-00000000a001\"}')")
+
+# The replica: a base backup with -R (standby.signal + primary_conninfo).
+cluster_stop_dir "$STANDBY_DIR"; rm -rf "$STANDBY_DIR"; mkdir -p "$STANDBY_DIR"; chown "$IDENTITY_OS_USER" "$STANDBY_DIR"
+as_pg "$PG_BIN/pg_basebackup" -h "$PRIMARY_DIR" -p "$PRIMARY_PORT" -U postgres -D "$STANDBY_DIR/data" -R -X stream >/dev/null
+as_pg tee -a "$STANDBY_DIR/data/postgresql.conf" >/dev/null <<CONF
+port = $STANDBY_PORT
+unix_socket_directories = '$STANDBY_DIR'
+hot_standby = on
+CONF
+as_pg "$PG_BIN/pg_ctl" -D "$STANDBY_DIR/data" -l "$STANDBY_DIR/server.log" -w start >/dev/null
+
+wait_replay() { # until the standby has replayed the primary's current WAL
+    local lsn; lsn=$(p -c "select pg_current_wal_lsn()")
+    for _ in $(seq 100); do
+        [ "$(s -c "select pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")" = "t" ] && return 0
+        sleep 0.1
+    done
+    echo "standby did not catch up" >&2; return 1
+}
+wait_replay
+check "the replica is in recovery" "t" "$(s -c 'select pg_is_in_recovery()')"
+check "verify_api_token on the standby" "00000000-0000-0000-0000-00000000a001" \
+      "$(s -c "select identity.verify_api_token('$token')->>'user_id'")"
+check "verify_jwt on the standby" "00000000-0000-0000-0000-00000000a001" \
+      "$(s -c "select identity.verify_jwt('$jwt')->>'sub'")"
+last=${token: -1}; other=x; [ "$last" = x ] && other=y
+check "a typo is refused on the standby" "28000" \
+      "$(s -c "\\set VERBOSITY sqlstate" -c "select identity.verify_api_token('${token%?}$other')" 2>&1 | grep -oE '^ERROR: +[0-9A-Z]{5}' | awk '{print $2}')"
+p -c "select identity.revoke_api_token(id) from identity.api_tokens where name = 'to revoke'" >/dev/null
+wait_replay
+check "revocation on the primary is enforced on the standby" "28000" \
+      "$(s -c "\\set VERBOSITY sqlstate" -c "select identity.verify_api_token('$revoked')" 2>&1 | grep -oE '^ERROR: +[0-9A-Z]{5}' | awk '{print $2}')"
+check "the standby wrote no last_used_at (it cannot)" "" \
+      "$(p -c "select last_used_at from identity.api_tokens where name = 'standby test'")"
+p -c "select identity.verify_api_token('$token') is not null" >/dev/null
+check "the primary writes last_used_at" "t" \
+      "$(p -c "select last_used_at is not null from identity.api_tokens where name = 'standby test'")"
+echo "standby: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
