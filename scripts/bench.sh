@@ -13,5 +13,7 @@ echo "== JWT HS256: identity vs plain-SQL pgcrypto baseline (bench/jwt.sh)"
 . scripts/cluster.sh
 export IDENTITY_TEST_JWT_SECRET
 bash bench/jwt.sh
+echo "== API tokens: verify_api_token vs a primary-key lookup (bench/api_token.sh)"
+bash bench/api_token.sh
 echo "== core (criterion)"
 cargo bench --bench core -- --noplot 2>&1 | grep -E '^[a-z].*|time:' || true

@@ -256,3 +256,32 @@ pub fn token_by_hash(hash: &[u8; 32]) -> Option<TokenRow> {
         }
     })
 }
+
+/// The owner of table `t` (the role the extension's objects belong to).
+pub fn table_owner(t: &Table) -> pg_sys::Oid {
+    let r = rels(t);
+    unsafe {
+        let rel = pg_sys::table_open(r.table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let owner = (*(*rel).rd_rel).relowner;
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        owner
+    }
+}
+
+/// Runs `f` as `owner`, flagged as a restricted operation, the way fmgr runs
+/// a SECURITY DEFINER function but without its per-call GUC changes. For one
+/// fixed, fully qualified statement only. An error aborts the (sub)transaction,
+/// which restores the user id.
+pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    let (mut user, mut sec) = (pg_sys::InvalidOid, 0);
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut sec);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            sec | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32,
+        );
+    }
+    let out = f();
+    unsafe { pg_sys::SetUserIdAndSecContext(user, sec) };
+    out
+}

@@ -255,6 +255,28 @@ impl Builder {
         self.push(Tok::WJB_VALUE, &mut v);
     }
 
+    pub fn begin_array(&mut self) {
+        self.push(Tok::WJB_BEGIN_ARRAY, std::ptr::null_mut());
+    }
+
+    pub fn end_array(&mut self) {
+        self.push(Tok::WJB_END_ARRAY, std::ptr::null_mut());
+    }
+
+    /// A string element of the current array.
+    pub fn elem_string(&mut self, s: &str) {
+        let mut v = string_value(s);
+        self.push(Tok::WJB_ELEM, &mut v);
+    }
+
+    /// A string or null value.
+    pub fn opt_string(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.string(s),
+            None => self.null(),
+        }
+    }
+
     pub fn int(&mut self, n: i64) {
         let mut v = JsonbValue { type_: jbvType::jbvNumeric, val: unsafe { std::mem::zeroed() } };
         v.val.numeric = unsafe { pg_sys::int64_to_numeric(n) };

@@ -133,3 +133,26 @@ from identity.verify_jwt(identity.issue_access_token('00000000-0000-0000-0000-00
          'aal', 'aal1', 'session_id', '00000000-0000-0000-0000-000000000001', 'is_anonymous', false))) h;
 update identity.users set status = 'disabled' where id = '00000000-0000-0000-0000-0000000000f2';
 select t.err($$select identity.issue_access_token('00000000-0000-0000-0000-0000000000f2')$$) as disabled_user;
+
+-- verify_api_token runs with the caller's rights; its one write (last_used_at)
+-- runs as the table owner. A role with no table privileges still records use.
+update identity.api_tokens set last_used_at = null where id = (select token_id from t.api where name = 'rotated_now');
+set role authenticated;
+select identity.verify_api_token(token) is not null as ok from t.api where name = 'rotated_now';
+reset role;
+select last_used_at is not null as recorded from identity.api_tokens where id = (select token_id from t.api where name = 'rotated_now');
+-- A hostile `=` for uuid and `<` for timestamptz first on the caller's search_path are not used.
+create schema evil;
+create function evil.always_true(uuid, uuid) returns boolean language sql as 'select true';
+create function evil.loud_lt(timestamptz, timestamptz) returns boolean language plpgsql as
+  $$ begin raise exception 'hijacked'; end $$;
+create operator evil.= (leftarg = uuid, rightarg = uuid, function = evil.always_true);
+create operator evil.< (leftarg = timestamptz, rightarg = timestamptz, function = evil.loud_lt);
+grant usage on schema evil to public;
+update identity.api_tokens set last_used_at = null;
+set role authenticated;
+set search_path = evil, pg_catalog, public;
+select identity.verify_api_token(token) ->> 'token_id' = token_id::text as right_token from t.api where name = 'rotated_now';
+reset search_path;
+reset role;
+select count(*) filter (where last_used_at is not null) as touched, count(*) as tokens from identity.api_tokens;

@@ -2,7 +2,9 @@
 //!
 //! Format and checksum are `core::token`; only SHA-256 is stored. The
 //! checksum is checked before any lookup; lookups are primary-key/unique
-//! index probes (`heap.rs`). `last_used_at` is written at most once a minute,
+//! index probes (`heap.rs`). verify and exchange run with the caller's rights
+//! (no SECURITY DEFINER on the hot path); management functions are SECURITY
+//! DEFINER with a pinned search_path. `last_used_at` is written at most once a minute,
 //! never in a read-only transaction or on a standby, and never waits for a
 //! row lock (SKIP LOCKED), so verification stays read-only where it must.
 //!
@@ -16,6 +18,7 @@ use crate::core::claims::{self, uuid_text, uuid_v4};
 use crate::core::error::{IdentityError, Kind};
 use crate::core::{jwt, token};
 use crate::error::PgResult;
+use crate::jsonb::{Builder, RawJsonb};
 use crate::{gucs, heap, spi};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::pg_sys::panic::ErrorReport;
@@ -40,16 +43,30 @@ struct Principal {
 }
 
 impl Principal {
-    fn json(&self) -> Value {
-        json!({
-            "token_id": self.token_id,
-            "user_id": uuid_text(&self.user_id),
-            "organization_id": self.user.row.organization_id,
-            "is_service_user": self.user.row.is_service_user,
-            "user_role": self.user.row.user_role,
-            "scopes": self.scopes,
-            "expires_at": self.expires_at.map(token::rfc3339),
-        })
+    /// The principal as jsonb, built directly (no text round trip).
+    fn jsonb(&self) -> RawJsonb {
+        let mut b = Builder::new();
+        b.begin_object();
+        b.key("token_id");
+        b.string(&self.token_id);
+        b.key("user_id");
+        b.string(&uuid_text(&self.user_id));
+        b.key("organization_id");
+        b.opt_string(self.user.row.organization_id.as_deref());
+        b.key("is_service_user");
+        b.bool(self.user.row.is_service_user);
+        b.key("user_role");
+        b.string(&self.user.row.user_role);
+        b.key("scopes");
+        b.begin_array();
+        for s in &self.scopes {
+            b.elem_string(s);
+        }
+        b.end_array();
+        b.key("expires_at");
+        b.opt_string(self.expires_at.map(token::rfc3339).as_deref());
+        b.end_object();
+        b.finish()
     }
 }
 
@@ -76,7 +93,10 @@ fn verify(token_text: &str) -> PgResult<Principal> {
 }
 
 /// last_used_at, at most once a minute, only where writes are possible, and
-/// without waiting for a lock another verifier holds.
+/// without waiting for a lock another verifier holds. verify_api_token runs
+/// with the caller's rights (no SECURITY DEFINER on the hot path); this one
+/// write runs as the table's owner (`heap::as_owner`). The caller's
+/// search_path is in force, so every name and operator below is qualified.
 fn touch(row: &heap::TokenRow, now: i64) -> PgResult<()> {
     let fresh = row.last_used_at.is_some_and(|t| now - t < 60);
     let writable = unsafe { !pgrx::pg_sys::RecoveryInProgress() && !pgrx::pg_sys::XactReadOnly };
@@ -84,13 +104,20 @@ fn touch(row: &heap::TokenRow, now: i64) -> PgResult<()> {
         return Ok(());
     }
     let id = Uuid::from_bytes(claims::uuid_bytes(&row.id).expect("uuid from the table"));
-    spi::run(
-        "update identity.api_tokens set last_used_at = pg_catalog.now() \
-         where id = (select id from identity.api_tokens where id = $1 \
-                       and (last_used_at is null or last_used_at < pg_catalog.now() - interval '1 minute') \
-                     for update skip locked)",
-        &[id.into()],
-    )
+    let owner = heap::table_owner(&heap::API_TOKENS);
+    heap::as_owner(owner, || {
+        spi::run(
+            "update identity.api_tokens set last_used_at = pg_catalog.now() \
+             where id operator(pg_catalog.=) ( \
+               select id from identity.api_tokens \
+               where id operator(pg_catalog.=) $1 \
+                 and (last_used_at is null \
+                      or last_used_at operator(pg_catalog.<) \
+                         (pg_catalog.now() operator(pg_catalog.-) pg_catalog.make_interval(mins => 1))) \
+               for update skip locked)",
+            &[id.into()],
+        )
+    })
 }
 
 fn scopes_arg(scopes: Option<Vec<Option<String>>>) -> Result<Vec<String>, IdentityError> {
@@ -183,19 +210,17 @@ fn create_api_token(
 
 /// The token's principal, or 28000: unknown, bad checksum, expired, revoked,
 /// user not active or deleted. NULL in, NULL out.
-#[pg_extern(schema = "identity", volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
-fn verify_api_token(token: Option<&str>) -> PgResult<Option<JsonB>> {
+#[pg_extern(schema = "identity", volatile)]
+fn verify_api_token(token: Option<&str>) -> PgResult<Option<RawJsonb>> {
     let Some(t) = token else { return Ok(None) };
-    Ok(Some(JsonB(verify(t)?.json())))
+    Ok(Some(verify(t)?.jsonb()))
 }
 
 /// A short-lived access JWT for the token's user (the service-user sign-in
 /// path): claims as the hook builds them, `amr` method `api_token`, the
 /// token's scopes, a new session_id. ttl defaults to identity.access_token_ttl
 /// (at most 1 day).
-#[pg_extern(schema = "identity", volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
+#[pg_extern(schema = "identity", volatile)]
 fn exchange_api_token(token: Option<&str>, ttl: default!(Option<Interval>, "NULL")) -> PgResult<String> {
     let token = token.ok_or_else(|| unauthenticated("invalid API token").detail("token is null"))?;
     let p = verify(token)?;
