@@ -24,6 +24,8 @@ pub const LEVELS: &[(&str, &[&str])] = &[
             // The token is the credential: the service-user sign-in path.
             "identity.verify_api_token(text)",
             "identity.exchange_api_token(text, interval)",
+            "identity.create_websocket_token(uuid, interval)",
+            "identity.create_agent_token(uuid, interval, text[])",
         ],
     ),
     // Back-office callers (e.g. Supabase `service_role`): may mint and revoke.
@@ -44,6 +46,8 @@ pub const LEVELS: &[(&str, &[&str])] = &[
             "identity.list_api_tokens(uuid)",
             "identity.revoke_api_token(uuid)",
             "identity.rotate_api_token(uuid, interval)",
+            "identity.create_websocket_token(uuid, interval)",
+            "identity.create_agent_token(uuid, interval, text[])",
         ],
     ),
 ];

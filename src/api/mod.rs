@@ -1,7 +1,9 @@
 //! Thin `#[pg_extern]` glue, one file per area of API.md: convert arguments,
 //! call `core`, map errors. No logic lives here that a unit test could cover.
 
+pub mod actor;
 pub mod admin;
 pub mod hook;
 pub mod jwt;
+pub mod session_tokens;
 pub mod tokens;

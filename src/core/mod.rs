@@ -2,6 +2,7 @@
 //! `cargo test` and benchmarked with criterion (`benches/core.rs`).
 //! Functions that depend on time take `now` as an argument.
 
+pub mod actor;
 pub mod claims;
 pub mod error;
 pub mod jwt;
