@@ -63,6 +63,7 @@ struct Rels {
 }
 
 thread_local! {
+    /// Keyed by index name (two descriptors may share a table).
     static RELS: RefCell<Vec<(&'static CStr, Rels)>> = const { RefCell::new(Vec::new()) };
     static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
 }
@@ -73,7 +74,7 @@ unsafe extern "C-unwind" fn forget_rels(_arg: pg_sys::Datum, _cacheid: std::ffi:
 }
 
 fn rels(t: &Table) -> Rels {
-    if let Some(r) = RELS.with(|c| c.borrow().iter().find(|(n, _)| *n == t.name).map(|(_, r)| r.clone())) {
+    if let Some(r) = RELS.with(|c| c.borrow().iter().find(|(n, _)| *n == t.index).map(|(_, r)| r.clone())) {
         return r;
     }
     if !CALLBACK_REGISTERED.with(Cell::get) {
@@ -106,7 +107,7 @@ fn rels(t: &Table) -> Rels {
             .collect();
         Rels { table, index, attnums }
     };
-    RELS.with(|c| c.borrow_mut().push((t.name, r.clone())));
+    RELS.with(|c| c.borrow_mut().push((t.index, r.clone())));
     r
 }
 
@@ -285,3 +286,18 @@ pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     unsafe { pg_sys::SetUserIdAndSecContext(user, sec) };
     out
 }
+
+pub const SIGNING_KEYS: Table = Table {
+    name: c"signing_keys",
+    index: c"signing_keys_pkey",
+    key_eq: pg_sys::F_TEXTEQ,
+    columns: &[c"alg", c"public_jwk", c"status", c"expires_at"],
+};
+
+/// The active signing key, through the partial unique index on (true).
+pub const ACTIVE_SIGNING_KEY: Table = Table {
+    name: c"signing_keys",
+    index: c"signing_keys_one_active",
+    key_eq: pg_sys::F_BOOLEQ,
+    columns: &[c"kid", c"alg", c"private_key_ciphertext", c"status"],
+};

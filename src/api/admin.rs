@@ -26,6 +26,7 @@ pub const LEVELS: &[(&str, &[&str])] = &[
             "identity.exchange_api_token(text, interval)",
             "identity.create_websocket_token(uuid, interval)",
             "identity.create_agent_token(uuid, interval, text[])",
+            "identity.jwks()",
         ],
     ),
     // Back-office callers (e.g. Supabase `service_role`): may mint and revoke.
@@ -48,6 +49,10 @@ pub const LEVELS: &[(&str, &[&str])] = &[
             "identity.rotate_api_token(uuid, interval)",
             "identity.create_websocket_token(uuid, interval)",
             "identity.create_agent_token(uuid, interval, text[])",
+            "identity.jwks()",
+            "identity.generate_signing_key(text)",
+            "identity.activate_signing_key(text)",
+            "identity.retire_signing_key(text)",
         ],
     ),
 ];

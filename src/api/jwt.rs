@@ -37,11 +37,50 @@ pub fn interval_seconds(i: &Interval, max: i64) -> Result<i64, IdentityError> {
     Ok(secs)
 }
 
+/// A random uuid v4 as text (jti, session ids).
+pub fn new_uuid() -> String {
+    let mut random = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+    uuid_text(&uuid_v4(random))
+}
+
+/// Signs `claims` the one way every issuer here does: with the active
+/// asymmetric key (kid in the header) when there is one, else HS256 with
+/// identity.jwt_secret. Fills iat, exp (now + ttl), jti and iss where absent,
+/// and aud from identity.jwt_audience when `fill_aud`.
+pub fn sign_claims(claims: Map<String, Value>, ttl: i64, fill_aud: bool) -> PgResult<String> {
+    let now = now_unix();
+    let jti = new_uuid();
+    let issuer = gucs::jwt_issuer();
+    let audience = if fill_aud { gucs::jwt_audience() } else { None };
+    let token = match crate::api::keys::active_signing_key()? {
+        Some((kid, alg, key)) => jwt::sign_with_key(
+            claims,
+            &key,
+            alg,
+            &kid,
+            now,
+            ttl,
+            &jti,
+            issuer.as_deref(),
+            audience.as_deref(),
+            &mut rand::rngs::OsRng,
+        ),
+        None => jwt::sign_hs256(claims, &secret()?, now, ttl, &jti, issuer.as_deref(), audience.as_deref()),
+    };
+    if token.len() > jwt::MAX_TOKEN_BYTES {
+        return Err(IdentityError::invalid("claims are too large")
+            .detail(format!("token would be {} bytes, the limit is {}", token.len(), jwt::MAX_TOKEN_BYTES))
+            .into());
+    }
+    Ok(token)
+}
+
 fn check(name: &'static str, pass: bool, detail: &str) -> Check {
     Check { name, pass, detail: (!pass).then(|| detail.to_string()) }
 }
 
-/// Every check of verify_jwt: the stateless ones (core::jwt::check_hs256_with),
+/// Every check of verify_jwt: the stateless ones (core::jwt::check_with),
 /// then revocation and the user's state, each one index probe (heap.rs).
 /// `parse` makes the claims from the verified payload bytes: jsonb_in for the
 /// SQL answers (one parse, no text round trip), serde for explain_jwt.
@@ -50,17 +89,24 @@ pub fn verify_checks<C: Claims>(
     audience: Option<&str>,
     parse: impl FnOnce(&[u8]) -> Result<C, String>,
 ) -> Result<(Vec<Check>, Option<C>), IdentityError> {
-    let secret = secret()?;
     let default_aud = gucs::jwt_audience();
     let issuer = gucs::jwt_issuer();
+    let now = now_unix();
     let cfg = VerifyConfig {
-        secret: &secret,
-        now: now_unix(),
+        now,
         leeway: gucs::jwt_leeway(),
         audience: audience.or(default_aud.as_deref()),
         issuer: issuer.as_deref(),
     };
-    let (mut checks, claims) = jwt::check_hs256_with(token, &cfg, parse);
+    // The secret is read only for a token without kid (an asymmetric-only
+    // deployment needs none).
+    let resolve = |kid: Option<&str>| -> Result<jwt::KeyChoice, IdentityError> {
+        match kid {
+            Some(kid) => Ok(crate::api::keys::verifying_key(kid, now)?.map_or(jwt::KeyChoice::UnknownKid, jwt::KeyChoice::Public)),
+            None => Ok(jwt::KeyChoice::Secret(secret()?)),
+        }
+    };
+    let (mut checks, claims) = jwt::check_with(token, &cfg, resolve, parse)?;
     let Some(c) = claims else { return Ok((checks, None)) };
     let uuid_claim = |k: &str| c.string(k).and_then(canonical_uuid).and_then(|u| uuid_bytes(&u));
     if let Some(jti) = c.string("jti") {
@@ -105,15 +151,7 @@ fn sign_jwt(claims: Option<JsonB>, ttl: default!(Option<Interval>, "NULL")) -> P
         Some(i) => interval_seconds(&i, 366 * 86_400)?,
         None => gucs::access_token_ttl(),
     };
-    let secret = secret()?;
-    let mut random = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
-    let jti = uuid_text(&uuid_v4(random));
-    let token = jwt::sign_hs256(claims, &secret, now_unix(), ttl, &jti, gucs::jwt_issuer().as_deref(), gucs::jwt_audience().as_deref());
-    if token.len() > jwt::MAX_TOKEN_BYTES {
-        return Err(IdentityError::invalid("claims are too large").detail(format!("token would be {} bytes, the limit is {}", token.len(), jwt::MAX_TOKEN_BYTES)).into());
-    }
-    Ok(token)
+    sign_claims(claims, ttl, true)
 }
 
 /// An access JWT for `user_id` with the claims the hook would produce (and
@@ -127,12 +165,8 @@ fn issue_access_token(user_id: Option<pgrx::Uuid>, ttl: default!(Option<Interval
         None => gucs::access_token_ttl().min(86_400),
     };
     let user = heap::user_state(*id.as_bytes()).ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist"))?;
-    let secret = secret()?;
     let now = now_unix();
-    let mut random = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
-    let session = uuid_text(&uuid_v4(random[..16].try_into().expect("16 bytes")));
-    let jti = uuid_text(&uuid_v4(random[16..].try_into().expect("16 bytes")));
+    let session = new_uuid();
     let audience = gucs::jwt_audience().unwrap_or_else(|| "authenticated".into());
     let claims = crate::core::claims::access_token_claims(
         &uuid_text(id.as_bytes()),
@@ -144,7 +178,7 @@ fn issue_access_token(user_id: Option<pgrx::Uuid>, ttl: default!(Option<Interval
         now,
     )
     .ok_or_else(|| IdentityError::invalid("user is not active").detail(format!("user {}", user.row.status)))?;
-    Ok(jwt::sign_hs256(claims, &secret, now, ttl, &jti, gucs::jwt_issuer().as_deref(), None))
+    sign_claims(claims, ttl, false)
 }
 
 /// The verified claims, or 28000 with the reason in DETAIL. NULL token: NULL.

@@ -5,5 +5,6 @@ pub mod actor;
 pub mod admin;
 pub mod hook;
 pub mod jwt;
+pub mod keys;
 pub mod session_tokens;
 pub mod tokens;

@@ -3,17 +3,16 @@
 //! grant level; an agent token's scopes never exceed the actor's.
 
 use crate::api::actor;
-use crate::api::jwt::{interval_seconds, now_unix, secret};
+use crate::api::jwt::{interval_seconds, new_uuid, sign_claims};
 use crate::core::actor::{narrow_scopes, Actor};
-use crate::core::claims::{uuid_bytes, uuid_text, uuid_v4};
+use crate::core::claims::{uuid_bytes, uuid_text};
 use crate::core::error::{IdentityError, Kind};
-use crate::core::{jwt, token};
+use crate::core::token;
 use crate::error::PgResult;
-use crate::{gucs, heap};
+use crate::heap;
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
 use pgrx::Uuid;
-use rand::rngs::OsRng;
 use serde_json::{json, Map, Value};
 
 /// The user a token is for, and the actor's scopes when minting for itself.
@@ -46,12 +45,6 @@ fn base_claims(user: [u8; 16], aud: &str) -> PgResult<Map<String, Value>> {
     Ok(c)
 }
 
-fn sign(claims: Map<String, Value>, ttl: i64) -> PgResult<String> {
-    let secret = secret()?;
-    let mut r = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut OsRng, &mut r);
-    Ok(jwt::sign_hs256(claims, &secret, now_unix(), ttl, &uuid_text(&uuid_v4(r)), gucs::jwt_issuer().as_deref(), None))
-}
 
 /// A JWT with aud `websocket` for realtime connections: default 5 minutes,
 /// at most 15.
@@ -65,7 +58,7 @@ fn create_websocket_token(
         None => 5 * 60,
     };
     let (user, _) = subject(user_id)?;
-    sign(base_claims(user, "websocket")?, ttl)
+    sign_claims(base_claims(user, "websocket")?, ttl, false)
 }
 
 /// A JWT with aud `agent` for an AI agent acting for a user: `act` names the
@@ -102,11 +95,9 @@ fn create_agent_token(
         IdentityError::new(Kind::Forbidden, "requested scopes exceed the user's").detail(format!("scope {extra:?}"))
     })?;
     let mut c = base_claims(user, "agent")?;
-    let mut r = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut OsRng, &mut r);
-    c.insert("act".into(), json!({"sub": format!("agent:{}", uuid_text(&uuid_v4(r))), "type": "agent"}));
+    c.insert("act".into(), json!({"sub": format!("agent:{}", new_uuid()), "type": "agent"}));
     if let Some(s) = scopes {
         c.insert("scopes".into(), json!(s));
     }
-    sign(c, ttl)
+    sign_claims(c, ttl, false)
 }

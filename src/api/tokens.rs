@@ -13,10 +13,10 @@
 //! RLS issue. verify and exchange are at the user level (the token is the
 //! credential).
 
-use crate::api::jwt::{interval_seconds, now_unix, secret};
-use crate::core::claims::{self, uuid_text, uuid_v4};
+use crate::api::jwt::{interval_seconds, new_uuid, now_unix, sign_claims};
+use crate::core::claims::{self, uuid_text};
 use crate::core::error::{IdentityError, Kind};
-use crate::core::{jwt, token};
+use crate::core::token;
 use crate::error::PgResult;
 use crate::jsonb::{Builder, RawJsonb};
 use crate::{gucs, heap, spi};
@@ -228,19 +228,14 @@ fn exchange_api_token(token: Option<&str>, ttl: default!(Option<Interval>, "NULL
         Some(i) => interval_seconds(&i, 86_400)?,
         None => gucs::access_token_ttl().min(86_400),
     };
-    let secret = secret()?;
     let now = now_unix();
-    let mut random = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut OsRng, &mut random);
-    let session = uuid_text(&uuid_v4(random[..16].try_into().expect("16 bytes")));
-    let jti = uuid_text(&uuid_v4(random[16..].try_into().expect("16 bytes")));
+    let session = new_uuid();
     let audience = gucs::jwt_audience().unwrap_or_else(|| "authenticated".into());
     let mut c = claims::access_token_claims(&uuid_text(&p.user_id), &p.user.email, Some(&p.user.row), &audience, &session, "api_token", now)
         .ok_or_else(|| unauthenticated("API token's user is not active"))?;
     c.insert("scopes".into(), json!(p.scopes));
     c.insert("token_id".into(), json!(p.token_id));
-    let jwt = jwt::sign_hs256(c, &secret, now, ttl, &jti, gucs::jwt_issuer().as_deref(), None);
-    Ok(jwt)
+    sign_claims(c, ttl, false)
 }
 
 /// Tokens without secrets: everyone's, or `user_id`'s.

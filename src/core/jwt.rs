@@ -199,7 +199,6 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// Everything verification depends on besides the token.
 #[derive(Debug, Clone)]
 pub struct VerifyConfig<'a> {
-    pub secret: &'a [u8],
     pub now: i64,
     pub leeway: i64,
     /// Required `aud` (a string equal to it, or an array containing it).
@@ -280,16 +279,29 @@ pub fn payload_is_jsonb_object(bytes: &[u8]) -> std::result::Result<(), &'static
     Ok(())
 }
 
-/// Runs every stateless check of an HS256 token in order, recording each;
-/// stops at the first failure of a check later ones depend on (format,
-/// signature). `parse` turns the decoded payload bytes into claims (called
-/// only after the signature verified). Returns the checks and, when all
-/// passed, the claims.
-pub fn check_hs256_with<C: Claims>(
+/// The key a token's header selects.
+pub enum KeyChoice {
+    /// No `kid`: the HS256 shared secret.
+    Secret(Vec<u8>),
+    /// A `kid` naming a known asymmetric key.
+    Public(std::rc::Rc<crate::core::keys::VerifyingKey>),
+    /// A `kid` naming no acceptable key.
+    UnknownKid,
+}
+
+/// Runs every stateless check of a token in order, recording each; stops at
+/// the first failure of a check later ones depend on (format, key, alg,
+/// signature). `resolve` picks the key from the header (an Err is a
+/// configuration error, e.g. no secret, and is returned as is); the header's
+/// alg must be exactly that key's algorithm (so `none`, and HS256 made with
+/// an asymmetric key's public part, are refused). `parse` turns the decoded
+/// payload bytes into claims, only after the signature verified.
+pub fn check_with<C: Claims>(
     token: &str,
     cfg: &VerifyConfig,
+    resolve: impl FnOnce(Option<&str>) -> Result<KeyChoice>,
     parse: impl FnOnce(&[u8]) -> std::result::Result<C, String>,
-) -> (Vec<Check>, Option<C>) {
+) -> Result<(Vec<Check>, Option<C>)> {
     let mut checks = Vec::with_capacity(10);
     let mut push = |name: &'static str, pass: bool, detail: Option<String>| {
         checks.push(Check { name, pass, detail });
@@ -303,55 +315,75 @@ pub fn check_hs256_with<C: Claims>(
         Ok(p) => p,
         Err(e) => {
             push("format", false, Some(reason(e)));
-            return (checks, None);
+            return Ok((checks, None));
         }
     };
     let header = match json_object("header", parts.header_b64) {
         Ok(h) => h,
         Err(e) => {
             push("format", false, Some(reason(e)));
-            return (checks, None);
+            return Ok((checks, None));
         }
     };
     let payload_bytes = match b64_decode(parts.payload_b64) {
         Some(b) => b,
         None => {
             push("format", false, Some("token is malformed: payload is not valid base64url".into()));
-            return (checks, None);
+            return Ok((checks, None));
         }
     };
     if let Err(why) = payload_is_jsonb_object(&payload_bytes) {
         push("format", false, Some(format!("token is malformed: {why}")));
-        return (checks, None);
+        return Ok((checks, None));
     }
     push("format", true, None);
-    // alg allow-list: exactly HS256 for the shared secret ("none" and every
-    // other algorithm, including asymmetric ones, are refused).
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(k)) if !k.is_empty() && k.len() <= 100 => Some(k.as_str()),
+        Some(_) => {
+            push("kid", false, Some("kid is not a short string".into()));
+            return Ok((checks, None));
+        }
+    };
+    let key = resolve(kid)?;
+    if matches!(key, KeyChoice::UnknownKid) {
+        push("kid", false, Some("unknown kid".into()));
+        return Ok((checks, None));
+    }
+    // alg allow-list: exactly the selected key's algorithm ("none", and any
+    // other algorithm, are refused).
+    let allowed = match &key {
+        KeyChoice::Secret(_) => "HS256",
+        KeyChoice::Public(k) => k.alg().name(),
+        KeyChoice::UnknownKid => unreachable!(),
+    };
     let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
-    if !push("alg", alg == "HS256", (alg != "HS256").then(|| format!("alg {alg:?} is not allowed"))) {
-        return (checks, None);
+    if !push("alg", alg == allowed, (alg != allowed).then(|| format!("alg {alg:?} is not allowed"))) {
+        return Ok((checks, None));
     }
     if header.contains_key("crit") {
         push("crit", false, Some("unsupported crit header".into()));
-        return (checks, None);
+        return Ok((checks, None));
     }
-    let sig_ok = match b64_decode(parts.signature_b64) {
-        Some(sig) if sig.len() == 32 => {
-            let mut mac = Hmac::<Sha256>::new_from_slice(cfg.secret).expect("HMAC takes any key length");
-            mac.update(parts.signing_input(token).as_bytes());
+    let input = parts.signing_input(token).as_bytes();
+    let sig_ok = match (b64_decode(parts.signature_b64), &key) {
+        (Some(sig), KeyChoice::Secret(secret)) if sig.len() == 32 => {
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+            mac.update(input);
             // Constant-time comparison.
             mac.verify_slice(&sig).is_ok()
         }
+        (Some(sig), KeyChoice::Public(k)) => k.verify(input, &sig),
         _ => false,
     };
     if !push("signature", sig_ok, (!sig_ok).then(|| "bad signature".to_string())) {
-        return (checks, None);
+        return Ok((checks, None));
     }
     let claims = match parse(&payload_bytes) {
         Ok(c) => c,
         Err(e) => {
             push("claims", false, Some(e));
-            return (checks, None);
+            return Ok((checks, None));
         }
     };
     let mut all = true;
@@ -361,7 +393,7 @@ pub fn check_hs256_with<C: Claims>(
             let k = if e.is_err() { "exp" } else if n.is_err() { "nbf" } else { "iat" };
             let _ = i;
             push("claims", false, Some(format!("{k} is not a number")));
-            return (checks, None);
+            return Ok((checks, None));
         }
     };
     all &= match exp {
@@ -384,15 +416,50 @@ pub fn check_hs256_with<C: Claims>(
         let ok = claims.string("iss") == Some(want);
         all &= push("iss", ok, (!ok).then(|| format!("wrong iss (expected {want:?})")));
     }
-    (checks, all.then_some(claims))
+    Ok((checks, all.then_some(claims)))
 }
 
-/// `check_hs256_with` over a serde map.
-pub fn check_hs256(token: &str, cfg: &VerifyConfig) -> (Vec<Check>, Option<Map<String, Value>>) {
-    check_hs256_with(token, cfg, |bytes| match serde_json::from_slice::<Value>(bytes) {
+/// `check_with` for HS256 only, over a serde map (unit tests).
+pub fn check_hs256(token: &str, secret: &[u8], cfg: &VerifyConfig) -> (Vec<Check>, Option<Map<String, Value>>) {
+    check_with(token, cfg, |_| Ok(KeyChoice::Secret(secret.to_vec())), |bytes| match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
         _ => Err("payload is not a JSON object".to_string()),
     })
+    .expect("the secret resolver does not fail")
+}
+
+/// Signs with an asymmetric key: header {alg, typ, kid}; fills claims as
+/// `sign_hs256` does.
+#[allow(clippy::too_many_arguments)]
+pub fn sign_with_key<R: rand::RngCore + rand::CryptoRng>(
+    mut claims: Map<String, Value>,
+    key: &crate::core::keys::SigningKey,
+    alg: crate::core::keys::Alg,
+    kid: &str,
+    now: i64,
+    ttl: i64,
+    jti: &str,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+    rng: &mut R,
+) -> String {
+    claims.entry("iat").or_insert(Value::from(now));
+    claims.entry("exp").or_insert(Value::from(now + ttl));
+    claims.entry("jti").or_insert(Value::from(jti));
+    if let Some(iss) = issuer {
+        claims.entry("iss").or_insert(Value::from(iss));
+    }
+    if let Some(aud) = audience {
+        claims.entry("aud").or_insert(Value::from(aud));
+    }
+    let header = serde_json::json!({"alg": alg.name(), "typ": "JWT", "kid": kid});
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("serialisable")),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&Value::Object(claims)).expect("serialisable"))
+    );
+    let sig = key.sign(input.as_bytes(), rng);
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
 /// The first failed check as a refusal (API.md reason text).
@@ -441,7 +508,7 @@ mod hs256_tests {
     const NOW: i64 = 1_800_000_000;
 
     fn cfg() -> VerifyConfig<'static> {
-        VerifyConfig { secret: SECRET, now: NOW, leeway: 30, audience: Some("authenticated"), issuer: None }
+        VerifyConfig { now: NOW, leeway: 30, audience: Some("authenticated"), issuer: None }
     }
 
     fn claims(v: Value) -> Map<String, Value> {
@@ -453,7 +520,7 @@ mod hs256_tests {
     }
 
     fn refusal(token: &str, cfg: &VerifyConfig) -> Option<String> {
-        let (checks, payload) = check_hs256(token, cfg);
+        let (checks, payload) = check_hs256(token, SECRET, cfg);
         assert_eq!(payload.is_some(), first_refusal(&checks).is_none());
         first_refusal(&checks).map(|r| r.reason)
     }
@@ -471,7 +538,7 @@ mod hs256_tests {
     #[test]
     fn sign_fills_standard_claims_and_verifies() {
         let t = sign(json!({"sub": "u1"}));
-        let (checks, p) = check_hs256(&t, &cfg());
+        let (checks, p) = check_hs256(&t, SECRET, &cfg());
         let p = p.unwrap_or_else(|| panic!("{checks:?}"));
         assert_eq!(p["iat"], NOW);
         assert_eq!(p["exp"], NOW + 3600);
@@ -534,17 +601,73 @@ mod hs256_tests {
         ] {
             assert_eq!(refusal(&bad, &cfg()).as_deref(), Some("bad signature"), "{bad}");
         }
-        let other = VerifyConfig { secret: b"another-secret-another-secret-xx", ..cfg() };
-        assert_eq!(refusal(&t, &other).as_deref(), Some("bad signature"));
+        let (checks, _) = check_hs256(&t, b"another-secret-another-secret-xx", &cfg());
+        assert_eq!(first_refusal(&checks).map(|r| r.reason).as_deref(), Some("bad signature"));
     }
 
     #[test]
     fn explain_lists_every_check() {
         let t = sign(json!({"nbf": NOW, "iat": NOW}));
-        let (checks, _) = check_hs256(&t, &VerifyConfig { issuer: Some("i"), ..cfg() });
+        let (checks, _) = check_hs256(&t, SECRET, &VerifyConfig { issuer: Some("i"), ..cfg() });
         let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
         assert_eq!(names, ["format", "alg", "signature", "exp", "nbf", "iat", "aud", "iss"]);
         assert_eq!(checks.iter().filter(|c| !c.pass).count(), 1);
+    }
+
+    fn asym_refusal(token: &str, vk: &std::rc::Rc<crate::core::keys::VerifyingKey>, kid: &str) -> Option<String> {
+        let (checks, _) = check_with(
+            token,
+            &cfg(),
+            |k| Ok(match k {
+                Some(k) if k == kid => KeyChoice::Public(vk.clone()),
+                Some(_) => KeyChoice::UnknownKid,
+                None => KeyChoice::Secret(SECRET.to_vec()),
+            }),
+            |b| serde_json::from_slice::<Map<String, Value>>(b).map_err(|e| e.to_string()),
+        )
+        .unwrap();
+        first_refusal(&checks).map(|r| r.reason)
+    }
+
+    #[test]
+    fn asymmetric_tokens_verify_by_kid_and_only_with_their_alg() {
+        use crate::core::keys::{generate, Alg, SigningKey, VerifyingKey};
+        use rand::rngs::StdRng;
+        use rand::SeedableRng;
+        let mut rng = StdRng::seed_from_u64(3);
+        for alg in [Alg::Es256, Alg::EdDsa, Alg::Rs256] {
+            let (der, jwk) = generate(alg, "k1", &mut rng);
+            let sk = SigningKey::from_pkcs8(alg, &der).unwrap();
+            let vk = std::rc::Rc::new(VerifyingKey::from_jwk(alg, &jwk).unwrap());
+            let t = sign_with_key(claims(json!({"sub": "u"})), &sk, alg, "k1", NOW, 60, "j", None, Some("authenticated"), &mut rng);
+            assert_eq!(asym_refusal(&t, &vk, "k1"), None, "{alg:?}");
+            assert_eq!(decode(&t).unwrap().header["kid"], "k1");
+            assert_eq!(asym_refusal(&t, &vk, "other").as_deref(), Some("unknown kid"));
+            // The same token with its header's alg changed: refused before any signature math.
+            let p: Vec<&str> = t.split('.').collect();
+            for forged_alg in ["HS256", "none", "ES384", if alg == Alg::Es256 { "EdDSA" } else { "ES256" }] {
+                let h = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{forged_alg}","kid":"k1"}}"#));
+                let forged = format!("{h}.{}.{}", p[1], p[2]);
+                assert!(asym_refusal(&forged, &vk, "k1").unwrap().contains("is not allowed"), "{alg:?} as {forged_alg}");
+            }
+        }
+    }
+
+    #[test]
+    fn hs256_made_with_a_public_key_is_refused() {
+        use crate::core::keys::{generate, Alg, VerifyingKey};
+        use rand::rngs::StdRng;
+        use rand::SeedableRng;
+        let (_, jwk) = generate(Alg::Es256, "k1", &mut StdRng::seed_from_u64(4));
+        let vk = std::rc::Rc::new(VerifyingKey::from_jwk(Alg::Es256, &jwk).unwrap());
+        // The attacker HMACs with the public JWK text as the "secret" and names the kid.
+        let public_text = serde_json::to_vec(&jwk).unwrap();
+        let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","kid":"k1"}"#);
+        let pl = URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{},"aud":"authenticated"}}"#, NOW + 60));
+        let mut mac = Hmac::<Sha256>::new_from_slice(&public_text).unwrap();
+        mac.update(format!("{h}.{pl}").as_bytes());
+        let t = format!("{h}.{pl}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
+        assert_eq!(asym_refusal(&t, &vk, "k1").as_deref(), Some(r#"alg "HS256" is not allowed"#));
     }
 
     #[test]
@@ -560,7 +683,7 @@ mod hs256_tests {
     proptest::proptest! {
         #[test]
         fn verifier_never_panics_on_random_input(s in "\\PC{0,300}") {
-            let _ = check_hs256(&s, &cfg());
+            let _ = check_hs256(&s, SECRET, &cfg());
         }
 
         #[test]
@@ -571,7 +694,7 @@ mod hs256_tests {
             proptest::prop_assume!(b[pos] != byte);
             b[pos] = byte;
             if let Ok(m) = String::from_utf8(b) {
-                let (_, payload) = check_hs256(&m, &cfg());
+                let (_, payload) = check_hs256(&m, SECRET, &cfg());
                 // A change that decodes to the same bytes (base64 padding bits
                 // in the last char) may still verify, and must then carry the
                 // same claims.
@@ -590,6 +713,7 @@ pub fn refusal_message(r: &Refusal) -> &'static str {
         ("exp", _) => "JWT has expired",
         ("format", _) => "JWT is malformed",
         ("alg", _) => "JWT algorithm is not allowed",
+        ("kid", _) => "JWT key id is unknown",
         ("crit", _) => "JWT has an unsupported critical header",
         ("signature", _) => "JWT signature is invalid",
         ("claims", _) => "JWT claims are malformed",

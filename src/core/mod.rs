@@ -3,7 +3,9 @@
 //! Functions that depend on time take `now` as an argument.
 
 pub mod actor;
+pub mod aead;
 pub mod claims;
 pub mod error;
 pub mod jwt;
+pub mod keys;
 pub mod token;

@@ -1,0 +1,179 @@
+//! Asymmetric signing keys and the JWKS (API.md section 3). Private keys are
+//! stored only as AEAD ciphertext under identity.encryption_key, bound to
+//! their kid. Lookups on the signing and verification paths are index probes
+//! (heap.rs) with per-backend caches of parsed keys; management functions are
+//! SECURITY DEFINER with a pinned search_path.
+
+use crate::core::aead;
+use crate::core::error::{IdentityError, Kind};
+use crate::core::keys::{self, Alg, SigningKey, VerifyingKey};
+use crate::error::PgResult;
+use crate::{gucs, heap, spi};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use pgrx::prelude::*;
+use pgrx::{FromDatum, IntoDatum, JsonB};
+use rand::rngs::OsRng;
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// How long a retired key stays in the JWKS and keeps verifying: the longest
+/// lifetime sign_jwt allows (366 days), so no token it signed outlives it.
+const RETIRED_KEY_SECONDS: i64 = 366 * 86_400;
+
+thread_local! {
+    static VERIFYING: RefCell<HashMap<String, Rc<VerifyingKey>>> = RefCell::new(HashMap::new());
+    static SIGNING: RefCell<HashMap<String, Rc<SigningKey>>> = RefCell::new(HashMap::new());
+}
+
+fn aad(kid: &str) -> Vec<u8> {
+    format!("identity.signing_keys:{kid}").into_bytes()
+}
+
+pub fn encryption_key() -> Result<[u8; 32], IdentityError> {
+    let text = gucs::encryption_key().ok_or_else(|| {
+        IdentityError::not_configured("identity.encryption_key is not set")
+            .hint("ALTER SYSTEM SET identity.encryption_key = '<openssl rand -base64 32>'; SELECT pg_reload_conf();")
+    })?;
+    aead::parse_key(&text)
+}
+
+/// The public key named `kid`, if it may verify tokens now: active, next, or
+/// retired and not yet expired.
+pub fn verifying_key(kid: &str, now: i64) -> Result<Option<Rc<VerifyingKey>>, IdentityError> {
+    let key = kid.into_datum().expect("text datum");
+    let row = heap::probe(&heap::SIGNING_KEYS, key, |r| {
+        let (d, n) = r.get(1);
+        (r.text(0), unsafe { JsonB::from_datum(d, n) }, r.text(2), r.epoch_seconds(3))
+    });
+    let Some((Some(alg), jwk, Some(status), expires)) = row else { return Ok(None) };
+    let usable = match status.as_str() {
+        "active" | "next" => true,
+        "retired" => expires.is_none_or(|e| e > now),
+        _ => false,
+    };
+    if !usable {
+        return Ok(None);
+    }
+    if let Some(k) = VERIFYING.with(|c| c.borrow().get(kid).cloned()) {
+        return Ok(Some(k));
+    }
+    let alg = Alg::parse(&alg).ok_or_else(|| IdentityError::not_configured("signing key has an unknown alg"))?;
+    let Some(JsonB(Value::Object(jwk))) = jwk else { return Err(IdentityError::not_configured("signing key has no public JWK")) };
+    let k = Rc::new(VerifyingKey::from_jwk(alg, &jwk)?);
+    VERIFYING.with(|c| c.borrow_mut().insert(kid.to_string(), k.clone()));
+    Ok(Some(k))
+}
+
+/// The active asymmetric key (kid, alg, parsed private key), if any.
+pub fn active_signing_key() -> Result<Option<(String, Alg, Rc<SigningKey>)>, IdentityError> {
+    let row = heap::probe(&heap::ACTIVE_SIGNING_KEY, true.into_datum().expect("bool"), |r| {
+        let (d, n) = r.get(2);
+        (r.text(0), r.text(1), unsafe { Vec::<u8>::from_datum(d, n) }, r.text(3))
+    });
+    let Some((Some(kid), Some(alg), Some(sealed), Some(status))) = row else { return Ok(None) };
+    if status != "active" {
+        return Ok(None);
+    }
+    let alg = Alg::parse(&alg).ok_or_else(|| IdentityError::not_configured("signing key has an unknown alg"))?;
+    if let Some(k) = SIGNING.with(|c| c.borrow().get(&kid).cloned()) {
+        return Ok(Some((kid, alg, k)));
+    }
+    let der = aead::open(&encryption_key()?, &sealed, &aad(&kid))?;
+    let k = Rc::new(SigningKey::from_pkcs8(alg, &der)?);
+    SIGNING.with(|c| c.borrow_mut().insert(kid.clone(), k.clone()));
+    Ok(Some((kid, alg, k)))
+}
+
+fn audit(action: &'static str, kid: &str, details: Value) -> PgResult<()> {
+    spi::audit(spi::Audit {
+        actor_id: None,
+        actor_kind: "system",
+        organization_id: None,
+        action,
+        target_type: "signing_key",
+        target_id: Some(kid),
+        details,
+    })
+}
+
+/// A new key pair (ES256, RS256 or EdDSA), stored as `next`; returns its kid.
+/// Publish it (jwks) before activating it, so verifiers already know it.
+#[pg_extern(schema = "identity", volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn generate_signing_key(alg: default!(Option<&str>, "'ES256'")) -> PgResult<String> {
+    let alg_name = alg.unwrap_or("ES256");
+    let alg = Alg::parse(alg_name).ok_or_else(|| {
+        IdentityError::invalid("unsupported signing algorithm").detail(format!("alg {alg_name:?}")).hint("use ES256, RS256 or EdDSA")
+    })?;
+    let enc = encryption_key()?;
+    let mut kid_bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut OsRng, &mut kid_bytes);
+    let kid = URL_SAFE_NO_PAD.encode(kid_bytes);
+    let (der, jwk) = keys::generate(alg, &kid, &mut OsRng);
+    let mut nonce = [0u8; aead::NONCE_LEN];
+    rand::RngCore::fill_bytes(&mut OsRng, &mut nonce);
+    let sealed = aead::seal(&enc, nonce, &der, &aad(&kid));
+    spi::run(
+        "insert into identity.signing_keys (kid, alg, public_jwk, private_key_ciphertext, status) values ($1, $2, $3, $4, 'next')",
+        &[kid.as_str().into(), alg.name().into(), JsonB(Value::Object(jwk)).into(), sealed.as_slice().into()],
+    )?;
+    audit("signing_key.generated", &kid, json!({"alg": alg.name()}))?;
+    Ok(kid)
+}
+
+/// Makes `kid` the signing key; the previously active key is retired (it
+/// keeps verifying, and stays in the JWKS, for 366 days).
+#[pg_extern(schema = "identity", volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn activate_signing_key(kid: Option<&str>) -> PgResult<()> {
+    let kid = kid.ok_or_else(|| IdentityError::invalid("kid is required"))?;
+    let status = spi::column_mut::<String>("select status from identity.signing_keys where kid = $1 for update", &[kid.into()])?;
+    match status.first().map(String::as_str) {
+        None => return Err(IdentityError::new(Kind::NotFound, "signing key does not exist").into()),
+        Some("retired") => return Err(IdentityError::invalid("a retired signing key cannot be activated again").into()),
+        _ => {}
+    }
+    spi::run(
+        "update identity.signing_keys set status = 'retired', retired_at = now(), expires_at = now() + make_interval(secs => $2::float8) \
+         where status = 'active' and kid <> $1",
+        &[kid.into(), (RETIRED_KEY_SECONDS as f64).into()],
+    )?;
+    spi::run("update identity.signing_keys set status = 'active', activated_at = now() where kid = $1", &[kid.into()])?;
+    audit("signing_key.activated", kid, json!({}))
+}
+
+/// Retires `kid`: it stops signing at once and keeps verifying (and stays in
+/// the JWKS) for 366 days. Retiring the active key makes sign_jwt fall back
+/// to HS256.
+#[pg_extern(schema = "identity", volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn retire_signing_key(kid: Option<&str>) -> PgResult<()> {
+    let kid = kid.ok_or_else(|| IdentityError::invalid("kid is required"))?;
+    let found = spi::write_one::<String>(
+        "update identity.signing_keys set status = 'retired', retired_at = coalesce(retired_at, now()), \
+                expires_at = coalesce(expires_at, now() + make_interval(secs => $2::float8)) \
+         where kid = $1 returning kid",
+        &[kid.into(), (RETIRED_KEY_SECONDS as f64).into()],
+    )?;
+    if found.is_none() {
+        return Err(IdentityError::new(Kind::NotFound, "signing key does not exist").into());
+    }
+    audit("signing_key.retired", kid, json!({}))
+}
+
+/// `{"keys": [...]}`: the public JWKs of the active, next and not-yet-expired
+/// retired keys, as standard JWT libraries read them.
+#[pg_extern(schema = "identity", stable, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn jwks() -> PgResult<JsonB> {
+    Ok(spi::one::<JsonB>(
+        "select jsonb_build_object('keys', coalesce(jsonb_agg(public_jwk order by created_at, kid), '[]')) \
+         from identity.signing_keys \
+         where status in ('active', 'next') or (status = 'retired' and (expires_at is null or expires_at > now()))",
+        &[],
+    )?
+    .unwrap_or(JsonB(json!({"keys": []}))))
+}
