@@ -40,3 +40,21 @@ begin
     raise exception 'a verifier refused a valid token';
   end if;
 end $$;
+-- Asymmetric: 2,000 tokens per algorithm, each signed by its own key; then
+-- every key is retired (they keep verifying) so sign_jwt is HS256 again.
+select identity.activate_signing_key(identity.generate_signing_key('ES256'));
+create table bench.tokens_es256 as select id, identity.sign_jwt(claims) as token from bench.claims where id <= 2050;
+select identity.activate_signing_key(identity.generate_signing_key('EdDSA'));
+create table bench.tokens_eddsa as select id, identity.sign_jwt(claims) as token from bench.claims where id <= 2050;
+select identity.activate_signing_key(identity.generate_signing_key('RS256'));
+create table bench.tokens_rs256 as select id, identity.sign_jwt(claims) as token from bench.claims where id <= 2050;
+select identity.retire_signing_key(kid) from identity.signing_keys where status = 'active';
+analyze bench.tokens_es256, bench.tokens_eddsa, bench.tokens_rs256;
+do $$
+begin
+  if exists (select 1 from bench.tokens_es256 where identity.verify_jwt(token) is null)
+     or exists (select 1 from bench.tokens_eddsa where identity.verify_jwt(token) is null)
+     or exists (select 1 from bench.tokens_rs256 where identity.verify_jwt(token) is null) then
+    raise exception 'an asymmetric token did not verify';
+  end if;
+end $$;

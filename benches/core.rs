@@ -1,6 +1,6 @@
 //! criterion benchmarks of the pure core (no Postgres): `cargo bench --bench core`.
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use identity::core::{jwt, token};
+use identity::core::{jwt, keys, token};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -23,6 +23,21 @@ fn benches(c: &mut Criterion) {
     let tok = token::generate("idt", &mut rng).unwrap();
     c.bench_function("token::parse (checksum)", |b| b.iter(|| token::parse(black_box(&tok), "idt").unwrap()));
     c.bench_function("token::hash (sha256)", |b| b.iter(|| token::hash(black_box(&tok))));
+
+    // Stateless HS256 verification of the 700-byte token (no table checks).
+    let secret = b"0123456789abcdef0123456789abcdef";
+    let claims = jwt::decode(&t).unwrap().payload;
+    let hs = jwt::sign_hs256(claims.clone(), secret, 1_763_996_400, 3600, "j", None, None);
+    let cfg = jwt::VerifyConfig { now: 1_763_996_500, leeway: 30, audience: Some("authenticated"), issuer: None };
+    c.bench_function("jwt::check_hs256 (700 B token, serde claims)", |b| b.iter(|| jwt::check_hs256(black_box(&hs), secret, &cfg)));
+    // Signature verification alone, per algorithm.
+    for alg in [keys::Alg::Es256, keys::Alg::EdDsa, keys::Alg::Rs256] {
+        let (der, jwk) = keys::generate(alg, "k", &mut rng);
+        let sk = keys::SigningKey::from_pkcs8(alg, &der).unwrap();
+        let vk = keys::VerifyingKey::from_jwk(alg, &jwk).unwrap();
+        let sig = sk.sign(b"header.payload", &mut rng);
+        c.bench_function(&format!("keys::verify {}", alg.name()), |b| b.iter(|| vk.verify(black_box(b"header.payload"), &sig)));
+    }
 }
 
 criterion_group!(core, benches);

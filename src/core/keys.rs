@@ -103,10 +103,13 @@ impl SigningKey {
     }
 }
 
-/// A public key ready to verify, parsed once from its JWK.
+/// A public key ready to verify, parsed and validated once from its JWK.
+/// ES256 and RS256 verify with ring (assembly); EdDSA with ed25519-dalek.
 pub enum VerifyingKey {
-    Es256(p256::ecdsa::VerifyingKey),
-    Rs256(Box<rsa::pkcs1v15::VerifyingKey<sha2::Sha256>>),
+    /// Uncompressed SEC1 point (validated on the curve at parse time).
+    Es256(Vec<u8>),
+    /// Modulus and exponent, big-endian (validated at parse time).
+    Rs256 { n: Vec<u8>, e: Vec<u8> },
     EdDsa(ed25519_dalek::VerifyingKey),
 }
 
@@ -123,17 +126,18 @@ impl VerifyingKey {
                 let mut sec1 = vec![4u8];
                 sec1.extend_from_slice(&x);
                 sec1.extend_from_slice(&y);
-                VerifyingKey::Es256(p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| bad())?)
+                // Validates the point once; ring re-checks it per call cheaply.
+                p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| bad())?;
+                VerifyingKey::Es256(sec1)
             }
             Alg::EdDsa => {
                 let x: [u8; 32] = field("x")?.try_into().map_err(|_| bad())?;
                 VerifyingKey::EdDsa(ed25519_dalek::VerifyingKey::from_bytes(&x).map_err(|_| bad())?)
             }
             Alg::Rs256 => {
-                let n = rsa::BigUint::from_bytes_be(&field("n")?);
-                let e = rsa::BigUint::from_bytes_be(&field("e")?);
-                let pk = rsa::RsaPublicKey::new(n, e).map_err(|_| bad())?;
-                VerifyingKey::Rs256(Box::new(rsa::pkcs1v15::VerifyingKey::new(pk)))
+                let (n, e) = (field("n")?, field("e")?);
+                rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(&n), rsa::BigUint::from_bytes_be(&e)).map_err(|_| bad())?;
+                VerifyingKey::Rs256 { n, e }
             }
         })
     }
@@ -141,7 +145,7 @@ impl VerifyingKey {
     pub fn alg(&self) -> Alg {
         match self {
             VerifyingKey::Es256(_) => Alg::Es256,
-            VerifyingKey::Rs256(_) => Alg::Rs256,
+            VerifyingKey::Rs256 { .. } => Alg::Rs256,
             VerifyingKey::EdDsa(_) => Alg::EdDsa,
         }
     }
@@ -149,13 +153,13 @@ impl VerifyingKey {
     /// Whether `sig` is a valid signature of `input` (EdDSA: strict, no
     /// malleable signatures).
     pub fn verify(&self, input: &[u8], sig: &[u8]) -> bool {
-        use rsa::signature::Verifier;
+        use ring::signature as rs;
         match self {
-            VerifyingKey::Es256(k) => {
-                p256::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(input, &s).is_ok())
+            VerifyingKey::Es256(sec1) => {
+                rs::UnparsedPublicKey::new(&rs::ECDSA_P256_SHA256_FIXED, sec1).verify(input, sig).is_ok()
             }
-            VerifyingKey::Rs256(k) => {
-                rsa::pkcs1v15::Signature::try_from(sig).is_ok_and(|s| k.verify(input, &s).is_ok())
+            VerifyingKey::Rs256 { n, e } => {
+                rs::RsaPublicKeyComponents { n, e }.verify(&rs::RSA_PKCS1_2048_8192_SHA256, input, sig).is_ok()
             }
             VerifyingKey::EdDsa(k) => {
                 ed25519_dalek::Signature::from_slice(sig).is_ok_and(|s| k.verify_strict(input, &s).is_ok())
