@@ -104,7 +104,8 @@ fn audit(action: &'static str, kid: &str, details: Value) -> PgResult<()> {
 #[pg_extern(schema = "identity", volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn generate_signing_key(alg: default!(Option<&str>, "'ES256'")) -> PgResult<String> {
-    let alg_name = alg.unwrap_or("ES256");
+    // The SQL default is 'ES256'; an explicit NULL is a mistake, not a request.
+    let alg_name = alg.ok_or_else(|| IdentityError::invalid("alg is required"))?;
     let alg = Alg::parse(alg_name).ok_or_else(|| {
         IdentityError::invalid("unsupported signing algorithm").detail(format!("alg {alg_name:?}")).hint("use ES256, RS256 or EdDSA")
     })?;
