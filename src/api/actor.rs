@@ -27,7 +27,7 @@ pub fn caller_is_admin_level() -> PgResult<bool> {
         return Ok(true);
     }
     Ok(spi::one::<bool>(
-        "select pg_catalog.has_function_privilege('identity.sign_jwt(jsonb, interval)', 'execute')",
+        "select pg_catalog.has_function_privilege('identity.sign_jwt(pg_catalog.jsonb, pg_catalog.interval)', 'execute')",
         &[],
     )?
     .unwrap_or(false))

@@ -443,15 +443,7 @@ pub fn sign_with_key<R: rand::RngCore + rand::CryptoRng>(
     audience: Option<&str>,
     rng: &mut R,
 ) -> String {
-    claims.entry("iat").or_insert(Value::from(now));
-    claims.entry("exp").or_insert(Value::from(now + ttl));
-    claims.entry("jti").or_insert(Value::from(jti));
-    if let Some(iss) = issuer {
-        claims.entry("iss").or_insert(Value::from(iss));
-    }
-    if let Some(aud) = audience {
-        claims.entry("aud").or_insert(Value::from(aud));
-    }
+    fill_standard_claims(&mut claims, now, ttl, jti, issuer, audience);
     let header = serde_json::json!({"alg": alg.name(), "typ": "JWT", "kid": kid});
     let input = format!(
         "{}.{}",
@@ -470,17 +462,16 @@ pub fn first_refusal(checks: &[Check]) -> Option<Refusal> {
     })
 }
 
-/// Fills `iat`, `exp` (now + ttl), `jti` and, when configured, `iss` and
-/// `aud` where absent, and signs with HS256.
-pub fn sign_hs256(
-    mut claims: Map<String, Value>,
-    secret: &[u8],
+/// Fills `iat`, `exp` (now + ttl), `jti` and, when given, `iss` and `aud`,
+/// each only where absent (given claims are never overwritten).
+fn fill_standard_claims(
+    claims: &mut Map<String, Value>,
     now: i64,
     ttl: i64,
     jti: &str,
     issuer: Option<&str>,
     audience: Option<&str>,
-) -> String {
+) {
     claims.entry("iat").or_insert(Value::from(now));
     claims.entry("exp").or_insert(Value::from(now + ttl));
     claims.entry("jti").or_insert(Value::from(jti));
@@ -490,6 +481,19 @@ pub fn sign_hs256(
     if let Some(aud) = audience {
         claims.entry("aud").or_insert(Value::from(aud));
     }
+}
+
+/// Fills the standard claims (`fill_standard_claims`) and signs with HS256.
+pub fn sign_hs256(
+    mut claims: Map<String, Value>,
+    secret: &[u8],
+    now: i64,
+    ttl: i64,
+    jti: &str,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+) -> String {
+    fill_standard_claims(&mut claims, now, ttl, jti, issuer, audience);
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&Value::Object(claims)).expect("serialisable"));
     let input = format!("{header}.{payload}");
