@@ -38,6 +38,25 @@ pub static CLAIMS_SOURCE: GucSetting<ClaimsSource> =
     GucSetting::<ClaimsSource>::new(ClaimsSource::Request);
 pub static TOKEN_PREFIX: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"idt"));
 
+/// `request.jwt.claims`, defined here (not left a placeholder) so that every
+/// change, including the revert at transaction end, runs an assign hook: the
+/// RLS helpers' cache is invalidated exactly when the claims change.
+pub static REQUEST_CLAIMS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// Claims pinned by identity.authenticate (SUSET: a session cannot set it
+/// itself; a GUC, so parallel workers see it too).
+pub static VERIFIED_CLAIMS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static CLAIMS_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+#[pg_guard]
+unsafe extern "C-unwind" fn claims_changed(_new: *const std::ffi::c_char, _extra: *mut std::ffi::c_void) {
+    CLAIMS_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Bumped on every change of either claims setting (or claims_source).
+pub fn claims_generation() -> u64 {
+    CLAIMS_GENERATION.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// SHOW / current_setting / pg_settings print this instead of a secret.
 #[pg_guard]
 unsafe extern "C-unwind" fn mask_secret() -> *const std::ffi::c_char {
@@ -123,6 +142,31 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    // SAFETY: the assign hook is a #[pg_guard] function touching an atomic.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"request.jwt.claims",
+            c"JWT claims of the current request, as PostgREST and Supabase set them.",
+            c"Read by identity's RLS helpers when identity.claims_source is request.",
+            &REQUEST_CLAIMS,
+            GucContext::Userset,
+            GucFlags::default(),
+            None,
+            Some(claims_changed),
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"identity.verified_claims",
+            c"Claims pinned by identity.authenticate (internal).",
+            c"",
+            &VERIFIED_CLAIMS,
+            GucContext::Suset,
+            GucFlags::default(),
+            None,
+            Some(claims_changed),
+            None,
+        );
+    }
     // PG15: refuse placeholders for misspelled identity.* settings from now on.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"identity".as_ptr()) };
 }
@@ -160,6 +204,34 @@ pub fn access_token_ttl() -> i64 {
 
 pub fn claims_source() -> ClaimsSource {
     CLAIMS_SOURCE.get()
+}
+
+/// The claims text the helpers read: pinned verified claims if any, else, in
+/// `request` mode, request.jwt.claims.
+pub fn current_claims_text() -> Option<String> {
+    string(&VERIFIED_CLAIMS).or_else(|| match claims_source() {
+        ClaimsSource::Request => string(&REQUEST_CLAIMS),
+        ClaimsSource::Verified => None,
+    })
+}
+
+/// Pins (Some) or clears (None) the verified claims for the session.
+pub fn pin_verified_claims(text: Option<&str>) {
+    let value = CString::new(text.unwrap_or("")).expect("claims JSON has no NUL");
+    // PGC_SUSET context: allowed whatever the calling role (the variable is
+    // SUSET, so a session cannot do this with SET).
+    unsafe {
+        pg_sys::set_config_option(
+            c"identity.verified_claims".as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SET,
+            true,
+            pgrx::PgLogLevel::ERROR as i32,
+            false,
+        );
+    }
 }
 
 pub fn token_prefix() -> String {

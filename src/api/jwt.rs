@@ -127,14 +127,14 @@ pub fn verify_checks<C: Claims>(
     Ok((checks, valid.then_some(c)))
 }
 
-fn serde_claims(bytes: &[u8]) -> Result<Map<String, Value>, String> {
+pub fn serde_claims(bytes: &[u8]) -> Result<Map<String, Value>, String> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
         _ => Err("payload is not a JSON object".to_string()),
     }
 }
 
-fn refuse(checks: &[Check]) -> IdentityError {
+pub fn refuse(checks: &[Check]) -> IdentityError {
     let r = jwt::first_refusal(checks).expect("a failed check");
     IdentityError::new(Kind::Unauthenticated, jwt::refusal_message(&r)).detail(r.reason)
 }

@@ -7,4 +7,5 @@ pub mod hook;
 pub mod jwt;
 pub mod keys;
 pub mod session_tokens;
+pub mod rls;
 pub mod tokens;

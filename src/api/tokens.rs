@@ -34,7 +34,7 @@ fn unauthenticated(message: &'static str) -> IdentityError {
 }
 
 /// A verified token's principal (API.md section 10).
-struct Principal {
+pub struct Principal {
     token_id: String,
     user_id: [u8; 16],
     user: heap::UserState,
@@ -71,7 +71,7 @@ impl Principal {
 }
 
 /// Every check of verify_api_token, in order; 28000 with the reason.
-fn verify(token_text: &str) -> PgResult<Principal> {
+pub fn verify(token_text: &str) -> PgResult<Principal> {
     let prefix = gucs::token_prefix();
     // Shape and checksum first: a typo never reaches a table.
     token::parse(token_text, &prefix)?;
@@ -90,6 +90,24 @@ fn verify(token_text: &str) -> PgResult<Principal> {
     }
     touch(&row, now)?;
     Ok(Principal { token_id: row.id, user_id: row.user_id, user, scopes: row.scopes, expires_at: row.expires_at })
+}
+
+/// The claims identity.authenticate pins for a valid API token: who, the
+/// hook's claims, the token's scopes, amr api_token. (28000 as verify.)
+pub fn principal_claims(p: &Principal) -> serde_json::Map<String, Value> {
+    let mut c = serde_json::Map::new();
+    c.insert("sub".into(), json!(uuid_text(&p.user_id)));
+    c.insert("role".into(), json!("authenticated"));
+    c.insert("user_role".into(), json!(p.user.row.user_role));
+    c.insert("organization_id".into(), json!(p.user.row.organization_id));
+    c.insert("is_service_user".into(), json!(p.user.row.is_service_user));
+    if p.user.row.is_service_user {
+        c.insert("application_id".into(), json!(p.user.row.application_id));
+    }
+    c.insert("scopes".into(), json!(p.scopes));
+    c.insert("token_id".into(), json!(p.token_id));
+    c.insert("amr".into(), json!([{"method": "api_token", "timestamp": now_unix()}]));
+    c
 }
 
 /// last_used_at, at most once a minute, only where writes are possible, and

@@ -81,3 +81,109 @@ mod tests {
         assert_eq!(narrow_scopes(None, None), Ok(None));
     }
 }
+
+/// Everything the RLS helpers answer, computed once from the claims text and
+/// cached until the claims change. Missing or malformed claims give None
+/// (policies fail closed), never an error.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClaimsView {
+    pub claims: Option<serde_json::Map<String, Value>>,
+    pub uid: Option<[u8; 16]>,
+    pub org_id: Option<[u8; 16]>,
+    pub user_role: Option<String>,
+    pub is_service_user: Option<bool>,
+    /// The Postgres role claim (`authenticated`, `anon`, ...).
+    pub role: Option<String>,
+    /// `user` | `service` | `agent` | `system` | `anon`.
+    pub kind: &'static str,
+}
+
+fn uuid_claim(c: &serde_json::Map<String, Value>, k: &str) -> Option<[u8; 16]> {
+    c.get(k).and_then(Value::as_str).and_then(canonical_uuid).and_then(|u| super::claims::uuid_bytes(&u))
+}
+
+/// The view of claims text (None or blank: no claims, the `system` actor).
+pub fn view_from_text(text: Option<&str>) -> ClaimsView {
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+        return ClaimsView { kind: "system", ..Default::default() };
+    };
+    let Ok(Value::Object(c)) = serde_json::from_str::<Value>(text) else {
+        return ClaimsView { kind: "anon", ..Default::default() };
+    };
+    let uid = uuid_claim(&c, "sub");
+    let is_service_user = c.get("is_service_user").and_then(Value::as_bool);
+    let is_agent = c.get("act").is_some_and(Value::is_object)
+        || match c.get("aud") {
+            Some(Value::String(a)) => a == "agent",
+            Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some("agent")),
+            _ => false,
+        };
+    let kind = match (uid.is_some(), is_agent, is_service_user) {
+        (false, _, _) => "anon",
+        (true, true, _) => "agent",
+        (true, false, Some(true)) => "service",
+        (true, false, _) => "user",
+    };
+    ClaimsView {
+        uid,
+        org_id: uuid_claim(&c, "organization_id"),
+        user_role: c.get("user_role").and_then(Value::as_str).map(str::to_owned),
+        is_service_user,
+        role: c.get("role").and_then(Value::as_str).map(str::to_owned),
+        kind,
+        claims: Some(c),
+    }
+}
+
+/// identity.claim(name): a string claim as is, any other value as JSON text.
+pub fn claim_text(view: &ClaimsView, name: &str) -> Option<String> {
+    match view.claims.as_ref()?.get(name)? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        v => Some(v.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+
+    const U: &str = "8ccaa7af-909f-44e7-84cb-67cdccb56be6";
+    const O: &str = "00000000-0000-0000-0000-00000000000a";
+
+    #[test]
+    fn views_fail_closed() {
+        assert_eq!(view_from_text(None).kind, "system");
+        assert_eq!(view_from_text(Some("")).kind, "system");
+        for bad in ["{", "[1]", "null", r#"{"sub": 5}"#, r#"{"role": "anon"}"#] {
+            let v = view_from_text(Some(bad));
+            assert_eq!(v.kind, "anon", "{bad}");
+            assert!(v.uid.is_none());
+        }
+        let v = view_from_text(Some(r#"{"sub": "not-a-uuid", "user_role": "admin"}"#));
+        assert_eq!((v.kind, v.uid), ("anon", None));
+        assert_eq!(v.user_role.as_deref(), Some("admin"), "claims still readable, uid is not");
+    }
+
+    #[test]
+    fn kinds_and_fields() {
+        let v = view_from_text(Some(&format!(
+            r#"{{"sub":"{U}","organization_id":"{O}","user_role":"admin","is_service_user":false,"role":"authenticated"}}"#
+        )));
+        assert_eq!(v.kind, "user");
+        assert_eq!(v.uid, super::super::claims::uuid_bytes(U));
+        assert_eq!(v.org_id, super::super::claims::uuid_bytes(O));
+        assert_eq!(v.user_role.as_deref(), Some("admin"));
+        assert_eq!(v.role.as_deref(), Some("authenticated"));
+        assert_eq!(claim_text(&v, "user_role").as_deref(), Some("admin"));
+        assert_eq!(claim_text(&v, "is_service_user").as_deref(), Some("false"));
+        assert_eq!(claim_text(&v, "missing"), None);
+        let svc = view_from_text(Some(&format!(r#"{{"sub":"{U}","is_service_user":true}}"#)));
+        assert_eq!(svc.kind, "service");
+        let agent = view_from_text(Some(&format!(r#"{{"sub":"{U}","aud":"agent","act":{{"sub":"agent:1"}}}}"#)));
+        assert_eq!(agent.kind, "agent");
+        // A string "true" is not a boolean: is_service_user stays unknown.
+        let s = view_from_text(Some(&format!(r#"{{"sub":"{U}","is_service_user":"true"}}"#)));
+        assert_eq!((s.is_service_user, s.kind), (None, "user"));
+    }
+}

@@ -1,0 +1,76 @@
+-- RLS helpers (API.md 8), with claims set as PostgREST sets them.
+select identity.grant_access('authenticated', 'user');
+select identity.grant_access('anon', 'user');
+insert into identity.organizations (id, name) values ('00000000-0000-0000-0000-0000000000a9', 'RLS Org');
+insert into identity.users (id, email, organization_id, user_role) values
+  ('00000000-0000-0000-0000-00000000e001', 'rls-a@example.com', '00000000-0000-0000-0000-0000000000a9', 'admin'),
+  ('00000000-0000-0000-0000-00000000e002', 'rls-b@example.com', '00000000-0000-0000-0000-0000000000a9', 'user');
+create table t.docs (id int primary key, owner uuid, org uuid);
+insert into t.docs select i, case when i % 3 = 0 then '00000000-0000-0000-0000-00000000e001'::uuid
+                                  else '00000000-0000-0000-0000-00000000e002'::uuid end,
+                          '00000000-0000-0000-0000-0000000000a9' from generate_series(1, 30) i;
+alter table t.docs enable row level security;
+create policy own on t.docs for select using (owner = identity.uid());
+create policy org_admin on t.docs for select using (identity.is_admin() and org = identity.org_id());
+grant select on t.docs to authenticated, anon;
+
+begin;
+set local role authenticated;
+select set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-00000000e002", "role": "authenticated", "organization_id": "00000000-0000-0000-0000-0000000000a9", "user_role": "user", "is_service_user": false}', true) is not null as claims_set;
+select identity.uid(), identity.org_id(), identity.user_role(), identity.is_service_user(), identity.is_admin(),
+       identity.has_role('user') as has_user, identity.has_role('authenticated') as has_pg_role, identity.has_role('admin') as has_admin,
+       identity.claim('role') as claim_role, identity.claim('is_service_user') as claim_bool, identity.claim('nope') as claim_missing;
+select identity.actor();
+select count(*) as rows_seen_by_user from t.docs;
+-- The cache follows a change of the claims inside the same transaction.
+select set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-00000000e001", "organization_id": "00000000-0000-0000-0000-0000000000a9", "user_role": "admin"}', true) is not null as switched;
+select identity.uid(), identity.is_admin(), count(*) as rows_seen_by_org_admin from t.docs group by 1, 2;
+rollback;
+-- After the transaction the local claims are gone: the role acts as system.
+select identity.uid() is null as uid_null, identity.actor()->>'kind' as kind;
+-- PostgREST leaves '' after a transaction: counts as absent.
+select set_config('request.jwt.claims', '', false) = '' as emptied;
+select identity.jwt() is null as no_claims, identity.actor()->>'kind' as kind;
+
+-- Missing or malformed claims: NULL (fail closed), never an error in a policy.
+begin;
+set local role anon;
+select set_config('request.jwt.claims', '{"role": "anon"}', true) is not null as anon_claims;
+select identity.uid() is null as uid_null, identity.is_admin() as is_admin, count(*) as rows_seen_by_anon,
+       identity.actor()->>'kind' as kind from t.docs;
+select set_config('request.jwt.claims', '{oops', true) is not null as malformed;
+select identity.uid() is null as uid_null, identity.jwt() is null as jwt_null, identity.org_id() is null as org_null,
+       identity.is_service_user() is null as svc_null, count(*) as rows_seen from t.docs;
+select set_config('request.jwt.claims', '{"sub": "not-a-uuid", "user_role": "admin", "organization_id": 7}', true) is not null as bad_shapes;
+select identity.uid() is null as uid_null, identity.org_id() is null as org_null, count(*) as rows_seen from t.docs;
+rollback;
+
+-- verified mode: request.jwt.claims is ignored; only identity.authenticate pins claims.
+set identity.claims_source = 'verified';
+begin;
+set local role authenticated;
+select set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-00000000e001", "user_role": "admin"}', true) is not null as forged;
+select identity.uid() is null as forged_claims_ignored, count(*) as rows_seen from t.docs;
+rollback;
+create temp table tokens as
+  select identity.issue_access_token('00000000-0000-0000-0000-00000000e002') as jwt,
+         (select token from identity.create_api_token('00000000-0000-0000-0000-00000000e001', 'rls')) as api;
+grant select on tokens to authenticated;
+set role authenticated;
+select (identity.authenticate(jwt))->>'sub' as pinned_from_jwt from tokens;
+select identity.uid(), identity.actor()->>'kind' as kind, count(*) as rows_seen from t.docs group by 1, 2;
+select (identity.authenticate(api))->>'sub' as pinned_from_api_token from tokens;
+select identity.uid(), identity.is_admin(), count(*) as rows_seen from t.docs group by 1, 2;
+-- A failed authenticate leaves no identity (it warns and returns NULL rather
+-- than raising, so the clearing is not rolled back); a session cannot pin
+-- claims itself.
+select identity.authenticate('garbage.token.here') is null as rejected;
+select identity.uid() is null as cleared, count(*) as rows_seen from t.docs;
+select (identity.authenticate(api))->>'sub' as pinned_again from tokens;
+select identity.authenticate('idt_' || repeat('0', 36)) is null as bad_api_token;
+select identity.uid() is null as cleared_again, count(*) as rows_seen from t.docs;
+select t.err($$set identity.verified_claims = '{"sub": "00000000-0000-0000-0000-00000000e001"}'$$) as set_pin;
+select t.err($$select set_config('identity.verified_claims', '{"sub": "00000000-0000-0000-0000-00000000e001"}', false)$$) as set_config_pin;
+select identity.authenticate(null) is null as cleared_by_null;
+reset role;
+reset identity.claims_source;
