@@ -15,5 +15,7 @@ export IDENTITY_TEST_JWT_SECRET
 bash bench/jwt.sh
 echo "== API tokens: verify_api_token vs a primary-key lookup (bench/api_token.sh)"
 bash bench/api_token.sh
+echo "== RLS helpers per row (bench/rls.sh)"
+bash bench/rls.sh
 echo "== core (criterion)"
 cargo bench --bench core -- --noplot 2>&1 | grep -E '^[a-z].*|time:' || true

@@ -52,7 +52,12 @@ unsafe extern "C-unwind" fn claims_changed(_new: *const std::ffi::c_char, _extra
     CLAIMS_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Bumped on every change of either claims setting (or claims_source).
+#[pg_guard]
+unsafe extern "C-unwind" fn claims_source_changed(_new: std::ffi::c_int, _extra: *mut std::ffi::c_void) {
+    CLAIMS_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Bumped on every change of either claims setting or of claims_source.
 pub fn claims_generation() -> u64 {
     CLAIMS_GENERATION.load(std::sync::atomic::Ordering::Relaxed)
 }
@@ -126,14 +131,20 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
-    GucRegistry::define_enum_guc(
-        c"identity.claims_source",
-        c"Where RLS helpers read claims: request (request.jwt.claims) or verified (identity.authenticate only).",
-        c"",
-        &CLAIMS_SOURCE,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
+    // SAFETY: the assign hook is a #[pg_guard] function touching an atomic.
+    unsafe {
+        GucRegistry::define_enum_guc_with_hooks(
+            c"identity.claims_source",
+            c"Where RLS helpers read claims: request (request.jwt.claims) or verified (identity.authenticate only).",
+            c"",
+            &CLAIMS_SOURCE,
+            GucContext::Suset,
+            GucFlags::default(),
+            None,
+            Some(claims_source_changed),
+            None,
+        );
+    }
     GucRegistry::define_string_guc(
         c"identity.token_prefix",
         c"Prefix of opaque API tokens.",
