@@ -77,6 +77,24 @@ pub const LEVELS: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Column-level SELECT the `user` level gets, under the RLS policies of
+/// sql/grants.sql. Never token_hash or ciphertext.
+pub const USER_TABLE_GRANTS: &[&str] = &[
+    "grant select (id, name, metadata, created_at, updated_at) on identity.organizations to {role}",
+    "grant select (id, email, external_id, first_name, last_name, organization_id, user_role, is_service_user, status, \
+     application_id, application_name, description, created_by, created_by_name, metadata, created_at, updated_at) \
+     on identity.users to {role}",
+    "grant select (id, user_id, kind, name, display_prefix, last4, scopes, expires_at, revoked_at, last_used_at, \
+     rotated_from, created_at) on identity.api_tokens to {role}",
+    "grant select (id, user_id, organization_id, provider, name, last4, is_default, is_system, enabled, credit_limit, \
+     usage_total, exhausted_at, created_at, updated_at) on identity.credentials to {role}",
+    "grant select on identity.credential_usage to {role}",
+    "grant select on identity.subscriptions to {role}",
+    "grant select on identity.feature_flags to {role}",
+    "grant select on identity.feature_flag_overrides to {role}",
+    "grant select on identity.audit_log to {role}",
+];
+
 pub fn functions_for(level: &str) -> Option<&'static [&'static str]> {
     LEVELS.iter().find(|(l, _)| *l == level).map(|(_, f)| *f)
 }
@@ -103,6 +121,11 @@ fn grant_access(role: Option<&str>, level: Option<&str>) -> PgResult<()> {
     for f in functions {
         // `f` comes from the constant table above, never from the caller.
         spi::run_for_role(&format!("grant execute on function {f} to {{role}}"), role)?;
+    }
+    if level == "user" {
+        for g in USER_TABLE_GRANTS {
+            spi::run_for_role(g, role)?;
+        }
     }
     spi::audit(spi::Audit {
         actor_id: None,
