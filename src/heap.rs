@@ -8,7 +8,7 @@
 //! it by name, columns by name in that relation), so a caller's shadowing
 //! objects cannot be substituted; relation privileges are what the SQL
 //! executor checks, and this path does not go through it, so EXECUTE on the
-//! calling function is the gate (see `api::admin::LEVELS`). Locks:
+//! calling function is the gate (see the grant lists in `api::admin`). Locks:
 //! AccessShareLock on table and index, as a SELECT takes; no row locks.
 //! Visibility: the active snapshot, as the calling statement sees the tables.
 

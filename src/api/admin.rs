@@ -10,71 +10,49 @@ use pgrx::prelude::*;
 use serde_json::json;
 
 /// What each level may execute. A function appears here only once it exists;
-/// the README's grant table is this list.
-pub const LEVELS: &[(&str, &[&str])] = &[
-    // What Supabase Auth's hook caller needs, and nothing more.
-    ("hook", &["identity.custom_access_token_hook(jsonb)"]),
-    // Self-service functions for end users (e.g. Supabase `authenticated`).
-    (
-        "user",
-        &[
-            "identity.decode_jwt(text)",
-            "identity.verify_jwt(text, text)",
-            "identity.try_verify_jwt(text, text)",
-            // The token is the credential: the service-user sign-in path.
-            "identity.verify_api_token(text)",
-            "identity.exchange_api_token(text, interval)",
-            "identity.create_websocket_token(uuid, interval)",
-            "identity.create_agent_token(uuid, interval, text[])",
-            "identity.jwks()",
-            "identity.uid()",
-            "identity.jwt()",
-            "identity.claim(text)",
-            "identity.org_id()",
-            "identity.user_role()",
-            "identity.is_service_user()",
-            "identity.is_admin()",
-            "identity.has_role(text)",
-            "identity.actor()",
-            "identity.authenticate(text)",
-        ],
-    ),
-    // Back-office callers (e.g. Supabase `service_role`): may mint and revoke.
-    (
-        "admin",
-        &[
-            "identity.decode_jwt(text)",
-            "identity.verify_jwt(text, text)",
-            "identity.try_verify_jwt(text, text)",
-            "identity.explain_jwt(text)",
-            "identity.sign_jwt(jsonb, interval)",
-            "identity.issue_access_token(uuid, interval)",
-            "identity.revoke_jwt(text, timestamp with time zone)",
-            "identity.revoke_session(uuid)",
-            "identity.create_api_token(uuid, text, interval, text[])",
-            "identity.verify_api_token(text)",
-            "identity.exchange_api_token(text, interval)",
-            "identity.list_api_tokens(uuid)",
-            "identity.revoke_api_token(uuid)",
-            "identity.rotate_api_token(uuid, interval)",
-            "identity.create_websocket_token(uuid, interval)",
-            "identity.create_agent_token(uuid, interval, text[])",
-            "identity.jwks()",
-            "identity.generate_signing_key(text)",
-            "identity.activate_signing_key(text)",
-            "identity.retire_signing_key(text)",
-            "identity.uid()",
-            "identity.jwt()",
-            "identity.claim(text)",
-            "identity.org_id()",
-            "identity.user_role()",
-            "identity.is_service_user()",
-            "identity.is_admin()",
-            "identity.has_role(text)",
-            "identity.actor()",
-            "identity.authenticate(text)",
-        ],
-    ),
+/// the README's grant table is these lists.
+/// What Supabase Auth's hook caller needs, and nothing more.
+pub const HOOK_FUNCTIONS: &[&str] = &["identity.custom_access_token_hook(jsonb)"];
+
+/// Self-service functions for end users (e.g. Supabase `authenticated`, and
+/// `anon`: policies calling the RLS helpers run as the querying role).
+pub const USER_FUNCTIONS: &[&str] = &[
+    "identity.decode_jwt(text)",
+    "identity.verify_jwt(text, text)",
+    "identity.try_verify_jwt(text, text)",
+    // The token is the credential: the service-user sign-in path.
+    "identity.verify_api_token(text)",
+    "identity.exchange_api_token(text, interval)",
+    "identity.create_websocket_token(uuid, interval)",
+    "identity.create_agent_token(uuid, interval, text[])",
+    "identity.jwks()",
+    "identity.uid()",
+    "identity.jwt()",
+    "identity.claim(text)",
+    "identity.org_id()",
+    "identity.user_role()",
+    "identity.is_service_user()",
+    "identity.is_admin()",
+    "identity.has_role(text)",
+    "identity.actor()",
+    "identity.authenticate(text)",
+];
+
+/// Back-office callers (e.g. Supabase `service_role`) get the user set and
+/// these: they may mint, revoke and manage keys and tokens.
+pub const ADMIN_ONLY_FUNCTIONS: &[&str] = &[
+    "identity.explain_jwt(text)",
+    "identity.sign_jwt(jsonb, interval)",
+    "identity.issue_access_token(uuid, interval)",
+    "identity.revoke_jwt(text, timestamp with time zone)",
+    "identity.revoke_session(uuid)",
+    "identity.create_api_token(uuid, text, interval, text[])",
+    "identity.list_api_tokens(uuid)",
+    "identity.revoke_api_token(uuid)",
+    "identity.rotate_api_token(uuid, interval)",
+    "identity.generate_signing_key(text)",
+    "identity.activate_signing_key(text)",
+    "identity.retire_signing_key(text)",
 ];
 
 /// Column-level SELECT the `user` level gets, under the RLS policies of
@@ -95,8 +73,13 @@ pub const USER_TABLE_GRANTS: &[&str] = &[
     "grant select on identity.audit_log to {role}",
 ];
 
-pub fn functions_for(level: &str) -> Option<&'static [&'static str]> {
-    LEVELS.iter().find(|(l, _)| *l == level).map(|(_, f)| *f)
+pub fn functions_for(level: &str) -> Option<Vec<&'static str>> {
+    match level {
+        "hook" => Some(HOOK_FUNCTIONS.to_vec()),
+        "user" => Some(USER_FUNCTIONS.to_vec()),
+        "admin" => Some(USER_FUNCTIONS.iter().chain(ADMIN_ONLY_FUNCTIONS).copied().collect()),
+        _ => None,
+    }
 }
 
 /// Grants `role` what `level` needs: USAGE on schema identity and EXECUTE on
@@ -118,7 +101,7 @@ fn grant_access(role: Option<&str>, level: Option<&str>) -> PgResult<()> {
         return Err(IdentityError::new(Kind::NotFound, "role does not exist").detail(format!("role {role:?}")).into());
     }
     spi::run_for_role("grant usage on schema identity to {role}", role)?;
-    for f in functions {
+    for f in &functions {
         // `f` comes from the constant table above, never from the caller.
         spi::run_for_role(&format!("grant execute on function {f} to {{role}}"), role)?;
     }
