@@ -5,7 +5,7 @@ create extension identity;
 create role authenticated nologin;
 create role anon nologin;
 
-\echo '\n### 1. The data model: every table in schema identity, RLS on (deny by default)'
+\echo '\n### 1. The data model: every table in schema identity, RLS on every table'
 select c.relname as table, c.relrowsecurity as rls_enabled
 from pg_class c where c.relnamespace = 'identity'::regnamespace and c.relkind = 'r' order by 1;
 
@@ -62,12 +62,51 @@ from (values ('ada@acme.test (admin)', '00000000-0000-0000-0000-0000000000b1'),
 select identity.custom_access_token_hook('{"user_id": "not-a-uuid", "claims": {}}') as malformed;
 rollback;
 
-\echo '\n### 6. The audit trail is append-only, for superusers too'
+\echo '\n### 6. API tokens (API.md 4): shown once, hashed at rest, checksummed, exchanged for a JWT'
+create role service_role nologin;
+select identity.grant_access('service_role', 'admin');
+set role service_role;
+create temp table demo_token as
+  select * from identity.create_api_token('00000000-0000-0000-0000-0000000000b2', 'deploy bot', scopes => array['agents.run']);
+select token_id is not null as created, left(token, 8) || '...' as token_shown_once, expires_at::date - now()::date as days_valid
+from demo_token;
+select jsonb_pretty(identity.verify_api_token(token)) as principal from demo_token;
+select name, display_prefix, last4 from identity.list_api_tokens('00000000-0000-0000-0000-0000000000b2') l,
+  lateral jsonb_to_record(l) as x(name text, display_prefix text, last4 text);
+\set ON_ERROR_STOP off
+select identity.verify_api_token(left(token, 20) || case when substr(token, 21, 1) = 'X' then 'Y' else 'X' end
+                                 || substr(token, 22)) as one_typo from demo_token;
+\set ON_ERROR_STOP on
+select c->>'sub' as sub, c->'amr'->0->>'method' as amr, c->'scopes' as scopes, c->>'application_id' as application_id
+from demo_token, lateral identity.verify_jwt(identity.exchange_api_token(token)) c;
+reset role;
+select count(*) as rows_holding_the_token_in_clear from identity.api_tokens k, demo_token d
+where to_jsonb(k)::text like '%' || d.token || '%';
+
+\echo '\n### 7. RLS helpers (API.md 8): a policy on the caller, as PostgREST sets claims'
+create table public.notes (owner uuid, body text);
+insert into public.notes values ('00000000-0000-0000-0000-0000000000b1', 'ada''s note'), ('00000000-0000-0000-0000-0000000000b2', 'bot''s note');
+alter table public.notes enable row level security;
+create policy own_notes on public.notes using (owner = identity.uid());
+grant select on public.notes to authenticated;
+begin;
+set local role authenticated;
+select set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-0000000000b1", "role": "authenticated"}', true) is not null as claims_set;
+select identity.uid(), identity.actor()->>'kind' as kind, body from public.notes;
+rollback;
+begin;
+set local role authenticated;
+select set_config('request.jwt.claims', '{not json', true) is not null as malformed_claims;
+select count(*) as visible_with_malformed_claims from public.notes;
+rollback;
+
+\echo '\n### 8. The audit trail is append-only, for superusers too'
 select id, actor_kind, actor_role, action, target_type, target_id, details from identity.audit_log order by id;
 \set ON_ERROR_STOP off
 delete from identity.audit_log;
 \set ON_ERROR_STOP on
 
-\echo '\n### 7. DROP EXTENSION removes everything'
+\echo '\n### 9. DROP EXTENSION removes everything'
+drop table public.notes;
 drop extension identity;
 select count(*) as objects_left from pg_namespace where nspname = 'identity';
