@@ -13,10 +13,7 @@ trap cluster_stop EXIT
 psql -qX -v ON_ERROR_STOP=1 -f bench/hook_setup.sql >/dev/null
 DUR=${BENCH_SECONDS:-10}
 
-exec_ms() { # execution time of a query inside the server, ms
-    psql -qAtX -c "explain (analyze, timing off, summary on, format json) $1" \
-        | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Execution Time"])'
-}
+. bench/lib.sh
 ROUNDS=${BENCH_ROUNDS:-5}
 echo "== 1. per call, in-server loop over 100,000 events (min of $ROUNDS interleaved rounds)"
 results=""

@@ -12,10 +12,7 @@ psql -qX -v ON_ERROR_STOP=1 -c "alter database postgres set bench.secret = '$IDE
 psql -qX -v ON_ERROR_STOP=1 -f bench/jwt_setup.sql >/dev/null
 n=$(psql -qAtX -c "select count(*) from bench.tokens")
 bytes=$(psql -qAtX -c "select round(avg(length(token))) from bench.tokens")
-exec_ms() {
-    psql -qAtX -c "explain (analyze, timing off, summary on, format json) $1" \
-        | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Execution Time"])'
-}
+. bench/lib.sh
 queries=(
   "select count(t.token) from bench.tokens t"
   "select count(identity.verify_jwt(t.token)) from bench.tokens t"

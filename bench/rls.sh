@@ -22,13 +22,9 @@ create function bench.sql_uid() returns uuid language sql stable as
   $$ select nullif(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', '')::uuid $$;
 SQL
 CLAIMS='{"sub": "00000000-0000-0000-0000-00000000000a", "organization_id": "00000000-0000-0000-0000-0000000000b0", "is_service_user": true, "user_role": "user"}'
-exec_ms() {
-    psql -qAtX -v ON_ERROR_STOP=1 <<SQL | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())[0]["Execution Time"])'
-set max_parallel_workers_per_gather = 0;
-select set_config('request.jwt.claims', '$CLAIMS', false) \g /dev/null
-explain (analyze, timing off, summary on, format json) $1;
-SQL
-}
+. bench/lib.sh
+PREAMBLE="set max_parallel_workers_per_gather = 0;
+select set_config('request.jwt.claims', '$CLAIMS', false) \\g /dev/null"
 queries=(
   "select count(*) from bench.rows where user_id = '00000000-0000-0000-0000-00000000000a'::uuid"
   "select count(*) from bench.rows where user_id = identity.uid()"
@@ -42,7 +38,7 @@ queries=(
 ROUNDS=${BENCH_ROUNDS:-5}
 out=""
 for _ in $(seq "$ROUNDS"); do
-    for q in "${queries[@]}"; do out="$out $(exec_ms "$q")"; done
+    for q in "${queries[@]}"; do out="$out $(exec_ms "$q" "$PREAMBLE")"; done
 done
 echo "== RLS helpers, count(*) over 1,000,000 rows, predicate unwrapped (min of $ROUNDS interleaved rounds)"
 python3 - "${#queries[@]}" $out <<'PY'

@@ -3,25 +3,19 @@ the tokens identity signs using nothing but identity.jwks(), and
 identity.verify_jwt accepts tokens PyJWT signs with a key whose public JWK is
 in identity.signing_keys."""
 import json
-import os
 import time
 
 import jwt  # PyJWT
-import psycopg
 import pytest
+from conftest import fresh_database
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-DB = dict(host=os.environ["PGHOST"], port=os.environ["PGPORT"], user="postgres", dbname="jwks_interop")
 ALGS = ["ES256", "RS256", "EdDSA"]
 
 
 @pytest.fixture(scope="module")
 def conn():
-    with psycopg.connect(**dict(DB, dbname="postgres"), autocommit=True) as c:
-        c.execute("drop database if exists jwks_interop")
-        c.execute("create database jwks_interop")
-    with psycopg.connect(**DB, autocommit=True) as c:
-        c.execute("create extension identity")
+    with fresh_database("jwks_interop") as c:
         yield c
 
 

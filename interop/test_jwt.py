@@ -6,20 +6,15 @@ import time
 import uuid
 
 import jwt  # PyJWT
-import psycopg
 import pytest
+from conftest import fresh_database
 
 SECRET = os.environ["IDENTITY_TEST_JWT_SECRET"]
-DB = dict(host=os.environ["PGHOST"], port=os.environ["PGPORT"], user="postgres", dbname="jwt_interop")
 
 
 @pytest.fixture(scope="module")
 def conn():
-    with psycopg.connect(**dict(DB, dbname="postgres"), autocommit=True) as c:
-        c.execute("drop database if exists jwt_interop")
-        c.execute("create database jwt_interop")
-    with psycopg.connect(**DB, autocommit=True) as c:
-        c.execute("create extension identity")
+    with fresh_database("jwt_interop") as c:
         yield c
 
 

@@ -7,22 +7,16 @@ import os
 
 import psycopg
 import pytest
+from conftest import fresh_database
 
 SECRET = os.environ["IDENTITY_TEST_JWT_SECRET"]
 ENC_KEY = os.environ["IDENTITY_TEST_ENCRYPTION_KEY"]
 LOG = os.environ["IDENTITY_SERVER_LOG"]
-DB = dict(host=os.environ["PGHOST"], port=os.environ["PGPORT"], user="postgres", dbname="nolog")
 
 
 @pytest.fixture(scope="module")
 def conn():
-    with psycopg.connect(**dict(DB, dbname="postgres"), autocommit=True) as c:
-        c.execute("drop database if exists nolog")
-        c.execute("create database nolog")
-    with psycopg.connect(**DB, autocommit=True) as c:
-        c.execute("set log_min_messages = debug5")
-        c.execute("set client_min_messages = debug5")
-        c.execute("create extension identity")
+    with fresh_database("nolog", "set log_min_messages = debug5", "set client_min_messages = debug5") as c:
         yield c
 
 

@@ -15,7 +15,7 @@
 //! keeps an unknown `identity.*` setting as a placeholder any role can read.
 
 use pgrx::{pg_guard, pg_sys, GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ClaimsSource {
@@ -248,6 +248,3 @@ pub fn pin_verified_claims(text: Option<&str>) {
 pub fn token_prefix() -> String {
     string(&TOKEN_PREFIX).unwrap_or_else(|| "idt".to_string())
 }
-
-#[allow(dead_code)]
-fn _assert_static(_: &'static CStr) {}

@@ -119,9 +119,10 @@ pub fn as_str(v: &JsonbValue) -> Option<&str> {
     std::str::from_utf8(bytes).ok()
 }
 
-/// JSON Schema's "integer" (zero fractional part, so 1.0 counts), the rule of
-/// `core::claims::decimal_text_is_integer`: numeric_min_scale is 0 exactly
-/// when no fractional digit is needed. (NaN/Infinity are not valid in jsonb.)
+/// JSON Schema's "integer" (zero fractional part, so 1.0 counts), as
+/// `core::claims::shape_of` judges serde numbers: numeric_min_scale is 0
+/// exactly when no fractional digit is needed. (NaN/Infinity are not valid
+/// in jsonb.) The differential hook test holds the two equal.
 fn numeric_is_integer(v: &JsonbValue) -> bool {
     let d = pg_sys::Datum::from(unsafe { v.val.numeric });
     let scale = unsafe { pgrx::direct_function_call::<i32>(pg_sys::numeric_min_scale, &[Some(d)]) };

@@ -58,6 +58,8 @@ create temp table tokens as
 grant select on tokens to authenticated;
 set role authenticated;
 select (identity.authenticate(jwt))->>'sub' as pinned_from_jwt from tokens;
+-- Token functions see the same actor as the helpers (the pinned user).
+select (identity.verify_jwt(identity.create_websocket_token(), 'websocket'))->>'sub' as websocket_for_pinned_user;
 select identity.uid(), identity.actor()->>'kind' as kind, count(*) as rows_seen from t.docs group by 1, 2;
 select (identity.authenticate(api))->>'sub' as pinned_from_api_token from tokens;
 select identity.uid(), identity.is_admin(), count(*) as rows_seen from t.docs group by 1, 2;

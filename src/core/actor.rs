@@ -19,16 +19,21 @@ pub enum Actor {
 /// The actor of `request.jwt.claims` text (None or "": no claims; PostgREST
 /// resets the setting to "" after each transaction).
 pub fn from_claims_text(text: Option<&str>) -> Actor {
-    let Some(text) = text.filter(|t| !t.trim().is_empty()) else { return Actor::System };
-    let Ok(Value::Object(c)) = serde_json::from_str::<Value>(text) else { return Actor::Anon };
-    let Some(sub) = c.get("sub").and_then(Value::as_str).and_then(canonical_uuid) else { return Actor::Anon };
-    let scopes = match c.get("scopes") {
+    from_view(&view_from_text(text))
+}
+
+/// The actor of a claims view: the one parse the RLS helpers also use.
+pub fn from_view(v: &ClaimsView) -> Actor {
+    let (Some(claims), Some(uid)) = (&v.claims, v.uid) else {
+        return if v.kind == "system" { Actor::System } else { Actor::Anon };
+    };
+    let scopes = match claims.get("scopes") {
         None | Some(Value::Null) => None,
         Some(Value::Array(a)) => Some(a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()),
         // A scopes claim of the wrong shape restricts to nothing.
         Some(_) => Some(Vec::new()),
     };
-    Actor::User { sub, scopes }
+    Actor::User { sub: super::claims::uuid_text(&uid), scopes }
 }
 
 /// Scopes for a token the actor mints for itself: the requested ones, which
