@@ -56,6 +56,16 @@ create unique index users_external_id_key on identity.users (external_id) where 
 create index users_organization_idx on identity.users (organization_id);
 create index users_created_by_idx on identity.users (created_by) where created_by is not null;
 
+-- Tombstones: delete_user removes the row (and, by cascade, tokens,
+-- credentials, subscription) and leaves the id here, so tokens already issued
+-- to it are refused at once by verify_jwt and the hook, and the id is never
+-- provisioned again. No personal data: the id and who deleted it.
+create table identity.deleted_users (
+    id          uuid primary key,
+    deleted_at  timestamptz not null default pg_catalog.now(),
+    deleted_by  uuid
+);
+
 create table identity.api_tokens (
     id              uuid primary key default pg_catalog.gen_random_uuid(),
     user_id         uuid not null references identity.users (id) on delete cascade,
@@ -220,6 +230,7 @@ create index events_unprocessed_idx on identity.events (id) where processed_at i
 -- Deny by default: RLS on every table, no policies yet.
 alter table identity.organizations          enable row level security;
 alter table identity.users                  enable row level security;
+alter table identity.deleted_users          enable row level security;
 alter table identity.api_tokens             enable row level security;
 alter table identity.signing_keys           enable row level security;
 alter table identity.revoked_jwts           enable row level security;

@@ -36,6 +36,7 @@ pub static ACCESS_TOKEN_TTL: GucSetting<i32> = GucSetting::<i32>::new(3600);
 pub static ENCRYPTION_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CLAIMS_SOURCE: GucSetting<ClaimsSource> =
     GucSetting::<ClaimsSource>::new(ClaimsSource::Request);
+pub static TRIAL_DAYS: GucSetting<i32> = GucSetting::<i32>::new(14);
 pub static TOKEN_PREFIX: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"idt"));
 
 /// `request.jwt.claims`, defined here (not left a placeholder) so that every
@@ -145,6 +146,16 @@ pub fn init() {
             None,
         );
     }
+    GucRegistry::define_int_guc(
+        c"identity.trial_days",
+        c"Length of the trial subscription provision_user creates (0: none).",
+        c"",
+        &TRIAL_DAYS,
+        0,
+        3650,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_string_guc(
         c"identity.token_prefix",
         c"Prefix of opaque API tokens.",
@@ -211,6 +222,10 @@ pub fn jwt_leeway() -> i64 {
 
 pub fn access_token_ttl() -> i64 {
     ACCESS_TOKEN_TTL.get() as i64
+}
+
+pub fn trial_days() -> i32 {
+    TRIAL_DAYS.get()
 }
 
 pub fn claims_source() -> ClaimsSource {

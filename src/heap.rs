@@ -43,6 +43,10 @@ pub const USERS: Table = Table {
     ],
 };
 
+/// Tombstones of users removed by delete_user: their ids stay refused.
+pub const DELETED_USERS: Table =
+    Table { name: c"deleted_users", index: c"deleted_users_pkey", key_eq: pg_sys::F_UUID_EQ, columns: &[c"id"] };
+
 pub const REVOKED_JWTS: Table =
     Table { name: c"revoked_jwts", index: c"revoked_jwts_pkey", key_eq: pg_sys::F_TEXTEQ, columns: &[c"jti"] };
 
@@ -199,8 +203,27 @@ pub fn user_by_id(id: [u8; 16]) -> Option<UserRow> {
     user_state(id).map(|u| u.row)
 }
 
-/// identity.users row `id`, if visible.
+/// identity.users row `id`, if visible; a deleted user (a tombstone in
+/// identity.deleted_users, probed only when the row is missing) is a row
+/// with status `deleted`, so the hook, verify_jwt and every actor check
+/// refuse them at once.
 pub fn user_state(id: [u8; 16]) -> Option<UserState> {
+    live_user(id).or_else(|| {
+        probe(&DELETED_USERS, uuid_key(id), |_| ()).map(|_| UserState {
+            row: UserRow {
+                is_service_user: false,
+                user_role: "user".into(),
+                organization_id: None,
+                application_id: None,
+                status: "deleted".into(),
+            },
+            tokens_valid_after: Some(i64::MAX),
+            email: String::new(),
+        })
+    })
+}
+
+fn live_user(id: [u8; 16]) -> Option<UserState> {
     probe(&USERS, uuid_key(id), |r| UserState {
         row: UserRow {
             is_service_user: r.bool(0).unwrap_or(false),
@@ -209,7 +232,9 @@ pub fn user_state(id: [u8; 16]) -> Option<UserState> {
             application_id: r.uuid(3),
             status: r.text(4).unwrap_or_default(),
         },
-        tokens_valid_after: r.epoch_seconds(5),
+        // Rounded up: a token issued (iat, whole seconds) in the same second
+        // as a suspension or sign-out-everywhere is refused too.
+        tokens_valid_after: r.epoch_seconds(5).map(|s| if s == i64::MIN { s } else { s.saturating_add(1) }),
         email: r.text(6).unwrap_or_default(),
     })
 }

@@ -92,6 +92,47 @@ pub fn run_for_role(template: &str, role: &str) -> PgResult<()> {
     Spi::run(&sql).map_err(spi_err)
 }
 
+/// Runs `f` the way a SECURITY DEFINER function with
+/// `SET search_path = pg_catalog, pg_temp` runs, but only around the SQL:
+/// as the owner of the extension's tables, flagged as a restricted
+/// operation, with search_path pinned. The management functions decide who
+/// the actor is *before* (the admin grant level is a privilege of the calling
+/// role, which a SECURITY DEFINER function could no longer see), then do
+/// their reads and writes in here. On error the (sub)transaction abort
+/// restores the user id and the setting, as it does for SECURITY DEFINER.
+pub fn privileged<R>(f: impl FnOnce() -> R) -> R {
+    let owner = crate::heap::table_owner(&crate::heap::USERS);
+    crate::heap::as_owner(owner, || unsafe {
+        let nest = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        let out = f();
+        pg_sys::AtEOXact_GUC(true, nest);
+        out
+    })
+}
+
+/// One row in identity.events and a NOTIFY identity_events carrying its id
+/// and type; Postgres delivers notifications only when the transaction
+/// commits, and drops them on rollback, as it drops the row.
+pub fn event(kind: &'static str, user_id: Option<pgrx::Uuid>, organization_id: Option<pgrx::Uuid>, payload: serde_json::Value) -> PgResult<()> {
+    run(
+        "with e as (insert into identity.events (type, user_id, organization_id, payload) \
+                    values ($1, $2, $3, $4) returning id, type, user_id) \
+         select pg_catalog.pg_notify('identity_events', \
+                  pg_catalog.jsonb_build_object('id', e.id, 'type', e.type, 'user_id', e.user_id)::text) from e",
+        &[kind.into(), user_id.into(), organization_id.into(), JsonB(payload).into()],
+    )
+}
+
 /// One row in identity.audit_log, in the caller's transaction.
 pub struct Audit<'a> {
     pub actor_id: Option<pgrx::Uuid>,

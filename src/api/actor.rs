@@ -3,8 +3,11 @@
 //! by identity.authenticate first, else request.jwt.claims in `request` mode.
 
 use crate::core::actor::{self, Actor};
+use crate::core::authz::{Caller, Subject};
+use crate::core::claims::uuid_bytes;
+use crate::core::error::{IdentityError, Kind};
 use crate::error::PgResult;
-use crate::spi;
+use crate::{heap, spi};
 use pgrx::pg_sys;
 
 pub fn current() -> Actor {
@@ -22,4 +25,69 @@ pub fn caller_is_admin_level() -> PgResult<bool> {
         &[],
     )?
     .unwrap_or(false))
+}
+
+/// The actor of a management function (API.md sections 6, 7, 9), resolved
+/// against the tables: a user from the claims must exist and be active
+/// (28000 otherwise: suspension counts at once, whatever the token says), and
+/// their role and organization are read from identity.users, never from the
+/// claims. No claims means system, but only for a role holding the admin
+/// grant level; a user-level role without claims is refused (42501), so
+/// forgetting to set claims never escalates.
+pub fn subject() -> PgResult<Subject> {
+    let view = crate::api::rls::view();
+    match actor::from_view(&view) {
+        Actor::System if caller_is_admin_level()? => Ok(Subject::System),
+        Actor::System => Err(IdentityError::new(Kind::Forbidden, "no user in the request claims")
+            .hint("set request.jwt.claims (or call identity.authenticate) with a user's token; only the admin level acts as system")
+            .into()),
+        Actor::Anon => Err(IdentityError::new(Kind::Forbidden, "the request claims name no user")
+            .hint("sign in: the claims need a sub that is a user id")
+            .into()),
+        Actor::User { sub, scopes } => {
+            let id = uuid_bytes(&sub).expect("canonical uuid");
+            let u = heap::user_state(id).ok_or_else(|| {
+                IdentityError::unauthenticated("the request's user does not exist")
+            })?;
+            if u.row.status != "active" {
+                return Err(IdentityError::unauthenticated("the request's user is not active")
+                    .detail(format!("user {}", u.row.status))
+                    .into());
+            }
+            let org = u.row.organization_id.as_deref().and_then(uuid_bytes);
+            let kind = match view.kind {
+                "agent" => "agent",
+                _ if u.row.is_service_user => "service",
+                _ => "user",
+            };
+            Ok(Subject::User(Caller {
+                id,
+                org,
+                admin: u.row.user_role == "admin" && org.is_some(),
+                is_service_user: u.row.is_service_user,
+                kind,
+                scopes,
+            }))
+        }
+    }
+}
+
+/// One audit row for `s` acting on `target`.
+pub fn audit(
+    s: &Subject,
+    organization_id: Option<[u8; 16]>,
+    action: &'static str,
+    target_type: &'static str,
+    target_id: Option<&str>,
+    details: serde_json::Value,
+) -> PgResult<()> {
+    spi::audit(spi::Audit {
+        actor_id: s.id().map(pgrx::Uuid::from_bytes),
+        actor_kind: s.kind(),
+        organization_id: organization_id.map(pgrx::Uuid::from_bytes),
+        action,
+        target_type,
+        target_id,
+        details,
+    })
 }

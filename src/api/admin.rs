@@ -36,6 +36,29 @@ pub const USER_FUNCTIONS: &[&str] = &[
     "identity.has_role(text)",
     "identity.actor()",
     "identity.authenticate(text)",
+    // Sections 6 and 9: each checks the actor (self / org admin / system).
+    "identity.create_service_user(text, uuid, uuid, text, text)",
+    "identity.update_user(uuid, jsonb)",
+    "identity.suspend_user(uuid, text)",
+    "identity.reactivate_user(uuid)",
+    "identity.delete_user(uuid)",
+    "identity.user_by_id(uuid)",
+    "identity.user_by_external_id(text)",
+    "identity.user_by_api_token(text)",
+    "identity.\"current_user\"()",
+    "identity.feature_flags(uuid)",
+    "identity.subscription_status(uuid)",
+    // Section 7: the owner's own credentials.
+    "identity.create_credential(text, text, text, boolean, numeric)",
+    "identity.list_credentials()",
+    "identity.get_credential(uuid)",
+    "identity.update_credential(uuid, jsonb)",
+    "identity.delete_credential(uuid)",
+    "identity.set_default_credential(uuid)",
+    "identity.set_credential_enabled(uuid, boolean)",
+    "identity.reveal_credential_secret(uuid)",
+    "identity.record_credential_usage(uuid, numeric, bigint)",
+    "identity.credential_usage(uuid)",
 ];
 
 /// Back-office callers (e.g. Supabase `service_role`) get the user set and
@@ -53,6 +76,12 @@ pub const ADMIN_ONLY_FUNCTIONS: &[&str] = &[
     "identity.generate_signing_key(text)",
     "identity.activate_signing_key(text)",
     "identity.retire_signing_key(text)",
+    // System-only acts of sections 6, 7 and 9.
+    "identity.create_organization(text)",
+    "identity.provision_user(text, text, text, text, uuid, uuid)",
+    "identity.set_feature_flag(text, boolean, integer, text)",
+    "identity.set_feature_flag_override(text, uuid, boolean)",
+    "identity.create_system_credential(uuid, text, text, numeric)",
 ];
 
 /// Column-level SELECT the `user` level gets, under the RLS policies of

@@ -3,9 +3,12 @@
 
 pub mod actor;
 pub mod admin;
+pub mod credentials;
+pub mod flags;
 pub mod hook;
 pub mod jwt;
 pub mod keys;
 pub mod session_tokens;
 pub mod rls;
 pub mod tokens;
+pub mod users;

@@ -58,7 +58,22 @@ fn create_websocket_token(
         None => 5 * 60,
     };
     let (user, _) = subject(user_id)?;
+    websocket_token(user, ttl)
+}
+
+/// A websocket token for `user` (already authorized by the caller).
+pub fn websocket_token(user: [u8; 16], ttl: i64) -> PgResult<String> {
     sign_claims(base_claims(user, "websocket")?, ttl, false)
+}
+
+/// An agent token for `user` with `scopes` (already narrowed by the caller).
+pub fn agent_token(user: [u8; 16], ttl: i64, scopes: Option<Vec<String>>) -> PgResult<String> {
+    let mut c = base_claims(user, "agent")?;
+    c.insert("act".into(), json!({"sub": format!("agent:{}", new_uuid()), "type": "agent"}));
+    if let Some(s) = scopes {
+        c.insert("scopes".into(), json!(s));
+    }
+    sign_claims(c, ttl, false)
 }
 
 /// A JWT with aud `agent` for an AI agent acting for a user: `act` names the
@@ -94,10 +109,5 @@ fn create_agent_token(
     let scopes = narrow_scopes(actor_scopes.as_deref(), requested).map_err(|extra| {
         IdentityError::new(Kind::Forbidden, "requested scopes exceed the user's").detail(format!("scope {extra:?}"))
     })?;
-    let mut c = base_claims(user, "agent")?;
-    c.insert("act".into(), json!({"sub": format!("agent:{}", new_uuid()), "type": "agent"}));
-    if let Some(s) = scopes {
-        c.insert("scopes".into(), json!(s));
-    }
-    sign_claims(c, ttl, false)
+    agent_token(user, ttl, scopes)
 }

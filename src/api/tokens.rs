@@ -43,6 +43,10 @@ pub struct Principal {
 }
 
 impl Principal {
+    pub fn user_id(&self) -> [u8; 16] {
+        self.user_id
+    }
+
     /// The principal as jsonb, built directly (no text round trip).
     fn jsonb(&self) -> RawJsonb {
         let mut b = Builder::new();
@@ -159,7 +163,7 @@ fn scopes_arg(scopes: Option<Vec<Option<String>>>) -> Result<Vec<String>, Identi
 }
 
 /// Generates, stores (hash only) and returns a new token for `user_id`.
-fn issue(user_id: Uuid, name: &str, expires: Option<i64>, scopes: &[String], rotated_from: Option<Uuid>) -> PgResult<(Uuid, String, Option<TimestampWithTimeZone>)> {
+pub(crate) fn issue(user_id: Uuid, name: &str, expires: Option<i64>, scopes: &[String], rotated_from: Option<Uuid>) -> PgResult<(Uuid, String, Option<TimestampWithTimeZone>)> {
     let prefix = gucs::token_prefix();
     let text = token::generate(&prefix, &mut OsRng)?;
     let parsed = token::parse(&text, &prefix).expect("a generated token parses");

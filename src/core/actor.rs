@@ -27,8 +27,11 @@ pub fn from_view(v: &ClaimsView) -> Actor {
     let (Some(claims), Some(uid)) = (&v.claims, v.uid) else {
         return if v.kind == "system" { Actor::System } else { Actor::Anon };
     };
+    // An empty or absent list restricts nothing (API tokens default to `{}`:
+    // the user's own rights); a list restricts to what its scopes cover.
     let scopes = match claims.get("scopes") {
         None | Some(Value::Null) => None,
+        Some(Value::Array(a)) if a.is_empty() => None,
         Some(Value::Array(a)) => Some(a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()),
         // A scopes claim of the wrong shape restricts to nothing.
         Some(_) => Some(Vec::new()),
@@ -42,12 +45,25 @@ pub fn from_view(v: &ClaimsView) -> Actor {
 pub fn narrow_scopes(actor: Option<&[String]>, requested: Option<Vec<String>>) -> Result<Option<Vec<String>>, String> {
     match (actor, requested) {
         (None, r) => Ok(r),
+        // Restricted to nothing (a scopes claim of the wrong shape): minting
+        // anything would widen it, since an empty list restricts nothing.
+        (Some([]), _) => Err("(the actor has no usable scopes)".into()),
         (Some(a), None) => Ok(Some(a.to_vec())),
-        (Some(a), Some(r)) => match r.iter().find(|s| !a.contains(s)) {
+        (Some(a), Some(r)) => match r.iter().find(|s| !covered(a, s)) {
             Some(extra) => Err(extra.clone()),
             None => Ok(Some(r)),
         },
     }
+}
+
+/// Whether scope `have` covers `want`: equal, `*`, or a `prefix:*` wildcard.
+pub fn scope_covers(have: &str, want: &str) -> bool {
+    have == want || have == "*" || (have.ends_with(":*") && want.starts_with(&have[..have.len() - 1]))
+}
+
+/// Whether any of `have` covers `want`.
+pub fn covered(have: &[String], want: &str) -> bool {
+    have.iter().any(|h| scope_covers(h, want))
 }
 
 #[cfg(test)]
@@ -81,9 +97,24 @@ mod tests {
         assert_eq!(narrow_scopes(Some(&mine), None), Ok(Some(mine.clone())));
         assert_eq!(narrow_scopes(Some(&mine), Some(vec!["a".into()])), Ok(Some(vec!["a".into()])));
         assert_eq!(narrow_scopes(Some(&mine), Some(vec!["a".into(), "c".into()])), Err("c".into()));
-        assert_eq!(narrow_scopes(Some(&[]), Some(vec!["a".into()])), Err("a".into()));
+        assert!(narrow_scopes(Some(&[]), Some(vec!["a".into()])).is_err());
         assert_eq!(narrow_scopes(None, Some(vec!["x".into()])), Ok(Some(vec!["x".into()])));
         assert_eq!(narrow_scopes(None, None), Ok(None));
+        assert!(narrow_scopes(Some(&[]), None).is_err(), "nothing cannot mint");
+        let wild = vec!["credentials:*".to_string()];
+        assert_eq!(narrow_scopes(Some(&wild), Some(vec!["credentials:read".into()])), Ok(Some(vec!["credentials:read".into()])));
+        assert!(narrow_scopes(Some(&wild), Some(vec!["users:read".into()])).is_err());
+    }
+
+    #[test]
+    fn wildcards_cover_their_prefix_only() {
+        assert!(scope_covers("*", "users:write"));
+        assert!(scope_covers("users:*", "users:write"));
+        assert!(!scope_covers("users:*", "usersx:write"));
+        assert!(!scope_covers("users:read", "users:write"));
+        assert!(!scope_covers("users", "users:read"));
+        let empty = from_claims_text(Some(&format!(r#"{{"sub":"{U}","scopes":[]}}"#)));
+        assert_eq!(empty, Actor::User { sub: U.into(), scopes: None }, "[] restricts nothing");
     }
 }
 

@@ -4,8 +4,10 @@
 
 pub mod actor;
 pub mod aead;
+pub mod authz;
 pub mod claims;
 pub mod error;
 pub mod jwt;
 pub mod keys;
 pub mod token;
+pub mod users;

@@ -1,0 +1,441 @@
+//! Section 7 of API.md: AI-service credentials (OpenRouter-style keys).
+//!
+//! The secret is sealed with XChaCha20-Poly1305 under identity.encryption_key
+//! before it reaches SQL (`core::aead`), with the credential's id and
+//! organization as associated data (`core::users::credential_aad`): only
+//! ciphertext and the last 4 characters are ever written. Who may do what is
+//! `core::authz::may_credential`; reads and writes run in
+//! `spi::privileged` after that decision. Every operation is audited
+//! without the secret.
+//!
+//! Pass secrets as bound parameters (any driver's `$1`), not as literals in
+//! the query text: Postgres may log a failing statement's text.
+
+use crate::api::actor;
+use crate::api::jwt::new_uuid;
+use crate::api::keys::encryption_key;
+use crate::core::aead;
+use crate::core::authz::{self, CredentialFacts, CredentialOp, Subject};
+use crate::core::claims::{uuid_bytes, uuid_text};
+use crate::core::error::{IdentityError, Kind};
+use crate::core::users::{self as rules, check_name};
+use crate::error::PgResult;
+use crate::spi;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::{AnyNumeric, JsonB, Uuid};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use serde_json::{json, Value};
+
+/// The credential shape of API.md section 10, from a row aliased `c`.
+macro_rules! credential_json {
+    () => {
+        "jsonb_build_object('id', c.id, 'user_id', c.user_id, 'organization_id', c.organization_id, \
+           'provider', c.provider, 'name', c.name, 'last4', c.last4, 'is_default', c.is_default, \
+           'is_system', c.is_system, 'enabled', c.enabled, 'credit_limit', c.credit_limit, \
+           'usage_total', c.usage_total, 'exhausted_at', c.exhausted_at, \
+           'created_at', c.created_at, 'updated_at', c.updated_at)"
+    };
+}
+
+fn required<T>(v: Option<T>, what: &'static str) -> Result<T, IdentityError> {
+    v.ok_or_else(|| IdentityError::invalid(what))
+}
+
+/// A non-negative, finite numeric argument.
+fn amount_arg(v: &AnyNumeric, what: &'static str) -> Result<(), IdentityError> {
+    let t = v.to_string();
+    if t.starts_with('-') || t.eq_ignore_ascii_case("nan") || t.to_ascii_lowercase().contains("infinity") {
+        return Err(IdentityError::invalid(what).detail("a finite number >= 0"));
+    }
+    Ok(())
+}
+
+fn seal(key: &[u8; 32], id: &str, org: Option<&str>, secret: &str) -> Vec<u8> {
+    let mut nonce = [0u8; aead::NONCE_LEN];
+    OsRng.fill_bytes(&mut nonce);
+    aead::seal(key, nonce, secret.as_bytes(), &rules::credential_aad(id, org))
+}
+
+/// The facts authorization needs, read (and row-locked when `lock`).
+fn facts(id: Uuid, lock: bool) -> PgResult<Option<CredentialFacts>> {
+    let sql = if lock {
+        "select jsonb_build_object('user_id', user_id, 'organization_id', organization_id, 'is_system', is_system, \
+                'enabled', enabled) from identity.credentials where id = $1 for update"
+    } else {
+        "select jsonb_build_object('user_id', user_id, 'organization_id', organization_id, 'is_system', is_system, \
+                'enabled', enabled) from identity.credentials where id = $1"
+    };
+    let row = if lock { spi::column_mut::<JsonB>(sql, &[id.into()])?.into_iter().next() } else { spi::one::<JsonB>(sql, &[id.into()])? };
+    Ok(row.map(|JsonB(r)| CredentialFacts {
+        owner: r["user_id"].as_str().and_then(uuid_bytes).expect("user_id is not null"),
+        org: r["organization_id"].as_str().and_then(uuid_bytes),
+        is_system: r["is_system"].as_bool().unwrap_or(true),
+        enabled: r["enabled"].as_bool().unwrap_or(false),
+    }))
+}
+
+/// Authorizes `op` on credential `id` for `s`; P0002 when it does not exist
+/// or is not visible. Runs inside `spi::privileged`.
+fn authorize(s: &Subject, id: Uuid, op: CredentialOp) -> PgResult<CredentialFacts> {
+    let f = facts(id, op != CredentialOp::Read)?.ok_or_else(|| authz::not_found("credential does not exist"))?;
+    authz::may_credential(s, &f, op)?;
+    Ok(f)
+}
+
+fn credential(id: Uuid) -> PgResult<Value> {
+    spi::one::<JsonB>(concat!("select ", credential_json!(), " from identity.credentials c where c.id = $1"), &[id.into()])?
+        .map(|j| j.0)
+        .ok_or_else(|| authz::not_found("credential does not exist").into())
+}
+
+fn audit(s: &Subject, f: &CredentialFacts, action: &'static str, id: Uuid, details: Value) -> PgResult<()> {
+    let mut d = details;
+    d["owner_id"] = json!(uuid_text(&f.owner));
+    actor::audit(s, f.org, action, "credential", Some(&uuid_text(id.as_bytes())), d)
+}
+
+/// Makes `id` the only default of `owner`: the owner's row is locked first,
+/// so concurrent calls for one user run one after the other and the partial
+/// unique index never sees two defaults.
+fn make_default(owner: [u8; 16], id: Uuid) -> PgResult<()> {
+    spi::column_mut::<bool>("select true from identity.users where id = $1 for update", &[Uuid::from_bytes(owner).into()])?;
+    spi::run(
+        "update identity.credentials set is_default = false, updated_at = now() \
+         where user_id = $1 and is_default and id <> $2",
+        &[Uuid::from_bytes(owner).into(), id.into()],
+    )?;
+    spi::run("update identity.credentials set is_default = true, updated_at = now() where id = $1", &[id.into()])
+}
+
+struct NewCredential<'a> {
+    owner: [u8; 16],
+    org: Option<[u8; 16]>,
+    provider: &'a str,
+    name: &'a str,
+    secret: &'a str,
+    is_default: bool,
+    is_system: bool,
+    credit_limit: Option<AnyNumeric>,
+}
+
+fn insert(s: &Subject, n: NewCredential) -> PgResult<Value> {
+    rules::check_provider(n.provider)?;
+    check_name(Some(n.name), "name must be 1 to 200 characters", 200)?;
+    rules::check_secret(n.secret)?;
+    if let Some(l) = &n.credit_limit {
+        amount_arg(l, "credit_limit must be a finite number >= 0")?;
+    }
+    let key = encryption_key()?;
+    let id_text = new_uuid();
+    let id = Uuid::from_bytes(uuid_bytes(&id_text).expect("uuid"));
+    let org_text = n.org.map(|o| uuid_text(&o));
+    let sealed = seal(&key, &id_text, org_text.as_deref(), n.secret);
+    spi::privileged(|| {
+        let inserted = spi::write_one::<Uuid>(
+            "insert into identity.credentials (id, user_id, organization_id, provider, name, ciphertext, last4, \
+                                               is_system, credit_limit, created_by) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) on conflict do nothing returning id",
+            &[
+                id.into(),
+                Uuid::from_bytes(n.owner).into(),
+                n.org.map(Uuid::from_bytes).into(),
+                n.provider.into(),
+                n.name.into(),
+                sealed.as_slice().into(),
+                rules::last4(n.secret).into(),
+                n.is_system.into(),
+                n.credit_limit.clone().into(),
+                s.id().map(Uuid::from_bytes).into(),
+            ],
+        )?;
+        if inserted.is_none() {
+            return Err(IdentityError::new(Kind::Duplicate, "a credential with this provider and name already exists")
+                .hint("choose another name, or update the existing credential")
+                .into());
+        }
+        if n.is_default {
+            make_default(n.owner, id)?;
+        }
+        let f = CredentialFacts { owner: n.owner, org: n.org, is_system: n.is_system, enabled: true };
+        audit(s, &f, if n.is_system { "credential.system_created" } else { "credential.created" }, id,
+              json!({"provider": n.provider, "name": n.name, "is_default": n.is_default}))?;
+        credential(id)
+    })
+}
+
+/// A credential of the actor (a signed-in user), shown masked.
+#[pg_extern(schema = "identity", volatile)]
+fn create_credential(
+    provider: Option<&str>,
+    name: Option<&str>,
+    secret: Option<&str>,
+    is_default: default!(Option<bool>, "false"),
+    credit_limit: default!(Option<AnyNumeric>, "NULL"),
+) -> PgResult<JsonB> {
+    let s = actor::subject()?;
+    authz::require_scope(&s, "credentials:write")?;
+    let Subject::User(me) = &s else {
+        return Err(IdentityError::invalid("system has no credentials of its own")
+            .hint("use identity.create_system_credential(user_id, provider, secret)")
+            .into());
+    };
+    insert(&s, NewCredential {
+        owner: me.id,
+        org: me.org,
+        provider: required(provider, "provider is required")?,
+        name: required(name, "name is required")?,
+        secret: required(secret, "secret is required")?,
+        is_default: is_default.unwrap_or(false),
+        is_system: false,
+        credit_limit,
+    })
+    .map(JsonB)
+}
+
+/// A system credential for `user_id` (system only): users can read and use
+/// it but not change, disable or delete it. It becomes the user's default
+/// when they have none, and completes the user's pending
+/// `credential.requested` events.
+#[pg_extern(schema = "identity", volatile)]
+fn create_system_credential(
+    user_id: Option<Uuid>,
+    provider: Option<&str>,
+    secret: Option<&str>,
+    credit_limit: default!(Option<AnyNumeric>, "NULL"),
+) -> PgResult<JsonB> {
+    let s = actor::subject()?;
+    authz::require_system(&s, "only system may create system credentials")?;
+    let user = required(user_id, "user_id is required")?;
+    let org = crate::api::users::target(*user.as_bytes()).ok_or_else(|| authz::not_found("user does not exist"))?;
+    let has_default = spi::privileged(|| {
+        spi::one::<bool>("select true from identity.credentials where user_id = $1 and is_default", &[user.into()])
+    })?
+    .is_some();
+    let c = insert(&s, NewCredential {
+        owner: *user.as_bytes(),
+        org,
+        provider: required(provider, "provider is required")?,
+        name: "system",
+        secret: required(secret, "secret is required")?,
+        is_default: !has_default,
+        is_system: true,
+        credit_limit,
+    })?;
+    spi::privileged(|| {
+        spi::run(
+            "update identity.events set processed_at = now() \
+             where type = 'credential.requested' and user_id = $1 and processed_at is null",
+            &[user.into()],
+        )
+    })?;
+    Ok(JsonB(c))
+}
+
+/// The actor's credentials, masked (system: everyone's).
+#[pg_extern(schema = "identity", stable)]
+fn list_credentials() -> Result<SetOfIterator<'static, JsonB>, ErrorReport> {
+    let s = actor::subject()?;
+    authz::require_scope(&s, "credentials:read")?;
+    let rows = spi::privileged(|| {
+        spi::column::<JsonB>(
+            concat!("select ", credential_json!(), " from identity.credentials c \
+                     where $1::uuid is null or c.user_id = $1 order by c.created_at, c.id"),
+            &[s.id().map(Uuid::from_bytes).into()],
+        )
+    })?;
+    Ok(SetOfIterator::new(rows))
+}
+
+/// One credential, masked: the owner, an admin of its organization, system.
+#[pg_extern(schema = "identity", stable)]
+fn get_credential(credential_id: Option<Uuid>) -> PgResult<JsonB> {
+    let s = actor::subject()?;
+    authz::require_scope(&s, "credentials:read")?;
+    let id = required(credential_id, "credential_id is required")?;
+    spi::privileged(|| {
+        authorize(&s, id, CredentialOp::Read)?;
+        credential(id).map(JsonB)
+    })
+}
+
+/// Changes name, credit_limit, or the secret (re-encrypted). The owner
+/// (not on system credentials) or system.
+#[pg_extern(schema = "identity", volatile)]
+fn update_credential(credential_id: Option<Uuid>, changes: Option<JsonB>) -> PgResult<JsonB> {
+    let s = actor::subject()?;
+    authz::require_scope(&s, "credentials:write")?;
+    let id = required(credential_id, "credential_id is required")?;
+    let JsonB(changes) = required(changes, "changes is required")?;
+    let m = rules::check_credential_changes(&changes)?;
+    let key = if m.contains_key("secret") { Some(encryption_key()?) } else { None };
+    let fields: Vec<&String> = m.keys().collect();
+    spi::privileged(|| {
+        let f = authorize(&s, id, CredentialOp::Change)?;
+        let (sealed, last4) = match (m.get("secret").and_then(Value::as_str), key) {
+            (Some(secret), Some(key)) => {
+                let id_text = uuid_text(id.as_bytes());
+                let org = f.org.map(|o| uuid_text(&o));
+                (Some(seal(&key, &id_text, org.as_deref(), secret)), Some(rules::last4(secret)))
+            }
+            _ => (None, None),
+        };
+        let mut public = m.clone();
+        public.remove("secret");
+        let updated = spi::write_one::<bool>(
+            "update identity.credentials c set \
+               name = case when $2 ? 'name' then $2->>'name' else c.name end, \
+               credit_limit = case when $2 ? 'credit_limit' then ($2->>'credit_limit')::numeric else c.credit_limit end, \
+               exhausted_at = case when $2 ? 'credit_limit' then null else c.exhausted_at end, \
+               ciphertext = coalesce($3, c.ciphertext), \
+               last4 = coalesce($4, c.last4), \
+               updated_at = now() \
+             where c.id = $1 and not exists (select 1 from identity.credentials d \
+               where d.user_id = c.user_id and d.provider = c.provider and d.name = $2->>'name' and d.id <> c.id) \
+             returning true",
+            &[id.into(), JsonB(Value::Object(public)).into(), sealed.into(), last4.into()],
+        )?;
+        if updated.is_none() {
+            return Err(IdentityError::new(Kind::Duplicate, "a credential with this provider and name already exists").into());
+        }
+        audit(&s, &f, "credential.updated", id, json!({"fields": fields}))?;
+        credential(id).map(JsonB)
+    })
+}
+
+/// Deletes a credential and its ciphertext: the owner (not system
+/// credentials) or system.
+#[pg_extern(schema = "identity", volatile)]
+fn delete_credential(credential_id: Option<Uuid>) -> PgResult<()> {
+    let s = actor::subject()?;
+    authz::require_scope(&s, "credentials:write")?;
+    let id = required(credential_id, "credential_id is required")?;
+    spi::privileged(|| {
+        let f = authorize(&s, id, CredentialOp::Delete)?;
+        spi::run("delete from identity.credentials where id = $1", &[id.into()])?;
+        audit(&s, &f, "credential.deleted", id, json!({}))
+    })
+}
+
+/// Makes a credential the owner's only default (enforced by a unique index;
+/// concurrent calls serialize on the owner's row).
+#[pg_extern(schema = "identity", volatile)]
+fn set_default_credential(credential_id: Option<Uuid>) -> PgResult<()> {
+    let s = actor::subject()?;
+    authz::require_scope(&s, "credentials:write")?;
+    let id = required(credential_id, "credential_id is required")?;
+    spi::privileged(|| {
+        let f = authorize(&s, id, CredentialOp::Change)?;
+        if !f.enabled {
+            return Err(IdentityError::invalid("credential is disabled").hint("enable it first").into());
+        }
+        make_default(f.owner, id)?;
+        audit(&s, &f, "credential.default_set", id, json!({}))
+    })
+}
+
+/// Enables or disables a credential (disabling also clears its default).
+#[pg_extern(schema = "identity", volatile)]
+fn set_credential_enabled(credential_id: Option<Uuid>, enabled: Option<bool>) -> PgResult<()> {
+    let s = actor::subject()?;
+    authz::require_scope(&s, "credentials:write")?;
+    let id = required(credential_id, "credential_id is required")?;
+    let enabled = required(enabled, "enabled is required")?;
+    spi::privileged(|| {
+        let f = authorize(&s, id, CredentialOp::Change)?;
+        spi::run(
+            "update identity.credentials set enabled = $2, is_default = is_default and $2, updated_at = now() where id = $1",
+            &[id.into(), enabled.into()],
+        )?;
+        audit(&s, &f, if enabled { "credential.enabled" } else { "credential.disabled" }, id, json!({}))
+    })
+}
+
+/// The secret in clear, for the owner or system, enabled credentials only.
+/// Audited. A wrong identity.encryption_key is 55000, never garbage.
+#[pg_extern(schema = "identity", volatile)]
+fn reveal_credential_secret(credential_id: Option<Uuid>) -> PgResult<String> {
+    let s = actor::subject()?;
+    authz::require_scope(&s, "credentials:reveal")?;
+    let id = required(credential_id, "credential_id is required")?;
+    let key = encryption_key()?;
+    spi::privileged(|| {
+        let f = authorize(&s, id, CredentialOp::Reveal)?;
+        let sealed = spi::one::<Vec<u8>>("select ciphertext from identity.credentials where id = $1", &[id.into()])?
+            .ok_or_else(|| authz::not_found("credential does not exist"))?;
+        let org = f.org.map(|o| uuid_text(&o));
+        let plain = aead::open(&key, &sealed, &rules::credential_aad(&uuid_text(id.as_bytes()), org.as_deref()))?;
+        let text = String::from_utf8(plain).map_err(|_| IdentityError::not_configured("secret cannot be decrypted"))?;
+        audit(&s, &f, "credential.revealed", id, json!({}))?;
+        Ok(text)
+    })
+}
+
+/// Records a call's cost. With a credit limit, a call that would pass it is
+/// refused (42501) and nothing is recorded; concurrent recorders cannot
+/// overspend (the check and the add are one row update). Reaching the limit
+/// exactly marks the credential exhausted.
+#[pg_extern(schema = "identity", volatile)]
+fn record_credential_usage(credential_id: Option<Uuid>, amount: Option<AnyNumeric>, tokens: default!(Option<i64>, "NULL")) -> PgResult<()> {
+    let s = actor::subject()?;
+    authz::require_scope(&s, "credentials:use")?;
+    let id = required(credential_id, "credential_id is required")?;
+    let amount = required(amount, "amount is required")?;
+    amount_arg(&amount, "amount must be a finite number >= 0")?;
+    if tokens.is_some_and(|t| t < 0) {
+        return Err(IdentityError::invalid("tokens must be >= 0").into());
+    }
+    spi::privileged(|| {
+        let f = authorize(&s, id, CredentialOp::Use)?;
+        let added = spi::write_one::<bool>(
+            "update identity.credentials set usage_total = usage_total + $2, \
+               exhausted_at = case when credit_limit is not null and usage_total + $2 >= credit_limit \
+                                   then coalesce(exhausted_at, now()) else exhausted_at end, \
+               updated_at = now() \
+             where id = $1 and (credit_limit is null or usage_total + $2 <= credit_limit) returning true",
+            &[id.into(), amount.clone().into()],
+        )?;
+        if added.is_none() {
+            let remaining = spi::one::<String>(
+                "select greatest(credit_limit - usage_total, 0)::text from identity.credentials where id = $1",
+                &[id.into()],
+            )?;
+            return Err(IdentityError::new(Kind::Forbidden, "credit limit reached")
+                .detail(format!("remaining credit {}", remaining.unwrap_or_default()))
+                .hint("raise credit_limit with update_credential, or use another credential")
+                .into());
+        }
+        spi::run(
+            "insert into identity.credential_usage (credential_id, user_id, amount, tokens) values ($1, $2, $3, $4)",
+            &[id.into(), Uuid::from_bytes(f.owner).into(), amount.clone().into(), tokens.into()],
+        )?;
+        audit(&s, &f, "credential.usage_recorded", id, json!({"amount": amount.to_string(), "tokens": tokens}))
+    })
+}
+
+/// `{calls, total_amount, total_tokens, remaining, recent}` (remaining is
+/// null without a limit; recent: the last 20 calls).
+#[pg_extern(schema = "identity", stable)]
+fn credential_usage(credential_id: Option<Uuid>) -> PgResult<JsonB> {
+    let s = actor::subject()?;
+    authz::require_scope(&s, "credentials:read")?;
+    let id = required(credential_id, "credential_id is required")?;
+    spi::privileged(|| {
+        authorize(&s, id, CredentialOp::Read)?;
+        spi::one::<JsonB>(
+            "select jsonb_build_object( \
+               'calls', (select count(*) from identity.credential_usage where credential_id = c.id), \
+               'total_amount', c.usage_total, \
+               'total_tokens', (select coalesce(sum(tokens), 0) from identity.credential_usage where credential_id = c.id), \
+               'remaining', greatest(c.credit_limit - c.usage_total, 0), \
+               'recent', coalesce((select jsonb_agg(jsonb_build_object('at', r.at, 'amount', r.amount, 'tokens', r.tokens) \
+                                                    order by r.at desc, r.id desc) \
+                                   from (select * from identity.credential_usage where credential_id = c.id \
+                                         order by at desc, id desc limit 20) r), '[]')) \
+             from identity.credentials c where c.id = $1",
+            &[id.into()],
+        )?
+        .ok_or_else(|| authz::not_found("credential does not exist").into())
+    })
+}

@@ -1,0 +1,436 @@
+//! Section 6 of API.md: organizations, users, service users.
+//!
+//! Every function resolves the actor first (`actor::subject`: the claims'
+//! user as the tables describe them, or system for the admin grant level),
+//! decides with `core::authz`, and only then reads and writes, inside
+//! `spi::privileged` (table owner, pinned search_path). A target the actor
+//! may not see is P0002, the same answer as for an id that does not exist.
+//! Every change writes one audit row; lifecycle changes also write an event
+//! (identity.events + NOTIFY identity_events on commit).
+
+use crate::api::actor;
+use crate::api::{flags, session_tokens, tokens};
+use crate::core::authz::{self, FieldClass, Relation, Subject};
+use crate::core::claims::{uuid_bytes, uuid_text};
+use crate::core::error::{IdentityError, Kind};
+use crate::core::users::{self as rules, check_email, check_name};
+use crate::error::PgResult;
+use crate::{gucs, heap, spi};
+use pgrx::prelude::*;
+use pgrx::{JsonB, Uuid};
+use serde_json::{json, Value};
+
+/// The user shape of API.md section 10, from a row aliased `u`.
+macro_rules! user_json {
+    () => {
+        "jsonb_build_object('id', u.id, 'email', u.email, 'external_id', u.external_id, \
+           'first_name', u.first_name, 'last_name', u.last_name, 'organization_id', u.organization_id, \
+           'user_role', u.user_role, 'is_service_user', u.is_service_user, 'status', u.status, \
+           'application_id', u.application_id, 'application_name', u.application_name, \
+           'description', u.description, 'created_by', u.created_by, 'created_by_name', u.created_by_name, \
+           'created_at', u.created_at, 'updated_at', u.updated_at, 'metadata', u.metadata)"
+    };
+}
+
+/// An API token made at provisioning lives this long (as create_api_token's default).
+const FIRST_TOKEN_SECONDS: i64 = 90 * 86_400;
+
+fn required<T>(v: Option<T>, what: &'static str) -> Result<T, IdentityError> {
+    v.ok_or_else(|| IdentityError::invalid(what))
+}
+
+fn duplicate(message: &'static str) -> IdentityError {
+    IdentityError::new(Kind::Duplicate, message)
+}
+
+fn uuid(b: [u8; 16]) -> Uuid {
+    Uuid::from_bytes(b)
+}
+
+fn id_of(v: &Value) -> [u8; 16] {
+    v["id"].as_str().and_then(uuid_bytes).expect("a user row has an id")
+}
+
+/// A live user's (id, organization), or None (unknown or deleted).
+pub fn target(id: [u8; 16]) -> Option<Option<[u8; 16]>> {
+    heap::user_state(id)
+        .filter(|u| u.row.status != "deleted")
+        .map(|u| u.row.organization_id.as_deref().and_then(uuid_bytes))
+}
+
+/// The actor's relation to user `id`; P0002 when the user does not exist.
+pub fn relation_to(s: &Subject, id: [u8; 16]) -> PgResult<(Relation, Option<[u8; 16]>)> {
+    let org = target(id).ok_or_else(|| authz::not_found("user does not exist"))?;
+    Ok((authz::relation(s, id, org), org))
+}
+
+pub fn user_json(id: [u8; 16]) -> PgResult<Value> {
+    let row = spi::one::<JsonB>(concat!("select ", user_json!(), " from identity.users u where u.id = $1"), &[uuid(id).into()])?;
+    row.map(|j| j.0).ok_or_else(|| authz::not_found("user does not exist").into())
+}
+
+fn audit_user(s: &Subject, org: Option<[u8; 16]>, action: &'static str, id: [u8; 16], details: Value) -> PgResult<()> {
+    actor::audit(s, org, action, "user", Some(&uuid_text(&id)), details)
+}
+
+/// A new organization (system only). Returns its id.
+#[pg_extern(schema = "identity", volatile)]
+fn create_organization(name: Option<&str>) -> PgResult<Uuid> {
+    let s = actor::subject()?;
+    authz::require_system(&s, "only system may create organizations")?;
+    let name = required(name, "name is required")?;
+    check_name(Some(name), "name must be 1 to 200 characters", 200)?;
+    spi::privileged(|| {
+        let id = spi::write_one::<Uuid>("insert into identity.organizations (name) values ($1) returning id", &[name.into()])?
+            .expect("INSERT ... RETURNING returns a row");
+        actor::audit(&s, Some(*id.as_bytes()), "organization.created", "organization", Some(&uuid_text(id.as_bytes())), json!({"name": name}))?;
+        spi::event("organization.created", None, Some(id), json!({"organization_id": uuid_text(id.as_bytes()), "name": name}))?;
+        Ok(id)
+    })
+}
+
+/// Creates the user of an identity provider's `external_id` once; a repeat
+/// call (also a concurrent one) returns the same user with `created` false
+/// and no token. System only.
+#[pg_extern(schema = "identity", volatile)]
+fn provision_user(
+    external_id: Option<&str>,
+    email: Option<&str>,
+    first_name: default!(Option<&str>, "NULL"),
+    last_name: default!(Option<&str>, "NULL"),
+    organization_id: default!(Option<Uuid>, "NULL"),
+    user_id: default!(Option<Uuid>, "NULL"),
+) -> PgResult<JsonB> {
+    let s = actor::subject()?;
+    authz::require_system(&s, "only system may provision users")?;
+    let external_id = required(external_id, "external_id is required")?;
+    check_name(Some(external_id), "external_id must be 1 to 255 characters", 255)?;
+    let email = required(email, "email is required")?;
+    check_email(email)?;
+    check_name(first_name, "first_name must be 1 to 200 characters", 200)?;
+    check_name(last_name, "last_name must be 1 to 200 characters", 200)?;
+    spi::privileged(|| {
+        if let Some(org) = organization_id {
+            if spi::one::<bool>("select true from identity.organizations where id = $1", &[org.into()])?.is_none() {
+                return Err(authz::not_found("organization does not exist").into());
+            }
+        }
+        if let Some(id) = user_id {
+            if spi::one::<bool>("select true from identity.deleted_users where id = $1", &[id.into()])?.is_some() {
+                return Err(duplicate("user id belonged to a deleted user").hint("ids of deleted users are never reused").into());
+            }
+        }
+        // ON CONFLICT DO NOTHING on every unique index: a concurrent
+        // provisioner of the same external_id waits for the first, then
+        // finds its row below.
+        let inserted = spi::write_one::<JsonB>(
+            concat!(
+                "insert into identity.users as u (id, email, external_id, first_name, last_name, organization_id) \
+                 values (coalesce($1, gen_random_uuid()), $2, $3, $4, $5, $6) on conflict do nothing returning ",
+                user_json!()
+            ),
+            &[user_id.into(), email.into(), external_id.into(), first_name.into(), last_name.into(), organization_id.into()],
+        )?;
+        let Some(JsonB(user)) = inserted else {
+            let existing = spi::one::<JsonB>(
+                concat!("select ", user_json!(), " from identity.users u where u.external_id = $1"),
+                &[external_id.into()],
+            )?;
+            if let Some(JsonB(user)) = existing {
+                return Ok(JsonB(json!({"user": user, "api_token": null, "created": false})));
+            }
+            let email_taken = spi::one::<bool>("select true from identity.users where lower(email) = lower($1)", &[email.into()])?;
+            return Err(if email_taken.is_some() {
+                duplicate("a user with this email already exists").hint("emails are unique regardless of case")
+            } else {
+                duplicate("a user with this id already exists")
+            }
+            .into());
+        };
+        let id = id_of(&user);
+        let (token_id, token, _) = tokens::issue(uuid(id), "default", Some(FIRST_TOKEN_SECONDS), &[], None)?;
+        let trial_days = gucs::trial_days();
+        if trial_days > 0 {
+            spi::run(
+                "insert into identity.subscriptions (user_id, plan, status, trial_ends_at) \
+                 values ($1, 'trial', 'trialing', now() + make_interval(days => $2))",
+                &[uuid(id).into(), trial_days.into()],
+            )?;
+        }
+        let org = organization_id;
+        audit_user(&s, org.map(|o| *o.as_bytes()), "user.provisioned", id,
+                   json!({"external_id": external_id, "api_token_id": uuid_text(token_id.as_bytes()), "trial_days": trial_days}))?;
+        spi::event("user.created", Some(uuid(id)), org,
+                   json!({"user_id": uuid_text(&id), "external_id": external_id, "email": email, "is_service_user": false}))?;
+        spi::event("credential.requested", Some(uuid(id)), org,
+                   json!({"user_id": uuid_text(&id), "kind": "system", "reason": "provisioned"}))?;
+        Ok(JsonB(json!({"user": user, "api_token": token, "created": true})))
+    })
+}
+
+/// A service user in `organization_id` (org admin of it, or system), with
+/// its first API token shown once. Records who created it.
+#[pg_extern(schema = "identity", volatile)]
+fn create_service_user(
+    email: Option<&str>,
+    organization_id: Option<Uuid>,
+    application_id: default!(Option<Uuid>, "NULL"),
+    application_name: default!(Option<&str>, "NULL"),
+    description: default!(Option<&str>, "NULL"),
+) -> Result<TableIterator<'static, (name!(user_id, Uuid), name!(token, String))>, pgrx::pg_sys::panic::ErrorReport> {
+    let s = actor::subject()?;
+    authz::require_scope(&s, "users:write")?;
+    let org = required(organization_id, "organization_id is required")?;
+    authz::may_create_service_user(&s, *org.as_bytes())?;
+    let email = required(email, "email is required")?;
+    check_email(email)?;
+    check_name(application_name, "application_name must be 1 to 200 characters", 200)?;
+    check_name(description, "description must be 1 to 2000 characters", 2000)?;
+    spi::privileged(|| {
+        if spi::one::<bool>("select true from identity.organizations where id = $1", &[org.into()])?.is_none() {
+            return Err(authz::not_found("organization does not exist").into());
+        }
+        let creator_name = match s.id() {
+            None => spi::one::<String>("select 'system (' || session_user || ')'", &[])?,
+            Some(me) => spi::one::<String>(
+                "select coalesce(nullif(concat_ws(' ', first_name, last_name), ''), email) from identity.users where id = $1",
+                &[uuid(me).into()],
+            )?,
+        };
+        let id = spi::write_one::<Uuid>(
+            "insert into identity.users (email, organization_id, is_service_user, application_id, application_name, \
+                                          description, created_by, created_by_name) \
+             values ($1, $2, true, $3, $4, $5, $6, $7) on conflict do nothing returning id",
+            &[email.into(), org.into(), application_id.into(), application_name.into(), description.into(),
+              s.id().map(uuid).into(), creator_name.into()],
+        )?
+        .ok_or_else(|| duplicate("a user with this email already exists").hint("emails are unique regardless of case"))?;
+        let (token_id, token, _) = tokens::issue(id, "service", Some(FIRST_TOKEN_SECONDS), &[], None)?;
+        audit_user(&s, Some(*org.as_bytes()), "service_user.created", *id.as_bytes(),
+                   json!({"api_token_id": uuid_text(token_id.as_bytes()), "application_id": application_id.map(|a| uuid_text(a.as_bytes()))}))?;
+        spi::event("user.created", Some(id), Some(org),
+                   json!({"user_id": uuid_text(id.as_bytes()), "email": email, "is_service_user": true,
+                          "created_by": s.id().map(|i| uuid_text(&i))}))?;
+        Ok(TableIterator::once((id, token)))
+    })
+}
+
+/// Changes fields of a user. The user edits their own profile (first_name,
+/// last_name, metadata); an org admin also status, role, email and the
+/// application fields of their organization's users; system also the
+/// organization and external id. Unknown fields are refused whole.
+#[pg_extern(schema = "identity", volatile)]
+fn update_user(user_id: Option<Uuid>, changes: Option<JsonB>) -> PgResult<JsonB> {
+    let s = actor::subject()?;
+    authz::require_scope(&s, "users:write")?;
+    let id = *required(user_id, "user_id is required")?.as_bytes();
+    let JsonB(changes) = required(changes, "changes is required")?;
+    let (rel, org) = relation_to(&s, id)?;
+    authz::may_read_user(rel)?;
+    let class = rules::check_changes(&changes)?;
+    if !authz::may_set(rel, class) {
+        return Err(authz::forbidden(match class {
+            FieldClass::Profile => "you may not change this user",
+            FieldClass::Admin => "only an organization admin or system may change these fields",
+            FieldClass::System => "only system may change organization_id or external_id",
+        })
+        .into());
+    }
+    if changes.get("user_role").and_then(Value::as_str) == Some("system") && rel != Relation::System {
+        return Err(authz::forbidden("only system may give the system role").into());
+    }
+    let fields: Vec<&String> = changes.as_object().expect("checked").keys().collect();
+    spi::privileged(|| {
+        if let Some(email) = changes.get("email").and_then(Value::as_str) {
+            let taken = spi::one::<bool>(
+                "select true from identity.users where lower(email) = lower($1) and id <> $2",
+                &[email.into(), uuid(id).into()],
+            )?;
+            if taken.is_some() {
+                return Err(duplicate("a user with this email already exists").into());
+            }
+        }
+        if let Some(Some(o)) = changes.get("organization_id").map(|v| v.as_str().and_then(uuid_bytes)) {
+            if spi::one::<bool>("select true from identity.organizations where id = $1", &[uuid(o).into()])?.is_none() {
+                return Err(authz::not_found("organization does not exist").into());
+            }
+        }
+        // One statement: each column keeps its value unless `changes` names
+        // it. Leaving `active` moves tokens_valid_after, as suspend_user does.
+        let user = spi::write_one::<JsonB>(
+            concat!(
+                "update identity.users u set \
+                   first_name = case when $2 ? 'first_name' then $2->>'first_name' else u.first_name end, \
+                   last_name = case when $2 ? 'last_name' then $2->>'last_name' else u.last_name end, \
+                   metadata = case when $2 ? 'metadata' then $2->'metadata' else u.metadata end, \
+                   email = case when $2 ? 'email' then $2->>'email' else u.email end, \
+                   user_role = case when $2 ? 'user_role' then $2->>'user_role' else u.user_role end, \
+                   status = case when $2 ? 'status' then $2->>'status' else u.status end, \
+                   status_reason = case when $2 ? 'status_reason' then $2->>'status_reason' \
+                                        when $2->>'status' = 'active' then null else u.status_reason end, \
+                   application_id = case when $2 ? 'application_id' then ($2->>'application_id')::uuid else u.application_id end, \
+                   application_name = case when $2 ? 'application_name' then $2->>'application_name' else u.application_name end, \
+                   description = case when $2 ? 'description' then $2->>'description' else u.description end, \
+                   is_service_user = case when $2 ? 'is_service_user' then ($2->>'is_service_user')::boolean else u.is_service_user end, \
+                   organization_id = case when $2 ? 'organization_id' then ($2->>'organization_id')::uuid else u.organization_id end, \
+                   external_id = case when $2 ? 'external_id' then $2->>'external_id' else u.external_id end, \
+                   tokens_valid_after = case when $2 ? 'status' and $2->>'status' <> 'active' and u.status = 'active' \
+                                             then now() else u.tokens_valid_after end, \
+                   updated_at = now() \
+                 where u.id = $1 returning ",
+                user_json!()
+            ),
+            &[uuid(id).into(), JsonB(changes.clone()).into()],
+        )?
+        .ok_or_else(|| authz::not_found("user does not exist"))?;
+        audit_user(&s, org, "user.updated", id, json!({"fields": fields}))?;
+        if let Some(st) = changes.get("status").and_then(Value::as_str) {
+            spi::event(if st == "active" { "user.reactivated" } else { "user.suspended" }, Some(uuid(id)), org.map(uuid),
+                       json!({"user_id": uuid_text(&id), "status": st}))?;
+        }
+        Ok(JsonB(user.0))
+    })
+}
+
+fn set_status(user_id: Option<Uuid>, suspend: bool, reason: Option<&str>) -> PgResult<()> {
+    let s = actor::subject()?;
+    authz::require_scope(&s, "users:write")?;
+    let id = *required(user_id, "user_id is required")?.as_bytes();
+    check_name(reason, "reason must be 1 to 1000 characters", 1000)?;
+    let (rel, org) = relation_to(&s, id)?;
+    authz::may_administer_user(rel)?;
+    spi::privileged(|| {
+        if suspend {
+            spi::run(
+                "update identity.users set status = 'suspended', status_reason = $2, tokens_valid_after = now(), \
+                        updated_at = now() where id = $1",
+                &[uuid(id).into(), reason.into()],
+            )?;
+        } else {
+            spi::run(
+                "update identity.users set status = 'active', status_reason = null, updated_at = now() where id = $1",
+                &[uuid(id).into()],
+            )?;
+        }
+        let (action, event) = if suspend { ("user.suspended", "user.suspended") } else { ("user.reactivated", "user.reactivated") };
+        audit_user(&s, org, action, id, json!({"reason": reason}))?;
+        spi::event(event, Some(uuid(id)), org.map(uuid), json!({"user_id": uuid_text(&id)}))
+    })
+}
+
+/// Suspends a user at once: API tokens, the hook and verify_jwt refuse them
+/// from the next call (JWTs issued before now stay refused after
+/// reactivation: tokens_valid_after). Org admin or system.
+#[pg_extern(schema = "identity", volatile)]
+fn suspend_user(user_id: Option<Uuid>, reason: default!(Option<&str>, "NULL")) -> PgResult<()> {
+    set_status(user_id, true, reason)
+}
+
+/// Lets a suspended user sign in again (new tokens only). Org admin or system.
+#[pg_extern(schema = "identity", volatile)]
+fn reactivate_user(user_id: Option<Uuid>) -> PgResult<()> {
+    set_status(user_id, false, None)
+}
+
+/// Deletes a user: their API tokens, credentials (ciphertext included),
+/// overrides and subscription go with the row; a tombstone keeps every JWT
+/// issued to them refused; the audit trail stays. Org admin or system.
+#[pg_extern(schema = "identity", volatile)]
+fn delete_user(user_id: Option<Uuid>) -> PgResult<()> {
+    let s = actor::subject()?;
+    authz::require_scope(&s, "users:write")?;
+    let id = *required(user_id, "user_id is required")?.as_bytes();
+    let (rel, org) = relation_to(&s, id)?;
+    authz::may_administer_user(rel)?;
+    spi::privileged(|| {
+        let counts = spi::one::<JsonB>(
+            "select jsonb_build_object( \
+               'api_tokens', (select count(*) from identity.api_tokens where user_id = $1), \
+               'credentials', (select count(*) from identity.credentials where user_id = $1))",
+            &[uuid(id).into()],
+        )?
+        .map(|j| j.0)
+        .unwrap_or_default();
+        spi::run(
+            "insert into identity.deleted_users (id, deleted_by) values ($1, $2) on conflict do nothing",
+            &[uuid(id).into(), s.id().map(uuid).into()],
+        )?;
+        spi::run("delete from identity.users where id = $1", &[uuid(id).into()])?;
+        audit_user(&s, org, "user.deleted", id, counts)?;
+        spi::event("user.deleted", Some(uuid(id)), org.map(uuid), json!({"user_id": uuid_text(&id)}))
+    })
+}
+
+fn read_user(s: &Subject, id: [u8; 16]) -> PgResult<JsonB> {
+    authz::require_scope(s, "users:read")?;
+    let (rel, _) = relation_to(s, id)?;
+    authz::may_read_user(rel)?;
+    spi::privileged(|| user_json(id)).map(JsonB)
+}
+
+/// The user `user_id` if the actor may see them (themself, their org admin,
+/// system), else P0002. NULL in, NULL out.
+#[pg_extern(schema = "identity", stable)]
+fn user_by_id(user_id: Option<Uuid>) -> PgResult<Option<JsonB>> {
+    let Some(id) = user_id else { return Ok(None) };
+    let s = actor::subject()?;
+    read_user(&s, *id.as_bytes()).map(Some)
+}
+
+/// As user_by_id, by the identity provider's id.
+#[pg_extern(schema = "identity", stable)]
+fn user_by_external_id(external_id: Option<&str>) -> PgResult<Option<JsonB>> {
+    let Some(ext) = external_id else { return Ok(None) };
+    let s = actor::subject()?;
+    let id = spi::privileged(|| spi::one::<Uuid>("select id from identity.users where external_id = $1", &[ext.into()]))?
+        .ok_or_else(|| authz::not_found("user does not exist"))?;
+    read_user(&s, *id.as_bytes()).map(Some)
+}
+
+/// The user an API token belongs to (28000 if the token does not
+/// authenticate), if the actor may see them.
+#[pg_extern(schema = "identity", volatile)]
+fn user_by_api_token(token: Option<&str>) -> PgResult<Option<JsonB>> {
+    let Some(t) = token else { return Ok(None) };
+    let s = actor::subject()?;
+    let p = tokens::verify(t)?;
+    read_user(&s, p.user_id()).map(Some)
+}
+
+/// The actor's own profile: user, organization, role, fresh websocket and
+/// agent tokens, feature flags, subscription.
+#[pg_extern(schema = "identity", volatile, name = "current_user")]
+fn current_user_profile() -> PgResult<JsonB> {
+    let s = actor::subject()?;
+    let Subject::User(me) = &s else {
+        return Err(authz::not_found("no user in the request claims")
+            .hint("current_user() describes a signed-in user; system has no profile")
+            .into());
+    };
+    let agent_scopes = crate::core::actor::narrow_scopes(me.scopes.as_deref(), None)
+        .map_err(|_| authz::forbidden("the token's scopes allow no agent token"))?;
+    let websocket = session_tokens::websocket_token(me.id, 5 * 60)?;
+    let agent = session_tokens::agent_token(me.id, 3600, agent_scopes)?;
+    let (user, organization) = spi::privileged(|| -> PgResult<(Value, Value)> {
+        let org = match me.org {
+            None => Value::Null,
+            Some(o) => spi::one::<JsonB>(
+                "select jsonb_build_object('id', id, 'name', name) from identity.organizations where id = $1",
+                &[uuid(o).into()],
+            )?
+            .map_or(Value::Null, |j| j.0),
+        };
+        Ok((user_json(me.id)?, org))
+    })?;
+    let flags = flags::evaluate(Some(me.id))?;
+    let subscription = flags::subscription(me.id)?;
+    Ok(JsonB(json!({
+        "user": user,
+        "organization": organization,
+        "user_role": user["user_role"],
+        "is_service_user": me.is_service_user,
+        "tokens": {"websocket": websocket, "agent": agent},
+        "feature_flags": flags,
+        "subscription": subscription,
+    })))
+}

@@ -1,0 +1,295 @@
+//! Who may do what to whom (API.md sections 6, 7 and 9). Pure decisions over
+//! the resolved actor and the target's owner and organization; the glue in
+//! `api/` resolves both from the tables and calls these.
+//!
+//! The rule that keeps organizations apart: a target the actor may not see
+//! is reported exactly like a target that does not exist (P0002), so no
+//! answer tells another organization's ids from random ones. A target the
+//! actor may see but not change is 42501.
+
+use super::actor::covered;
+use super::error::{IdentityError, Kind, Result};
+
+/// A signed-in caller, as the tables (not the claims) describe them: role
+/// and organization are read from identity.users at each call, so a
+/// demotion or a move between organizations counts at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub id: [u8; 16],
+    pub org: Option<[u8; 16]>,
+    /// user_role `admin` with an organization: an org admin.
+    pub admin: bool,
+    pub is_service_user: bool,
+    /// `user` | `service` | `agent`, for the audit trail.
+    pub kind: &'static str,
+    /// None: unrestricted (a sign-in JWT, an API token without scopes).
+    pub scopes: Option<Vec<String>>,
+}
+
+/// The actor of a management call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// No claims and the admin grant level: back-office code.
+    System,
+    User(Caller),
+}
+
+impl Subject {
+    pub fn id(&self) -> Option<[u8; 16]> {
+        match self {
+            Subject::System => None,
+            Subject::User(c) => Some(c.id),
+        }
+    }
+    pub fn org(&self) -> Option<[u8; 16]> {
+        match self {
+            Subject::System => None,
+            Subject::User(c) => c.org,
+        }
+    }
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::System => "system",
+            Subject::User(c) => c.kind,
+        }
+    }
+    pub fn is_system(&self) -> bool {
+        matches!(self, Subject::System)
+    }
+}
+
+/// How the actor stands to a user (the target of a users function, or the
+/// owner of a credential).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    System,
+    /// An admin of the target's organization (themself included).
+    OrgAdmin,
+    /// The target themself, not an org admin.
+    Myself,
+    /// Anyone else: the target is not visible.
+    Stranger,
+}
+
+pub fn relation(s: &Subject, target: [u8; 16], target_org: Option<[u8; 16]>) -> Relation {
+    match s {
+        Subject::System => Relation::System,
+        Subject::User(c) if c.admin && c.org.is_some() && c.org == target_org => Relation::OrgAdmin,
+        Subject::User(c) if c.id == target => Relation::Myself,
+        Subject::User(_) => Relation::Stranger,
+    }
+}
+
+pub fn not_found(what: &'static str) -> IdentityError {
+    IdentityError::new(Kind::NotFound, what)
+}
+
+pub fn forbidden(message: &'static str) -> IdentityError {
+    IdentityError::new(Kind::Forbidden, message)
+}
+
+/// A scoped actor (an API token or agent token with scopes) must hold a
+/// scope covering `scope`; unscoped actors and system pass.
+pub fn require_scope(s: &Subject, scope: &'static str) -> Result<()> {
+    match s {
+        Subject::User(Caller { scopes: Some(have), .. }) if !covered(have, scope) => {
+            Err(forbidden("the token's scopes do not allow this").detail(format!("needs scope {scope:?}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Only system (the admin grant level without claims).
+pub fn require_system(s: &Subject, what: &'static str) -> Result<()> {
+    if s.is_system() {
+        Ok(())
+    } else {
+        Err(forbidden(what).hint("call it from a role granted the admin level, without request claims"))
+    }
+}
+
+/// Reading a user: themself, an admin of their organization, or system.
+pub fn may_read_user(r: Relation) -> Result<()> {
+    match r {
+        Relation::Stranger => Err(not_found("user does not exist")),
+        _ => Ok(()),
+    }
+}
+
+/// Status changes, deletion: an admin of the user's organization or system.
+/// The user themself sees the row but may not do it.
+pub fn may_administer_user(r: Relation) -> Result<()> {
+    match r {
+        Relation::System | Relation::OrgAdmin => Ok(()),
+        Relation::Myself => Err(forbidden("only an organization admin or system may do this")),
+        Relation::Stranger => Err(not_found("user does not exist")),
+    }
+}
+
+/// Creating a service user in `org`: an admin of that organization or
+/// system. Another organization is not visible (P0002).
+pub fn may_create_service_user(s: &Subject, org: [u8; 16]) -> Result<()> {
+    match s {
+        Subject::System => Ok(()),
+        Subject::User(c) if c.org == Some(org) && c.admin => Ok(()),
+        Subject::User(c) if c.org == Some(org) => Err(forbidden("only an organization admin or system may create service users")),
+        Subject::User(_) => Err(not_found("organization does not exist")),
+    }
+}
+
+/// Which fields of update_user's `changes` a relation may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FieldClass {
+    /// The user's own profile: first_name, last_name, metadata.
+    Profile,
+    /// Status, role, application fields, email, description,
+    /// is_service_user: an org admin or system.
+    Admin,
+    /// Organization and external id: system only.
+    System,
+}
+
+pub fn may_set(r: Relation, class: FieldClass) -> bool {
+    match r {
+        Relation::System => true,
+        Relation::OrgAdmin => class <= FieldClass::Admin,
+        Relation::Myself => class == FieldClass::Profile,
+        Relation::Stranger => false,
+    }
+}
+
+/// Credentials (API.md section 7): how the actor stands to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialFacts {
+    pub owner: [u8; 16],
+    pub org: Option<[u8; 16]>,
+    pub is_system: bool,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialOp {
+    /// get, usage: the owner, an admin of its organization, system.
+    Read,
+    /// update, enable/disable, set default: the owner (not on system
+    /// credentials) or system.
+    Change,
+    /// delete: the owner (not on system credentials) or system.
+    Delete,
+    /// reveal: the owner or system, enabled credentials only.
+    Reveal,
+    /// record usage: the owner or system, enabled credentials only.
+    Use,
+}
+
+pub fn may_credential(s: &Subject, c: &CredentialFacts, op: CredentialOp) -> Result<()> {
+    let r = relation(s, c.owner, c.org);
+    let owner = matches!(s, Subject::User(u) if u.id == c.owner);
+    if r == Relation::Stranger {
+        return Err(not_found("credential does not exist"));
+    }
+    if r == Relation::System {
+        return match op {
+            CredentialOp::Reveal | CredentialOp::Use if !c.enabled => Err(forbidden("credential is disabled")),
+            _ => Ok(()),
+        };
+    }
+    match op {
+        CredentialOp::Read => Ok(()),
+        _ if !owner => Err(forbidden("only the credential's owner may do this")),
+        CredentialOp::Change | CredentialOp::Delete if c.is_system => {
+            Err(forbidden("system credentials cannot be changed or deleted by users"))
+        }
+        CredentialOp::Reveal | CredentialOp::Use if !c.enabled => Err(forbidden("credential is disabled")),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: [u8; 16] = [0xa; 16];
+    const B: [u8; 16] = [0xb; 16];
+    const U1: [u8; 16] = [1; 16];
+    const U2: [u8; 16] = [2; 16];
+    const U3: [u8; 16] = [3; 16];
+
+    fn user(id: [u8; 16], org: [u8; 16], admin: bool) -> Subject {
+        Subject::User(Caller { id, org: Some(org), admin, is_service_user: false, kind: "user", scopes: None })
+    }
+
+    #[test]
+    fn relations() {
+        assert_eq!(relation(&Subject::System, U1, Some(A)), Relation::System);
+        assert_eq!(relation(&user(U2, A, true), U1, Some(A)), Relation::OrgAdmin);
+        assert_eq!(relation(&user(U2, A, true), U2, Some(A)), Relation::OrgAdmin);
+        assert_eq!(relation(&user(U1, A, false), U1, Some(A)), Relation::Myself);
+        assert_eq!(relation(&user(U2, A, false), U1, Some(A)), Relation::Stranger, "same org, not admin");
+        assert_eq!(relation(&user(U3, B, true), U1, Some(A)), Relation::Stranger, "other org's admin");
+        // An admin without an organization administers no one else.
+        let loose = Subject::User(Caller { id: U3, org: None, admin: true, is_service_user: false, kind: "user", scopes: None });
+        assert_eq!(relation(&loose, U1, None), Relation::Stranger);
+    }
+
+    #[test]
+    fn strangers_get_not_found_and_users_get_forbidden() {
+        assert_eq!(may_read_user(Relation::Stranger).unwrap_err().sqlstate(), "P0002");
+        assert_eq!(may_administer_user(Relation::Stranger).unwrap_err().sqlstate(), "P0002");
+        assert_eq!(may_administer_user(Relation::Myself).unwrap_err().sqlstate(), "42501");
+        assert!(may_administer_user(Relation::OrgAdmin).is_ok());
+        assert_eq!(may_create_service_user(&user(U1, A, false), A).unwrap_err().sqlstate(), "42501");
+        assert_eq!(may_create_service_user(&user(U3, B, true), A).unwrap_err().sqlstate(), "P0002");
+        assert!(may_create_service_user(&user(U2, A, true), A).is_ok());
+        assert!(may_create_service_user(&Subject::System, A).is_ok());
+    }
+
+    #[test]
+    fn field_classes() {
+        assert!(may_set(Relation::Myself, FieldClass::Profile));
+        assert!(!may_set(Relation::Myself, FieldClass::Admin));
+        assert!(may_set(Relation::OrgAdmin, FieldClass::Admin));
+        assert!(!may_set(Relation::OrgAdmin, FieldClass::System));
+        assert!(may_set(Relation::System, FieldClass::System));
+        assert!(!may_set(Relation::Stranger, FieldClass::Profile));
+    }
+
+    #[test]
+    fn scopes() {
+        let mut c = Caller { id: U1, org: Some(A), admin: false, is_service_user: true, kind: "service", scopes: Some(vec!["credentials:read".into()]) };
+        assert!(require_scope(&Subject::User(c.clone()), "credentials:read").is_ok());
+        assert_eq!(require_scope(&Subject::User(c.clone()), "credentials:write").unwrap_err().sqlstate(), "42501");
+        c.scopes = None;
+        assert!(require_scope(&Subject::User(c), "credentials:write").is_ok());
+        assert!(require_scope(&Subject::System, "anything").is_ok());
+    }
+
+    #[test]
+    fn credential_rules() {
+        let own = CredentialFacts { owner: U1, org: Some(A), is_system: false, enabled: true };
+        let sys = CredentialFacts { is_system: true, ..own };
+        let off = CredentialFacts { enabled: false, ..own };
+        let me = user(U1, A, false);
+        let admin = user(U2, A, true);
+        let peer = user(U3, A, false);
+        let other_admin = user(U3, B, true);
+        use CredentialOp::*;
+        for op in [Read, Change, Delete, Reveal, Use] {
+            assert!(may_credential(&me, &own, op).is_ok(), "{op:?}");
+            assert!(may_credential(&Subject::System, &own, op).is_ok(), "{op:?}");
+            assert_eq!(may_credential(&peer, &own, op).unwrap_err().sqlstate(), "P0002", "{op:?}");
+            assert_eq!(may_credential(&other_admin, &own, op).unwrap_err().sqlstate(), "P0002", "{op:?}");
+        }
+        assert!(may_credential(&admin, &own, Read).is_ok());
+        for op in [Change, Delete, Reveal, Use] {
+            assert_eq!(may_credential(&admin, &own, op).unwrap_err().sqlstate(), "42501", "{op:?}");
+        }
+        assert_eq!(may_credential(&me, &sys, Change).unwrap_err().sqlstate(), "42501");
+        assert_eq!(may_credential(&me, &sys, Delete).unwrap_err().sqlstate(), "42501");
+        assert!(may_credential(&me, &sys, Reveal).is_ok());
+        assert!(may_credential(&Subject::System, &sys, Delete).is_ok());
+        assert_eq!(may_credential(&me, &off, Reveal).unwrap_err().sqlstate(), "42501");
+        assert_eq!(may_credential(&Subject::System, &off, Reveal).unwrap_err().sqlstate(), "42501");
+        assert!(may_credential(&me, &off, Change).is_ok(), "re-enabling is a change");
+    }
+}
