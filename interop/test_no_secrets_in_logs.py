@@ -28,8 +28,12 @@ def test_secrets_never_reach_messages_or_the_log(conn):
     (jwt,) = conn.execute("select identity.sign_jwt('{\"sub\": \"00000000-0000-0000-0000-00000000f001\"}')").fetchone()
     (kid,) = conn.execute("select identity.generate_signing_key('EdDSA')").fetchone()
     conn.execute("select identity.activate_signing_key(%s)", [kid])
+    credential_secret = "sk-or-v1-log-test-5be0c2d7e91f"
+    (cred,) = conn.execute("select identity.create_system_credential('00000000-0000-0000-0000-00000000f001', "
+                           "'openrouter', %s)", [credential_secret]).fetchone()
     secrets = {"jwt secret": SECRET, "encryption key": ENC_KEY, "api token": token,
-               "api token body": token[4:], "jwt signature": jwt.rsplit(".", 1)[1]}
+               "api token body": token[4:], "jwt signature": jwt.rsplit(".", 1)[1],
+               "credential secret": credential_secret, "rotated credential secret": credential_secret + "-2"}
     errors = []
     # Successful and failing paths, secrets always bound as parameters.
     calls = [
@@ -44,6 +48,11 @@ def test_secrets_never_reach_messages_or_the_log(conn):
         ("select identity.authenticate(%s)", [token[:-1] + "0"]),
         ("select identity.decode_jwt(%s)", [jwt + "x.y"]),
         ("select identity.rotate_api_token((select id from identity.api_tokens limit 1))", []),
+        ("select identity.reveal_credential_secret(%s)", [cred["id"]]),
+        ("select identity.update_credential(%s, %s)", [cred["id"], '{"secret": "' + credential_secret + '-2"}']),
+        ("select identity.update_credential(%s, %s)", [cred["id"], '{"secret": "' + credential_secret + '\\n"}']),
+        ("select identity.create_system_credential('00000000-0000-0000-0000-00000000f001', 'Bad Provider', %s)",
+         [credential_secret]),
     ]
     for sql, args in calls:
         try:
@@ -57,6 +66,7 @@ def test_secrets_never_reach_messages_or_the_log(conn):
             try:
                 with conn.transaction():
                     conn.execute(f"set local {setting} = %s".replace("%s", "'" + value + "'"))
+                    conn.execute("select identity.reveal_credential_secret(%s)", [cred["id"]])
                     conn.execute("select identity.generate_signing_key()")
                     conn.execute("select identity.sign_jwt('{}')")
             except psycopg.Error as e:

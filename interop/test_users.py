@@ -1,0 +1,275 @@
+"""Users, service users, organizations (API.md 6) and events (9) from real
+client connections: concurrent provisioning, LISTEN/NOTIFY on commit only,
+and the authorization matrix of every users / flags / credentials function
+for every kind of actor."""
+import json
+import threading
+import time
+import uuid
+
+import psycopg
+import pytest
+from conftest import fresh_database, server
+
+DB = "users_interop"
+ROLES = ["anon", "authenticated", "service_role"]
+
+
+@pytest.fixture(scope="module")
+def conn():
+    with fresh_database(DB) as c:
+        for r in ROLES:
+            c.execute(f"do $$ begin create role {r} nologin; exception when duplicate_object then null; end $$")
+        c.execute("select identity.grant_access('anon', 'user')")
+        c.execute("select identity.grant_access('authenticated', 'user')")
+        c.execute("select identity.grant_access('service_role', 'admin')")
+        yield c
+
+
+def connect():
+    return psycopg.connect(**server(DB), autocommit=True)
+
+
+def test_concurrent_provisioning_makes_exactly_one_user(conn):
+    results, errors = [], []
+    barrier = threading.Barrier(8)
+
+    def provision():
+        try:
+            with connect() as c:
+                c.execute("set role service_role")
+                barrier.wait()
+                (p,) = c.execute("select identity.provision_user(%s, %s, 'Con', 'Current')",
+                                 ["idp|concurrent", "concurrent@example.com"]).fetchone()
+                results.append(p)
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=provision) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(results) == 8
+    assert len({p["user"]["id"] for p in results}) == 1, "every caller gets the same user"
+    assert sum(p["created"] for p in results) == 1, "exactly one caller created it"
+    assert sum(p["api_token"] is not None for p in results) == 1, "the token is shown once"
+    (n,) = conn.execute("select count(*) from identity.users where external_id = 'idp|concurrent'").fetchone()
+    assert n == 1
+    (events,) = conn.execute("select count(*) from identity.events where type = 'user.created' and "
+                             "payload->>'external_id' = 'idp|concurrent'").fetchone()
+    assert events == 1
+
+
+def test_events_are_notified_on_commit_only(conn):
+    with connect() as listener, connect() as writer:
+        listener.execute("listen identity_events")
+        writer.autocommit = False
+        writer.execute("set role service_role")
+        writer.execute("select identity.provision_user('idp|notify', 'notify@example.com')")
+        # Not committed yet: nothing delivered.
+        assert list(listener.notifies(timeout=0.5, stop_after=1)) == []
+        writer.commit()
+        got = list(listener.notifies(timeout=5, stop_after=2))
+        types = sorted(json.loads(n.payload)["type"] for n in got)
+        assert types == ["credential.requested", "user.created"]
+        assert all(n.channel == "identity_events" for n in got)
+        ids = [json.loads(n.payload)["id"] for n in got]
+        (rows,) = conn.execute("select count(*) from identity.events where id = any(%s)", [ids]).fetchone()
+        assert rows == 2, "each notification names its outbox row"
+        # Rolled back: no row, no notification.
+        writer.execute("set role service_role")
+        writer.execute("select identity.provision_user('idp|rolled-back', 'rolled@example.com')")
+        writer.rollback()
+        assert list(listener.notifies(timeout=1, stop_after=1)) == []
+        (n,) = conn.execute("select count(*) from identity.events where payload->>'external_id' = 'idp|rolled-back'").fetchone()
+        assert n == 0
+
+
+# ---------------------------------------------------------------------------
+# Authorization matrix. Organization A: admin_a, target (a user), user_a (a
+# peer of the target), service_a (a service user); organization B: admin_b.
+# Every cell runs in its own transaction, rolled back afterwards.
+
+ACTORS = ["system", "admin_a", "user_a", "self", "admin_b", "service_a", "anon"]
+
+
+@pytest.fixture(scope="module")
+def world(conn):
+    conn.execute("set role service_role")
+    (org_a,) = conn.execute("select identity.create_organization('Matrix A')").fetchone()
+    (org_b,) = conn.execute("select identity.create_organization('Matrix B')").fetchone()
+    ids = {}
+    for name, org in [("admin_a", org_a), ("target", org_a), ("user_a", org_a), ("admin_b", org_b)]:
+        (p,) = conn.execute("select identity.provision_user(%s, %s, %s, null, %s)",
+                            [f"idp|m-{name}", f"{name}@matrix.test", name, org_a if org == org_a else org_b]).fetchone()
+        ids[name] = uuid.UUID(p["user"]["id"])
+    for admin in ["admin_a", "admin_b"]:
+        conn.execute("select identity.update_user(%s, '{\"user_role\": \"admin\"}')", [ids[admin]])
+    (svc, _tok) = conn.execute("select * from identity.create_service_user('svc@matrix.test', %s)", [org_a]).fetchone()
+    ids["service_a"] = svc
+    conn.execute("select identity.set_feature_flag('matrix.flag', true)")
+    conn.execute("reset role")
+    # The target's own credential, created as the target.
+    target_claims = claims_of(conn, ids["target"])
+    with conn.transaction():
+        conn.execute("set local role authenticated")
+        conn.execute("select set_config('request.jwt.claims', %s, true)", [target_claims])
+        (cred,) = conn.execute("select identity.create_credential('openrouter', 'matrix', %s, true, 100)",
+                               ["sk-or-v1-matrix-secret-0001"]).fetchone()
+    ids["self"] = ids["target"]
+    return {"org_a": org_a, "org_b": org_b, "ids": ids, "cred": uuid.UUID(cred["id"])}
+
+
+def claims_of(conn, user_id):
+    """Claims as the hook puts them into a JWT, read as a superuser."""
+    uid, role, org, svc = conn.execute(
+        "select id, user_role, organization_id, is_service_user from identity.users where id = %s", [user_id]).fetchone()
+    return json.dumps({"sub": str(uid), "role": "authenticated", "user_role": role,
+                       "organization_id": str(org) if org else None, "is_service_user": svc})
+
+
+def run_as(conn, world, actor, sql, args):
+    """(outcome, audit rows written) of `sql` as `actor`, rolled back."""
+    conn.autocommit = False
+    try:
+        (before,) = conn.execute("select count(*) from identity.audit_log").fetchone()
+        if actor == "system":
+            conn.execute("set local role service_role")
+        elif actor == "anon":
+            conn.execute("set local role anon")
+            conn.execute("select set_config('request.jwt.claims', '{\"role\": \"anon\"}', true)")
+        else:
+            claims = claims_of(conn, world["ids"][actor])
+            conn.execute("set local role authenticated")
+            conn.execute("select set_config('request.jwt.claims', %s, true)", [claims])
+        try:
+            conn.execute("savepoint cell")
+            conn.execute(sql, args)
+            outcome = "ok"
+        except psycopg.Error as e:
+            conn.execute("rollback to savepoint cell")
+            outcome = e.sqlstate
+            message = e.diag.message_primary
+        else:
+            message = None
+        conn.execute("reset role")
+        (after,) = conn.execute("select count(*) from identity.audit_log").fetchone()
+        return outcome, after - before, message
+    finally:
+        conn.rollback()
+        conn.autocommit = True
+
+
+def r(*cells):
+    return dict(zip(ACTORS, cells))
+
+
+READ_USER = r("ok", "ok", "P0002", "ok", "P0002", "P0002", "42501")
+ADMIN_ON_USER = r("ok", "ok", "P0002", "42501", "P0002", "P0002", "42501")
+SYSTEM_ONLY = r("ok", "42501", "42501", "42501", "42501", "42501", "42501")
+OWNER_OF_CREDENTIAL = r("ok", "42501", "P0002", "ok", "P0002", "P0002", "42501")
+READ_CREDENTIAL = r("ok", "ok", "P0002", "ok", "P0002", "P0002", "42501")
+RANDOM = "00000000-0000-4000-8000-00000000dead"
+
+# (name, sql with {target}/{cred}/{org_a} placeholders, mutating, expected row)
+CASES = [
+    ("user_by_id", "select identity.user_by_id({target})", False, READ_USER),
+    ("user_by_external_id", "select identity.user_by_external_id('idp|m-target')", False, READ_USER),
+    ("feature_flags", "select identity.feature_flags({target})", False, READ_USER),
+    ("subscription_status", "select identity.subscription_status({target})", False, READ_USER),
+    ("update_user profile", "select identity.update_user({target}, '{{\"first_name\": \"New\"}}')", True,
+     r("ok", "ok", "P0002", "ok", "P0002", "P0002", "42501")),
+    ("update_user status", "select identity.update_user({target}, '{{\"status\": \"disabled\"}}')", True, ADMIN_ON_USER),
+    ("update_user organization", "select identity.update_user({target}, '{{\"organization_id\": null}}')", True,
+     r("ok", "42501", "P0002", "42501", "P0002", "P0002", "42501")),
+    ("suspend_user", "select identity.suspend_user({target}, 'matrix')", True, ADMIN_ON_USER),
+    ("reactivate_user", "select identity.reactivate_user({target})", True, ADMIN_ON_USER),
+    ("delete_user", "select identity.delete_user({target})", True, ADMIN_ON_USER),
+    ("create_service_user", "select identity.create_service_user('new-svc@matrix.test', {org_a})", True,
+     r("ok", "ok", "42501", "42501", "P0002", "42501", "42501")),
+    ("current_user", "select identity.current_user()", False, r("P0002", "ok", "ok", "ok", "ok", "ok", "42501")),
+    ("create_organization", "select identity.create_organization('Another')", True, SYSTEM_ONLY),
+    ("provision_user", "select identity.provision_user('idp|m-new', 'new@matrix.test')", True, SYSTEM_ONLY),
+    ("set_feature_flag", "select identity.set_feature_flag('matrix.other', true)", True, SYSTEM_ONLY),
+    ("set_feature_flag_override", "select identity.set_feature_flag_override('matrix.flag', {target}, false)", True, SYSTEM_ONLY),
+    ("create_system_credential", "select identity.create_system_credential({target}, 'openrouter', 'sk-or-v1-matrix-system-0002')",
+     True, SYSTEM_ONLY),
+    ("get_credential", "select identity.get_credential({cred})", False, READ_CREDENTIAL),
+    ("credential_usage", "select identity.credential_usage({cred})", False, READ_CREDENTIAL),
+    ("update_credential", "select identity.update_credential({cred}, '{{\"name\": \"renamed\"}}')", True, OWNER_OF_CREDENTIAL),
+    ("delete_credential", "select identity.delete_credential({cred})", True, OWNER_OF_CREDENTIAL),
+    ("set_default_credential", "select identity.set_default_credential({cred})", True, OWNER_OF_CREDENTIAL),
+    ("set_credential_enabled", "select identity.set_credential_enabled({cred}, false)", True, OWNER_OF_CREDENTIAL),
+    ("reveal_credential_secret", "select identity.reveal_credential_secret({cred})", True, OWNER_OF_CREDENTIAL),
+    ("record_credential_usage", "select identity.record_credential_usage({cred}, 1)", True, OWNER_OF_CREDENTIAL),
+    # Every signed-in actor has their own list and may create their own;
+    # system has no credentials of its own (22023: use create_system_credential).
+    ("list_credentials", "select identity.list_credentials()", False, r("ok", "ok", "ok", "ok", "ok", "ok", "42501")),
+    ("create_credential", "select identity.create_credential('openrouter', 'mine', 'sk-or-v1-matrix-own-0003')", True,
+     r("22023", "ok", "ok", "ok", "ok", "ok", "42501")),
+]
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_authorization_matrix(conn, world, case, actor):
+    name, template, mutating, expected = case
+    fill = {"target": "%(target)s", "cred": "%(cred)s", "org_a": "%(org_a)s"}
+    sql = template.format(**fill)
+    args = {"target": world["ids"]["target"], "cred": world["cred"], "org_a": world["org_a"]}
+    outcome, audited, message = run_as(conn, world, actor, sql, args)
+    assert outcome == expected[actor], f"{name} as {actor}: {outcome} {message}"
+    if outcome == "ok" and mutating:
+        assert audited == 1, f"{name} as {actor} wrote {audited} audit rows"
+    if outcome != "ok":
+        assert audited == 0
+    if outcome == "P0002" and ("{target}" in template or "{cred}" in template):
+        # Indistinguishable from an id that does not exist: no leak that
+        # another organization's user or credential exists.
+        random_args = dict(args, target=uuid.UUID(RANDOM), cred=uuid.UUID(RANDOM))
+        outcome2, _, message2 = run_as(conn, world, actor, sql, random_args)
+        assert (outcome2, message2) == (outcome, message)
+
+
+def test_scoped_service_token_is_held_to_its_scopes(conn, world):
+    """A service user's API token with scopes: the exchanged JWT acts only
+    within them."""
+    svc = world["ids"]["service_a"]
+    (token,) = conn.execute("select token from identity.create_api_token(%s, 'scoped', scopes => %s)",
+                            [svc, ["credentials:read"]]).fetchone()
+    (jwt,) = conn.execute("select identity.exchange_api_token(%s)", [token]).fetchone()
+    conn.autocommit = False
+    try:
+        conn.execute("set local role authenticated")
+        (claims,) = conn.execute("select identity.verify_jwt(%s)", [jwt]).fetchone()
+        conn.execute("select set_config('request.jwt.claims', %s, true)", [json.dumps(claims)])
+        conn.execute("select identity.list_credentials()")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="scopes"):
+            with conn.transaction():
+                conn.execute("select identity.create_credential('openrouter', 'x', 'sk-or-v1-scoped-0004')")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="scopes"):
+            with conn.transaction():
+                conn.execute("select identity.update_user(%s, '{\"first_name\": \"x\"}')", [svc])
+    finally:
+        conn.rollback()
+        conn.autocommit = True
+
+
+def test_suspension_is_immediate_for_every_path(conn):
+    conn.execute("set role service_role")
+    (p,) = conn.execute("select identity.provision_user('idp|susp', 'susp@example.com')").fetchone()
+    uid, token = p["user"]["id"], p["api_token"]
+    (jwt,) = conn.execute("select identity.exchange_api_token(%s)", [token]).fetchone()
+    conn.execute("select identity.suspend_user(%s)", [uid])
+    for sql, arg in [("select identity.verify_api_token(%s)", token), ("select identity.exchange_api_token(%s)", token),
+                     ("select identity.verify_jwt(%s)", jwt)]:
+        with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
+            conn.execute(sql, [arg])
+    conn.execute("reset role")
+    event = {"user_id": uid, "claims": {"aud": "authenticated", "exp": int(time.time()) + 60, "iat": int(time.time()),
+             "sub": uid, "email": "", "phone": "", "role": "authenticated", "aal": "aal1",
+             "session_id": str(uuid.uuid4()), "is_anonymous": False}, "authentication_method": "password"}
+    (answer,) = conn.execute("select identity.custom_access_token_hook(%s::jsonb)", [json.dumps(event)]).fetchone()
+    assert answer["error"]["http_code"] == 403
