@@ -100,13 +100,71 @@ select set_config('request.jwt.claims', '{not json', true) is not null as malfor
 select count(*) as visible_with_malformed_claims from public.notes;
 rollback;
 
-\echo '\n### 8. The audit trail is append-only, for superusers too'
-select id, actor_kind, actor_role, action, target_type, target_id, details from identity.audit_log order by id;
+\echo '\n### 8. Users and organizations (API.md 6, 9): provisioning, a service user, suspension at once, current_user()'
+set role service_role;
+select identity.create_organization('Globex') as org \gset
+-- An identity provider's webhook worker provisions a user: token shown once, trial, events.
+select p->>'created' as created, p->'user'->>'email' as email, left(p->>'api_token', 8) || '...' as api_token
+from identity.provision_user('clerk|grace', 'grace@globex.test', 'Grace', 'Hopper', :'org') p;
+select p->>'created' as created_again, p->'api_token' as api_token_again
+from identity.provision_user('clerk|grace', 'grace@globex.test') p;
+select (identity.provision_user('clerk|grace', 'grace@globex.test')->'user'->>'id') as grace \gset
+select identity.update_user(:'grace', '{"user_role": "admin"}')->>'user_role' as grace_is_now;
+select identity.set_feature_flag('new.editor', true, 50, 'half of the users');
+reset role;
+-- Grace, an org admin signed in through PostgREST, creates a service user.
+begin;
+set local role authenticated;
+select set_config('request.jwt.claims', json_build_object('sub', :'grace', 'role', 'authenticated')::text, true) is not null as claims_set;
+create temp table demo_bot on commit drop as
+  select * from identity.create_service_user('ci-bot@globex.test', :'org', null, 'CI bot', 'deploys');
+select u->>'email' as service_user, u->>'created_by_name' as created_by from demo_bot, identity.user_by_id(user_id) u;
+select p->'user'->>'email' as me, p->'organization'->>'name' as org, p->>'user_role' as role,
+       p->'subscription'->>'status' as subscription, p->'feature_flags' as flags,
+       identity.verify_jwt(p->'tokens'->>'websocket', 'websocket')->>'aud' as websocket_token
+from identity.current_user() p;
+-- The bot's token works until the bot is suspended: the very next call fails.
+select identity.verify_api_token(token)->>'is_service_user' as bot_token_ok from demo_bot;
+select identity.suspend_user(user_id, 'rotating credentials') from demo_bot;
+\set ON_ERROR_STOP off
+select identity.verify_api_token(token) from demo_bot;
+\set ON_ERROR_STOP on
+commit;
+select type, count(*) as events from identity.events group by type order by type;
+
+\echo '\n### 9. AI credentials (API.md 7): encrypted, masked, revealed to the owner only, credit limit'
+begin;
+set local role authenticated;
+select set_config('request.jwt.claims', json_build_object('sub', :'grace', 'role', 'authenticated')::text, true) is not null as acting_as_grace;
+select c->>'provider' as provider, c->>'name' as name, c->>'last4' as last4, c->>'is_default' as is_default, c->>'credit_limit' as credit_limit
+from identity.create_credential('openrouter', 'team key', 'sk-or-v1-demo-0123456789abcdef', true, 5) c;
+select c->>'name' as name, c->>'last4' as last4, c ? 'secret' as has_secret from identity.list_credentials() c;
+select identity.reveal_credential_secret((identity.list_credentials()->>'id')::uuid) as revealed_to_owner;
+select identity.record_credential_usage((identity.list_credentials()->>'id')::uuid, 3, 1200);
+\set ON_ERROR_STOP off
+select identity.record_credential_usage((identity.list_credentials()->>'id')::uuid, 3, 1200) as over_the_limit;
+\set ON_ERROR_STOP on
+commit;
+select id as cred from identity.credentials where name = 'team key' \gset
+select identity.provision_user('clerk|mallory', 'mallory@elsewhere.test')->'user'->>'id' as mallory \gset
+begin;
+set local role authenticated;
+select set_config('request.jwt.claims', json_build_object('sub', :'mallory', 'role', 'authenticated')::text, true) is not null as acting_as_mallory;
+\set ON_ERROR_STOP off
+select identity.reveal_credential_secret(:'cred');
+\set ON_ERROR_STOP on
+rollback;
+select u->'calls' as calls, u->'total_amount' as spent, u->'remaining' as remaining
+from (select identity.credential_usage(:'cred') u) x;
+select encode(substr(ciphertext, 1, 8), 'hex') || '...' as stored_ciphertext, last4 from identity.credentials where id = :'cred';
+
+\echo '\n### 10. The audit trail is append-only, for superusers too'
+select id, actor_kind, actor_role, action, target_type, details from identity.audit_log order by id;
 \set ON_ERROR_STOP off
 delete from identity.audit_log;
 \set ON_ERROR_STOP on
 
-\echo '\n### 9. DROP EXTENSION removes everything'
+\echo '\n### 11. DROP EXTENSION removes everything'
 drop table public.notes;
 drop extension identity;
 select count(*) as objects_left from pg_namespace where nspname = 'identity';

@@ -19,7 +19,8 @@ failed=0
 count() { # sums "N passed; M failed" / "N passed, M failed" lines of a log
     local p f
     p=$( { grep -oE '[0-9]+ passed' "$1" || true; } | awk '{s+=$1} END {print s+0}')
-    f=$( { grep -oE '[0-9]+ failed' "$1" || true; } | awk '{s+=$1} END {print s+0}')
+    # pytest reports setup failures as "N errors": they count as failed.
+    f=$( { grep -oE '[0-9]+ (failed|errors?)\b' "$1" || true; } | awk '{s+=$1} END {print s+0}')
     passed=$((passed + p)); failed=$((failed + f))
 }
 
@@ -44,7 +45,7 @@ count "$logs/scenarios.summary"
 
 echo "== 4/5 interop (real driver, JSON-schema validation)"
 bash interop/run.sh 2>&1 | tee "$logs/interop.log" || status=1
-grep -E '^[0-9]+ passed' "$logs/interop.log" > "$logs/interop.summary" || true
+grep -E '^[0-9]+ (passed|failed)|^[0-9]+ errors? in' "$logs/interop.log" > "$logs/interop.summary" || true
 count "$logs/interop.summary"
 
 echo "== 5/5 hot standby (pg_basebackup -R replica)"
