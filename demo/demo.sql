@@ -113,10 +113,9 @@ select identity.update_user(:'grace', '{"user_role": "admin"}')->>'user_role' as
 select identity.set_feature_flag('new.editor', true, 50, 'half of the users');
 reset role;
 -- Grace, an org admin signed in through PostgREST, creates a service user.
-begin;
-set local role authenticated;
-select set_config('request.jwt.claims', json_build_object('sub', :'grace', 'role', 'authenticated')::text, true) is not null as claims_set;
-create temp table demo_bot on commit drop as
+set role authenticated;
+select set_config('request.jwt.claims', json_build_object('sub', :'grace', 'role', 'authenticated')::text, false) is not null as claims_set;
+create temp table demo_bot as
   select * from identity.create_service_user('ci-bot@globex.test', :'org', null, 'CI bot', 'deploys');
 select u->>'email' as service_user, u->>'created_by_name' as created_by from demo_bot, identity.user_by_id(user_id) u;
 select p->'user'->>'email' as me, p->'organization'->>'name' as org, p->>'user_role' as role,
@@ -129,13 +128,13 @@ select identity.suspend_user(user_id, 'rotating credentials') from demo_bot;
 \set ON_ERROR_STOP off
 select identity.verify_api_token(token) from demo_bot;
 \set ON_ERROR_STOP on
-commit;
+reset role;
+select set_config('request.jwt.claims', '', false) is not null as signed_out;
 select type, count(*) as events from identity.events group by type order by type;
 
 \echo '\n### 9. AI credentials (API.md 7): encrypted, masked, revealed to the owner only, credit limit'
-begin;
-set local role authenticated;
-select set_config('request.jwt.claims', json_build_object('sub', :'grace', 'role', 'authenticated')::text, true) is not null as acting_as_grace;
+set role authenticated;
+select set_config('request.jwt.claims', json_build_object('sub', :'grace', 'role', 'authenticated')::text, false) is not null as acting_as_grace;
 select c->>'provider' as provider, c->>'name' as name, c->>'last4' as last4, c->>'is_default' as is_default, c->>'credit_limit' as credit_limit
 from identity.create_credential('openrouter', 'team key', 'sk-or-v1-demo-0123456789abcdef', true, 5) c;
 select c->>'name' as name, c->>'last4' as last4, c ? 'secret' as has_secret from identity.list_credentials() c;
@@ -144,16 +143,17 @@ select identity.record_credential_usage((identity.list_credentials()->>'id')::uu
 \set ON_ERROR_STOP off
 select identity.record_credential_usage((identity.list_credentials()->>'id')::uuid, 3, 1200) as over_the_limit;
 \set ON_ERROR_STOP on
-commit;
+reset role;
+select set_config('request.jwt.claims', '', false) is not null as signed_out;
 select id as cred from identity.credentials where name = 'team key' \gset
 select identity.provision_user('clerk|mallory', 'mallory@elsewhere.test')->'user'->>'id' as mallory \gset
-begin;
-set local role authenticated;
-select set_config('request.jwt.claims', json_build_object('sub', :'mallory', 'role', 'authenticated')::text, true) is not null as acting_as_mallory;
+set role authenticated;
+select set_config('request.jwt.claims', json_build_object('sub', :'mallory', 'role', 'authenticated')::text, false) is not null as acting_as_mallory;
 \set ON_ERROR_STOP off
 select identity.reveal_credential_secret(:'cred');
 \set ON_ERROR_STOP on
-rollback;
+reset role;
+select set_config('request.jwt.claims', '', false) is not null as signed_out;
 select u->'calls' as calls, u->'total_amount' as spent, u->'remaining' as remaining
 from (select identity.credential_usage(:'cred') u) x;
 select encode(substr(ciphertext, 1, 8), 'hex') || '...' as stored_ciphertext, last4 from identity.credentials where id = :'cred';

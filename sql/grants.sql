@@ -2,30 +2,36 @@
 --
 -- Row level security: SELECT policies built on the RLS helpers. Users see
 -- their own rows; org admins (user_role admin) their organization's; the
--- audit trail only org admins, for their organization. No policy allows
+-- audit trail only org admins, for their organization. A token whose claims
+-- carry scopes (identity.has_scope) sees a table only with its scope:
+-- users:read, credentials:read, audit:read. No policy allows
 -- INSERT, UPDATE or DELETE: writes go through the extension's functions.
 -- events, signing_keys, revoked_jwts and revoked_sessions have no policy at
 -- all: only the owner (the functions) reads them.
 create policy member_reads_own_org on identity.organizations for select
-    using (id = identity.org_id());
+    using (id = identity.org_id() and identity.has_scope('users:read'));
 create policy self_or_org_admin on identity.users for select
-    using (id = identity.uid() or (identity.is_admin() and organization_id = identity.org_id()));
+    using ((id = identity.uid() or (identity.is_admin() and organization_id = identity.org_id()))
+           and identity.has_scope('users:read'));
 create policy self_or_org_admin on identity.api_tokens for select
-    using (user_id = identity.uid()
-           or (identity.is_admin() and user_id in (select u.id from identity.users u where u.organization_id = identity.org_id())));
+    using ((user_id = identity.uid()
+            or (identity.is_admin() and user_id in (select u.id from identity.users u where u.organization_id = identity.org_id())))
+           and identity.has_scope('users:read'));
 create policy self_or_org_admin on identity.credentials for select
-    using (user_id = identity.uid() or (identity.is_admin() and organization_id = identity.org_id()));
+    using ((user_id = identity.uid() or (identity.is_admin() and organization_id = identity.org_id()))
+           and identity.has_scope('credentials:read'));
 create policy through_visible_credential on identity.credential_usage for select
     using (credential_id in (select c.id from identity.credentials c));
 create policy self_or_org_admin on identity.subscriptions for select
-    using (user_id = identity.uid()
-           or (identity.is_admin() and user_id in (select u.id from identity.users u where u.organization_id = identity.org_id())));
+    using ((user_id = identity.uid()
+            or (identity.is_admin() and user_id in (select u.id from identity.users u where u.organization_id = identity.org_id())))
+           and identity.has_scope('users:read'));
 create policy signed_in_users on identity.feature_flags for select
     using (identity.uid() is not null);
 create policy self on identity.feature_flag_overrides for select
-    using (user_id = identity.uid());
+    using (user_id = identity.uid() and identity.has_scope('users:read'));
 create policy org_admin on identity.audit_log for select
-    using (identity.is_admin() and organization_id = identity.org_id());
+    using (identity.is_admin() and organization_id = identity.org_id() and identity.has_scope('audit:read'));
 
 -- Least privilege: nothing in schema identity is usable by PUBLIC.
 -- identity.grant_access(role, level) hands out exactly what a level needs.

@@ -76,3 +76,21 @@ select t.err($$select * from identity.events$$) as read_events;
 select count(*) as org_b_user_by_id from identity.users where id = '00000000-0000-0000-0000-00000000b002';
 select count(*) as org_b_credential_by_id from identity.credentials where id = '00000000-0000-0000-0000-0000000cb002';
 rollback;
+
+-- A service user's scoped token sees only what its scopes allow.
+create table t.scoped (scopes text, users bigint, creds bigint, usage bigint, subs bigint, tokens bigint);
+grant insert on t.scoped to authenticated;
+do $$
+declare s text;
+begin
+  foreach s in array array['["credentials:read"]', '["users:read"]', '["credentials:*", "users:*"]', '[]', '"bad shape"'] loop
+    perform set_config('request.jwt.claims',
+      (t.claims('00000000-0000-0000-0000-00000000a003')::jsonb || jsonb_build_object('scopes', s::jsonb))::text, true);
+    set local role authenticated;
+    insert into t.scoped select s, (select count(*) from identity.users), (select count(*) from identity.credentials),
+      (select count(*) from identity.credential_usage), (select count(*) from identity.subscriptions),
+      (select count(*) from identity.api_tokens);
+    reset role;
+  end loop;
+end $$;
+select * from t.scoped order by scopes;

@@ -34,6 +34,7 @@ pub const USER_FUNCTIONS: &[&str] = &[
     "identity.is_service_user()",
     "identity.is_admin()",
     "identity.has_role(text)",
+    "identity.has_scope(text)",
     "identity.actor()",
     "identity.authenticate(text)",
     // Sections 6 and 9: each checks the actor (self / org admin / system).

@@ -162,6 +162,22 @@ fn has_role(role: Option<&str>) -> Option<bool> {
     Some(v.user_role.as_deref() == Some(role) || v.role.as_deref() == Some(role))
 }
 
+/// Whether the current claims allow `scope`: true for a user whose claims
+/// carry no (or an empty) `scopes` list, else whether a scope in it covers
+/// `scope` (equal, `*`, or `prefix:*`); false for claims without a user;
+/// NULL without claims. Policies use it so a scoped service token sees only
+/// what its scopes allow.
+#[pg_extern(schema = "identity", stable, parallel_safe)]
+fn has_scope(scope: Option<&str>) -> Option<bool> {
+    let scope = scope?;
+    match actor::from_view(&view()) {
+        actor::Actor::System => None,
+        actor::Actor::Anon => Some(false),
+        actor::Actor::User { scopes: None, .. } => Some(true),
+        actor::Actor::User { scopes: Some(s), .. } => Some(actor::covered(&s, scope)),
+    }
+}
+
 /// `{user_id, organization_id, user_role, is_service_user, kind}`.
 #[pg_extern(schema = "identity", stable, parallel_safe)]
 fn actor() -> JsonB {
