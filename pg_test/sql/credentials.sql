@@ -136,7 +136,8 @@ from (values ('sk-or-v1-dave-main-secret-0001'), ('sk-or-v1-dave-spare-secret-00
       union all select to_jsonb(x)::text from identity.credential_usage x) rows
 where position(s.secret in rows.r) > 0 or position(encode(convert_to(s.secret, 'utf8'), 'hex') in rows.r) > 0;
 -- Every operation audited, with the actor.
-select action, actor_kind, count(*) from identity.audit_log where target_type = 'credential' group by 1, 2 order by 1, 2;
+select action, actor_kind, count(*) from identity.audit_log
+where target_type = 'credential' and organization_id in (:'org_c', :'org_d') group by 1, 2 order by 1, 2;
 
 -- Deleting the owner destroys their credentials.
 set role authenticated;

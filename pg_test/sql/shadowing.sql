@@ -44,6 +44,24 @@ select identity.verify_api_token(token) from r;
 select identity.authenticate(identity.issue_access_token('00000000-0000-0000-0000-00000000d0d0')) ->> 'sub' as authenticated;
 select identity.uid() as uid;
 select identity.authenticate(null);
+-- Users, flags and credentials (mallory holds the admin level: system).
+select identity.create_organization('Shadow Org') is not null as org_created;
+select (identity.provision_user('idp|shadow', 'shadow2@example.com', user_id => '00000000-0000-0000-0000-00000000d0d1'))->>'created' as provisioned;
+select identity.update_user('00000000-0000-0000-0000-00000000d0d0', '{"first_name": "Shade"}')->>'first_name' as updated;
+select identity.set_feature_flag('shadow.flag', true, 50);
+select identity.set_feature_flag_override('shadow.flag', '00000000-0000-0000-0000-00000000d0d0', true);
+select identity.feature_flags('00000000-0000-0000-0000-00000000d0d0')->'shadow.flag' as flag;
+select identity.subscription_status('00000000-0000-0000-0000-00000000d0d1')->>'status' as subscription;
+create temp table c as select (identity.create_system_credential('00000000-0000-0000-0000-00000000d0d0', 'openrouter',
+  'sk-or-v1-shadow-secret-0001', 10)->>'id')::uuid as id;
+select identity.reveal_credential_secret(id) as revealed from c;
+select identity.record_credential_usage(id, 1) from c;
+select identity.credential_usage(id)->'calls' as calls from c;
+select identity.update_credential(id, '{"name": "renamed"}')->>'name' as renamed from c;
+select identity.suspend_user('00000000-0000-0000-0000-00000000d0d1');
+select identity.reactivate_user('00000000-0000-0000-0000-00000000d0d1');
+select identity.delete_user('00000000-0000-0000-0000-00000000d0d1');
+select identity.delete_credential(id) from c;
 -- Not one shadow was called.
 select what, count(*) from public.hits group by what order by what;
 select count(*) as shadow_calls from public.hits;

@@ -233,30 +233,37 @@ fn create_system_credential(
     Ok(JsonB(c))
 }
 
-/// The actor's credentials, masked (system: everyone's).
-#[pg_extern(schema = "identity", stable)]
+/// The actor's credentials, masked (system: everyone's). Audited (one row
+/// per call, with the count), as every credential operation is: VOLATILE
+/// for that reason.
+#[pg_extern(schema = "identity", volatile)]
 fn list_credentials() -> Result<SetOfIterator<'static, JsonB>, ErrorReport> {
     let s = actor::subject()?;
     authz::require_scope(&s, "credentials:read")?;
     let rows = spi::privileged(|| {
-        spi::column::<JsonB>(
+        let rows = spi::column::<JsonB>(
             concat!("select ", credential_json!(), " from identity.credentials c \
                      where $1::uuid is null or c.user_id = $1 order by c.created_at, c.id"),
             &[s.id().map(Uuid::from_bytes).into()],
-        )
+        )?;
+        actor::audit(&s, s.org(), "credential.listed", "credential", None, json!({"count": rows.len()}))?;
+        Ok::<_, ErrorReport>(rows)
     })?;
     Ok(SetOfIterator::new(rows))
 }
 
 /// One credential, masked: the owner, an admin of its organization, system.
-#[pg_extern(schema = "identity", stable)]
+/// Audited.
+#[pg_extern(schema = "identity", volatile)]
 fn get_credential(credential_id: Option<Uuid>) -> PgResult<JsonB> {
     let s = actor::subject()?;
     authz::require_scope(&s, "credentials:read")?;
     let id = required(credential_id, "credential_id is required")?;
     spi::privileged(|| {
-        authorize(&s, id, CredentialOp::Read)?;
-        credential(id).map(JsonB)
+        let f = authorize(&s, id, CredentialOp::Read)?;
+        let c = credential(id)?;
+        audit(&s, &f, "credential.read", id, json!({}))?;
+        Ok(JsonB(c))
     })
 }
 
@@ -415,14 +422,15 @@ fn record_credential_usage(credential_id: Option<Uuid>, amount: Option<AnyNumeri
 }
 
 /// `{calls, total_amount, total_tokens, remaining, recent}` (remaining is
-/// null without a limit; recent: the last 20 calls).
-#[pg_extern(schema = "identity", stable)]
+/// null without a limit; recent: the last 20 calls). Audited.
+#[pg_extern(schema = "identity", volatile)]
 fn credential_usage(credential_id: Option<Uuid>) -> PgResult<JsonB> {
     let s = actor::subject()?;
     authz::require_scope(&s, "credentials:read")?;
     let id = required(credential_id, "credential_id is required")?;
     spi::privileged(|| {
-        authorize(&s, id, CredentialOp::Read)?;
+        let f = authorize(&s, id, CredentialOp::Read)?;
+        audit(&s, &f, "credential.usage_read", id, json!({}))?;
         spi::one::<JsonB>(
             "select jsonb_build_object( \
                'calls', (select count(*) from identity.credential_usage where credential_id = c.id), \
