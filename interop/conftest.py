@@ -1,6 +1,7 @@
 """Shared by the interop tests: a fresh database with the extension."""
 import contextlib
 import os
+import threading
 
 import psycopg
 
@@ -25,3 +26,24 @@ def fresh_database(dbname, *session_sql):
         yield c
     with psycopg.connect(**server("postgres"), autocommit=True) as c:
         c.execute(f"drop database if exists {dbname} with (force)")
+
+
+def run_concurrently(n, fn):
+    """Runs fn(0) .. fn(n-1) in n threads released together by a barrier;
+    returns (results by index, exceptions raised)."""
+    barrier = threading.Barrier(n)
+    results, errors = [None] * n, []
+
+    def worker(i):
+        try:
+            barrier.wait()
+            results[i] = fn(i)
+        except Exception as e:  # noqa: BLE001 - asserted by the caller
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors

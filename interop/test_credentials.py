@@ -5,12 +5,11 @@ or in a pg_dump after create, update and delete."""
 import json
 import os
 import subprocess
-import threading
 from decimal import Decimal
 
 import psycopg
 import pytest
-from conftest import fresh_database, server
+from conftest import fresh_database, run_concurrently, server
 
 DB = "credentials_interop"
 
@@ -34,25 +33,6 @@ def as_user(user_id):
     c.execute("set role authenticated")
     c.execute("select set_config('request.jwt.claims', %s, false)", [json.dumps({"sub": user_id, "role": "authenticated"})])
     return c
-
-
-def run_concurrently(n, fn):
-    barrier = threading.Barrier(n)
-    results, errors = [None] * n, []
-
-    def worker(i):
-        try:
-            barrier.wait()
-            results[i] = fn(i)
-        except Exception as e:  # noqa: BLE001 - asserted by the caller
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results, errors
 
 
 def test_one_default_under_concurrent_set_default(conn):

@@ -3,13 +3,12 @@ client connections: concurrent provisioning, LISTEN/NOTIFY on commit only,
 and the authorization matrix of every users / flags / credentials function
 for every kind of actor."""
 import json
-import threading
 import time
 import uuid
 
 import psycopg
 import pytest
-from conftest import fresh_database, server
+from conftest import fresh_database, run_concurrently, server
 
 DB = "users_interop"
 ROLES = ["anon", "authenticated", "service_role"]
@@ -31,25 +30,14 @@ def connect():
 
 
 def test_concurrent_provisioning_makes_exactly_one_user(conn):
-    results, errors = [], []
-    barrier = threading.Barrier(8)
+    def provision(_i):
+        with connect() as c:
+            c.execute("set role service_role")
+            (p,) = c.execute("select identity.provision_user(%s, %s, 'Con', 'Current')",
+                             ["idp|concurrent", "concurrent@example.com"]).fetchone()
+            return p
 
-    def provision():
-        try:
-            with connect() as c:
-                c.execute("set role service_role")
-                barrier.wait()
-                (p,) = c.execute("select identity.provision_user(%s, %s, 'Con', 'Current')",
-                                 ["idp|concurrent", "concurrent@example.com"]).fetchone()
-                results.append(p)
-        except Exception as e:  # noqa: BLE001 - collected and asserted below
-            errors.append(e)
-
-    threads = [threading.Thread(target=provision) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = run_concurrently(8, provision)
     assert errors == []
     assert len(results) == 8
     assert len({p["user"]["id"] for p in results}) == 1, "every caller gets the same user"

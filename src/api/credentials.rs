@@ -17,7 +17,7 @@ use crate::api::keys::encryption_key;
 use crate::core::aead;
 use crate::core::authz::{self, CredentialFacts, CredentialOp, Subject};
 use crate::core::claims::{uuid_bytes, uuid_text};
-use crate::core::error::{IdentityError, Kind};
+use crate::core::error::{required, IdentityError, Kind};
 use crate::core::users::{self as rules, check_name};
 use crate::error::PgResult;
 use crate::spi;
@@ -39,10 +39,6 @@ macro_rules! credential_json {
     };
 }
 
-fn required<T>(v: Option<T>, what: &'static str) -> Result<T, IdentityError> {
-    v.ok_or_else(|| IdentityError::invalid(what))
-}
-
 /// A non-negative, finite numeric argument.
 fn amount_arg(v: &AnyNumeric, what: &'static str) -> Result<(), IdentityError> {
     let t = v.to_string();
@@ -60,14 +56,17 @@ fn seal(key: &[u8; 32], id: &str, org: Option<&str>, secret: &str) -> Vec<u8> {
 
 /// The facts authorization needs, read (and row-locked when `lock`).
 fn facts(id: Uuid, lock: bool) -> PgResult<Option<CredentialFacts>> {
-    let sql = if lock {
-        "select jsonb_build_object('user_id', user_id, 'organization_id', organization_id, 'is_system', is_system, \
-                'enabled', enabled) from identity.credentials where id = $1 for update"
+    macro_rules! facts_sql {
+        () => {
+            "select jsonb_build_object('user_id', user_id, 'organization_id', organization_id, 'is_system', is_system, \
+                    'enabled', enabled) from identity.credentials where id = $1"
+        };
+    }
+    let row = if lock {
+        spi::column_mut::<JsonB>(concat!(facts_sql!(), " for update"), &[id.into()])?.into_iter().next()
     } else {
-        "select jsonb_build_object('user_id', user_id, 'organization_id', organization_id, 'is_system', is_system, \
-                'enabled', enabled) from identity.credentials where id = $1"
+        spi::one::<JsonB>(facts_sql!(), &[id.into()])?
     };
-    let row = if lock { spi::column_mut::<JsonB>(sql, &[id.into()])?.into_iter().next() } else { spi::one::<JsonB>(sql, &[id.into()])? };
     Ok(row.map(|JsonB(r)| CredentialFacts {
         owner: r["user_id"].as_str().and_then(uuid_bytes).expect("user_id is not null"),
         org: r["organization_id"].as_str().and_then(uuid_bytes),
@@ -151,7 +150,7 @@ fn insert(s: &Subject, n: NewCredential) -> PgResult<Value> {
             ],
         )?;
         if inserted.is_none() {
-            return Err(IdentityError::new(Kind::Duplicate, "a credential with this provider and name already exists")
+            return Err(IdentityError::duplicate("a credential with this provider and name already exists")
                 .hint("choose another name, or update the existing credential")
                 .into());
         }
@@ -304,7 +303,7 @@ fn update_credential(credential_id: Option<Uuid>, changes: Option<JsonB>) -> PgR
             &[id.into(), JsonB(Value::Object(public)).into(), sealed.into(), last4.into()],
         )?;
         if updated.is_none() {
-            return Err(IdentityError::new(Kind::Duplicate, "a credential with this provider and name already exists").into());
+            return Err(IdentityError::duplicate("a credential with this provider and name already exists").into());
         }
         audit(&s, &f, "credential.updated", id, json!({"fields": fields}))?;
         credential(id).map(JsonB)

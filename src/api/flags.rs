@@ -7,26 +7,13 @@ use crate::api::actor;
 use crate::api::users::relation_to;
 use crate::core::authz::{self, Subject};
 use crate::core::claims::uuid_text;
-use crate::core::error::IdentityError;
+use crate::core::error::{required, IdentityError};
 use crate::core::users as rules;
 use crate::error::PgResult;
 use crate::spi;
 use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Map, Value};
-
-fn check_key(key: &str) -> Result<(), IdentityError> {
-    let b = key.as_bytes();
-    let ok = !b.is_empty()
-        && b.len() <= 100
-        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.:-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(IdentityError::invalid("invalid feature flag key").hint("a key is 1 to 100 of a-z 0-9 _ . : -, e.g. new.editor"))
-    }
-}
 
 /// Every flag's answer for `user` (None: without a user, only 100% rollouts).
 pub fn evaluate(user: Option<[u8; 16]>) -> PgResult<Map<String, Value>> {
@@ -98,9 +85,9 @@ fn set_feature_flag(
 ) -> PgResult<()> {
     let s = actor::subject()?;
     authz::require_system(&s, "only system may set feature flags")?;
-    let key = key.ok_or_else(|| IdentityError::invalid("key is required"))?;
-    check_key(key)?;
-    let enabled = enabled.ok_or_else(|| IdentityError::invalid("enabled is required"))?;
+    let key = required(key, "key is required")?;
+    rules::check_flag_key(key)?;
+    let enabled = required(enabled, "enabled is required")?;
     let pct = rollout_percent.unwrap_or(100);
     if !(0..=100).contains(&pct) {
         return Err(IdentityError::invalid("rollout_percent must be 0 to 100").into());
@@ -123,9 +110,9 @@ fn set_feature_flag(
 fn set_feature_flag_override(key: Option<&str>, user_id: Option<Uuid>, enabled: Option<bool>) -> PgResult<()> {
     let s = actor::subject()?;
     authz::require_system(&s, "only system may set feature flag overrides")?;
-    let key = key.ok_or_else(|| IdentityError::invalid("key is required"))?;
-    check_key(key)?;
-    let user = user_id.ok_or_else(|| IdentityError::invalid("user_id is required"))?;
+    let key = required(key, "key is required")?;
+    rules::check_flag_key(key)?;
+    let user = required(user_id, "user_id is required")?;
     relation_to(&s, *user.as_bytes())?;
     spi::privileged(|| {
         if spi::one::<bool>("select true from identity.feature_flags where key = $1", &[key.into()])?.is_none() {

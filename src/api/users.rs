@@ -12,7 +12,7 @@ use crate::api::actor;
 use crate::api::{flags, session_tokens, tokens};
 use crate::core::authz::{self, FieldClass, Relation, Subject};
 use crate::core::claims::{uuid_bytes, uuid_text};
-use crate::core::error::{IdentityError, Kind};
+use crate::core::error::{required, IdentityError};
 use crate::core::users::{self as rules, check_email, check_name};
 use crate::error::PgResult;
 use crate::{gucs, heap, spi};
@@ -35,12 +35,16 @@ macro_rules! user_json {
 /// An API token made at provisioning lives this long (as create_api_token's default).
 const FIRST_TOKEN_SECONDS: i64 = 90 * 86_400;
 
-fn required<T>(v: Option<T>, what: &'static str) -> Result<T, IdentityError> {
-    v.ok_or_else(|| IdentityError::invalid(what))
+fn duplicate(message: &'static str) -> IdentityError {
+    IdentityError::duplicate(message)
 }
 
-fn duplicate(message: &'static str) -> IdentityError {
-    IdentityError::new(Kind::Duplicate, message)
+/// P0002 unless organization `org` exists.
+fn require_org(org: Uuid) -> PgResult<()> {
+    match spi::one::<bool>("select true from identity.organizations where id = $1", &[org.into()])? {
+        Some(_) => Ok(()),
+        None => Err(authz::not_found("organization does not exist").into()),
+    }
 }
 
 fn uuid(b: [u8; 16]) -> Uuid {
@@ -111,9 +115,7 @@ fn provision_user(
     check_name(last_name, "last_name must be 1 to 200 characters", 200)?;
     spi::privileged(|| {
         if let Some(org) = organization_id {
-            if spi::one::<bool>("select true from identity.organizations where id = $1", &[org.into()])?.is_none() {
-                return Err(authz::not_found("organization does not exist").into());
-            }
+            require_org(org)?;
         }
         if let Some(id) = user_id {
             if spi::one::<bool>("select true from identity.deleted_users where id = $1", &[id.into()])?.is_some() {
@@ -187,9 +189,7 @@ fn create_service_user(
     check_name(application_name, "application_name must be 1 to 200 characters", 200)?;
     check_name(description, "description must be 1 to 2000 characters", 2000)?;
     spi::privileged(|| {
-        if spi::one::<bool>("select true from identity.organizations where id = $1", &[org.into()])?.is_none() {
-            return Err(authz::not_found("organization does not exist").into());
-        }
+        require_org(org)?;
         let creator_name = match s.id() {
             None => spi::one::<String>("select 'system (' || session_user || ')'", &[])?,
             Some(me) => spi::one::<String>(
@@ -251,9 +251,7 @@ fn update_user(user_id: Option<Uuid>, changes: Option<JsonB>) -> PgResult<JsonB>
             }
         }
         if let Some(Some(o)) = changes.get("organization_id").map(|v| v.as_str().and_then(uuid_bytes)) {
-            if spi::one::<bool>("select true from identity.organizations where id = $1", &[uuid(o).into()])?.is_none() {
-                return Err(authz::not_found("organization does not exist").into());
-            }
+            require_org(uuid(o))?;
         }
         // One statement: each column keeps its value unless `changes` names
         // it. Leaving `active` moves tokens_valid_after, as suspend_user does.

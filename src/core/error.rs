@@ -59,6 +59,9 @@ impl IdentityError {
     pub fn not_configured(message: &'static str) -> Self {
         Self::new(Kind::NotConfigured, message)
     }
+    pub fn duplicate(message: &'static str) -> Self {
+        Self::new(Kind::Duplicate, message)
+    }
     /// DETAIL text: facts about the input (lengths, positions, names), never
     /// the input itself when it may be a secret.
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -87,6 +90,11 @@ impl fmt::Display for IdentityError {
 impl std::error::Error for IdentityError {}
 
 pub type Result<T> = std::result::Result<T, IdentityError>;
+
+/// A required argument: 22023 with `what` (e.g. "email is required") when NULL.
+pub fn required<T>(v: Option<T>, what: &'static str) -> Result<T> {
+    v.ok_or_else(|| IdentityError::invalid(what))
+}
 
 #[cfg(test)]
 mod tests {

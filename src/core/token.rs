@@ -129,10 +129,17 @@ pub fn rfc3339(secs: i64) -> String {
 
 /// A scope is 1 to 64 of `a-z 0-9 _ . : * -`, starting with a letter or digit.
 pub fn validate_scope(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.as_bytes()[0].is_ascii_alphanumeric()
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.:*-".contains(&b))
+    is_slug(s, 64, b"_.:*-")
+}
+
+/// 1 to `max` bytes of a-z 0-9 and `extra`, starting with a-z or 0-9: the
+/// shape of scopes, feature flag keys and credential providers.
+pub fn is_slug(s: &str, max: usize, extra: &[u8]) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= max
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(c))
 }
 
 #[cfg(test)]

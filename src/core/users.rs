@@ -5,6 +5,7 @@
 use super::authz::FieldClass;
 use super::claims::canonical_uuid;
 use super::error::{IdentityError, Result};
+use super::token::is_slug;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -151,15 +152,19 @@ pub fn subscription_status(stored: &str, trial_ends_at: Option<i64>, current_per
 
 /// A provider name as the credentials table requires it.
 pub fn check_provider(p: &str) -> Result<()> {
-    let b = p.as_bytes();
-    let ok = !b.is_empty()
-        && b.len() <= 64
-        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.-".contains(c));
-    if ok {
+    if is_slug(p, 64, b"_.-") {
         Ok(())
     } else {
         Err(IdentityError::invalid("invalid provider").hint("a provider is 1 to 64 of a-z 0-9 _ . -, e.g. openrouter"))
+    }
+}
+
+/// A feature flag key as the feature_flags table requires it.
+pub fn check_flag_key(key: &str) -> Result<()> {
+    if is_slug(key, 100, b"_.:-") {
+        Ok(())
+    } else {
+        Err(IdentityError::invalid("invalid feature flag key").hint("a key is 1 to 100 of a-z 0-9 _ . : -, e.g. new.editor"))
     }
 }
 
@@ -285,6 +290,8 @@ mod tests {
     #[test]
     fn credential_inputs() {
         assert!(check_provider("openrouter").is_ok());
+        assert!(check_flag_key("new.editor:v2").is_ok());
+        assert!(check_flag_key("Bad Key").is_err());
         for bad in ["", "OpenRouter", "-x", "a b", &"a".repeat(65)] {
             assert!(check_provider(bad).is_err(), "{bad}");
         }
