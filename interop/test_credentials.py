@@ -36,15 +36,30 @@ def as_user(user_id):
 
 
 def test_one_default_under_concurrent_set_default(conn):
+    """Every path that moves the default, mixed and concurrent: set_default,
+    create_credential(is_default) and disable (which clears a default) /
+    enable. They lock the owner's row first, so they queue: no
+    deadlock, no unique violation, never two defaults."""
     uid = provision(conn, "defaults")
     with as_user(uid) as c:
         creds = [c.execute("select identity.create_credential('openrouter', %s, %s)",
                            [f"key{i}", f"sk-or-v1-default-{i:04d}-secret"]).fetchone()[0]["id"] for i in range(8)]
-    for _round in range(3):
-        def set_default(i):
+    for rnd in range(10):
+        def move_default(i):
             with as_user(uid) as c:
-                c.execute("select identity.set_default_credential(%s)", [creds[i]])
-        _, errors = run_concurrently(8, set_default)
+                kind = (i + rnd) % 4
+                if kind == 0:
+                    c.execute("select identity.set_default_credential(%s)", [creds[i]])
+                elif kind == 1:
+                    c.execute("select identity.set_credential_enabled(%s, false)", [creds[(i + 1) % 8]])
+                elif kind == 2:
+                    c.execute("select identity.create_credential('openrouter', %s, %s, true)",
+                              [f"new{rnd}-{i}", f"sk-or-v1-new-{rnd}-{i}-secret"])
+                else:
+                    c.execute("select identity.set_credential_enabled(%s, false)", [creds[i]])
+                    c.execute("select identity.set_credential_enabled(%s, true)", [creds[i]])
+                    c.execute("select identity.set_default_credential(%s)", [creds[i]])
+        _, errors = run_concurrently(8, move_default)
         assert errors == [], "no caller fails: they serialize on the owner"
         (n,) = conn.execute("select count(*) from identity.credentials where user_id = %s and is_default", [uid]).fetchone()
         assert n == 1

@@ -77,7 +77,19 @@ fn facts(id: Uuid, lock: bool) -> PgResult<Option<CredentialFacts>> {
 
 /// Authorizes `op` on credential `id` for `s`; P0002 when it does not exist
 /// or is not visible. Runs inside `spi::privileged`.
+///
+/// A change may move the owner's default, which locks the owner's row and
+/// then other credential rows (`make_default`). So a change locks the
+/// owner's row before this credential's row: every path takes the locks in
+/// the order user, then credentials (as `delete_user`'s cascade does), and
+/// concurrent changes of one user's credentials queue instead of deadlocking.
 fn authorize(s: &Subject, id: Uuid, op: CredentialOp) -> PgResult<CredentialFacts> {
+    if op == CredentialOp::Change {
+        // The owner of a credential never changes, so reading it unlocked is safe.
+        if let Some(owner) = spi::one::<Uuid>("select user_id from identity.credentials where id = $1", &[id.into()])? {
+            lock_owner(owner)?;
+        }
+    }
     let f = facts(id, op != CredentialOp::Read)?.ok_or_else(|| authz::not_found("credential does not exist"))?;
     authz::may_credential(s, &f, op)?;
     Ok(f)
@@ -95,11 +107,18 @@ fn audit(s: &Subject, f: &CredentialFacts, action: &'static str, id: Uuid, detai
     actor::audit(s, f.org, action, "credential", Some(&uuid_text(id.as_bytes())), d)
 }
 
+/// Locks the owner's row against other changes of its credentials. NO KEY
+/// UPDATE: it does not wait for (or block) inserts that reference the user.
+fn lock_owner(owner: Uuid) -> PgResult<()> {
+    spi::column_mut::<bool>("select true from identity.users where id = $1 for no key update", &[owner.into()])?;
+    Ok(())
+}
+
 /// Makes `id` the only default of `owner`: the owner's row is locked first,
 /// so concurrent calls for one user run one after the other and the partial
 /// unique index never sees two defaults.
 fn make_default(owner: [u8; 16], id: Uuid) -> PgResult<()> {
-    spi::column_mut::<bool>("select true from identity.users where id = $1 for update", &[Uuid::from_bytes(owner).into()])?;
+    lock_owner(Uuid::from_bytes(owner))?;
     spi::run(
         "update identity.credentials set is_default = false, updated_at = now() \
          where user_id = $1 and is_default and id <> $2",
