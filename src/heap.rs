@@ -186,6 +186,42 @@ pub fn probe<R>(t: &Table, key: pg_sys::Datum, read: impl FnOnce(&Row) -> R) -> 
     }
 }
 
+/// The Oid of table `t`.
+pub fn table_oid(t: &Table) -> pg_sys::Oid {
+    rels(t).table
+}
+
+/// Walks every row of `t` in primary key order under a fresh snapshot
+/// (newer than every invalidation this backend has processed: see
+/// cache.rs), while `read` returns true. Returns false when stopped early.
+pub fn scan_all(t: &Table, mut read: impl FnMut(&Row) -> bool) -> bool {
+    let r = rels(t);
+    unsafe {
+        let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
+        let rel = pg_sys::table_open(r.table, lock);
+        let idx = pg_sys::index_open(r.index, lock);
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let scan = pg_sys::index_beginscan(rel, idx, snapshot, 0, 0);
+        pg_sys::index_rescan(scan, std::ptr::null_mut(), 0, std::ptr::null_mut(), 0);
+        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+        let max = *r.attnums.iter().max().expect("at least one column");
+        let mut complete = true;
+        while pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
+            pg_sys::slot_getsomeattrs_int(slot, max as i32);
+            if !read(&Row { slot, attnums: &r.attnums }) {
+                complete = false;
+                break;
+            }
+        }
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::index_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        pg_sys::index_close(idx, pg_sys::NoLock as pg_sys::LOCKMODE);
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        complete
+    }
+}
+
 fn uuid_key(id: [u8; 16]) -> pg_sys::Datum {
     pgrx::Uuid::from_bytes(id).into_datum().expect("uuid datum")
 }
@@ -221,6 +257,21 @@ pub fn user_state(id: [u8; 16]) -> Option<UserState> {
             email: String::new(),
         })
     })
+}
+
+/// What verify_jwt needs of user `id`: whether it is active, and its
+/// tokens_valid_after (rounded up, as in `live_user`). Reads two columns, no
+/// other conversion; a tombstoned user is (false, i64::MAX).
+pub fn token_state(id: [u8; 16]) -> Option<(bool, Option<i64>, String)> {
+    probe(&USERS, uuid_key(id), |r| {
+        let (d, null) = r.get(4);
+        // status is text; compare its bytes without building a String.
+        let active = !null
+            && unsafe { pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr())) } == b"active";
+        let status = if active { String::new() } else { r.text(4).unwrap_or_default() };
+        (active, r.epoch_seconds(5).map(|s| if s == i64::MIN { s } else { s.saturating_add(1) }), status)
+    })
+    .or_else(|| probe(&DELETED_USERS, uuid_key(id), |_| (false, Some(i64::MAX), "deleted".to_string())))
 }
 
 fn live_user(id: [u8; 16]) -> Option<UserState> {

@@ -74,11 +74,31 @@ impl RawJsonb {
         unsafe { &raw mut (*self.0).root }
     }
 
+    /// The whole varlena, header included.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: a detoasted (or freshly built) varlena of size() bytes.
+        unsafe { std::slice::from_raw_parts(self.0.cast::<u8>(), self.size()) }
+    }
+
+    /// jsonb_out's text.
+    pub fn to_text(&self) -> String {
+        // SAFETY: JsonbToCString reads the container and returns a palloc'd
+        // NUL-terminated string.
+        let c = unsafe { pg_sys::JsonbToCString(std::ptr::null_mut(), self.root(), self.size() as i32) };
+        unsafe { std::ffi::CStr::from_ptr(c) }.to_string_lossy().into_owned()
+    }
+
     /// An object at the top level (not an array, not a scalar).
     pub fn is_object(&self) -> bool {
         container_is(self.root(), pg_sys::JB_FOBJECT)
     }
 
+}
+
+/// The encoder writes UTF-8 strings, which are the stored bytes only in a
+/// UTF-8 database.
+pub fn utf8_database() -> bool {
+    unsafe { pg_sys::GetDatabaseEncoding() == pg_sys::pg_enc::PG_UTF8 as i32 }
 }
 
 fn container_is(c: *mut JsonbContainer, flag: u32) -> bool {
@@ -323,10 +343,17 @@ fn string_value(s: &str) -> JsonbValue {
 }
 
 impl RawJsonb {
-    /// Parses JSON text with Postgres' jsonb_in. The caller has validated the
-    /// text (core::jwt::payload_is_jsonb_object); jsonb_in raising anyway is
-    /// an ERROR, as for any input function.
-    pub fn parse(text: &[u8]) -> Result<RawJsonb, String> {
+    /// The jsonb of a verified JWT payload: the bytes `core::jsonb` encoded
+    /// (copied into the current memory context) in a UTF-8 database, else
+    /// Postgres' jsonb_in over the text, which the caller has validated
+    /// (core::jwt::payload_is_jsonb_object); jsonb_in raising anyway is an
+    /// ERROR, as for any input function.
+    pub fn parse(p: crate::core::jwt::Payload) -> Result<RawJsonb, String> {
+        Verified::parse(p).map(|v| v.jsonb)
+    }
+
+    /// jsonb_in over JSON text.
+    pub fn parse_text(text: &[u8]) -> Result<RawJsonb, String> {
         let c = std::ffi::CString::new(text).map_err(|_| "payload contains a NUL byte".to_string())?;
         let d = unsafe {
             pgrx::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(pg_sys::Datum::from(c.as_ptr()))])
@@ -344,6 +371,64 @@ impl RawJsonb {
         // SAFETY: the bytes live inside self's jsonb, which outlives &self.
         let bytes = unsafe { std::slice::from_raw_parts(v.val.string.val.cast::<u8>(), v.val.string.len as usize) };
         std::str::from_utf8(bytes).ok()
+    }
+}
+
+/// A verified payload as jsonb, with the claims the encoder read on the way
+/// (`None` when jsonb_in made the value: then they are looked up in it).
+pub struct Verified {
+    pub jsonb: RawJsonb,
+    top: Option<std::rc::Rc<crate::core::jsonb::Top>>,
+}
+
+impl Verified {
+    pub fn parse(p: crate::core::jwt::Payload) -> Result<Verified, String> {
+        if let Some(e) = p.jsonb.filter(|_| utf8_database()) {
+            // SAFETY: palloc'd (4-byte aligned, as every palloc is) and filled
+            // with a complete varlena, whose header holds its length.
+            let dst = unsafe { pg_sys::palloc(e.bytes.len()) }.cast::<u8>();
+            unsafe { std::ptr::copy_nonoverlapping(e.bytes.as_ptr(), dst, e.bytes.len()) };
+            return Ok(Verified { jsonb: RawJsonb(dst.cast()), top: Some(std::rc::Rc::new(e.top)) });
+        }
+        Ok(Verified { jsonb: RawJsonb::parse_text(p.json)?, top: None })
+    }
+}
+
+impl Verified {
+    /// A copy of a remembered payload (api::jwt's signature cache).
+    pub fn from_parts(bytes: &[u8], top: std::rc::Rc<crate::core::jsonb::Top>) -> Verified {
+        // SAFETY: as in `parse`: a complete varlena copied into palloc'd memory.
+        let dst = unsafe { pg_sys::palloc(bytes.len()) }.cast::<u8>();
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+        Verified { jsonb: RawJsonb(dst.cast()), top: Some(top) }
+    }
+
+    /// The claims the encoder read (None when jsonb_in parsed the payload).
+    pub fn top(&self) -> Option<&std::rc::Rc<crate::core::jsonb::Top>> {
+        self.top.as_ref()
+    }
+}
+
+impl crate::core::jwt::Claims for Verified {
+    fn number(&self, k: &str) -> Result<Option<i64>, ()> {
+        match &self.top {
+            Some(t) if matches!(k, "exp" | "nbf" | "iat") => t.number(k).transpose(),
+            _ => self.jsonb.number(k),
+        }
+    }
+
+    fn string(&self, k: &str) -> Option<&str> {
+        match self.top.as_ref().and_then(|t| t.string(k)) {
+            Some(v) => v,
+            None => self.jsonb.string(k),
+        }
+    }
+
+    fn aud_contains(&self, want: &str) -> bool {
+        match &self.top {
+            Some(t) => t.aud.iter().any(|a| a == want),
+            None => self.jsonb.aud_contains(want),
+        }
     }
 }
 
@@ -387,6 +472,156 @@ impl crate::core::jwt::Claims for RawJsonb {
                 found
             }
             _ => false,
+        }
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::RawJsonb;
+    use crate::core::jsonb::encode_object;
+    use pgrx::prelude::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    fn jsonb_in_bytes(text: &str) -> Vec<u8> {
+        let j = RawJsonb::parse_text(text.as_bytes()).expect("jsonb_in");
+        let n = j.size();
+        // SAFETY: a complete varlena of n bytes.
+        unsafe { std::slice::from_raw_parts(j.0.cast::<u8>(), n) }.to_vec()
+    }
+
+    fn key(r: &mut StdRng) -> String {
+        const KEYS: [&str; 12] = ["a", "b", "aa", "ab", "sub", "exp", "iat", "aud", "é", "k\\\"q", "app_metadata", ""];
+        if r.gen_bool(0.5) {
+            KEYS[r.gen_range(0..KEYS.len())].to_string()
+        } else {
+            (0..r.gen_range(1..20)).map(|_| char::from(r.gen_range(b'a'..=b'z'))).collect()
+        }
+    }
+
+    fn string(r: &mut StdRng) -> String {
+        const PIECES: [&str; 14] =
+            ["x", "hello", "\\n", "\\t", "\\\"", "\\\\", "\\/", "\\u00e9", "\\ud83d\\ude00", "é", "😀", " ", "\\u0041", "\\b\\f\\r"];
+        let n = r.gen_range(0..8);
+        let body: String = (0..n).map(|_| PIECES[r.gen_range(0..PIECES.len())]).collect();
+        format!("\"{body}\"")
+    }
+
+    fn integer(r: &mut StdRng) -> String {
+        let digits = match r.gen_range(0..6) {
+            0 => "0".to_string(),
+            1 => r.gen_range(1..10_000).to_string(),
+            2 => r.gen_range(1_700_000_000i64..1_800_000_000).to_string(),
+            3 => r.gen_range(1u64..u64::MAX).to_string(),
+            4 => format!("{}{}", r.gen_range(1..10), "0".repeat(r.gen_range(1..40))),
+            _ => {
+                let n = r.gen_range(1..252);
+                let mut s = r.gen_range(1..10).to_string();
+                s.extend((1..n).map(|_| char::from(r.gen_range(b'0'..=b'9'))));
+                s
+            }
+        };
+        if r.gen_bool(0.3) { format!("-{digits}") } else { digits }
+    }
+
+    fn value(r: &mut StdRng, depth: u32) -> String {
+        let pick = if depth > 2 { r.gen_range(0..5) } else { r.gen_range(0..8) };
+        match pick {
+            0 => "null".into(),
+            1 => if r.gen_bool(0.5) { "true".into() } else { "false".into() },
+            2 => integer(r),
+            3 | 4 => string(r),
+            5 => {
+                let n = if depth == 0 && r.gen_bool(0.1) { r.gen_range(30..70) } else { r.gen_range(0..5) };
+                let items: Vec<String> = (0..n).map(|_| value(r, depth + 1)).collect();
+                format!("[{}]", items.join(", "))
+            }
+            _ => object(r, depth + 1),
+        }
+    }
+
+    fn object(r: &mut StdRng, depth: u32) -> String {
+        // Past 32 members JEntries switch to offsets (JB_OFFSET_STRIDE).
+        let n = if depth <= 1 && r.gen_bool(0.15) { r.gen_range(30..80) } else { r.gen_range(0..8) };
+        let ws = [" ", "", "\n", "\t", "\r\n "];
+        let members: Vec<String> = (0..n)
+            .map(|_| {
+                let w = ws[r.gen_range(0..ws.len())];
+                format!("{w}\"{}\"{w}:{w}{}", key(r), value(r, depth))
+            })
+            .collect();
+        format!("{{{}}}", members.join(","))
+    }
+
+    /// The encoder's bytes equal jsonb_in's for every document it takes,
+    /// and it takes nearly all of these (numbers are integers here).
+    #[pg_test]
+    fn encoder_matches_jsonb_in_byte_for_byte() {
+        let mut r = StdRng::seed_from_u64(20261121);
+        let (mut taken, total) = (0, 3000);
+        for i in 0..total {
+            let doc = object(&mut r, 0);
+            if let Some(ours) = encode_object(doc.as_bytes()) {
+                taken += 1;
+                assert!(ours == jsonb_in_bytes(&doc), "document {i} differs: {doc}");
+            }
+        }
+        assert!(taken > total * 95 / 100, "the encoder took only {taken} of {total}");
+        let supabase = r#"{"aal":"aal1","amr":[{"method":"password","timestamp":1732000000}],"app_metadata":{"provider":"email","providers":["email"]},"aud":"authenticated","email":"a@example.com","exp":1732003600,"iat":1732000000,"is_anonymous":false,"is_service_user":false,"organization_id":"7d6f5f2e-8d1c-4a53-9a55-0c1b2f1e3a4b","phone":"","role":"authenticated","session_id":"0b9f1c9e-3d0b-4b8e-9a55-1f2e3d4c5b6a","sub":"f1e2d3c4-b5a6-4798-8a9b-0c1d2e3f4a5b","user_metadata":{},"user_role":"user","exp":-0}"#;
+        assert!(encode_object(supabase.as_bytes()).unwrap() == jsonb_in_bytes(supabase));
+    }
+
+    /// jsonb_out's text without the blanks it puts after ':' and ','.
+    fn compact(s: &str) -> String {
+        let (mut out, mut in_str, mut esc) = (String::with_capacity(s.len()), false, false);
+        for c in s.chars() {
+            if in_str {
+                if esc {
+                    esc = false;
+                } else if c == '\\' {
+                    esc = true;
+                } else if c == '"' {
+                    in_str = false;
+                }
+            } else if c == '"' {
+                in_str = true;
+            } else if c == ' ' {
+                continue;
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    /// The writer sign_jwt uses gives jsonb_out's text (compact), numerics
+    /// with fractions and exponents included.
+    #[pg_test]
+    fn writer_matches_jsonb_out() {
+        let mut r = StdRng::seed_from_u64(7);
+        const NUMBERS: [&str; 10] = ["1.50", "-0.001", "1e-10", "12345678901234567890.123", "1e30", "0.0", "-7", "3.14159265358979323846", "100000000", "-0.5e3"];
+        for i in 0..2000 {
+            let mut doc = object(&mut r, 0);
+            if i % 2 == 0 {
+                let n = NUMBERS[r.gen_range(0..NUMBERS.len())];
+                doc = format!("{{\"num\": {n}, \"in\": {doc}}}");
+            }
+            let j = RawJsonb::parse_text(doc.as_bytes()).unwrap();
+            let mut keys = 0;
+            let ours = crate::core::jsonb::object_to_json(j.bytes(), &mut |_| keys += 1).expect("a stored object");
+            assert_eq!(String::from_utf8(ours).unwrap(), compact(&j.to_text()), "document {i}");
+            assert_eq!(keys, Spi::get_one_with_args::<i64>("select count(*) from jsonb_object_keys($1::jsonb)", &[doc.as_str().into()]).unwrap().unwrap());
+        }
+    }
+
+    /// What it declines, jsonb_in still reads (or refuses) as before.
+    #[pg_test]
+    fn declined_documents_still_go_through_jsonb_in() {
+        for doc in [r#"{"a": 1.5}"#, r#"{"a": 1e3, "b": -0.0}"#] {
+            assert!(encode_object(doc.as_bytes()).is_none());
+            let via = RawJsonb::parse(crate::core::jwt::Payload { json: doc.as_bytes(), jsonb: None }).unwrap();
+            assert_eq!(via.size(), jsonb_in_bytes(doc).len());
         }
     }
 }

@@ -4,12 +4,15 @@
 //! - `core`  pure logic, no pgrx (unit tests, criterion benches)
 //! - `api`   thin `#[pg_extern]` glue, one file per area of API.md
 //! - `spi`   the only module that runs SQL, always with bound parameters
+//! - `heap`  primary-key probes without SQL; `cache` per-backend copies of
+//!   revocations and the active key, invalidated by Postgres' relcache messages
 //! - `gucs`  settings; `error` domain errors to SQLSTATEs
 //! - `sql/`  schema, RLS, grants (installed by `extension_sql_file!`)
 
 use pgrx::prelude::*;
 
 pub mod api;
+pub mod cache;
 pub mod core;
 pub mod error;
 pub mod gucs;

@@ -3,7 +3,7 @@
 use crate::core::claims::{canonical_uuid, uuid_bytes, uuid_text, uuid_v4};
 use crate::core::error::{IdentityError, Kind};
 use crate::core::jwt::{self, Check, Claims, VerifyConfig};
-use crate::jsonb::RawJsonb;
+use crate::jsonb::{RawJsonb, Verified};
 use crate::error::PgResult;
 use crate::{gucs, heap, spi};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
@@ -37,10 +37,27 @@ pub fn interval_seconds(i: &Interval, max: i64) -> Result<i64, IdentityError> {
     Ok(secs)
 }
 
-/// A random uuid v4 as text (jti, session ids).
+thread_local! {
+    /// (pid, generator) for `new_uuid`.
+    static ID_RNG: std::cell::RefCell<Option<(u32, rand::rngs::StdRng)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A random uuid v4 as text (jti, session ids): unguessable, not a key.
+/// From rand's StdRng (ChaCha12, a CSPRNG) seeded from the OS once per
+/// backend, and again whenever the pid changes, so a forked process never
+/// repeats its parent's stream; a getrandom syscall per token was a tenth
+/// of sign_jwt. Keys, API tokens and nonces still come from OsRng.
 pub fn new_uuid() -> String {
+    use rand::{RngCore, SeedableRng};
     let mut random = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+    let pid = std::process::id();
+    ID_RNG.with(|cell| {
+        let mut g = cell.borrow_mut();
+        if g.as_ref().is_none_or(|(p, _)| *p != pid) {
+            *g = Some((pid, rand::rngs::StdRng::from_rng(rand::rngs::OsRng).expect("the OS random source")));
+        }
+        g.as_mut().expect("seeded above").1.fill_bytes(&mut random);
+    });
     uuid_text(&uuid_v4(random))
 }
 
@@ -87,48 +104,162 @@ fn check(name: &'static str, pass: bool, detail: &str) -> Check {
 pub fn verify_checks<C: Claims>(
     token: &str,
     audience: Option<&str>,
-    parse: impl FnOnce(&[u8]) -> Result<C, String>,
+    parse: impl FnOnce(jwt::Payload) -> Result<C, String>,
 ) -> Result<(Vec<Check>, Option<C>), IdentityError> {
-    let default_aud = gucs::jwt_audience();
-    let issuer = gucs::jwt_issuer();
-    let now = now_unix();
-    let cfg = VerifyConfig {
-        now,
-        leeway: gucs::jwt_leeway(),
-        audience: audience.or(default_aud.as_deref()),
-        issuer: issuer.as_deref(),
-    };
-    // The secret is read only for a token without kid (an asymmetric-only
-    // deployment needs none).
-    let resolve = |kid: Option<&str>| -> Result<jwt::KeyChoice, IdentityError> {
-        match kid {
-            Some(kid) => Ok(crate::api::keys::verifying_key(kid, now)?.map_or(jwt::KeyChoice::UnknownKid, jwt::KeyChoice::Public)),
-            None => Ok(jwt::KeyChoice::Secret(secret()?)),
+    let settings = Settings::load();
+    let (checks, claims) = jwt::check_with(token, &settings.cfg(audience), resolver(settings.now), parse)?;
+    Ok(stateful_checks(checks, claims))
+}
+
+/// verify_checks for verify_jwt and try_verify_jwt: the payload as jsonb,
+/// and HS256 signatures remembered (see `SIGNATURES`).
+pub fn verify_jsonb(token: &str, audience: Option<&str>) -> Result<(Vec<Check>, Option<Verified>), IdentityError> {
+    let settings = Settings::load();
+    let cfg = settings.cfg(audience);
+    let (checks, claims) = match remembered(token)? {
+        Some(v) => {
+            let pass = |name| Check { name, pass: true, detail: None };
+            let mut checks = vec![pass("format"), pass("alg"), pass("signature")];
+            let ok = jwt::claim_checks(&v, &cfg, &mut checks);
+            (checks, ok.then_some(v))
+        }
+        None => {
+            let (checks, claims) = jwt::check_with(token, &cfg, resolver(settings.now), Verified::parse)?;
+            if let Some(v) = &claims {
+                remember(token, v)?;
+            }
+            (checks, claims)
         }
     };
-    let (mut checks, claims) = jwt::check_with(token, &cfg, resolve, parse)?;
-    let Some(c) = claims else { return Ok((checks, None)) };
+    Ok(stateful_checks(checks, claims))
+}
+
+/// The settings a verification reads, once per call.
+struct Settings {
+    now: i64,
+    leeway: i64,
+    default_aud: Option<String>,
+    issuer: Option<String>,
+}
+
+impl Settings {
+    fn load() -> Settings {
+        Settings { now: now_unix(), leeway: gucs::jwt_leeway(), default_aud: gucs::jwt_audience(), issuer: gucs::jwt_issuer() }
+    }
+
+    fn cfg<'a>(&'a self, audience: Option<&'a str>) -> VerifyConfig<'a> {
+        VerifyConfig {
+            now: self.now,
+            leeway: self.leeway,
+            audience: audience.or(self.default_aud.as_deref()),
+            issuer: self.issuer.as_deref(),
+        }
+    }
+}
+
+/// The key for a token's kid. The secret is read only for a token without
+/// kid (an asymmetric-only deployment needs none).
+fn resolver(now: i64) -> impl FnOnce(Option<&str>) -> Result<jwt::KeyChoice, IdentityError> {
+    move |kid| match kid {
+        Some(kid) => Ok(crate::api::keys::verifying_key(kid, now)?.map_or(jwt::KeyChoice::UnknownKid, jwt::KeyChoice::Public)),
+        None => Ok(jwt::KeyChoice::Secret(secret()?)),
+    }
+}
+
+/// Revocation and the user's state, after the stateless checks passed:
+/// the revoked jtis and sessions from this backend's copy (cache.rs), the
+/// user's row by one index probe (heap.rs).
+fn stateful_checks<C: Claims>(mut checks: Vec<Check>, claims: Option<C>) -> (Vec<Check>, Option<C>) {
+    let Some(c) = claims else { return (checks, None) };
     let uuid_claim = |k: &str| c.string(k).and_then(canonical_uuid).and_then(|u| uuid_bytes(&u));
     if let Some(jti) = c.string("jti") {
-        checks.push(check("revoked_jti", !heap::jti_revoked(jti), "jti revoked"));
+        checks.push(check("revoked_jti", !crate::cache::jti_revoked(jti), "jti revoked"));
     }
     if let Some(sid) = uuid_claim("session_id") {
-        checks.push(check("revoked_session", !heap::session_revoked(sid), "session revoked"));
+        checks.push(check("revoked_session", !crate::cache::session_revoked(sid), "session revoked"));
     }
     if let Some(sub) = uuid_claim("sub") {
-        if let Some(u) = heap::user_state(sub) {
-            checks.push(check("user_status", u.row.status == "active", &format!("user {}", u.row.status)));
+        if let Some((active, tokens_valid_after, status)) = heap::token_state(sub) {
+            checks.push(check("user_status", active, &format!("user {status}")));
             let iat = c.number("iat").ok().flatten().unwrap_or(i64::MIN);
-            let ok = u.tokens_valid_after.is_none_or(|va| iat >= va);
+            let ok = tokens_valid_after.is_none_or(|va| iat >= va);
             checks.push(check("tokens_valid_after", ok, "issued before the user's tokens_valid_after"));
         }
     }
     let valid = checks.iter().all(|c| c.pass);
-    Ok((checks, valid.then_some(c)))
+    (checks, valid.then_some(c))
 }
 
-pub fn serde_claims(bytes: &[u8]) -> Result<Map<String, Value>, String> {
-    match serde_json::from_slice::<Value>(bytes) {
+/// HS256 tokens whose signature this backend verified, by a keyed hash of
+/// the signature: (token, secret, payload jsonb, top claims). A hit needs
+/// the same token byte for byte (the signature compared in constant time)
+/// and the same identity.jwt_secret, so it stands for exactly the HMAC
+/// check it skips (and the payload parse); every other check (exp, nbf,
+/// iat, aud, iss, revocation, the user's state) runs again on every call.
+/// Bounded: emptied when it reaches SIGNATURES_MAX entries. Only tokens
+/// with this extension's own HS256 header (no kid) go in.
+const SIGNATURES_MAX: usize = 1024;
+
+struct Remembered {
+    token: Box<str>,
+    secret: Vec<u8>,
+    jsonb: Vec<u8>,
+    top: std::rc::Rc<crate::core::jsonb::Top>,
+}
+
+struct Signatures {
+    keys: std::collections::hash_map::RandomState,
+    map: std::collections::HashMap<u64, Remembered>,
+}
+
+thread_local! {
+    static SIGNATURES: std::cell::RefCell<Signatures> = std::cell::RefCell::new(Signatures {
+        keys: std::collections::hash_map::RandomState::new(),
+        map: std::collections::HashMap::new(),
+    });
+}
+
+/// The signature segment of a token with exactly our HS256 header.
+fn signature_of(token: &str) -> Option<&str> {
+    let (header, rest) = token.split_once('.')?;
+    (header == jwt::HS256_HEADER_B64).then(|| rest.rsplit_once('.').map(|(_, sig)| sig)).flatten()
+}
+
+fn remembered(token: &str) -> Result<Option<Verified>, IdentityError> {
+    use std::hash::BuildHasher;
+    use subtle::ConstantTimeEq;
+    let Some(sig) = signature_of(token) else { return Ok(None) };
+    let signed = &token[..token.len() - sig.len()];
+    let current = secret()?;
+    Ok(SIGNATURES.with(|s| {
+        let s = s.borrow();
+        let r = s.map.get(&s.keys.hash_one(sig))?;
+        let (r_signed, r_sig) = r.token.split_at(r.token.len().checked_sub(sig.len())?);
+        // The signature is the secret part: constant time; the rest is public.
+        let same = bool::from(r_sig.as_bytes().ct_eq(sig.as_bytes())) & (r_signed == signed);
+        // The secret may have changed since (reload): then verify afresh.
+        (same && bool::from(r.secret.as_slice().ct_eq(current.as_slice())))
+            .then(|| Verified::from_parts(&r.jsonb, r.top.clone()))
+    }))
+}
+
+fn remember(token: &str, v: &Verified) -> Result<(), IdentityError> {
+    use std::hash::BuildHasher;
+    let (Some(sig), Some(top)) = (signature_of(token), v.top()) else { return Ok(()) };
+    let entry = Remembered { token: token.into(), secret: secret()?, jsonb: v.jsonb.bytes().to_vec(), top: top.clone() };
+    SIGNATURES.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.map.len() >= SIGNATURES_MAX {
+            s.map.clear();
+        }
+        let k = s.keys.hash_one(sig);
+        s.map.insert(k, entry);
+    });
+    Ok(())
+}
+
+pub fn serde_claims(p: jwt::Payload) -> Result<Map<String, Value>, String> {
+    match serde_json::from_slice::<Value>(p.json) {
         Ok(Value::Object(m)) => Ok(m),
         _ => Err("payload is not a JSON object".to_string()),
     }
@@ -143,15 +274,46 @@ pub fn refuse(checks: &[Check]) -> IdentityError {
 /// (now + ttl, default identity.access_token_ttl), jti, and iss / aud from
 /// identity.jwt_issuer / identity.jwt_audience, where absent.
 #[pg_extern(schema = "identity", volatile)]
-fn sign_jwt(claims: Option<JsonB>, ttl: default!(Option<Interval>, "NULL")) -> PgResult<String> {
-    let Some(JsonB(Value::Object(claims))) = claims else {
+fn sign_jwt(claims: Option<RawJsonb>, ttl: default!(Option<Interval>, "NULL")) -> PgResult<String> {
+    let Some(claims) = claims.filter(RawJsonb::is_object) else {
         return Err(IdentityError::invalid("claims must be a JSON object").into());
     };
     let ttl = match ttl {
         Some(i) => interval_seconds(&i, 366 * 86_400)?,
         None => gucs::access_token_ttl(),
     };
-    sign_claims(claims, ttl, true)
+    sign_jsonb(&claims, ttl)
+}
+
+/// sign_claims for a jsonb object, HS256 without a detour through serde:
+/// the stored jsonb is written out as JSON text (core::jsonb) and signed as
+/// is. With an active asymmetric key, or bytes the writer declines, the
+/// claims go through serde and sign_claims.
+fn sign_jsonb(claims: &RawJsonb, ttl: i64) -> PgResult<String> {
+    let mut keys: Vec<&[u8]> = Vec::with_capacity(32);
+    let text = crate::core::jsonb::object_to_json(claims.bytes(), &mut |k| keys.push(k));
+    match text {
+        Some(text) if crate::jsonb::utf8_database() && crate::api::keys::active_signing_key()?.is_none() => {
+            let (now, jti) = (now_unix(), new_uuid());
+            let (issuer, audience) = (gucs::jwt_issuer(), gucs::jwt_audience());
+            let present = |k: &str| keys.iter().any(|have| *have == k.as_bytes());
+            let token =
+                jwt::sign_hs256_json(text, &present, &secret()?, now, ttl, &jti, issuer.as_deref(), audience.as_deref());
+            if token.len() > jwt::MAX_TOKEN_BYTES {
+                return Err(IdentityError::invalid("claims are too large")
+                    .detail(format!("token would be {} bytes, the limit is {}", token.len(), jwt::MAX_TOKEN_BYTES))
+                    .into());
+            }
+            Ok(token)
+        }
+        text => {
+            let text = text.unwrap_or_else(|| claims.to_text().into_bytes());
+            match serde_json::from_slice(&text) {
+                Ok(Value::Object(m)) => sign_claims(m, ttl, true),
+                _ => Err(IdentityError::invalid("claims must be a JSON object").into()),
+            }
+        }
+    }
 }
 
 /// An access JWT for `user_id` with the claims the hook would produce (and
@@ -185,9 +347,9 @@ fn issue_access_token(user_id: Option<pgrx::Uuid>, ttl: default!(Option<Interval
 #[pg_extern(schema = "identity", stable, parallel_safe)]
 fn verify_jwt(token: Option<&str>, audience: default!(Option<&str>, "NULL")) -> PgResult<Option<RawJsonb>> {
     let Some(token) = token else { return Ok(None) };
-    let (checks, claims) = verify_checks(token, audience, RawJsonb::parse)?;
+    let (checks, claims) = verify_jsonb(token, audience)?;
     match claims {
-        Some(c) => Ok(Some(c)),
+        Some(c) => Ok(Some(c.jsonb)),
         None => Err(refuse(&checks).into()),
     }
 }
@@ -203,8 +365,8 @@ fn try_verify_jwt(
 > {
     let row = match token {
         None => (false, None, Some("token is null".to_string())),
-        Some(t) => match verify_checks(t, audience, RawJsonb::parse)? {
-            (_, Some(c)) => (true, Some(c), None),
+        Some(t) => match verify_jsonb(t, audience)? {
+            (_, Some(c)) => (true, Some(c.jsonb), None),
             (checks, None) => (false, None, jwt::first_refusal(&checks).map(|r| r.reason)),
         },
     };
@@ -302,6 +464,25 @@ mod tests {
     fn decode_jwt_null_is_null() {
         let v = Spi::get_one::<JsonB>("select identity.decode_jwt(null)").unwrap();
         assert!(v.is_none());
+    }
+
+    /// Claims read from a table (numerics with 1-byte varlena headers,
+    /// fractions, big values) survive sign_jwt's text writer exactly.
+    #[pg_test]
+    fn sign_jwt_keeps_stored_claims_exactly() {
+        Spi::run(
+            r#"create temp table c (n numeric, big numeric, s text, a int[]);
+               insert into c values (1.50, 123456789012345678901234567890.5, e'q"\\\n\u00e9\t', '{1,2}'),
+                                    (-0.001, 0, '', null), (1e-10, -5, 'x', '{}')"#,
+        )
+        .unwrap();
+        let same = Spi::get_one::<bool>(
+            "select bool_and(identity.verify_jwt(identity.sign_jwt(to_jsonb(c))) - 'iat' - 'exp' - 'jti' - 'aud' - 'iss' \
+                             = to_jsonb(c) \
+                         and identity.verify_jwt(identity.sign_jwt(to_jsonb(c)))->>'n' = to_jsonb(c)->>'n') from c",
+        )
+        .unwrap();
+        assert_eq!(same, Some(true));
     }
 
     #[pg_test(error = "token is malformed")]

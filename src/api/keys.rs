@@ -68,7 +68,16 @@ pub fn verifying_key(kid: &str, now: i64) -> Result<Option<Rc<VerifyingKey>>, Id
 }
 
 /// The active asymmetric key (kid, alg, parsed private key), if any.
-pub fn active_signing_key() -> Result<Option<(String, Alg, Rc<SigningKey>)>, IdentityError> {
+/// The active asymmetric key: kid, algorithm, the decrypted private key.
+pub type ActiveKey = (String, Alg, Rc<SigningKey>);
+
+/// The active key, from this backend's copy (cache.rs), read from the table
+/// once per change of identity.signing_keys.
+pub fn active_signing_key() -> Result<Option<ActiveKey>, IdentityError> {
+    crate::cache::active_key(read_active_signing_key)
+}
+
+fn read_active_signing_key() -> Result<Option<ActiveKey>, IdentityError> {
     let row = heap::probe(&heap::ACTIVE_SIGNING_KEY, true.into_datum().expect("bool"), |r| {
         let (d, n) = r.get(2);
         (r.text(0), r.text(1), unsafe { Vec::<u8>::from_datum(d, n) }, r.text(3))

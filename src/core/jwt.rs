@@ -35,19 +35,11 @@ pub struct Decoded {
     pub signature: Vec<u8>,
 }
 
-const B64URL: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
-        i += 1;
-    }
-    t
-};
-
+/// Branch-free over the whole segment, so the compiler vectorises it.
 fn is_b64url(s: &str) -> bool {
-    s.bytes().all(|b| B64URL[b as usize])
+    s.bytes().fold(true, |ok, b| {
+        ok & (b.is_ascii_lowercase() | b.is_ascii_uppercase() | b.is_ascii_digit() | (b == b'-') | (b == b'_'))
+    })
 }
 
 /// Splits a compact JWS into its three segments, checking size, shape and
@@ -272,11 +264,21 @@ pub fn payload_is_jsonb_object(bytes: &[u8]) -> std::result::Result<(), &'static
     if trimmed != Some(b'{') {
         return Err("payload is not a JSON object");
     }
+    // jsonb_in trusts its input to be in the database encoding.
+    std::str::from_utf8(bytes).map_err(|_| "payload is not valid UTF-8")?;
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|_| "payload is not valid JSON")?;
     if bytes.windows(6).any(|w| w == b"\\u0000") {
         return Err("payload contains \\u0000");
     }
     Ok(())
+}
+
+/// A verified payload, handed to the caller's parser: its JSON text (valid
+/// UTF-8, a JSON object, no \u0000) and, when `core::jsonb` encoded it, the
+/// binary jsonb jsonb_in would make of it.
+pub struct Payload<'a> {
+    pub json: &'a [u8],
+    pub jsonb: Option<crate::core::jsonb::Encoded>,
 }
 
 /// The key a token's header selects.
@@ -300,7 +302,7 @@ pub fn check_with<C: Claims>(
     token: &str,
     cfg: &VerifyConfig,
     resolve: impl FnOnce(Option<&str>) -> Result<KeyChoice>,
-    parse: impl FnOnce(&[u8]) -> std::result::Result<C, String>,
+    parse: impl FnOnce(Payload) -> std::result::Result<C, String>,
 ) -> Result<(Vec<Check>, Option<C>)> {
     let mut checks = Vec::with_capacity(10);
     let mut push = |name: &'static str, pass: bool, detail: Option<String>| {
@@ -332,9 +334,14 @@ pub fn check_with<C: Claims>(
             return Ok((checks, None));
         }
     };
-    if let Err(why) = payload_is_jsonb_object(&payload_bytes) {
-        push("format", false, Some(format!("token is malformed: {why}")));
-        return Ok((checks, None));
+    // The binary jsonb, when the fast encoder takes the payload (it accepts
+    // valid JSON objects only); otherwise the full validation decides.
+    let jsonb = crate::core::jsonb::encode_claims(&payload_bytes);
+    if jsonb.is_none() {
+        if let Err(why) = payload_is_jsonb_object(&payload_bytes) {
+            push("format", false, Some(format!("token is malformed: {why}")));
+            return Ok((checks, None));
+        }
     }
     push("format", true, None);
     let kid = match header.get("kid") {
@@ -379,12 +386,24 @@ pub fn check_with<C: Claims>(
     if !push("signature", sig_ok, (!sig_ok).then(|| "bad signature".to_string())) {
         return Ok((checks, None));
     }
-    let claims = match parse(&payload_bytes) {
+    let claims = match parse(Payload { json: &payload_bytes, jsonb }) {
         Ok(c) => c,
         Err(e) => {
             push("claims", false, Some(e));
             return Ok((checks, None));
         }
+    };
+    let all = claim_checks(&claims, cfg, &mut checks);
+    Ok((checks, all.then_some(claims)))
+}
+
+/// The checks of a verified payload's claims (exp, nbf, iat, aud, iss),
+/// recorded in `checks`; true when all pass. Shared by `check_with` and by
+/// callers that already hold a payload whose signature verified.
+pub fn claim_checks<C: Claims>(claims: &C, cfg: &VerifyConfig, checks: &mut Vec<Check>) -> bool {
+    let mut push = |name: &'static str, pass: bool, detail: Option<String>| {
+        checks.push(Check { name, pass, detail });
+        pass
     };
     let mut all = true;
     let (exp, nbf, iat) = match (claims.number("exp"), claims.number("nbf"), claims.number("iat")) {
@@ -393,7 +412,7 @@ pub fn check_with<C: Claims>(
             let k = if e.is_err() { "exp" } else if n.is_err() { "nbf" } else { "iat" };
             let _ = i;
             push("claims", false, Some(format!("{k} is not a number")));
-            return Ok((checks, None));
+            return false;
         }
     };
     all &= match exp {
@@ -416,12 +435,12 @@ pub fn check_with<C: Claims>(
         let ok = claims.string("iss") == Some(want);
         all &= push("iss", ok, (!ok).then(|| format!("wrong iss (expected {want:?})")));
     }
-    Ok((checks, all.then_some(claims)))
+    all
 }
 
 /// `check_with` for HS256 only, over a serde map (unit tests).
 pub fn check_hs256(token: &str, secret: &[u8], cfg: &VerifyConfig) -> (Vec<Check>, Option<Map<String, Value>>) {
-    check_with(token, cfg, |_| Ok(KeyChoice::Secret(secret.to_vec())), |bytes| match serde_json::from_slice::<Value>(bytes) {
+    check_with(token, cfg, |_| Ok(KeyChoice::Secret(secret.to_vec())), |p| match serde_json::from_slice::<Value>(p.json) {
         Ok(Value::Object(m)) => Ok(m),
         _ => Err("payload is not a JSON object".to_string()),
     })
@@ -494,13 +513,64 @@ pub fn sign_hs256(
     audience: Option<&str>,
 ) -> String {
     fill_standard_claims(&mut claims, now, ttl, jti, issuer, audience);
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let header = HS256_HEADER_B64;
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&Value::Object(claims)).expect("serialisable"));
     let input = format!("{header}.{payload}");
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(input.as_bytes());
     let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
     format!("{input}.{sig}")
+}
+
+/// The header every HS256 token here carries, base64url: `{"alg":"HS256","typ":"JWT"}`.
+pub const HS256_HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
+/// `sign_hs256` over claims already serialised as a compact JSON object
+/// (`{...}`, as core::jsonb::object_to_json writes it): the standard claims
+/// `present` reports absent are appended, with the same values
+/// `fill_standard_claims` gives, and the text is signed as is (no parse,
+/// no re-serialisation).
+#[allow(clippy::too_many_arguments)]
+pub fn sign_hs256_json(
+    mut payload: Vec<u8>,
+    present: &dyn Fn(&str) -> bool,
+    secret: &[u8],
+    now: i64,
+    ttl: i64,
+    jti: &str,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+) -> String {
+    debug_assert!(payload.first() == Some(&b'{') && payload.last() == Some(&b'}'));
+    payload.pop();
+    let mut add = |k: &str, v: Value| {
+        if !present(k) {
+            if payload.len() > 1 {
+                payload.push(b',');
+            }
+            payload.extend_from_slice(format!("\"{k}\":").as_bytes());
+            serde_json::to_writer(&mut payload, &v).expect("a string or an integer serialises");
+        }
+    };
+    add("iat", Value::from(now));
+    add("exp", Value::from(now + ttl));
+    add("jti", Value::from(jti));
+    if let Some(iss) = issuer {
+        add("iss", Value::from(iss));
+    }
+    if let Some(aud) = audience {
+        add("aud", Value::from(aud));
+    }
+    payload.push(b'}');
+    let mut token = String::with_capacity(HS256_HEADER_B64.len() + payload.len() * 4 / 3 + 50);
+    token.push_str(HS256_HEADER_B64);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(token.as_bytes());
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(mac.finalize().into_bytes(), &mut token);
+    token
 }
 
 #[cfg(test)]
@@ -521,6 +591,20 @@ mod hs256_tests {
 
     fn sign(c: Value) -> String {
         sign_hs256(claims(c), SECRET, NOW, 3600, "jti-1", None, Some("authenticated"))
+    }
+
+    #[test]
+    fn the_text_signer_fills_and_signs_like_the_map_signer() {
+        for c in [json!({}), json!({"sub": "u", "iat": 5}), json!({"a": [1, {"b": "\"é"}], "aud": "x", "exp": 1800000100, "jti": "j", "iss": "me"})] {
+            let text = serde_json::to_vec(&c).unwrap();
+            let m = claims(c);
+            let via_text = sign_hs256_json(text, &|k| m.contains_key(k), SECRET, NOW, 60, "jti-1", Some("iss-1"), Some("aud-1"));
+            let via_map = sign_hs256(m.clone(), SECRET, NOW, 60, "jti-1", Some("iss-1"), Some("aud-1"));
+            assert_eq!(decode(&via_text).unwrap().payload, decode(&via_map).unwrap().payload);
+            let cfg = VerifyConfig { audience: None, ..cfg() };
+            assert!(check_hs256(&via_text, SECRET, &cfg).1.is_some(), "{via_text}");
+        }
+        assert!(URL_SAFE_NO_PAD.decode(HS256_HEADER_B64).unwrap() == br#"{"alg":"HS256","typ":"JWT"}"#);
     }
 
     fn refusal(token: &str, cfg: &VerifyConfig) -> Option<String> {
@@ -627,7 +711,7 @@ mod hs256_tests {
                 Some(_) => KeyChoice::UnknownKid,
                 None => KeyChoice::Secret(SECRET.to_vec()),
             }),
-            |b| serde_json::from_slice::<Map<String, Value>>(b).map_err(|e| e.to_string()),
+            |p| serde_json::from_slice::<Map<String, Value>>(p.json).map_err(|e| e.to_string()),
         )
         .unwrap();
         first_refusal(&checks).map(|r| r.reason)
@@ -682,6 +766,7 @@ mod hs256_tests {
         // Surrogate pairs, as Python's json.dumps writes emoji, pass.
         assert!(payload_is_jsonb_object(br#"{"a": "\ud83d\ude00"}"#).is_ok());
         assert!(payload_is_jsonb_object(b"{\"a\": 1} trailing").is_err());
+        assert_eq!(payload_is_jsonb_object(b"{\"a\": \"\xff\"}"), Err("payload is not valid UTF-8"));
     }
 
     proptest::proptest! {

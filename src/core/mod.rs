@@ -7,6 +7,7 @@ pub mod aead;
 pub mod authz;
 pub mod claims;
 pub mod error;
+pub mod jsonb;
 pub mod jwt;
 pub mod keys;
 pub mod token;

@@ -1,0 +1,202 @@
+//! Per-backend copies of the small, rarely written state that every token
+//! check reads: the revoked jtis, the revoked sessions and the active
+//! signing key. With them verify_jwt does one index probe (the user's row)
+//! instead of three, and sign_jwt none.
+//!
+//! Invalidation is Postgres' own, the way its catalog caches work:
+//! - a statement-level trigger on identity.revoked_jwts, revoked_sessions
+//!   and signing_keys (ENABLE ALWAYS, so replication apply fires it too)
+//!   calls CacheInvalidateRelcache on its table. The message is
+//!   transactional: other backends receive it when the writer commits
+//!   (nothing on rollback); it is also written to the WAL with the commit,
+//!   so hot standbys drop their copies when they replay it.
+//! - every read first calls AcceptInvalidationMessages (a flag check when
+//!   nothing is pending), so a revocation committed before the call is seen
+//!   by it, as with a probe.
+//! - a copy is loaded with a fresh snapshot taken after that, so it is never
+//!   older than the messages already processed. The writing backend's own
+//!   uncommitted change is seen (its invalidation runs at the next command)
+//!   and forgotten again if it rolls back (Postgres replays the transaction's
+//!   invalidations on abort).
+//! A table over MAX_ROWS rows is not copied; it is probed per call as before.
+
+use crate::api::keys::ActiveKey;
+use crate::heap;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+/// Above this many rows a table is probed instead of copied.
+const MAX_ROWS: usize = 50_000;
+
+enum Copy<T> {
+    Unknown,
+    Loaded(HashSet<T>),
+    TooBig,
+}
+
+struct Caches {
+    registered: bool,
+    /// revoked_jwts, revoked_sessions, signing_keys (InvalidOid: not known yet).
+    oids: [pg_sys::Oid; 3],
+    jtis: Copy<Box<[u8]>>,
+    sessions: Copy<[u8; 16]>,
+    /// None: not read yet; Some(None): no active key.
+    active_key: Option<Option<ActiveKey>>,
+}
+
+thread_local! {
+    static CACHES: RefCell<Caches> = const {
+        RefCell::new(Caches {
+            registered: false,
+            oids: [pg_sys::InvalidOid; 3],
+            jtis: Copy::Unknown,
+            sessions: Copy::Unknown,
+            active_key: None,
+        })
+    };
+}
+
+/// Relcache callback: forget the copy of the invalidated table (every copy
+/// for InvalidOid, a full reset). Runs during invalidation processing, so it
+/// only drops Rust values: no catalog access.
+#[pg_guard]
+unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    CACHES.with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            let hit = |oid: pg_sys::Oid| relid == pg_sys::InvalidOid || oid == pg_sys::InvalidOid || relid == oid;
+            if hit(c.oids[0]) {
+                c.jtis = Copy::Unknown;
+            }
+            if hit(c.oids[1]) {
+                c.sessions = Copy::Unknown;
+            }
+            if hit(c.oids[2]) {
+                c.active_key = None;
+            }
+        }
+    });
+}
+
+/// Remembers which table a copy came from (before loading it).
+fn set_oid(i: usize, t: &heap::Table) {
+    let oid = heap::table_oid(t);
+    CACHES.with(|c| c.borrow_mut().oids[i] = oid);
+}
+
+fn prepare() {
+    CACHES.with(|c| {
+        let mut c = c.borrow_mut();
+        if !c.registered {
+            unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(forget), pg_sys::Datum::from(0)) };
+            c.registered = true;
+        }
+    });
+    // Messages committed by others up to now (cheap when there are none).
+    unsafe { pg_sys::AcceptInvalidationMessages() };
+}
+
+/// Is `jti` revoked?
+pub fn jti_revoked(jti: &str) -> bool {
+    prepare();
+    let known = CACHES.with(|c| match &c.borrow().jtis {
+        Copy::Loaded(set) => Some(set.contains(jti.as_bytes())),
+        Copy::TooBig => Some(heap::jti_revoked(jti)),
+        Copy::Unknown => None,
+    });
+    known.unwrap_or_else(|| {
+        set_oid(0, &heap::REVOKED_JWTS);
+        let mut set = HashSet::new();
+        let complete = heap::scan_all(&heap::REVOKED_JWTS, |r| {
+            if let Some(j) = r.text(0) {
+                set.insert(j.into_bytes().into_boxed_slice());
+            }
+            set.len() <= MAX_ROWS
+        });
+        let answer = set.contains(jti.as_bytes()) || (!complete && heap::jti_revoked(jti));
+        let copy = if complete { Copy::Loaded(set) } else { Copy::TooBig };
+        CACHES.with(|c| c.borrow_mut().jtis = copy);
+        answer
+    })
+}
+
+/// Is session `id` revoked?
+pub fn session_revoked(id: [u8; 16]) -> bool {
+    prepare();
+    let known = CACHES.with(|c| match &c.borrow().sessions {
+        Copy::Loaded(set) => Some(set.contains(&id)),
+        Copy::TooBig => Some(heap::session_revoked(id)),
+        Copy::Unknown => None,
+    });
+    known.unwrap_or_else(|| {
+        set_oid(1, &heap::REVOKED_SESSIONS);
+        let mut set = HashSet::new();
+        let complete = heap::scan_all(&heap::REVOKED_SESSIONS, |r| {
+            let (d, null) = r.get(0);
+            if let Some(u) = unsafe { pgrx::Uuid::from_datum(d, null) } {
+                set.insert(*u.as_bytes());
+            }
+            set.len() <= MAX_ROWS
+        });
+        let answer = set.contains(&id) || (!complete && heap::session_revoked(id));
+        let copy = if complete { Copy::Loaded(set) } else { Copy::TooBig };
+        CACHES.with(|c| c.borrow_mut().sessions = copy);
+        answer
+    })
+}
+
+/// The active signing key (None: sign with HS256), read once per change.
+pub fn active_key(
+    load: impl FnOnce() -> Result<Option<ActiveKey>, crate::core::error::IdentityError>,
+) -> Result<Option<ActiveKey>, crate::core::error::IdentityError> {
+    prepare();
+    if let Some(k) = CACHES.with(|c| c.borrow().active_key.clone()) {
+        return Ok(k);
+    }
+    set_oid(2, &heap::SIGNING_KEYS);
+    let k = load()?;
+    CACHES.with(|c| c.borrow_mut().active_key = Some(k.clone()));
+    Ok(k)
+}
+
+/// The trigger on the cached tables: queue a relcache invalidation of the
+/// table, delivered to every backend (and standby) when the writer commits.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn identity_cached_table_changed(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let ctx = unsafe { (*fcinfo).context };
+    if ctx.is_null() || unsafe { (*ctx).type_ } != pg_sys::NodeTag::T_TriggerData {
+        error!("identity_cached_table_changed is a trigger function");
+    }
+    let data = ctx.cast::<pg_sys::TriggerData>();
+    unsafe { pg_sys::CacheInvalidateRelcache((*data).tg_relation) };
+    pg_sys::Datum::from(0)
+}
+
+static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+#[no_mangle]
+pub extern "C" fn pg_finfo_identity_cached_table_changed() -> &'static pg_sys::Pg_finfo_record {
+    &V1
+}
+
+extension_sql!(
+    r#"
+CREATE FUNCTION identity.cached_table_changed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'identity_cached_table_changed';
+COMMENT ON FUNCTION identity.cached_table_changed() IS
+    'Trigger: tells every backend to reload its copy of this table (revocations, signing keys).';
+REVOKE ALL ON FUNCTION identity.cached_table_changed() FROM PUBLIC;
+CREATE TRIGGER cached_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON identity.revoked_jwts
+    FOR EACH STATEMENT EXECUTE FUNCTION identity.cached_table_changed();
+CREATE TRIGGER cached_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON identity.revoked_sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION identity.cached_table_changed();
+CREATE TRIGGER cached_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON identity.signing_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION identity.cached_table_changed();
+ALTER TABLE identity.revoked_jwts ENABLE ALWAYS TRIGGER cached_table_changed;
+ALTER TABLE identity.revoked_sessions ENABLE ALWAYS TRIGGER cached_table_changed;
+ALTER TABLE identity.signing_keys ENABLE ALWAYS TRIGGER cached_table_changed;
+"#,
+    name = "cache_triggers",
+    requires = ["schema"],
+);
