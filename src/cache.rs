@@ -1,7 +1,8 @@
 //! Per-backend copies of the small, rarely written state that every token
-//! check reads: the revoked jtis, the revoked sessions and the active
-//! signing key. With them verify_jwt does one index probe (the user's row)
-//! instead of three, and sign_jwt none.
+//! check reads: the revoked jtis, the revoked sessions, the active signing
+//! key, and the token state (status, tokens_valid_after) of users seen
+//! recently. With them verify_jwt does at most one index probe (a user not
+//! seen yet) instead of three, and sign_jwt none.
 //!
 //! Invalidation is Postgres' own, the way its catalog caches work:
 //! - a statement-level trigger on identity.revoked_jwts, revoked_sessions
@@ -14,11 +15,14 @@
 //!   nothing is pending), so a revocation committed before the call is seen
 //!   by it, as with a probe.
 //! - a copy is loaded with a fresh snapshot taken after that, so it is never
-//!   older than the messages already processed. The writing backend's own
+//!   older than the messages already processed; and it is kept only if no
+//!   message arrived while it was read (one could predate the snapshot). The writing backend's own
 //!   uncommitted change is seen (its invalidation runs at the next command)
 //!   and forgotten again if it rolls back (Postgres replays the transaction's
 //!   invalidations on abort).
 //! A table over MAX_ROWS rows is not copied; it is probed per call as before.
+//! In parallel mode (no new snapshot allowed) nothing is filled: a miss is
+//! probed under the statement's snapshot.
 
 use crate::api::keys::ActiveKey;
 use crate::heap;
@@ -38,22 +42,36 @@ enum Copy<T> {
 
 struct Caches {
     registered: bool,
-    /// revoked_jwts, revoked_sessions, signing_keys (InvalidOid: not known yet).
-    oids: [pg_sys::Oid; 3],
+    /// revoked_jwts, revoked_sessions, signing_keys, users, deleted_users
+    /// (InvalidOid: not known yet).
+    oids: [pg_sys::Oid; 5],
     jtis: Copy<Box<[u8]>>,
     sessions: Copy<[u8; 16]>,
     /// None: not read yet; Some(None): no active key.
     active_key: Option<Option<ActiveKey>>,
+    /// user id -> (active, tokens_valid_after, status when not active).
+    users: std::collections::HashMap<[u8; 16], UserToken>,
 }
 
+/// What verify_jwt reads of a user (heap::token_state).
+pub type UserToken = (bool, Option<i64>, String);
+
+/// At most this many users are remembered (then the map starts over).
+const MAX_USERS: usize = 16_384;
+
 thread_local! {
-    static CACHES: RefCell<Caches> = const {
+    static RESET_ALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Relcache messages processed so far: a fill stores its result only if
+    /// none arrived while it read (its snapshot may predate that message).
+    static INVALS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static CACHES: RefCell<Caches> = {
         RefCell::new(Caches {
             registered: false,
-            oids: [pg_sys::InvalidOid; 3],
+            oids: [pg_sys::InvalidOid; 5],
             jtis: Copy::Unknown,
             sessions: Copy::Unknown,
             active_key: None,
+            users: std::collections::HashMap::new(),
         })
     };
 }
@@ -63,18 +81,27 @@ thread_local! {
 /// only drops Rust values: no catalog access.
 #[pg_guard]
 unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    INVALS.with(|n| n.set(n.get().wrapping_add(1)));
     CACHES.with(|c| {
-        if let Ok(mut c) = c.try_borrow_mut() {
-            let hit = |oid: pg_sys::Oid| relid == pg_sys::InvalidOid || oid == pg_sys::InvalidOid || relid == oid;
-            if hit(c.oids[0]) {
-                c.jtis = Copy::Unknown;
-            }
-            if hit(c.oids[1]) {
-                c.sessions = Copy::Unknown;
-            }
-            if hit(c.oids[2]) {
-                c.active_key = None;
-            }
+        let Ok(mut c) = c.try_borrow_mut() else {
+            // Never expected (no borrow is held across a Postgres call); if
+            // it happens anyway, nothing is lost: everything is reset on the
+            // next read.
+            RESET_ALL.with(|r| r.set(true));
+            return;
+        };
+        let hit = |oid: pg_sys::Oid| relid == pg_sys::InvalidOid || oid == pg_sys::InvalidOid || relid == oid;
+        if hit(c.oids[0]) {
+            c.jtis = Copy::Unknown;
+        }
+        if hit(c.oids[1]) {
+            c.sessions = Copy::Unknown;
+        }
+        if hit(c.oids[2]) {
+            c.active_key = None;
+        }
+        if hit(c.oids[3]) || hit(c.oids[4]) {
+            c.users.clear();
         }
     });
 }
@@ -95,55 +122,123 @@ fn prepare() {
     });
     // Messages committed by others up to now (cheap when there are none).
     unsafe { pg_sys::AcceptInvalidationMessages() };
+    if RESET_ALL.with(|r| r.replace(false)) {
+        CACHES.with(|c| {
+            let mut c = c.borrow_mut();
+            c.jtis = Copy::Unknown;
+            c.sessions = Copy::Unknown;
+            c.active_key = None;
+            c.users.clear();
+        });
+    }
+}
+
+/// What a copy says, read out before any Postgres call (so no borrow is
+/// held while an invalidation may arrive).
+enum Known {
+    Answer(bool),
+    Probe,
+    Load,
+}
+
+fn invals() -> u64 {
+    INVALS.with(std::cell::Cell::get)
+}
+
+/// Copies are filled only outside parallel mode (a fill needs a fresh
+/// snapshot, which parallel workers cannot take).
+fn can_fill() -> bool {
+    unsafe { !pg_sys::IsInParallelMode() }
 }
 
 /// Is `jti` revoked?
 pub fn jti_revoked(jti: &str) -> bool {
     prepare();
     let known = CACHES.with(|c| match &c.borrow().jtis {
-        Copy::Loaded(set) => Some(set.contains(jti.as_bytes())),
-        Copy::TooBig => Some(heap::jti_revoked(jti)),
-        Copy::Unknown => None,
+        Copy::Loaded(set) => Known::Answer(set.contains(jti.as_bytes())),
+        Copy::TooBig => Known::Probe,
+        Copy::Unknown => Known::Load,
     });
-    known.unwrap_or_else(|| {
-        set_oid(0, &heap::REVOKED_JWTS);
-        let mut set = HashSet::new();
-        let complete = heap::scan_all(&heap::REVOKED_JWTS, |r| {
-            if let Some(j) = r.text(0) {
-                set.insert(j.into_bytes().into_boxed_slice());
-            }
-            set.len() <= MAX_ROWS
-        });
-        let answer = set.contains(jti.as_bytes()) || (!complete && heap::jti_revoked(jti));
-        let copy = if complete { Copy::Loaded(set) } else { Copy::TooBig };
+    match known {
+        Known::Answer(a) => return a,
+        Known::Probe => return heap::jti_revoked(jti),
+        Known::Load if !can_fill() => return heap::jti_revoked(jti),
+        Known::Load => {}
+    }
+    set_oid(0, &heap::REVOKED_JWTS);
+    let before = invals();
+    let mut set = HashSet::new();
+    let complete = heap::scan_all(&heap::REVOKED_JWTS, |r| {
+        if let Some(j) = r.text(0) {
+            set.insert(j.into_bytes().into_boxed_slice());
+        }
+        set.len() <= MAX_ROWS
+    });
+    let answer = set.contains(jti.as_bytes()) || (!complete && heap::jti_revoked(jti));
+    let copy = if complete { Copy::Loaded(set) } else { Copy::TooBig };
+    if invals() == before {
         CACHES.with(|c| c.borrow_mut().jtis = copy);
-        answer
-    })
+    }
+    answer
 }
 
 /// Is session `id` revoked?
 pub fn session_revoked(id: [u8; 16]) -> bool {
     prepare();
     let known = CACHES.with(|c| match &c.borrow().sessions {
-        Copy::Loaded(set) => Some(set.contains(&id)),
-        Copy::TooBig => Some(heap::session_revoked(id)),
-        Copy::Unknown => None,
+        Copy::Loaded(set) => Known::Answer(set.contains(&id)),
+        Copy::TooBig => Known::Probe,
+        Copy::Unknown => Known::Load,
     });
-    known.unwrap_or_else(|| {
-        set_oid(1, &heap::REVOKED_SESSIONS);
-        let mut set = HashSet::new();
-        let complete = heap::scan_all(&heap::REVOKED_SESSIONS, |r| {
-            let (d, null) = r.get(0);
-            if let Some(u) = unsafe { pgrx::Uuid::from_datum(d, null) } {
-                set.insert(*u.as_bytes());
-            }
-            set.len() <= MAX_ROWS
-        });
-        let answer = set.contains(&id) || (!complete && heap::session_revoked(id));
-        let copy = if complete { Copy::Loaded(set) } else { Copy::TooBig };
+    match known {
+        Known::Answer(a) => return a,
+        Known::Probe => return heap::session_revoked(id),
+        Known::Load if !can_fill() => return heap::session_revoked(id),
+        Known::Load => {}
+    }
+    set_oid(1, &heap::REVOKED_SESSIONS);
+    let before = invals();
+    let mut set = HashSet::new();
+    let complete = heap::scan_all(&heap::REVOKED_SESSIONS, |r| {
+        let (d, null) = r.get(0);
+        if let Some(u) = unsafe { pgrx::Uuid::from_datum(d, null) } {
+            set.insert(*u.as_bytes());
+        }
+        set.len() <= MAX_ROWS
+    });
+    let answer = set.contains(&id) || (!complete && heap::session_revoked(id));
+    let copy = if complete { Copy::Loaded(set) } else { Copy::TooBig };
+    if invals() == before {
         CACHES.with(|c| c.borrow_mut().sessions = copy);
-        answer
-    })
+    }
+    answer
+}
+
+/// User `id`'s token state: active, tokens_valid_after, status (tombstoned
+/// users included); None when there is no such user (not remembered: the
+/// user may be created any time).
+pub fn user_token_state(id: [u8; 16]) -> Option<UserToken> {
+    prepare();
+    if let Some(u) = CACHES.with(|c| c.borrow().users.get(&id).cloned()) {
+        return Some(u);
+    }
+    if !can_fill() {
+        return heap::token_state(id, unsafe { pg_sys::GetActiveSnapshot() });
+    }
+    set_oid(3, &heap::USERS);
+    set_oid(4, &heap::DELETED_USERS);
+    let before = invals();
+    let state = heap::with_latest_snapshot(|snapshot| heap::token_state(id, snapshot))?;
+    if invals() == before {
+        CACHES.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.users.len() >= MAX_USERS {
+                c.users.clear();
+            }
+            c.users.insert(id, state.clone());
+        });
+    }
+    Some(state)
 }
 
 /// The active signing key (None: sign with HS256), read once per change.
@@ -154,9 +249,21 @@ pub fn active_key(
     if let Some(k) = CACHES.with(|c| c.borrow().active_key.clone()) {
         return Ok(k);
     }
+    if !can_fill() {
+        return load();
+    }
     set_oid(2, &heap::SIGNING_KEYS);
-    let k = load()?;
-    CACHES.with(|c| c.borrow_mut().active_key = Some(k.clone()));
+    let before = invals();
+    let k = heap::with_latest_snapshot(|snapshot| {
+        // The load probes under the active snapshot: make it this fresh one.
+        unsafe { pg_sys::PushActiveSnapshot(snapshot) };
+        let k = load();
+        unsafe { pg_sys::PopActiveSnapshot() };
+        k
+    })?;
+    if invals() == before {
+        CACHES.with(|c| c.borrow_mut().active_key = Some(k.clone()));
+    }
     Ok(k)
 }
 
@@ -193,9 +300,15 @@ CREATE TRIGGER cached_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     FOR EACH STATEMENT EXECUTE FUNCTION identity.cached_table_changed();
 CREATE TRIGGER cached_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON identity.signing_keys
     FOR EACH STATEMENT EXECUTE FUNCTION identity.cached_table_changed();
+CREATE TRIGGER cached_table_changed AFTER UPDATE OF status, tokens_valid_after OR DELETE OR TRUNCATE ON identity.users
+    FOR EACH STATEMENT EXECUTE FUNCTION identity.cached_table_changed();
+CREATE TRIGGER cached_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON identity.deleted_users
+    FOR EACH STATEMENT EXECUTE FUNCTION identity.cached_table_changed();
 ALTER TABLE identity.revoked_jwts ENABLE ALWAYS TRIGGER cached_table_changed;
 ALTER TABLE identity.revoked_sessions ENABLE ALWAYS TRIGGER cached_table_changed;
 ALTER TABLE identity.signing_keys ENABLE ALWAYS TRIGGER cached_table_changed;
+ALTER TABLE identity.users ENABLE ALWAYS TRIGGER cached_table_changed;
+ALTER TABLE identity.deleted_users ENABLE ALWAYS TRIGGER cached_table_changed;
 "#,
     name = "cache_triggers",
     requires = ["schema"],

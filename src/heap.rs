@@ -157,6 +157,23 @@ impl Row<'_> {
 
 /// Probes `t` for primary key `key`; `read` sees the row while it is valid.
 pub fn probe<R>(t: &Table, key: pg_sys::Datum, read: impl FnOnce(&Row) -> R) -> Option<R> {
+    probe_in(t, key, unsafe { pg_sys::GetActiveSnapshot() }, read)
+}
+
+/// Runs `f` with a fresh registered snapshot (newer than every invalidation
+/// message this backend has processed): for filling cache.rs's copies.
+/// Not in parallel mode, where Postgres allows no new snapshot.
+pub fn with_latest_snapshot<R>(f: impl FnOnce(pg_sys::Snapshot) -> R) -> R {
+    unsafe {
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let out = f(snapshot);
+        pg_sys::UnregisterSnapshot(snapshot);
+        out
+    }
+}
+
+/// `probe` under a given snapshot.
+pub fn probe_in<R>(t: &Table, key: pg_sys::Datum, snapshot: pg_sys::Snapshot, read: impl FnOnce(&Row) -> R) -> Option<R> {
     let r = rels(t);
     unsafe {
         let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
@@ -167,7 +184,7 @@ pub fn probe<R>(t: &Table, key: pg_sys::Datum, read: impl FnOnce(&Row) -> R) -> 
         // ScanKeyInit assumes the C collation; a text key must compare under
         // the index's own collation, or the btree descent can miss the row.
         scankey.sk_collation = *(*idx).rd_indcollation;
-        let scan = pg_sys::index_beginscan(rel, idx, pg_sys::GetActiveSnapshot(), 1, 0);
+        let scan = pg_sys::index_beginscan(rel, idx, snapshot, 1, 0);
         pg_sys::index_rescan(scan, &mut scankey, 1, std::ptr::null_mut(), 0);
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
         let out = if pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
@@ -262,8 +279,8 @@ pub fn user_state(id: [u8; 16]) -> Option<UserState> {
 /// What verify_jwt needs of user `id`: whether it is active, and its
 /// tokens_valid_after (rounded up, as in `live_user`). Reads two columns, no
 /// other conversion; a tombstoned user is (false, i64::MAX).
-pub fn token_state(id: [u8; 16]) -> Option<(bool, Option<i64>, String)> {
-    probe(&USERS, uuid_key(id), |r| {
+pub fn token_state(id: [u8; 16], snapshot: pg_sys::Snapshot) -> Option<(bool, Option<i64>, String)> {
+    probe_in(&USERS, uuid_key(id), snapshot, |r| {
         let (d, null) = r.get(4);
         // status is text; compare its bytes without building a String.
         let active = !null
@@ -271,7 +288,7 @@ pub fn token_state(id: [u8; 16]) -> Option<(bool, Option<i64>, String)> {
         let status = if active { String::new() } else { r.text(4).unwrap_or_default() };
         (active, r.epoch_seconds(5).map(|s| if s == i64::MIN { s } else { s.saturating_add(1) }), status)
     })
-    .or_else(|| probe(&DELETED_USERS, uuid_key(id), |_| (false, Some(i64::MAX), "deleted".to_string())))
+    .or_else(|| probe_in(&DELETED_USERS, uuid_key(id), snapshot, |_| (false, Some(i64::MAX), "deleted".to_string())))
 }
 
 fn live_user(id: [u8; 16]) -> Option<UserState> {

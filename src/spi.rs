@@ -23,8 +23,12 @@ pub fn one<T: FromDatum + IntoDatum>(sql: &'static str, args: &[DatumWithOid]) -
 }
 
 /// A statement that writes (INSERT/UPDATE/DELETE ... RETURNING allowed).
+///
+/// Runs the statement to completion (no row limit): SPI's limit stops the
+/// executor early, and a statement stopped early never fires its AFTER
+/// STATEMENT triggers (cache.rs depends on them).
 pub fn write_one<T: FromDatum + IntoDatum>(sql: &'static str, args: &[DatumWithOid]) -> PgResult<Option<T>> {
-    Spi::connect_mut(|c| match c.update(sql, Some(1), args) {
+    Spi::connect_mut(|c| match c.update(sql, None, args) {
         Ok(t) if t.is_empty() => Ok(None),
         Ok(t) => t.first().get_one::<T>().map_err(spi_err),
         Err(e) => Err(spi_err(e)),
@@ -36,7 +40,7 @@ pub fn write_two<A: FromDatum + IntoDatum, B: FromDatum + IntoDatum>(
     sql: &'static str,
     args: &[DatumWithOid],
 ) -> PgResult<Option<(Option<A>, Option<B>)>> {
-    Spi::connect_mut(|c| match c.update(sql, Some(1), args) {
+    Spi::connect_mut(|c| match c.update(sql, None, args) {
         Ok(t) if t.is_empty() => Ok(None),
         Ok(t) => t.first().get_two::<A, B>().map(Some).map_err(spi_err),
         Err(e) => Err(spi_err(e)),

@@ -179,7 +179,7 @@ fn stateful_checks<C: Claims>(mut checks: Vec<Check>, claims: Option<C>) -> (Vec
         checks.push(check("revoked_session", !crate::cache::session_revoked(sid), "session revoked"));
     }
     if let Some(sub) = uuid_claim("sub") {
-        if let Some((active, tokens_valid_after, status)) = heap::token_state(sub) {
+        if let Some((active, tokens_valid_after, status)) = crate::cache::user_token_state(sub) {
             checks.push(check("user_status", active, &format!("user {status}")));
             let iat = c.number("iat").ok().flatten().unwrap_or(i64::MIN);
             let ok = tokens_valid_after.is_none_or(|va| iat >= va);
