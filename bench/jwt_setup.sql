@@ -31,7 +31,13 @@ create table bench.tokens as select id, identity.sign_jwt(claims) as token from 
 -- The same claims without sub, session_id and jti: no table checks.
 create table bench.tokens_stateless as
   select id, identity.sign_jwt(claims - 'sub' - 'session_id' - 'jti') as token from bench.claims;
-analyze bench.claims, bench.tokens, bench.tokens_stateless;
+-- The same 980 tokens, each 10 times, cycling through all of them before
+-- any repeats: a backend serving requests sees a user's token again and
+-- again while it is valid. 980 is under the 1,024 signatures a backend
+-- remembers, so the calls after the first of each token are "repeat" calls.
+create table bench.tokens_repeat as
+  select t.id, t.token from bench.tokens t cross join generate_series(1, 10) g where t.id <= 1000 order by g, t.id;
+analyze bench.claims, bench.tokens, bench.tokens_stateless, bench.tokens_repeat;
 -- Both verifiers accept every token before they are timed.
 do $$
 begin

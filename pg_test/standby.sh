@@ -65,5 +65,30 @@ check "the standby wrote no last_used_at (it cannot)" "" \
 p -c "select identity.verify_api_token('$token') is not null" >/dev/null
 check "the primary writes last_used_at" "t" \
       "$(p -c "select last_used_at is not null from identity.api_tokens where name = 'standby test'")"
+# One long-lived standby session whose per-backend copies (src/cache.rs)
+# hold the revocations and the user's state: changes committed on the
+# primary reach it through the replayed invalidation messages.
+p -c "insert into identity.users (id, email) values ('00000000-0000-0000-0000-00000000a002', 'cached@example.com')" >/dev/null
+jwt_a=$(p -c "select identity.issue_access_token('00000000-0000-0000-0000-00000000a002')")
+jwt_b=$(p -c "select identity.issue_access_token('00000000-0000-0000-0000-00000000a002')")
+sid_a=$(p -c "select identity.decode_jwt('$jwt_a')#>>'{payload,session_id}'")
+wait_replay
+primary="psql -qAtX -h $PRIMARY_DIR -p $PRIMARY_PORT -v ON_ERROR_STOP=1"
+session=$(s -v ON_ERROR_STOP=1 <<SQL 2>&1
+select 'before: ' || (identity.try_verify_jwt('$jwt_a')).valid || ' ' || (identity.try_verify_jwt('$jwt_b')).valid;
+select 'again: ' || (identity.try_verify_jwt('$jwt_a')).valid || ' ' || (identity.try_verify_jwt('$jwt_b')).valid;
+\! $primary -c "select identity.revoke_session('$sid_a')" -c "select identity.suspend_user('00000000-0000-0000-0000-00000000a002')" >/dev/null
+do \$\$ begin
+  for i in 1..100 loop
+    exit when exists (select 1 from identity.users where id = '00000000-0000-0000-0000-00000000a002' and status = 'suspended');
+    perform pg_sleep(0.1);
+  end loop;
+  perform pg_sleep(0.2);
+end \$\$;
+select 'after: ' || (identity.try_verify_jwt('$jwt_a')).reason || ' / ' || (identity.try_verify_jwt('$jwt_b')).reason;
+SQL
+)
+check "a standby session's cached state is valid, then sees the primary's revocation and suspension" \
+      "before: true true|again: true true|after: session revoked / user suspended" "$(echo "$session" | paste -sd '|')"
 echo "standby: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
