@@ -485,6 +485,41 @@ mod tests {
         assert_eq!(same, Some(true));
     }
 
+    /// A payload the fast encoder declines (fractions, exponents) still
+    /// verifies, through jsonb_in, to the same claims.
+    #[pg_test]
+    fn verify_jwt_reads_payloads_the_encoder_declines() {
+        let same = Spi::get_one::<bool>(
+            r#"select identity.verify_jwt(identity.sign_jwt('{"x": 1.50, "y": 1e3, "z": [0.5]}')) @> '{"x": 1.50, "y": 1000, "z": [0.5]}'"#,
+        )
+        .unwrap();
+        assert_eq!(same, Some(true));
+    }
+
+    /// A remembered signature skips only the HMAC and the parse: the
+    /// audience argument, the leeway and the expiry are checked on every call.
+    #[pg_test]
+    fn a_remembered_token_is_still_checked_on_every_call() {
+        let t = Spi::get_one::<String>(
+            "select identity.sign_jwt(jsonb_build_object('aud', 'authenticated', 'exp', extract(epoch from now())::bigint - 10))",
+        )
+        .unwrap()
+        .unwrap();
+        let reason = |sql: &str| -> Option<String> {
+            Spi::get_one_with_args::<String>(sql, &[t.as_str().into()]).unwrap()
+        };
+        Spi::run("set identity.jwt_leeway = 60").unwrap();
+        for _ in 0..2 {
+            assert_eq!(reason("select reason from identity.try_verify_jwt($1)"), None);
+        }
+        assert_eq!(reason("select reason from identity.try_verify_jwt($1, 'other')").as_deref(), Some(r#"wrong aud (expected "other")"#));
+        assert_eq!(reason("select reason from identity.try_verify_jwt($1)"), None);
+        Spi::run("set identity.jwt_leeway = 0").unwrap();
+        assert_eq!(reason("select reason from identity.try_verify_jwt($1)").as_deref(), Some("expired"));
+        let explained = Spi::get_one_with_args::<bool>("select (identity.explain_jwt($1))->'valid' = 'false'", &[t.as_str().into()]).unwrap();
+        assert_eq!(explained, Some(true));
+    }
+
     #[pg_test(error = "token is malformed")]
     fn decode_jwt_two_parts_is_an_error() {
         Spi::run("select identity.decode_jwt('abc.def')").unwrap();
