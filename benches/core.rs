@@ -1,6 +1,6 @@
 //! criterion benchmarks of the pure core (no Postgres): `cargo bench --bench core`.
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use identity::core::{jwt, keys, token};
+use identity::core::{jsonb, jwt, keys, token};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -30,6 +30,17 @@ fn benches(c: &mut Criterion) {
     let hs = jwt::sign_hs256(claims.clone(), secret, 1_763_996_400, 3600, "j", None, None);
     let cfg = jwt::VerifyConfig { now: 1_763_996_500, leeway: 30, audience: Some("authenticated"), issuer: None };
     c.bench_function("jwt::check_hs256 (700 B token, serde claims)", |b| b.iter(|| jwt::check_hs256(black_box(&hs), secret, &cfg)));
+    // The payload as jsonb (verify_jwt's answer) and a stored jsonb back to
+    // JSON text (sign_jwt's input), without Postgres.
+    let payload = serde_json::to_vec(&claims).unwrap();
+    c.bench_function("jsonb::encode_claims (payload -> jsonb)", |b| b.iter(|| jsonb::encode_claims(black_box(&payload)).unwrap()));
+    let stored = jsonb::encode_object(&payload).unwrap();
+    c.bench_function("jsonb::object_to_json (jsonb -> text)", |b| {
+        b.iter(|| jsonb::object_to_json(black_box(&stored), &mut |_| {}).unwrap())
+    });
+    c.bench_function("jwt::sign_hs256_json (700 B claims)", |b| {
+        b.iter(|| jwt::sign_hs256_json(payload.clone(), &|_| false, secret, 1_763_996_400, 3600, "j", None, None))
+    });
     // Signature verification alone, per algorithm.
     for alg in [keys::Alg::Es256, keys::Alg::EdDsa, keys::Alg::Rs256] {
         let (der, jwk) = keys::generate(alg, "k", &mut rng);

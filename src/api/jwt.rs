@@ -1,6 +1,6 @@
 //! Section 3 of API.md: JWTs.
 
-use crate::core::claims::{canonical_uuid, uuid_bytes, uuid_text, uuid_v4};
+use crate::core::claims::{parse_uuid, uuid_text, uuid_v4};
 use crate::core::error::{IdentityError, Kind};
 use crate::core::jwt::{self, Check, Claims, VerifyConfig};
 use crate::jsonb::{RawJsonb, Verified};
@@ -171,7 +171,7 @@ fn resolver(now: i64) -> impl FnOnce(Option<&str>) -> Result<jwt::KeyChoice, Ide
 /// user's row by one index probe (heap.rs).
 fn stateful_checks<C: Claims>(mut checks: Vec<Check>, claims: Option<C>) -> (Vec<Check>, Option<C>) {
     let Some(c) = claims else { return (checks, None) };
-    let uuid_claim = |k: &str| c.string(k).and_then(canonical_uuid).and_then(|u| uuid_bytes(&u));
+    let uuid_claim = |k: &str| c.string(k).and_then(parse_uuid);
     if let Some(jti) = c.string("jti") {
         checks.push(check("revoked_jti", !crate::cache::jti_revoked(jti), "jti revoked"));
     }

@@ -56,20 +56,27 @@ pub struct Event {
 
 /// Canonical form of a uuid string (hyphenated, lowercase), or None.
 pub fn canonical_uuid(s: &str) -> Option<String> {
+    is_uuid_shape(s).then(|| s.to_ascii_lowercase())
+}
+
+/// 8-4-4-4-12 hex digits (either case).
+fn is_uuid_shape(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.len() != 36 {
-        return None;
-    }
-    for (i, c) in b.iter().enumerate() {
-        let ok = match i {
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
             8 | 13 | 18 | 23 => *c == b'-',
             _ => c.is_ascii_hexdigit(),
-        };
-        if !ok {
-            return None;
-        }
+        })
+}
+
+/// The 16 bytes of a uuid in the hyphenated form (either case), without
+/// an allocation: `uuid_bytes(&canonical_uuid(s)?)` for the hot paths.
+pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    if is_uuid_shape(s) {
+        uuid_bytes(s)
+    } else {
+        None
     }
-    Some(s.to_ascii_lowercase())
 }
 
 /// The 16 bytes of a canonical uuid string (see `canonical_uuid`).
@@ -434,6 +441,15 @@ pub fn build(event: Event, user: Option<&UserRow>) -> HookOutcome {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parse_uuid_takes_either_case_and_nothing_else() {
+        let u = "0B9F1C9E-3d0b-4b8e-9a55-1f2e3d4c5b6a";
+        assert_eq!(parse_uuid(u), uuid_bytes(&canonical_uuid(u).unwrap()));
+        for bad in ["", "0b9f1c9e3d0b4b8e9a551f2e3d4c5b6a", "0b9f1c9e-3d0b-4b8e-9a55-1f2e3d4c5b6g", "0b9f1c9e-3d0b-4b8e-9a55-1f2e3d4c5b6a0"] {
+            assert_eq!(parse_uuid(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
     use serde_json::json;
 

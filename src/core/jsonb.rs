@@ -208,7 +208,7 @@ impl<'a> Parser<'a> {
         match self.peek()? {
             b'{' => {
                 self.i += 1;
-                let mut pairs = Vec::new();
+                let mut pairs = Vec::with_capacity(16);
                 self.ws();
                 if self.peek()? == b'}' {
                     self.i += 1;
@@ -312,17 +312,16 @@ impl<'a> Parser<'a> {
     fn string(&mut self) -> Option<Cow<'a, [u8]>> {
         self.i += 1; // the opening quote
         let start = self.i;
-        loop {
-            match self.peek()? {
-                b'"' => {
-                    let s = &self.s[start..self.i];
-                    self.i += 1;
-                    return Some(Cow::Borrowed(s));
-                }
-                b'\\' => break,
-                c if c < 0x20 => return None,
-                _ => self.i += 1,
+        // To the first quote, backslash or control character.
+        let n = self.s.get(start..)?.iter().position(|&c| NEEDS_ESCAPE[c as usize])?;
+        self.i = start + n;
+        match self.s[self.i] {
+            b'"' => {
+                self.i += 1;
+                return Some(Cow::Borrowed(&self.s[start..start + n]));
             }
+            b'\\' => {}
+            _ => return None,
         }
         let mut out = self.s[start..self.i].to_vec();
         loop {
@@ -421,27 +420,33 @@ fn write_value(buf: &mut Vec<u8>, node: Node) -> Option<u32> {
             container_entry(buf.len() - base)
         }
         Node::Object(mut pairs) => {
-            // Sort by (length, bytes), the later of equal keys first (reverse,
-            // then a stable sort), and keep the first of each run: the last
-            // value wins, as in uniqueifyJsonbObject.
-            pairs.reverse();
-            pairs.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.as_ref().cmp(b.as_ref())));
-            pairs.dedup_by(|later, earlier| later.0 == earlier.0);
+            // Sort by (length, bytes), the later of equal keys first, and
+            // keep the first of each run: the last value wins, as in
+            // uniqueifyJsonbObject.
+            // Indices are sorted, not the (large) pairs.
+            let mut order: Vec<u32> = (0..pairs.len() as u32).collect();
+            order.sort_unstable_by(|&a, &b| {
+                let (ka, kb) = (&pairs[a as usize].0, &pairs[b as usize].0);
+                ka.len().cmp(&kb.len()).then_with(|| ka.as_ref().cmp(kb.as_ref())).then(b.cmp(&a))
+            });
+            order.dedup_by(|later, earlier| pairs[*later as usize].0 == pairs[*earlier as usize].0);
             let base = buf.len();
             pad_to_int(buf);
-            let n = pairs.len();
+            let n = order.len();
             buf.extend_from_slice(&(n as u32 | JB_FOBJECT).to_ne_bytes());
             let entries = buf.len();
             buf.resize(entries + 8 * n, 0);
             let mut total = 0u32;
-            for (i, (k, _)) in pairs.iter().enumerate() {
+            for (i, &p) in order.iter().enumerate() {
+                let k = &pairs[p as usize].0;
                 buf.extend_from_slice(k);
                 let meta = u32::try_from(k.len()).ok()?;
                 total = total.checked_add(meta).filter(|&t| t <= JENTRY_OFFLENMASK)?;
                 let meta = if i % JB_OFFSET_STRIDE == 0 { total | JENTRY_HAS_OFF } else { meta };
                 buf[entries + 4 * i..entries + 4 * i + 4].copy_from_slice(&meta.to_ne_bytes());
             }
-            for (i, (_, v)) in pairs.into_iter().enumerate() {
+            for (i, &p) in order.iter().enumerate() {
+                let v = std::mem::replace(&mut pairs[p as usize].1, Node::Null);
                 let meta = write_value(buf, v)?;
                 total = total.checked_add(meta & JENTRY_OFFLENMASK).filter(|&t| t <= JENTRY_OFFLENMASK)?;
                 let j = i + n;
