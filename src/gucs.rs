@@ -37,6 +37,7 @@ pub static ENCRYPTION_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CSt
 pub static CLAIMS_SOURCE: GucSetting<ClaimsSource> =
     GucSetting::<ClaimsSource>::new(ClaimsSource::Request);
 pub static TRIAL_DAYS: GucSetting<i32> = GucSetting::<i32>::new(14);
+pub static JWT_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024);
 pub static TOKEN_PREFIX: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"idt"));
 
 /// `request.jwt.claims`, defined here (not left a placeholder) so that every
@@ -156,6 +157,16 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"identity.jwt_cache_size",
+        c"HS256 tokens whose verified signature each backend remembers (0: none).",
+        c"verify_jwt then skips the HMAC and the parse for them; every other check still runs.",
+        &JWT_CACHE_SIZE,
+        0,
+        100_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_string_guc(
         c"identity.token_prefix",
         c"Prefix of opaque API tokens.",
@@ -214,6 +225,10 @@ pub fn jwt_issuer() -> Option<String> {
 
 pub fn jwt_audience() -> Option<String> {
     string(&JWT_AUDIENCE)
+}
+
+pub fn jwt_cache_size() -> usize {
+    JWT_CACHE_SIZE.get().max(0) as usize
 }
 
 pub fn jwt_leeway() -> i64 {

@@ -17,6 +17,7 @@ select count(*) as visible_secret_settings from pg_settings
 select t.err('set identity.jwt_secret = ''attacker-chosen-secret-0123456789ab''');
 select t.err('set identity.claims_source = ''request''');
 select t.err('set identity.jwt_leeway = 999');
+select t.err('set identity.jwt_cache_size = 0');
 select t.err('set identity.token_prefix = ''evil''');
 select t.err('select set_config(''identity.jwt_issuer'', ''evil'', false)');
 reset role;

@@ -196,9 +196,9 @@ fn stateful_checks<C: Claims>(mut checks: Vec<Check>, claims: Option<C>) -> (Vec
 /// and the same identity.jwt_secret, so it stands for exactly the HMAC
 /// check it skips (and the payload parse); every other check (exp, nbf,
 /// iat, aud, iss, revocation, the user's state) runs again on every call.
-/// Bounded: emptied when it reaches SIGNATURES_MAX entries. Only tokens
-/// with this extension's own HS256 header (no kid) go in.
-const SIGNATURES_MAX: usize = 1024;
+/// Bounded by identity.jwt_cache_size (default 1,024; 0 turns it off):
+/// emptied when full. Only tokens with this extension's own HS256 header
+/// (no kid) go in.
 
 struct Remembered {
     token: Box<str>,
@@ -228,7 +228,7 @@ fn signature_of(token: &str) -> Option<&str> {
 fn remembered(token: &str) -> Result<Option<Verified>, IdentityError> {
     use std::hash::BuildHasher;
     use subtle::ConstantTimeEq;
-    let Some(sig) = signature_of(token) else { return Ok(None) };
+    let Some(sig) = signature_of(token).filter(|_| gucs::jwt_cache_size() > 0) else { return Ok(None) };
     let signed = &token[..token.len() - sig.len()];
     let current = secret()?;
     Ok(SIGNATURES.with(|s| {
@@ -245,11 +245,12 @@ fn remembered(token: &str) -> Result<Option<Verified>, IdentityError> {
 
 fn remember(token: &str, v: &Verified) -> Result<(), IdentityError> {
     use std::hash::BuildHasher;
-    let (Some(sig), Some(top)) = (signature_of(token), v.top()) else { return Ok(()) };
+    let max = gucs::jwt_cache_size();
+    let (Some(sig), Some(top)) = (signature_of(token).filter(|_| max > 0), v.top()) else { return Ok(()) };
     let entry = Remembered { token: token.into(), secret: secret()?, jsonb: v.jsonb.bytes().to_vec(), top: top.clone() };
     SIGNATURES.with(|s| {
         let mut s = s.borrow_mut();
-        if s.map.len() >= SIGNATURES_MAX {
+        if s.map.len() >= max {
             s.map.clear();
         }
         let k = s.keys.hash_one(sig);
@@ -514,6 +515,9 @@ mod tests {
         }
         assert_eq!(reason("select reason from identity.try_verify_jwt($1, 'other')").as_deref(), Some(r#"wrong aud (expected "other")"#));
         assert_eq!(reason("select reason from identity.try_verify_jwt($1)"), None);
+        Spi::run("set identity.jwt_cache_size = 0").unwrap();
+        assert_eq!(reason("select reason from identity.try_verify_jwt($1)"), None);
+        Spi::run("reset identity.jwt_cache_size").unwrap();
         Spi::run("set identity.jwt_leeway = 0").unwrap();
         assert_eq!(reason("select reason from identity.try_verify_jwt($1)").as_deref(), Some("expired"));
         let explained = Spi::get_one_with_args::<bool>("select (identity.explain_jwt($1))->'valid' = 'false'", &[t.as_str().into()]).unwrap();
