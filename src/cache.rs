@@ -91,6 +91,12 @@ unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
             return;
         };
         let hit = |oid: pg_sys::Oid| relid == pg_sys::InvalidOid || oid == pg_sys::InvalidOid || relid == oid;
+        // A dropped and recreated table gets a new oid: look it up again.
+        for oid in c.oids.iter_mut() {
+            if relid == pg_sys::InvalidOid || *oid == relid {
+                *oid = pg_sys::InvalidOid;
+            }
+        }
         if hit(c.oids[0]) {
             c.jtis = Copy::Unknown;
         }
@@ -106,10 +112,13 @@ unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     });
 }
 
-/// Remembers which table a copy came from (before loading it).
+/// Remembers which table a copy came from (before loading it); looked up
+/// only when not known (a message for the table forgets it again).
 fn set_oid(i: usize, t: &heap::Table) {
-    let oid = heap::table_oid(t);
-    CACHES.with(|c| c.borrow_mut().oids[i] = oid);
+    if CACHES.with(|c| c.borrow().oids[i]) == pg_sys::InvalidOid {
+        let oid = heap::table_oid(t);
+        CACHES.with(|c| c.borrow_mut().oids[i] = oid);
+    }
 }
 
 fn prepare() {

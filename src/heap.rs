@@ -63,7 +63,8 @@ pub const REVOKED_SESSIONS: Table = Table {
 struct Rels {
     table: pg_sys::Oid,
     index: pg_sys::Oid,
-    attnums: Vec<i16>,
+    /// Shared, so the per-probe copy of `Rels` allocates nothing.
+    attnums: std::rc::Rc<[i16]>,
 }
 
 thread_local! {
@@ -108,7 +109,8 @@ fn rels(t: &Table) -> Rels {
                 assert!(n > 0, "identity.{:?} has no column {c:?}", t.name);
                 n
             })
-            .collect();
+            .collect::<Vec<i16>>()
+            .into();
         Rels { table, index, attnums }
     };
     RELS.with(|c| c.borrow_mut().push((t.index, r.clone())));
