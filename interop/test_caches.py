@@ -87,6 +87,18 @@ def test_user_state_changes_are_seen_at_once(admin, reader):
     assert verify(reader, t2) == "user deleted"
 
 
+def test_a_user_created_refusable_is_refused_at_once(admin, reader):
+    """The copy of the refusable users is reloaded when a user is inserted:
+    one created suspended (by SQL, as an operator might) is refused."""
+    uid = user(admin, "seed")
+    assert verify(reader, token(admin, uid)) is None  # the copy is loaded
+    new = str(uuid.uuid4())
+    (t,) = admin.execute("select identity.sign_jwt(jsonb_build_object('sub', %s::text))", [new]).fetchone()
+    assert verify(reader, t) is None, "no such user: no user checks"
+    admin.execute("insert into identity.users (id, email, status) values (%s, %s, 'suspended')", [new, f"{new}@example.com"])
+    assert verify(reader, t) == "user suspended"
+
+
 def test_a_rolled_back_change_is_never_seen(admin, reader):
     uid = user(admin, "rollback")
     t = token(admin, uid)

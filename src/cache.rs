@@ -1,8 +1,9 @@
 //! Per-backend copies of the small, rarely written state that every token
 //! check reads: the revoked jtis, the revoked sessions, the active signing
-//! key, and the token state (status, tokens_valid_after) of users seen
-//! recently. With them verify_jwt does at most one index probe (a user not
-//! seen yet) instead of three, and sign_jwt none.
+//! key, and the users whose tokens a check can refuse (not active, or with
+//! a tokens_valid_after: the partial index users_token_state) with the
+//! deleted users. With them verify_jwt reads no table at all, where it
+//! made three index probes, and sign_jwt none.
 //!
 //! Invalidation is Postgres' own, the way its catalog caches work:
 //! - a statement-level trigger on identity.revoked_jwts, revoked_sessions
@@ -36,7 +37,7 @@ const MAX_ROWS: usize = 50_000;
 
 enum Copy<T> {
     Unknown,
-    Loaded(HashSet<T>),
+    Loaded(T),
     TooBig,
 }
 
@@ -45,12 +46,22 @@ struct Caches {
     /// revoked_jwts, revoked_sessions, signing_keys, users, deleted_users
     /// (InvalidOid: not known yet).
     oids: [pg_sys::Oid; 5],
-    jtis: Copy<Box<[u8]>>,
-    sessions: Copy<[u8; 16]>,
+    jtis: Copy<HashSet<Box<[u8]>>>,
+    sessions: Copy<HashSet<[u8; 16]>>,
     /// None: not read yet; Some(None): no active key.
     active_key: Option<Option<ActiveKey>>,
-    /// user id -> (active, tokens_valid_after, status when not active).
+    /// The users a token check can refuse (users_token_state) and the
+    /// tombstones; a user in neither passes the checks.
+    refusable: Copy<Refusable>,
+    /// When `refusable` is TooBig: users probed, by id.
     users: std::collections::HashMap<[u8; 16], UserToken>,
+}
+
+/// Users whose tokens a check can refuse: not active, or with a
+/// tokens_valid_after; and the ids of deleted users.
+struct Refusable {
+    users: std::collections::HashMap<[u8; 16], UserToken>,
+    deleted: HashSet<[u8; 16]>,
 }
 
 /// What verify_jwt reads of a user (heap::token_state).
@@ -71,6 +82,7 @@ thread_local! {
             jtis: Copy::Unknown,
             sessions: Copy::Unknown,
             active_key: None,
+            refusable: Copy::Unknown,
             users: std::collections::HashMap::new(),
         })
     };
@@ -107,6 +119,7 @@ unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
             c.active_key = None;
         }
         if hit(c.oids[3]) || hit(c.oids[4]) {
+            c.refusable = Copy::Unknown;
             c.users.clear();
         }
     });
@@ -137,6 +150,7 @@ fn prepare() {
             c.jtis = Copy::Unknown;
             c.sessions = Copy::Unknown;
             c.active_key = None;
+            c.refusable = Copy::Unknown;
             c.users.clear();
         });
     }
@@ -223,19 +237,91 @@ pub fn session_revoked(id: [u8; 16]) -> bool {
     answer
 }
 
-/// User `id`'s token state: active, tokens_valid_after, status (tombstoned
-/// users included); None when there is no such user (not remembered: the
-/// user may be created any time).
+/// What verify_jwt's user checks need of user `id`: `Some((active,
+/// tokens_valid_after, status))` for a user they can refuse (not active, a
+/// tokens_valid_after, or deleted), `None` for one they pass (active with no
+/// tokens_valid_after, or no such user). From the copy of users_token_state
+/// and the tombstones: no probe at all while that set is under MAX_ROWS;
+/// beyond, one probe per user not seen yet.
 pub fn user_token_state(id: [u8; 16]) -> Option<UserToken> {
     prepare();
-    if let Some(u) = CACHES.with(|c| c.borrow().users.get(&id).cloned()) {
-        return Some(u);
+    enum Seen {
+        Answer(Option<UserToken>),
+        PerUser,
+        Load,
     }
-    if !can_fill() {
-        return heap::token_state(id, unsafe { pg_sys::GetActiveSnapshot() });
+    let seen = CACHES.with(|c| {
+        let c = c.borrow();
+        match &c.refusable {
+            Copy::Loaded(r) => Seen::Answer(match r.users.get(&id) {
+                Some(u) => Some(u.clone()),
+                None => r.deleted.contains(&id).then(deleted_state),
+            }),
+            Copy::TooBig => match c.users.get(&id) {
+                Some(u) => Seen::Answer(refusable(u.clone())),
+                None => Seen::PerUser,
+            },
+            Copy::Unknown => Seen::Load,
+        }
+    });
+    match seen {
+        Seen::Answer(a) => return a,
+        _ if !can_fill() => return heap::token_state(id, unsafe { pg_sys::GetActiveSnapshot() }).and_then(refusable),
+        Seen::PerUser => return per_user(id),
+        Seen::Load => {}
     }
     set_oid(3, &heap::USERS);
     set_oid(4, &heap::DELETED_USERS);
+    let before = invals();
+    let mut users = std::collections::HashMap::new();
+    let complete_users = heap::scan_all(&heap::USERS_TOKEN_STATE, |r| {
+        let (d, null) = r.get(0);
+        if let Some(u) = unsafe { pgrx::Uuid::from_datum(d, null) } {
+            let status = r.text(1).unwrap_or_default();
+            let active = status == "active";
+            users.insert(*u.as_bytes(), (active, heap::valid_after(r.epoch_seconds(2)), if active { String::new() } else { status }));
+        }
+        users.len() <= MAX_ROWS
+    });
+    let mut deleted = HashSet::new();
+    let complete = complete_users
+        && heap::scan_all(&heap::DELETED_USERS, |r| {
+            let (d, null) = r.get(0);
+            if let Some(u) = unsafe { pgrx::Uuid::from_datum(d, null) } {
+                deleted.insert(*u.as_bytes());
+            }
+            deleted.len() <= MAX_ROWS
+        });
+    if !complete {
+        if invals() == before {
+            CACHES.with(|c| c.borrow_mut().refusable = Copy::TooBig);
+        }
+        return per_user(id);
+    }
+    let answer = match users.get(&id) {
+        Some(u) => Some(u.clone()),
+        None => deleted.contains(&id).then(deleted_state),
+    };
+    if invals() == before {
+        CACHES.with(|c| c.borrow_mut().refusable = Copy::Loaded(Refusable { users, deleted }));
+    }
+    answer
+}
+
+/// A tombstoned user, as heap::token_state reports one.
+fn deleted_state() -> UserToken {
+    (false, Some(i64::MAX), "deleted".to_string())
+}
+
+/// A user state the checks can refuse; None for one they pass (active,
+/// no tokens_valid_after).
+fn refusable(u: UserToken) -> Option<UserToken> {
+    (!(u.0 && u.1.is_none_or(|t| t == i64::MIN))).then_some(u)
+}
+
+/// More refusable users than a copy holds: probe each user once and keep
+/// its state (MAX_USERS per backend; a user not found is not kept).
+fn per_user(id: [u8; 16]) -> Option<UserToken> {
     let before = invals();
     let state = heap::with_latest_snapshot(|snapshot| heap::token_state(id, snapshot))?;
     if invals() == before {
@@ -247,7 +333,7 @@ pub fn user_token_state(id: [u8; 16]) -> Option<UserToken> {
             c.users.insert(id, state.clone());
         });
     }
-    Some(state)
+    refusable(state)
 }
 
 /// The active signing key (None: sign with HS256), read once per change.
@@ -309,7 +395,7 @@ CREATE TRIGGER cached_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     FOR EACH STATEMENT EXECUTE FUNCTION identity.cached_table_changed();
 CREATE TRIGGER cached_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON identity.signing_keys
     FOR EACH STATEMENT EXECUTE FUNCTION identity.cached_table_changed();
-CREATE TRIGGER cached_table_changed AFTER UPDATE OF status, tokens_valid_after OR DELETE OR TRUNCATE ON identity.users
+CREATE TRIGGER cached_table_changed AFTER INSERT OR UPDATE OF status, tokens_valid_after OR DELETE OR TRUNCATE ON identity.users
     FOR EACH STATEMENT EXECUTE FUNCTION identity.cached_table_changed();
 CREATE TRIGGER cached_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON identity.deleted_users
     FOR EACH STATEMENT EXECUTE FUNCTION identity.cached_table_changed();

@@ -43,6 +43,15 @@ pub const USERS: Table = Table {
     ],
 };
 
+/// The users a token check can refuse, through the partial index
+/// users_token_state (status not active, or a tokens_valid_after).
+pub const USERS_TOKEN_STATE: Table = Table {
+    name: c"users",
+    index: c"users_token_state",
+    key_eq: pg_sys::F_UUID_EQ,
+    columns: &[c"id", c"status", c"tokens_valid_after"],
+};
+
 /// Tombstones of users removed by delete_user: their ids stay refused.
 pub const DELETED_USERS: Table =
     Table { name: c"deleted_users", index: c"deleted_users_pkey", key_eq: pg_sys::F_UUID_EQ, columns: &[c"id"] };
@@ -281,6 +290,12 @@ pub fn user_state(id: [u8; 16]) -> Option<UserState> {
 /// What verify_jwt needs of user `id`: whether it is active, and its
 /// tokens_valid_after (rounded up, as in `live_user`). Reads two columns, no
 /// other conversion; a tombstoned user is (false, i64::MAX).
+/// tokens_valid_after as verify_jwt compares it: rounded up to the next
+/// second (a token issued in the same second as a suspension is refused).
+pub fn valid_after(epoch_seconds: Option<i64>) -> Option<i64> {
+    epoch_seconds.map(|s| if s == i64::MIN { s } else { s.saturating_add(1) })
+}
+
 pub fn token_state(id: [u8; 16], snapshot: pg_sys::Snapshot) -> Option<(bool, Option<i64>, String)> {
     probe_in(&USERS, uuid_key(id), snapshot, |r| {
         let (d, null) = r.get(4);
@@ -288,7 +303,7 @@ pub fn token_state(id: [u8; 16], snapshot: pg_sys::Snapshot) -> Option<(bool, Op
         let active = !null
             && unsafe { pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr())) } == b"active";
         let status = if active { String::new() } else { r.text(4).unwrap_or_default() };
-        (active, r.epoch_seconds(5).map(|s| if s == i64::MIN { s } else { s.saturating_add(1) }), status)
+        (active, valid_after(r.epoch_seconds(5)), status)
     })
     .or_else(|| probe_in(&DELETED_USERS, uuid_key(id), snapshot, |_| (false, Some(i64::MAX), "deleted".to_string())))
 }
@@ -304,7 +319,7 @@ fn live_user(id: [u8; 16]) -> Option<UserState> {
         },
         // Rounded up: a token issued (iat, whole seconds) in the same second
         // as a suspension or sign-out-everywhere is refused too.
-        tokens_valid_after: r.epoch_seconds(5).map(|s| if s == i64::MIN { s } else { s.saturating_add(1) }),
+        tokens_valid_after: valid_after(r.epoch_seconds(5)),
         email: r.text(6).unwrap_or_default(),
     })
 }

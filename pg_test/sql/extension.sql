@@ -27,7 +27,7 @@ select indexrelid::regclass as index
 from pg_index i join pg_class c on c.oid = i.indrelid
 join pg_namespace n on n.oid = c.relnamespace
 where n.nspname = 'identity'
-order by 1::text;
+order by indexrelid::regclass::text;
 
 -- Foreign keys say what happens on delete.
 select conrelid::regclass as tbl, confrelid::regclass as refs,
@@ -35,7 +35,7 @@ select conrelid::regclass as tbl, confrelid::regclass as refs,
             when 'r' then 'restrict' when 'a' then 'no action' end as on_delete
 from pg_constraint
 where contype = 'f' and connamespace = 'identity'::regnamespace
-order by 1::text, 2::text, 3;
+order by conrelid::regclass::text, confrelid::regclass::text, 3;
 
 -- The extension can be created in a second database of the same cluster, and
 -- DROP EXTENSION leaves nothing behind.

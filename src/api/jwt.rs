@@ -108,7 +108,9 @@ pub fn verify_checks<C: Claims>(
 ) -> Result<(Vec<Check>, Option<C>), IdentityError> {
     let settings = Settings::load();
     let (checks, claims) = jwt::check_with(token, &settings.cfg(audience), resolver(settings.now), parse)?;
-    Ok(stateful_checks(checks, claims))
+    // Every check listed (explain_jwt): the user's row probed.
+    let user = |id| heap::token_state(id, unsafe { pgrx::pg_sys::GetActiveSnapshot() });
+    Ok(stateful_checks(checks, claims, user))
 }
 
 /// verify_checks for verify_jwt and try_verify_jwt: the payload as jsonb,
@@ -131,7 +133,8 @@ pub fn verify_jsonb(token: &str, audience: Option<&str>) -> Result<(Vec<Check>, 
             (checks, claims)
         }
     };
-    Ok(stateful_checks(checks, claims))
+    // Only a user the checks can refuse is looked at (cache.rs).
+    Ok(stateful_checks(checks, claims, crate::cache::user_token_state))
 }
 
 /// The settings a verification reads, once per call.
@@ -167,9 +170,13 @@ fn resolver(now: i64) -> impl FnOnce(Option<&str>) -> Result<jwt::KeyChoice, Ide
 }
 
 /// Revocation and the user's state, after the stateless checks passed:
-/// the revoked jtis and sessions from this backend's copy (cache.rs), the
-/// user's row by one index probe (heap.rs).
-fn stateful_checks<C: Claims>(mut checks: Vec<Check>, claims: Option<C>) -> (Vec<Check>, Option<C>) {
+/// the revoked jtis and sessions from this backend's copy (cache.rs); the
+/// user's state from `user` (None: no user checks, they would pass).
+fn stateful_checks<C: Claims>(
+    mut checks: Vec<Check>,
+    claims: Option<C>,
+    user: impl FnOnce([u8; 16]) -> Option<crate::cache::UserToken>,
+) -> (Vec<Check>, Option<C>) {
     let Some(c) = claims else { return (checks, None) };
     let uuid_claim = |k: &str| c.string(k).and_then(parse_uuid);
     if let Some(jti) = c.string("jti") {
@@ -179,7 +186,7 @@ fn stateful_checks<C: Claims>(mut checks: Vec<Check>, claims: Option<C>) -> (Vec
         checks.push(check("revoked_session", !crate::cache::session_revoked(sid), "session revoked"));
     }
     if let Some(sub) = uuid_claim("sub") {
-        if let Some((active, tokens_valid_after, status)) = crate::cache::user_token_state(sub) {
+        if let Some((active, tokens_valid_after, status)) = user(sub) {
             checks.push(check("user_status", active, &format!("user {status}")));
             let iat = c.number("iat").ok().flatten().unwrap_or(i64::MIN);
             let ok = tokens_valid_after.is_none_or(|va| iat >= va);
