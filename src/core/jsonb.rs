@@ -23,7 +23,6 @@
 //! except every 32nd, which holds the end offset (HAS_OFF). Numerics and
 //! containers are aligned to 4 bytes; the padding counts in their length.
 
-use std::borrow::Cow;
 
 const JB_CMASK: u32 = 0x0FFF_FFFF;
 const JB_FSCALAR: u32 = 0x1000_0000;
@@ -43,14 +42,45 @@ const NUMERIC_SHORT_SIGN_MASK: u16 = 0x2000;
 const NUMERIC_SHORT_WEIGHT_MAX: usize = 63;
 const MAX_DEPTH: usize = 64;
 
-enum Node<'a> {
+/// One token of the parse, on a flat tape (no tree to build, move or free).
+#[derive(Clone, Copy)]
+enum Tok {
     Null,
     Bool(bool),
-    Str(Cow<'a, [u8]>),
-    /// An integer: sign and its decimal digits (no leading zero, or "0").
-    Int(bool, &'a [u8]),
-    Object(Vec<(Cow<'a, [u8]>, Node<'a>)>),
-    Array(Vec<Node<'a>>),
+    /// Bytes `a..b` of the input, or of the arena (unescaped) when `arena`.
+    Str { a: u32, b: u32, arena: bool },
+    /// An integer: sign and its decimal digits `a..b` of the input.
+    Int { neg: bool, a: u32, b: u32 },
+    /// `n` pairs (key, value) follow; the container ends before tape index `end`.
+    Object { n: u32, end: u32 },
+    /// `n` values follow; ends before tape index `end`.
+    Array { n: u32, end: u32 },
+}
+
+/// A parsed document: the tape, the input and the unescaped strings.
+struct Doc<'a> {
+    tape: Vec<Tok>,
+    input: &'a [u8],
+    arena: Vec<u8>,
+}
+
+impl Doc<'_> {
+    fn bytes(&self, t: Tok) -> &[u8] {
+        match t {
+            Tok::Str { a, b, arena: false } => &self.input[a as usize..b as usize],
+            Tok::Str { a, b, arena: true } => &self.arena[a as usize..b as usize],
+            Tok::Int { a, b, .. } => &self.input[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+
+    /// The tape index after the value at `i`.
+    fn next(&self, i: usize) -> usize {
+        match self.tape[i] {
+            Tok::Object { end, .. } | Tok::Array { end, .. } => end as usize,
+            _ => i + 1,
+        }
+    }
 }
 
 /// The top-level claims a JWT verifier reads, taken from the parse (of
@@ -94,13 +124,13 @@ impl Top {
         Some(v.as_deref())
     }
 
-    fn take(&mut self, key: &[u8], v: &Node) {
-        let number = |v: &Node| match v {
-            Node::Int(neg, digits) => Ok(saturating_i64(*neg, digits)),
+    fn take(&mut self, key: &[u8], doc: &Doc, v: usize) {
+        let number = |i: usize| match doc.tape[i] {
+            t @ Tok::Int { neg, .. } => Ok(saturating_i64(neg, doc.bytes(t))),
             _ => Err(()),
         };
-        let string = |v: &Node| match v {
-            Node::Str(s) => std::str::from_utf8(s).ok().map(str::to_string),
+        let string = |i: usize| match doc.tape[i] {
+            t @ Tok::Str { .. } => std::str::from_utf8(doc.bytes(t)).ok().map(str::to_string),
             _ => None,
         };
         match key {
@@ -112,9 +142,9 @@ impl Top {
             b"session_id" => self.session_id = string(v),
             b"iss" => self.iss = string(v),
             b"aud" => {
-                self.aud = match v {
-                    Node::Str(_) => string(v).into_iter().collect(),
-                    Node::Array(items) => items.iter().filter_map(string).collect(),
+                self.aud = match doc.tape[v] {
+                    Tok::Str { .. } => string(v).into_iter().collect(),
+                    Tok::Array { end, .. } => (v + 1..end as usize).filter_map(|i| string(i)).collect(),
                     _ => Vec::new(),
                 }
             }
@@ -150,25 +180,30 @@ pub fn encode_object(json: &[u8]) -> Option<Vec<u8>> {
 /// `encode_object` and the claims a verifier reads.
 pub fn encode_claims(json: &[u8]) -> Option<Encoded> {
     std::str::from_utf8(json).ok()?;
-    let mut p = Parser { s: json, i: 0 };
+    // Tape positions are u32.
+    u32::try_from(json.len()).ok()?;
+    let mut p = Parser { s: json, i: 0, tape: Vec::with_capacity(64), arena: Vec::new() };
     p.ws();
     if p.peek()? != b'{' {
         return None;
     }
-    let root = p.value(0)?;
+    p.value(0)?;
     p.ws();
     if p.i != json.len() {
         return None;
     }
+    let doc = Doc { tape: p.tape, input: json, arena: p.arena };
+    // Top-level pairs in input order: for duplicate keys the last one wins.
     let mut top = Top::default();
-    if let Node::Object(pairs) = &root {
-        for (k, v) in pairs {
-            top.take(k, v);
-        }
+    let mut i = 1;
+    while i < doc.tape.len() {
+        let k = doc.bytes(doc.tape[i]);
+        top.take(k, &doc, i + 1);
+        i = doc.next(i + 1);
     }
     let mut buf = Vec::with_capacity(json.len() + json.len() / 2 + 64);
     buf.extend_from_slice(&[0; 4]);
-    write_value(&mut buf, root)?;
+    write_value(&mut buf, &doc, 0)?;
     let len = u32::try_from(buf.len()).ok().filter(|&l| l <= 0x3FFF_FFFF)?;
     buf[..4].copy_from_slice(&varlena_header(len));
     Some(Encoded { bytes: buf, top })
@@ -186,6 +221,8 @@ fn varlena_header(len: u32) -> [u8; 4] {
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    tape: Vec<Tok>,
+    arena: Vec<u8>,
 }
 
 impl<'a> Parser<'a> {
@@ -200,7 +237,8 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Option<Node<'a>> {
+    /// Parses one value onto the tape.
+    fn value(&mut self, depth: usize) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -208,68 +246,84 @@ impl<'a> Parser<'a> {
         match self.peek()? {
             b'{' => {
                 self.i += 1;
-                let mut pairs = Vec::with_capacity(16);
+                let at = self.tape.len();
+                self.tape.push(Tok::Object { n: 0, end: 0 });
+                let mut n = 0u32;
                 self.ws();
                 if self.peek()? == b'}' {
                     self.i += 1;
-                    return Some(Node::Object(pairs));
-                }
-                loop {
-                    self.ws();
-                    if self.peek()? != b'"' {
-                        return None;
-                    }
-                    let k = self.string()?;
-                    self.ws();
-                    if self.peek()? != b':' {
-                        return None;
-                    }
-                    self.i += 1;
-                    let v = self.value(depth + 1)?;
-                    pairs.push((k, v));
-                    self.ws();
-                    match self.peek()? {
-                        b',' => self.i += 1,
-                        b'}' => {
-                            self.i += 1;
-                            return Some(Node::Object(pairs));
+                } else {
+                    loop {
+                        self.ws();
+                        if self.peek()? != b'"' {
+                            return None;
                         }
-                        _ => return None,
+                        let k = self.string()?;
+                        self.tape.push(k);
+                        self.ws();
+                        if self.peek()? != b':' {
+                            return None;
+                        }
+                        self.i += 1;
+                        self.value(depth + 1)?;
+                        n += 1;
+                        self.ws();
+                        match self.peek()? {
+                            b',' => self.i += 1,
+                            b'}' => {
+                                self.i += 1;
+                                break;
+                            }
+                            _ => return None,
+                        }
                     }
                 }
+                let end = u32::try_from(self.tape.len()).ok()?;
+                self.tape[at] = Tok::Object { n, end };
+                Some(())
             }
             b'[' => {
                 self.i += 1;
-                let mut elems = Vec::new();
+                let at = self.tape.len();
+                self.tape.push(Tok::Array { n: 0, end: 0 });
+                let mut n = 0u32;
                 self.ws();
                 if self.peek()? == b']' {
                     self.i += 1;
-                    return Some(Node::Array(elems));
-                }
-                loop {
-                    elems.push(self.value(depth + 1)?);
-                    self.ws();
-                    match self.peek()? {
-                        b',' => self.i += 1,
-                        b']' => {
-                            self.i += 1;
-                            return Some(Node::Array(elems));
+                } else {
+                    loop {
+                        self.value(depth + 1)?;
+                        n += 1;
+                        self.ws();
+                        match self.peek()? {
+                            b',' => self.i += 1,
+                            b']' => {
+                                self.i += 1;
+                                break;
+                            }
+                            _ => return None,
                         }
-                        _ => return None,
                     }
                 }
+                let end = u32::try_from(self.tape.len()).ok()?;
+                self.tape[at] = Tok::Array { n, end };
+                Some(())
             }
-            b'"' => self.string().map(Node::Str),
-            b't' => self.word(b"true", Node::Bool(true)),
-            b'f' => self.word(b"false", Node::Bool(false)),
-            b'n' => self.word(b"null", Node::Null),
+            b'"' => {
+                let t = self.string()?;
+                self.tape.push(t);
+                Some(())
+            }
+            b't' => self.word(b"true", Tok::Bool(true)),
+            b'f' => self.word(b"false", Tok::Bool(false)),
+            b'n' => self.word(b"null", Tok::Null),
             b'-' | b'0'..=b'9' => self.integer(),
             _ => None,
         }
     }
 
     /// A literal, which Postgres' lexer ends at the first non-alphanumeric.
-    fn word(&mut self, w: &[u8], n: Node<'a>) -> Option<Node<'a>> {
+    fn word(&mut self, w: &[u8], t: Tok) -> Option<()> {
         if !self.s[self.i..].starts_with(w) {
             return None;
         }
@@ -277,12 +331,13 @@ impl<'a> Parser<'a> {
         if self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_') {
             return None;
         }
-        Some(n)
+        self.tape.push(t);
+        Some(())
     }
 
     /// `-?(0|[1-9][0-9]*)` followed by a delimiter; a fraction or exponent is
     /// left to jsonb_in.
-    fn integer(&mut self) -> Option<Node<'a>> {
+    fn integer(&mut self) -> Option<()> {
         let neg = self.peek() == Some(b'-');
         if neg {
             self.i += 1;
@@ -300,16 +355,17 @@ impl<'a> Parser<'a> {
         if self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.') {
             return None;
         }
-        let digits = &self.s[start..self.i];
         // A short numeric holds weights up to 63 (252 decimal digits).
-        if digits.len() > NUMERIC_SHORT_WEIGHT_MAX * 4 {
+        if self.i - start > NUMERIC_SHORT_WEIGHT_MAX * 4 {
             return None;
         }
-        Some(Node::Int(neg, digits))
+        self.tape.push(Tok::Int { neg, a: start as u32, b: self.i as u32 });
+        Some(())
     }
 
-    /// A string's bytes, unescaped; borrowed when it has no escape.
-    fn string(&mut self) -> Option<Cow<'a, [u8]>> {
+    /// A string token: input bytes when it has no escape, else unescaped
+    /// into the arena.
+    fn string(&mut self) -> Option<Tok> {
         self.i += 1; // the opening quote
         let start = self.i;
         // To the first quote, backslash or control character.
@@ -318,29 +374,30 @@ impl<'a> Parser<'a> {
         match self.s[self.i] {
             b'"' => {
                 self.i += 1;
-                return Some(Cow::Borrowed(&self.s[start..start + n]));
+                return Some(Tok::Str { a: start as u32, b: (start + n) as u32, arena: false });
             }
             b'\\' => {}
             _ => return None,
         }
-        let mut out = self.s[start..self.i].to_vec();
+        let from = self.arena.len();
+        self.arena.extend_from_slice(&self.s[start..self.i]);
         loop {
             match self.peek()? {
                 b'"' => {
                     self.i += 1;
-                    return Some(Cow::Owned(out));
+                    return Some(Tok::Str { a: from as u32, b: self.arena.len() as u32, arena: true });
                 }
                 b'\\' => {
                     self.i += 1;
                     let c = self.peek()?;
                     self.i += 1;
                     match c {
-                        b'"' | b'\\' | b'/' => out.push(c),
-                        b'b' => out.push(0x08),
-                        b'f' => out.push(0x0C),
-                        b'n' => out.push(b'\n'),
-                        b'r' => out.push(b'\r'),
-                        b't' => out.push(b'\t'),
+                        b'"' | b'\\' | b'/' => self.arena.push(c),
+                        b'b' => self.arena.push(0x08),
+                        b'f' => self.arena.push(0x0C),
+                        b'n' => self.arena.push(b'\n'),
+                        b'r' => self.arena.push(b'\r'),
+                        b't' => self.arena.push(b'\t'),
                         b'u' => {
                             let mut cp = self.hex4()?;
                             if (0xD800..0xDC00).contains(&cp) {
@@ -358,14 +415,14 @@ impl<'a> Parser<'a> {
                             }
                             let ch = char::from_u32(cp)?;
                             let mut b = [0u8; 4];
-                            out.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
+                            self.arena.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
                         }
                         _ => return None,
                     }
                 }
                 c if c < 0x20 => return None,
                 c => {
-                    out.push(c);
+                    self.arena.push(c);
                     self.i += 1;
                 }
             }
@@ -389,67 +446,71 @@ fn pad_to_int(buf: &mut Vec<u8>) -> u32 {
     pad as u32
 }
 
-/// Appends `node`'s data and returns its JEntry (type | length).
-fn write_value(buf: &mut Vec<u8>, node: Node) -> Option<u32> {
-    match node {
-        Node::Null => Some(JENTRY_ISNULL),
-        Node::Bool(true) => Some(JENTRY_ISBOOL_TRUE),
-        Node::Bool(false) => Some(JENTRY_ISBOOL_FALSE),
-        Node::Str(s) => {
-            buf.extend_from_slice(&s);
+/// Appends the data of the value at tape index `i` and returns its JEntry
+/// (type | length).
+fn write_value(buf: &mut Vec<u8>, doc: &Doc, i: usize) -> Option<u32> {
+    match doc.tape[i] {
+        Tok::Null => Some(JENTRY_ISNULL),
+        Tok::Bool(true) => Some(JENTRY_ISBOOL_TRUE),
+        Tok::Bool(false) => Some(JENTRY_ISBOOL_FALSE),
+        t @ Tok::Str { .. } => {
+            let s = doc.bytes(t);
+            buf.extend_from_slice(s);
             u32::try_from(s.len()).ok().filter(|&l| l <= JENTRY_OFFLENMASK)
         }
-        Node::Int(neg, digits) => {
+        t @ Tok::Int { neg, .. } => {
             let pad = pad_to_int(buf);
-            Some(JENTRY_ISNUMERIC | (pad + write_numeric(buf, neg, digits)))
+            Some(JENTRY_ISNUMERIC | (pad + write_numeric(buf, neg, doc.bytes(t))))
         }
-        Node::Array(elems) => {
+        Tok::Array { n, .. } => {
             let base = buf.len();
             pad_to_int(buf);
-            let n = elems.len();
+            let n = n as usize;
             buf.extend_from_slice(&(n as u32 | JB_FARRAY).to_ne_bytes());
             let entries = buf.len();
             buf.resize(entries + 4 * n, 0);
             let mut total = 0u32;
-            for (i, e) in elems.into_iter().enumerate() {
-                let meta = write_value(buf, e)?;
+            let mut e = i + 1;
+            for k in 0..n {
+                let meta = write_value(buf, doc, e)?;
+                e = doc.next(e);
                 total = total.checked_add(meta & JENTRY_OFFLENMASK).filter(|&t| t <= JENTRY_OFFLENMASK)?;
-                let meta = if i % JB_OFFSET_STRIDE == 0 { (meta & JENTRY_TYPEMASK) | total | JENTRY_HAS_OFF } else { meta };
-                buf[entries + 4 * i..entries + 4 * i + 4].copy_from_slice(&meta.to_ne_bytes());
+                let meta = if k % JB_OFFSET_STRIDE == 0 { (meta & JENTRY_TYPEMASK) | total | JENTRY_HAS_OFF } else { meta };
+                buf[entries + 4 * k..entries + 4 * k + 4].copy_from_slice(&meta.to_ne_bytes());
             }
             container_entry(buf.len() - base)
         }
-        Node::Object(mut pairs) => {
-            // Sort by (length, bytes), the later of equal keys first, and
-            // keep the first of each run: the last value wins, as in
+        Tok::Object { n, .. } => {
+            // (key, value index, input position) of each pair; sorted by
+            // (length, bytes), the later of equal keys first, keeping the
+            // first of each run: the last value wins, as in
             // uniqueifyJsonbObject.
-            // Indices are sorted, not the (large) pairs.
-            let mut order: Vec<u32> = (0..pairs.len() as u32).collect();
-            order.sort_unstable_by(|&a, &b| {
-                let (ka, kb) = (&pairs[a as usize].0, &pairs[b as usize].0);
-                ka.len().cmp(&kb.len()).then_with(|| ka.as_ref().cmp(kb.as_ref())).then(b.cmp(&a))
-            });
-            order.dedup_by(|later, earlier| pairs[*later as usize].0 == pairs[*earlier as usize].0);
+            let mut pairs: Vec<(&[u8], u32)> = Vec::with_capacity(n as usize);
+            let mut e = i + 1;
+            for _ in 0..n {
+                pairs.push((doc.bytes(doc.tape[e]), (e + 1) as u32));
+                e = doc.next(e + 1);
+            }
+            pairs.sort_unstable_by(|(ka, va), (kb, vb)| ka.len().cmp(&kb.len()).then_with(|| ka.cmp(kb)).then(vb.cmp(va)));
+            pairs.dedup_by(|later, earlier| later.0 == earlier.0);
             let base = buf.len();
             pad_to_int(buf);
-            let n = order.len();
+            let n = pairs.len();
             buf.extend_from_slice(&(n as u32 | JB_FOBJECT).to_ne_bytes());
             let entries = buf.len();
             buf.resize(entries + 8 * n, 0);
             let mut total = 0u32;
-            for (i, &p) in order.iter().enumerate() {
-                let k = &pairs[p as usize].0;
-                buf.extend_from_slice(k);
-                let meta = u32::try_from(k.len()).ok()?;
+            for (k, (key, _)) in pairs.iter().enumerate() {
+                buf.extend_from_slice(key);
+                let meta = u32::try_from(key.len()).ok()?;
                 total = total.checked_add(meta).filter(|&t| t <= JENTRY_OFFLENMASK)?;
-                let meta = if i % JB_OFFSET_STRIDE == 0 { total | JENTRY_HAS_OFF } else { meta };
-                buf[entries + 4 * i..entries + 4 * i + 4].copy_from_slice(&meta.to_ne_bytes());
+                let meta = if k % JB_OFFSET_STRIDE == 0 { total | JENTRY_HAS_OFF } else { meta };
+                buf[entries + 4 * k..entries + 4 * k + 4].copy_from_slice(&meta.to_ne_bytes());
             }
-            for (i, &p) in order.iter().enumerate() {
-                let v = std::mem::replace(&mut pairs[p as usize].1, Node::Null);
-                let meta = write_value(buf, v)?;
+            for (k, &(_, v)) in pairs.iter().enumerate() {
+                let meta = write_value(buf, doc, v as usize)?;
                 total = total.checked_add(meta & JENTRY_OFFLENMASK).filter(|&t| t <= JENTRY_OFFLENMASK)?;
-                let j = i + n;
+                let j = k + n;
                 let meta = if j % JB_OFFSET_STRIDE == 0 { (meta & JENTRY_TYPEMASK) | total | JENTRY_HAS_OFF } else { meta };
                 buf[entries + 4 * j..entries + 4 * j + 4].copy_from_slice(&meta.to_ne_bytes());
             }
@@ -679,35 +740,44 @@ fn write_numeric_text(v: &[u8], out: &mut Vec<u8>) -> Option<()> {
     if digits.len() % 2 != 0 {
         return None;
     }
-    let d: Vec<i32> = digits.chunks_exact(2).map(|p| i16::from_ne_bytes([p[0], p[1]]) as i32).collect();
-    if d.iter().any(|&x| !(0..10_000).contains(&x)) {
-        return None;
-    }
-    let at = |i: i32| if i >= 0 && (i as usize) < d.len() { d[i as usize] } else { 0 };
-    if neg && !d.is_empty() {
+    let nd = (digits.len() / 2) as i32;
+    let at = |i: i32| -> Option<u16> {
+        if i < 0 || i >= nd {
+            return Some(0);
+        }
+        let k = 2 * i as usize;
+        let d = i16::from_ne_bytes([digits[k], digits[k + 1]]);
+        (0..10_000).contains(&d).then_some(d as u16)
+    };
+    // Four decimal digits of a base-10000 digit.
+    let four = |d: u16| -> [u8; 4] { [b'0' + (d / 1000) as u8, b'0' + (d / 100 % 10) as u8, b'0' + (d / 10 % 10) as u8, b'0' + (d % 10) as u8] };
+    if neg && nd > 0 {
         out.push(b'-');
     }
     if weight < 0 {
         out.push(b'0');
     } else {
         for i in 0..=weight {
-            let x = at(i);
+            let f = four(at(i)?);
             if i == 0 {
-                out.extend_from_slice(x.to_string().as_bytes());
+                // The first digit without its leading zeros.
+                let skip = f.iter().take(3).take_while(|&&c| c == b'0').count();
+                out.extend_from_slice(&f[skip..]);
             } else {
-                out.extend_from_slice(format!("{x:04}").as_bytes());
+                out.extend_from_slice(&f);
             }
         }
     }
     if dscale > 0 {
         out.push(b'.');
-        let mut frac = String::with_capacity(dscale + 4);
-        let mut i = weight + 1;
-        while frac.len() < dscale {
-            frac.push_str(&format!("{:04}", at(i)));
+        let (mut left, mut i) = (dscale, weight + 1);
+        while left > 0 {
+            let f = four(at(i)?);
+            let take = left.min(4);
+            out.extend_from_slice(&f[..take]);
+            left -= take;
             i += 1;
         }
-        out.extend_from_slice(&frac.as_bytes()[..dscale]);
     }
     Some(())
 }
