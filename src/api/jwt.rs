@@ -203,10 +203,13 @@ fn stateful_checks<C: Claims>(
 /// and the same identity.jwt_secret, so it stands for exactly the HMAC
 /// check it skips (and the payload parse); every other check (exp, nbf,
 /// iat, aud, iss, revocation, the user's state) runs again on every call.
-/// Bounded by identity.jwt_cache_size (default 1,024; 0 turns it off):
-/// emptied when full. Only tokens with this extension's own HS256 header
-/// (no kid) go in.
-
+///
+/// A token is remembered on its second verification: the first only marks
+/// its hash in `seen` (direct-mapped), so a stream of tokens each seen once
+/// (the cold case) costs a hash, not copies. At most identity.jwt_cache_size
+/// tokens (default 1,024; 0 turns it off), the oldest replaced first: one
+/// entry freed per entry added, never a sweep. Only tokens with this
+/// extension's own HS256 header (no kid) go in.
 struct Remembered {
     token: Box<str>,
     secret: Vec<u8>,
@@ -214,15 +217,23 @@ struct Remembered {
     top: std::rc::Rc<crate::core::jsonb::Top>,
 }
 
+/// Hashes of signatures verified once.
+const SEEN_SLOTS: usize = 4096;
+
 struct Signatures {
     keys: std::collections::hash_map::RandomState,
+    seen: Vec<u64>,
     map: std::collections::HashMap<u64, Remembered>,
+    /// Hashes in `map`, oldest first.
+    order: std::collections::VecDeque<u64>,
 }
 
 thread_local! {
     static SIGNATURES: std::cell::RefCell<Signatures> = std::cell::RefCell::new(Signatures {
         keys: std::collections::hash_map::RandomState::new(),
+        seen: Vec::new(),
         map: std::collections::HashMap::new(),
+        order: std::collections::VecDeque::new(),
     });
 }
 
@@ -232,15 +243,21 @@ fn signature_of(token: &str) -> Option<&str> {
     (header == jwt::HS256_HEADER_B64).then(|| rest.rsplit_once('.').map(|(_, sig)| sig)).flatten()
 }
 
-fn remembered(token: &str) -> Result<Option<Verified>, IdentityError> {
+/// A nonzero keyed hash of a signature.
+fn signature_hash(s: &Signatures, sig: &str) -> u64 {
     use std::hash::BuildHasher;
+    s.keys.hash_one(sig) | 1
+}
+
+fn remembered(token: &str) -> Result<Option<Verified>, IdentityError> {
     use subtle::ConstantTimeEq;
-    let Some(sig) = signature_of(token).filter(|_| gucs::jwt_cache_size() > 0) else { return Ok(None) };
+    let size = gucs::jwt_cache_size();
+    let Some(sig) = signature_of(token).filter(|_| size > 0) else { return Ok(None) };
     let signed = &token[..token.len() - sig.len()];
     let current = secret()?;
     Ok(SIGNATURES.with(|s| {
         let s = s.borrow();
-        let r = s.map.get(&s.keys.hash_one(sig))?;
+        let r = s.map.get(&signature_hash(&s, sig))?;
         let (r_signed, r_sig) = r.token.split_at(r.token.len().checked_sub(sig.len())?);
         // The signature is the secret part: constant time; the rest is public.
         let same = bool::from(r_sig.as_bytes().ct_eq(sig.as_bytes())) & (r_signed == signed);
@@ -251,17 +268,30 @@ fn remembered(token: &str) -> Result<Option<Verified>, IdentityError> {
 }
 
 fn remember(token: &str, v: &Verified) -> Result<(), IdentityError> {
-    use std::hash::BuildHasher;
-    let max = gucs::jwt_cache_size();
-    let (Some(sig), Some(top)) = (signature_of(token).filter(|_| max > 0), v.top()) else { return Ok(()) };
+    let size = gucs::jwt_cache_size();
+    let (Some(sig), Some(top)) = (signature_of(token).filter(|_| size > 0), v.top()) else { return Ok(()) };
+    let second = SIGNATURES.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.seen.len() != SEEN_SLOTS {
+            s.seen = vec![0; SEEN_SLOTS];
+        }
+        let h = signature_hash(&s, sig);
+        let mark = &mut s.seen[(h % SEEN_SLOTS as u64) as usize];
+        let second = *mark == h;
+        *mark = h;
+        second.then_some(h)
+    });
+    let Some(hash) = second else { return Ok(()) };
     let entry = Remembered { token: token.into(), secret: secret()?, jsonb: v.jsonb.bytes().to_vec(), top: top.clone() };
     SIGNATURES.with(|s| {
-        let mut s = s.borrow_mut();
-        if s.map.len() >= max {
-            s.map.clear();
+        let s = &mut *s.borrow_mut();
+        if s.map.insert(hash, entry).is_none() {
+            s.order.push_back(hash);
+            while s.map.len() > size {
+                let Some(old) = s.order.pop_front() else { break };
+                s.map.remove(&old);
+            }
         }
-        let k = s.keys.hash_one(sig);
-        s.map.insert(k, entry);
     });
     Ok(())
 }
