@@ -426,7 +426,7 @@ impl crate::core::jwt::Claims for Verified {
 
     fn aud_contains(&self, want: &str) -> bool {
         match &self.top {
-            Some(t) => t.aud.iter().any(|a| a == want),
+            Some(t) => t.aud().any(|a| a == want),
             None => self.jsonb.aud_contains(want),
         }
     }

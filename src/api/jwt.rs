@@ -254,17 +254,17 @@ fn remembered(token: &str) -> Result<Option<Verified>, IdentityError> {
     let size = gucs::jwt_cache_size();
     let Some(sig) = signature_of(token).filter(|_| size > 0) else { return Ok(None) };
     let signed = &token[..token.len() - sig.len()];
-    let current = secret()?;
-    Ok(SIGNATURES.with(|s| {
+    let hit = SIGNATURES.with(|s| {
         let s = s.borrow();
         let r = s.map.get(&signature_hash(&s, sig))?;
         let (r_signed, r_sig) = r.token.split_at(r.token.len().checked_sub(sig.len())?);
         // The signature is the secret part: constant time; the rest is public.
         let same = bool::from(r_sig.as_bytes().ct_eq(sig.as_bytes())) & (r_signed == signed);
-        // The secret may have changed since (reload): then verify afresh.
-        (same && bool::from(r.secret.as_slice().ct_eq(current.as_slice())))
-            .then(|| Verified::from_parts(&r.jsonb, r.top.clone()))
-    }))
+        same.then(|| (r.secret.clone(), Verified::from_parts(&r.jsonb, r.top.clone())))
+    });
+    let Some((was, v)) = hit else { return Ok(None) };
+    // The secret may have changed since (reload): then verify afresh.
+    Ok(bool::from(was.as_slice().ct_eq(secret()?.as_slice())).then_some(v))
 }
 
 fn remember(token: &str, v: &Verified) -> Result<(), IdentityError> {

@@ -72,11 +72,28 @@ fn is_uuid_shape(s: &str) -> bool {
 /// The 16 bytes of a uuid in the hyphenated form (either case), without
 /// an allocation: `uuid_bytes(&canonical_uuid(s)?)` for the hot paths.
 pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
-    if is_uuid_shape(s) {
-        uuid_bytes(s)
-    } else {
-        None
+    fn hex(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
     }
+    let b = s.as_bytes();
+    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut at = 0;
+    for byte in out.iter_mut() {
+        if matches!(at, 8 | 13 | 18 | 23) {
+            at += 1;
+        }
+        *byte = (hex(b[at])? << 4) | hex(b[at + 1])?;
+        at += 2;
+    }
+    Some(out)
 }
 
 /// The 16 bytes of a canonical uuid string (see `canonical_uuid`).

@@ -93,14 +93,15 @@ pub struct Top {
     pub exp: Option<Result<i64, ()>>,
     pub nbf: Option<Result<i64, ()>>,
     pub iat: Option<Result<i64, ()>>,
-    /// sub, jti, session_id, iss when they are strings.
-    pub sub: Option<String>,
-    pub jti: Option<String>,
-    pub session_id: Option<String>,
-    pub iss: Option<String>,
-    /// aud: a string, or the string elements of an array.
-    pub aud: Vec<String>,
+    /// The text of the string claims below, one buffer (one allocation).
+    text: String,
+    /// sub, jti, session_id, iss when they are strings: ranges of `text`.
+    strings: [Option<(u32, u32)>; 4],
+    /// aud: a string, or the string elements of an array: ranges of `text`.
+    aud: Vec<(u32, u32)>,
 }
+
+const TOP_STRINGS: [&str; 4] = ["sub", "jti", "session_id", "iss"];
 
 impl Top {
     pub fn number(&self, k: &str) -> Option<Result<i64, ()>> {
@@ -112,16 +113,25 @@ impl Top {
         }
     }
 
+    fn range(&self, r: (u32, u32)) -> &str {
+        &self.text[r.0 as usize..r.1 as usize]
+    }
+
     /// The string claims it holds; `None` for a key it does not track.
     pub fn string(&self, k: &str) -> Option<Option<&str>> {
-        let v = match k {
-            "sub" => &self.sub,
-            "jti" => &self.jti,
-            "session_id" => &self.session_id,
-            "iss" => &self.iss,
-            _ => return None,
-        };
-        Some(v.as_deref())
+        let i = TOP_STRINGS.iter().position(|t| *t == k)?;
+        Some(self.strings[i].map(|r| self.range(r)))
+    }
+
+    /// The aud values (a string, or an array's string elements).
+    pub fn aud(&self) -> impl Iterator<Item = &str> {
+        self.aud.iter().map(|&r| self.range(r))
+    }
+
+    fn push(&mut self, s: &str) -> (u32, u32) {
+        let a = self.text.len() as u32;
+        self.text.push_str(s);
+        (a, self.text.len() as u32)
     }
 
     fn take(&mut self, key: &[u8], doc: &Doc, v: usize) {
@@ -130,25 +140,40 @@ impl Top {
             _ => Err(()),
         };
         let string = |i: usize| match doc.tape[i] {
-            t @ Tok::Str { .. } => std::str::from_utf8(doc.bytes(t)).ok().map(str::to_string),
+            t @ Tok::Str { .. } => std::str::from_utf8(doc.bytes(t)).ok(),
             _ => None,
         };
         match key {
             b"exp" => self.exp = Some(number(v)),
             b"nbf" => self.nbf = Some(number(v)),
             b"iat" => self.iat = Some(number(v)),
-            b"sub" => self.sub = string(v),
-            b"jti" => self.jti = string(v),
-            b"session_id" => self.session_id = string(v),
-            b"iss" => self.iss = string(v),
             b"aud" => {
-                self.aud = match doc.tape[v] {
-                    Tok::Str { .. } => string(v).into_iter().collect(),
-                    Tok::Array { end, .. } => (v + 1..end as usize).filter_map(|i| string(i)).collect(),
-                    _ => Vec::new(),
+                self.aud.clear();
+                match doc.tape[v] {
+                    Tok::Str { .. } => {
+                        if let Some(a) = string(v) {
+                            let r = self.push(a);
+                            self.aud.push(r);
+                        }
+                    }
+                    Tok::Array { end, .. } => {
+                        let mut i = v + 1;
+                        while i < end as usize {
+                            if let Some(a) = string(i) {
+                                let r = self.push(a);
+                                self.aud.push(r);
+                            }
+                            i = doc.next(i);
+                        }
+                    }
+                    _ => {}
                 }
             }
-            _ => {}
+            _ => {
+                if let Some(i) = TOP_STRINGS.iter().position(|t| t.as_bytes() == key) {
+                    self.strings[i] = string(v).map(|s| self.push(s));
+                }
+            }
         }
     }
 }
@@ -877,12 +902,15 @@ mod tests {
         assert_eq!(e.top.exp, Some(Ok(i64::MIN)));
         assert_eq!(e.top.iat, Some(Err(())));
         assert_eq!(e.top.nbf, None);
-        assert_eq!(e.top.sub.as_deref(), Some("sé"));
-        assert_eq!(e.top.jti, None);
-        assert_eq!(e.top.aud, ["a", "b"]);
+        assert_eq!(e.top.string("sub"), Some(Some("sé")));
+        assert_eq!(e.top.string("jti"), Some(None));
+        assert_eq!(e.top.aud().collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(e.top.string("iss"), Some(Some("i")));
         assert_eq!(e.top.string("email"), None);
-        assert_eq!(encode_claims(br#"{"aud": "x"}"#).unwrap().top.aud, ["x"]);
+        assert_eq!(encode_claims(br#"{"aud": "x"}"#).unwrap().top.aud().collect::<Vec<_>>(), ["x"]);
+        // Strings inside nested values of an aud array are not aud values.
+        let nested = encode_claims(br#"{"aud": [["x"], {"k": "y"}, "z"]}"#).unwrap();
+        assert_eq!(nested.top.aud().collect::<Vec<_>>(), ["z"]);
         assert_eq!(saturating_i64(false, b"1732000000"), 1_732_000_000);
     }
 

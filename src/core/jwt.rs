@@ -52,17 +52,19 @@ pub fn split(token: &str) -> Result<Parts<'_>> {
         return Err(IdentityError::invalid("token is too large")
             .detail(format!("{} bytes, the limit is {MAX_TOKEN_BYTES}", token.len())));
     }
-    let mut it = token.split('.');
-    let (h, p, s) = match (it.next(), it.next(), it.next(), it.next()) {
-        (Some(h), Some(p), Some(s), None) => (h, p, s),
-        _ => {
-            let n = token.matches('.').count() + 1;
-            return Err(IdentityError::invalid("token is malformed")
-                .detail(format!("expected 3 dot-separated parts, found {n}")));
-        }
+    let parts_error = || {
+        let n = token.matches('.').count() + 1;
+        IdentityError::invalid("token is malformed").detail(format!("expected 3 dot-separated parts, found {n}"))
     };
+    // The first and the last dot; a dot between them is caught by the
+    // alphabet check of the payload (which scans it anyway).
+    let (h, rest) = token.split_once('.').ok_or_else(parts_error)?;
+    let (p, s) = rest.rsplit_once('.').ok_or_else(parts_error)?;
     for (name, seg) in [("header", h), ("payload", p), ("signature", s)] {
         if !is_b64url(seg) {
+            if seg.contains('.') {
+                return Err(parts_error());
+            }
             return Err(IdentityError::invalid("token is malformed")
                 .detail(format!("{name} is not base64url")));
         }
