@@ -176,63 +176,64 @@ fn can_fill() -> bool {
 
 /// Is `jti` revoked?
 pub fn jti_revoked(jti: &str) -> bool {
-    prepare();
-    let known = CACHES.with(|c| match &c.borrow().jtis {
-        Copy::Loaded(set) => Known::Answer(set.contains(jti.as_bytes())),
-        Copy::TooBig => Known::Probe,
-        Copy::Unknown => Known::Load,
-    });
-    match known {
-        Known::Answer(a) => return a,
-        Known::Probe => return heap::jti_revoked(jti),
-        Known::Load if !can_fill() => return heap::jti_revoked(jti),
-        Known::Load => {}
-    }
-    set_oid(0, &heap::REVOKED_JWTS);
-    let before = invals();
-    let mut set = HashSet::new();
-    let complete = heap::scan_all(&heap::REVOKED_JWTS, |r| {
-        if let Some(j) = r.text(0) {
-            set.insert(j.into_bytes().into_boxed_slice());
-        }
-        set.len() <= MAX_ROWS
-    });
-    let answer = set.contains(jti.as_bytes()) || (!complete && heap::jti_revoked(jti));
-    let copy = if complete { Copy::Loaded(set) } else { Copy::TooBig };
-    if invals() == before {
-        CACHES.with(|c| c.borrow_mut().jtis = copy);
-    }
-    answer
+    revoked(|c| &mut c.jtis, 0, &heap::REVOKED_JWTS, jti.as_bytes(), |r| r.text(0).map(|j| j.into_bytes().into()), || {
+        heap::jti_revoked(jti)
+    })
 }
 
 /// Is session `id` revoked?
 pub fn session_revoked(id: [u8; 16]) -> bool {
+    revoked(
+        |c| &mut c.sessions,
+        1,
+        &heap::REVOKED_SESSIONS,
+        &id,
+        |r| {
+            let (d, null) = r.get(0);
+            unsafe { pgrx::Uuid::from_datum(d, null) }.map(|u| *u.as_bytes())
+        },
+        || heap::session_revoked(id),
+    )
+}
+
+/// Is `key` in revocation table `table` (copy `copy`, oid slot `oid`)?
+/// From the copy; loaded whole (`read` gives a row's key) when unknown;
+/// probed per call (`probe`) when too big or in parallel mode.
+fn revoked<K, Q>(
+    copy: fn(&mut Caches) -> &mut Copy<HashSet<K>>,
+    oid: usize,
+    table: &heap::Table,
+    key: &Q,
+    read: impl Fn(&heap::Row) -> Option<K>,
+    probe: impl Fn() -> bool,
+) -> bool
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
     prepare();
-    let known = CACHES.with(|c| match &c.borrow().sessions {
-        Copy::Loaded(set) => Known::Answer(set.contains(&id)),
+    let known = CACHES.with(|c| match copy(&mut c.borrow_mut()) {
+        Copy::Loaded(set) => Known::Answer(set.contains(key)),
         Copy::TooBig => Known::Probe,
         Copy::Unknown => Known::Load,
     });
     match known {
         Known::Answer(a) => return a,
-        Known::Probe => return heap::session_revoked(id),
-        Known::Load if !can_fill() => return heap::session_revoked(id),
+        Known::Probe => return probe(),
+        Known::Load if !can_fill() => return probe(),
         Known::Load => {}
     }
-    set_oid(1, &heap::REVOKED_SESSIONS);
+    set_oid(oid, table);
     let before = invals();
     let mut set = HashSet::new();
-    let complete = heap::scan_all(&heap::REVOKED_SESSIONS, |r| {
-        let (d, null) = r.get(0);
-        if let Some(u) = unsafe { pgrx::Uuid::from_datum(d, null) } {
-            set.insert(*u.as_bytes());
-        }
+    let complete = heap::scan_all(table, |r| {
+        set.extend(read(r));
         set.len() <= MAX_ROWS
     });
-    let answer = set.contains(&id) || (!complete && heap::session_revoked(id));
-    let copy = if complete { Copy::Loaded(set) } else { Copy::TooBig };
+    let answer = set.contains(key) || (!complete && probe());
+    let loaded = if complete { Copy::Loaded(set) } else { Copy::TooBig };
     if invals() == before {
-        CACHES.with(|c| c.borrow_mut().sessions = copy);
+        CACHES.with(|c| *copy(&mut c.borrow_mut()) = loaded);
     }
     answer
 }

@@ -343,15 +343,6 @@ fn string_value(s: &str) -> JsonbValue {
 }
 
 impl RawJsonb {
-    /// The jsonb of a verified JWT payload: the bytes `core::jsonb` encoded
-    /// (copied into the current memory context) in a UTF-8 database, else
-    /// Postgres' jsonb_in over the text, which the caller has validated
-    /// (core::jwt::payload_is_jsonb_object); jsonb_in raising anyway is an
-    /// ERROR, as for any input function.
-    pub fn parse(p: crate::core::jwt::Payload) -> Result<RawJsonb, String> {
-        Verified::parse(p).map(|v| v.jsonb)
-    }
-
     /// jsonb_in over JSON text.
     pub fn parse_text(text: &[u8]) -> Result<RawJsonb, String> {
         let c = std::ffi::CString::new(text).map_err(|_| "payload contains a NUL byte".to_string())?;
@@ -382,22 +373,22 @@ pub struct Verified {
 }
 
 impl Verified {
+    /// The jsonb of a verified JWT payload: the bytes `core::jsonb` encoded
+    /// in a UTF-8 database, else Postgres' jsonb_in over the text, which the
+    /// caller has validated (core::jwt::payload_is_jsonb_object); jsonb_in
+    /// raising anyway is an ERROR, as for any input function.
     pub fn parse(p: crate::core::jwt::Payload) -> Result<Verified, String> {
-        if let Some(e) = p.jsonb.filter(|_| utf8_database()) {
-            // SAFETY: palloc'd (4-byte aligned, as every palloc is) and filled
-            // with a complete varlena, whose header holds its length.
-            let dst = unsafe { pg_sys::palloc(e.bytes.len()) }.cast::<u8>();
-            unsafe { std::ptr::copy_nonoverlapping(e.bytes.as_ptr(), dst, e.bytes.len()) };
-            return Ok(Verified { jsonb: RawJsonb(dst.cast()), top: Some(std::rc::Rc::new(e.top)) });
+        match p.jsonb.filter(|_| utf8_database()) {
+            Some(e) => Ok(Verified::from_parts(&e.bytes, std::rc::Rc::new(e.top))),
+            None => Ok(Verified { jsonb: RawJsonb::parse_text(p.json)?, top: None }),
         }
-        Ok(Verified { jsonb: RawJsonb::parse_text(p.json)?, top: None })
     }
-}
 
-impl Verified {
-    /// A copy of a remembered payload (api::jwt's signature cache).
+    /// A complete jsonb varlena (and its top claims) copied into the current
+    /// memory context.
     pub fn from_parts(bytes: &[u8], top: std::rc::Rc<crate::core::jsonb::Top>) -> Verified {
-        // SAFETY: as in `parse`: a complete varlena copied into palloc'd memory.
+        // SAFETY: palloc'd (4-byte aligned, as every palloc is) and filled
+        // with a complete varlena, whose header holds its length.
         let dst = unsafe { pg_sys::palloc(bytes.len()) }.cast::<u8>();
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
         Verified { jsonb: RawJsonb(dst.cast()), top: Some(top) }
@@ -620,7 +611,7 @@ mod tests {
     fn declined_documents_still_go_through_jsonb_in() {
         for doc in [r#"{"a": 1.5}"#, r#"{"a": 1e3, "b": -0.0}"#] {
             assert!(encode_object(doc.as_bytes()).is_none());
-            let via = RawJsonb::parse(crate::core::jwt::Payload { json: doc.as_bytes(), jsonb: None }).unwrap();
+            let via = super::Verified::parse(crate::core::jwt::Payload { json: doc.as_bytes(), jsonb: None }).unwrap().jsonb;
             assert_eq!(via.size(), jsonb_in_bytes(doc).len());
         }
     }

@@ -101,6 +101,14 @@ fn credential(id: Uuid) -> PgResult<Value> {
         .ok_or_else(|| authz::not_found("credential does not exist").into())
 }
 
+/// The actor, checked for `scope`, and the required credential id: how
+/// every function on one credential starts.
+fn caller_on(credential_id: Option<Uuid>, scope: &'static str) -> PgResult<(Subject, Uuid)> {
+    let s = actor::subject()?;
+    authz::require_scope(&s, scope)?;
+    Ok((s, required(credential_id, "credential_id is required")?))
+}
+
 fn audit(s: &Subject, f: &CredentialFacts, action: &'static str, id: Uuid, details: Value) -> PgResult<()> {
     let mut d = details;
     d["owner_id"] = json!(uuid_text(&f.owner));
@@ -274,9 +282,7 @@ fn list_credentials() -> Result<SetOfIterator<'static, JsonB>, ErrorReport> {
 /// Audited.
 #[pg_extern(schema = "identity", volatile)]
 fn get_credential(credential_id: Option<Uuid>) -> PgResult<JsonB> {
-    let s = actor::subject()?;
-    authz::require_scope(&s, "credentials:read")?;
-    let id = required(credential_id, "credential_id is required")?;
+    let (s, id) = caller_on(credential_id, "credentials:read")?;
     spi::privileged(|| {
         let f = authorize(&s, id, CredentialOp::Read)?;
         let c = credential(id)?;
@@ -289,9 +295,7 @@ fn get_credential(credential_id: Option<Uuid>) -> PgResult<JsonB> {
 /// (not on system credentials) or system.
 #[pg_extern(schema = "identity", volatile)]
 fn update_credential(credential_id: Option<Uuid>, changes: Option<JsonB>) -> PgResult<JsonB> {
-    let s = actor::subject()?;
-    authz::require_scope(&s, "credentials:write")?;
-    let id = required(credential_id, "credential_id is required")?;
+    let (s, id) = caller_on(credential_id, "credentials:write")?;
     let JsonB(changes) = required(changes, "changes is required")?;
     let m = rules::check_credential_changes(&changes)?;
     let key = if m.contains_key("secret") { Some(encryption_key()?) } else { None };
@@ -333,9 +337,7 @@ fn update_credential(credential_id: Option<Uuid>, changes: Option<JsonB>) -> PgR
 /// credentials) or system.
 #[pg_extern(schema = "identity", volatile)]
 fn delete_credential(credential_id: Option<Uuid>) -> PgResult<()> {
-    let s = actor::subject()?;
-    authz::require_scope(&s, "credentials:write")?;
-    let id = required(credential_id, "credential_id is required")?;
+    let (s, id) = caller_on(credential_id, "credentials:write")?;
     spi::privileged(|| {
         let f = authorize(&s, id, CredentialOp::Delete)?;
         spi::run("delete from identity.credentials where id = $1", &[id.into()])?;
@@ -347,9 +349,7 @@ fn delete_credential(credential_id: Option<Uuid>) -> PgResult<()> {
 /// concurrent calls serialize on the owner's row).
 #[pg_extern(schema = "identity", volatile)]
 fn set_default_credential(credential_id: Option<Uuid>) -> PgResult<()> {
-    let s = actor::subject()?;
-    authz::require_scope(&s, "credentials:write")?;
-    let id = required(credential_id, "credential_id is required")?;
+    let (s, id) = caller_on(credential_id, "credentials:write")?;
     spi::privileged(|| {
         let f = authorize(&s, id, CredentialOp::Change)?;
         if !f.enabled {
@@ -363,9 +363,7 @@ fn set_default_credential(credential_id: Option<Uuid>) -> PgResult<()> {
 /// Enables or disables a credential (disabling also clears its default).
 #[pg_extern(schema = "identity", volatile)]
 fn set_credential_enabled(credential_id: Option<Uuid>, enabled: Option<bool>) -> PgResult<()> {
-    let s = actor::subject()?;
-    authz::require_scope(&s, "credentials:write")?;
-    let id = required(credential_id, "credential_id is required")?;
+    let (s, id) = caller_on(credential_id, "credentials:write")?;
     let enabled = required(enabled, "enabled is required")?;
     spi::privileged(|| {
         let f = authorize(&s, id, CredentialOp::Change)?;
@@ -381,9 +379,7 @@ fn set_credential_enabled(credential_id: Option<Uuid>, enabled: Option<bool>) ->
 /// Audited. A wrong identity.encryption_key is 55000, never garbage.
 #[pg_extern(schema = "identity", volatile)]
 fn reveal_credential_secret(credential_id: Option<Uuid>) -> PgResult<String> {
-    let s = actor::subject()?;
-    authz::require_scope(&s, "credentials:reveal")?;
-    let id = required(credential_id, "credential_id is required")?;
+    let (s, id) = caller_on(credential_id, "credentials:reveal")?;
     let key = encryption_key()?;
     spi::privileged(|| {
         let f = authorize(&s, id, CredentialOp::Reveal)?;
@@ -403,9 +399,7 @@ fn reveal_credential_secret(credential_id: Option<Uuid>) -> PgResult<String> {
 /// exactly marks the credential exhausted.
 #[pg_extern(schema = "identity", volatile)]
 fn record_credential_usage(credential_id: Option<Uuid>, amount: Option<AnyNumeric>, tokens: default!(Option<i64>, "NULL")) -> PgResult<()> {
-    let s = actor::subject()?;
-    authz::require_scope(&s, "credentials:use")?;
-    let id = required(credential_id, "credential_id is required")?;
+    let (s, id) = caller_on(credential_id, "credentials:use")?;
     let amount = required(amount, "amount is required")?;
     amount_arg(&amount, "amount must be a finite number >= 0")?;
     if tokens.is_some_and(|t| t < 0) {
@@ -443,9 +437,7 @@ fn record_credential_usage(credential_id: Option<Uuid>, amount: Option<AnyNumeri
 /// null without a limit; recent: the last 20 calls). Audited.
 #[pg_extern(schema = "identity", volatile)]
 fn credential_usage(credential_id: Option<Uuid>) -> PgResult<JsonB> {
-    let s = actor::subject()?;
-    authz::require_scope(&s, "credentials:read")?;
-    let id = required(credential_id, "credential_id is required")?;
+    let (s, id) = caller_on(credential_id, "credentials:read")?;
     spi::privileged(|| {
         let f = authorize(&s, id, CredentialOp::Read)?;
         audit(&s, &f, "credential.usage_read", id, json!({}))?;

@@ -269,71 +269,8 @@ impl<'a> Parser<'a> {
         }
         self.ws();
         match self.peek()? {
-            b'{' => {
-                self.i += 1;
-                let at = self.tape.len();
-                self.tape.push(Tok::Object { n: 0, end: 0 });
-                let mut n = 0u32;
-                self.ws();
-                if self.peek()? == b'}' {
-                    self.i += 1;
-                } else {
-                    loop {
-                        self.ws();
-                        if self.peek()? != b'"' {
-                            return None;
-                        }
-                        let k = self.string()?;
-                        self.tape.push(k);
-                        self.ws();
-                        if self.peek()? != b':' {
-                            return None;
-                        }
-                        self.i += 1;
-                        self.value(depth + 1)?;
-                        n += 1;
-                        self.ws();
-                        match self.peek()? {
-                            b',' => self.i += 1,
-                            b'}' => {
-                                self.i += 1;
-                                break;
-                            }
-                            _ => return None,
-                        }
-                    }
-                }
-                let end = u32::try_from(self.tape.len()).ok()?;
-                self.tape[at] = Tok::Object { n, end };
-                Some(())
-            }
-            b'[' => {
-                self.i += 1;
-                let at = self.tape.len();
-                self.tape.push(Tok::Array { n: 0, end: 0 });
-                let mut n = 0u32;
-                self.ws();
-                if self.peek()? == b']' {
-                    self.i += 1;
-                } else {
-                    loop {
-                        self.value(depth + 1)?;
-                        n += 1;
-                        self.ws();
-                        match self.peek()? {
-                            b',' => self.i += 1,
-                            b']' => {
-                                self.i += 1;
-                                break;
-                            }
-                            _ => return None,
-                        }
-                    }
-                }
-                let end = u32::try_from(self.tape.len()).ok()?;
-                self.tape[at] = Tok::Array { n, end };
-                Some(())
-            }
+            b'{' => self.container(depth, true),
+            b'[' => self.container(depth, false),
             b'"' => {
                 let t = self.string()?;
                 self.tape.push(t);
@@ -345,6 +282,50 @@ impl<'a> Parser<'a> {
             b'-' | b'0'..=b'9' => self.integer(),
             _ => None,
         }
+    }
+
+    /// An object (key-value pairs) or an array (values) onto the tape: a
+    /// placeholder first, completed with the member count and its end.
+    fn container(&mut self, depth: usize, object: bool) -> Option<()> {
+        let close = if object { b'}' } else { b']' };
+        self.i += 1;
+        let at = self.tape.len();
+        self.tape.push(Tok::Null);
+        let mut n = 0u32;
+        self.ws();
+        if self.peek()? == close {
+            self.i += 1;
+        } else {
+            loop {
+                if object {
+                    self.ws();
+                    if self.peek()? != b'"' {
+                        return None;
+                    }
+                    let k = self.string()?;
+                    self.tape.push(k);
+                    self.ws();
+                    if self.peek()? != b':' {
+                        return None;
+                    }
+                    self.i += 1;
+                }
+                self.value(depth + 1)?;
+                n += 1;
+                self.ws();
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    c if c == close => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        let end = u32::try_from(self.tape.len()).ok()?;
+        self.tape[at] = if object { Tok::Object { n, end } } else { Tok::Array { n, end } };
+        Some(())
     }
 
     /// A literal, which Postgres' lexer ends at the first non-alphanumeric.
@@ -499,9 +480,7 @@ fn write_value(buf: &mut Vec<u8>, doc: &Doc, i: usize) -> Option<u32> {
             for k in 0..n {
                 let meta = write_value(buf, doc, e)?;
                 e = doc.next(e);
-                total = total.checked_add(meta & JENTRY_OFFLENMASK).filter(|&t| t <= JENTRY_OFFLENMASK)?;
-                let meta = if k % JB_OFFSET_STRIDE == 0 { (meta & JENTRY_TYPEMASK) | total | JENTRY_HAS_OFF } else { meta };
-                buf[entries + 4 * k..entries + 4 * k + 4].copy_from_slice(&meta.to_ne_bytes());
+                set_entry(buf, entries, k, meta, &mut total)?;
             }
             container_entry(buf.len() - base)
         }
@@ -525,23 +504,29 @@ fn write_value(buf: &mut Vec<u8>, doc: &Doc, i: usize) -> Option<u32> {
             let entries = buf.len();
             buf.resize(entries + 8 * n, 0);
             let mut total = 0u32;
+            // All keys, then all values: child k is key k, child n + k value k.
             for (k, (key, _)) in pairs.iter().enumerate() {
                 buf.extend_from_slice(key);
-                let meta = u32::try_from(key.len()).ok()?;
-                total = total.checked_add(meta).filter(|&t| t <= JENTRY_OFFLENMASK)?;
-                let meta = if k % JB_OFFSET_STRIDE == 0 { total | JENTRY_HAS_OFF } else { meta };
-                buf[entries + 4 * k..entries + 4 * k + 4].copy_from_slice(&meta.to_ne_bytes());
+                let meta = u32::try_from(key.len()).ok().filter(|&l| l <= JENTRY_OFFLENMASK)?;
+                set_entry(buf, entries, k, meta, &mut total)?;
             }
             for (k, &(_, v)) in pairs.iter().enumerate() {
                 let meta = write_value(buf, doc, v as usize)?;
-                total = total.checked_add(meta & JENTRY_OFFLENMASK).filter(|&t| t <= JENTRY_OFFLENMASK)?;
-                let j = k + n;
-                let meta = if j % JB_OFFSET_STRIDE == 0 { (meta & JENTRY_TYPEMASK) | total | JENTRY_HAS_OFF } else { meta };
-                buf[entries + 4 * j..entries + 4 * j + 4].copy_from_slice(&meta.to_ne_bytes());
+                set_entry(buf, entries, n + k, meta, &mut total)?;
             }
             container_entry(buf.len() - base)
         }
     }
+}
+
+/// Records child `k`'s JEntry at `entries`: its length, or (every
+/// JB_OFFSET_STRIDE-th child) the end offset of the children so far, kept
+/// in `total`.
+fn set_entry(buf: &mut [u8], entries: usize, k: usize, meta: u32, total: &mut u32) -> Option<()> {
+    *total = total.checked_add(meta & JENTRY_OFFLENMASK).filter(|&t| t <= JENTRY_OFFLENMASK)?;
+    let meta = if k % JB_OFFSET_STRIDE == 0 { (meta & JENTRY_TYPEMASK) | *total | JENTRY_HAS_OFF } else { meta };
+    buf[entries + 4 * k..entries + 4 * k + 4].copy_from_slice(&meta.to_ne_bytes());
+    Some(())
 }
 
 fn container_entry(len: usize) -> Option<u32> {

@@ -489,8 +489,17 @@ pub fn first_refusal(checks: &[Check]) -> Option<Refusal> {
     })
 }
 
-/// Fills `iat`, `exp` (now + ttl), `jti` and, when given, `iss` and `aud`,
-/// each only where absent (given claims are never overwritten).
+/// The standard claims every issuer here adds where absent: `iat`, `exp`
+/// (now + ttl), `jti` and, when given, `iss` and `aud`.
+fn standard_claims(now: i64, ttl: i64, jti: &str, issuer: Option<&str>, audience: Option<&str>) -> Vec<(&'static str, Value)> {
+    let mut c = vec![("iat", Value::from(now)), ("exp", Value::from(now + ttl)), ("jti", Value::from(jti))];
+    c.extend(issuer.map(|iss| ("iss", Value::from(iss))));
+    c.extend(audience.map(|aud| ("aud", Value::from(aud))));
+    c
+}
+
+/// Adds the standard claims where absent (given claims are never
+/// overwritten).
 fn fill_standard_claims(
     claims: &mut Map<String, Value>,
     now: i64,
@@ -499,20 +508,15 @@ fn fill_standard_claims(
     issuer: Option<&str>,
     audience: Option<&str>,
 ) {
-    claims.entry("iat").or_insert(Value::from(now));
-    claims.entry("exp").or_insert(Value::from(now + ttl));
-    claims.entry("jti").or_insert(Value::from(jti));
-    if let Some(iss) = issuer {
-        claims.entry("iss").or_insert(Value::from(iss));
-    }
-    if let Some(aud) = audience {
-        claims.entry("aud").or_insert(Value::from(aud));
+    for (k, v) in standard_claims(now, ttl, jti, issuer, audience) {
+        claims.entry(k).or_insert(v);
     }
 }
 
-/// Fills the standard claims (`fill_standard_claims`) and signs with HS256.
+/// Fills the standard claims and signs with HS256 (`sign_hs256_json` over
+/// the serialised map).
 pub fn sign_hs256(
-    mut claims: Map<String, Value>,
+    claims: Map<String, Value>,
     secret: &[u8],
     now: i64,
     ttl: i64,
@@ -520,14 +524,8 @@ pub fn sign_hs256(
     issuer: Option<&str>,
     audience: Option<&str>,
 ) -> String {
-    fill_standard_claims(&mut claims, now, ttl, jti, issuer, audience);
-    let header = HS256_HEADER_B64;
-    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&Value::Object(claims)).expect("serialisable"));
-    let input = format!("{header}.{payload}");
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(input.as_bytes());
-    let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    format!("{input}.{sig}")
+    let text = serde_json::to_vec(&claims).expect("serialisable");
+    sign_hs256_json(text, &|k| claims.contains_key(k), secret, now, ttl, jti, issuer, audience)
 }
 
 /// The header every HS256 token here carries, base64url: `{"alg":"HS256","typ":"JWT"}`.
@@ -536,7 +534,7 @@ pub const HS256_HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 /// `sign_hs256` over claims already serialised as a compact JSON object
 /// (`{...}`, as core::jsonb::object_to_json writes it): the standard claims
 /// `present` reports absent are appended, with the same values
-/// `fill_standard_claims` gives, and the text is signed as is (no parse,
+/// `standard_claims` gives, and the text is signed as is (no parse,
 /// no re-serialisation).
 #[allow(clippy::too_many_arguments)]
 pub fn sign_hs256_json(
@@ -551,7 +549,7 @@ pub fn sign_hs256_json(
 ) -> String {
     debug_assert!(payload.first() == Some(&b'{') && payload.last() == Some(&b'}'));
     payload.pop();
-    let mut add = |k: &str, v: Value| {
+    for (k, v) in standard_claims(now, ttl, jti, issuer, audience) {
         if !present(k) {
             if payload.len() > 1 {
                 payload.push(b',');
@@ -559,15 +557,6 @@ pub fn sign_hs256_json(
             payload.extend_from_slice(format!("\"{k}\":").as_bytes());
             serde_json::to_writer(&mut payload, &v).expect("a string or an integer serialises");
         }
-    };
-    add("iat", Value::from(now));
-    add("exp", Value::from(now + ttl));
-    add("jti", Value::from(jti));
-    if let Some(iss) = issuer {
-        add("iss", Value::from(iss));
-    }
-    if let Some(aud) = audience {
-        add("aud", Value::from(aud));
     }
     payload.push(b'}');
     let mut token = String::with_capacity(HS256_HEADER_B64.len() + payload.len() * 4 / 3 + 50);
