@@ -18,6 +18,12 @@ fn benches(c: &mut Criterion) {
     let t = supabase_token();
     c.bench_function("jwt::split (700 B token)", |b| b.iter(|| jwt::split(black_box(&t)).unwrap()));
     c.bench_function("jwt::decode (700 B token)", |b| b.iter(|| jwt::decode(black_box(&t)).unwrap()));
+    let payload_b64 = t.split('.').nth(1).unwrap().as_bytes().to_vec();
+    c.bench_function("b64::decode (payload)", |b| b.iter(|| identity::core::b64::decode(black_box(&payload_b64)).unwrap()));
+    c.bench_function("base64 crate decode (payload, for comparison)", |b| {
+        use base64::Engine;
+        b.iter(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(black_box(&payload_b64)).unwrap())
+    });
     let mut rng = StdRng::seed_from_u64(1);
     c.bench_function("token::generate", |b| b.iter(|| token::generate("idt", &mut rng).unwrap()));
     let tok = token::generate("idt", &mut rng).unwrap();

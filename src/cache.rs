@@ -30,7 +30,7 @@ use crate::heap;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
-use std::collections::HashSet;
+use crate::core::fasthash::{HashMap, HashSet};
 
 /// Above this many rows a table is probed instead of copied.
 const MAX_ROWS: usize = 50_000;
@@ -54,13 +54,13 @@ struct Caches {
     /// tombstones; a user in neither passes the checks.
     refusable: Copy<Refusable>,
     /// When `refusable` is TooBig: users probed, by id.
-    users: std::collections::HashMap<[u8; 16], UserToken>,
+    users: HashMap<[u8; 16], UserToken>,
 }
 
 /// Users whose tokens a check can refuse: not active, or with a
 /// tokens_valid_after; and the ids of deleted users.
 struct Refusable {
-    users: std::collections::HashMap<[u8; 16], UserToken>,
+    users: HashMap<[u8; 16], UserToken>,
     deleted: HashSet<[u8; 16]>,
 }
 
@@ -83,7 +83,7 @@ thread_local! {
             sessions: Copy::Unknown,
             active_key: None,
             refusable: Copy::Unknown,
-            users: std::collections::HashMap::new(),
+            users: HashMap::default(),
         })
     };
 }
@@ -174,15 +174,42 @@ fn can_fill() -> bool {
     unsafe { !pg_sys::IsInParallelMode() }
 }
 
-/// Is `jti` revoked?
-pub fn jti_revoked(jti: &str) -> bool {
+/// Proof that this backend took in the invalidation messages committed
+/// before `fresh()` returned it: lookups through it see every change
+/// committed before. One per verification (three lookups, one
+/// AcceptInvalidationMessages); never kept across statements.
+pub struct Fresh(());
+
+/// Takes in pending invalidation messages (see `Fresh`).
+pub fn fresh() -> Fresh {
+    prepare();
+    Fresh(())
+}
+
+impl Fresh {
+    /// Is `jti` revoked?
+    pub fn jti_revoked(&self, jti: &str) -> bool {
+        jti_revoked(jti)
+    }
+
+    /// Is session `id` revoked?
+    pub fn session_revoked(&self, id: [u8; 16]) -> bool {
+        session_revoked(id)
+    }
+
+    /// See `user_token_state`.
+    pub fn user_token_state(&self, id: [u8; 16]) -> Option<UserToken> {
+        user_token_state(id)
+    }
+}
+
+fn jti_revoked(jti: &str) -> bool {
     revoked(|c| &mut c.jtis, 0, &heap::REVOKED_JWTS, jti.as_bytes(), |r| r.text(0).map(|j| j.into_bytes().into()), || {
         heap::jti_revoked(jti)
     })
 }
 
-/// Is session `id` revoked?
-pub fn session_revoked(id: [u8; 16]) -> bool {
+fn session_revoked(id: [u8; 16]) -> bool {
     revoked(
         |c| &mut c.sessions,
         1,
@@ -211,7 +238,6 @@ where
     K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
     Q: std::hash::Hash + Eq + ?Sized,
 {
-    prepare();
     let known = CACHES.with(|c| match copy(&mut c.borrow_mut()) {
         Copy::Loaded(set) => Known::Answer(set.contains(key)),
         Copy::TooBig => Known::Probe,
@@ -225,7 +251,7 @@ where
     }
     set_oid(oid, table);
     let before = invals();
-    let mut set = HashSet::new();
+    let mut set = HashSet::default();
     let complete = heap::scan_all(table, |r| {
         set.extend(read(r));
         set.len() <= MAX_ROWS
@@ -244,8 +270,7 @@ where
 /// tokens_valid_after, or no such user). From the copy of users_token_state
 /// and the tombstones: no probe at all while that set is under MAX_ROWS;
 /// beyond, one probe per user not seen yet.
-pub fn user_token_state(id: [u8; 16]) -> Option<UserToken> {
-    prepare();
+fn user_token_state(id: [u8; 16]) -> Option<UserToken> {
     enum Seen {
         Answer(Option<UserToken>),
         PerUser,
@@ -274,7 +299,7 @@ pub fn user_token_state(id: [u8; 16]) -> Option<UserToken> {
     set_oid(3, &heap::USERS);
     set_oid(4, &heap::DELETED_USERS);
     let before = invals();
-    let mut users = std::collections::HashMap::new();
+    let mut users = HashMap::default();
     let complete_users = heap::scan_all(&heap::USERS_TOKEN_STATE, |r| {
         let (d, null) = r.get(0);
         if let Some(u) = unsafe { pgrx::Uuid::from_datum(d, null) } {
@@ -284,7 +309,7 @@ pub fn user_token_state(id: [u8; 16]) -> Option<UserToken> {
         }
         users.len() <= MAX_ROWS
     });
-    let mut deleted = HashSet::new();
+    let mut deleted = HashSet::default();
     let complete = complete_users
         && heap::scan_all(&heap::DELETED_USERS, |r| {
             let (d, null) = r.get(0);

@@ -59,6 +59,20 @@ unsafe extern "C-unwind" fn claims_source_changed(_new: std::ffi::c_int, _extra:
     CLAIMS_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
+static SECRET_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+#[pg_guard]
+unsafe extern "C-unwind" fn secret_changed(_new: *const std::ffi::c_char, _extra: *mut std::ffi::c_void) {
+    SECRET_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Bumped on every assignment of identity.jwt_secret (SET, a reload, the
+/// end of a transaction or function that changed it), so what is derived
+/// from the secret can be kept until it changes without comparing it.
+pub fn jwt_secret_generation() -> u64 {
+    SECRET_GENERATION.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Bumped on every change of either claims setting or of claims_source.
 pub fn claims_generation() -> u64 {
     CLAIMS_GENERATION.load(std::sync::atomic::Ordering::Relaxed)
@@ -72,7 +86,8 @@ unsafe extern "C-unwind" fn mask_secret() -> *const std::ffi::c_char {
 
 pub fn init() {
     let secret_flags = GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL | GucFlags::NO_RESET_ALL;
-    // SAFETY: the show hook is a #[pg_guard] function returning a static string.
+    // SAFETY: the show hook is a #[pg_guard] function returning a static
+    // string; the assign hook a #[pg_guard] function touching an atomic.
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
             c"identity.jwt_secret",
@@ -82,7 +97,7 @@ pub fn init() {
             GucContext::Suset,
             secret_flags,
             None,
-            None,
+            Some(secret_changed),
             Some(mask_secret),
         );
         GucRegistry::define_string_guc_with_hooks(
@@ -212,7 +227,33 @@ fn string(s: &GucSetting<Option<CString>>) -> Option<String> {
 
 /// The HS256 secret, if set. Callers map `None` to 55000.
 pub fn jwt_secret() -> Option<Vec<u8>> {
-    JWT_SECRET.get().map(|c| c.into_bytes()).filter(|v| !v.is_empty())
+    with_str(&JWT_SECRET, |s| s.map(<[u8]>::to_vec))
+}
+
+/// A string setting's value in place, without the copy `get` makes (a
+/// third of a verify_jwt's allocations were these), for the length of `f`;
+/// None when unset or empty. Postgres frees a setting's string only when the
+/// setting is assigned again (SET, set_config, a reload), which nothing
+/// inside the callers' `f` does.
+fn with_str<R>(s: &GucSetting<Option<CString>>, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    // SAFETY: the variable Postgres assigns (guc.c), NULL or a C string.
+    let p = unsafe { *s.as_ptr() };
+    let v = (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes()).filter(|v| !v.is_empty());
+    f(v)
+}
+
+/// `with_str` for the HS256 secret.
+pub fn with_jwt_secret<R>(f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    with_str(&JWT_SECRET, f)
+}
+
+/// identity.jwt_audience and identity.jwt_issuer in place (see `with_str`);
+/// a value that is not UTF-8 counts as unset, as in `string`.
+pub fn with_jwt_audience_issuer<R>(f: impl FnOnce(Option<&str>, Option<&str>) -> R) -> R {
+    fn text(v: Option<&[u8]>) -> Option<&str> {
+        v.and_then(|b| std::str::from_utf8(b).ok())
+    }
+    with_str(&JWT_AUDIENCE, |aud| with_str(&JWT_ISSUER, |iss| f(text(aud), text(iss))))
 }
 
 pub fn encryption_key() -> Option<String> {

@@ -20,12 +20,38 @@ pub fn now_unix() -> i64 {
 
 /// The HS256 secret, or 55000 with how to set it (never the value).
 pub fn secret() -> Result<Vec<u8>, IdentityError> {
+    gucs::with_jwt_secret(|s| checked_secret(s).map(<[u8]>::to_vec))
+}
+
+fn checked_secret(s: Option<&[u8]>) -> Result<&[u8], IdentityError> {
     let hint = "ALTER SYSTEM SET identity.jwt_secret = '<at least 32 random bytes>'; SELECT pg_reload_conf();";
-    let s = gucs::jwt_secret().ok_or_else(|| IdentityError::not_configured("identity.jwt_secret is not set").hint(hint))?;
+    let s = s.ok_or_else(|| IdentityError::not_configured("identity.jwt_secret is not set").hint(hint))?;
     if s.len() < jwt::MIN_SECRET_BYTES {
         return Err(IdentityError::not_configured("identity.jwt_secret is shorter than 32 bytes").hint(hint));
     }
     Ok(s)
+}
+
+thread_local! {
+    /// The HMAC key schedule of identity.jwt_secret, and the setting's
+    /// generation it was made at: made again after any assignment.
+    static HMAC_KEY: std::cell::RefCell<Option<(u64, jwt::HmacKey)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The HS256 key for the current identity.jwt_secret (55000 as `secret`).
+fn hmac_key() -> Result<jwt::HmacKey, IdentityError> {
+    let generation = gucs::jwt_secret_generation();
+    HMAC_KEY.with(|k| {
+        let mut k = k.borrow_mut();
+        match &*k {
+            Some((g, key)) if *g == generation => Ok(key.clone()),
+            _ => {
+                let key = gucs::with_jwt_secret(|s| checked_secret(s).map(jwt::HmacKey::new))?;
+                *k = Some((generation, key.clone()));
+                Ok(key)
+            }
+        }
+    })
 }
 
 /// Seconds in a positive interval (months count 30 days), or 22023.
@@ -106,58 +132,42 @@ pub fn verify_checks<C: Claims>(
     audience: Option<&str>,
     parse: impl FnOnce(jwt::Payload) -> Result<C, String>,
 ) -> Result<(Vec<Check>, Option<C>), IdentityError> {
-    let settings = Settings::load();
-    let (checks, claims) = jwt::check_with(token, &settings.cfg(audience), resolver(settings.now), parse)?;
+    let (checks, claims) = with_cfg(audience, |cfg| jwt::check_with(token, cfg, resolver(cfg.now), parse))?;
     // Every check listed (explain_jwt): the user's row probed.
-    let user = |id| heap::token_state(id, unsafe { pgrx::pg_sys::GetActiveSnapshot() });
+    let user = |_: &crate::cache::Fresh, id| heap::token_state(id, unsafe { pgrx::pg_sys::GetActiveSnapshot() });
     Ok(stateful_checks(checks, claims, user))
 }
 
 /// verify_checks for verify_jwt and try_verify_jwt: the payload as jsonb,
 /// and HS256 signatures remembered (see `SIGNATURES`).
 pub fn verify_jsonb(token: &str, audience: Option<&str>) -> Result<(Vec<Check>, Option<Verified>), IdentityError> {
-    let settings = Settings::load();
-    let cfg = settings.cfg(audience);
-    let (checks, claims) = match remembered(token)? {
+    jwt::prefetch(token);
+    let sig = signature_of(token).filter(|_| gucs::jwt_cache_size() > 0);
+    let (checks, claims) = with_cfg(audience, |cfg| match sig.and_then(|sig| remembered(token, sig)) {
         Some(v) => {
             let pass = |name| Check { name, pass: true, detail: None };
-            let mut checks = vec![pass("format"), pass("alg"), pass("signature")];
-            let ok = jwt::claim_checks(&v, &cfg, &mut checks);
-            (checks, ok.then_some(v))
+            let mut checks = Vec::with_capacity(10);
+            checks.extend([pass("format"), pass("alg"), pass("signature")]);
+            let ok = jwt::claim_checks(&v, cfg, &mut checks);
+            Ok::<_, IdentityError>((checks, ok.then_some(v)))
         }
         None => {
-            let (checks, claims) = jwt::check_with(token, &cfg, resolver(settings.now), Verified::parse)?;
-            if let Some(v) = &claims {
-                remember(token, v)?;
+            let (checks, claims) = jwt::check_with(token, cfg, resolver(cfg.now), Verified::parse)?;
+            if let (Some(v), Some(sig)) = (&claims, sig) {
+                remember(token, sig, v);
             }
-            (checks, claims)
+            Ok((checks, claims))
         }
-    };
+    })?;
     // Only a user the checks can refuse is looked at (cache.rs).
-    Ok(stateful_checks(checks, claims, crate::cache::user_token_state))
+    Ok(stateful_checks(checks, claims, crate::cache::Fresh::user_token_state))
 }
 
-/// The settings a verification reads, once per call.
-struct Settings {
-    now: i64,
-    leeway: i64,
-    default_aud: Option<String>,
-    issuer: Option<String>,
-}
-
-impl Settings {
-    fn load() -> Settings {
-        Settings { now: now_unix(), leeway: gucs::jwt_leeway(), default_aud: gucs::jwt_audience(), issuer: gucs::jwt_issuer() }
-    }
-
-    fn cfg<'a>(&'a self, audience: Option<&'a str>) -> VerifyConfig<'a> {
-        VerifyConfig {
-            now: self.now,
-            leeway: self.leeway,
-            audience: audience.or(self.default_aud.as_deref()),
-            issuer: self.issuer.as_deref(),
-        }
-    }
+/// The settings a verification reads, once per call, in place (no copies).
+fn with_cfg<R>(audience: Option<&str>, f: impl FnOnce(&VerifyConfig) -> R) -> R {
+    gucs::with_jwt_audience_issuer(|default_aud, issuer| {
+        f(&VerifyConfig { now: now_unix(), leeway: gucs::jwt_leeway(), audience: audience.or(default_aud), issuer })
+    })
 }
 
 /// The key for a token's kid. The secret is read only for a token without
@@ -165,7 +175,7 @@ impl Settings {
 fn resolver(now: i64) -> impl FnOnce(Option<&str>) -> Result<jwt::KeyChoice, IdentityError> {
     move |kid| match kid {
         Some(kid) => Ok(crate::api::keys::verifying_key(kid, now)?.map_or(jwt::KeyChoice::UnknownKid, jwt::KeyChoice::Public)),
-        None => Ok(jwt::KeyChoice::Secret(secret()?)),
+        None => Ok(jwt::KeyChoice::Secret(hmac_key()?)),
     }
 }
 
@@ -175,18 +185,19 @@ fn resolver(now: i64) -> impl FnOnce(Option<&str>) -> Result<jwt::KeyChoice, Ide
 fn stateful_checks<C: Claims>(
     mut checks: Vec<Check>,
     claims: Option<C>,
-    user: impl FnOnce([u8; 16]) -> Option<crate::cache::UserToken>,
+    user: impl FnOnce(&crate::cache::Fresh, [u8; 16]) -> Option<crate::cache::UserToken>,
 ) -> (Vec<Check>, Option<C>) {
     let Some(c) = claims else { return (checks, None) };
+    let fresh = crate::cache::fresh();
     let uuid_claim = |k: &str| c.string(k).and_then(parse_uuid);
     if let Some(jti) = c.string("jti") {
-        checks.push(check("revoked_jti", !crate::cache::jti_revoked(jti), "jti revoked"));
+        checks.push(check("revoked_jti", !fresh.jti_revoked(jti), "jti revoked"));
     }
     if let Some(sid) = uuid_claim("session_id") {
-        checks.push(check("revoked_session", !crate::cache::session_revoked(sid), "session revoked"));
+        checks.push(check("revoked_session", !fresh.session_revoked(sid), "session revoked"));
     }
     if let Some(sub) = uuid_claim("sub") {
-        if let Some((active, tokens_valid_after, status)) = user(sub) {
+        if let Some((active, tokens_valid_after, status)) = user(&fresh, sub) {
             checks.push(check("user_status", active, &format!("user {status}")));
             let iat = c.number("iat").ok().flatten().unwrap_or(i64::MIN);
             let ok = tokens_valid_after.is_none_or(|va| iat >= va);
@@ -197,10 +208,10 @@ fn stateful_checks<C: Claims>(
     (checks, valid.then_some(c))
 }
 
-/// HS256 tokens whose signature this backend verified, by a keyed hash of
-/// the signature: (token, secret, payload jsonb, top claims). A hit needs
-/// the same token byte for byte (the signature compared in constant time)
-/// and the same identity.jwt_secret, so it stands for exactly the HMAC
+/// HS256 tokens whose signature this backend verified, by a hash of the
+/// signature: (token, the secret's generation, payload jsonb, top claims).
+/// A hit needs the same token byte for byte (the signature compared in
+/// constant time) and no assignment of identity.jwt_secret since, so it stands for exactly the HMAC
 /// check it skips (and the payload parse); every other check (exp, nbf,
 /// iat, aud, iss, revocation, the user's state) runs again on every call.
 ///
@@ -212,7 +223,7 @@ fn stateful_checks<C: Claims>(
 /// extension's own HS256 header (no kid) go in.
 struct Remembered {
     token: Box<str>,
-    secret: Vec<u8>,
+    secret_generation: u64,
     jsonb: Vec<u8>,
     top: std::rc::Rc<crate::core::jsonb::Top>,
 }
@@ -221,68 +232,81 @@ struct Remembered {
 const SEEN_SLOTS: usize = 4096;
 
 struct Signatures {
-    keys: std::collections::hash_map::RandomState,
     seen: Vec<u64>,
-    map: std::collections::HashMap<u64, Remembered>,
+    map: crate::core::fasthash::HashMap<u64, Remembered>,
     /// Hashes in `map`, oldest first.
     order: std::collections::VecDeque<u64>,
 }
 
 thread_local! {
     static SIGNATURES: std::cell::RefCell<Signatures> = std::cell::RefCell::new(Signatures {
-        keys: std::collections::hash_map::RandomState::new(),
         seen: Vec::new(),
-        map: std::collections::HashMap::new(),
+        map: Default::default(),
         order: std::collections::VecDeque::new(),
     });
 }
 
-/// The signature segment of a token with exactly our HS256 header.
+/// The signature segment of a token with exactly our HS256 header (found
+/// by plain loops: core's memchr costs more to set up than these scans).
 fn signature_of(token: &str) -> Option<&str> {
-    let (header, rest) = token.split_once('.')?;
-    (header == jwt::HS256_HEADER_B64).then(|| rest.rsplit_once('.').map(|(_, sig)| sig)).flatten()
+    let header = jwt::HS256_HEADER_B64;
+    if !(token.starts_with(header) && token.as_bytes().get(header.len()) == Some(&b'.')) {
+        return None;
+    }
+    let last = token.as_bytes().iter().rposition(|&c| c == b'.')?;
+    (last > header.len()).then(|| &token[last + 1..])
 }
 
-/// A nonzero keyed hash of a signature.
-fn signature_hash(s: &Signatures, sig: &str) -> u64 {
+/// A nonzero hash of a signature: of its first 8 characters (48 bits of an
+/// HMAC's output for any token that can be in the map, which only verified
+/// tokens enter), keyed (core::fasthash). A collision costs a miss, never
+/// a false hit: a hit compares the whole token. SipHash over the whole
+/// signature cost 2% of a cold verify_jwt.
+fn signature_hash(sig: &str) -> Option<u64> {
     use std::hash::BuildHasher;
-    s.keys.hash_one(sig) | 1
+    let head: [u8; 8] = sig.as_bytes().get(..8)?.try_into().ok()?;
+    Some(crate::core::fasthash::Keyed::default().hash_one(u64::from_le_bytes(head)) | 1)
 }
 
-fn remembered(token: &str) -> Result<Option<Verified>, IdentityError> {
+/// The remembered verification of `token`, whose signature segment is `sig`.
+fn remembered(token: &str, sig: &str) -> Option<Verified> {
     use subtle::ConstantTimeEq;
-    let size = gucs::jwt_cache_size();
-    let Some(sig) = signature_of(token).filter(|_| size > 0) else { return Ok(None) };
     let signed = &token[..token.len() - sig.len()];
-    let hit = SIGNATURES.with(|s| {
+    let generation = gucs::jwt_secret_generation();
+    SIGNATURES.with(|s| {
         let s = s.borrow();
-        let r = s.map.get(&signature_hash(&s, sig))?;
+        let r = s.map.get(&signature_hash(sig)?)?;
         let (r_signed, r_sig) = r.token.split_at(r.token.len().checked_sub(sig.len())?);
-        // The signature is the secret part: constant time; the rest is public.
-        let same = bool::from(r_sig.as_bytes().ct_eq(sig.as_bytes())) & (r_signed == signed);
-        same.then(|| (r.secret.clone(), Verified::from_parts(&r.jsonb, r.top.clone())))
-    });
-    let Some((was, v)) = hit else { return Ok(None) };
-    // The secret may have changed since (reload): then verify afresh.
-    Ok(bool::from(was.as_slice().ct_eq(secret()?.as_slice())).then_some(v))
+        // The signature is the secret part: constant time; the rest is
+        // public. After a change of the secret (a reload, SET) the token is
+        // verified afresh.
+        let same = bool::from(r_sig.as_bytes().ct_eq(sig.as_bytes())) & (r_signed == signed) & (r.secret_generation == generation);
+        same.then(|| Verified::from_parts(&r.jsonb, r.top.clone()))
+    })
 }
 
-fn remember(token: &str, v: &Verified) -> Result<(), IdentityError> {
+/// Marks, or on its second verification remembers, `token` (signature `sig`).
+fn remember(token: &str, sig: &str, v: &Verified) {
     let size = gucs::jwt_cache_size();
-    let (Some(sig), Some(top)) = (signature_of(token).filter(|_| size > 0), v.top()) else { return Ok(()) };
+    let Some(top) = v.top() else { return };
     let second = SIGNATURES.with(|s| {
         let mut s = s.borrow_mut();
         if s.seen.len() != SEEN_SLOTS {
             s.seen = vec![0; SEEN_SLOTS];
         }
-        let h = signature_hash(&s, sig);
+        let h = signature_hash(sig)?;
         let mark = &mut s.seen[(h % SEEN_SLOTS as u64) as usize];
         let second = *mark == h;
         *mark = h;
         second.then_some(h)
     });
-    let Some(hash) = second else { return Ok(()) };
-    let entry = Remembered { token: token.into(), secret: secret()?, jsonb: v.jsonb.bytes().to_vec(), top: top.clone() };
+    let Some(hash) = second else { return };
+    let entry = Remembered {
+        token: token.into(),
+        secret_generation: gucs::jwt_secret_generation(),
+        jsonb: v.jsonb.bytes().to_vec(),
+        top: top.clone(),
+    };
     SIGNATURES.with(|s| {
         let s = &mut *s.borrow_mut();
         if s.map.insert(hash, entry).is_none() {
@@ -293,7 +317,6 @@ fn remember(token: &str, v: &Verified) -> Result<(), IdentityError> {
             }
         }
     });
-    Ok(())
 }
 
 pub fn serde_claims(p: jwt::Payload) -> Result<Map<String, Value>, String> {

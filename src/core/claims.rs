@@ -72,28 +72,37 @@ fn is_uuid_shape(s: &str) -> bool {
 /// The 16 bytes of a uuid in the hyphenated form (either case), without
 /// an allocation: `uuid_bytes(&canonical_uuid(s)?)` for the hot paths.
 pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
-    fn hex(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
+    /// A hex digit's value, 0xFF for any other byte.
+    static HEX: [u8; 256] = {
+        let mut t = [0xFFu8; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
         }
-    }
-    let b = s.as_bytes();
-    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            t[b'A' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
+    /// Where each byte's two digits start.
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+    let b: &[u8; 36] = s.as_bytes().try_into().ok()?;
+    if b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
         return None;
     }
     let mut out = [0u8; 16];
-    let mut at = 0;
-    for byte in out.iter_mut() {
-        if matches!(at, 8 | 13 | 18 | 23) {
-            at += 1;
-        }
-        *byte = (hex(b[at])? << 4) | hex(b[at + 1])?;
-        at += 2;
+    // Any non-digit sets bit 7 of `bad` (0xFF entries).
+    let mut bad = 0u8;
+    for (o, &at) in out.iter_mut().zip(AT.iter()) {
+        let (hi, lo) = (HEX[b[at] as usize], HEX[b[at + 1] as usize]);
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 0x0F);
     }
-    Some(out)
+    (bad & 0x80 == 0).then_some(out)
 }
 
 /// The 16 bytes of a canonical uuid string (see `canonical_uuid`).

@@ -5,8 +5,10 @@
 pub mod actor;
 pub mod aead;
 pub mod authz;
+pub mod b64;
 pub mod claims;
 pub mod error;
+pub mod fasthash;
 pub mod jsonb;
 pub mod jwt;
 pub mod keys;
