@@ -107,7 +107,11 @@ def world(conn):
         (cred,) = conn.execute("select identity.create_credential('openrouter', 'matrix', %s, true, 100)",
                                ["sk-or-v1-matrix-secret-0001"]).fetchone()
     ids["self"] = ids["target"]
-    return {"org_a": org_a, "org_b": org_b, "ids": ids, "cred": uuid.UUID(cred["id"])}
+    # One API token of the target's, created by system.
+    conn.execute("set role service_role")
+    (token_id,) = conn.execute("select token_id from identity.create_api_token(%s, 'matrix token')", [ids["target"]]).fetchone()
+    conn.execute("reset role")
+    return {"org_a": org_a, "org_b": org_b, "ids": ids, "cred": uuid.UUID(cred["id"]), "token": token_id}
 
 
 def claims_of(conn, user_id):
@@ -159,6 +163,8 @@ ADMIN_ON_USER = r("ok", "ok", "P0002", "42501", "P0002", "P0002", "42501")
 SYSTEM_ONLY = r("ok", "42501", "42501", "42501", "42501", "42501", "42501")
 OWNER_OF_CREDENTIAL = r("ok", "42501", "P0002", "ok", "P0002", "P0002", "42501")
 READ_CREDENTIAL = r("ok", "ok", "P0002", "ok", "P0002", "P0002", "42501")
+# A user's API tokens: the user, an admin of their organization, system.
+TOKENS = r("ok", "ok", "P0002", "ok", "P0002", "P0002", "42501")
 RANDOM = "00000000-0000-4000-8000-00000000dead"
 
 # (name, sql with {target}/{cred}/{org_a} placeholders, mutating, expected row)
@@ -199,6 +205,13 @@ CASES = [
     ("set_credential_enabled", "select identity.set_credential_enabled({cred}, false)", True, OWNER_OF_CREDENTIAL),
     ("reveal_credential_secret", "select identity.reveal_credential_secret({cred})", True, OWNER_OF_CREDENTIAL),
     ("record_credential_usage", "select identity.record_credential_usage({cred}, 1)", True, OWNER_OF_CREDENTIAL),
+    # API tokens (API.md 4); a token without expiry only for system.
+    ("create_api_token", "select * from identity.create_api_token({target}, 'matrix')", True, TOKENS),
+    ("create_api_token without expiry", "select * from identity.create_api_token({target}, 'forever', null)", True,
+     r("ok", "42501", "P0002", "42501", "P0002", "P0002", "42501")),
+    ("list_api_tokens", "select identity.list_api_tokens({target})", False, TOKENS),
+    ("revoke_api_token", "select identity.revoke_api_token({token})", True, TOKENS),
+    ("rotate_api_token", "select * from identity.rotate_api_token({token}, '1 hour')", True, TOKENS),
     # Every signed-in actor has their own list and may create their own;
     # system has no credentials of its own (22023: use create_system_credential).
     ("list_credentials", "select identity.list_credentials()", True, r("ok", "ok", "ok", "ok", "ok", "ok", "42501")),
@@ -211,20 +224,20 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_authorization_matrix(conn, world, case, actor):
     name, template, mutating, expected = case
-    fill = {"target": "%(target)s", "cred": "%(cred)s", "org_a": "%(org_a)s"}
+    fill = {"target": "%(target)s", "cred": "%(cred)s", "org_a": "%(org_a)s", "token": "%(token)s"}
     sql = template.format(**fill)
-    args = {"target": world["ids"]["target"], "cred": world["cred"], "org_a": world["org_a"]}
+    args = {"target": world["ids"]["target"], "cred": world["cred"], "org_a": world["org_a"], "token": world["token"]}
     outcome, audited, message = run_as(conn, world, actor, sql, args)
     assert outcome == expected[actor], f"{name} as {actor}: {outcome} {message}"
     if outcome == "ok" and mutating:
         assert audited == 1, f"{name} as {actor} wrote {audited} audit rows"
     if outcome != "ok":
         assert audited == 0
-    if (outcome == "P0002" or actor == "admin_b") and outcome != "ok" and ("{target}" in template or "{cred}" in template):
+    if (outcome == "P0002" or actor == "admin_b") and outcome != "ok" and any(p in template for p in ("{target}", "{cred}", "{token}")):
         # Indistinguishable from an id that does not exist: no leak that
         # another organization's user or credential exists (every refusal
         # of another organization's admin, and every P0002).
-        random_args = dict(args, target=uuid.UUID(RANDOM), cred=uuid.UUID(RANDOM))
+        random_args = dict(args, target=uuid.UUID(RANDOM), cred=uuid.UUID(RANDOM), token=uuid.UUID(RANDOM))
         outcome2, _, message2 = run_as(conn, world, actor, sql, random_args)
         assert (outcome2, message2) == (outcome, message)
 
@@ -248,6 +261,42 @@ def test_scoped_service_token_is_held_to_its_scopes(conn, world):
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="scopes"):
             with conn.transaction():
                 conn.execute("select identity.update_user(%s, '{\"first_name\": \"x\"}')", [svc])
+    finally:
+        conn.rollback()
+        conn.autocommit = True
+
+
+def test_a_scoped_token_cannot_mint_a_wider_one(conn, world):
+    """A service user's token scoped to tokens:write and users:read may
+    create and rotate tokens within those scopes only: never a scope it does
+    not hold, never an unscoped token, never one without expiry."""
+    svc = world["ids"]["service_a"]
+    (token,) = conn.execute("select token from identity.create_api_token(%s, 'minter', scopes => %s)",
+                            [svc, ["tokens:write", "tokens:read", "users:read"]]).fetchone()
+    (wide,) = conn.execute("select token_id from identity.create_api_token(%s, 'wide')", [svc]).fetchone()
+    (jwt,) = conn.execute("select identity.exchange_api_token(%s)", [token]).fetchone()
+    conn.autocommit = False
+    try:
+        conn.execute("set local role authenticated")
+        (claims,) = conn.execute("select identity.verify_jwt(%s)", [jwt]).fetchone()
+        conn.execute("select set_config('request.jwt.claims', %s, true)", [json.dumps(claims)])
+        (narrow_id, narrow) = conn.execute(
+            "select token_id, token from identity.create_api_token(%s, 'narrow', scopes => %s)", [svc, ["users:read"]]).fetchone()
+        (p,) = conn.execute("select identity.verify_api_token(%s)", [narrow]).fetchone()
+        assert p["scopes"] == ["users:read"]
+        assert any(t["token_id"] == str(narrow_id) for (t,) in conn.execute("select identity.list_api_tokens()"))
+        for scopes, match in [([], "only create scoped"), (["credentials:read"], "exceed"), (["users:*"], "exceed")]:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match=match):
+                with conn.transaction():
+                    conn.execute("select identity.create_api_token(%s, 'x', scopes => %s)", [svc, scopes])
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="without expiry"):
+            with conn.transaction():
+                conn.execute("select identity.create_api_token(%s, 'x', null, %s)", [svc, ["users:read"]])
+        # Rotating its own unscoped token would hand out an unscoped one.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only create scoped"):
+            with conn.transaction():
+                conn.execute("select identity.rotate_api_token(%s)", [wide])
+        conn.execute("select identity.rotate_api_token(%s)", [narrow_id])
     finally:
         conn.rollback()
         conn.autocommit = True

@@ -83,10 +83,30 @@ select (c->>'exp')::bigint - (c->>'iat')::bigint as lifetime
 from t.api a, lateral identity.verify_jwt(identity.exchange_api_token(a.token, '5 minutes')) c where a.name = 'main';
 select t.err(format('select identity.exchange_api_token(%L)', token)) as exchange_revoked from t.api where name = 'forever';
 select t.err(format('select identity.exchange_api_token(%L, %L)', token, '2 days')) as ttl_too_long from t.api where name = 'main';
--- End users cannot manage tokens.
+-- Without claims a user-level role manages nothing (no user to act for).
 select t.err($$select identity.create_api_token('00000000-0000-0000-0000-0000000000f1', 'x')$$);
 select t.err($$select identity.list_api_tokens()$$);
+-- Self-service: signed in as f2, its own tokens (list with NULL: its own);
+-- f1, a user of an organization f2 does not administer, does not exist for
+-- it (as a random id), nor do f1's tokens; no token without expiry.
+select set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-0000000000f2", "role": "authenticated"}', false) is not null as signed_in;
+insert into t.api select 'own', * from identity.create_api_token('00000000-0000-0000-0000-0000000000f2', 'mine', '30 days', array['users:read']);
+select name, expires_at between now() + interval '29 days' and now() + interval '31 days' as thirty_days from t.api where name = 'own';
+select array_agg(l->>'name' order by l->>'name') as own_list, bool_and(l->>'user_id' = '00000000-0000-0000-0000-0000000000f2') as all_mine
+from identity.list_api_tokens() l;
+select t.err($$select identity.create_api_token('00000000-0000-0000-0000-0000000000f2', 'x', null)$$) as no_expiry;
+select t.err($$select identity.create_api_token('00000000-0000-0000-0000-0000000000f1', 'x')$$) as other_user;
+select t.err($$select identity.create_api_token('00000000-0000-0000-0000-0000000000ee', 'x')$$) as random_user;
+select t.err($$select identity.list_api_tokens('00000000-0000-0000-0000-0000000000f1')$$) as other_list;
+select t.err(format('select identity.revoke_api_token(%L)', token_id)) as other_token from t.api where name = 'main';
+select t.err($$select identity.revoke_api_token('00000000-0000-0000-0000-000000000000')$$) as random_token;
+select identity.revoke_api_token(token_id) from t.api where name = 'own';
+select set_config('request.jwt.claims', '', false) = '' as signed_out;
 reset role;
+-- Audited with the user as the actor.
+select (select revoked_at is not null from identity.api_tokens where id = a.token_id) as own_revoked from t.api a where name = 'own';
+select actor_kind, action, actor_id from identity.audit_log where target_id = (select token_id::text from t.api where name = 'own') order by id;
+
 
 -- Rotation: the new token works; with grace the old one too, until the grace ends.
 set role service_role;

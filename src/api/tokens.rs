@@ -3,18 +3,24 @@
 //! Format and checksum are `core::token`; only SHA-256 is stored. The
 //! checksum is checked before any lookup; lookups are primary-key/unique
 //! index probes (`heap.rs`). verify and exchange run with the caller's rights
-//! (no SECURITY DEFINER on the hot path); management functions are SECURITY
-//! DEFINER with a pinned search_path. `last_used_at` is written at most once a minute,
+//! (no SECURITY DEFINER on the hot path) and are at the user level: the
+//! token is the credential. `last_used_at` is written at most once a minute,
 //! never in a read-only transaction or on a standby, and never waits for a
 //! row lock (SKIP LOCKED), so verification stays read-only where it must.
 //!
-//! Management functions (create, list, revoke, rotate) are at the admin grant
-//! level for now: per-actor self-service needs the claims-based actor of the
-//! RLS issue. verify and exchange are at the user level (the token is the
-//! credential).
+//! Management (create, list, revoke, rotate) is at the user level too, for
+//! the actor of the request (`actor::subject`, as the users and credentials
+//! functions): a user manages their own tokens, an organization admin those
+//! of the organization's users (its service users above all), system
+//! everyone's; the rules are `core::authz::may_manage_tokens` and
+//! `may_receive_token`. Like the other management functions they are not
+//! SECURITY DEFINER (the admin level is the calling role's privilege): the
+//! decision comes first, then the reads and writes run in `spi::privileged`.
 
+use crate::api::actor;
 use crate::api::jwt::{interval_seconds, new_uuid, now_unix, sign_claims};
-use crate::core::claims::{self, uuid_text};
+use crate::core::authz::{self, Subject};
+use crate::core::claims::{self, uuid_bytes, uuid_text};
 use crate::core::error::{IdentityError, Kind};
 use crate::core::token;
 use crate::error::PgResult;
@@ -189,22 +195,41 @@ pub(crate) fn issue(user_id: Uuid, name: &str, expires: Option<i64>, scopes: &[S
     Ok((row.0.expect("id"), text, row.1))
 }
 
-fn audit(action: &'static str, token_id: &Uuid, details: Value) -> PgResult<()> {
-    let id = uuid_text(token_id.as_bytes());
-    spi::audit(spi::Audit {
-        actor_id: None,
-        actor_kind: "system",
-        organization_id: None,
-        action,
-        target_type: "api_token",
-        target_id: Some(&id),
-        details,
-    })
+fn audit(s: &Subject, org: Option<[u8; 16]>, action: &'static str, token_id: &Uuid, details: Value) -> PgResult<()> {
+    actor::audit(s, org, action, "api_token", Some(&uuid_text(token_id.as_bytes())), details)
 }
 
-/// A new API token for `user_id`, shown once. `expires_in => NULL`: no expiry.
-#[pg_extern(schema = "identity", volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
+/// The actor, checked for `scope`: how every management function starts.
+fn caller(scope: &'static str) -> PgResult<Subject> {
+    let s = actor::subject()?;
+    authz::require_scope(&s, scope)?;
+    Ok(s)
+}
+
+/// User `id`'s organization, when `s` may manage their tokens; P0002 with
+/// `what` when the user does not exist or is not visible to `s` (the same
+/// answer either way).
+fn owner_visible(s: &Subject, id: [u8; 16], what: &'static str) -> PgResult<(heap::UserState, Option<[u8; 16]>)> {
+    let user = heap::user_state(id).ok_or_else(|| authz::not_found(what))?;
+    let org = user.row.organization_id.as_deref().and_then(uuid_bytes);
+    authz::may_manage_tokens(authz::relation(s, id, org), what)?;
+    Ok((user, org))
+}
+
+/// The owner of token `id` and their organization, when `s` may manage it
+/// (P0002 "API token does not exist" otherwise, as for an unknown id).
+fn token_owner(s: &Subject, id: Uuid) -> PgResult<(Uuid, Option<[u8; 16]>)> {
+    const WHAT: &str = "API token does not exist";
+    let owner = spi::privileged(|| spi::one::<Uuid>("select user_id from identity.api_tokens where id = $1", &[id.into()]))?
+        .ok_or_else(|| authz::not_found(WHAT))?;
+    let (_, org) = owner_visible(s, *owner.as_bytes(), WHAT)?;
+    Ok((owner, org))
+}
+
+/// A new API token for `user_id`, shown once: for the caller themself, a
+/// user of the organization they administer, or anyone for system.
+/// `expires_in => NULL` (no expiry): system only.
+#[pg_extern(schema = "identity", volatile)]
 fn create_api_token(
     user_id: Option<Uuid>,
     name: Option<&str>,
@@ -217,17 +242,21 @@ fn create_api_token(
 >,
     ErrorReport,
 > {
+    let s = caller("tokens:write")?;
     let user_id = user_id.ok_or_else(|| IdentityError::invalid("user_id is required"))?;
     let name = name.filter(|n| !n.trim().is_empty() && n.len() <= 200).ok_or_else(|| IdentityError::invalid("name must be 1 to 200 characters"))?;
     let scopes = scopes_arg(scopes)?;
     let expires = expires_in.map(|i| interval_seconds(&i, MAX_EXPIRY_SECONDS)).transpose()?;
-    let user = heap::user_state(*user_id.as_bytes()).ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist"))?;
+    let (user, org) = owner_visible(&s, *user_id.as_bytes(), "user does not exist")?;
+    authz::may_receive_token(&s, expires.is_some(), &scopes)?;
     if user.row.status != "active" {
         return Err(IdentityError::invalid("user is not active").detail(format!("user {}", user.row.status)).into());
     }
-    let (id, text, expires_at) = issue(user_id, name, expires, &scopes, None)?;
-    audit("api_token.created", &id, json!({"user_id": uuid_text(user_id.as_bytes()), "name": name, "scopes": scopes}))?;
-    Ok(TableIterator::once((id, text, expires_at)))
+    spi::privileged(|| {
+        let (id, text, expires_at) = issue(user_id, name, expires, &scopes, None)?;
+        audit(&s, org, "api_token.created", &id, json!({"user_id": uuid_text(user_id.as_bytes()), "name": name, "scopes": scopes}))?;
+        Ok(TableIterator::once((id, text, expires_at)))
+    })
 }
 
 /// The token's principal, or 28000: unknown, bad checksum, expired, revoked,
@@ -260,40 +289,50 @@ fn exchange_api_token(token: Option<&str>, ttl: default!(Option<Interval>, "NULL
     sign_claims(c, ttl, false)
 }
 
-/// Tokens without secrets: everyone's, or `user_id`'s.
-#[pg_extern(schema = "identity", stable, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
+/// Tokens without secrets: `user_id`'s, or with NULL the actor's own (for
+/// system: everyone's). Someone else's list needs what creating a token for
+/// them needs.
+#[pg_extern(schema = "identity", stable)]
 fn list_api_tokens(user_id: default!(Option<Uuid>, "NULL")) -> Result<SetOfIterator<'static, JsonB>, ErrorReport> {
-    let rows = spi::column::<JsonB>(
-        "select pg_catalog.jsonb_build_object('token_id', id, 'user_id', user_id, 'name', name, 'kind', kind, \
-                'display_prefix', display_prefix, 'last4', last4, 'scopes', scopes, 'expires_at', expires_at, \
-                'revoked_at', revoked_at, 'last_used_at', last_used_at, 'rotated_from', rotated_from, \
-                'created_at', created_at) \
-         from identity.api_tokens where $1::uuid is null or user_id = $1 order by created_at, id",
-        &[user_id.into()],
-    )?;
+    let s = caller("tokens:read")?;
+    let user_id = match (&s, user_id) {
+        (Subject::System, u) => u,
+        (Subject::User(c), None) => Some(Uuid::from_bytes(c.id)),
+        (Subject::User(_), Some(u)) => {
+            owner_visible(&s, *u.as_bytes(), "user does not exist")?;
+            Some(u)
+        }
+    };
+    let rows = spi::privileged(|| {
+        spi::column::<JsonB>(
+            "select pg_catalog.jsonb_build_object('token_id', id, 'user_id', user_id, 'name', name, 'kind', kind, \
+                    'display_prefix', display_prefix, 'last4', last4, 'scopes', scopes, 'expires_at', expires_at, \
+                    'revoked_at', revoked_at, 'last_used_at', last_used_at, 'rotated_from', rotated_from, \
+                    'created_at', created_at) \
+             from identity.api_tokens where $1::uuid is null or user_id = $1 order by created_at, id",
+            &[user_id.into()],
+        )
+    })?;
     Ok(SetOfIterator::new(rows))
 }
 
-/// Revokes a token for every next verification. Idempotent; P0002 if unknown.
-#[pg_extern(schema = "identity", volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
+/// Revokes a token for every next verification: its user, an admin of
+/// their organization, or system. Idempotent; P0002 if unknown.
+#[pg_extern(schema = "identity", volatile)]
 fn revoke_api_token(token_id: Option<Uuid>) -> PgResult<()> {
+    let s = caller("tokens:write")?;
     let id = token_id.ok_or_else(|| IdentityError::invalid("token_id is required"))?;
-    let found = spi::write_one::<Uuid>(
-        "update identity.api_tokens set revoked_at = coalesce(revoked_at, pg_catalog.now()) where id = $1 returning user_id",
-        &[id.into()],
-    )?;
-    if found.is_none() {
-        return Err(IdentityError::new(Kind::NotFound, "API token does not exist").into());
-    }
-    audit("api_token.revoked", &id, json!({}))
+    let (_, org) = token_owner(&s, id)?;
+    spi::privileged(|| {
+        spi::run("update identity.api_tokens set revoked_at = coalesce(revoked_at, pg_catalog.now()) where id = $1", &[id.into()])?;
+        audit(&s, org, "api_token.revoked", &id, json!({}))
+    })
 }
 
 /// A new token with the same user, name, scopes and lifetime; the old one
-/// stops working after `grace` (0: at once).
-#[pg_extern(schema = "identity", volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
+/// stops working after `grace` (0: at once). Who may: as `revoke_api_token`;
+/// a scoped caller only for a token within its own scopes.
+#[pg_extern(schema = "identity", volatile)]
 fn rotate_api_token(token_id: Option<Uuid>, grace: default!(Option<Interval>, "'0'")) -> Result<
     TableIterator<
     'static,
@@ -301,38 +340,43 @@ fn rotate_api_token(token_id: Option<Uuid>, grace: default!(Option<Interval>, "'
 >,
     ErrorReport,
 > {
+    let s = caller("tokens:write")?;
     let id = token_id.ok_or_else(|| IdentityError::invalid("token_id is required"))?;
     let grace = match grace {
         None => 0,
         Some(g) if g.months() == 0 && g.days() == 0 && g.micros() == 0 => 0,
         Some(g) => interval_seconds(&g, 30 * 86_400)?,
     };
-    // Lock the old row; read what the new token inherits.
-    let old = spi::column_mut::<JsonB>(
-        "select pg_catalog.jsonb_build_object('user_id', user_id, 'name', name, 'scopes', scopes, \
-                'lifetime', extract(epoch from expires_at - created_at), 'revoked', revoked_at is not null, \
-                'expired', expires_at <= pg_catalog.now()) \
-         from identity.api_tokens where id = $1 for update",
-        &[id.into()],
-    )?;
-    let Some(JsonB(old)) = old.into_iter().next() else {
-        return Err(IdentityError::new(Kind::NotFound, "API token does not exist").into());
-    };
-    if old["revoked"] == true || old["expired"] == true {
-        return Err(IdentityError::invalid("API token is revoked or expired").into());
-    }
-    let user_id = Uuid::from_bytes(claims::uuid_bytes(old["user_id"].as_str().unwrap_or_default()).expect("uuid"));
-    let scopes: Vec<String> = old["scopes"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect();
-    let lifetime = old["lifetime"].as_f64().map(|f| f.round() as i64).filter(|s| *s > 0);
-    let (new_id, text, expires_at) = issue(user_id, old["name"].as_str().unwrap_or("rotated"), lifetime, &scopes, Some(id))?;
-    spi::run(
-        "update identity.api_tokens set \
-           revoked_at = case when $2 = 0 then pg_catalog.now() else revoked_at end, \
-           expires_at = case when $2 = 0 then expires_at \
-                             else least(coalesce(expires_at, 'infinity'), pg_catalog.now() + pg_catalog.make_interval(secs => $2::float8)) end \
-         where id = $1",
-        &[id.into(), grace.into()],
-    )?;
-    audit("api_token.rotated", &id, json!({"new_token_id": uuid_text(new_id.as_bytes()), "grace_seconds": grace}))?;
-    Ok(TableIterator::once((new_id, text, expires_at)))
+    let (_, org) = token_owner(&s, id)?;
+    spi::privileged(|| -> PgResult<_> {
+        // Lock the old row; read what the new token inherits.
+        let old = spi::column_mut::<JsonB>(
+            "select pg_catalog.jsonb_build_object('user_id', user_id, 'name', name, 'scopes', scopes, \
+                    'lifetime', extract(epoch from expires_at - created_at), 'revoked', revoked_at is not null, \
+                    'expired', expires_at <= pg_catalog.now()) \
+             from identity.api_tokens where id = $1 for update",
+            &[id.into()],
+        )?;
+        let Some(JsonB(old)) = old.into_iter().next() else {
+            return Err(IdentityError::new(Kind::NotFound, "API token does not exist").into());
+        };
+        if old["revoked"] == true || old["expired"] == true {
+            return Err(IdentityError::invalid("API token is revoked or expired").into());
+        }
+        let user_id = Uuid::from_bytes(claims::uuid_bytes(old["user_id"].as_str().unwrap_or_default()).expect("uuid"));
+        let scopes: Vec<String> = old["scopes"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect();
+        let lifetime = old["lifetime"].as_f64().map(|f| f.round() as i64).filter(|s| *s > 0);
+        authz::may_receive_token(&s, lifetime.is_some(), &scopes)?;
+        let (new_id, text, expires_at) = issue(user_id, old["name"].as_str().unwrap_or("rotated"), lifetime, &scopes, Some(id))?;
+        spi::run(
+            "update identity.api_tokens set \
+               revoked_at = case when $2 = 0 then pg_catalog.now() else revoked_at end, \
+               expires_at = case when $2 = 0 then expires_at \
+                                 else least(coalesce(expires_at, 'infinity'), pg_catalog.now() + pg_catalog.make_interval(secs => $2::float8)) end \
+             where id = $1",
+            &[id.into(), grace.into()],
+        )?;
+        audit(&s, org, "api_token.rotated", &id, json!({"new_token_id": uuid_text(new_id.as_bytes()), "grace_seconds": grace}))?;
+        Ok(TableIterator::once((new_id, text, expires_at)))
+    })
 }

@@ -205,6 +205,39 @@ pub fn may_credential(s: &Subject, c: &CredentialFacts, op: CredentialOp) -> Res
     }
 }
 
+/// API tokens (API.md section 4): a user's tokens are created, listed,
+/// revoked and rotated by the user themself, an admin of their organization
+/// (who runs its service users), or system; to anyone else the user, and
+/// so each of their tokens, does not exist (P0002, with `what`'s message).
+pub fn may_manage_tokens(r: Relation, what: &'static str) -> Result<()> {
+    match r {
+        Relation::Stranger => Err(not_found(what)),
+        _ => Ok(()),
+    }
+}
+
+/// The rules for the token a caller is about to receive (create, rotate):
+/// without expiry only for system (API.md: "`expires_in => null` only for
+/// the admin level"); and a scoped caller (an API token with scopes, or a
+/// JWT exchanged for one) gets no scope it does not hold, and never an
+/// unscoped (unrestricted) token, so no token can widen itself.
+pub fn may_receive_token(s: &Subject, expires: bool, scopes: &[String]) -> Result<()> {
+    if !expires && !s.is_system() {
+        return Err(forbidden("a token without expiry needs the admin level")
+            .hint("give expires_in (at most 10 years)"));
+    }
+    if let Subject::User(Caller { scopes: Some(have), .. }) = s {
+        if scopes.is_empty() {
+            return Err(forbidden("a scoped caller may only create scoped tokens")
+                .detail("the new token would have no scopes, which allows everything"));
+        }
+        if let Some(extra) = scopes.iter().find(|w| !covered(have, w)) {
+            return Err(forbidden("a token's scopes may not exceed the caller's").detail(format!("scope {extra:?} is not held")));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +250,34 @@ mod tests {
 
     fn user(id: [u8; 16], org: [u8; 16], admin: bool) -> Subject {
         Subject::User(Caller { id, org: Some(org), admin, is_service_user: false, kind: "user", scopes: None })
+    }
+
+    #[test]
+    fn api_tokens_are_managed_by_their_user_their_org_admin_and_system() {
+        assert!(may_manage_tokens(Relation::System, "x").is_ok());
+        assert!(may_manage_tokens(Relation::OrgAdmin, "x").is_ok());
+        assert!(may_manage_tokens(Relation::Myself, "x").is_ok());
+        let e = may_manage_tokens(Relation::Stranger, "API token does not exist").unwrap_err();
+        assert_eq!((e.sqlstate(), e.message.as_ref()), ("P0002", "API token does not exist"));
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // Without expiry: system only.
+        assert!(may_receive_token(&Subject::System, false, &[]).is_ok());
+        assert_eq!(may_receive_token(&user(U1, A, true), false, &[]).unwrap_err().sqlstate(), "42501");
+        assert!(may_receive_token(&user(U1, A, false), true, &[]).is_ok(), "an unscoped caller gets any scopes");
+        // A scoped caller: only scopes it holds, never none.
+        let scoped = Subject::User(Caller {
+            id: U1,
+            org: Some(A),
+            admin: false,
+            is_service_user: true,
+            kind: "service",
+            scopes: Some(s(&["tokens:write", "users:*"])),
+        });
+        assert!(may_receive_token(&scoped, true, &s(&["users:read", "users:*", "tokens:write"])).is_ok());
+        assert_eq!(may_receive_token(&scoped, true, &[]).unwrap_err().sqlstate(), "42501");
+        let e = may_receive_token(&scoped, true, &s(&["users:read", "credentials:reveal"])).unwrap_err();
+        assert_eq!(e.detail.as_deref(), Some(r#"scope "credentials:reveal" is not held"#));
+        assert!(may_receive_token(&scoped, true, &s(&["*"])).is_err(), "* is wider than users:*");
     }
 
     #[test]
