@@ -163,8 +163,9 @@ ADMIN_ON_USER = r("ok", "ok", "P0002", "42501", "P0002", "P0002", "42501")
 SYSTEM_ONLY = r("ok", "42501", "42501", "42501", "42501", "42501", "42501")
 OWNER_OF_CREDENTIAL = r("ok", "42501", "P0002", "ok", "P0002", "P0002", "42501")
 READ_CREDENTIAL = r("ok", "ok", "P0002", "ok", "P0002", "P0002", "42501")
-# A user's API tokens: the user, an admin of their organization, system.
-TOKENS = r("ok", "ok", "P0002", "ok", "P0002", "P0002", "42501")
+# A user's API tokens: the user, an admin of their organization, system
+# (the same actors as reading the user).
+TOKENS = READ_USER
 RANDOM = "00000000-0000-4000-8000-00000000dead"
 
 # (name, sql with {target}/{cred}/{org_a} placeholders, mutating, expected row)
