@@ -33,7 +33,8 @@ fn benches(c: &mut Criterion) {
     // Stateless HS256 verification of the 700-byte token (no table checks).
     let secret = b"0123456789abcdef0123456789abcdef";
     let claims = jwt::decode(&t).unwrap().payload;
-    let hs = jwt::sign_hs256(claims.clone(), secret, 1_763_996_400, 3600, "j", None, None);
+    let std = jwt::Standard { now: 1_763_996_400, ttl: 3600, jti: "j", issuer: None, audience: None };
+    let hs = jwt::sign_hs256(claims.clone(), &jwt::HmacKey::new(secret), &std);
     let cfg = jwt::VerifyConfig { now: 1_763_996_500, leeway: 30, audience: Some("authenticated"), issuer: None };
     c.bench_function("jwt::check_hs256 (700 B token, serde claims)", |b| b.iter(|| jwt::check_hs256(black_box(&hs), secret, &cfg)));
     // The payload as jsonb (verify_jwt's answer) and a stored jsonb back to
@@ -45,7 +46,8 @@ fn benches(c: &mut Criterion) {
         b.iter(|| jsonb::object_to_json(black_box(&stored), &mut |_| {}).unwrap())
     });
     c.bench_function("jwt::sign_hs256_json (700 B claims)", |b| {
-        b.iter(|| jwt::sign_hs256_json(payload.clone(), &|_| false, secret, 1_763_996_400, 3600, "j", None, None))
+        let key = jwt::HmacKey::new(secret);
+        b.iter(|| jwt::sign_hs256_json(payload.clone(), &|_| false, &key, &std))
     });
     // Signature verification alone, per algorithm.
     for alg in [keys::Alg::Es256, keys::Alg::EdDsa, keys::Alg::Rs256] {

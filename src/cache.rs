@@ -189,38 +189,25 @@ pub fn fresh() -> Fresh {
 impl Fresh {
     /// Is `jti` revoked?
     pub fn jti_revoked(&self, jti: &str) -> bool {
-        jti_revoked(jti)
+        revoked(|c| &mut c.jtis, 0, &heap::REVOKED_JWTS, jti.as_bytes(), |r| r.text(0).map(|j| j.into_bytes().into()), || {
+            heap::jti_revoked(jti)
+        })
     }
 
     /// Is session `id` revoked?
     pub fn session_revoked(&self, id: [u8; 16]) -> bool {
-        session_revoked(id)
+        revoked(
+            |c| &mut c.sessions,
+            1,
+            &heap::REVOKED_SESSIONS,
+            &id,
+            |r| {
+                let (d, null) = r.get(0);
+                unsafe { pgrx::Uuid::from_datum(d, null) }.map(|u| *u.as_bytes())
+            },
+            || heap::session_revoked(id),
+        )
     }
-
-    /// See `user_token_state`.
-    pub fn user_token_state(&self, id: [u8; 16]) -> Option<UserToken> {
-        user_token_state(id)
-    }
-}
-
-fn jti_revoked(jti: &str) -> bool {
-    revoked(|c| &mut c.jtis, 0, &heap::REVOKED_JWTS, jti.as_bytes(), |r| r.text(0).map(|j| j.into_bytes().into()), || {
-        heap::jti_revoked(jti)
-    })
-}
-
-fn session_revoked(id: [u8; 16]) -> bool {
-    revoked(
-        |c| &mut c.sessions,
-        1,
-        &heap::REVOKED_SESSIONS,
-        &id,
-        |r| {
-            let (d, null) = r.get(0);
-            unsafe { pgrx::Uuid::from_datum(d, null) }.map(|u| *u.as_bytes())
-        },
-        || heap::session_revoked(id),
-    )
 }
 
 /// Is `key` in revocation table `table` (copy `copy`, oid slot `oid`)?
@@ -264,74 +251,76 @@ where
     answer
 }
 
-/// What verify_jwt's user checks need of user `id`: `Some((active,
-/// tokens_valid_after, status))` for a user they can refuse (not active, a
-/// tokens_valid_after, or deleted), `None` for one they pass (active with no
-/// tokens_valid_after, or no such user). From the copy of users_token_state
-/// and the tombstones: no probe at all while that set is under MAX_ROWS;
-/// beyond, one probe per user not seen yet.
-fn user_token_state(id: [u8; 16]) -> Option<UserToken> {
-    enum Seen {
-        Answer(Option<UserToken>),
-        PerUser,
-        Load,
-    }
-    let seen = CACHES.with(|c| {
-        let c = c.borrow();
-        match &c.refusable {
-            Copy::Loaded(r) => Seen::Answer(match r.users.get(&id) {
-                Some(u) => Some(u.clone()),
-                None => r.deleted.contains(&id).then(deleted_state),
-            }),
-            Copy::TooBig => match c.users.get(&id) {
-                Some(u) => Seen::Answer(refusable(u.clone())),
-                None => Seen::PerUser,
-            },
-            Copy::Unknown => Seen::Load,
+impl Fresh {
+    /// What verify_jwt's user checks need of user `id`: `Some((active,
+    /// tokens_valid_after, status))` for a user they can refuse (not active, a
+    /// tokens_valid_after, or deleted), `None` for one they pass (active with no
+    /// tokens_valid_after, or no such user). From the copy of users_token_state
+    /// and the tombstones: no probe at all while that set is under MAX_ROWS;
+    /// beyond, one probe per user not seen yet.
+    pub fn user_token_state(&self, id: [u8; 16]) -> Option<UserToken> {
+        enum Seen {
+            Answer(Option<UserToken>),
+            PerUser,
+            Load,
         }
-    });
-    match seen {
-        Seen::Answer(a) => return a,
-        _ if !can_fill() => return heap::token_state(id, unsafe { pg_sys::GetActiveSnapshot() }).and_then(refusable),
-        Seen::PerUser => return per_user(id),
-        Seen::Load => {}
-    }
-    set_oid(3, &heap::USERS);
-    set_oid(4, &heap::DELETED_USERS);
-    let before = invals();
-    let mut users = HashMap::default();
-    let complete_users = heap::scan_all(&heap::USERS_TOKEN_STATE, |r| {
-        let (d, null) = r.get(0);
-        if let Some(u) = unsafe { pgrx::Uuid::from_datum(d, null) } {
-            let status = r.text(1).unwrap_or_default();
-            let active = status == "active";
-            users.insert(*u.as_bytes(), (active, heap::valid_after(r.epoch_seconds(2)), if active { String::new() } else { status }));
+        let seen = CACHES.with(|c| {
+            let c = c.borrow();
+            match &c.refusable {
+                Copy::Loaded(r) => Seen::Answer(match r.users.get(&id) {
+                    Some(u) => Some(u.clone()),
+                    None => r.deleted.contains(&id).then(deleted_state),
+                }),
+                Copy::TooBig => match c.users.get(&id) {
+                    Some(u) => Seen::Answer(refusable(u.clone())),
+                    None => Seen::PerUser,
+                },
+                Copy::Unknown => Seen::Load,
+            }
+        });
+        match seen {
+            Seen::Answer(a) => return a,
+            _ if !can_fill() => return heap::token_state(id, unsafe { pg_sys::GetActiveSnapshot() }).and_then(refusable),
+            Seen::PerUser => return per_user(id),
+            Seen::Load => {}
         }
-        users.len() <= MAX_ROWS
-    });
-    let mut deleted = HashSet::default();
-    let complete = complete_users
-        && heap::scan_all(&heap::DELETED_USERS, |r| {
+        set_oid(3, &heap::USERS);
+        set_oid(4, &heap::DELETED_USERS);
+        let before = invals();
+        let mut users = HashMap::default();
+        let complete_users = heap::scan_all(&heap::USERS_TOKEN_STATE, |r| {
             let (d, null) = r.get(0);
             if let Some(u) = unsafe { pgrx::Uuid::from_datum(d, null) } {
-                deleted.insert(*u.as_bytes());
+                let status = r.text(1).unwrap_or_default();
+                let active = status == "active";
+                users.insert(*u.as_bytes(), (active, heap::valid_after(r.epoch_seconds(2)), if active { String::new() } else { status }));
             }
-            deleted.len() <= MAX_ROWS
+            users.len() <= MAX_ROWS
         });
-    if !complete {
-        if invals() == before {
-            CACHES.with(|c| c.borrow_mut().refusable = Copy::TooBig);
+        let mut deleted = HashSet::default();
+        let complete = complete_users
+            && heap::scan_all(&heap::DELETED_USERS, |r| {
+                let (d, null) = r.get(0);
+                if let Some(u) = unsafe { pgrx::Uuid::from_datum(d, null) } {
+                    deleted.insert(*u.as_bytes());
+                }
+                deleted.len() <= MAX_ROWS
+            });
+        if !complete {
+            if invals() == before {
+                CACHES.with(|c| c.borrow_mut().refusable = Copy::TooBig);
+            }
+            return per_user(id);
         }
-        return per_user(id);
+        let answer = match users.get(&id) {
+            Some(u) => Some(u.clone()),
+            None => deleted.contains(&id).then(deleted_state),
+        };
+        if invals() == before {
+            CACHES.with(|c| c.borrow_mut().refusable = Copy::Loaded(Refusable { users, deleted }));
+        }
+        answer
     }
-    let answer = match users.get(&id) {
-        Some(u) => Some(u.clone()),
-        None => deleted.contains(&id).then(deleted_state),
-    };
-    if invals() == before {
-        CACHES.with(|c| c.borrow_mut().refusable = Copy::Loaded(Refusable { users, deleted }));
-    }
-    answer
 }
 
 /// A tombstoned user, as heap::token_state reports one.

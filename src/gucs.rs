@@ -225,11 +225,6 @@ fn string(s: &GucSetting<Option<CString>>) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// The HS256 secret, if set. Callers map `None` to 55000.
-pub fn jwt_secret() -> Option<Vec<u8>> {
-    with_str(&JWT_SECRET, |s| s.map(<[u8]>::to_vec))
-}
-
 /// A string setting's value in place, without the copy `get` makes (a
 /// third of a verify_jwt's allocations were these), for the length of `f`;
 /// None when unset or empty. Postgres frees a setting's string only when the
@@ -242,7 +237,7 @@ fn with_str<R>(s: &GucSetting<Option<CString>>, f: impl FnOnce(Option<&[u8]>) ->
     f(v)
 }
 
-/// `with_str` for the HS256 secret.
+/// `with_str` for the HS256 secret (None when unset: callers answer 55000).
 pub fn with_jwt_secret<R>(f: impl FnOnce(Option<&[u8]>) -> R) -> R {
     with_str(&JWT_SECRET, f)
 }

@@ -1,7 +1,7 @@
 //! Section 3 of API.md: JWTs.
 
 use crate::core::claims::{parse_uuid, uuid_text, uuid_v4};
-use crate::core::error::{IdentityError, Kind};
+use crate::core::error::{required, IdentityError, Kind};
 use crate::core::jwt::{self, Check, Claims, VerifyConfig};
 use crate::jsonb::{RawJsonb, Verified};
 use crate::error::PgResult;
@@ -19,10 +19,6 @@ pub fn now_unix() -> i64 {
 }
 
 /// The HS256 secret, or 55000 with how to set it (never the value).
-pub fn secret() -> Result<Vec<u8>, IdentityError> {
-    gucs::with_jwt_secret(|s| checked_secret(s).map(<[u8]>::to_vec))
-}
-
 fn checked_secret(s: Option<&[u8]>) -> Result<&[u8], IdentityError> {
     let hint = "ALTER SYSTEM SET identity.jwt_secret = '<at least 32 random bytes>'; SELECT pg_reload_conf();";
     let s = s.ok_or_else(|| IdentityError::not_configured("identity.jwt_secret is not set").hint(hint))?;
@@ -38,7 +34,7 @@ thread_local! {
     static HMAC_KEY: std::cell::RefCell<Option<(u64, jwt::HmacKey)>> = const { std::cell::RefCell::new(None) };
 }
 
-/// The HS256 key for the current identity.jwt_secret (55000 as `secret`).
+/// The HS256 key for the current identity.jwt_secret (55000 as `checked_secret` says).
 fn hmac_key() -> Result<jwt::HmacKey, IdentityError> {
     let generation = gucs::jwt_secret_generation();
     HMAC_KEY.with(|k| {
@@ -87,36 +83,46 @@ pub fn new_uuid() -> String {
     uuid_text(&uuid_v4(random))
 }
 
-/// Signs `claims` the one way every issuer here does: with the active
-/// asymmetric key (kid in the header) when there is one, else HS256 with
-/// identity.jwt_secret. Fills iat, exp (now + ttl), jti and iss where absent,
-/// and aud from identity.jwt_audience when `fill_aud`.
-pub fn sign_claims(claims: Map<String, Value>, ttl: i64, fill_aud: bool) -> PgResult<String> {
-    let now = now_unix();
+/// The key new tokens are signed with: the active asymmetric key (kid in
+/// the header) when there is one, else HS256 with identity.jwt_secret.
+enum Signer {
+    Key(crate::api::keys::ActiveKey),
+    Secret(jwt::HmacKey),
+}
+
+fn signer() -> PgResult<Signer> {
+    Ok(match crate::api::keys::active_signing_key()? {
+        Some(k) => Signer::Key(k),
+        None => Signer::Secret(hmac_key()?),
+    })
+}
+
+/// Runs `sign` with the standard claims of a token issued now (a new jti,
+/// iss from identity.jwt_issuer, and aud from identity.jwt_audience when
+/// `fill_aud`), and refuses a token over the size verify_jwt accepts.
+fn issue(ttl: i64, fill_aud: bool, sign: impl FnOnce(&jwt::Standard) -> String) -> PgResult<String> {
     let jti = new_uuid();
-    let issuer = gucs::jwt_issuer();
-    let audience = if fill_aud { gucs::jwt_audience() } else { None };
-    let token = match crate::api::keys::active_signing_key()? {
-        Some((kid, alg, key)) => jwt::sign_with_key(
-            claims,
-            &key,
-            alg,
-            &kid,
-            now,
-            ttl,
-            &jti,
-            issuer.as_deref(),
-            audience.as_deref(),
-            &mut rand::rngs::OsRng,
-        ),
-        None => jwt::sign_hs256(claims, &secret()?, now, ttl, &jti, issuer.as_deref(), audience.as_deref()),
-    };
+    let token = gucs::with_jwt_audience_issuer(|audience, issuer| {
+        sign(&jwt::Standard { now: now_unix(), ttl, jti: &jti, issuer, audience: audience.filter(|_| fill_aud) })
+    });
     if token.len() > jwt::MAX_TOKEN_BYTES {
         return Err(IdentityError::invalid("claims are too large")
             .detail(format!("token would be {} bytes, the limit is {}", token.len(), jwt::MAX_TOKEN_BYTES))
             .into());
     }
     Ok(token)
+}
+
+/// Signs `claims` the one way every issuer here does (`signer`), filling
+/// iat, exp (now + ttl), jti and iss where absent, and aud from
+/// identity.jwt_audience when `fill_aud`.
+pub fn sign_claims(claims: Map<String, Value>, ttl: i64, fill_aud: bool) -> PgResult<String> {
+    match signer()? {
+        Signer::Key((kid, alg, key)) => {
+            issue(ttl, fill_aud, |std| jwt::sign_with_key(claims, &key, alg, &kid, std, &mut rand::rngs::OsRng))
+        }
+        Signer::Secret(key) => issue(ttl, fill_aud, |std| jwt::sign_hs256(claims, &key, std)),
+    }
 }
 
 fn check(name: &'static str, pass: bool, detail: &str) -> Check {
@@ -353,21 +359,12 @@ fn sign_jwt(claims: Option<RawJsonb>, ttl: default!(Option<Interval>, "NULL")) -
 fn sign_jsonb(claims: &RawJsonb, ttl: i64) -> PgResult<String> {
     let mut keys: Vec<&[u8]> = Vec::with_capacity(32);
     let text = crate::core::jsonb::object_to_json(claims.bytes(), &mut |k| keys.push(k));
-    match text {
-        Some(text) if crate::jsonb::utf8_database() && crate::api::keys::active_signing_key()?.is_none() => {
-            let (now, jti) = (now_unix(), new_uuid());
-            let (issuer, audience) = (gucs::jwt_issuer(), gucs::jwt_audience());
+    match (text, signer()?) {
+        (Some(text), Signer::Secret(key)) if crate::jsonb::utf8_database() => {
             let present = |k: &str| keys.iter().any(|have| *have == k.as_bytes());
-            let token =
-                jwt::sign_hs256_json(text, &present, &secret()?, now, ttl, &jti, issuer.as_deref(), audience.as_deref());
-            if token.len() > jwt::MAX_TOKEN_BYTES {
-                return Err(IdentityError::invalid("claims are too large")
-                    .detail(format!("token would be {} bytes, the limit is {}", token.len(), jwt::MAX_TOKEN_BYTES))
-                    .into());
-            }
-            Ok(token)
+            issue(ttl, true, |std| jwt::sign_hs256_json(text, &present, &key, std))
         }
-        text => {
+        (text, _) => {
             let text = text.unwrap_or_else(|| claims.to_text().into_bytes());
             match serde_json::from_slice(&text) {
                 Ok(Value::Object(m)) => sign_claims(m, ttl, true),
@@ -382,7 +379,7 @@ fn sign_jsonb(claims: &RawJsonb, ttl: i64) -> PgResult<String> {
 /// defaults to identity.access_token_ttl (at most 1 day).
 #[pg_extern(schema = "identity", volatile)]
 fn issue_access_token(user_id: Option<pgrx::Uuid>, ttl: default!(Option<Interval>, "NULL")) -> PgResult<String> {
-    let id = user_id.ok_or_else(|| IdentityError::invalid("user_id is required"))?;
+    let id = required(user_id, "user_id is required")?;
     let ttl = match ttl {
         Some(i) => interval_seconds(&i, 86_400)?,
         None => gucs::access_token_ttl().min(86_400),
@@ -454,7 +451,7 @@ fn explain_jwt(token: &str) -> PgResult<JsonB> {
 #[search_path(pg_catalog, pg_temp)]
 fn revoke_jwt(jti: Option<&str>, expires_at: Option<TimestampWithTimeZone>) -> PgResult<()> {
     let jti = jti.filter(|j| !j.is_empty() && j.len() <= 255).ok_or_else(|| IdentityError::invalid("jti must be 1 to 255 characters"))?;
-    let expires_at = expires_at.ok_or_else(|| IdentityError::invalid("expires_at is required"))?;
+    let expires_at = required(expires_at, "expires_at is required")?;
     spi::run(
         "insert into identity.revoked_jwts (jti, expires_at) values ($1, $2) \
          on conflict (jti) do update set expires_at = greatest(identity.revoked_jwts.expires_at, excluded.expires_at)",
@@ -475,7 +472,7 @@ fn revoke_jwt(jti: Option<&str>, expires_at: Option<TimestampWithTimeZone>) -> P
 #[pg_extern(schema = "identity", volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn revoke_session(session_id: Option<pgrx::Uuid>) -> PgResult<()> {
-    let sid = session_id.ok_or_else(|| IdentityError::invalid("session_id is required"))?;
+    let sid = required(session_id, "session_id is required")?;
     spi::run(
         "insert into identity.revoked_sessions (session_id) values ($1) on conflict (session_id) do nothing",
         &[sid.into()],

@@ -5,7 +5,7 @@
 //! SECURITY DEFINER with a pinned search_path.
 
 use crate::core::aead;
-use crate::core::error::{IdentityError, Kind};
+use crate::core::error::{required, IdentityError, Kind};
 use crate::core::keys::{self, Alg, SigningKey, VerifyingKey};
 use crate::error::PgResult;
 use crate::{gucs, heap, spi};
@@ -114,7 +114,7 @@ fn audit(action: &'static str, kid: &str, details: Value) -> PgResult<()> {
 #[search_path(pg_catalog, pg_temp)]
 fn generate_signing_key(alg: default!(Option<&str>, "'ES256'")) -> PgResult<String> {
     // The SQL default is 'ES256'; an explicit NULL is a mistake, not a request.
-    let alg_name = alg.ok_or_else(|| IdentityError::invalid("alg is required"))?;
+    let alg_name = required(alg, "alg is required")?;
     let alg = Alg::parse(alg_name).ok_or_else(|| {
         IdentityError::invalid("unsupported signing algorithm").detail(format!("alg {alg_name:?}")).hint("use ES256, RS256 or EdDSA")
     })?;
@@ -139,7 +139,7 @@ fn generate_signing_key(alg: default!(Option<&str>, "'ES256'")) -> PgResult<Stri
 #[pg_extern(schema = "identity", volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn activate_signing_key(kid: Option<&str>) -> PgResult<()> {
-    let kid = kid.ok_or_else(|| IdentityError::invalid("kid is required"))?;
+    let kid = required(kid, "kid is required")?;
     let status = spi::column_mut::<String>("select status from identity.signing_keys where kid = $1 for update", &[kid.into()])?;
     match status.first().map(String::as_str) {
         None => return Err(IdentityError::new(Kind::NotFound, "signing key does not exist").into()),
@@ -161,7 +161,7 @@ fn activate_signing_key(kid: Option<&str>) -> PgResult<()> {
 #[pg_extern(schema = "identity", volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn retire_signing_key(kid: Option<&str>) -> PgResult<()> {
-    let kid = kid.ok_or_else(|| IdentityError::invalid("kid is required"))?;
+    let kid = required(kid, "kid is required")?;
     let found = spi::write_one::<String>(
         "update identity.signing_keys set status = 'retired', retired_at = coalesce(retired_at, now()), \
                 expires_at = coalesce(expires_at, now() + make_interval(secs => $2::float8)) \

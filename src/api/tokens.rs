@@ -21,7 +21,7 @@ use crate::api::actor;
 use crate::api::jwt::{interval_seconds, new_uuid, now_unix, sign_claims};
 use crate::core::authz::{self, Subject};
 use crate::core::claims::{self, uuid_bytes, uuid_text};
-use crate::core::error::{IdentityError, Kind};
+use crate::core::error::{required, IdentityError, Kind};
 use crate::core::token;
 use crate::error::PgResult;
 use crate::jsonb::{Builder, RawJsonb};
@@ -216,14 +216,13 @@ fn owner_visible(s: &Subject, id: [u8; 16], what: &'static str) -> PgResult<(hea
     Ok((user, org))
 }
 
-/// The owner of token `id` and their organization, when `s` may manage it
+/// The organization of token `id`'s user, when `s` may manage the token
 /// (P0002 "API token does not exist" otherwise, as for an unknown id).
-fn token_owner(s: &Subject, id: Uuid) -> PgResult<(Uuid, Option<[u8; 16]>)> {
+fn token_org(s: &Subject, id: Uuid) -> PgResult<Option<[u8; 16]>> {
     const WHAT: &str = "API token does not exist";
     let owner = spi::privileged(|| spi::one::<Uuid>("select user_id from identity.api_tokens where id = $1", &[id.into()]))?
         .ok_or_else(|| authz::not_found(WHAT))?;
-    let (_, org) = owner_visible(s, *owner.as_bytes(), WHAT)?;
-    Ok((owner, org))
+    Ok(owner_visible(s, *owner.as_bytes(), WHAT)?.1)
 }
 
 /// A new API token for `user_id`, shown once: for the caller themself, a
@@ -243,7 +242,7 @@ fn create_api_token(
     ErrorReport,
 > {
     let s = caller("tokens:write")?;
-    let user_id = user_id.ok_or_else(|| IdentityError::invalid("user_id is required"))?;
+    let user_id = required(user_id, "user_id is required")?;
     let name = name.filter(|n| !n.trim().is_empty() && n.len() <= 200).ok_or_else(|| IdentityError::invalid("name must be 1 to 200 characters"))?;
     let scopes = scopes_arg(scopes)?;
     let expires = expires_in.map(|i| interval_seconds(&i, MAX_EXPIRY_SECONDS)).transpose()?;
@@ -321,8 +320,8 @@ fn list_api_tokens(user_id: default!(Option<Uuid>, "NULL")) -> Result<SetOfItera
 #[pg_extern(schema = "identity", volatile)]
 fn revoke_api_token(token_id: Option<Uuid>) -> PgResult<()> {
     let s = caller("tokens:write")?;
-    let id = token_id.ok_or_else(|| IdentityError::invalid("token_id is required"))?;
-    let (_, org) = token_owner(&s, id)?;
+    let id = required(token_id, "token_id is required")?;
+    let org = token_org(&s, id)?;
     spi::privileged(|| {
         spi::run("update identity.api_tokens set revoked_at = coalesce(revoked_at, pg_catalog.now()) where id = $1", &[id.into()])?;
         audit(&s, org, "api_token.revoked", &id, json!({}))
@@ -341,13 +340,13 @@ fn rotate_api_token(token_id: Option<Uuid>, grace: default!(Option<Interval>, "'
     ErrorReport,
 > {
     let s = caller("tokens:write")?;
-    let id = token_id.ok_or_else(|| IdentityError::invalid("token_id is required"))?;
+    let id = required(token_id, "token_id is required")?;
     let grace = match grace {
         None => 0,
         Some(g) if g.months() == 0 && g.days() == 0 && g.micros() == 0 => 0,
         Some(g) => interval_seconds(&g, 30 * 86_400)?,
     };
-    let (_, org) = token_owner(&s, id)?;
+    let org = token_org(&s, id)?;
     spi::privileged(|| -> PgResult<_> {
         // Lock the old row; read what the new token inherits.
         let old = spi::column_mut::<JsonB>(

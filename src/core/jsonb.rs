@@ -611,7 +611,7 @@ fn write_numeric(buf: &mut Vec<u8>, neg: bool, digits: &[u8]) -> u32 {
 /// in, UTF-8 out: for UTF-8 databases); `key` sees each top-level key. `None` when the bytes are not an object or not
 /// well formed (bounds are checked, nothing is trusted).
 pub fn object_to_json<'a>(jsonb: &'a [u8], key: &mut dyn FnMut(&'a [u8])) -> Option<Vec<u8>> {
-    let len = varlena_len(jsonb)?;
+    let len = varlena_len(jsonb, 8)?;
     let body = jsonb.get(4..len)?;
     if read_u32(body, 0)? & (JB_FOBJECT | JB_FARRAY | 0x1000_0000) != JB_FOBJECT {
         return None;
@@ -621,8 +621,9 @@ pub fn object_to_json<'a>(jsonb: &'a [u8], key: &mut dyn FnMut(&'a [u8])) -> Opt
     Some(out)
 }
 
-/// The length in a 4-byte varlena header (uncompressed, not external).
-fn varlena_len(b: &[u8]) -> Option<usize> {
+/// The length in a 4-byte varlena header (uncompressed, not external), when
+/// it is at least `min` and within `b`.
+fn varlena_len(b: &[u8], min: usize) -> Option<usize> {
     let h = u32::from_ne_bytes(b.get(..4)?.try_into().ok()?);
     let len = if cfg!(target_endian = "little") {
         if h & 0x3 != 0 {
@@ -635,7 +636,7 @@ fn varlena_len(b: &[u8]) -> Option<usize> {
         }
         (h & 0x3FFF_FFFF) as usize
     };
-    (len >= 8 && len <= b.len()).then_some(len)
+    (len >= min && len <= b.len()).then_some(len)
 }
 
 fn read_u32(b: &[u8], at: usize) -> Option<u32> {
@@ -767,7 +768,7 @@ fn write_numeric_text(v: &[u8], out: &mut Vec<u8>) -> Option<()> {
     let (len, hdr) = if cfg!(target_endian = "little") && first & 0x01 == 0x01 {
         ((first >> 1) as usize, 1)
     } else {
-        (varlena_len_any(v)?, 4)
+        (varlena_len(v, 6)?, 4)
     };
     let n = v.get(hdr..len)?;
     let w0 = u16::from_ne_bytes(n.get(..2)?.try_into().ok()?);
@@ -823,19 +824,6 @@ fn write_numeric_text(v: &[u8], out: &mut Vec<u8>) -> Option<()> {
         }
     }
     Some(())
-}
-
-fn varlena_len_any(b: &[u8]) -> Option<usize> {
-    let h = u32::from_ne_bytes(b.get(..4)?.try_into().ok()?);
-    let len = if cfg!(target_endian = "little") {
-        if h & 0x3 != 0 {
-            return None;
-        }
-        (h >> 2) as usize
-    } else {
-        (h & 0x3FFF_FFFF) as usize
-    };
-    (len >= 6 && len <= b.len()).then_some(len)
 }
 
 #[cfg(test)]

@@ -365,6 +365,13 @@ impl HmacKey {
         HmacKey(Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"))
     }
 
+    /// The HMAC-SHA256 of `input`.
+    pub fn sign(&self, input: &[u8]) -> [u8; 32] {
+        let mut mac = self.0.clone();
+        mac.update(input);
+        mac.finalize().into_bytes().into()
+    }
+
     /// Whether `sig` is the HMAC-SHA256 of `input` (compared in constant time).
     pub fn verify(&self, input: &[u8], sig: &[u8]) -> bool {
         let mut mac = self.0.clone();
@@ -545,20 +552,17 @@ pub fn check_hs256(token: &str, secret: &[u8], cfg: &VerifyConfig) -> (Vec<Check
 
 /// Signs with an asymmetric key: header {alg, typ, kid}; fills claims as
 /// `sign_hs256` does.
-#[allow(clippy::too_many_arguments)]
 pub fn sign_with_key<R: rand::RngCore + rand::CryptoRng>(
     mut claims: Map<String, Value>,
     key: &crate::core::keys::SigningKey,
     alg: crate::core::keys::Alg,
     kid: &str,
-    now: i64,
-    ttl: i64,
-    jti: &str,
-    issuer: Option<&str>,
-    audience: Option<&str>,
+    standard: &Standard,
     rng: &mut R,
 ) -> String {
-    fill_standard_claims(&mut claims, now, ttl, jti, issuer, audience);
+    for (k, v) in standard.claims() {
+        claims.entry(k).or_insert(v);
+    }
     let header = serde_json::json!({"alg": alg.name(), "typ": "JWT", "kid": kid});
     let input = format!(
         "{}.{}",
@@ -577,43 +581,32 @@ pub fn first_refusal(checks: &[Check]) -> Option<Refusal> {
     })
 }
 
-/// The standard claims every issuer here adds where absent: `iat`, `exp`
-/// (now + ttl), `jti` and, when given, `iss` and `aud`.
-fn standard_claims(now: i64, ttl: i64, jti: &str, issuer: Option<&str>, audience: Option<&str>) -> Vec<(&'static str, Value)> {
-    let mut c = vec![("iat", Value::from(now)), ("exp", Value::from(now + ttl)), ("jti", Value::from(jti))];
-    c.extend(issuer.map(|iss| ("iss", Value::from(iss))));
-    c.extend(audience.map(|aud| ("aud", Value::from(aud))));
-    c
+/// The standard claims every issuer here adds where absent (given claims
+/// are never overwritten): `iat`, `exp` (now + ttl), `jti` and, when given,
+/// `iss` and `aud`.
+#[derive(Debug, Clone, Copy)]
+pub struct Standard<'a> {
+    pub now: i64,
+    pub ttl: i64,
+    pub jti: &'a str,
+    pub issuer: Option<&'a str>,
+    pub audience: Option<&'a str>,
 }
 
-/// Adds the standard claims where absent (given claims are never
-/// overwritten).
-fn fill_standard_claims(
-    claims: &mut Map<String, Value>,
-    now: i64,
-    ttl: i64,
-    jti: &str,
-    issuer: Option<&str>,
-    audience: Option<&str>,
-) {
-    for (k, v) in standard_claims(now, ttl, jti, issuer, audience) {
-        claims.entry(k).or_insert(v);
+impl Standard<'_> {
+    fn claims(&self) -> Vec<(&'static str, Value)> {
+        let mut c = vec![("iat", Value::from(self.now)), ("exp", Value::from(self.now + self.ttl)), ("jti", Value::from(self.jti))];
+        c.extend(self.issuer.map(|iss| ("iss", Value::from(iss))));
+        c.extend(self.audience.map(|aud| ("aud", Value::from(aud))));
+        c
     }
 }
 
 /// Fills the standard claims and signs with HS256 (`sign_hs256_json` over
 /// the serialised map).
-pub fn sign_hs256(
-    claims: Map<String, Value>,
-    secret: &[u8],
-    now: i64,
-    ttl: i64,
-    jti: &str,
-    issuer: Option<&str>,
-    audience: Option<&str>,
-) -> String {
+pub fn sign_hs256(claims: Map<String, Value>, key: &HmacKey, standard: &Standard) -> String {
     let text = serde_json::to_vec(&claims).expect("serialisable");
-    sign_hs256_json(text, &|k| claims.contains_key(k), secret, now, ttl, jti, issuer, audience)
+    sign_hs256_json(text, &|k| claims.contains_key(k), key, standard)
 }
 
 /// The header every HS256 token here carries, base64url: `{"alg":"HS256","typ":"JWT"}`.
@@ -622,22 +615,12 @@ pub const HS256_HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 /// `sign_hs256` over claims already serialised as a compact JSON object
 /// (`{...}`, as core::jsonb::object_to_json writes it): the standard claims
 /// `present` reports absent are appended, with the same values
-/// `standard_claims` gives, and the text is signed as is (no parse,
+/// `Standard` gives, and the text is signed as is (no parse,
 /// no re-serialisation).
-#[allow(clippy::too_many_arguments)]
-pub fn sign_hs256_json(
-    mut payload: Vec<u8>,
-    present: &dyn Fn(&str) -> bool,
-    secret: &[u8],
-    now: i64,
-    ttl: i64,
-    jti: &str,
-    issuer: Option<&str>,
-    audience: Option<&str>,
-) -> String {
+pub fn sign_hs256_json(mut payload: Vec<u8>, present: &dyn Fn(&str) -> bool, key: &HmacKey, standard: &Standard) -> String {
     debug_assert!(payload.first() == Some(&b'{') && payload.last() == Some(&b'}'));
     payload.pop();
-    for (k, v) in standard_claims(now, ttl, jti, issuer, audience) {
+    for (k, v) in standard.claims() {
         if !present(k) {
             if payload.len() > 1 {
                 payload.push(b',');
@@ -651,10 +634,9 @@ pub fn sign_hs256_json(
     token.push_str(HS256_HEADER_B64);
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(token.as_bytes());
+    let sig = key.sign(token.as_bytes());
     token.push('.');
-    URL_SAFE_NO_PAD.encode_string(mac.finalize().into_bytes(), &mut token);
+    URL_SAFE_NO_PAD.encode_string(sig, &mut token);
     token
 }
 
@@ -675,7 +657,7 @@ mod hs256_tests {
     }
 
     fn sign(c: Value) -> String {
-        sign_hs256(claims(c), SECRET, NOW, 3600, "jti-1", None, Some("authenticated"))
+        sign_hs256(claims(c), &HmacKey::new(SECRET), &Standard { now: NOW, ttl: 3600, jti: "jti-1", issuer: None, audience: Some("authenticated") })
     }
 
     #[test]
@@ -683,8 +665,9 @@ mod hs256_tests {
         for c in [json!({}), json!({"sub": "u", "iat": 5}), json!({"a": [1, {"b": "\"é"}], "aud": "x", "exp": 1800000100, "jti": "j", "iss": "me"})] {
             let text = serde_json::to_vec(&c).unwrap();
             let m = claims(c);
-            let via_text = sign_hs256_json(text, &|k| m.contains_key(k), SECRET, NOW, 60, "jti-1", Some("iss-1"), Some("aud-1"));
-            let via_map = sign_hs256(m.clone(), SECRET, NOW, 60, "jti-1", Some("iss-1"), Some("aud-1"));
+            let std = Standard { now: NOW, ttl: 60, jti: "jti-1", issuer: Some("iss-1"), audience: Some("aud-1") };
+            let via_text = sign_hs256_json(text, &|k| m.contains_key(k), &HmacKey::new(SECRET), &std);
+            let via_map = sign_hs256(m.clone(), &HmacKey::new(SECRET), &std);
             assert_eq!(decode(&via_text).unwrap().payload, decode(&via_map).unwrap().payload);
             let cfg = VerifyConfig { audience: None, ..cfg() };
             assert!(check_hs256(&via_text, SECRET, &cfg).1.is_some(), "{via_text}");
@@ -734,7 +717,7 @@ mod hs256_tests {
         assert_eq!(refusal(&sign(json!({"aud": ["x", "authenticated"]})), &c), None);
         let with_iss = VerifyConfig { issuer: Some("https://issuer"), ..cfg() };
         assert!(refusal(&sign(json!({})), &with_iss).unwrap().starts_with("wrong iss"));
-        let t = sign_hs256(Map::new(), SECRET, NOW, 60, "j", Some("https://issuer"), None);
+        let t = sign_hs256(Map::new(), &HmacKey::new(SECRET), &Standard { now: NOW, ttl: 60, jti: "j", issuer: Some("https://issuer"), audience: None });
         assert_eq!(refusal(&t, &VerifyConfig { audience: None, ..with_iss }), None);
         assert!(refusal(&sign(json!({"exp": "soon"})), &c).unwrap().contains("exp is not a number"));
     }
@@ -812,7 +795,8 @@ mod hs256_tests {
             let (der, jwk) = generate(alg, "k1", &mut rng);
             let sk = SigningKey::from_pkcs8(alg, &der).unwrap();
             let vk = std::rc::Rc::new(VerifyingKey::from_jwk(alg, &jwk).unwrap());
-            let t = sign_with_key(claims(json!({"sub": "u"})), &sk, alg, "k1", NOW, 60, "j", None, Some("authenticated"), &mut rng);
+            let std = Standard { now: NOW, ttl: 60, jti: "j", issuer: None, audience: Some("authenticated") };
+            let t = sign_with_key(claims(json!({"sub": "u"})), &sk, alg, "k1", &std, &mut rng);
             assert_eq!(asym_refusal(&t, &vk, "k1"), None, "{alg:?}");
             assert_eq!(decode(&t).unwrap().header["kid"], "k1");
             assert_eq!(asym_refusal(&t, &vk, "other").as_deref(), Some("unknown kid"));
