@@ -247,3 +247,26 @@ alter table identity.feature_flags          enable row level security;
 alter table identity.feature_flag_overrides enable row level security;
 alter table identity.audit_log              enable row level security;
 alter table identity.events                 enable row level security;
+
+-- Backups keep everything (README "Backup and restore"): pg_dump skips the
+-- rows of an extension's tables unless they are registered, so every table
+-- that holds data, and the sequences behind its identity columns, is. The
+-- extension inserts no row itself, so no filter is needed: a restore into a
+-- fresh database (CREATE EXTENSION, then these rows) gives back every row.
+select pg_catalog.pg_extension_config_dump('identity.organizations', '');
+select pg_catalog.pg_extension_config_dump('identity.users', '');
+select pg_catalog.pg_extension_config_dump('identity.deleted_users', '');
+select pg_catalog.pg_extension_config_dump('identity.api_tokens', '');
+select pg_catalog.pg_extension_config_dump('identity.signing_keys', '');
+select pg_catalog.pg_extension_config_dump('identity.revoked_jwts', '');
+select pg_catalog.pg_extension_config_dump('identity.revoked_sessions', '');
+select pg_catalog.pg_extension_config_dump('identity.credentials', '');
+select pg_catalog.pg_extension_config_dump('identity.credential_usage', '');
+select pg_catalog.pg_extension_config_dump('identity.subscriptions', '');
+select pg_catalog.pg_extension_config_dump('identity.feature_flags', '');
+select pg_catalog.pg_extension_config_dump('identity.feature_flag_overrides', '');
+select pg_catalog.pg_extension_config_dump('identity.audit_log', '');
+select pg_catalog.pg_extension_config_dump('identity.events', '');
+select pg_catalog.pg_extension_config_dump('identity.credential_usage_id_seq', '');
+select pg_catalog.pg_extension_config_dump('identity.audit_log_id_seq', '');
+select pg_catalog.pg_extension_config_dump('identity.events_id_seq', '');

@@ -38,3 +38,74 @@ impl From<IdentityError> for ErrorReport {
 pub fn spi(e: pgrx::spi::Error) -> ErrorReport {
     ErrorReport::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("identity: {e}"), "identity")
 }
+
+/// An error to raise with an SQLSTATE that pgrx's `PgSqlErrorCode` cannot
+/// carry (PostgREST's `PTxxx` convention: `PT401` answers HTTP 401). pgrx
+/// turns every error that crosses one of its guards into a known code (an
+/// unknown one becomes XX000), so these are raised by `raise_custom` from a
+/// plain V1 function, outside any guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomError {
+    pub sqlstate: [u8; 5],
+    pub message: String,
+    pub detail: Option<String>,
+}
+
+/// MAKE_SQLSTATE of elog.h: six bits per character.
+fn make_sqlstate(c: [u8; 5]) -> i32 {
+    c.iter().enumerate().map(|(i, &ch)| ((ch.wrapping_sub(b'0') & 0x3F) as i32) << (6 * i)).sum()
+}
+
+// The ereport entry points; pgrx keeps them out of its bindings.
+unsafe extern "C-unwind" {
+    fn errstart(elevel: std::ffi::c_int, domain: *const std::ffi::c_char) -> bool;
+    fn errcode(sqlerrcode: std::ffi::c_int) -> std::ffi::c_int;
+    fn errmsg(fmt: *const std::ffi::c_char, ...) -> std::ffi::c_int;
+    fn errdetail(fmt: *const std::ffi::c_char, ...) -> std::ffi::c_int;
+    fn errfinish(filename: *const std::ffi::c_char, lineno: std::ffi::c_int, funcname: *const std::ffi::c_char);
+}
+
+/// Raises `e` as an ERROR and does not return.
+///
+/// # Safety
+/// `errfinish` longjmps to the innermost Postgres error handler, skipping
+/// every Rust frame in between without running destructors. The caller must
+/// be a V1 function called by the function manager directly (not inside a
+/// `#[pg_guard]` or `pg_extern`, whose frames hold values to drop), and hold
+/// no value that needs dropping at the call: `e` is moved in and its strings
+/// are copied into palloc memory and freed before the jump.
+pub unsafe fn raise_custom(e: CustomError) -> ! {
+    use pgrx::pg_sys::AsPgCStr;
+    // palloc copies in the current context (reset with the error); the Rust
+    // strings are dropped here, before errfinish.
+    let message = e.message.as_str().as_pg_cstr();
+    let detail = e.detail.as_deref().map(|d| d.as_pg_cstr());
+    let code = make_sqlstate(e.sqlstate);
+    drop(e);
+    // SAFETY: the elog.h sequence, as pgrx's do_ereport runs it; "%s" with
+    // NUL-terminated palloc strings.
+    unsafe {
+        if errstart(pgrx::PgLogLevel::ERROR as _, std::ptr::null()) {
+            errcode(code);
+            errmsg(c"%s".as_ptr(), message);
+            if let Some(d) = detail {
+                errdetail(c"%s".as_ptr(), d);
+            }
+            errfinish(c"error.rs".as_ptr(), line!() as _, c"raise_custom".as_ptr());
+        }
+    }
+    unreachable!("errfinish at ERROR does not return")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sqlstates_encode_as_elog_h() {
+        // ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION is MAKE_SQLSTATE('2','8','0','0','0').
+        assert_eq!(
+            super::make_sqlstate(*b"28000"),
+            pgrx::PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION as i32
+        );
+        assert_eq!(super::make_sqlstate(*b"P0002"), pgrx::PgSqlErrorCode::ERRCODE_NO_DATA_FOUND as i32);
+    }
+}

@@ -85,7 +85,13 @@ unsafe extern "C-unwind" fn mask_secret() -> *const std::ffi::c_char {
 }
 
 pub fn init() {
-    let secret_flags = GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL | GucFlags::NO_RESET_ALL;
+    // RESET ALL and DISCARD ALL (which any role may run, and poolers run
+    // between clients) reset every SUSET setting a superuser SET in the
+    // session, whoever runs them. Nothing that decides what verification
+    // accepts may move that way: every identity.* setting but the pin is
+    // NO_RESET_ALL.
+    let keep = GucFlags::NO_RESET_ALL;
+    let secret_flags = GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL | keep;
     // SAFETY: the show hook is a #[pg_guard] function returning a static
     // string; the assign hook a #[pg_guard] function touching an atomic.
     unsafe {
@@ -118,7 +124,7 @@ pub fn init() {
         c"",
         &JWT_ISSUER,
         GucContext::Suset,
-        GucFlags::default(),
+        keep,
     );
     GucRegistry::define_string_guc(
         c"identity.jwt_audience",
@@ -126,7 +132,7 @@ pub fn init() {
         c"",
         &JWT_AUDIENCE,
         GucContext::Suset,
-        GucFlags::default(),
+        keep,
     );
     GucRegistry::define_int_guc(
         c"identity.jwt_leeway",
@@ -136,7 +142,7 @@ pub fn init() {
         0,
         3600,
         GucContext::Suset,
-        GucFlags::UNIT_S,
+        GucFlags::UNIT_S | keep,
     );
     GucRegistry::define_int_guc(
         c"identity.access_token_ttl",
@@ -146,7 +152,7 @@ pub fn init() {
         1,
         7 * 24 * 3600,
         GucContext::Suset,
-        GucFlags::UNIT_S,
+        GucFlags::UNIT_S | keep,
     );
     // SAFETY: the assign hook is a #[pg_guard] function touching an atomic.
     unsafe {
@@ -156,7 +162,7 @@ pub fn init() {
             c"",
             &CLAIMS_SOURCE,
             GucContext::Suset,
-            GucFlags::default(),
+            keep,
             None,
             Some(claims_source_changed),
             None,
@@ -170,7 +176,7 @@ pub fn init() {
         0,
         3650,
         GucContext::Suset,
-        GucFlags::default(),
+        keep,
     );
     GucRegistry::define_int_guc(
         c"identity.jwt_cache_size",
@@ -180,7 +186,7 @@ pub fn init() {
         0,
         100_000,
         GucContext::Suset,
-        GucFlags::default(),
+        keep,
     );
     GucRegistry::define_string_guc(
         c"identity.token_prefix",
@@ -188,7 +194,7 @@ pub fn init() {
         c"",
         &TOKEN_PREFIX,
         GucContext::Suset,
-        GucFlags::default(),
+        keep,
     );
     // SAFETY: the assign hook is a #[pg_guard] function touching an atomic.
     unsafe {
@@ -292,23 +298,77 @@ pub fn current_claims_text() -> Option<String> {
     })
 }
 
-/// Pins (Some) or clears (None) the verified claims for the session.
+/// Pins (Some) or clears (None) the verified claims for the rest of the
+/// current transaction, as `SET LOCAL` would (API.md section 8): commit or
+/// rollback ends the pin, and so does the rollback of a savepoint it was made
+/// in, so no later transaction on a pooled connection can see it. Postgres
+/// restores the previous value at that point and runs the assign hook, which
+/// bumps the claims generation the helpers' caches compare.
 pub fn pin_verified_claims(text: Option<&str>) {
     let value = CString::new(text.unwrap_or("")).expect("claims JSON has no NUL");
-    // PGC_SUSET context: allowed whatever the calling role (the variable is
-    // SUSET, so a session cannot do this with SET).
+    set_local(c"identity.verified_claims", &value, pg_sys::GucContext::PGC_SUSET);
+}
+
+/// `set_config(name, value, true)` with the rights of `context`: PGC_SUSET
+/// is allowed whatever the calling role (the variable is SUSET, so a session
+/// cannot do this with SET); PGC_USERSET runs the setting's own checks
+/// (for `role`: the session user must be a member of the role). An error
+/// (e.g. 42501 for a role the session may not take) is raised.
+fn set_local(name: &std::ffi::CStr, value: &std::ffi::CStr, context: pg_sys::GucContext::Type) {
+    // SAFETY: both strings are NUL-terminated and outlive the call, which
+    // copies them; elevel ERROR makes a refused value raise instead of
+    // returning 0.
     unsafe {
         pg_sys::set_config_option(
-            c"identity.verified_claims".as_ptr(),
+            name.as_ptr(),
             value.as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
+            context,
             pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SET,
+            pg_sys::GucAction::GUC_ACTION_LOCAL,
             true,
             pgrx::PgLogLevel::ERROR as i32,
             false,
         );
     }
+}
+
+/// `SET LOCAL ROLE role` (what PostgREST does per request): the session
+/// user must be a member of `role` (Postgres checks it: 42501 otherwise), and
+/// it is refused inside a SECURITY DEFINER function.
+pub fn set_local_role(role: &str) -> Result<(), crate::core::error::IdentityError> {
+    let value = CString::new(role).map_err(|_| crate::core::error::IdentityError::invalid("role name has a NUL byte"))?;
+    set_local(c"role", &value, pg_sys::GucContext::PGC_USERSET);
+    Ok(())
+}
+
+/// Whether the current role (what `SET ROLE` set) is named `role`.
+pub fn current_role_is(role: &str) -> bool {
+    // SAFETY: GetUserId is always valid in a backend; GetUserNameFromId with
+    // noerr returns NULL for a dropped role or a palloc'd name.
+    let p = unsafe { pg_sys::GetUserNameFromId(pg_sys::GetUserId(), true) };
+    !p.is_null() && unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes() == role.as_bytes()
+}
+
+/// Whether `role` names an existing role that is a superuser (a request
+/// never switches into one, whatever the session user may do).
+pub fn role_is_superuser(role: &str) -> bool {
+    let Ok(name) = CString::new(role) else { return false };
+    // SAFETY: a NUL-terminated name; missing_ok gives InvalidOid.
+    let oid = unsafe { pg_sys::get_role_oid(name.as_ptr(), true) };
+    oid != pg_sys::InvalidOid && unsafe { pg_sys::superuser_arg(oid) }
+}
+
+/// The current value of a setting this library does not define (for
+/// PostgREST's `request.headers`), in place for the length of `f`; None when
+/// it does not exist, is unset or empty. As for `with_str`, Postgres frees
+/// the string only when the setting is assigned again, which `f` does not do.
+pub fn with_placeholder<R>(name: &std::ffi::CStr, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    // SAFETY: GetConfigOption returns NULL (missing_ok) or the setting's
+    // NUL-terminated value, owned by guc.c; restrict_privileged false: the
+    // request.* settings are user-set, readable by the session itself.
+    let p = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
+    let v = (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes()).filter(|v| !v.is_empty());
+    f(v)
 }
 
 pub fn token_prefix() -> String {

@@ -57,6 +57,8 @@ create temp table tokens as
          (select token from identity.create_api_token('00000000-0000-0000-0000-00000000e001', 'rls')) as api;
 grant select on tokens to authenticated;
 set role authenticated;
+-- The pin lasts for the transaction that made it (API.md 8).
+begin;
 select (identity.authenticate(jwt))->>'sub' as pinned_from_jwt from tokens;
 -- Token functions see the same actor as the helpers (the pinned user).
 select (identity.verify_jwt(identity.create_websocket_token(), 'websocket'))->>'sub' as websocket_for_pinned_user;
@@ -73,6 +75,49 @@ select identity.authenticate('idt_' || repeat('0', 36)) is null as bad_api_token
 select identity.uid() is null as cleared_again, count(*) as rows_seen from t.docs;
 select t.err($$set identity.verified_claims = '{"sub": "00000000-0000-0000-0000-00000000e001"}'$$) as set_pin;
 select t.err($$select set_config('identity.verified_claims', '{"sub": "00000000-0000-0000-0000-00000000e001"}', false)$$) as set_config_pin;
-select identity.authenticate(null) is null as cleared_by_null;
+select (identity.authenticate(api))->>'sub' as pinned_before_null from tokens;
+select identity.authenticate(null) is null as cleared_by_null, identity.uid() is null as uid_cleared;
+select (identity.authenticate(api))->>'sub' as pinned_at_commit from tokens;
+commit;
+-- Commit ended it: nothing of it is left for the next transaction.
+select identity.uid() is null as no_uid_after_commit, identity.jwt() is null as no_jwt,
+       current_setting('identity.verified_claims') = '' as no_pin, count(*) as rows_seen from t.docs;
+-- An autocommit statement is its own transaction: the pin ends with it.
+select (identity.authenticate(jwt))->>'sub' as pinned_in_one_statement, identity.uid() as uid_in_it from tokens;
+select identity.uid() is null as gone_after_the_statement;
+-- Rollback ends it too.
+begin;
+select (identity.authenticate(jwt))->>'sub' is not null as pinned from tokens;
+rollback;
+select identity.uid() is null as gone_after_rollback;
+-- A pin made in a savepoint that rolls back ends with the savepoint; one
+-- made before it survives it.
+begin;
+select (identity.authenticate(api))->>'sub' as outer_pin from tokens;
+savepoint s;
+select (identity.authenticate(jwt))->>'sub' as inner_pin from tokens;
+select identity.uid() as uid_in_savepoint;
+rollback to savepoint s;
+select identity.uid() as uid_after_savepoint_rollback;
+savepoint s2;
+select (identity.authenticate(jwt))->>'sub' as released_pin from tokens;
+release savepoint s2;
+select identity.uid() as uid_after_release;
+commit;
+select identity.uid() is null as gone_after_savepoints;
 reset role;
 reset identity.claims_source;
+
+-- In mode request the pin wins over request.jwt.claims inside its
+-- transaction; after it, request.jwt.claims is read again.
+set role authenticated;
+begin;
+select set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-00000000e001", "user_role": "admin", "organization_id": "00000000-0000-0000-0000-0000000000a9"}', true) is not null as request_claims;
+select (identity.authenticate(jwt))->>'sub' as pinned from tokens;
+select identity.uid() as pin_wins, count(*) as rows_seen from t.docs group by 1;
+commit;
+begin;
+select set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-00000000e001", "user_role": "admin", "organization_id": "00000000-0000-0000-0000-0000000000a9"}', true) is not null as request_claims;
+select identity.uid() as request_claims_again, count(*) as rows_seen from t.docs group by 1;
+commit;
+reset role;

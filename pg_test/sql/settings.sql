@@ -33,3 +33,35 @@ select t.err('set identity.jwt_leeway = -1');
 select t.err('set identity.claims_source = ''header''');
 -- A misspelled identity.* setting is not silently kept as a placeholder.
 select t.err('set identity.jwt_secert = ''x''');
+
+-- RESET ALL and DISCARD ALL, which any role may run and poolers run between
+-- clients, never move a setting that decides what verification accepts,
+-- even one a superuser SET in this session (a pooler's connect query).
+set identity.claims_source = 'verified';
+set identity.jwt_leeway = 5;
+set identity.jwt_issuer = 'https://issuer.example';
+set identity.jwt_audience = 'pooled';
+set identity.token_prefix = 'pool';
+set identity.jwt_cache_size = 7;
+set identity.access_token_ttl = 60;
+set role authenticated;
+reset all;
+select current_setting('identity.claims_source') as claims_source, current_setting('identity.jwt_leeway') as leeway,
+       current_setting('identity.jwt_issuer') as issuer, current_setting('identity.jwt_audience') as audience,
+       current_setting('identity.token_prefix') as prefix, current_setting('identity.jwt_cache_size') as cache_size,
+       current_setting('identity.access_token_ttl') as ttl, current_user as still_role;
+reset role;
+discard all;
+select current_setting('identity.claims_source') as claims_source, current_setting('identity.jwt_leeway') as leeway,
+       current_setting('identity.jwt_issuer') as issuer, current_setting('identity.token_prefix') as prefix;
+-- A plain RESET of one of them is still refused to a non-superuser.
+set role authenticated;
+select t.err('reset identity.claims_source');
+reset role;
+reset identity.claims_source;
+reset identity.jwt_leeway;
+reset identity.jwt_issuer;
+reset identity.jwt_audience;
+reset identity.token_prefix;
+reset identity.jwt_cache_size;
+reset identity.access_token_ttl;

@@ -41,9 +41,10 @@ select identity.revoke_api_token(token_id) from r;
 -- (Called directly, not through the t.err test helper: that helper's own
 -- nullif() would resolve `=` through this search_path.)
 select identity.verify_api_token(token) from r;
+begin;
 select identity.authenticate(identity.issue_access_token('00000000-0000-0000-0000-00000000d0d0')) ->> 'sub' as authenticated;
 select identity.uid() as uid;
-select identity.authenticate(null);
+commit;
 -- Users, flags and credentials (mallory holds the admin level: system).
 select identity.create_organization('Shadow Org') is not null as org_created;
 select (identity.provision_user('idp|shadow', 'shadow2@example.com', user_id => '00000000-0000-0000-0000-00000000d0d1'))->>'created' as provisioned;

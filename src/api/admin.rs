@@ -41,6 +41,7 @@ pub const USER_FUNCTIONS: &[&str] = &[
     "identity.has_scope(text)",
     "identity.actor()",
     "identity.authenticate(text)",
+    "identity.pre_request()",
     // Sections 6 and 9: each checks the actor (self / org admin / system).
     "identity.create_service_user(text, uuid, uuid, text, text)",
     "identity.update_user(uuid, jsonb)",

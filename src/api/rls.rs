@@ -10,7 +10,7 @@ use crate::core::actor::{self, ClaimsView};
 use crate::gucs::{self, ClaimsSource};
 use pgrx::prelude::*;
 use pgrx::{pg_guard, pg_sys, JsonB};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::cell::RefCell;
 
 thread_local! {
@@ -192,40 +192,144 @@ fn actor() -> JsonB {
     }))
 }
 
-/// Verifies a JWT or an API token and pins its claims for the session: the
-/// RLS helpers then read them whatever claims_source is, and in `verified`
-/// mode only them. NULL clears the pin.
+/// What a token authenticates as: the claims to pin, or why it does not
+/// (message and detail of the 28000 refusal; never the token).
+type Verdict = Result<Map<String, Value>, (String, Option<String>)>;
+
+/// Verifies `token`, an API token (our prefix, no dot) or a JWT, as
+/// verify_api_token / verify_jwt do. Configuration errors (55000) raise.
+fn verdict(token: &str) -> crate::error::PgResult<Verdict> {
+    let prefix = format!("{}_", gucs::token_prefix());
+    if token.starts_with(&prefix) && !token.contains('.') {
+        return Ok(api_token_verdict(token));
+    }
+    let (checks, claims) = crate::api::jwt::verify_checks(token, None, crate::api::jwt::serde_claims)?;
+    Ok(claims.ok_or_else(|| {
+        let r = crate::core::jwt::first_refusal(&checks).expect("a failed check");
+        (crate::core::jwt::refusal_message(&r).to_owned(), Some(r.reason))
+    }))
+}
+
+/// An API token's verdict, as verify_api_token decides it.
+fn api_token_verdict(token: &str) -> Verdict {
+    match crate::api::tokens::verify(token) {
+        Ok(p) => Ok(crate::api::tokens::principal_claims(&p)),
+        // verify's errors are 28000 refusals (API tokens need no key).
+        Err(report) => Err((report.message().to_owned(), report.detail().map(str::to_owned))),
+    }
+}
+
+/// Verifies a JWT or an API token and pins its claims for the current
+/// transaction only (API.md section 8): the RLS helpers, `actor()`, `jwt()`
+/// and the management functions then read them whatever claims_source is,
+/// and in `verified` mode only them. Commit or rollback ends the pin (so
+/// does rolling back a savepoint it was made in): a pooled server connection
+/// never carries one client's identity into the next transaction. NULL
+/// clears the pin.
 ///
 /// A token that does not authenticate clears the pin, raises a WARNING with
 /// the reason (SQLSTATE 28000) and returns NULL, but does not raise an error:
 /// an error would roll the clearing back with the (sub)transaction (GUC
-/// changes are transactional) and leave the previous identity pinned.
-/// Configuration errors (55000) still raise.
+/// changes are transactional) and leave an earlier pin of the same
+/// transaction in place. Configuration errors (55000) still raise.
 #[pg_extern(schema = "identity", volatile, parallel_unsafe)]
 fn authenticate(token: Option<&str>) -> crate::error::PgResult<Option<JsonB>> {
     gucs::pin_verified_claims(None);
     let Some(token) = token else { return Ok(None) };
-    let prefix = format!("{}_", gucs::token_prefix());
-    let claims = if token.starts_with(&prefix) && !token.contains('.') {
-        match crate::api::tokens::verify(token) {
-            Ok(p) => Some(crate::api::tokens::principal_claims(&p)),
-            Err(report) => {
-                // verify's errors are 28000 refusals (config errors cannot occur:
-                // API tokens need no key). Report, but do not raise.
-                pgrx::warning!("identity.authenticate: API token rejected ({})", report.message());
-                None
-            }
+    match verdict(token)? {
+        Ok(claims) => {
+            gucs::pin_verified_claims(Some(&Value::Object(claims.clone()).to_string()));
+            Ok(Some(JsonB(Value::Object(claims))))
         }
-    } else {
-        let (checks, claims) = crate::api::jwt::verify_checks(token, None, crate::api::jwt::serde_claims)?;
-        if claims.is_none() {
-            let r = crate::core::jwt::first_refusal(&checks).expect("a failed check");
-            pgrx::warning!("identity.authenticate: {} ({})", crate::core::jwt::refusal_message(&r), r.reason);
+        Err((message, detail)) => {
+            pgrx::warning!("identity.authenticate: {message} ({})", detail.unwrap_or_default());
+            Ok(None)
         }
-        claims
-    };
-    let Some(claims) = claims else { return Ok(None) };
-    let text = Value::Object(claims.clone()).to_string();
-    gucs::pin_verified_claims(Some(&text));
-    Ok(Some(JsonB(Value::Object(claims))))
+    }
 }
+
+/// identity.pre_request(), for PostgREST's `db-pre-request` (API.md section
+/// 8). Reads `request.headers`: an API token in `x-api-key`, or, in mode
+/// `verified`, a JWT in `Authorization: Bearer`, is verified and pinned for
+/// the request's transaction (as `authenticate`), and the request switches
+/// (`SET LOCAL ROLE`) to the role the claims name (`authenticated` for API
+/// tokens) when it is not already that role. Postgres allows the switch only
+/// to roles the session user (PostgREST's authenticator) is a member of; a
+/// superuser role is never taken. In mode `request` a Bearer JWT is
+/// PostgREST's own business (it verified it and set `request.jwt.claims`).
+///
+/// A token that does not authenticate raises `PT401` (PostgREST answers HTTP
+/// 401) with the refusal's message, which names no secret; a superuser role
+/// in the claims `PT403`. Malformed headers are 22023 (HTTP 400).
+///
+/// A plain V1 C function (declared below) because pgrx would turn the
+/// `PTxxx` SQLSTATE into XX000: the work runs in `pre_request_guarded`
+/// (#[pg_guard]: its Rust errors raise with their own codes), and the PTxxx
+/// refusal is raised here, after it returned, by `error::raise_custom`.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn identity_pre_request(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let mut refusal = None;
+    pre_request_guarded(&mut refusal);
+    if let Some(e) = refusal {
+        // SAFETY: this frame is the function manager's direct callee and
+        // holds nothing to drop besides `e`, which raise_custom consumes.
+        unsafe { crate::error::raise_custom(e) }
+    }
+    // SAFETY: fcinfo is the function manager's call info for this call.
+    unsafe { (*fcinfo).isnull = true };
+    pg_sys::Datum::from(0)
+}
+
+#[pg_guard]
+extern "C-unwind" fn pre_request_guarded(refusal: &mut Option<crate::error::CustomError>) {
+    match pre_request() {
+        Ok(r) => *refusal = r,
+        Err(report) => report.report(pgrx::PgLogLevel::ERROR),
+    }
+}
+
+fn pre_request() -> crate::error::PgResult<Option<crate::error::CustomError>> {
+    use crate::core::request::{self, Credential};
+    use crate::error::CustomError;
+    let headers = gucs::with_placeholder(c"request.headers", request::parse_headers)?;
+    let verdict = match request::credential(&headers)? {
+        Credential::None => return Ok(None),
+        // x-api-key holds an API token, whatever it looks like.
+        Credential::ApiKey(t) => api_token_verdict(t),
+        Credential::Bearer(_) if gucs::claims_source() == ClaimsSource::Request => return Ok(None),
+        Credential::Bearer(t) => verdict(t)?,
+    };
+    gucs::pin_verified_claims(None);
+    let claims = match verdict {
+        Ok(c) => c,
+        Err((message, detail)) => return Ok(Some(CustomError { sqlstate: *b"PT401", message, detail })),
+    };
+    if let Some(role) = claims.get("role").and_then(Value::as_str).filter(|r| !gucs::current_role_is(r)) {
+        if gucs::role_is_superuser(role) {
+            return Ok(Some(CustomError {
+                sqlstate: *b"PT403",
+                message: "the token's role may not be taken by a request".into(),
+                detail: Some("a superuser role".into()),
+            }));
+        }
+        gucs::set_local_role(role)?;
+    }
+    gucs::pin_verified_claims(Some(&Value::Object(claims).to_string()));
+    Ok(None)
+}
+
+#[no_mangle]
+pub extern "C" fn pg_finfo_identity_pre_request() -> &'static pg_sys::Pg_finfo_record {
+    &V1
+}
+
+extension_sql!(
+    r#"
+CREATE FUNCTION identity."pre_request"() RETURNS void VOLATILE PARALLEL UNSAFE
+    LANGUAGE c AS 'MODULE_PATHNAME', 'identity_pre_request';
+COMMENT ON FUNCTION identity."pre_request"() IS
+    'PostgREST db-pre-request: verifies x-api-key (or, in mode verified, the Bearer JWT), pins its claims for the transaction and switches to its role; PT401 when it does not authenticate.';
+"#,
+    name = "pre_request",
+    requires = ["schema"],
+);

@@ -12,5 +12,6 @@ pub mod fasthash;
 pub mod jsonb;
 pub mod jwt;
 pub mod keys;
+pub mod request;
 pub mod token;
 pub mod users;
