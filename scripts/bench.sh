@@ -15,6 +15,8 @@ export IDENTITY_TEST_JWT_SECRET
 bash bench/jwt.sh
 echo "== API tokens: verify_api_token vs a primary-key lookup (bench/api_token.sh)"
 bash bench/api_token.sh
+echo "== identity per transaction: authenticate / pre_request vs request.jwt.claims (bench/authenticate.sh)"
+bash bench/authenticate.sh
 echo "== RLS helpers per row (bench/rls.sh)"
 bash bench/rls.sh
 echo "== core (criterion)"

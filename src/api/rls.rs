@@ -10,7 +10,9 @@ use crate::core::actor::{self, ClaimsView};
 use crate::gucs::{self, ClaimsSource};
 use pgrx::prelude::*;
 use pgrx::{pg_guard, pg_sys, JsonB};
-use serde_json::{json, Map, Value};
+use crate::core::jwt::Claims;
+use crate::jsonb::RawJsonb;
+use serde_json::{json, Value};
 use std::cell::RefCell;
 
 thread_local! {
@@ -192,31 +194,51 @@ fn actor() -> JsonB {
     }))
 }
 
-/// What a token authenticates as: the claims to pin, or why it does not
-/// (message and detail of the 28000 refusal; never the token).
-type Verdict = Result<Map<String, Value>, (String, Option<String>)>;
+/// What a token authenticates as: the claims to pin (as text, the form the
+/// pin holds; as jsonb, the form authenticate returns; and the Postgres role
+/// they name), or why it does not (message and detail of the 28000 refusal;
+/// never the token).
+struct Authenticated {
+    text: String,
+    jsonb: RawJsonb,
+    role: Option<String>,
+}
+type Verdict = Result<Authenticated, (String, Option<String>)>;
 
 /// Verifies `token`, an API token (our prefix, no dot) or a JWT, as
-/// verify_api_token / verify_jwt do. Configuration errors (55000) raise.
+/// verify_api_token / verify_jwt do (the same checks, caches and remembered
+/// signatures). Configuration errors (55000) raise.
 fn verdict(token: &str) -> crate::error::PgResult<Verdict> {
     let prefix = format!("{}_", gucs::token_prefix());
     if token.starts_with(&prefix) && !token.contains('.') {
-        return Ok(api_token_verdict(token));
+        return api_token_verdict(token);
     }
-    let (checks, claims) = crate::api::jwt::verify_checks(token, None, crate::api::jwt::serde_claims)?;
-    Ok(claims.ok_or_else(|| {
-        let r = crate::core::jwt::first_refusal(&checks).expect("a failed check");
-        (crate::core::jwt::refusal_message(&r).to_owned(), Some(r.reason))
-    }))
+    let (checks, claims) = crate::api::jwt::verify_jsonb(token, None)?;
+    Ok(match claims {
+        Some(v) => Ok(Authenticated { text: v.jsonb.to_text(), role: v.string("role").map(str::to_owned), jsonb: v.jsonb }),
+        None => {
+            let r = crate::core::jwt::first_refusal(&checks).expect("a failed check");
+            Err((crate::core::jwt::refusal_message(&r).to_owned(), Some(r.reason)))
+        }
+    })
 }
 
-/// An API token's verdict, as verify_api_token decides it.
-fn api_token_verdict(token: &str) -> Verdict {
-    match crate::api::tokens::verify(token) {
-        Ok(p) => Ok(crate::api::tokens::principal_claims(&p)),
+/// An API token's verdict, as verify_api_token decides it; the claims are
+/// `tokens::principal_claims`.
+fn api_token_verdict(token: &str) -> crate::error::PgResult<Verdict> {
+    Ok(match crate::api::tokens::verify(token) {
+        Ok(p) => {
+            let claims = crate::api::tokens::principal_claims(&p);
+            let role = claims.get("role").and_then(Value::as_str).map(str::to_owned);
+            let text = Value::Object(claims).to_string();
+            let jsonb = RawJsonb::parse_text(text.as_bytes()).map_err(|e| {
+                crate::core::error::IdentityError::invalid("claims are not JSON").detail(e)
+            })?;
+            Ok(Authenticated { text, jsonb, role })
+        }
         // verify's errors are 28000 refusals (API tokens need no key).
         Err(report) => Err((report.message().to_owned(), report.detail().map(str::to_owned))),
-    }
+    })
 }
 
 /// Verifies a JWT or an API token and pins its claims for the current
@@ -233,13 +255,13 @@ fn api_token_verdict(token: &str) -> Verdict {
 /// changes are transactional) and leave an earlier pin of the same
 /// transaction in place. Configuration errors (55000) still raise.
 #[pg_extern(schema = "identity", volatile, parallel_unsafe)]
-fn authenticate(token: Option<&str>) -> crate::error::PgResult<Option<JsonB>> {
+fn authenticate(token: Option<&str>) -> crate::error::PgResult<Option<RawJsonb>> {
     gucs::pin_verified_claims(None);
     let Some(token) = token else { return Ok(None) };
     match verdict(token)? {
-        Ok(claims) => {
-            gucs::pin_verified_claims(Some(&Value::Object(claims.clone()).to_string()));
-            Ok(Some(JsonB(Value::Object(claims))))
+        Ok(a) => {
+            gucs::pin_verified_claims(Some(&a.text));
+            Ok(Some(a.jsonb))
         }
         Err((message, detail)) => {
             pgrx::warning!("identity.authenticate: {message} ({})", detail.unwrap_or_default());
@@ -295,16 +317,16 @@ fn pre_request() -> crate::error::PgResult<Option<crate::error::CustomError>> {
     let verdict = match request::credential(&headers)? {
         Credential::None => return Ok(None),
         // x-api-key holds an API token, whatever it looks like.
-        Credential::ApiKey(t) => api_token_verdict(t),
+        Credential::ApiKey(t) => api_token_verdict(t)?,
         Credential::Bearer(_) if gucs::claims_source() == ClaimsSource::Request => return Ok(None),
         Credential::Bearer(t) => verdict(t)?,
     };
     gucs::pin_verified_claims(None);
-    let claims = match verdict {
-        Ok(c) => c,
+    let a = match verdict {
+        Ok(a) => a,
         Err((message, detail)) => return Ok(Some(CustomError { sqlstate: *b"PT401", message, detail })),
     };
-    if let Some(role) = claims.get("role").and_then(Value::as_str).filter(|r| !gucs::current_role_is(r)) {
+    if let Some(role) = a.role.as_deref().filter(|r| !gucs::current_role_is(r)) {
         if gucs::role_is_superuser(role) {
             return Ok(Some(CustomError {
                 sqlstate: *b"PT403",
@@ -314,7 +336,7 @@ fn pre_request() -> crate::error::PgResult<Option<crate::error::CustomError>> {
         }
         gucs::set_local_role(role)?;
     }
-    gucs::pin_verified_claims(Some(&Value::Object(claims).to_string()));
+    gucs::pin_verified_claims(Some(&a.text));
     Ok(None)
 }
 
