@@ -63,6 +63,8 @@ def test_events_are_notified_on_commit_only(conn):
         types = sorted(json.loads(n.payload)["type"] for n in got)
         assert types == ["credential.requested", "user.created"]
         assert all(n.channel == "identity_events" for n in got)
+        # Any role can LISTEN: the payload is the event's id and type, no tenant's ids.
+        assert all(sorted(json.loads(n.payload)) == ["id", "type"] for n in got), [n.payload for n in got]
         ids = [json.loads(n.payload)["id"] for n in got]
         (rows,) = conn.execute("select count(*) from identity.events where id = any(%s)", [ids]).fetchone()
         assert rows == 2, "each notification names its outbox row"
@@ -78,9 +80,12 @@ def test_events_are_notified_on_commit_only(conn):
 # ---------------------------------------------------------------------------
 # Authorization matrix. Organization A: admin_a, target (a user), user_a (a
 # peer of the target), service_a (a service user); organization B: admin_b.
-# Every cell runs in its own transaction, rolled back afterwards.
+# Acting with real tokens' claims: ws_self and agent_self (the target's own
+# websocket and agent tokens), scoped_svc (service_a's API token scoped to
+# credentials:read, exchanged for a JWT). Every cell runs in its own
+# transaction, rolled back afterwards.
 
-ACTORS = ["system", "admin_a", "user_a", "self", "admin_b", "service_a", "anon"]
+ACTORS = ["system", "admin_a", "user_a", "self", "admin_b", "service_a", "anon", "ws_self", "agent_self", "scoped_svc"]
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +115,21 @@ def world(conn):
     # One API token of the target's, created by system.
     conn.execute("set role service_role")
     (token_id,) = conn.execute("select token_id from identity.create_api_token(%s, 'matrix token')", [ids["target"]]).fetchone()
+    # The claims of real derived and scoped tokens.
+    token_claims = {}
+    (scoped,) = conn.execute("select token from identity.create_api_token(%s, 'scoped', scopes => '{credentials:read}')",
+                             [ids["service_a"]]).fetchone()
+    for actor, sql, arg in [
+        ("ws_self", "select identity.create_websocket_token(%s)", ids["target"]),
+        ("agent_self", "select identity.create_agent_token(%s)", ids["target"]),
+        ("scoped_svc", "select identity.exchange_api_token(%s)", scoped),
+    ]:
+        (jwt,) = conn.execute(sql, [arg]).fetchone()
+        (c,) = conn.execute("select identity.decode_jwt(%s)->'payload'", [jwt]).fetchone()
+        token_claims[actor] = json.dumps(c)
     conn.execute("reset role")
-    return {"org_a": org_a, "org_b": org_b, "ids": ids, "cred": uuid.UUID(cred["id"]), "token": token_id}
+    return {"org_a": org_a, "org_b": org_b, "ids": ids, "cred": uuid.UUID(cred["id"]), "token": token_id,
+            "claims": token_claims}
 
 
 def claims_of(conn, user_id):
@@ -133,7 +151,7 @@ def run_as(conn, world, actor, sql, args):
             conn.execute("set local role anon")
             conn.execute("select set_config('request.jwt.claims', '{\"role\": \"anon\"}', true)")
         else:
-            claims = claims_of(conn, world["ids"][actor])
+            claims = world["claims"].get(actor) or claims_of(conn, world["ids"][actor])
             conn.execute("set local role authenticated")
             conn.execute("select set_config('request.jwt.claims', %s, true)", [claims])
         try:
@@ -155,17 +173,25 @@ def run_as(conn, world, actor, sql, args):
 
 
 def r(*cells):
+    """A row: the seven human and service actors, then ws_self, agent_self
+    and scoped_svc (by default: reads as the target's own, 42501 for all
+    else; scoped_svc 42501 without the scope)."""
     return dict(zip(ACTORS, cells))
 
 
-READ_USER = r("ok", "ok", "P0002", "ok", "P0002", "P0002", "42501")
-ADMIN_ON_USER = r("ok", "ok", "P0002", "42501", "P0002", "P0002", "42501")
-SYSTEM_ONLY = r("ok", "42501", "42501", "42501", "42501", "42501", "42501")
-OWNER_OF_CREDENTIAL = r("ok", "42501", "P0002", "ok", "P0002", "P0002", "42501")
-READ_CREDENTIAL = r("ok", "ok", "P0002", "ok", "P0002", "P0002", "42501")
-# A user's API tokens: the user, an admin of their organization, system
-# (the same actors as reading the user).
+WRITE = ("42501", "42501", "42501")  # websocket, agent, scoped: never mint, change or reveal
+READ_USER = r("ok", "ok", "P0002", "ok", "P0002", "P0002", "42501", "ok", "ok", "42501")
+ADMIN_ON_USER = r("ok", "ok", "P0002", "42501", "P0002", "P0002", "42501", *WRITE)
+SYSTEM_ONLY = r("ok", "42501", "42501", "42501", "42501", "42501", "42501", *WRITE)
+OWNER_OF_CREDENTIAL = r("ok", "42501", "P0002", "ok", "P0002", "P0002", "42501", *WRITE)
+READ_CREDENTIAL = r("ok", "ok", "P0002", "ok", "P0002", "P0002", "42501", "ok", "ok", "P0002")
+# A user's API tokens are listed and revoked by the user, an admin of their
+# organization and system; minted (create, rotate) only by the user and
+# system: an org admin mints only for itself and service users, never for
+# a human member it could then act as.
 TOKENS = READ_USER
+REVOKE_TOKENS = r("ok", "ok", "P0002", "ok", "P0002", "P0002", "42501", *WRITE)
+MINT_TOKENS = r("ok", "42501", "P0002", "ok", "P0002", "P0002", "42501", *WRITE)
 RANDOM = "00000000-0000-4000-8000-00000000dead"
 
 # (name, sql with {target}/{cred}/{org_a} placeholders, mutating, expected row)
@@ -175,22 +201,24 @@ CASES = [
     ("feature_flags", "select identity.feature_flags({target})", False, READ_USER),
     ("subscription_status", "select identity.subscription_status({target})", False, READ_USER),
     ("update_user profile", "select identity.update_user({target}, '{{\"first_name\": \"New\"}}')", True,
-     r("ok", "ok", "P0002", "ok", "P0002", "P0002", "42501")),
+     r("ok", "ok", "P0002", "ok", "P0002", "P0002", "42501", *WRITE)),
     ("update_user status", "select identity.update_user({target}, '{{\"status\": \"disabled\"}}')", True, ADMIN_ON_USER),
     ("update_user organization", "select identity.update_user({target}, '{{\"organization_id\": null}}')", True,
-     r("ok", "42501", "P0002", "42501", "P0002", "P0002", "42501")),
+     r("ok", "42501", "P0002", "42501", "P0002", "P0002", "42501", *WRITE)),
     ("suspend_user", "select identity.suspend_user({target}, 'matrix')", True, ADMIN_ON_USER),
     ("reactivate_user", "select identity.reactivate_user({target})", True, ADMIN_ON_USER),
     ("delete_user", "select identity.delete_user({target})", True, ADMIN_ON_USER),
     ("create_service_user", "select identity.create_service_user('new-svc@matrix.test', {org_a})", True,
-     r("ok", "ok", "42501", "42501", "P0002", "42501", "42501")),
+     r("ok", "ok", "42501", "42501", "P0002", "42501", "42501", *WRITE)),
     # Tokens for another user need the admin level (42501 for everyone else,
     # the same answer whether the id exists or not).
+    # A websocket or agent token mints nothing, not even for its own user.
     ("create_websocket_token", "select identity.create_websocket_token({target})", False,
-     r("ok", "42501", "42501", "ok", "42501", "42501", "42501")),
+     r("ok", "42501", "42501", "ok", "42501", "42501", "42501", *WRITE)),
     ("create_agent_token", "select identity.create_agent_token({target})", False,
-     r("ok", "42501", "42501", "ok", "42501", "42501", "42501")),
-    ("current_user", "select identity.current_user()", False, r("P0002", "ok", "ok", "ok", "ok", "ok", "42501")),
+     r("ok", "42501", "42501", "ok", "42501", "42501", "42501", *WRITE)),
+    ("current_user", "select identity.current_user()", False,
+     r("P0002", "ok", "ok", "ok", "ok", "ok", "42501", "ok", "ok", "42501")),
     ("create_organization", "select identity.create_organization('Another')", True, SYSTEM_ONLY),
     ("provision_user", "select identity.provision_user('idp|m-new', 'new@matrix.test')", True, SYSTEM_ONLY),
     ("set_feature_flag", "select identity.set_feature_flag('matrix.other', true)", True, SYSTEM_ONLY),
@@ -207,17 +235,21 @@ CASES = [
     ("reveal_credential_secret", "select identity.reveal_credential_secret({cred})", True, OWNER_OF_CREDENTIAL),
     ("record_credential_usage", "select identity.record_credential_usage({cred}, 1)", True, OWNER_OF_CREDENTIAL),
     # API tokens (API.md 4); a token without expiry only for system.
-    ("create_api_token", "select * from identity.create_api_token({target}, 'matrix')", True, TOKENS),
+    ("create_api_token", "select * from identity.create_api_token({target}, 'matrix')", True, MINT_TOKENS),
     ("create_api_token without expiry", "select * from identity.create_api_token({target}, 'forever', null)", True,
-     r("ok", "42501", "P0002", "42501", "P0002", "P0002", "42501")),
+     r("ok", "42501", "P0002", "42501", "P0002", "P0002", "42501", *WRITE)),
     ("list_api_tokens", "select identity.list_api_tokens({target})", False, TOKENS),
-    ("revoke_api_token", "select identity.revoke_api_token({token})", True, TOKENS),
-    ("rotate_api_token", "select * from identity.rotate_api_token({token}, '1 hour')", True, TOKENS),
+    ("revoke_api_token", "select identity.revoke_api_token({token})", True, REVOKE_TOKENS),
+    ("rotate_api_token", "select * from identity.rotate_api_token({token}, '1 hour')", True, MINT_TOKENS),
+    # An org admin still mints for the organization's service users.
+    ("create_api_token for a service user", "select * from identity.create_api_token({service}, 'svc')", True,
+     r("ok", "ok", "P0002", "P0002", "P0002", "ok", "42501", *WRITE)),
     # Every signed-in actor has their own list and may create their own;
     # system has no credentials of its own (22023: use create_system_credential).
-    ("list_credentials", "select identity.list_credentials()", True, r("ok", "ok", "ok", "ok", "ok", "ok", "42501")),
+    ("list_credentials", "select identity.list_credentials()", True,
+     r("ok", "ok", "ok", "ok", "ok", "ok", "42501", "ok", "ok", "ok")),
     ("create_credential", "select identity.create_credential('openrouter', 'mine', 'sk-or-v1-matrix-own-0003')", True,
-     r("22023", "ok", "ok", "ok", "ok", "ok", "42501")),
+     r("22023", "ok", "ok", "ok", "ok", "ok", "42501", *WRITE)),
 ]
 
 
@@ -225,20 +257,22 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_authorization_matrix(conn, world, case, actor):
     name, template, mutating, expected = case
-    fill = {"target": "%(target)s", "cred": "%(cred)s", "org_a": "%(org_a)s", "token": "%(token)s"}
+    fill = {"target": "%(target)s", "cred": "%(cred)s", "org_a": "%(org_a)s", "token": "%(token)s", "service": "%(service)s"}
     sql = template.format(**fill)
-    args = {"target": world["ids"]["target"], "cred": world["cred"], "org_a": world["org_a"], "token": world["token"]}
+    args = {"target": world["ids"]["target"], "cred": world["cred"], "org_a": world["org_a"], "token": world["token"],
+            "service": world["ids"]["service_a"]}
     outcome, audited, message = run_as(conn, world, actor, sql, args)
     assert outcome == expected[actor], f"{name} as {actor}: {outcome} {message}"
     if outcome == "ok" and mutating:
         assert audited == 1, f"{name} as {actor} wrote {audited} audit rows"
     if outcome != "ok":
         assert audited == 0
-    if (outcome == "P0002" or actor == "admin_b") and outcome != "ok" and any(p in template for p in ("{target}", "{cred}", "{token}")):
+    if (outcome == "P0002" or actor == "admin_b") and outcome != "ok" and any(p in template for p in ("{target}", "{cred}", "{token}", "{service}")):
         # Indistinguishable from an id that does not exist: no leak that
         # another organization's user or credential exists (every refusal
         # of another organization's admin, and every P0002).
-        random_args = dict(args, target=uuid.UUID(RANDOM), cred=uuid.UUID(RANDOM), token=uuid.UUID(RANDOM))
+        random_args = dict(args, target=uuid.UUID(RANDOM), cred=uuid.UUID(RANDOM), token=uuid.UUID(RANDOM),
+                           service=uuid.UUID(RANDOM))
         outcome2, _, message2 = run_as(conn, world, actor, sql, random_args)
         assert (outcome2, message2) == (outcome, message)
 

@@ -28,6 +28,7 @@ p -c "insert into identity.users (id, email) values ('00000000-0000-0000-0000-00
 token=$(p -c "select token from identity.create_api_token('00000000-0000-0000-0000-00000000a001', 'standby test')")
 revoked=$(p -c "select token from identity.create_api_token('00000000-0000-0000-0000-00000000a001', 'to revoke')")
 jwt=$(p -c "select identity.sign_jwt('{\"sub\": \"00000000-0000-0000-0000-00000000a001\"}')")
+derived=$(p -c "select identity.exchange_api_token('$revoked')")
 
 # The replica: a base backup with -R (standby.signal + primary_conninfo).
 cluster_stop_dir "$STANDBY_DIR"; rm -rf "$STANDBY_DIR"; mkdir -p "$STANDBY_DIR"; chown "$IDENTITY_OS_USER" "$STANDBY_DIR"
@@ -56,8 +57,13 @@ check "verify_jwt on the standby" "00000000-0000-0000-0000-00000000a001" \
 last=${token: -1}; other=x; [ "$last" = x ] && other=y
 check "a typo is refused on the standby" "28000" \
       "$(s -c "\\set VERBOSITY sqlstate" -c "select identity.verify_api_token('${token%?}$other')" 2>&1 | grep -oE '^ERROR: +[0-9A-Z]{5}' | awk '{print $2}')"
+check "a JWT exchanged for an API token verifies on the standby" "t" \
+      "$(s -c "select (identity.try_verify_jwt('$derived')).valid")"
 p -c "select identity.revoke_api_token(id) from identity.api_tokens where name = 'to revoke'" >/dev/null
 wait_replay
+check "a JWT derived from a token revoked on the primary is refused on the standby" \
+      "the API token it was derived from is revoked, expired or gone" \
+      "$(s -c "select (identity.try_verify_jwt('$derived')).reason")"
 check "revocation on the primary is enforced on the standby" "28000" \
       "$(s -c "\\set VERBOSITY sqlstate" -c "select identity.verify_api_token('$revoked')" 2>&1 | grep -oE '^ERROR: +[0-9A-Z]{5}' | awk '{print $2}')"
 check "the standby wrote no last_used_at (it cannot)" "" \

@@ -248,13 +248,19 @@ pub fn with_jwt_secret<R>(f: impl FnOnce(Option<&[u8]>) -> R) -> R {
     with_str(&JWT_SECRET, f)
 }
 
+/// The audience checked when identity.jwt_audience is empty: an audience is
+/// always checked, so `''` never turns the check off (websocket and agent
+/// tokens would pass verify_jwt as sign-ins).
+pub const DEFAULT_AUDIENCE: &str = "authenticated";
+
 /// identity.jwt_audience and identity.jwt_issuer in place (see `with_str`);
-/// a value that is not UTF-8 counts as unset, as in `string`.
+/// a value that is not UTF-8 counts as unset, as in `string`; an unset or
+/// empty audience is `DEFAULT_AUDIENCE`.
 pub fn with_jwt_audience_issuer<R>(f: impl FnOnce(Option<&str>, Option<&str>) -> R) -> R {
     fn text(v: Option<&[u8]>) -> Option<&str> {
         v.and_then(|b| std::str::from_utf8(b).ok())
     }
-    with_str(&JWT_AUDIENCE, |aud| with_str(&JWT_ISSUER, |iss| f(text(aud), text(iss))))
+    with_str(&JWT_AUDIENCE, |aud| with_str(&JWT_ISSUER, |iss| f(Some(text(aud).unwrap_or(DEFAULT_AUDIENCE)), text(iss))))
 }
 
 pub fn encryption_key() -> Option<String> {
@@ -265,8 +271,9 @@ pub fn jwt_issuer() -> Option<String> {
     string(&JWT_ISSUER)
 }
 
-pub fn jwt_audience() -> Option<String> {
-    string(&JWT_AUDIENCE)
+/// identity.jwt_audience, `DEFAULT_AUDIENCE` when unset or empty.
+pub fn jwt_audience() -> String {
+    string(&JWT_AUDIENCE).unwrap_or_else(|| DEFAULT_AUDIENCE.into())
 }
 
 pub fn jwt_cache_size() -> usize {

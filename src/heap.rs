@@ -368,6 +368,21 @@ pub fn token_by_hash(hash: &[u8; 32]) -> Option<TokenRow> {
     })
 }
 
+/// api_tokens by primary key: whether a token a JWT was derived from still
+/// stands.
+pub const API_TOKENS_BY_ID: Table = Table {
+    name: c"api_tokens",
+    index: c"api_tokens_pkey",
+    key_eq: pg_sys::F_UUID_EQ,
+    columns: &[c"expires_at", c"revoked_at"],
+};
+
+/// Whether API token `id` exists (its user was not deleted), is not revoked
+/// and has not expired (a rotation's grace ends as an expiry) at `now`.
+pub fn token_live(id: [u8; 16], now: i64) -> bool {
+    probe(&API_TOKENS_BY_ID, uuid_key(id), |r| r.get(1).1 && r.epoch_seconds(0).is_none_or(|e| e > now)).unwrap_or(false)
+}
+
 /// The owner of table `t` (the role the extension's objects belong to).
 pub fn table_owner(t: &Table) -> pg_sys::Oid {
     let r = rels(t);

@@ -88,6 +88,18 @@ impl RawJsonb {
         unsafe { std::ffi::CStr::from_ptr(c) }.to_string_lossy().into_owned()
     }
 
+    /// A jsonb argument as serde JSON, within `core::input`'s bounds (size
+    /// checked on the binary form before it is printed, then depth): 22023
+    /// with `what` otherwise, never serde's recursion error.
+    pub fn bounded(&self, what: &'static str) -> Result<serde_json::Value, crate::core::error::IdentityError> {
+        use crate::core::input::{bounded_json, MAX_JSON_ARG_BYTES};
+        if self.size() > MAX_JSON_ARG_BYTES {
+            return Err(crate::core::error::IdentityError::invalid(what)
+                .detail(format!("{} bytes, the limit is {MAX_JSON_ARG_BYTES}", self.size())));
+        }
+        bounded_json(self.to_text().as_bytes(), what)
+    }
+
     /// An object at the top level (not an array, not a scalar).
     pub fn is_object(&self) -> bool {
         container_is(self.root(), pg_sys::JB_FOBJECT)

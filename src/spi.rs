@@ -125,14 +125,16 @@ pub fn privileged<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// One row in identity.events and a NOTIFY identity_events carrying its id
-/// and type; Postgres delivers notifications only when the transaction
-/// commits, and drops them on rollback, as it drops the row.
+/// and type only: any role can LISTEN (Postgres has no privilege for it), so
+/// the payload names no user or organization; workers read the row.
+/// Postgres delivers notifications only when the transaction commits, and
+/// drops them on rollback, as it drops the row.
 pub fn event(kind: &'static str, user_id: Option<pgrx::Uuid>, organization_id: Option<pgrx::Uuid>, payload: serde_json::Value) -> PgResult<()> {
     run(
         "with e as (insert into identity.events (type, user_id, organization_id, payload) \
-                    values ($1, $2, $3, $4) returning id, type, user_id) \
+                    values ($1, $2, $3, $4) returning id, type) \
          select pg_catalog.pg_notify('identity_events', \
-                  pg_catalog.jsonb_build_object('id', e.id, 'type', e.type, 'user_id', e.user_id)::text) from e",
+                  pg_catalog.jsonb_build_object('id', e.id, 'type', e.type)::text) from e",
         &[kind.into(), user_id.into(), organization_id.into(), JsonB(payload).into()],
     )
 }

@@ -67,6 +67,7 @@ pub fn subject() -> PgResult<Subject> {
                 is_service_user: u.row.is_service_user,
                 kind,
                 scopes,
+                derived: view.derived,
             }))
         }
     }

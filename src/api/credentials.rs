@@ -23,6 +23,7 @@ use crate::error::PgResult;
 use crate::spi;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
+use crate::jsonb::RawJsonb;
 use pgrx::{AnyNumeric, JsonB, Uuid};
 use rand::rngs::OsRng;
 use rand::RngCore;
@@ -294,9 +295,9 @@ fn get_credential(credential_id: Option<Uuid>) -> PgResult<JsonB> {
 /// Changes name, credit_limit, or the secret (re-encrypted). The owner
 /// (not on system credentials) or system.
 #[pg_extern(schema = "identity", volatile)]
-fn update_credential(credential_id: Option<Uuid>, changes: Option<JsonB>) -> PgResult<JsonB> {
+fn update_credential(credential_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<JsonB> {
     let (s, id) = caller_on(credential_id, "credentials:write")?;
-    let JsonB(changes) = required(changes, "changes is required")?;
+    let changes = required(changes, "changes is required")?.bounded("changes is too large or too deeply nested")?;
     let m = rules::check_credential_changes(&changes)?;
     let key = if m.contains_key("secret") { Some(encryption_key()?) } else { None };
     let fields: Vec<&String> = m.keys().collect();

@@ -69,6 +69,10 @@ pub fn subscription(user: [u8; 16]) -> PgResult<Value> {
 /// The user a read is about: `user_id`, or the actor's own. None for system
 /// without a user_id.
 fn subject_user(s: &Subject, user_id: Option<Uuid>) -> PgResult<Option<[u8; 16]>> {
+    // A user's flags and subscription are theirs as their row is: a scoped
+    // token needs users:read, as the table policies ask (checked before the
+    // lookup, so the answer is the same for any id).
+    authz::require_scope(s, "users:read")?;
     let Some(id) = user_id.map(|u| *u.as_bytes()).or(s.id()) else { return Ok(None) };
     let (rel, _) = relation_to(s, id)?;
     authz::may_read_user(rel)?;

@@ -210,6 +210,15 @@ fn stateful_checks<C: Claims>(
             checks.push(check("tokens_valid_after", ok, "issued before the user's tokens_valid_after"));
         }
     }
+    // A JWT derived from an API token (exchange_api_token, and websocket /
+    // agent tokens minted by a caller signed in with one) dies with it:
+    // revoked, deleted with its user, or rotated out after its grace. One
+    // primary-key probe, only for such tokens, always under the current
+    // snapshot (so standbys follow the primary as they replay). After the
+    // user's checks, so a deleted user's token says so.
+    if let Some(tid) = uuid_claim("token_id") {
+        checks.push(check("parent_token", heap::token_live(tid, now_unix()), "the API token it was derived from is revoked, expired or gone"));
+    }
     let valid = checks.iter().all(|c| c.pass);
     (checks, valid.then_some(c))
 }
@@ -387,7 +396,7 @@ fn issue_access_token(user_id: Option<pgrx::Uuid>, ttl: default!(Option<Interval
     let user = heap::user_state(*id.as_bytes()).ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist"))?;
     let now = now_unix();
     let session = new_uuid();
-    let audience = gucs::jwt_audience().unwrap_or_else(|| "authenticated".into());
+    let audience = gucs::jwt_audience();
     let claims = crate::core::claims::access_token_claims(
         &uuid_text(id.as_bytes()),
         &user.email,

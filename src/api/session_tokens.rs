@@ -7,7 +7,6 @@ use crate::api::jwt::{interval_seconds, new_uuid, sign_claims};
 use crate::core::actor::{narrow_scopes, Actor};
 use crate::core::claims::{uuid_bytes, uuid_text};
 use crate::core::error::{IdentityError, Kind};
-use crate::core::token;
 use crate::error::PgResult;
 use crate::heap;
 use pgrx::datum::Interval;
@@ -15,8 +14,50 @@ use pgrx::prelude::*;
 use pgrx::Uuid;
 use serde_json::{json, Map, Value};
 
-/// The user a token is for, and the actor's scopes when minting for itself.
-fn subject(user_id: Option<Uuid>) -> PgResult<([u8; 16], Option<Vec<String>>)> {
+/// What a websocket or agent token inherits from the caller that made it
+/// for itself: its scopes (None: unrestricted), and the API token
+/// (`token_id`) or session (`session_id`) it signed in with, so the derived
+/// token dies when that is revoked (`api::jwt::stateful_checks`).
+#[derive(Default)]
+pub struct Lineage {
+    pub scopes: Option<Vec<String>>,
+    token_id: Option<String>,
+    session_id: Option<String>,
+}
+
+impl Lineage {
+    /// The current claims' lineage (`scopes` as the actor holds them).
+    pub fn of_current(scopes: Option<Vec<String>>) -> Lineage {
+        let view = crate::api::rls::view();
+        let uuid_claim = |k| {
+            let c = view.claims.as_ref()?;
+            c.get(k).and_then(Value::as_str).and_then(uuid_bytes).map(|b| uuid_text(&b))
+        };
+        Lineage { scopes, token_id: uuid_claim("token_id"), session_id: uuid_claim("session_id") }
+    }
+
+    fn stamp(&self, c: &mut Map<String, Value>) {
+        if let Some(s) = &self.scopes {
+            c.insert("scopes".into(), json!(s));
+        }
+        if let Some(t) = &self.token_id {
+            c.insert("token_id".into(), json!(t));
+        }
+        if let Some(s) = &self.session_id {
+            c.insert("session_id".into(), json!(s));
+        }
+    }
+}
+
+/// The user a token is for, and what it inherits: the actor's lineage when
+/// minting for itself, none when the admin level mints for a user. A caller
+/// acting through a websocket or agent token mints nothing (42501).
+fn subject(user_id: Option<Uuid>) -> PgResult<([u8; 16], Lineage)> {
+    if crate::api::rls::view().derived {
+        return Err(IdentityError::new(Kind::Forbidden, "a websocket or agent token cannot mint tokens")
+            .hint("sign in with an access token or an API token")
+            .into());
+    }
     let actor = actor::current();
     let target = match (&user_id, &actor) {
         (Some(u), _) => *u.as_bytes(),
@@ -24,8 +65,8 @@ fn subject(user_id: Option<Uuid>) -> PgResult<([u8; 16], Option<Vec<String>>)> {
         (None, _) => return Err(IdentityError::invalid("user_id is required when there is no user in the request claims").into()),
     };
     match &actor {
-        Actor::User { sub, scopes } if uuid_bytes(sub) == Some(target) => Ok((target, scopes.clone())),
-        _ if actor::caller_is_admin_level()? => Ok((target, None)),
+        Actor::User { sub, scopes } if uuid_bytes(sub) == Some(target) => Ok((target, Lineage::of_current(scopes.clone()))),
+        Actor::System if actor::caller_is_admin_level()? => Ok((target, Lineage::default())),
         _ => Err(IdentityError::new(Kind::Forbidden, "only the user themself or the admin level may mint this token").into()),
     }
 }
@@ -57,22 +98,24 @@ fn create_websocket_token(
         Some(i) => interval_seconds(&i, 15 * 60)?,
         None => 5 * 60,
     };
-    let (user, _) = subject(user_id)?;
-    websocket_token(user, ttl)
+    let (user, lineage) = subject(user_id)?;
+    websocket_token(user, ttl, &lineage)
 }
 
-/// A websocket token for `user` (already authorized by the caller).
-pub fn websocket_token(user: [u8; 16], ttl: i64) -> PgResult<String> {
-    sign_claims(base_claims(user, "websocket")?, ttl, false)
+/// A websocket token for `user` (already authorized by the caller), with
+/// what it inherits.
+pub fn websocket_token(user: [u8; 16], ttl: i64, lineage: &Lineage) -> PgResult<String> {
+    let mut c = base_claims(user, "websocket")?;
+    lineage.stamp(&mut c);
+    sign_claims(c, ttl, false)
 }
 
-/// An agent token for `user` with `scopes` (already narrowed by the caller).
-pub fn agent_token(user: [u8; 16], ttl: i64, scopes: Option<Vec<String>>) -> PgResult<String> {
+/// An agent token for `user` (already authorized by the caller), with what
+/// it inherits; its scopes are `lineage.scopes`, already narrowed.
+pub fn agent_token(user: [u8; 16], ttl: i64, lineage: &Lineage) -> PgResult<String> {
     let mut c = base_claims(user, "agent")?;
     c.insert("act".into(), json!({"sub": format!("agent:{}", new_uuid()), "type": "agent"}));
-    if let Some(s) = scopes {
-        c.insert("scopes".into(), json!(s));
-    }
+    lineage.stamp(&mut c);
     sign_claims(c, ttl, false)
 }
 
@@ -89,25 +132,12 @@ fn create_agent_token(
         Some(i) => interval_seconds(&i, 24 * 3600)?,
         None => 3600,
     };
-    let requested = match scopes {
-        None => None,
-        Some(v) => {
-            let mut out = Vec::new();
-            for s in v {
-                let s = s.ok_or_else(|| IdentityError::invalid("scopes must not contain NULL"))?;
-                if !token::validate_scope(&s) {
-                    return Err(IdentityError::invalid("invalid scope").detail(format!("scope {s:?}")).into());
-                }
-                if !out.contains(&s) {
-                    out.push(s);
-                }
-            }
-            Some(out)
-        }
-    };
-    let (user, actor_scopes) = subject(user_id)?;
-    let scopes = narrow_scopes(actor_scopes.as_deref(), requested).map_err(|extra| {
+    // At most 50 scopes, checked before any work (the deduplication is
+    // quadratic in them).
+    let requested = scopes.map(crate::api::tokens::scopes_arg).transpose()?;
+    let (user, mut lineage) = subject(user_id)?;
+    lineage.scopes = narrow_scopes(lineage.scopes.as_deref(), requested).map_err(|extra| {
         IdentityError::new(Kind::Forbidden, "requested scopes exceed the user's").detail(format!("scope {extra:?}"))
     })?;
-    agent_token(user, ttl, scopes)
+    agent_token(user, ttl, &lineage)
 }

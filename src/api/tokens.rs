@@ -127,8 +127,7 @@ pub fn principal_claims(p: &Principal) -> serde_json::Map<String, Value> {
 /// search_path is in force, so every name and operator below is qualified.
 fn touch(row: &heap::TokenRow, now: i64) -> PgResult<()> {
     let fresh = row.last_used_at.is_some_and(|t| now - t < 60);
-    let writable = unsafe { !pgrx::pg_sys::RecoveryInProgress() && !pgrx::pg_sys::XactReadOnly };
-    if fresh || !writable {
+    if fresh || !writable() {
         return Ok(());
     }
     let id = Uuid::from_bytes(claims::uuid_bytes(&row.id).expect("uuid from the table"));
@@ -148,8 +147,9 @@ fn touch(row: &heap::TokenRow, now: i64) -> PgResult<()> {
     })
 }
 
-fn scopes_arg(scopes: Option<Vec<Option<String>>>) -> Result<Vec<String>, IdentityError> {
-    let scopes = scopes.unwrap_or_default();
+/// A scopes argument: at most 50 (checked first), none NULL, each valid,
+/// duplicates dropped.
+pub fn scopes_arg(scopes: Vec<Option<String>>) -> Result<Vec<String>, IdentityError> {
     if scopes.len() > 50 {
         return Err(IdentityError::invalid("too many scopes").detail(format!("{} scopes, at most 50", scopes.len())));
     }
@@ -216,17 +216,23 @@ fn owner_visible(s: &Subject, id: [u8; 16], what: &'static str) -> PgResult<(hea
     Ok((user, org))
 }
 
-/// The organization of token `id`'s user, when `s` may manage the token
-/// (P0002 "API token does not exist" otherwise, as for an unknown id).
-fn token_org(s: &Subject, id: Uuid) -> PgResult<Option<[u8; 16]>> {
+/// Token `id`'s user (id, state, organization), when `s` may manage the
+/// token (P0002 "API token does not exist" otherwise, as for an unknown id).
+fn token_owner(s: &Subject, id: Uuid) -> PgResult<([u8; 16], heap::UserState, Option<[u8; 16]>)> {
     const WHAT: &str = "API token does not exist";
     let owner = spi::privileged(|| spi::one::<Uuid>("select user_id from identity.api_tokens where id = $1", &[id.into()]))?
         .ok_or_else(|| authz::not_found(WHAT))?;
-    Ok(owner_visible(s, *owner.as_bytes(), WHAT)?.1)
+    let (user, org) = owner_visible(s, *owner.as_bytes(), WHAT)?;
+    Ok((*owner.as_bytes(), user, org))
+}
+
+/// `s` may mint a token acting as `user` (`authz::may_mint_for`).
+fn may_mint(s: &Subject, id: [u8; 16], user: &heap::UserState, org: Option<[u8; 16]>, what: &'static str) -> PgResult<()> {
+    Ok(authz::may_mint_for(s, authz::relation(s, id, org), id, user.row.is_service_user, what)?)
 }
 
 /// A new API token for `user_id`, shown once: for the caller themself, a
-/// user of the organization they administer, or anyone for system.
+/// service user of the organization they administer, or anyone for system.
 /// `expires_in => NULL` (no expiry): system only.
 #[pg_extern(schema = "identity", volatile)]
 fn create_api_token(
@@ -244,9 +250,10 @@ fn create_api_token(
     let s = caller("tokens:write")?;
     let user_id = required(user_id, "user_id is required")?;
     let name = name.filter(|n| !n.trim().is_empty() && n.len() <= 200).ok_or_else(|| IdentityError::invalid("name must be 1 to 200 characters"))?;
-    let scopes = scopes_arg(scopes)?;
+    let scopes = scopes_arg(scopes.unwrap_or_default())?;
     let expires = expires_in.map(|i| interval_seconds(&i, MAX_EXPIRY_SECONDS)).transpose()?;
     let (user, org) = owner_visible(&s, *user_id.as_bytes(), "user does not exist")?;
+    may_mint(&s, *user_id.as_bytes(), &user, org, "user does not exist")?;
     authz::may_receive_token(&s, expires.is_some(), &scopes)?;
     if user.row.status != "active" {
         return Err(IdentityError::invalid("user is not active").detail(format!("user {}", user.row.status)).into());
@@ -280,12 +287,36 @@ fn exchange_api_token(token: Option<&str>, ttl: default!(Option<Interval>, "NULL
     };
     let now = now_unix();
     let session = new_uuid();
-    let audience = gucs::jwt_audience().unwrap_or_else(|| "authenticated".into());
+    let audience = gucs::jwt_audience();
     let mut c = claims::access_token_claims(&uuid_text(&p.user_id), &p.user.email, Some(&p.user.row), &audience, &session, "api_token", now)
         .ok_or_else(|| unauthenticated("API token's user is not active"))?;
     c.insert("scopes".into(), json!(p.scopes));
+    // The JWT dies with the token (api::jwt::stateful_checks, parent_token).
     c.insert("token_id".into(), json!(p.token_id));
-    sign_claims(c, ttl, false)
+    let jwt = sign_claims(c, ttl, false)?;
+    // Audited where the database can write (not on a standby or in a
+    // read-only transaction, where verification must still work).
+    if writable() {
+        let token_id = p.token_id.clone();
+        spi::privileged(|| {
+            spi::audit(spi::Audit {
+                actor_id: Some(Uuid::from_bytes(p.user_id)),
+                actor_kind: if p.user.row.is_service_user { "service" } else { "user" },
+                organization_id: p.user.row.organization_id.as_deref().and_then(uuid_bytes).map(Uuid::from_bytes),
+                action: "api_token.exchanged",
+                target_type: "api_token",
+                target_id: Some(&token_id),
+                details: json!({"session_id": session, "ttl_seconds": ttl}),
+            })
+        })?;
+    }
+    Ok(jwt)
+}
+
+/// Whether this transaction may write (not a standby, not read-only).
+fn writable() -> bool {
+    // SAFETY: plain reads of backend-global state.
+    unsafe { !pgrx::pg_sys::RecoveryInProgress() && !pgrx::pg_sys::XactReadOnly }
 }
 
 /// Tokens without secrets: `user_id`'s, or with NULL the actor's own (for
@@ -321,7 +352,7 @@ fn list_api_tokens(user_id: default!(Option<Uuid>, "NULL")) -> Result<SetOfItera
 fn revoke_api_token(token_id: Option<Uuid>) -> PgResult<()> {
     let s = caller("tokens:write")?;
     let id = required(token_id, "token_id is required")?;
-    let org = token_org(&s, id)?;
+    let (_, _, org) = token_owner(&s, id)?;
     spi::privileged(|| {
         spi::run("update identity.api_tokens set revoked_at = coalesce(revoked_at, pg_catalog.now()) where id = $1", &[id.into()])?;
         audit(&s, org, "api_token.revoked", &id, json!({}))
@@ -329,8 +360,8 @@ fn revoke_api_token(token_id: Option<Uuid>) -> PgResult<()> {
 }
 
 /// A new token with the same user, name, scopes and lifetime; the old one
-/// stops working after `grace` (0: at once). Who may: as `revoke_api_token`;
-/// a scoped caller only for a token within its own scopes.
+/// stops working after `grace` (0: at once). Who may: as `create_api_token`
+/// (it mints); a scoped caller only for a token within its own scopes.
 #[pg_extern(schema = "identity", volatile)]
 fn rotate_api_token(token_id: Option<Uuid>, grace: default!(Option<Interval>, "'0'")) -> Result<
     TableIterator<
@@ -346,7 +377,8 @@ fn rotate_api_token(token_id: Option<Uuid>, grace: default!(Option<Interval>, "'
         Some(g) if g.months() == 0 && g.days() == 0 && g.micros() == 0 => 0,
         Some(g) => interval_seconds(&g, 30 * 86_400)?,
     };
-    let org = token_org(&s, id)?;
+    let (owner, user, org) = token_owner(&s, id)?;
+    may_mint(&s, owner, &user, org, "API token does not exist")?;
     spi::privileged(|| -> PgResult<_> {
         // Lock the old row; read what the new token inherits.
         let old = spi::column_mut::<JsonB>(

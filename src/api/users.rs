@@ -17,6 +17,7 @@ use crate::core::users::{self as rules, check_email, check_name};
 use crate::error::PgResult;
 use crate::{gucs, heap, spi};
 use pgrx::prelude::*;
+use crate::jsonb::RawJsonb;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
@@ -220,11 +221,11 @@ fn create_service_user(
 /// application fields of their organization's users; system also the
 /// organization and external id. Unknown fields are refused whole.
 #[pg_extern(schema = "identity", volatile)]
-fn update_user(user_id: Option<Uuid>, changes: Option<JsonB>) -> PgResult<JsonB> {
+fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<JsonB> {
     let s = actor::subject()?;
     authz::require_scope(&s, "users:write")?;
     let id = *required(user_id, "user_id is required")?.as_bytes();
-    let JsonB(changes) = required(changes, "changes is required")?;
+    let changes = required(changes, "changes is required")?.bounded("changes is too large or too deeply nested")?;
     let (rel, org) = relation_to(&s, id)?;
     authz::may_read_user(rel)?;
     let class = rules::check_changes(&changes)?;
@@ -380,6 +381,9 @@ fn user_by_id(user_id: Option<Uuid>) -> PgResult<Option<JsonB>> {
 fn user_by_external_id(external_id: Option<&str>) -> PgResult<Option<JsonB>> {
     let Some(ext) = external_id else { return Ok(None) };
     let s = actor::subject()?;
+    // The scope before the lookup: a token without users:read gets the same
+    // answer for an id that exists and one that does not.
+    authz::require_scope(&s, "users:read")?;
     let id = spi::privileged(|| spi::one::<Uuid>("select id from identity.users where external_id = $1", &[ext.into()]))?
         .ok_or_else(|| authz::not_found("user does not exist"))?;
     read_user(&s, *id.as_bytes()).map(Some)
@@ -391,6 +395,7 @@ fn user_by_external_id(external_id: Option<&str>) -> PgResult<Option<JsonB>> {
 fn user_by_api_token(token: Option<&str>) -> PgResult<Option<JsonB>> {
     let Some(t) = token else { return Ok(None) };
     let s = actor::subject()?;
+    authz::require_scope(&s, "users:read")?;
     let p = tokens::verify(t)?;
     read_user(&s, p.user_id()).map(Some)
 }
@@ -400,15 +405,25 @@ fn user_by_api_token(token: Option<&str>) -> PgResult<Option<JsonB>> {
 #[pg_extern(schema = "identity", volatile, name = "current_user")]
 fn current_user_profile() -> PgResult<JsonB> {
     let s = actor::subject()?;
+    // The profile is the user's row and more: users:read, as user_by_id.
+    authz::require_scope(&s, "users:read")?;
     let Subject::User(me) = &s else {
         return Err(authz::not_found("no user in the request claims")
             .hint("current_user() describes a signed-in user; system has no profile")
             .into());
     };
-    let agent_scopes = crate::core::actor::narrow_scopes(me.scopes.as_deref(), None)
-        .map_err(|_| authz::forbidden("the token's scopes allow no agent token"))?;
-    let websocket = session_tokens::websocket_token(me.id, 5 * 60)?;
-    let agent = session_tokens::agent_token(me.id, 3600, agent_scopes)?;
+    // Fresh websocket and agent tokens inherit the caller's scopes and the
+    // API token or session it signed in with; a caller acting through a
+    // websocket or agent token gets none (those mint nothing).
+    let (websocket, agent) = if me.derived {
+        (Value::Null, Value::Null)
+    } else {
+        let mut lineage = session_tokens::Lineage::of_current(me.scopes.clone());
+        let websocket = session_tokens::websocket_token(me.id, 5 * 60, &lineage)?;
+        lineage.scopes = crate::core::actor::narrow_scopes(me.scopes.as_deref(), None)
+            .map_err(|_| authz::forbidden("the token's scopes allow no agent token"))?;
+        (json!(websocket), json!(session_tokens::agent_token(me.id, 3600, &lineage)?))
+    };
     let (user, organization) = spi::privileged(|| -> PgResult<(Value, Value)> {
         let org = match me.org {
             None => Value::Null,

@@ -132,6 +132,19 @@ pub struct ClaimsView {
     pub role: Option<String>,
     /// `user` | `service` | `agent` | `system` | `anon`.
     pub kind: &'static str,
+    /// The claims are a websocket or agent token's (aud `websocket` or
+    /// `agent`, or an `act` claim): they may read, never mint, change or
+    /// reveal (`authz::require_scope`).
+    pub derived: bool,
+}
+
+/// Whether the `aud` claim is `want` or an array holding it.
+fn aud_has(c: &serde_json::Map<String, Value>, want: &str) -> bool {
+    match c.get("aud") {
+        Some(Value::String(a)) => a == want,
+        Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(want)),
+        _ => false,
+    }
 }
 
 fn uuid_claim(c: &serde_json::Map<String, Value>, k: &str) -> Option<[u8; 16]> {
@@ -148,12 +161,8 @@ pub fn view_from_text(text: Option<&str>) -> ClaimsView {
     };
     let uid = uuid_claim(&c, "sub");
     let is_service_user = c.get("is_service_user").and_then(Value::as_bool);
-    let is_agent = c.get("act").is_some_and(Value::is_object)
-        || match c.get("aud") {
-            Some(Value::String(a)) => a == "agent",
-            Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some("agent")),
-            _ => false,
-        };
+    let is_agent = c.get("act").is_some_and(Value::is_object) || aud_has(&c, "agent");
+    let derived = is_agent || aud_has(&c, "websocket");
     let kind = match (uid.is_some(), is_agent, is_service_user) {
         (false, _, _) => "anon",
         (true, true, _) => "agent",
@@ -167,6 +176,7 @@ pub fn view_from_text(text: Option<&str>) -> ClaimsView {
         is_service_user,
         role: c.get("role").and_then(Value::as_str).map(str::to_owned),
         kind,
+        derived,
         claims: Some(c),
     }
 }
@@ -217,7 +227,10 @@ mod view_tests {
         let svc = view_from_text(Some(&format!(r#"{{"sub":"{U}","is_service_user":true}}"#)));
         assert_eq!(svc.kind, "service");
         let agent = view_from_text(Some(&format!(r#"{{"sub":"{U}","aud":"agent","act":{{"sub":"agent:1"}}}}"#)));
-        assert_eq!(agent.kind, "agent");
+        assert_eq!((agent.kind, agent.derived), ("agent", true));
+        let ws = view_from_text(Some(&format!(r#"{{"sub":"{U}","aud":["x","websocket"]}}"#)));
+        assert_eq!((ws.kind, ws.derived), ("user", true));
+        assert!(!v.derived && !svc.derived, "a sign-in is not derived");
         // A string "true" is not a boolean: is_service_user stays unknown.
         let s = view_from_text(Some(&format!(r#"{{"sub":"{U}","is_service_user":"true"}}"#)));
         assert_eq!((s.is_service_user, s.kind), (None, "user"));

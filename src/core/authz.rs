@@ -24,6 +24,10 @@ pub struct Caller {
     pub kind: &'static str,
     /// None: unrestricted (a sign-in JWT, an API token without scopes).
     pub scopes: Option<Vec<String>>,
+    /// Acting through a websocket or agent token (aud `websocket` /
+    /// `agent`): such a caller may read, and never mint, change or reveal
+    /// anything, whatever its scopes (`require_scope`).
+    pub derived: bool,
 }
 
 /// The actor of a management call.
@@ -89,8 +93,16 @@ pub fn forbidden(message: &'static str) -> IdentityError {
 }
 
 /// A scoped actor (an API token or agent token with scopes) must hold a
-/// scope covering `scope`; unscoped actors and system pass.
+/// scope covering `scope`; unscoped actors and system pass. A caller acting
+/// through a websocket or agent token passes only `*:read` scopes: every
+/// function that mints, changes or reveals requires a write, reveal or use
+/// scope, so none of them accepts such a token as its actor (42501).
 pub fn require_scope(s: &Subject, scope: &'static str) -> Result<()> {
+    if matches!(s, Subject::User(Caller { derived: true, .. })) && !scope.ends_with(":read") {
+        return Err(forbidden("a websocket or agent token cannot do this")
+            .detail(format!("needs scope {scope:?} and a sign-in token"))
+            .hint("sign in with an access token or an API token"));
+    }
     match s {
         Subject::User(Caller { scopes: Some(have), .. }) if !covered(have, scope) => {
             Err(forbidden("the token's scopes do not allow this").detail(format!("needs scope {scope:?}")))
@@ -205,14 +217,30 @@ pub fn may_credential(s: &Subject, c: &CredentialFacts, op: CredentialOp) -> Res
     }
 }
 
-/// API tokens (API.md section 4): a user's tokens are created, listed,
-/// revoked and rotated by the user themself, an admin of their organization
-/// (who runs its service users), or system; to anyone else the user, and
-/// so each of their tokens, does not exist (P0002, with `what`'s message).
+/// API tokens (API.md section 4): a user's tokens are listed and revoked by
+/// the user themself, an admin of their organization, or system; to anyone
+/// else the user, and so each of their tokens, does not exist (P0002, with
+/// `what`'s message). Minting and rotating are narrower: `may_mint_for`.
 pub fn may_manage_tokens(r: Relation, what: &'static str) -> Result<()> {
     match r {
         Relation::Stranger => Err(not_found(what)),
         _ => Ok(()),
+    }
+}
+
+/// Minting or rotating a credential that acts as user `target` (an API
+/// token): the caller themself, a service user of an organization the caller
+/// administers, or system. An org admin may not mint for a human member,
+/// other admins included: that token would act as that person (read their
+/// credential secrets, say). Revoking and suspending stay with org admins
+/// (they only take power away). `r` is `relation(s, target, target's org)`.
+pub fn may_mint_for(s: &Subject, r: Relation, target: [u8; 16], target_is_service_user: bool, what: &'static str) -> Result<()> {
+    match r {
+        Relation::Stranger => Err(not_found(what)),
+        Relation::System | Relation::Myself => Ok(()),
+        Relation::OrgAdmin if s.id() == Some(target) || target_is_service_user => Ok(()),
+        Relation::OrgAdmin => Err(forbidden("an organization admin may mint tokens only for itself and the organization's service users")
+            .hint("the member creates their own tokens")),
     }
 }
 
@@ -249,7 +277,35 @@ mod tests {
     const U3: [u8; 16] = [3; 16];
 
     fn user(id: [u8; 16], org: [u8; 16], admin: bool) -> Subject {
-        Subject::User(Caller { id, org: Some(org), admin, is_service_user: false, kind: "user", scopes: None })
+        Subject::User(Caller { id, org: Some(org), admin, is_service_user: false, kind: "user", scopes: None, derived: false })
+    }
+
+    #[test]
+    fn org_admins_mint_only_for_themselves_and_service_users() {
+        let admin = user(U2, A, true);
+        let r = |s: &Subject, t| relation(s, t, Some(A));
+        assert!(may_mint_for(&admin, r(&admin, U2), U2, false, "x").is_ok(), "itself");
+        assert!(may_mint_for(&admin, r(&admin, U1), U1, true, "x").is_ok(), "a service user");
+        let e = may_mint_for(&admin, r(&admin, U1), U1, false, "x").unwrap_err();
+        assert_eq!(e.sqlstate(), "42501", "a human member (another admin too)");
+        let me = user(U1, A, false);
+        assert!(may_mint_for(&me, r(&me, U1), U1, false, "x").is_ok());
+        assert_eq!(may_mint_for(&me, r(&me, U3), U3, true, "user does not exist").unwrap_err().sqlstate(), "P0002");
+        assert!(may_mint_for(&Subject::System, Relation::System, U1, false, "x").is_ok());
+        let other = user(U3, B, true);
+        assert_eq!(may_mint_for(&other, r(&other, U1), U1, true, "x").unwrap_err().sqlstate(), "P0002");
+    }
+
+    #[test]
+    fn websocket_and_agent_tokens_only_read() {
+        let c = Caller { id: U1, org: Some(A), admin: true, is_service_user: false, kind: "user", scopes: None, derived: true };
+        let s = Subject::User(c);
+        for scope in ["users:read", "credentials:read", "tokens:read", "audit:read"] {
+            assert!(require_scope(&s, scope).is_ok(), "{scope}");
+        }
+        for scope in ["users:write", "credentials:write", "credentials:reveal", "credentials:use", "tokens:write"] {
+            assert_eq!(require_scope(&s, scope).unwrap_err().sqlstate(), "42501", "{scope}");
+        }
     }
 
     #[test]
@@ -272,6 +328,7 @@ mod tests {
             is_service_user: true,
             kind: "service",
             scopes: Some(s(&["tokens:write", "users:*"])),
+            derived: false,
         });
         assert!(may_receive_token(&scoped, true, &s(&["users:read", "users:*", "tokens:write"])).is_ok());
         assert_eq!(may_receive_token(&scoped, true, &[]).unwrap_err().sqlstate(), "42501");
@@ -289,7 +346,7 @@ mod tests {
         assert_eq!(relation(&user(U2, A, false), U1, Some(A)), Relation::Stranger, "same org, not admin");
         assert_eq!(relation(&user(U3, B, true), U1, Some(A)), Relation::Stranger, "other org's admin");
         // An admin without an organization administers no one else.
-        let loose = Subject::User(Caller { id: U3, org: None, admin: true, is_service_user: false, kind: "user", scopes: None });
+        let loose = Subject::User(Caller { id: U3, org: None, admin: true, is_service_user: false, kind: "user", scopes: None, derived: false });
         assert_eq!(relation(&loose, U1, None), Relation::Stranger);
     }
 
@@ -317,7 +374,7 @@ mod tests {
 
     #[test]
     fn scopes() {
-        let mut c = Caller { id: U1, org: Some(A), admin: false, is_service_user: true, kind: "service", scopes: Some(vec!["credentials:read".into()]) };
+        let mut c = Caller { id: U1, org: Some(A), admin: false, is_service_user: true, kind: "service", scopes: Some(vec!["credentials:read".into()]), derived: false };
         assert!(require_scope(&Subject::User(c.clone()), "credentials:read").is_ok());
         assert_eq!(require_scope(&Subject::User(c.clone()), "credentials:write").unwrap_err().sqlstate(), "42501");
         c.scopes = None;

@@ -881,6 +881,7 @@ pub fn refusal_message(r: &Refusal) -> &'static str {
         ("iss", _) => "JWT issuer is wrong",
         ("revoked_jti", _) => "JWT has been revoked",
         ("revoked_session", _) => "JWT session has been revoked",
+        ("parent_token", _) => "JWT's API token is no longer valid",
         ("tokens_valid_after", _) => "JWT was issued before the user's tokens were revoked",
         ("user_status", _) => "JWT user is not active",
         _ => "JWT is not valid",

@@ -9,6 +9,7 @@ pub mod b64;
 pub mod claims;
 pub mod error;
 pub mod fasthash;
+pub mod input;
 pub mod jsonb;
 pub mod jwt;
 pub mod keys;

@@ -60,6 +60,11 @@ pub fn check_changes(changes: &Value) -> Result<FieldClass> {
                 if !v.is_object() {
                     return Err(IdentityError::invalid("invalid value in changes").detail("metadata must be a JSON object"));
                 }
+                let n = v.to_string().len();
+                if n > super::input::MAX_METADATA_BYTES {
+                    return Err(IdentityError::invalid("invalid value in changes")
+                        .detail(format!("metadata is {n} bytes, the limit is {}", super::input::MAX_METADATA_BYTES)));
+                }
             }
             "user_role" => {
                 if !matches!(v.as_str(), Some("admin" | "user" | "system")) {
