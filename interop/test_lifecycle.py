@@ -189,3 +189,67 @@ def test_huge_and_deep_arguments_are_refused_before_work(admin):
         big = json.dumps({"metadata": {"k": "x" * 20000}})
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="invalid value"):
             c.execute("select identity.update_user(%s, %s::jsonb)", [uid, big])
+
+
+def act_as(c, uid, sql, args=()):
+    """(sqlstate or 'ok', value) of `sql` as user `uid`, claims as the hook
+    builds them from the user's row now; rolled back."""
+    (claims,) = c.execute(
+        "select jsonb_build_object('sub', id, 'role', 'authenticated', 'user_role', user_role, "
+        "'organization_id', organization_id, 'is_service_user', is_service_user) from identity.users where id = %s",
+        [uid]).fetchone()
+    c.autocommit = False
+    try:
+        c.execute("set local role authenticated")
+        c.execute("select set_config('request.jwt.claims', %s, true)", [json.dumps(claims)])
+        try:
+            (v,) = c.execute(sql, args).fetchone()
+            return "ok", v
+        except psycopg.Error as e:
+            return e.sqlstate, None
+    finally:
+        c.rollback()
+        c.autocommit = True
+
+
+def test_a_users_data_follow_them_to_another_organization(admin):
+    orgs, admins = {}, {}
+    for k in ["a", "b"]:
+        (orgs[k],) = admin.execute("select identity.create_organization(%s)", [f"Move {k}"]).fetchone()
+        (p,) = admin.execute("select identity.provision_user(%s, %s, organization_id => %s)",
+                             [f"idp|move-admin-{k}", f"move-admin-{k}@lifecycle.test", orgs[k]]).fetchone()
+        admins[k] = p["user"]["id"]
+        admin.execute("select identity.update_user(%s, '{\"user_role\": \"admin\"}')", [admins[k]])
+    (p,) = admin.execute("select identity.provision_user('idp|mover', 'mover@lifecycle.test', organization_id => %s)",
+                         [orgs["a"]]).fetchone()
+    uid = p["user"]["id"]
+    secret = "sk-or-v1-mover-secret-0001"
+    with admin.transaction():
+        admin.execute("set local role authenticated")
+        admin.execute("select set_config('request.jwt.claims', %s, true)", [json.dumps({"sub": uid, "role": "authenticated"})])
+        (cred,) = admin.execute("select identity.create_credential('openrouter', 'mine', %s)->>'id'", [secret]).fetchone()
+        admin.execute("select identity.record_credential_usage(%s, 2)", [cred])
+    checks = [
+        ("select identity.get_credential(%s)->>'id'", [cred]),
+        ("select identity.credential_usage(%s)->>'calls'", [cred]),
+        ("select count(*)::text from identity.list_api_tokens(%s)", [uid]),
+        ("select identity.subscription_status(%s)->>'status'", [uid]),
+        ("select count(*)::text from identity.credentials where user_id = %s", [uid]),
+        ("select count(*)::text from identity.credential_usage where user_id = %s", [uid]),
+    ]
+
+    def seen_by(who):
+        return [act_as(admin, admins[who], sql, args) for sql, args in checks]
+
+    assert [s for s, _ in seen_by("a")] == ["ok"] * len(checks)
+    assert seen_by("a")[4] == ("ok", "1") and seen_by("b")[4] == ("ok", "0")
+    admin.execute("select identity.update_user(%s, %s::jsonb)", [uid, json.dumps({"organization_id": str(orgs["b"])})])
+    after_a, after_b = seen_by("a"), seen_by("b")
+    assert [s for s, _ in after_a[:4]] == ["P0002"] * 4, after_a
+    assert after_a[4:] == [("ok", "0"), ("ok", "0")], "the old organization's admins see none of it"
+    assert [s for s, _ in after_b] == ["ok"] * len(checks)
+    assert after_b[4:] == [("ok", "1"), ("ok", "1")], "the new organization's admins do"
+    (org,) = admin.execute("select organization_id::text from identity.credentials where id = %s", [cred]).fetchone()
+    assert org == str(orgs["b"])
+    # The secret, re-sealed for the new organization, still decrypts.
+    assert act_as(admin, uid, "select identity.reveal_credential_secret(%s)", [cred]) == ("ok", secret)

@@ -16,6 +16,7 @@ pub fn sqlerrcode(kind: Kind) -> PgSqlErrorCode {
         Kind::NotFound => PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
         Kind::Duplicate => PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
         Kind::NotConfigured => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        Kind::Busy => PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
     }
 }
 

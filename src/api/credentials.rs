@@ -55,6 +55,42 @@ fn seal(key: &[u8; 32], id: &str, org: Option<&str>, secret: &str) -> Vec<u8> {
     aead::seal(key, nonce, secret.as_bytes(), &rules::credential_aad(id, org))
 }
 
+/// Moves user `user`'s credentials to organization `new_org` (update_user
+/// changed it): each row's organization_id, and its ciphertext re-sealed,
+/// since the organization is bound into it as associated data. Runs inside
+/// the caller's `spi::privileged`; 55000 without the encryption key (and
+/// then update_user writes nothing). Returns how many moved.
+pub fn follow_owner(user: [u8; 16], new_org: Option<[u8; 16]>) -> PgResult<usize> {
+    let user = Uuid::from_bytes(user);
+    let new = new_org.map(Uuid::from_bytes);
+    lock_owner(user)?;
+    let ids = spi::column_mut::<Uuid>(
+        "select id from identity.credentials where user_id = $1 and organization_id is distinct from $2 for update",
+        &[user.into(), new.into()],
+    )?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let key = encryption_key()?;
+    for id in &ids {
+        pgrx::check_for_interrupts!();
+        let id_text = uuid_text(id.as_bytes());
+        let old = spi::one::<Uuid>("select organization_id from identity.credentials where id = $1", &[(*id).into()])?
+            .map(|o| uuid_text(o.as_bytes()));
+        let sealed = spi::one::<Vec<u8>>("select ciphertext from identity.credentials where id = $1", &[(*id).into()])?
+            .ok_or_else(|| authz::not_found("credential does not exist"))?;
+        let plain = aead::open(&key, &sealed, &rules::credential_aad(&id_text, old.as_deref()))?;
+        let secret = String::from_utf8(plain).map_err(|_| IdentityError::not_configured("secret cannot be decrypted"))?;
+        let new_text = new.map(|o| uuid_text(o.as_bytes()));
+        let resealed = seal(&key, &id_text, new_text.as_deref(), &secret);
+        spi::run(
+            "update identity.credentials set organization_id = $2, ciphertext = $3, updated_at = now() where id = $1",
+            &[(*id).into(), new.into(), resealed.into()],
+        )?;
+    }
+    Ok(ids.len())
+}
+
 /// The facts authorization needs, read (and row-locked when `lock`).
 fn facts(id: Uuid, lock: bool) -> PgResult<Option<CredentialFacts>> {
     macro_rules! facts_sql {
@@ -79,11 +115,11 @@ fn facts(id: Uuid, lock: bool) -> PgResult<Option<CredentialFacts>> {
 /// Authorizes `op` on credential `id` for `s`; P0002 when it does not exist
 /// or is not visible. Runs inside `spi::privileged`.
 ///
-/// A change may move the owner's default, which locks the owner's row and
-/// then other credential rows (`make_default`). So a change locks the
-/// owner's row before this credential's row: every path takes the locks in
-/// the order user, then credentials (as `delete_user`'s cascade does), and
-/// concurrent changes of one user's credentials queue instead of deadlocking.
+/// A change may move the owner's default, which takes the owner's lock and
+/// then other credential rows (`make_default`). So a change takes the
+/// owner's lock before this credential's row: every path takes the locks in
+/// the order owner, then credentials, and concurrent changes of one user's
+/// credentials queue instead of deadlocking.
 fn authorize(s: &Subject, id: Uuid, op: CredentialOp) -> PgResult<CredentialFacts> {
     if op == CredentialOp::Change {
         // The owner of a credential never changes, so reading it unlocked is safe.
@@ -116,11 +152,17 @@ fn audit(s: &Subject, f: &CredentialFacts, action: &'static str, id: Uuid, detai
     actor::audit(s, f.org, action, "credential", Some(&uuid_text(id.as_bytes())), d)
 }
 
-/// Locks the owner's row against other changes of its credentials. NO KEY
-/// UPDATE: it does not wait for (or block) inserts that reference the user.
+/// Serializes the changes of one user's credentials (defaults, credit)
+/// with a transaction-scoped advisory lock keyed on the user, not a lock on
+/// the user's row: a user's own open transaction after a credential change
+/// never delays an admin's update_user, suspend_user or delete_user of that
+/// user. The key pair is (a constant naming this lock, the first 4 bytes of
+/// the user id): two users sharing a key only queue behind each other.
 fn lock_owner(owner: Uuid) -> PgResult<()> {
-    spi::column_mut::<bool>("select true from identity.users where id = $1 for no key update", &[owner.into()])?;
-    Ok(())
+    const CREDENTIALS_OF_USER: i32 = 0x1d_c7ed;
+    let b = owner.as_bytes();
+    let key = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    spi::run("select pg_catalog.pg_advisory_xact_lock($1, $2)", &[CREDENTIALS_OF_USER.into(), key.into()])
 }
 
 /// Makes `id` the only default of `owner`: the owner's row is locked first,

@@ -150,11 +150,13 @@ fn touch(row: &heap::TokenRow, now: i64) -> PgResult<()> {
 /// A scopes argument: at most 50 (checked first), none NULL, each valid,
 /// duplicates dropped.
 pub fn scopes_arg(scopes: Vec<Option<String>>) -> Result<Vec<String>, IdentityError> {
-    if scopes.len() > 50 {
-        return Err(IdentityError::invalid("too many scopes").detail(format!("{} scopes, at most 50", scopes.len())));
+    if scopes.len() > crate::core::input::MAX_SCOPES {
+        return Err(IdentityError::invalid("too many scopes")
+            .detail(format!("{} scopes, at most {}", scopes.len(), crate::core::input::MAX_SCOPES)));
     }
     let mut out = Vec::with_capacity(scopes.len());
     for s in scopes {
+        pgrx::check_for_interrupts!();
         let s = s.ok_or_else(|| IdentityError::invalid("scopes must not contain NULL"))?;
         if !token::validate_scope(&s) {
             return Err(IdentityError::invalid("invalid scope")

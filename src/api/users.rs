@@ -12,7 +12,7 @@ use crate::api::actor;
 use crate::api::{flags, session_tokens, tokens};
 use crate::core::authz::{self, FieldClass, Relation, Subject};
 use crate::core::claims::{uuid_bytes, uuid_text};
-use crate::core::error::{required, IdentityError};
+use crate::core::error::{required, IdentityError, Kind};
 use crate::core::users::{self as rules, check_email, check_name};
 use crate::error::PgResult;
 use crate::{gucs, heap, spi};
@@ -72,6 +72,26 @@ pub fn relation_to(s: &Subject, id: [u8; 16]) -> PgResult<(Relation, Option<[u8;
 pub fn user_json(id: [u8; 16]) -> PgResult<Value> {
     let row = spi::one::<JsonB>(concat!("select ", user_json!(), " from identity.users u where u.id = $1"), &[uuid(id).into()])?;
     row.map(|j| j.0).ok_or_else(|| authz::not_found("user does not exist").into())
+}
+
+/// Takes user `id`'s row for an admin's change (update_user, suspend,
+/// reactivate, delete) without waiting: a user's own open transaction must
+/// never delay an admin's action on them. Credential changes no longer lock
+/// the user's row (an advisory lock serializes them, `credentials::lock_owner`)
+/// and foreign-key share locks do not conflict with this one, so the row is
+/// free unless another transaction is itself changing the user; then the
+/// answer is 55P03 at once ("retry"), never an indefinite wait.
+fn take_user_row(id: [u8; 16]) -> PgResult<()> {
+    let got = spi::column_mut::<bool>(
+        "select true from identity.users where id = $1 for no key update skip locked",
+        &[uuid(id).into()],
+    )?;
+    if got.is_empty() {
+        return Err(IdentityError::new(Kind::Busy, "the user is being changed by another transaction")
+            .hint("retry when it has ended")
+            .into());
+    }
+    Ok(())
 }
 
 fn audit_user(s: &Subject, org: Option<[u8; 16]>, action: &'static str, id: [u8; 16], details: Value) -> PgResult<()> {
@@ -242,6 +262,7 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
     }
     let fields: Vec<&String> = changes.as_object().expect("checked").keys().collect();
     spi::privileged(|| {
+        take_user_row(id)?;
         if let Some(email) = changes.get("email").and_then(Value::as_str) {
             let taken = spi::one::<bool>(
                 "select true from identity.users where lower(email) = lower($1) and id <> $2",
@@ -282,7 +303,14 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
             &[uuid(id).into(), JsonB(changes.clone()).into()],
         )?
         .ok_or_else(|| authz::not_found("user does not exist"))?;
-        audit_user(&s, org, "user.updated", id, json!({"fields": fields}))?;
+        // A move between organizations takes the user's credentials along
+        // (tokens, usage and the subscription follow the user's row).
+        let mut details = json!({"fields": fields});
+        if let Some(v) = changes.get("organization_id") {
+            let moved = crate::api::credentials::follow_owner(id, v.as_str().and_then(uuid_bytes))?;
+            details["credentials_moved"] = json!(moved);
+        }
+        audit_user(&s, org, "user.updated", id, details)?;
         if let Some(st) = changes.get("status").and_then(Value::as_str) {
             spi::event(if st == "active" { "user.reactivated" } else { "user.suspended" }, Some(uuid(id)), org.map(uuid),
                        json!({"user_id": uuid_text(&id), "status": st}))?;
@@ -299,6 +327,7 @@ fn set_status(user_id: Option<Uuid>, suspend: bool, reason: Option<&str>) -> PgR
     let (rel, org) = relation_to(&s, id)?;
     authz::may_administer_user(rel)?;
     spi::privileged(|| {
+        take_user_row(id)?;
         if suspend {
             spi::run(
                 "update identity.users set status = 'suspended', status_reason = $2, tokens_valid_after = now(), \
@@ -334,6 +363,9 @@ fn reactivate_user(user_id: Option<Uuid>) -> PgResult<()> {
 /// Deletes a user: their API tokens, credentials (ciphertext included),
 /// overrides and subscription go with the row; a tombstone keeps every JWT
 /// issued to them refused; the audit trail stays. Org admin or system.
+/// Never waits for the user's own open transaction: when it holds rows the
+/// deletion removes, the user is disabled (status_reason `deleted`, every
+/// token refused) at once and the rows go at the next delete_user call.
 #[pg_extern(schema = "identity", volatile)]
 fn delete_user(user_id: Option<Uuid>) -> PgResult<()> {
     let s = actor::subject()?;
@@ -354,7 +386,23 @@ fn delete_user(user_id: Option<Uuid>) -> PgResult<()> {
             "insert into identity.deleted_users (id, deleted_by) values ($1, $2) on conflict do nothing",
             &[uuid(id).into(), s.id().map(uuid).into()],
         )?;
-        spi::run("delete from identity.users where id = $1", &[uuid(id).into()])?;
+        take_user_row(id)?;
+        let free = spi::one::<bool>(include_str!("../../sql/queries/user_rows_unlocked.sql"), &[uuid(id).into()])?
+            .unwrap_or(false);
+        let mut counts = counts;
+        if free {
+            spi::run("delete from identity.users where id = $1", &[uuid(id).into()])?;
+        } else {
+            // Rows the user's own open transaction holds: removing them would
+            // wait for it. Disabled now (every token refused from this
+            // commit on, as a deletion would), removed by the next call.
+            spi::run(
+                "update identity.users set status = 'disabled', status_reason = 'deleted', \
+                        tokens_valid_after = now(), updated_at = now() where id = $1",
+                &[uuid(id).into()],
+            )?;
+            counts["deferred"] = json!(true);
+        }
         audit_user(&s, org, "user.deleted", id, counts)?;
         spi::event("user.deleted", Some(uuid(id)), org.map(uuid), json!({"user_id": uuid_text(&id)}))
     })

@@ -22,6 +22,9 @@ pub enum Kind {
     Duplicate,
     /// 55000: the extension is not configured for this (e.g. missing key).
     NotConfigured,
+    /// 55P03: a row another transaction is changing; answered at once
+    /// instead of waiting for it.
+    Busy,
 }
 
 impl Kind {
@@ -34,6 +37,7 @@ impl Kind {
             Kind::NotFound => "P0002",
             Kind::Duplicate => "23505",
             Kind::NotConfigured => "55000",
+            Kind::Busy => "55P03",
         }
     }
 }
@@ -109,6 +113,7 @@ mod tests {
             (Kind::NotFound, "P0002"),
             (Kind::Duplicate, "23505"),
             (Kind::NotConfigured, "55000"),
+            (Kind::Busy, "55P03"),
         ];
         for (k, s) in cases {
             assert_eq!(k.sqlstate(), s);

@@ -1,0 +1,98 @@
+"""A user's own open transaction never delays an admin's action on that
+user (issue 13): two connections, the user's transaction left open after a
+credential change, an admin suspending, updating and deleting the user
+under a 2 s statement_timeout (the old row lock made each wait forever)."""
+import json
+import time
+
+import psycopg
+import pytest
+
+from conftest import fresh_database, server
+
+DB = "locks_interop"
+
+
+@pytest.fixture(scope="module")
+def admin():
+    with fresh_database(DB) as c:
+        c.execute("do $$ begin create role authenticated nologin; exception when duplicate_object then null; end $$")
+        c.execute("select identity.grant_access('authenticated', 'user')")
+        c.execute("set statement_timeout = '2s'")
+        yield c
+
+
+def new_user(admin, name):
+    (p,) = admin.execute("select identity.provision_user(%s, %s)", [f"idp|{name}", f"{name}@locks.test"]).fetchone()
+    return p["user"]["id"], p["api_token"]
+
+
+def as_user_open(uid):
+    """A connection acting as `uid` inside an open transaction."""
+    c = psycopg.connect(**server(DB))
+    c.execute("set local role authenticated")
+    c.execute("select set_config('request.jwt.claims', %s, true)", [json.dumps({"sub": uid, "role": "authenticated"})])
+    return c
+
+
+def timed(admin, sql, args):
+    t0 = time.monotonic()
+    admin.execute(sql, args)
+    return time.monotonic() - t0
+
+
+@pytest.mark.parametrize("change", ["update_credential", "create_credential", "record_usage", "api_token_used"])
+def test_admin_actions_do_not_wait_for_the_users_transaction(admin, change):
+    uid, token = new_user(admin, f"locked-{change}")
+    (cred,) = admin.execute("select identity.create_system_credential(%s, 'openrouter', 'sk-or-v1-locks-0001', 100)->>'id'",
+                            [uid]).fetchone()
+    own = as_user_open(uid)
+    (own_cred,) = own.execute("select identity.create_credential('anthropic', 'own', 'sk-locks-own-0003')->>'id'").fetchone()
+    own.commit()
+    own.close()
+    user = as_user_open(uid)
+    try:
+        if change == "update_credential":
+            user.execute("select identity.update_credential(%s, '{\"credit_limit\": 50}')", [own_cred])
+        elif change == "create_credential":
+            user.execute("select identity.create_credential('openai', 'mine', 'sk-locks-own-0002', true)")
+        elif change == "record_usage":
+            user.execute("select identity.record_credential_usage(%s, 1.5)", [cred])
+        else:
+            user.execute("select identity.verify_api_token(%s)", [token])  # writes last_used_at
+        # The admin acts while that transaction is open: none of these waits.
+        assert timed(admin, "select identity.update_user(%s, '{\"description\": \"audited\"}')", [uid]) < 1
+        assert timed(admin, "select identity.suspend_user(%s, 'locks')", [uid]) < 1
+        assert timed(admin, "select identity.reactivate_user(%s)", [uid]) < 1
+        assert timed(admin, "select identity.delete_user(%s)", [uid]) < 1
+        # Deleted for every check at once, whatever the open transaction does.
+        with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
+            admin.execute("select identity.verify_api_token(%s)", [token])
+        user.commit()
+    finally:
+        user.close()
+    # The next call removes what the open transaction held.
+    admin.execute("select identity.delete_user(%s)", [uid])
+    (n,) = admin.execute("select count(*) from identity.users where id = %s", [uid]).fetchone()
+    assert n == 0
+    (n,) = admin.execute("select count(*) from identity.credentials where user_id = %s", [uid]).fetchone()
+    assert n == 0
+
+
+def test_a_user_changing_their_own_row_gets_an_answer_not_a_wait(admin):
+    """If the user's open transaction changes their own row (a profile
+    update), the admin's change cannot take the row: 55P03 at once."""
+    uid, token = new_user(admin, "self-edit")
+    user = as_user_open(uid)
+    try:
+        user.execute("select identity.update_user(%s, '{\"first_name\": \"Me\"}')", [uid])
+        t0 = time.monotonic()
+        with pytest.raises(psycopg.errors.LockNotAvailable, match="another transaction"):
+            admin.execute("select identity.suspend_user(%s)", [uid])
+        assert time.monotonic() - t0 < 1
+        user.rollback()
+    finally:
+        user.close()
+    admin.execute("select identity.suspend_user(%s)", [uid])
+    with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
+        admin.execute("select identity.verify_api_token(%s)", [token])
