@@ -205,6 +205,10 @@ CASES = [
     ("update_user status", "select identity.update_user({target}, '{{\"status\": \"disabled\"}}')", True, ADMIN_ON_USER),
     ("update_user organization", "select identity.update_user({target}, '{{\"organization_id\": null}}')", True,
      r("ok", "42501", "P0002", "42501", "P0002", "P0002", "42501", *WRITE)),
+    # An org admin who could relabel a member as a service user could then
+    # mint that member's tokens: system only.
+    ("update_user make service user", "select identity.update_user({target}, '{{\"is_service_user\": true}}')", True,
+     r("ok", "42501", "P0002", "42501", "P0002", "P0002", "42501", *WRITE)),
     ("suspend_user", "select identity.suspend_user({target}, 'matrix')", True, ADMIN_ON_USER),
     ("reactivate_user", "select identity.reactivate_user({target})", True, ADMIN_ON_USER),
     ("delete_user", "select identity.delete_user({target})", True, ADMIN_ON_USER),

@@ -138,6 +138,7 @@ pub fn verify_checks<C: Claims>(
     audience: Option<&str>,
     parse: impl FnOnce(jwt::Payload) -> Result<C, String>,
 ) -> Result<(Vec<Check>, Option<C>), IdentityError> {
+    audience_arg(audience)?;
     let (checks, claims) = with_cfg(audience, |cfg| jwt::check_with(token, cfg, resolver(cfg.now), parse))?;
     // Every check listed (explain_jwt): the user's row probed.
     let user = |_: &crate::cache::Fresh, id| heap::token_state(id, unsafe { pgrx::pg_sys::GetActiveSnapshot() });
@@ -147,6 +148,7 @@ pub fn verify_checks<C: Claims>(
 /// verify_checks for verify_jwt and try_verify_jwt: the payload as jsonb,
 /// and HS256 signatures remembered (see `SIGNATURES`).
 pub fn verify_jsonb(token: &str, audience: Option<&str>) -> Result<(Vec<Check>, Option<Verified>), IdentityError> {
+    audience_arg(audience)?;
     jwt::prefetch(token);
     let sig = signature_of(token).filter(|_| gucs::jwt_cache_size() > 0);
     let (checks, claims) = with_cfg(audience, |cfg| match sig.and_then(|sig| remembered(token, sig)) {
@@ -167,6 +169,14 @@ pub fn verify_jsonb(token: &str, audience: Option<&str>) -> Result<(Vec<Check>, 
     })?;
     // Only a user the checks can refuse is looked at (cache.rs).
     Ok(stateful_checks(checks, claims, crate::cache::Fresh::user_token_state))
+}
+
+/// An audience argument: at most 255 bytes (22023), like a jti.
+fn audience_arg(audience: Option<&str>) -> Result<(), IdentityError> {
+    match audience {
+        Some(a) if a.len() > 255 => Err(IdentityError::invalid("audience must be at most 255 bytes").detail(format!("{} bytes", a.len()))),
+        _ => Ok(()),
+    }
 }
 
 /// The settings a verification reads, once per call, in place (no copies).

@@ -260,6 +260,11 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
     if changes.get("user_role").and_then(Value::as_str) == Some("system") && rel != Relation::System {
         return Err(authz::forbidden("only system may give the system role").into());
     }
+    if changes.get("is_service_user").and_then(Value::as_bool) == Some(true)
+        && !heap::user_state(id).is_some_and(|u| u.row.is_service_user)
+    {
+        authz::may_make_service_user(rel)?;
+    }
     let fields: Vec<&String> = changes.as_object().expect("checked").keys().collect();
     spi::privileged(|| {
         take_user_row(id)?;

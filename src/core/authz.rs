@@ -170,6 +170,18 @@ pub fn may_set(r: Relation, class: FieldClass) -> bool {
     }
 }
 
+/// Making a human into a service user (update_user `is_service_user` true on
+/// a user who is not one): system only. An org admin may mint tokens for the
+/// organization's service users (`may_mint_for`), so letting it relabel a
+/// member would let it mint a token that acts as that member.
+pub fn may_make_service_user(r: Relation) -> Result<()> {
+    match r {
+        Relation::System => Ok(()),
+        _ => Err(forbidden("only system may make a user a service user")
+            .hint("create a service user with create_service_user")),
+    }
+}
+
 /// Credentials (API.md section 7): how the actor stands to one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CredentialFacts {
@@ -294,6 +306,14 @@ mod tests {
         assert!(may_mint_for(&Subject::System, Relation::System, U1, false, "x").is_ok());
         let other = user(U3, B, true);
         assert_eq!(may_mint_for(&other, r(&other, U1), U1, true, "x").unwrap_err().sqlstate(), "P0002");
+    }
+
+    #[test]
+    fn only_system_makes_a_member_a_service_user() {
+        assert!(may_make_service_user(Relation::System).is_ok());
+        for r in [Relation::OrgAdmin, Relation::Myself, Relation::Stranger] {
+            assert_eq!(may_make_service_user(r).unwrap_err().sqlstate(), "42501", "{r:?}");
+        }
     }
 
     #[test]

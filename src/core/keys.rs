@@ -120,12 +120,17 @@ impl VerifyingKey {
         Ok(match alg {
             Alg::Es256 => {
                 let (x, y) = (field("x")?, field("y")?);
-                if x.len() != 32 || y.len() != 32 {
+                // RFC 7518 wants both coordinates at full length (32 bytes);
+                // some encoders (PyJWT before 2.10) drop leading zero bytes,
+                // about one key in 128. Such a coordinate is the same number:
+                // left-padded, then the point is validated as any other.
+                if !(1..=32).contains(&x.len()) || !(1..=32).contains(&y.len()) {
                     return Err(bad());
                 }
-                let mut sec1 = vec![4u8];
-                sec1.extend_from_slice(&x);
-                sec1.extend_from_slice(&y);
+                let mut sec1 = vec![0u8; 65];
+                sec1[0] = 4;
+                sec1[33 - x.len()..33].copy_from_slice(&x);
+                sec1[65 - y.len()..].copy_from_slice(&y);
                 // Validates the point once; ring re-checks it per call cheaply.
                 p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| bad())?;
                 VerifyingKey::Es256(sec1)
@@ -203,6 +208,31 @@ mod tests {
         let sig = SigningKey::from_pkcs8(Alg::Es256, &der_e).unwrap().sign(b"m", &mut rng);
         assert!(!VerifyingKey::from_jwk(Alg::Es256, &jwk_e2).unwrap().verify(b"m", &sig));
         assert!(VerifyingKey::from_jwk(Alg::EdDsa, &jwk_e2).is_err(), "an EC JWK is not an Ed25519 key");
+    }
+
+    #[test]
+    fn es256_coordinates_without_leading_zeros_are_the_same_key() {
+        // Find a key whose x or y starts with a zero byte (about 1 in 128).
+        let mut rng = StdRng::seed_from_u64(7);
+        for i in 0..5000 {
+            let (der, jwk) = generate(Alg::Es256, "z", &mut rng);
+            let coord = |k: &str| URL_SAFE_NO_PAD.decode(jwk[k].as_str().unwrap()).unwrap();
+            let Some(k) = ["x", "y"].into_iter().find(|k| coord(k)[0] == 0) else { continue };
+            let full = coord(k);
+            let mut short = jwk.clone();
+            let trimmed: Vec<u8> = full.iter().copied().skip_while(|b| *b == 0).collect();
+            short.insert(k.into(), json!(URL_SAFE_NO_PAD.encode(&trimmed)));
+            let sig = SigningKey::from_pkcs8(Alg::Es256, &der).unwrap().sign(b"m", &mut rng);
+            assert!(VerifyingKey::from_jwk(Alg::Es256, &short).unwrap().verify(b"m", &sig), "key {i}");
+            // Longer than the curve's 32 bytes: refused.
+            let mut long = jwk.clone();
+            let mut padded = vec![0u8];
+            padded.extend_from_slice(&full);
+            long.insert(k.into(), json!(URL_SAFE_NO_PAD.encode(&padded)));
+            assert!(VerifyingKey::from_jwk(Alg::Es256, &long).is_err());
+            return;
+        }
+        panic!("no key with a leading zero coordinate in 5000");
     }
 
     #[test]
