@@ -20,4 +20,4 @@ bash bench/authenticate.sh
 echo "== RLS helpers per row (bench/rls.sh)"
 bash bench/rls.sh
 echo "== core (criterion)"
-cargo bench --bench core -- --noplot 2>&1 | grep -E '^[a-z].*|time:' || true
+cargo bench -p identity-core --bench core -- --noplot 2>&1 | grep -E '^[a-z].*|time:' || true

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh Debian 12 machine (README: "Test").
 # Layers, each ending in its own summary line:
-#   1. core unit tests        plain `cargo test` on src/core (no Postgres)
+#   1. core unit tests        `cargo test -p identity-core` (crates/identity-core: no pgrx, no Postgres)
 #   2. #[pg_test]             `cargo pgrx test` in a cluster run as $IDENTITY_OS_USER
 #   3. SQL scenario suite     pg_test/ (pg_regress, real roles, installed extension)
 #   4. interop                interop/ (psycopg + jsonschema, as Supabase Auth calls the hook)
@@ -24,9 +24,9 @@ count() { # sums "N passed; M failed" / "N passed, M failed" lines of a log
     passed=$((passed + p)); failed=$((failed + f))
 }
 
-echo "== 1/5 core unit tests (cargo test, no Postgres)"
+echo "== 1/5 core unit tests (cargo test -p identity-core, no Postgres)"
 status=0
-cargo test --lib core:: 2>&1 | tee "$logs/core.log" || status=1
+cargo test -p identity-core 2>&1 | tee "$logs/core.log" || status=1
 count "$logs/core.log"
 
 echo "== 2/5 #[pg_test] (cargo pgrx test pg15)"

@@ -20,17 +20,41 @@ pub fn sqlerrcode(kind: Kind) -> PgSqlErrorCode {
     }
 }
 
-impl From<IdentityError> for ErrorReport {
+/// A domain error as the Postgres error pgrx raises (the core crate knows
+/// nothing of pgrx, so this is a function, not a `From`).
+#[track_caller]
+pub fn report(e: IdentityError) -> ErrorReport {
+    let mut r = ErrorReport::new(sqlerrcode(e.kind), e.message, "identity");
+    if let Some(d) = e.detail {
+        r = r.set_detail(d);
+    }
+    if let Some(h) = e.hint {
+        r = r.set_hint(h);
+    }
+    r
+}
+
+/// `?` for core results in glue that returns `PgResult`: `.pg()?`.
+pub trait Pg<T> {
+    fn pg(self) -> PgResult<T>;
+}
+
+/// `IdentityError::...(...).pg_error()` where an `ErrorReport` is wanted.
+pub trait PgError {
+    fn pg_error(self) -> ErrorReport;
+}
+
+impl PgError for IdentityError {
     #[track_caller]
-    fn from(e: IdentityError) -> Self {
-        let mut r = ErrorReport::new(sqlerrcode(e.kind), e.message, "identity");
-        if let Some(d) = e.detail {
-            r = r.set_detail(d);
-        }
-        if let Some(h) = e.hint {
-            r = r.set_hint(h);
-        }
-        r
+    fn pg_error(self) -> ErrorReport {
+        report(self)
+    }
+}
+
+impl<T> Pg<T> for Result<T, IdentityError> {
+    #[track_caller]
+    fn pg(self) -> PgResult<T> {
+        self.map_err(report)
     }
 }
 

@@ -13,7 +13,9 @@ use pgrx::prelude::*;
 
 pub mod api;
 pub mod cache;
-pub mod core;
+/// The pure core, a workspace crate of its own (crates/identity-core): no
+/// pgrx, so `cargo test -p identity-core` needs no Postgres.
+pub use identity_core as core;
 pub mod error;
 pub mod gucs;
 pub mod heap;

@@ -7,6 +7,7 @@
 //!
 //! Errors from Postgres are never swallowed: they propagate as `ErrorReport`.
 
+use crate::error::Pg;
 use crate::error::{spi as spi_err, PgResult};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
@@ -85,7 +86,7 @@ pub fn role_exists(role: &str) -> PgResult<bool> {
 pub fn run_for_role(template: &str, role: &str) -> PgResult<()> {
     let c = CString::new(role).map_err(|_| {
         crate::core::error::IdentityError::invalid("role name contains a NUL byte")
-    })?;
+    }).pg()?;
     // SAFETY: quote_identifier returns its argument or a palloc'd copy; both
     // live until we copy them out below.
     let quoted = unsafe { CStr::from_ptr(pg_sys::quote_identifier(c.as_ptr())) }

@@ -2,6 +2,7 @@
 //! same cached claims view as the RLS helpers (`rls::view`): claims pinned
 //! by identity.authenticate first, else request.jwt.claims in `request` mode.
 
+use crate::error::{Pg, PgError};
 use crate::core::actor::{self, Actor};
 use crate::core::authz::{Caller, Subject};
 use crate::core::claims::uuid_bytes;
@@ -40,19 +41,19 @@ pub fn subject() -> PgResult<Subject> {
         Actor::System if caller_is_admin_level()? => Ok(Subject::System),
         Actor::System => Err(IdentityError::new(Kind::Forbidden, "no user in the request claims")
             .hint("set request.jwt.claims (or call identity.authenticate) with a user's token; only the admin level acts as system")
-            .into()),
+            .pg_error()),
         Actor::Anon => Err(IdentityError::new(Kind::Forbidden, "the request claims name no user")
             .hint("sign in: the claims need a sub that is a user id")
-            .into()),
+            .pg_error()),
         Actor::User { sub, scopes } => {
             let id = uuid_bytes(&sub).expect("canonical uuid");
             let u = heap::user_state(id).ok_or_else(|| {
                 IdentityError::unauthenticated("the request's user does not exist")
-            })?;
+            }).pg()?;
             if u.row.status != "active" {
                 return Err(IdentityError::unauthenticated("the request's user is not active")
                     .detail(format!("user {}", u.row.status))
-                    .into());
+                    .pg_error());
             }
             let org = u.row.organization_id.as_deref().and_then(uuid_bytes);
             let kind = match view.kind {

@@ -2,6 +2,7 @@
 //! API.md sections 2 and 9. Everything else stays revoked from PUBLIC
 //! (sql/grants.sql).
 
+use crate::error::{Pg, PgError};
 use crate::core::error::{IdentityError, Kind};
 use crate::error::PgResult;
 use crate::spi;
@@ -119,17 +120,17 @@ pub fn functions_for(level: &str) -> Option<Vec<&'static str>> {
 #[pg_extern(schema = "identity", volatile, parallel_unsafe)]
 fn grant_access(role: Option<&str>, level: Option<&str>) -> PgResult<()> {
     if !unsafe { pg_sys::superuser() } {
-        return Err(IdentityError::new(Kind::Forbidden, "only a superuser may grant access").into());
+        return Err(IdentityError::new(Kind::Forbidden, "only a superuser may grant access").pg_error());
     }
-    let role = role.filter(|r| !r.is_empty()).ok_or_else(|| IdentityError::invalid("role is required"))?;
-    let level = level.ok_or_else(|| IdentityError::invalid("level is required"))?;
+    let role = role.filter(|r| !r.is_empty()).ok_or_else(|| IdentityError::invalid("role is required")).pg()?;
+    let level = level.ok_or_else(|| IdentityError::invalid("level is required")).pg()?;
     let functions = functions_for(level).ok_or_else(|| {
         IdentityError::invalid("unknown access level")
             .detail(format!("level {level:?}"))
             .hint("use one of: hook, user, admin")
-    })?;
+    }).pg()?;
     if !spi::role_exists(role)? {
-        return Err(IdentityError::new(Kind::NotFound, "role does not exist").detail(format!("role {role:?}")).into());
+        return Err(IdentityError::new(Kind::NotFound, "role does not exist").detail(format!("role {role:?}")).pg_error());
     }
     spi::run_for_role("grant usage on schema identity to {role}", role)?;
     for f in &functions {

@@ -11,6 +11,7 @@
 //! Pass secrets as bound parameters (any driver's `$1`), not as literals in
 //! the query text: Postgres may log a failing statement's text.
 
+use crate::error::{Pg, PgError};
 use crate::api::actor;
 use crate::api::jwt::new_uuid;
 use crate::api::keys::encryption_key;
@@ -71,16 +72,16 @@ pub fn follow_owner(user: [u8; 16], new_org: Option<[u8; 16]>) -> PgResult<usize
     if ids.is_empty() {
         return Ok(0);
     }
-    let key = encryption_key()?;
+    let key = encryption_key().pg()?;
     for id in &ids {
         pgrx::check_for_interrupts!();
         let id_text = uuid_text(id.as_bytes());
         let old = spi::one::<Uuid>("select organization_id from identity.credentials where id = $1", &[(*id).into()])?
             .map(|o| uuid_text(o.as_bytes()));
         let sealed = spi::one::<Vec<u8>>("select ciphertext from identity.credentials where id = $1", &[(*id).into()])?
-            .ok_or_else(|| authz::not_found("credential does not exist"))?;
-        let plain = aead::open(&key, &sealed, &rules::credential_aad(&id_text, old.as_deref()))?;
-        let secret = String::from_utf8(plain).map_err(|_| IdentityError::not_configured("secret cannot be decrypted"))?;
+            .ok_or_else(|| authz::not_found("credential does not exist")).pg()?;
+        let plain = aead::open(&key, &sealed, &rules::credential_aad(&id_text, old.as_deref())).pg()?;
+        let secret = String::from_utf8(plain).map_err(|_| IdentityError::not_configured("secret cannot be decrypted")).pg()?;
         let new_text = new.map(|o| uuid_text(o.as_bytes()));
         let resealed = seal(&key, &id_text, new_text.as_deref(), &secret);
         spi::run(
@@ -127,23 +128,23 @@ fn authorize(s: &Subject, id: Uuid, op: CredentialOp) -> PgResult<CredentialFact
             lock_owner(owner)?;
         }
     }
-    let f = facts(id, op != CredentialOp::Read)?.ok_or_else(|| authz::not_found("credential does not exist"))?;
-    authz::may_credential(s, &f, op)?;
+    let f = facts(id, op != CredentialOp::Read)?.ok_or_else(|| authz::not_found("credential does not exist")).pg()?;
+    authz::may_credential(s, &f, op).pg()?;
     Ok(f)
 }
 
 fn credential(id: Uuid) -> PgResult<Value> {
     spi::one::<JsonB>(concat!("select ", credential_json!(), " from identity.credentials c where c.id = $1"), &[id.into()])?
         .map(|j| j.0)
-        .ok_or_else(|| authz::not_found("credential does not exist").into())
+        .ok_or_else(|| authz::not_found("credential does not exist").pg_error())
 }
 
 /// The actor, checked for `scope`, and the required credential id: how
 /// every function on one credential starts.
 fn caller_on(credential_id: Option<Uuid>, scope: &'static str) -> PgResult<(Subject, Uuid)> {
     let s = actor::subject()?;
-    authz::require_scope(&s, scope)?;
-    Ok((s, required(credential_id, "credential_id is required")?))
+    authz::require_scope(&s, scope).pg()?;
+    Ok((s, required(credential_id, "credential_id is required").pg()?))
 }
 
 fn audit(s: &Subject, f: &CredentialFacts, action: &'static str, id: Uuid, details: Value) -> PgResult<()> {
@@ -190,13 +191,13 @@ struct NewCredential<'a> {
 }
 
 fn insert(s: &Subject, n: NewCredential) -> PgResult<Value> {
-    rules::check_provider(n.provider)?;
-    check_name(Some(n.name), "name must be 1 to 200 characters", 200)?;
-    rules::check_secret(n.secret)?;
+    rules::check_provider(n.provider).pg()?;
+    check_name(Some(n.name), "name must be 1 to 200 characters", 200).pg()?;
+    rules::check_secret(n.secret).pg()?;
     if let Some(l) = &n.credit_limit {
-        amount_arg(l, "credit_limit must be a finite number >= 0")?;
+        amount_arg(l, "credit_limit must be a finite number >= 0").pg()?;
     }
-    let key = encryption_key()?;
+    let key = encryption_key().pg()?;
     let id_text = new_uuid();
     let id = Uuid::from_bytes(uuid_bytes(&id_text).expect("uuid"));
     let org_text = n.org.map(|o| uuid_text(&o));
@@ -222,7 +223,7 @@ fn insert(s: &Subject, n: NewCredential) -> PgResult<Value> {
         if inserted.is_none() {
             return Err(IdentityError::duplicate("a credential with this provider and name already exists")
                 .hint("choose another name, or update the existing credential")
-                .into());
+                .pg_error());
         }
         if n.is_default {
             make_default(n.owner, id)?;
@@ -244,18 +245,18 @@ fn create_credential(
     credit_limit: default!(Option<AnyNumeric>, "NULL"),
 ) -> PgResult<JsonB> {
     let s = actor::subject()?;
-    authz::require_scope(&s, "credentials:write")?;
+    authz::require_scope(&s, "credentials:write").pg()?;
     let Subject::User(me) = &s else {
         return Err(IdentityError::invalid("system has no credentials of its own")
             .hint("use identity.create_system_credential(user_id, provider, secret)")
-            .into());
+            .pg_error());
     };
     insert(&s, NewCredential {
         owner: me.id,
         org: me.org,
-        provider: required(provider, "provider is required")?,
-        name: required(name, "name is required")?,
-        secret: required(secret, "secret is required")?,
+        provider: required(provider, "provider is required").pg()?,
+        name: required(name, "name is required").pg()?,
+        secret: required(secret, "secret is required").pg()?,
         is_default: is_default.unwrap_or(false),
         is_system: false,
         credit_limit,
@@ -275,9 +276,9 @@ fn create_system_credential(
     credit_limit: default!(Option<AnyNumeric>, "NULL"),
 ) -> PgResult<JsonB> {
     let s = actor::subject()?;
-    authz::require_system(&s, "only system may create system credentials")?;
-    let user = required(user_id, "user_id is required")?;
-    let org = crate::api::users::target(*user.as_bytes()).ok_or_else(|| authz::not_found("user does not exist"))?;
+    authz::require_system(&s, "only system may create system credentials").pg()?;
+    let user = required(user_id, "user_id is required").pg()?;
+    let org = crate::api::users::target(*user.as_bytes()).ok_or_else(|| authz::not_found("user does not exist")).pg()?;
     let has_default = spi::privileged(|| {
         spi::one::<bool>("select true from identity.credentials where user_id = $1 and is_default", &[user.into()])
     })?
@@ -285,9 +286,9 @@ fn create_system_credential(
     let c = insert(&s, NewCredential {
         owner: *user.as_bytes(),
         org,
-        provider: required(provider, "provider is required")?,
+        provider: required(provider, "provider is required").pg()?,
         name: "system",
-        secret: required(secret, "secret is required")?,
+        secret: required(secret, "secret is required").pg()?,
         is_default: !has_default,
         is_system: true,
         credit_limit,
@@ -308,7 +309,7 @@ fn create_system_credential(
 #[pg_extern(schema = "identity", volatile)]
 fn list_credentials() -> Result<SetOfIterator<'static, JsonB>, ErrorReport> {
     let s = actor::subject()?;
-    authz::require_scope(&s, "credentials:read")?;
+    authz::require_scope(&s, "credentials:read").pg()?;
     let rows = spi::privileged(|| {
         let rows = spi::column::<JsonB>(
             concat!("select ", credential_json!(), " from identity.credentials c \
@@ -339,9 +340,9 @@ fn get_credential(credential_id: Option<Uuid>) -> PgResult<JsonB> {
 #[pg_extern(schema = "identity", volatile)]
 fn update_credential(credential_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<JsonB> {
     let (s, id) = caller_on(credential_id, "credentials:write")?;
-    let changes = required(changes, "changes is required")?.bounded("changes is too large or too deeply nested")?;
-    let m = rules::check_credential_changes(&changes)?;
-    let key = if m.contains_key("secret") { Some(encryption_key()?) } else { None };
+    let changes = required(changes, "changes is required").pg()?.bounded("changes is too large or too deeply nested").pg()?;
+    let m = rules::check_credential_changes(&changes).pg()?;
+    let key = if m.contains_key("secret") { Some(encryption_key().pg()?) } else { None };
     let fields: Vec<&String> = m.keys().collect();
     spi::privileged(|| {
         let f = authorize(&s, id, CredentialOp::Change)?;
@@ -369,7 +370,7 @@ fn update_credential(credential_id: Option<Uuid>, changes: Option<RawJsonb>) -> 
             &[id.into(), JsonB(Value::Object(public)).into(), sealed.into(), last4.into()],
         )?;
         if updated.is_none() {
-            return Err(IdentityError::duplicate("a credential with this provider and name already exists").into());
+            return Err(IdentityError::duplicate("a credential with this provider and name already exists").pg_error());
         }
         audit(&s, &f, "credential.updated", id, json!({"fields": fields}))?;
         credential(id).map(JsonB)
@@ -396,7 +397,7 @@ fn set_default_credential(credential_id: Option<Uuid>) -> PgResult<()> {
     spi::privileged(|| {
         let f = authorize(&s, id, CredentialOp::Change)?;
         if !f.enabled {
-            return Err(IdentityError::invalid("credential is disabled").hint("enable it first").into());
+            return Err(IdentityError::invalid("credential is disabled").hint("enable it first").pg_error());
         }
         make_default(f.owner, id)?;
         audit(&s, &f, "credential.default_set", id, json!({}))
@@ -407,7 +408,7 @@ fn set_default_credential(credential_id: Option<Uuid>) -> PgResult<()> {
 #[pg_extern(schema = "identity", volatile)]
 fn set_credential_enabled(credential_id: Option<Uuid>, enabled: Option<bool>) -> PgResult<()> {
     let (s, id) = caller_on(credential_id, "credentials:write")?;
-    let enabled = required(enabled, "enabled is required")?;
+    let enabled = required(enabled, "enabled is required").pg()?;
     spi::privileged(|| {
         let f = authorize(&s, id, CredentialOp::Change)?;
         spi::run(
@@ -423,14 +424,14 @@ fn set_credential_enabled(credential_id: Option<Uuid>, enabled: Option<bool>) ->
 #[pg_extern(schema = "identity", volatile)]
 fn reveal_credential_secret(credential_id: Option<Uuid>) -> PgResult<String> {
     let (s, id) = caller_on(credential_id, "credentials:reveal")?;
-    let key = encryption_key()?;
+    let key = encryption_key().pg()?;
     spi::privileged(|| {
         let f = authorize(&s, id, CredentialOp::Reveal)?;
         let sealed = spi::one::<Vec<u8>>("select ciphertext from identity.credentials where id = $1", &[id.into()])?
-            .ok_or_else(|| authz::not_found("credential does not exist"))?;
+            .ok_or_else(|| authz::not_found("credential does not exist")).pg()?;
         let org = f.org.map(|o| uuid_text(&o));
-        let plain = aead::open(&key, &sealed, &rules::credential_aad(&uuid_text(id.as_bytes()), org.as_deref()))?;
-        let text = String::from_utf8(plain).map_err(|_| IdentityError::not_configured("secret cannot be decrypted"))?;
+        let plain = aead::open(&key, &sealed, &rules::credential_aad(&uuid_text(id.as_bytes()), org.as_deref())).pg()?;
+        let text = String::from_utf8(plain).map_err(|_| IdentityError::not_configured("secret cannot be decrypted")).pg()?;
         audit(&s, &f, "credential.revealed", id, json!({}))?;
         Ok(text)
     })
@@ -443,10 +444,10 @@ fn reveal_credential_secret(credential_id: Option<Uuid>) -> PgResult<String> {
 #[pg_extern(schema = "identity", volatile)]
 fn record_credential_usage(credential_id: Option<Uuid>, amount: Option<AnyNumeric>, tokens: default!(Option<i64>, "NULL")) -> PgResult<()> {
     let (s, id) = caller_on(credential_id, "credentials:use")?;
-    let amount = required(amount, "amount is required")?;
-    amount_arg(&amount, "amount must be a finite number >= 0")?;
+    let amount = required(amount, "amount is required").pg()?;
+    amount_arg(&amount, "amount must be a finite number >= 0").pg()?;
     if tokens.is_some_and(|t| t < 0) {
-        return Err(IdentityError::invalid("tokens must be >= 0").into());
+        return Err(IdentityError::invalid("tokens must be >= 0").pg_error());
     }
     spi::privileged(|| {
         let f = authorize(&s, id, CredentialOp::Use)?;
@@ -466,7 +467,7 @@ fn record_credential_usage(credential_id: Option<Uuid>, amount: Option<AnyNumeri
             return Err(IdentityError::new(Kind::Forbidden, "credit limit reached")
                 .detail(format!("remaining credit {}", remaining.unwrap_or_default()))
                 .hint("raise credit_limit with update_credential, or use another credential")
-                .into());
+                .pg_error());
         }
         spi::run(
             "insert into identity.credential_usage (credential_id, user_id, amount, tokens) values ($1, $2, $3, $4)",
@@ -497,6 +498,6 @@ fn credential_usage(credential_id: Option<Uuid>) -> PgResult<JsonB> {
              from identity.credentials c where c.id = $1",
             &[id.into()],
         )?
-        .ok_or_else(|| authz::not_found("credential does not exist").into())
+        .ok_or_else(|| authz::not_found("credential does not exist").pg_error())
     })
 }

@@ -3,6 +3,7 @@
 //! user reads their own answers, an org admin those of their organization's
 //! users. Evaluation and status are `core::users`.
 
+use crate::error::{Pg, PgError};
 use crate::api::actor;
 use crate::api::users::relation_to;
 use crate::core::authz::{self, Subject};
@@ -72,10 +73,10 @@ fn subject_user(s: &Subject, user_id: Option<Uuid>) -> PgResult<Option<[u8; 16]>
     // A user's flags and subscription are theirs as their row is: a scoped
     // token needs users:read, as the table policies ask (checked before the
     // lookup, so the answer is the same for any id).
-    authz::require_scope(s, "users:read")?;
+    authz::require_scope(s, "users:read").pg()?;
     let Some(id) = user_id.map(|u| *u.as_bytes()).or(s.id()) else { return Ok(None) };
     let (rel, _) = relation_to(s, id)?;
-    authz::may_read_user(rel)?;
+    authz::may_read_user(rel).pg()?;
     Ok(Some(id))
 }
 
@@ -88,15 +89,15 @@ fn set_feature_flag(
     description: default!(Option<&str>, "NULL"),
 ) -> PgResult<()> {
     let s = actor::subject()?;
-    authz::require_system(&s, "only system may set feature flags")?;
-    let key = required(key, "key is required")?;
-    rules::check_flag_key(key)?;
-    let enabled = required(enabled, "enabled is required")?;
+    authz::require_system(&s, "only system may set feature flags").pg()?;
+    let key = required(key, "key is required").pg()?;
+    rules::check_flag_key(key).pg()?;
+    let enabled = required(enabled, "enabled is required").pg()?;
     let pct = rollout_percent.unwrap_or(100);
     if !(0..=100).contains(&pct) {
-        return Err(IdentityError::invalid("rollout_percent must be 0 to 100").into());
+        return Err(IdentityError::invalid("rollout_percent must be 0 to 100").pg_error());
     }
-    rules::check_name(description, "description must be 1 to 1000 characters", 1000)?;
+    rules::check_name(description, "description must be 1 to 1000 characters", 1000).pg()?;
     spi::privileged(|| {
         spi::run(
             "insert into identity.feature_flags (key, enabled, rollout_percent, description) values ($1, $2, $3, $4) \
@@ -113,14 +114,14 @@ fn set_feature_flag(
 #[pg_extern(schema = "identity", volatile)]
 fn set_feature_flag_override(key: Option<&str>, user_id: Option<Uuid>, enabled: Option<bool>) -> PgResult<()> {
     let s = actor::subject()?;
-    authz::require_system(&s, "only system may set feature flag overrides")?;
-    let key = required(key, "key is required")?;
-    rules::check_flag_key(key)?;
-    let user = required(user_id, "user_id is required")?;
+    authz::require_system(&s, "only system may set feature flag overrides").pg()?;
+    let key = required(key, "key is required").pg()?;
+    rules::check_flag_key(key).pg()?;
+    let user = required(user_id, "user_id is required").pg()?;
     relation_to(&s, *user.as_bytes())?;
     spi::privileged(|| {
         if spi::one::<bool>("select true from identity.feature_flags where key = $1", &[key.into()])?.is_none() {
-            return Err(authz::not_found("feature flag does not exist").hint("create it with identity.set_feature_flag").into());
+            return Err(authz::not_found("feature flag does not exist").hint("create it with identity.set_feature_flag").pg_error());
         }
         match enabled {
             Some(on) => spi::run(
@@ -153,6 +154,6 @@ fn feature_flags(user_id: default!(Option<Uuid>, "NULL")) -> PgResult<JsonB> {
 fn subscription_status(user_id: default!(Option<Uuid>, "NULL")) -> PgResult<JsonB> {
     let s = actor::subject()?;
     let user = subject_user(&s, user_id)?
-        .ok_or_else(|| IdentityError::invalid("user_id is required when there is no user in the request claims"))?;
+        .ok_or_else(|| IdentityError::invalid("user_id is required when there is no user in the request claims")).pg()?;
     subscription(user).map(JsonB)
 }

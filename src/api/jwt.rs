@@ -1,5 +1,6 @@
 //! Section 3 of API.md: JWTs.
 
+use crate::error::{Pg, PgError};
 use crate::core::claims::{parse_uuid, uuid_text, uuid_v4};
 use crate::core::error::{required, IdentityError, Kind};
 use crate::core::jwt::{self, Check, Claims, VerifyConfig};
@@ -91,9 +92,9 @@ enum Signer {
 }
 
 fn signer() -> PgResult<Signer> {
-    Ok(match crate::api::keys::active_signing_key()? {
+    Ok(match crate::api::keys::active_signing_key().pg()? {
         Some(k) => Signer::Key(k),
-        None => Signer::Secret(hmac_key()?),
+        None => Signer::Secret(hmac_key().pg()?),
     })
 }
 
@@ -108,7 +109,7 @@ fn issue(ttl: i64, fill_aud: bool, sign: impl FnOnce(&jwt::Standard) -> String) 
     if token.len() > jwt::MAX_TOKEN_BYTES {
         return Err(IdentityError::invalid("claims are too large")
             .detail(format!("token would be {} bytes, the limit is {}", token.len(), jwt::MAX_TOKEN_BYTES))
-            .into());
+            .pg_error());
     }
     Ok(token)
 }
@@ -362,10 +363,10 @@ pub fn refuse(checks: &[Check]) -> IdentityError {
 #[pg_extern(schema = "identity", volatile)]
 fn sign_jwt(claims: Option<RawJsonb>, ttl: default!(Option<Interval>, "NULL")) -> PgResult<String> {
     let Some(claims) = claims.filter(RawJsonb::is_object) else {
-        return Err(IdentityError::invalid("claims must be a JSON object").into());
+        return Err(IdentityError::invalid("claims must be a JSON object").pg_error());
     };
     let ttl = match ttl {
-        Some(i) => interval_seconds(&i, 366 * 86_400)?,
+        Some(i) => interval_seconds(&i, 366 * 86_400).pg()?,
         None => gucs::access_token_ttl(),
     };
     sign_jsonb(&claims, ttl)
@@ -387,7 +388,7 @@ fn sign_jsonb(claims: &RawJsonb, ttl: i64) -> PgResult<String> {
             let text = text.unwrap_or_else(|| claims.to_text().into_bytes());
             match serde_json::from_slice(&text) {
                 Ok(Value::Object(m)) => sign_claims(m, ttl, true),
-                _ => Err(IdentityError::invalid("claims must be a JSON object").into()),
+                _ => Err(IdentityError::invalid("claims must be a JSON object").pg_error()),
             }
         }
     }
@@ -398,12 +399,12 @@ fn sign_jsonb(claims: &RawJsonb, ttl: i64) -> PgResult<String> {
 /// defaults to identity.access_token_ttl (at most 1 day).
 #[pg_extern(schema = "identity", volatile)]
 fn issue_access_token(user_id: Option<pgrx::Uuid>, ttl: default!(Option<Interval>, "NULL")) -> PgResult<String> {
-    let id = required(user_id, "user_id is required")?;
+    let id = required(user_id, "user_id is required").pg()?;
     let ttl = match ttl {
-        Some(i) => interval_seconds(&i, 86_400)?,
+        Some(i) => interval_seconds(&i, 86_400).pg()?,
         None => gucs::access_token_ttl().min(86_400),
     };
-    let user = heap::user_state(*id.as_bytes()).ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist"))?;
+    let user = heap::user_state(*id.as_bytes()).ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist")).pg()?;
     let now = now_unix();
     let session = new_uuid();
     let audience = gucs::jwt_audience();
@@ -416,7 +417,7 @@ fn issue_access_token(user_id: Option<pgrx::Uuid>, ttl: default!(Option<Interval
         "issued",
         now,
     )
-    .ok_or_else(|| IdentityError::invalid("user is not active").detail(format!("user {}", user.row.status)))?;
+    .ok_or_else(|| IdentityError::invalid("user is not active").detail(format!("user {}", user.row.status))).pg()?;
     sign_claims(claims, ttl, false)
 }
 
@@ -424,10 +425,10 @@ fn issue_access_token(user_id: Option<pgrx::Uuid>, ttl: default!(Option<Interval
 #[pg_extern(schema = "identity", stable, parallel_safe)]
 fn verify_jwt(token: Option<&str>, audience: default!(Option<&str>, "NULL")) -> PgResult<Option<RawJsonb>> {
     let Some(token) = token else { return Ok(None) };
-    let (checks, claims) = verify_jsonb(token, audience)?;
+    let (checks, claims) = verify_jsonb(token, audience).pg()?;
     match claims {
         Some(c) => Ok(Some(c.jsonb)),
-        None => Err(refuse(&checks).into()),
+        None => Err(refuse(&checks).pg_error()),
     }
 }
 
@@ -442,7 +443,7 @@ fn try_verify_jwt(
 > {
     let row = match token {
         None => (false, None, Some("token is null".to_string())),
-        Some(t) => match verify_jsonb(t, audience)? {
+        Some(t) => match verify_jsonb(t, audience).pg()? {
             (_, Some(c)) => (true, Some(c.jsonb), None),
             (checks, None) => (false, None, jwt::first_refusal(&checks).map(|r| r.reason)),
         },
@@ -454,7 +455,7 @@ fn try_verify_jwt(
 /// payload: for troubleshooting.
 #[pg_extern(schema = "identity", stable, parallel_safe, strict)]
 fn explain_jwt(token: &str) -> PgResult<JsonB> {
-    let (checks, payload) = verify_checks(token, None, serde_claims)?;
+    let (checks, payload) = verify_checks(token, None, serde_claims).pg()?;
     let decoded = jwt::decode(token).ok();
     Ok(JsonB(json!({
         "valid": payload.is_some(),
@@ -469,8 +470,8 @@ fn explain_jwt(token: &str) -> PgResult<JsonB> {
 #[pg_extern(schema = "identity", volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn revoke_jwt(jti: Option<&str>, expires_at: Option<TimestampWithTimeZone>) -> PgResult<()> {
-    let jti = jti.filter(|j| !j.is_empty() && j.len() <= 255).ok_or_else(|| IdentityError::invalid("jti must be 1 to 255 characters"))?;
-    let expires_at = required(expires_at, "expires_at is required")?;
+    let jti = jti.filter(|j| !j.is_empty() && j.len() <= 255).ok_or_else(|| IdentityError::invalid("jti must be 1 to 255 characters")).pg()?;
+    let expires_at = required(expires_at, "expires_at is required").pg()?;
     spi::run(
         "insert into identity.revoked_jwts (jti, expires_at) values ($1, $2) \
          on conflict (jti) do update set expires_at = greatest(identity.revoked_jwts.expires_at, excluded.expires_at)",
@@ -491,7 +492,7 @@ fn revoke_jwt(jti: Option<&str>, expires_at: Option<TimestampWithTimeZone>) -> P
 #[pg_extern(schema = "identity", volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn revoke_session(session_id: Option<pgrx::Uuid>) -> PgResult<()> {
-    let sid = required(session_id, "session_id is required")?;
+    let sid = required(session_id, "session_id is required").pg()?;
     spi::run(
         "insert into identity.revoked_sessions (session_id) values ($1) on conflict (session_id) do nothing",
         &[sid.into()],
@@ -512,7 +513,7 @@ fn revoke_session(session_id: Option<pgrx::Uuid>) -> PgResult<()> {
 /// NULL in, NULL out; malformed or oversized input is 22023.
 #[pg_extern(schema = "identity", immutable, parallel_safe, strict)]
 fn decode_jwt(token: &str) -> PgResult<JsonB> {
-    let d = jwt::decode(token)?;
+    let d = jwt::decode(token).pg()?;
     Ok(JsonB(json!({ "header": Value::Object(d.header), "payload": Value::Object(d.payload) })))
 }
 

@@ -4,6 +4,7 @@
 //! (heap.rs) with per-backend caches of parsed keys; management functions are
 //! SECURITY DEFINER with a pinned search_path.
 
+use crate::error::{Pg, PgError};
 use crate::core::aead;
 use crate::core::error::{required, IdentityError, Kind};
 use crate::core::keys::{self, Alg, SigningKey, VerifyingKey};
@@ -114,11 +115,11 @@ fn audit(action: &'static str, kid: &str, details: Value) -> PgResult<()> {
 #[search_path(pg_catalog, pg_temp)]
 fn generate_signing_key(alg: default!(Option<&str>, "'ES256'")) -> PgResult<String> {
     // The SQL default is 'ES256'; an explicit NULL is a mistake, not a request.
-    let alg_name = required(alg, "alg is required")?;
+    let alg_name = required(alg, "alg is required").pg()?;
     let alg = Alg::parse(alg_name).ok_or_else(|| {
         IdentityError::invalid("unsupported signing algorithm").detail(format!("alg {alg_name:?}")).hint("use ES256, RS256 or EdDSA")
-    })?;
-    let enc = encryption_key()?;
+    }).pg()?;
+    let enc = encryption_key().pg()?;
     let mut kid_bytes = [0u8; 16];
     rand::RngCore::fill_bytes(&mut OsRng, &mut kid_bytes);
     let kid = URL_SAFE_NO_PAD.encode(kid_bytes);
@@ -139,11 +140,11 @@ fn generate_signing_key(alg: default!(Option<&str>, "'ES256'")) -> PgResult<Stri
 #[pg_extern(schema = "identity", volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn activate_signing_key(kid: Option<&str>) -> PgResult<()> {
-    let kid = required(kid, "kid is required")?;
+    let kid = required(kid, "kid is required").pg()?;
     let status = spi::column_mut::<String>("select status from identity.signing_keys where kid = $1 for update", &[kid.into()])?;
     match status.first().map(String::as_str) {
-        None => return Err(IdentityError::new(Kind::NotFound, "signing key does not exist").into()),
-        Some("retired") => return Err(IdentityError::invalid("a retired signing key cannot be activated again").into()),
+        None => return Err(IdentityError::new(Kind::NotFound, "signing key does not exist").pg_error()),
+        Some("retired") => return Err(IdentityError::invalid("a retired signing key cannot be activated again").pg_error()),
         _ => {}
     }
     spi::run(
@@ -161,7 +162,7 @@ fn activate_signing_key(kid: Option<&str>) -> PgResult<()> {
 #[pg_extern(schema = "identity", volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn retire_signing_key(kid: Option<&str>) -> PgResult<()> {
-    let kid = required(kid, "kid is required")?;
+    let kid = required(kid, "kid is required").pg()?;
     let found = spi::write_one::<String>(
         "update identity.signing_keys set status = 'retired', retired_at = coalesce(retired_at, now()), \
                 expires_at = coalesce(expires_at, now() + make_interval(secs => $2::float8)) \
@@ -169,7 +170,7 @@ fn retire_signing_key(kid: Option<&str>) -> PgResult<()> {
         &[kid.into(), (RETIRED_KEY_SECONDS as f64).into()],
     )?;
     if found.is_none() {
-        return Err(IdentityError::new(Kind::NotFound, "signing key does not exist").into());
+        return Err(IdentityError::new(Kind::NotFound, "signing key does not exist").pg_error());
     }
     audit("signing_key.retired", kid, json!({}))
 }

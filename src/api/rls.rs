@@ -6,6 +6,7 @@
 //! claims_source), so a per-row call is a counter comparison and a copy.
 //! Missing or malformed claims give NULL: policies fail closed.
 
+use crate::error::Pg;
 use crate::core::actor::{self, ClaimsView};
 use crate::gucs::{self, ClaimsSource};
 use pgrx::prelude::*;
@@ -234,7 +235,7 @@ fn verdict(token: &str) -> crate::error::PgResult<Verdict> {
     if token.starts_with(&prefix) && !token.contains('.') {
         return api_token_verdict(token);
     }
-    let (checks, claims) = crate::api::jwt::verify_jsonb(token, None)?;
+    let (checks, claims) = crate::api::jwt::verify_jsonb(token, None).pg()?;
     Ok(match claims {
         Some(v) => Ok(Authenticated { text: v.jsonb.to_text(), role: v.string("role").map(str::to_owned), jsonb: v.jsonb }),
         None => {
@@ -254,7 +255,7 @@ fn api_token_verdict(token: &str) -> crate::error::PgResult<Verdict> {
             let text = Value::Object(claims).to_string();
             let jsonb = RawJsonb::parse_text(text.as_bytes()).map_err(|e| {
                 crate::core::error::IdentityError::invalid("claims are not JSON").detail(e)
-            })?;
+            }).pg()?;
             Ok(Authenticated { text, jsonb, role })
         }
         // verify's errors are 28000 refusals (API tokens need no key).
@@ -334,8 +335,8 @@ extern "C-unwind" fn pre_request_guarded(refusal: &mut Option<crate::error::Cust
 fn pre_request() -> crate::error::PgResult<Option<crate::error::CustomError>> {
     use crate::core::request::{self, Credential};
     use crate::error::CustomError;
-    let headers = gucs::with_placeholder(c"request.headers", request::parse_headers)?;
-    let verdict = match request::credential(&headers)? {
+    let headers = gucs::with_placeholder(c"request.headers", request::parse_headers).pg()?;
+    let verdict = match request::credential(&headers).pg()? {
         Credential::None => return Ok(None),
         // x-api-key holds an API token, whatever it looks like.
         Credential::ApiKey(t) => api_token_verdict(t)?,
@@ -355,7 +356,7 @@ fn pre_request() -> crate::error::PgResult<Option<crate::error::CustomError>> {
                 detail: Some("a superuser role".into()),
             }));
         }
-        gucs::set_local_role(role)?;
+        gucs::set_local_role(role).pg()?;
     }
     gucs::pin_verified_claims(Some(&a.text));
     Ok(None)

@@ -2,6 +2,7 @@
 //! `user_id` NULL means the actor. Minting for anyone else needs the admin
 //! grant level; an agent token's scopes never exceed the actor's.
 
+use crate::error::{Pg, PgError};
 use crate::api::actor;
 use crate::api::jwt::{interval_seconds, new_uuid, sign_claims};
 use crate::core::actor::{narrow_scopes, Actor};
@@ -56,25 +57,25 @@ fn subject(user_id: Option<Uuid>) -> PgResult<([u8; 16], Lineage)> {
     if crate::api::rls::view().derived {
         return Err(IdentityError::new(Kind::Forbidden, "a websocket or agent token cannot mint tokens")
             .hint("sign in with an access token or an API token")
-            .into());
+            .pg_error());
     }
     let actor = actor::current();
     let target = match (&user_id, &actor) {
         (Some(u), _) => *u.as_bytes(),
         (None, Actor::User { sub, .. }) => uuid_bytes(sub).expect("canonical"),
-        (None, _) => return Err(IdentityError::invalid("user_id is required when there is no user in the request claims").into()),
+        (None, _) => return Err(IdentityError::invalid("user_id is required when there is no user in the request claims").pg_error()),
     };
     match &actor {
         Actor::User { sub, scopes } if uuid_bytes(sub) == Some(target) => Ok((target, Lineage::of_current(scopes.clone()))),
         Actor::System if actor::caller_is_admin_level()? => Ok((target, Lineage::default())),
-        _ => Err(IdentityError::new(Kind::Forbidden, "only the user themself or the admin level may mint this token").into()),
+        _ => Err(IdentityError::new(Kind::Forbidden, "only the user themself or the admin level may mint this token").pg_error()),
     }
 }
 
 fn base_claims(user: [u8; 16], aud: &str) -> PgResult<Map<String, Value>> {
-    let u = heap::user_state(user).ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist"))?;
+    let u = heap::user_state(user).ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist")).pg()?;
     if u.row.status != "active" {
-        return Err(IdentityError::invalid("user is not active").detail(format!("user {}", u.row.status)).into());
+        return Err(IdentityError::invalid("user is not active").detail(format!("user {}", u.row.status)).pg_error());
     }
     let mut c = Map::new();
     c.insert("aud".into(), json!(aud));
@@ -95,7 +96,7 @@ fn create_websocket_token(
     ttl: default!(Option<Interval>, "'5 minutes'"),
 ) -> PgResult<String> {
     let ttl = match ttl {
-        Some(i) => interval_seconds(&i, 15 * 60)?,
+        Some(i) => interval_seconds(&i, 15 * 60).pg()?,
         None => 5 * 60,
     };
     let (user, lineage) = subject(user_id)?;
@@ -129,15 +130,15 @@ fn create_agent_token(
     scopes: default!(Option<Vec<Option<String>>>, "NULL"),
 ) -> PgResult<String> {
     let ttl = match ttl {
-        Some(i) => interval_seconds(&i, 24 * 3600)?,
+        Some(i) => interval_seconds(&i, 24 * 3600).pg()?,
         None => 3600,
     };
     // At most 50 scopes, checked before any work (the deduplication is
     // quadratic in them).
-    let requested = scopes.map(crate::api::tokens::scopes_arg).transpose()?;
+    let requested = scopes.map(crate::api::tokens::scopes_arg).transpose().pg()?;
     let (user, mut lineage) = subject(user_id)?;
     lineage.scopes = narrow_scopes(lineage.scopes.as_deref(), requested).map_err(|extra| {
         IdentityError::new(Kind::Forbidden, "requested scopes exceed the user's").detail(format!("scope {extra:?}"))
-    })?;
+    }).pg()?;
     agent_token(user, ttl, &lineage)
 }

@@ -17,6 +17,7 @@
 //! SECURITY DEFINER (the admin level is the calling role's privilege): the
 //! decision comes first, then the reads and writes run in `spi::privileged`.
 
+use crate::error::{Pg, PgError};
 use crate::api::actor;
 use crate::api::jwt::{interval_seconds, new_uuid, now_unix, sign_claims};
 use crate::core::authz::{self, Subject};
@@ -84,19 +85,19 @@ impl Principal {
 pub fn verify(token_text: &str) -> PgResult<Principal> {
     let prefix = gucs::token_prefix();
     // Shape and checksum first: a typo never reaches a table.
-    token::parse(token_text, &prefix)?;
+    token::parse(token_text, &prefix).pg()?;
     let row = heap::token_by_hash(&token::hash(token_text))
-        .ok_or_else(|| unauthenticated("invalid API token").detail("unknown token"))?;
+        .ok_or_else(|| unauthenticated("invalid API token").detail("unknown token")).pg()?;
     if row.revoked {
-        return Err(unauthenticated("API token has been revoked").into());
+        return Err(unauthenticated("API token has been revoked").pg_error());
     }
     let now = now_unix();
     if row.expires_at.is_some_and(|e| e <= now) {
-        return Err(unauthenticated("API token has expired").into());
+        return Err(unauthenticated("API token has expired").pg_error());
     }
-    let user = heap::user_state(row.user_id).ok_or_else(|| unauthenticated("API token's user does not exist"))?;
+    let user = heap::user_state(row.user_id).ok_or_else(|| unauthenticated("API token's user does not exist")).pg()?;
     if user.row.status != "active" {
-        return Err(unauthenticated("API token's user is not active").detail(format!("user {}", user.row.status)).into());
+        return Err(unauthenticated("API token's user is not active").detail(format!("user {}", user.row.status)).pg_error());
     }
     touch(&row, now)?;
     Ok(Principal { token_id: row.id, user_id: row.user_id, user, scopes: row.scopes, expires_at: row.expires_at })
@@ -173,7 +174,7 @@ pub fn scopes_arg(scopes: Vec<Option<String>>) -> Result<Vec<String>, IdentityEr
 /// Generates, stores (hash only) and returns a new token for `user_id`.
 pub(crate) fn issue(user_id: Uuid, name: &str, expires: Option<i64>, scopes: &[String], rotated_from: Option<Uuid>) -> PgResult<(Uuid, String, Option<TimestampWithTimeZone>)> {
     let prefix = gucs::token_prefix();
-    let text = token::generate(&prefix, &mut OsRng)?;
+    let text = token::generate(&prefix, &mut OsRng).pg()?;
     let parsed = token::parse(&text, &prefix).expect("a generated token parses");
     let hash = token::hash(&text);
     let row = spi::write_two::<Uuid, TimestampWithTimeZone>(
@@ -204,7 +205,7 @@ fn audit(s: &Subject, org: Option<[u8; 16]>, action: &'static str, token_id: &Uu
 /// The actor, checked for `scope`: how every management function starts.
 fn caller(scope: &'static str) -> PgResult<Subject> {
     let s = actor::subject()?;
-    authz::require_scope(&s, scope)?;
+    authz::require_scope(&s, scope).pg()?;
     Ok(s)
 }
 
@@ -212,9 +213,9 @@ fn caller(scope: &'static str) -> PgResult<Subject> {
 /// `what` when the user does not exist or is not visible to `s` (the same
 /// answer either way).
 fn owner_visible(s: &Subject, id: [u8; 16], what: &'static str) -> PgResult<(heap::UserState, Option<[u8; 16]>)> {
-    let user = heap::user_state(id).ok_or_else(|| authz::not_found(what))?;
+    let user = heap::user_state(id).ok_or_else(|| authz::not_found(what)).pg()?;
     let org = user.row.organization_id.as_deref().and_then(uuid_bytes);
-    authz::may_manage_tokens(authz::relation(s, id, org), what)?;
+    authz::may_manage_tokens(authz::relation(s, id, org), what).pg()?;
     Ok((user, org))
 }
 
@@ -223,14 +224,14 @@ fn owner_visible(s: &Subject, id: [u8; 16], what: &'static str) -> PgResult<(hea
 fn token_owner(s: &Subject, id: Uuid) -> PgResult<([u8; 16], heap::UserState, Option<[u8; 16]>)> {
     const WHAT: &str = "API token does not exist";
     let owner = spi::privileged(|| spi::one::<Uuid>("select user_id from identity.api_tokens where id = $1", &[id.into()]))?
-        .ok_or_else(|| authz::not_found(WHAT))?;
+        .ok_or_else(|| authz::not_found(WHAT)).pg()?;
     let (user, org) = owner_visible(s, *owner.as_bytes(), WHAT)?;
     Ok((*owner.as_bytes(), user, org))
 }
 
 /// `s` may mint a token acting as `user` (`authz::may_mint_for`).
 fn may_mint(s: &Subject, id: [u8; 16], user: &heap::UserState, org: Option<[u8; 16]>, what: &'static str) -> PgResult<()> {
-    Ok(authz::may_mint_for(s, authz::relation(s, id, org), id, user.row.is_service_user, what)?)
+    Ok(authz::may_mint_for(s, authz::relation(s, id, org), id, user.row.is_service_user, what).pg()?)
 }
 
 /// A new API token for `user_id`, shown once: for the caller themself, a
@@ -250,15 +251,15 @@ fn create_api_token(
     ErrorReport,
 > {
     let s = caller("tokens:write")?;
-    let user_id = required(user_id, "user_id is required")?;
-    let name = name.filter(|n| !n.trim().is_empty() && n.len() <= 200).ok_or_else(|| IdentityError::invalid("name must be 1 to 200 characters"))?;
-    let scopes = scopes_arg(scopes.unwrap_or_default())?;
-    let expires = expires_in.map(|i| interval_seconds(&i, MAX_EXPIRY_SECONDS)).transpose()?;
+    let user_id = required(user_id, "user_id is required").pg()?;
+    let name = name.filter(|n| !n.trim().is_empty() && n.len() <= 200).ok_or_else(|| IdentityError::invalid("name must be 1 to 200 characters")).pg()?;
+    let scopes = scopes_arg(scopes.unwrap_or_default()).pg()?;
+    let expires = expires_in.map(|i| interval_seconds(&i, MAX_EXPIRY_SECONDS)).transpose().pg()?;
     let (user, org) = owner_visible(&s, *user_id.as_bytes(), "user does not exist")?;
     may_mint(&s, *user_id.as_bytes(), &user, org, "user does not exist")?;
-    authz::may_receive_token(&s, expires.is_some(), &scopes)?;
+    authz::may_receive_token(&s, expires.is_some(), &scopes).pg()?;
     if user.row.status != "active" {
-        return Err(IdentityError::invalid("user is not active").detail(format!("user {}", user.row.status)).into());
+        return Err(IdentityError::invalid("user is not active").detail(format!("user {}", user.row.status)).pg_error());
     }
     spi::privileged(|| {
         let (id, text, expires_at) = issue(user_id, name, expires, &scopes, None)?;
@@ -281,17 +282,17 @@ fn verify_api_token(token: Option<&str>) -> PgResult<Option<RawJsonb>> {
 /// (at most 1 day).
 #[pg_extern(schema = "identity", volatile)]
 fn exchange_api_token(token: Option<&str>, ttl: default!(Option<Interval>, "NULL")) -> PgResult<String> {
-    let token = token.ok_or_else(|| unauthenticated("invalid API token").detail("token is null"))?;
+    let token = token.ok_or_else(|| unauthenticated("invalid API token").detail("token is null")).pg()?;
     let p = verify(token)?;
     let ttl = match ttl {
-        Some(i) => interval_seconds(&i, 86_400)?,
+        Some(i) => interval_seconds(&i, 86_400).pg()?,
         None => gucs::access_token_ttl().min(86_400),
     };
     let now = now_unix();
     let session = new_uuid();
     let audience = gucs::jwt_audience();
     let mut c = claims::access_token_claims(&uuid_text(&p.user_id), &p.user.email, Some(&p.user.row), &audience, &session, "api_token", now)
-        .ok_or_else(|| unauthenticated("API token's user is not active"))?;
+        .ok_or_else(|| unauthenticated("API token's user is not active")).pg()?;
     c.insert("scopes".into(), json!(p.scopes));
     // The JWT dies with the token (api::jwt::stateful_checks, parent_token).
     c.insert("token_id".into(), json!(p.token_id));
@@ -353,7 +354,7 @@ fn list_api_tokens(user_id: default!(Option<Uuid>, "NULL")) -> Result<SetOfItera
 #[pg_extern(schema = "identity", volatile)]
 fn revoke_api_token(token_id: Option<Uuid>) -> PgResult<()> {
     let s = caller("tokens:write")?;
-    let id = required(token_id, "token_id is required")?;
+    let id = required(token_id, "token_id is required").pg()?;
     let (_, _, org) = token_owner(&s, id)?;
     spi::privileged(|| {
         spi::run("update identity.api_tokens set revoked_at = coalesce(revoked_at, pg_catalog.now()) where id = $1", &[id.into()])?;
@@ -373,11 +374,11 @@ fn rotate_api_token(token_id: Option<Uuid>, grace: default!(Option<Interval>, "'
     ErrorReport,
 > {
     let s = caller("tokens:write")?;
-    let id = required(token_id, "token_id is required")?;
+    let id = required(token_id, "token_id is required").pg()?;
     let grace = match grace {
         None => 0,
         Some(g) if g.months() == 0 && g.days() == 0 && g.micros() == 0 => 0,
-        Some(g) => interval_seconds(&g, 30 * 86_400)?,
+        Some(g) => interval_seconds(&g, 30 * 86_400).pg()?,
     };
     let (owner, user, org) = token_owner(&s, id)?;
     may_mint(&s, owner, &user, org, "API token does not exist")?;
@@ -391,15 +392,15 @@ fn rotate_api_token(token_id: Option<Uuid>, grace: default!(Option<Interval>, "'
             &[id.into()],
         )?;
         let Some(JsonB(old)) = old.into_iter().next() else {
-            return Err(IdentityError::new(Kind::NotFound, "API token does not exist").into());
+            return Err(IdentityError::new(Kind::NotFound, "API token does not exist").pg_error());
         };
         if old["revoked"] == true || old["expired"] == true {
-            return Err(IdentityError::invalid("API token is revoked or expired").into());
+            return Err(IdentityError::invalid("API token is revoked or expired").pg_error());
         }
         let user_id = Uuid::from_bytes(claims::uuid_bytes(old["user_id"].as_str().unwrap_or_default()).expect("uuid"));
         let scopes: Vec<String> = old["scopes"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect();
         let lifetime = old["lifetime"].as_f64().map(|f| f.round() as i64).filter(|s| *s > 0);
-        authz::may_receive_token(&s, lifetime.is_some(), &scopes)?;
+        authz::may_receive_token(&s, lifetime.is_some(), &scopes).pg()?;
         let (new_id, text, expires_at) = issue(user_id, old["name"].as_str().unwrap_or("rotated"), lifetime, &scopes, Some(id))?;
         spi::run(
             "update identity.api_tokens set \

@@ -8,6 +8,7 @@
 //! Every change writes one audit row; lifecycle changes also write an event
 //! (identity.events + NOTIFY identity_events on commit).
 
+use crate::error::{Pg, PgError};
 use crate::api::actor;
 use crate::api::{flags, session_tokens, tokens};
 use crate::core::authz::{self, FieldClass, Relation, Subject};
@@ -44,7 +45,7 @@ fn duplicate(message: &'static str) -> IdentityError {
 fn require_org(org: Uuid) -> PgResult<()> {
     match spi::one::<bool>("select true from identity.organizations where id = $1", &[org.into()])? {
         Some(_) => Ok(()),
-        None => Err(authz::not_found("organization does not exist").into()),
+        None => Err(authz::not_found("organization does not exist").pg_error()),
     }
 }
 
@@ -65,13 +66,13 @@ pub fn target(id: [u8; 16]) -> Option<Option<[u8; 16]>> {
 
 /// The actor's relation to user `id`; P0002 when the user does not exist.
 pub fn relation_to(s: &Subject, id: [u8; 16]) -> PgResult<(Relation, Option<[u8; 16]>)> {
-    let org = target(id).ok_or_else(|| authz::not_found("user does not exist"))?;
+    let org = target(id).ok_or_else(|| authz::not_found("user does not exist")).pg()?;
     Ok((authz::relation(s, id, org), org))
 }
 
 pub fn user_json(id: [u8; 16]) -> PgResult<Value> {
     let row = spi::one::<JsonB>(concat!("select ", user_json!(), " from identity.users u where u.id = $1"), &[uuid(id).into()])?;
-    row.map(|j| j.0).ok_or_else(|| authz::not_found("user does not exist").into())
+    row.map(|j| j.0).ok_or_else(|| authz::not_found("user does not exist").pg_error())
 }
 
 /// Takes user `id`'s row for an admin's change (update_user, suspend,
@@ -89,7 +90,7 @@ fn take_user_row(id: [u8; 16]) -> PgResult<()> {
     if got.is_empty() {
         return Err(IdentityError::new(Kind::Busy, "the user is being changed by another transaction")
             .hint("retry when it has ended")
-            .into());
+            .pg_error());
     }
     Ok(())
 }
@@ -102,9 +103,9 @@ fn audit_user(s: &Subject, org: Option<[u8; 16]>, action: &'static str, id: [u8;
 #[pg_extern(schema = "identity", volatile)]
 fn create_organization(name: Option<&str>) -> PgResult<Uuid> {
     let s = actor::subject()?;
-    authz::require_system(&s, "only system may create organizations")?;
-    let name = required(name, "name is required")?;
-    check_name(Some(name), "name must be 1 to 200 characters", 200)?;
+    authz::require_system(&s, "only system may create organizations").pg()?;
+    let name = required(name, "name is required").pg()?;
+    check_name(Some(name), "name must be 1 to 200 characters", 200).pg()?;
     spi::privileged(|| {
         let id = spi::write_one::<Uuid>("insert into identity.organizations (name) values ($1) returning id", &[name.into()])?
             .expect("INSERT ... RETURNING returns a row");
@@ -127,20 +128,20 @@ fn provision_user(
     user_id: default!(Option<Uuid>, "NULL"),
 ) -> PgResult<JsonB> {
     let s = actor::subject()?;
-    authz::require_system(&s, "only system may provision users")?;
-    let external_id = required(external_id, "external_id is required")?;
-    check_name(Some(external_id), "external_id must be 1 to 255 characters", 255)?;
-    let email = required(email, "email is required")?;
-    check_email(email)?;
-    check_name(first_name, "first_name must be 1 to 200 characters", 200)?;
-    check_name(last_name, "last_name must be 1 to 200 characters", 200)?;
+    authz::require_system(&s, "only system may provision users").pg()?;
+    let external_id = required(external_id, "external_id is required").pg()?;
+    check_name(Some(external_id), "external_id must be 1 to 255 characters", 255).pg()?;
+    let email = required(email, "email is required").pg()?;
+    check_email(email).pg()?;
+    check_name(first_name, "first_name must be 1 to 200 characters", 200).pg()?;
+    check_name(last_name, "last_name must be 1 to 200 characters", 200).pg()?;
     spi::privileged(|| {
         if let Some(org) = organization_id {
             require_org(org)?;
         }
         if let Some(id) = user_id {
             if spi::one::<bool>("select true from identity.deleted_users where id = $1", &[id.into()])?.is_some() {
-                return Err(duplicate("user id belonged to a deleted user").hint("ids of deleted users are never reused").into());
+                return Err(duplicate("user id belonged to a deleted user").hint("ids of deleted users are never reused").pg_error());
             }
         }
         // ON CONFLICT DO NOTHING on every unique index: a concurrent
@@ -168,7 +169,7 @@ fn provision_user(
             } else {
                 duplicate("a user with this id already exists")
             }
-            .into());
+            .pg_error());
         };
         let id = id_of(&user);
         let (token_id, token, _) = tokens::issue(uuid(id), "default", Some(FIRST_TOKEN_SECONDS), &[], None)?;
@@ -202,13 +203,13 @@ fn create_service_user(
     description: default!(Option<&str>, "NULL"),
 ) -> Result<TableIterator<'static, (name!(user_id, Uuid), name!(token, String))>, pgrx::pg_sys::panic::ErrorReport> {
     let s = actor::subject()?;
-    authz::require_scope(&s, "users:write")?;
-    let org = required(organization_id, "organization_id is required")?;
-    authz::may_create_service_user(&s, *org.as_bytes())?;
-    let email = required(email, "email is required")?;
-    check_email(email)?;
-    check_name(application_name, "application_name must be 1 to 200 characters", 200)?;
-    check_name(description, "description must be 1 to 2000 characters", 2000)?;
+    authz::require_scope(&s, "users:write").pg()?;
+    let org = required(organization_id, "organization_id is required").pg()?;
+    authz::may_create_service_user(&s, *org.as_bytes()).pg()?;
+    let email = required(email, "email is required").pg()?;
+    check_email(email).pg()?;
+    check_name(application_name, "application_name must be 1 to 200 characters", 200).pg()?;
+    check_name(description, "description must be 1 to 2000 characters", 2000).pg()?;
     spi::privileged(|| {
         require_org(org)?;
         let creator_name = match s.id() {
@@ -225,7 +226,7 @@ fn create_service_user(
             &[email.into(), org.into(), application_id.into(), application_name.into(), description.into(),
               s.id().map(uuid).into(), creator_name.into()],
         )?
-        .ok_or_else(|| duplicate("a user with this email already exists").hint("emails are unique regardless of case"))?;
+        .ok_or_else(|| duplicate("a user with this email already exists").hint("emails are unique regardless of case")).pg()?;
         let (token_id, token, _) = tokens::issue(id, "service", Some(FIRST_TOKEN_SECONDS), &[], None)?;
         audit_user(&s, Some(*org.as_bytes()), "service_user.created", *id.as_bytes(),
                    json!({"api_token_id": uuid_text(token_id.as_bytes()), "application_id": application_id.map(|a| uuid_text(a.as_bytes()))}))?;
@@ -243,27 +244,27 @@ fn create_service_user(
 #[pg_extern(schema = "identity", volatile)]
 fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<JsonB> {
     let s = actor::subject()?;
-    authz::require_scope(&s, "users:write")?;
-    let id = *required(user_id, "user_id is required")?.as_bytes();
-    let changes = required(changes, "changes is required")?.bounded("changes is too large or too deeply nested")?;
+    authz::require_scope(&s, "users:write").pg()?;
+    let id = *required(user_id, "user_id is required").pg()?.as_bytes();
+    let changes = required(changes, "changes is required").pg()?.bounded("changes is too large or too deeply nested").pg()?;
     let (rel, org) = relation_to(&s, id)?;
-    authz::may_read_user(rel)?;
-    let class = rules::check_changes(&changes)?;
+    authz::may_read_user(rel).pg()?;
+    let class = rules::check_changes(&changes).pg()?;
     if !authz::may_set(rel, class) {
         return Err(authz::forbidden(match class {
             FieldClass::Profile => "you may not change this user",
             FieldClass::Admin => "only an organization admin or system may change these fields",
             FieldClass::System => "only system may change organization_id or external_id",
         })
-        .into());
+        .pg_error());
     }
     if changes.get("user_role").and_then(Value::as_str) == Some("system") && rel != Relation::System {
-        return Err(authz::forbidden("only system may give the system role").into());
+        return Err(authz::forbidden("only system may give the system role").pg_error());
     }
     if changes.get("is_service_user").and_then(Value::as_bool) == Some(true)
         && !heap::user_state(id).is_some_and(|u| u.row.is_service_user)
     {
-        authz::may_make_service_user(rel)?;
+        authz::may_make_service_user(rel).pg()?;
     }
     let fields: Vec<&String> = changes.as_object().expect("checked").keys().collect();
     spi::privileged(|| {
@@ -274,7 +275,7 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
                 &[email.into(), uuid(id).into()],
             )?;
             if taken.is_some() {
-                return Err(duplicate("a user with this email already exists").into());
+                return Err(duplicate("a user with this email already exists").pg_error());
             }
         }
         if let Some(Some(o)) = changes.get("organization_id").map(|v| v.as_str().and_then(uuid_bytes)) {
@@ -307,7 +308,7 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
             ),
             &[uuid(id).into(), JsonB(changes.clone()).into()],
         )?
-        .ok_or_else(|| authz::not_found("user does not exist"))?;
+        .ok_or_else(|| authz::not_found("user does not exist")).pg()?;
         // A move between organizations takes the user's credentials along
         // (tokens, usage and the subscription follow the user's row).
         let mut details = json!({"fields": fields});
@@ -326,11 +327,11 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
 
 fn set_status(user_id: Option<Uuid>, suspend: bool, reason: Option<&str>) -> PgResult<()> {
     let s = actor::subject()?;
-    authz::require_scope(&s, "users:write")?;
-    let id = *required(user_id, "user_id is required")?.as_bytes();
-    check_name(reason, "reason must be 1 to 1000 characters", 1000)?;
+    authz::require_scope(&s, "users:write").pg()?;
+    let id = *required(user_id, "user_id is required").pg()?.as_bytes();
+    check_name(reason, "reason must be 1 to 1000 characters", 1000).pg()?;
     let (rel, org) = relation_to(&s, id)?;
-    authz::may_administer_user(rel)?;
+    authz::may_administer_user(rel).pg()?;
     spi::privileged(|| {
         take_user_row(id)?;
         if suspend {
@@ -374,10 +375,10 @@ fn reactivate_user(user_id: Option<Uuid>) -> PgResult<()> {
 #[pg_extern(schema = "identity", volatile)]
 fn delete_user(user_id: Option<Uuid>) -> PgResult<()> {
     let s = actor::subject()?;
-    authz::require_scope(&s, "users:write")?;
-    let id = *required(user_id, "user_id is required")?.as_bytes();
+    authz::require_scope(&s, "users:write").pg()?;
+    let id = *required(user_id, "user_id is required").pg()?.as_bytes();
     let (rel, org) = relation_to(&s, id)?;
-    authz::may_administer_user(rel)?;
+    authz::may_administer_user(rel).pg()?;
     spi::privileged(|| {
         let counts = spi::one::<JsonB>(
             "select jsonb_build_object( \
@@ -414,9 +415,9 @@ fn delete_user(user_id: Option<Uuid>) -> PgResult<()> {
 }
 
 fn read_user(s: &Subject, id: [u8; 16]) -> PgResult<JsonB> {
-    authz::require_scope(s, "users:read")?;
+    authz::require_scope(s, "users:read").pg()?;
     let (rel, _) = relation_to(s, id)?;
-    authz::may_read_user(rel)?;
+    authz::may_read_user(rel).pg()?;
     spi::privileged(|| user_json(id)).map(JsonB)
 }
 
@@ -436,9 +437,9 @@ fn user_by_external_id(external_id: Option<&str>) -> PgResult<Option<JsonB>> {
     let s = actor::subject()?;
     // The scope before the lookup: a token without users:read gets the same
     // answer for an id that exists and one that does not.
-    authz::require_scope(&s, "users:read")?;
+    authz::require_scope(&s, "users:read").pg()?;
     let id = spi::privileged(|| spi::one::<Uuid>("select id from identity.users where external_id = $1", &[ext.into()]))?
-        .ok_or_else(|| authz::not_found("user does not exist"))?;
+        .ok_or_else(|| authz::not_found("user does not exist")).pg()?;
     read_user(&s, *id.as_bytes()).map(Some)
 }
 
@@ -448,7 +449,7 @@ fn user_by_external_id(external_id: Option<&str>) -> PgResult<Option<JsonB>> {
 fn user_by_api_token(token: Option<&str>) -> PgResult<Option<JsonB>> {
     let Some(t) = token else { return Ok(None) };
     let s = actor::subject()?;
-    authz::require_scope(&s, "users:read")?;
+    authz::require_scope(&s, "users:read").pg()?;
     let p = tokens::verify(t)?;
     read_user(&s, p.user_id()).map(Some)
 }
@@ -459,11 +460,11 @@ fn user_by_api_token(token: Option<&str>) -> PgResult<Option<JsonB>> {
 fn current_user_profile() -> PgResult<JsonB> {
     let s = actor::subject()?;
     // The profile is the user's row and more: users:read, as user_by_id.
-    authz::require_scope(&s, "users:read")?;
+    authz::require_scope(&s, "users:read").pg()?;
     let Subject::User(me) = &s else {
         return Err(authz::not_found("no user in the request claims")
             .hint("current_user() describes a signed-in user; system has no profile")
-            .into());
+            .pg_error());
     };
     // Fresh websocket and agent tokens inherit the caller's scopes and the
     // API token or session it signed in with; a caller acting through a
@@ -474,7 +475,7 @@ fn current_user_profile() -> PgResult<JsonB> {
         let mut lineage = session_tokens::Lineage::of_current(me.scopes.clone());
         let websocket = session_tokens::websocket_token(me.id, 5 * 60, &lineage)?;
         lineage.scopes = crate::core::actor::narrow_scopes(me.scopes.as_deref(), None)
-            .map_err(|_| authz::forbidden("the token's scopes allow no agent token"))?;
+            .map_err(|_| authz::forbidden("the token's scopes allow no agent token")).pg()?;
         (json!(websocket), json!(session_tokens::agent_token(me.id, 3600, &lineage)?))
     };
     let (user, organization) = spi::privileged(|| -> PgResult<(Value, Value)> {

@@ -1,6 +1,6 @@
 //! criterion benchmarks of the pure core (no Postgres): `cargo bench --bench core`.
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use identity::core::{jsonb, jwt, keys, token};
+use identity_core::{jsonb, jwt, keys, token};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -19,7 +19,7 @@ fn benches(c: &mut Criterion) {
     c.bench_function("jwt::split (700 B token)", |b| b.iter(|| jwt::split(black_box(&t)).unwrap()));
     c.bench_function("jwt::decode (700 B token)", |b| b.iter(|| jwt::decode(black_box(&t)).unwrap()));
     let payload_b64 = t.split('.').nth(1).unwrap().as_bytes().to_vec();
-    c.bench_function("b64::decode (payload)", |b| b.iter(|| identity::core::b64::decode(black_box(&payload_b64)).unwrap()));
+    c.bench_function("b64::decode (payload)", |b| b.iter(|| identity_core::b64::decode(black_box(&payload_b64)).unwrap()));
     c.bench_function("base64 crate decode (payload, for comparison)", |b| {
         use base64::Engine;
         b.iter(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(black_box(&payload_b64)).unwrap())

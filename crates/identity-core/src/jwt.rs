@@ -351,7 +351,7 @@ pub fn payload_is_jsonb_object(bytes: &[u8]) -> std::result::Result<(), &'static
 /// binary jsonb jsonb_in would make of it.
 pub struct Payload<'a> {
     pub json: &'a [u8],
-    pub jsonb: Option<crate::core::jsonb::Encoded>,
+    pub jsonb: Option<crate::jsonb::Encoded>,
 }
 
 /// An HS256 key with HMAC's key schedule done (the padded key's inner and
@@ -385,7 +385,7 @@ pub enum KeyChoice {
     /// No `kid`: the HS256 shared secret.
     Secret(HmacKey),
     /// A `kid` naming a known asymmetric key.
-    Public(std::rc::Rc<crate::core::keys::VerifyingKey>),
+    Public(std::rc::Rc<crate::keys::VerifyingKey>),
     /// A `kid` naming no acceptable key.
     UnknownKid,
 }
@@ -441,7 +441,7 @@ pub fn check_with<C: Claims>(
     };
     // The binary jsonb, when the fast encoder takes the payload (it accepts
     // valid JSON objects only); otherwise the full validation decides.
-    let jsonb = crate::core::jsonb::encode_claims(&payload_bytes);
+    let jsonb = crate::jsonb::encode_claims(&payload_bytes);
     if jsonb.is_none() {
         if let Err(why) = payload_is_jsonb_object(&payload_bytes) {
             push("format", false, Some(format!("token is malformed: {why}")));
@@ -554,8 +554,8 @@ pub fn check_hs256(token: &str, secret: &[u8], cfg: &VerifyConfig) -> (Vec<Check
 /// `sign_hs256` does.
 pub fn sign_with_key<R: rand::RngCore + rand::CryptoRng>(
     mut claims: Map<String, Value>,
-    key: &crate::core::keys::SigningKey,
-    alg: crate::core::keys::Alg,
+    key: &crate::keys::SigningKey,
+    alg: crate::keys::Alg,
     kid: &str,
     standard: &Standard,
     rng: &mut R,
@@ -770,7 +770,7 @@ mod hs256_tests {
         assert_eq!(checks.iter().filter(|c| !c.pass).count(), 1);
     }
 
-    fn asym_refusal(token: &str, vk: &std::rc::Rc<crate::core::keys::VerifyingKey>, kid: &str) -> Option<String> {
+    fn asym_refusal(token: &str, vk: &std::rc::Rc<crate::keys::VerifyingKey>, kid: &str) -> Option<String> {
         let (checks, _) = check_with(
             token,
             &cfg(),
@@ -787,7 +787,7 @@ mod hs256_tests {
 
     #[test]
     fn asymmetric_tokens_verify_by_kid_and_only_with_their_alg() {
-        use crate::core::keys::{generate, Alg, SigningKey, VerifyingKey};
+        use crate::keys::{generate, Alg, SigningKey, VerifyingKey};
         use rand::rngs::StdRng;
         use rand::SeedableRng;
         let mut rng = StdRng::seed_from_u64(3);
@@ -812,7 +812,7 @@ mod hs256_tests {
 
     #[test]
     fn hs256_made_with_a_public_key_is_refused() {
-        use crate::core::keys::{generate, Alg, VerifyingKey};
+        use crate::keys::{generate, Alg, VerifyingKey};
         use rand::rngs::StdRng;
         use rand::SeedableRng;
         let (_, jwk) = generate(Alg::Es256, "k1", &mut StdRng::seed_from_u64(4));
