@@ -1,26 +1,21 @@
 //! identity: users, service users, tokens and credentials inside Postgres.
 //!
-//! Layout (see README "Architecture"):
-//! - `core`  pure logic, no pgrx (unit tests, criterion benches)
+//! Layers, each depending only on those above it (README "Architecture"):
+//! - `core`  the workspace crate crates/identity-core: pure logic, no pgrx
+//! - `pg`    the one home of Postgres FFI (SPI, settings, errors, jsonb,
+//!   index probes, clock)
+//! - `store` table descriptors, typed rows, per-backend copies
 //! - `api`   thin `#[pg_extern]` glue, one file per area of API.md
-//! - `spi`   the only module that runs SQL, always with bound parameters
-//! - `heap`  primary-key probes without SQL; `cache` per-backend copies of
-//!   revocations and the active key, invalidated by Postgres' relcache messages
-//! - `gucs`  settings; `error` domain errors to SQLSTATEs
-//! - `sql/`  schema, RLS, grants (installed by `extension_sql_file!`)
+//! - `sql/`  schema, RLS, grants and long statements (`include_str!`)
 
 use pgrx::prelude::*;
 
 pub mod api;
-pub mod cache;
 /// The pure core, a workspace crate of its own (crates/identity-core): no
 /// pgrx, so `cargo test -p identity-core` needs no Postgres.
 pub use identity_core as core;
-pub mod error;
-pub mod gucs;
-pub mod heap;
-pub mod jsonb;
-pub mod spi;
+pub mod pg;
+pub mod store;
 
 ::pgrx::pg_module_magic!();
 
@@ -34,7 +29,7 @@ mod identity {}
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    gucs::init();
+    pg::gucs::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

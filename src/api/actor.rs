@@ -2,17 +2,18 @@
 //! same cached claims view as the RLS helpers (`rls::view`): claims pinned
 //! by identity.authenticate first, else request.jwt.claims in `request` mode.
 
-use crate::error::{Pg, PgError};
+use crate::pg::error::{Pg, PgError};
 use crate::core::actor::{self, Actor};
 use crate::core::authz::{Caller, Subject};
 use crate::core::claims::uuid_bytes;
 use crate::core::error::{IdentityError, Kind};
-use crate::error::PgResult;
-use crate::{heap, spi};
+use crate::pg::error::PgResult;
+use crate::pg::spi;
+use crate::store::tables;
 use pgrx::pg_sys;
 
 pub fn current() -> Actor {
-    actor::from_view(&crate::api::rls::view())
+    actor::from_view(&crate::store::claims::view())
 }
 
 /// Whether the calling role holds the admin grant level (EXECUTE on an
@@ -36,7 +37,7 @@ pub fn caller_is_admin_level() -> PgResult<bool> {
 /// grant level; a user-level role without claims is refused (42501), so
 /// forgetting to set claims never escalates.
 pub fn subject() -> PgResult<Subject> {
-    let view = crate::api::rls::view();
+    let view = crate::store::claims::view();
     match actor::from_view(&view) {
         Actor::System if caller_is_admin_level()? => Ok(Subject::System),
         Actor::System => Err(IdentityError::new(Kind::Forbidden, "no user in the request claims")
@@ -47,7 +48,7 @@ pub fn subject() -> PgResult<Subject> {
             .pg_error()),
         Actor::User { sub, scopes } => {
             let id = uuid_bytes(&sub).expect("canonical uuid");
-            let u = heap::user_state(id).ok_or_else(|| {
+            let u = tables::user_state(id).ok_or_else(|| {
                 IdentityError::unauthenticated("the request's user does not exist")
             }).pg()?;
             if u.row.status != "active" {
@@ -92,4 +93,17 @@ pub fn audit(
         target_id,
         details,
     })
+}
+
+/// A live user's (id, organization), or None (unknown or deleted).
+pub fn target(id: [u8; 16]) -> Option<Option<[u8; 16]>> {
+    crate::store::tables::user_state(id)
+        .filter(|u| u.row.status != "deleted")
+        .map(|u| u.row.organization_id.as_deref().and_then(crate::core::claims::uuid_bytes))
+}
+
+/// The actor's relation to user `id`; P0002 when the user does not exist.
+pub fn relation_to(s: &Subject, id: [u8; 16]) -> PgResult<(crate::core::authz::Relation, Option<[u8; 16]>)> {
+    let org = target(id).ok_or_else(|| crate::core::authz::not_found("user does not exist")).pg()?;
+    Ok((crate::core::authz::relation(s, id, org), org))
 }

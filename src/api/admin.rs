@@ -2,10 +2,10 @@
 //! API.md sections 2 and 9. Everything else stays revoked from PUBLIC
 //! (sql/grants.sql).
 
-use crate::error::{Pg, PgError};
+use crate::pg::error::{Pg, PgError};
 use crate::core::error::{IdentityError, Kind};
-use crate::error::PgResult;
-use crate::spi;
+use crate::pg::error::PgResult;
+use crate::pg::spi;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use serde_json::json;

@@ -11,20 +11,20 @@
 //! Pass secrets as bound parameters (any driver's `$1`), not as literals in
 //! the query text: Postgres may log a failing statement's text.
 
-use crate::error::{Pg, PgError};
+use crate::pg::error::{Pg, PgError};
 use crate::api::actor;
-use crate::api::jwt::new_uuid;
+use crate::pg::clock::new_uuid;
 use crate::api::keys::encryption_key;
 use crate::core::aead;
 use crate::core::authz::{self, CredentialFacts, CredentialOp, Subject};
 use crate::core::claims::{uuid_bytes, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
 use crate::core::users::{self as rules, check_name};
-use crate::error::PgResult;
-use crate::spi;
+use crate::pg::error::PgResult;
+use crate::pg::spi;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use crate::jsonb::RawJsonb;
+use crate::pg::jsonb::RawJsonb;
 use pgrx::{AnyNumeric, JsonB, Uuid};
 use rand::rngs::OsRng;
 use rand::RngCore;
@@ -278,7 +278,7 @@ fn create_system_credential(
     let s = actor::subject()?;
     authz::require_system(&s, "only system may create system credentials").pg()?;
     let user = required(user_id, "user_id is required").pg()?;
-    let org = crate::api::users::target(*user.as_bytes()).ok_or_else(|| authz::not_found("user does not exist")).pg()?;
+    let org = crate::api::actor::target(*user.as_bytes()).ok_or_else(|| authz::not_found("user does not exist")).pg()?;
     let has_default = spi::privileged(|| {
         spi::one::<bool>("select true from identity.credentials where user_id = $1 and is_default", &[user.into()])
     })?

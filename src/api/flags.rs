@@ -3,15 +3,15 @@
 //! user reads their own answers, an org admin those of their organization's
 //! users. Evaluation and status are `core::users`.
 
-use crate::error::{Pg, PgError};
+use crate::pg::error::{Pg, PgError};
 use crate::api::actor;
-use crate::api::users::relation_to;
+use crate::api::actor::relation_to;
 use crate::core::authz::{self, Subject};
 use crate::core::claims::uuid_text;
 use crate::core::error::{required, IdentityError};
 use crate::core::users as rules;
-use crate::error::PgResult;
-use crate::spi;
+use crate::pg::error::PgResult;
+use crate::pg::spi;
 use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Map, Value};

@@ -1,7 +1,7 @@
 //! Section 2 of API.md: Supabase Auth's custom access token hook.
 //!
 //! Read-only and lock-free: one probe of identity.users' primary key index
-//! (`heap::user_by_id`, no SQL), no row locks (Supabase Auth holds a lock on
+//! (`tables::user_by_id`, no SQL), no row locks (Supabase Auth holds a lock on
 //! the user's auth row while it calls us). It runs with the caller's rights:
 //! with no SQL inside there is no name resolution to hijack, so it needs no
 //! SECURITY DEFINER and no pinned search_path (which costs a GUC save and
@@ -10,13 +10,13 @@
 //! opaque 500.
 
 use crate::core::claims::{self, HookOutcome};
-use crate::heap;
-use crate::jsonb::{self, Builder, RawJsonb};
-use crate::error::PgResult;
+use crate::store::tables;
+use crate::pg::jsonb::{self, Builder, RawJsonb};
+use crate::pg::error::PgResult;
 use pgrx::prelude::*;
 
 /// The same lookup through SQL (SPI, prepared once per backend): the
-/// reference the differential test holds `heap::user_by_id` to.
+/// reference the differential test holds `tables::user_by_id` to.
 #[cfg(any(test, feature = "pg_test"))]
 const USER_BY_ID: &str = "select is_service_user, user_role, organization_id::text, \
      application_id::text, status from identity.users where id = $1::uuid";
@@ -24,7 +24,7 @@ const USER_BY_ID: &str = "select is_service_user, user_role, organization_id::te
 #[cfg(any(test, feature = "pg_test"))]
 fn lookup(user_id: &str) -> PgResult<Option<claims::UserRow>> {
     use crate::core::claims::UserRow;
-    use crate::spi;
+    use crate::pg::spi;
     use pgrx::{PgBuiltInOids, PgOid};
     spi::select_cached(USER_BY_ID, &[PgOid::BuiltIn(PgBuiltInOids::TEXTOID)], &[user_id.into()], |t| {
         if t.is_empty() {
@@ -85,7 +85,7 @@ fn answer(event: &RawJsonb) -> PgResult<Result<RawJsonb, HookOutcome>> {
     };
     // check_event accepted claims only as an object container.
     let claims_c = unsafe { claims_v.expect("checked").val.binary.data };
-    let user = heap::user_by_id(claims::uuid_bytes(&user_id).expect("canonical uuid"));
+    let user = tables::user_by_id(claims::uuid_bytes(&user_id).expect("canonical uuid"));
     let add = match claims::additions(user.as_ref()) {
         Ok(a) => a,
         Err(o) => return Ok(Err(o)),

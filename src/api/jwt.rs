@@ -1,23 +1,18 @@
 //! Section 3 of API.md: JWTs.
 
-use crate::error::{Pg, PgError};
-use crate::core::claims::{parse_uuid, uuid_text, uuid_v4};
+use crate::pg::error::{Pg, PgError};
+use crate::core::claims::{parse_uuid, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
 use crate::core::jwt::{self, Check, Claims, VerifyConfig};
-use crate::jsonb::{RawJsonb, Verified};
-use crate::error::PgResult;
-use crate::{gucs, heap, spi};
+use crate::pg::jsonb::{RawJsonb, Verified};
+use crate::pg::error::PgResult;
+use crate::pg::{gucs, spi};
+use crate::store::tables;
+use crate::pg::clock::{interval_seconds, new_uuid, now_unix};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Map, Value};
-
-/// Wall-clock now, Unix seconds (not the transaction start: a long
-/// transaction must not keep accepting a token that has expired).
-pub fn now_unix() -> i64 {
-    let ts = unsafe { pgrx::pg_sys::GetCurrentTimestamp() };
-    ts.div_euclid(1_000_000) + 946_684_800
-}
 
 /// The HS256 secret, or 55000 with how to set it (never the value).
 fn checked_secret(s: Option<&[u8]>) -> Result<&[u8], IdentityError> {
@@ -51,43 +46,12 @@ fn hmac_key() -> Result<jwt::HmacKey, IdentityError> {
     })
 }
 
-/// Seconds in a positive interval (months count 30 days), or 22023.
-pub fn interval_seconds(i: &Interval, max: i64) -> Result<i64, IdentityError> {
-    let secs = i.months() as i64 * 30 * 86_400 + i.days() as i64 * 86_400 + i.micros().div_euclid(1_000_000);
-    if secs <= 0 || secs > max {
-        return Err(IdentityError::invalid("interval is out of range").detail(format!("{secs} s; allowed 1 s .. {max} s")));
-    }
-    Ok(secs)
-}
 
-thread_local! {
-    /// (pid, generator) for `new_uuid`.
-    static ID_RNG: std::cell::RefCell<Option<(u32, rand::rngs::StdRng)>> = const { std::cell::RefCell::new(None) };
-}
-
-/// A random uuid v4 as text (jti, session ids): unguessable, not a key.
-/// From rand's StdRng (ChaCha12, a CSPRNG) seeded from the OS once per
-/// backend, and again whenever the pid changes, so a forked process never
-/// repeats its parent's stream; a getrandom syscall per token was a tenth
-/// of sign_jwt. Keys, API tokens and nonces still come from OsRng.
-pub fn new_uuid() -> String {
-    use rand::{RngCore, SeedableRng};
-    let mut random = [0u8; 16];
-    let pid = std::process::id();
-    ID_RNG.with(|cell| {
-        let mut g = cell.borrow_mut();
-        if g.as_ref().is_none_or(|(p, _)| *p != pid) {
-            *g = Some((pid, rand::rngs::StdRng::from_rng(rand::rngs::OsRng).expect("the OS random source")));
-        }
-        g.as_mut().expect("seeded above").1.fill_bytes(&mut random);
-    });
-    uuid_text(&uuid_v4(random))
-}
 
 /// The key new tokens are signed with: the active asymmetric key (kid in
 /// the header) when there is one, else HS256 with identity.jwt_secret.
 enum Signer {
-    Key(crate::api::keys::ActiveKey),
+    Key(crate::store::cache::ActiveKey),
     Secret(jwt::HmacKey),
 }
 
@@ -119,7 +83,7 @@ fn issue(ttl: i64, fill_aud: bool, sign: impl FnOnce(&jwt::Standard) -> String) 
 /// identity.jwt_audience when `fill_aud`.
 pub fn sign_claims(claims: Map<String, Value>, ttl: i64, fill_aud: bool) -> PgResult<String> {
     match signer()? {
-        Signer::Key((kid, alg, key)) => {
+        Signer::Key(crate::store::cache::ActiveKey { kid, alg, key }) => {
             issue(ttl, fill_aud, |std| jwt::sign_with_key(claims, &key, alg, &kid, std, &mut rand::rngs::OsRng))
         }
         Signer::Secret(key) => issue(ttl, fill_aud, |std| jwt::sign_hs256(claims, &key, std)),
@@ -142,7 +106,7 @@ pub fn verify_checks<C: Claims>(
     audience_arg(audience)?;
     let (checks, claims) = with_cfg(audience, |cfg| jwt::check_with(token, cfg, resolver(cfg.now), parse))?;
     // Every check listed (explain_jwt): the user's row probed.
-    let user = |_: &crate::cache::Fresh, id| heap::token_state(id, unsafe { pgrx::pg_sys::GetActiveSnapshot() });
+    let user = |_: &crate::store::cache::Fresh, id| tables::token_state(id, unsafe { pgrx::pg_sys::GetActiveSnapshot() });
     Ok(stateful_checks(checks, claims, user))
 }
 
@@ -169,7 +133,7 @@ pub fn verify_jsonb(token: &str, audience: Option<&str>) -> Result<(Vec<Check>, 
         }
     })?;
     // Only a user the checks can refuse is looked at (cache.rs).
-    Ok(stateful_checks(checks, claims, crate::cache::Fresh::user_token_state))
+    Ok(stateful_checks(checks, claims, crate::store::cache::Fresh::user_token_state))
 }
 
 /// An audience argument: at most 255 bytes (22023), like a jti.
@@ -202,10 +166,10 @@ fn resolver(now: i64) -> impl FnOnce(Option<&str>) -> Result<jwt::KeyChoice, Ide
 fn stateful_checks<C: Claims>(
     mut checks: Vec<Check>,
     claims: Option<C>,
-    user: impl FnOnce(&crate::cache::Fresh, [u8; 16]) -> Option<crate::cache::UserToken>,
+    user: impl FnOnce(&crate::store::cache::Fresh, [u8; 16]) -> Option<crate::store::cache::UserToken>,
 ) -> (Vec<Check>, Option<C>) {
     let Some(c) = claims else { return (checks, None) };
-    let fresh = crate::cache::fresh();
+    let fresh = crate::store::cache::fresh();
     let uuid_claim = |k: &str| c.string(k).and_then(parse_uuid);
     if let Some(jti) = c.string("jti") {
         checks.push(check("revoked_jti", !fresh.jti_revoked(jti), "jti revoked"));
@@ -214,7 +178,7 @@ fn stateful_checks<C: Claims>(
         checks.push(check("revoked_session", !fresh.session_revoked(sid), "session revoked"));
     }
     if let Some(sub) = uuid_claim("sub") {
-        if let Some((active, tokens_valid_after, status)) = user(&fresh, sub) {
+        if let Some(tables::UserToken { active, valid_after: tokens_valid_after, status }) = user(&fresh, sub) {
             checks.push(check("user_status", active, &format!("user {status}")));
             let iat = c.number("iat").ok().flatten().unwrap_or(i64::MIN);
             let ok = tokens_valid_after.is_none_or(|va| iat >= va);
@@ -228,7 +192,7 @@ fn stateful_checks<C: Claims>(
     // snapshot (so standbys follow the primary as they replay). After the
     // user's checks, so a deleted user's token says so.
     if let Some(tid) = uuid_claim("token_id") {
-        checks.push(check("parent_token", heap::token_live(tid, now_unix()), "the API token it was derived from is revoked, expired or gone"));
+        checks.push(check("parent_token", tables::token_live(tid, now_unix()), "the API token it was derived from is revoked, expired or gone"));
     }
     let valid = checks.iter().all(|c| c.pass);
     (checks, valid.then_some(c))
@@ -380,7 +344,7 @@ fn sign_jsonb(claims: &RawJsonb, ttl: i64) -> PgResult<String> {
     let mut keys: Vec<&[u8]> = Vec::with_capacity(32);
     let text = crate::core::jsonb::object_to_json(claims.bytes(), &mut |k| keys.push(k));
     match (text, signer()?) {
-        (Some(text), Signer::Secret(key)) if crate::jsonb::utf8_database() => {
+        (Some(text), Signer::Secret(key)) if crate::pg::jsonb::utf8_database() => {
             let present = |k: &str| keys.iter().any(|have| *have == k.as_bytes());
             issue(ttl, true, |std| jwt::sign_hs256_json(text, &present, &key, std))
         }
@@ -404,7 +368,7 @@ fn issue_access_token(user_id: Option<pgrx::Uuid>, ttl: default!(Option<Interval
         Some(i) => interval_seconds(&i, 86_400).pg()?,
         None => gucs::access_token_ttl().min(86_400),
     };
-    let user = heap::user_state(*id.as_bytes()).ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist")).pg()?;
+    let user = tables::user_state(*id.as_bytes()).ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist")).pg()?;
     let now = now_unix();
     let session = new_uuid();
     let audience = gucs::jwt_audience();

@@ -4,12 +4,13 @@
 //! (heap.rs) with per-backend caches of parsed keys; management functions are
 //! SECURITY DEFINER with a pinned search_path.
 
-use crate::error::{Pg, PgError};
+use crate::pg::error::{Pg, PgError};
 use crate::core::aead;
 use crate::core::error::{required, IdentityError, Kind};
 use crate::core::keys::{self, Alg, SigningKey, VerifyingKey};
-use crate::error::PgResult;
-use crate::{gucs, heap, spi};
+use crate::pg::error::PgResult;
+use crate::pg::{gucs, probe, spi};
+use crate::store::tables;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use pgrx::prelude::*;
@@ -45,7 +46,7 @@ pub fn encryption_key() -> Result<[u8; 32], IdentityError> {
 /// retired and not yet expired.
 pub fn verifying_key(kid: &str, now: i64) -> Result<Option<Rc<VerifyingKey>>, IdentityError> {
     let key = kid.into_datum().expect("text datum");
-    let row = heap::probe(&heap::SIGNING_KEYS, key, |r| {
+    let row = probe::probe(&tables::SIGNING_KEYS, key, |r| {
         let (d, n) = r.get(1);
         (r.text(0), unsafe { JsonB::from_datum(d, n) }, r.text(2), r.epoch_seconds(3))
     });
@@ -70,16 +71,16 @@ pub fn verifying_key(kid: &str, now: i64) -> Result<Option<Rc<VerifyingKey>>, Id
 
 /// The active asymmetric key (kid, alg, parsed private key), if any.
 /// The active asymmetric key: kid, algorithm, the decrypted private key.
-pub type ActiveKey = (String, Alg, Rc<SigningKey>);
+pub use crate::store::cache::ActiveKey;
 
 /// The active key, from this backend's copy (cache.rs), read from the table
 /// once per change of identity.signing_keys.
 pub fn active_signing_key() -> Result<Option<ActiveKey>, IdentityError> {
-    crate::cache::active_key(read_active_signing_key)
+    crate::store::cache::active_key(read_active_signing_key)
 }
 
 fn read_active_signing_key() -> Result<Option<ActiveKey>, IdentityError> {
-    let row = heap::probe(&heap::ACTIVE_SIGNING_KEY, true.into_datum().expect("bool"), |r| {
+    let row = probe::probe(&tables::ACTIVE_SIGNING_KEY, true.into_datum().expect("bool"), |r| {
         let (d, n) = r.get(2);
         (r.text(0), r.text(1), unsafe { Vec::<u8>::from_datum(d, n) }, r.text(3))
     });
@@ -89,12 +90,12 @@ fn read_active_signing_key() -> Result<Option<ActiveKey>, IdentityError> {
     }
     let alg = Alg::parse(&alg).ok_or_else(|| IdentityError::not_configured("signing key has an unknown alg"))?;
     if let Some(k) = SIGNING.with(|c| c.borrow().get(&kid).cloned()) {
-        return Ok(Some((kid, alg, k)));
+        return Ok(Some(ActiveKey { kid, alg, key: k }));
     }
     let der = aead::open(&encryption_key()?, &sealed, &aad(&kid))?;
     let k = Rc::new(SigningKey::from_pkcs8(alg, &der)?);
     SIGNING.with(|c| c.borrow_mut().insert(kid.clone(), k.clone()));
-    Ok(Some((kid, alg, k)))
+    Ok(Some(ActiveKey { kid, alg, key: k }))
 }
 
 fn audit(action: &'static str, kid: &str, details: Value) -> PgResult<()> {

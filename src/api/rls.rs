@@ -6,31 +6,15 @@
 //! claims_source), so a per-row call is a counter comparison and a copy.
 //! Missing or malformed claims give NULL: policies fail closed.
 
-use crate::error::Pg;
-use crate::core::actor::{self, ClaimsView};
-use crate::gucs::{self, ClaimsSource};
+use crate::pg::error::Pg;
+use crate::core::actor;
+use crate::store::claims::view;
+use crate::pg::gucs::{self, ClaimsSource};
 use pgrx::prelude::*;
 use pgrx::{pg_guard, pg_sys, JsonB};
 use crate::core::jwt::Claims;
-use crate::jsonb::RawJsonb;
+use crate::pg::jsonb::RawJsonb;
 use serde_json::{json, Value};
-use std::cell::RefCell;
-
-thread_local! {
-    static VIEW: RefCell<Option<(u64, ClaimsSource, std::rc::Rc<ClaimsView>)>> = const { RefCell::new(None) };
-}
-
-/// The current claims view, rebuilt only when the claims changed.
-pub fn view() -> std::rc::Rc<ClaimsView> {
-    let generation = gucs::claims_generation();
-    let source = gucs::claims_source();
-    if let Some(v) = VIEW.with(|c| c.borrow().as_ref().filter(|(g, s, _)| *g == generation && *s == source).map(|(_, _, v)| v.clone())) {
-        return v;
-    }
-    let v = std::rc::Rc::new(actor::view_from_text(gucs::current_claims_text().as_deref()));
-    VIEW.with(|c| *c.borrow_mut() = Some((generation, source, v.clone())));
-    v
-}
 
 // identity.uid(), org_id() and is_service_user() are called once per row by policies.
 // They are plain V1 C functions (declared in FAST_HELPERS_SQL below) rather
@@ -230,7 +214,7 @@ type Verdict = Result<Authenticated, (String, Option<String>)>;
 /// Verifies `token`, an API token (our prefix, no dot) or a JWT, as
 /// verify_api_token / verify_jwt do (the same checks, caches and remembered
 /// signatures). Configuration errors (55000) raise.
-fn verdict(token: &str) -> crate::error::PgResult<Verdict> {
+fn verdict(token: &str) -> crate::pg::error::PgResult<Verdict> {
     let prefix = format!("{}_", gucs::token_prefix());
     if token.starts_with(&prefix) && !token.contains('.') {
         return api_token_verdict(token);
@@ -247,7 +231,7 @@ fn verdict(token: &str) -> crate::error::PgResult<Verdict> {
 
 /// An API token's verdict, as verify_api_token decides it; the claims are
 /// `tokens::principal_claims`.
-fn api_token_verdict(token: &str) -> crate::error::PgResult<Verdict> {
+fn api_token_verdict(token: &str) -> crate::pg::error::PgResult<Verdict> {
     Ok(match crate::api::tokens::verify(token) {
         Ok(p) => {
             let claims = crate::api::tokens::principal_claims(&p);
@@ -277,7 +261,7 @@ fn api_token_verdict(token: &str) -> crate::error::PgResult<Verdict> {
 /// changes are transactional) and leave an earlier pin of the same
 /// transaction in place. Configuration errors (55000) still raise.
 #[pg_extern(schema = "identity", volatile, parallel_unsafe)]
-fn authenticate(token: Option<&str>) -> crate::error::PgResult<Option<RawJsonb>> {
+fn authenticate(token: Option<&str>) -> crate::pg::error::PgResult<Option<RawJsonb>> {
     gucs::pin_verified_claims(None);
     let Some(token) = token else { return Ok(None) };
     match verdict(token)? {
@@ -317,7 +301,7 @@ pub unsafe extern "C-unwind" fn identity_pre_request(fcinfo: pg_sys::FunctionCal
     if let Some(e) = refusal {
         // SAFETY: this frame is the function manager's direct callee and
         // holds nothing to drop besides `e`, which raise_custom consumes.
-        unsafe { crate::error::raise_custom(e) }
+        unsafe { crate::pg::error::raise_custom(e) }
     }
     // SAFETY: fcinfo is the function manager's call info for this call.
     unsafe { (*fcinfo).isnull = true };
@@ -325,16 +309,16 @@ pub unsafe extern "C-unwind" fn identity_pre_request(fcinfo: pg_sys::FunctionCal
 }
 
 #[pg_guard]
-extern "C-unwind" fn pre_request_guarded(refusal: &mut Option<crate::error::CustomError>) {
+extern "C-unwind" fn pre_request_guarded(refusal: &mut Option<crate::pg::error::CustomError>) {
     match pre_request() {
         Ok(r) => *refusal = r,
         Err(report) => report.report(pgrx::PgLogLevel::ERROR),
     }
 }
 
-fn pre_request() -> crate::error::PgResult<Option<crate::error::CustomError>> {
+fn pre_request() -> crate::pg::error::PgResult<Option<crate::pg::error::CustomError>> {
     use crate::core::request::{self, Credential};
-    use crate::error::CustomError;
+    use crate::pg::error::CustomError;
     let headers = gucs::with_placeholder(c"request.headers", request::parse_headers).pg()?;
     let verdict = match request::credential(&headers).pg()? {
         Credential::None => return Ok(None),

@@ -2,14 +2,15 @@
 //! `user_id` NULL means the actor. Minting for anyone else needs the admin
 //! grant level; an agent token's scopes never exceed the actor's.
 
-use crate::error::{Pg, PgError};
+use crate::pg::error::{Pg, PgError};
 use crate::api::actor;
-use crate::api::jwt::{interval_seconds, new_uuid, sign_claims};
+use crate::api::jwt::sign_claims;
+use crate::pg::clock::{interval_seconds, new_uuid};
 use crate::core::actor::{narrow_scopes, Actor};
 use crate::core::claims::{uuid_bytes, uuid_text};
 use crate::core::error::{IdentityError, Kind};
-use crate::error::PgResult;
-use crate::heap;
+use crate::pg::error::PgResult;
+use crate::store::tables;
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
 use pgrx::Uuid;
@@ -29,7 +30,7 @@ pub struct Lineage {
 impl Lineage {
     /// The current claims' lineage (`scopes` as the actor holds them).
     pub fn of_current(scopes: Option<Vec<String>>) -> Lineage {
-        let view = crate::api::rls::view();
+        let view = crate::store::claims::view();
         let uuid_claim = |k| {
             let c = view.claims.as_ref()?;
             c.get(k).and_then(Value::as_str).and_then(uuid_bytes).map(|b| uuid_text(&b))
@@ -54,7 +55,7 @@ impl Lineage {
 /// minting for itself, none when the admin level mints for a user. A caller
 /// acting through a websocket or agent token mints nothing (42501).
 fn subject(user_id: Option<Uuid>) -> PgResult<([u8; 16], Lineage)> {
-    if crate::api::rls::view().derived {
+    if crate::store::claims::view().derived {
         return Err(IdentityError::new(Kind::Forbidden, "a websocket or agent token cannot mint tokens")
             .hint("sign in with an access token or an API token")
             .pg_error());
@@ -73,7 +74,7 @@ fn subject(user_id: Option<Uuid>) -> PgResult<([u8; 16], Lineage)> {
 }
 
 fn base_claims(user: [u8; 16], aud: &str) -> PgResult<Map<String, Value>> {
-    let u = heap::user_state(user).ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist")).pg()?;
+    let u = tables::user_state(user).ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist")).pg()?;
     if u.row.status != "active" {
         return Err(IdentityError::invalid("user is not active").detail(format!("user {}", u.row.status)).pg_error());
     }

@@ -17,16 +17,18 @@
 //! SECURITY DEFINER (the admin level is the calling role's privilege): the
 //! decision comes first, then the reads and writes run in `spi::privileged`.
 
-use crate::error::{Pg, PgError};
+use crate::pg::error::{Pg, PgError};
 use crate::api::actor;
-use crate::api::jwt::{interval_seconds, new_uuid, now_unix, sign_claims};
+use crate::api::jwt::sign_claims;
+use crate::pg::clock::{interval_seconds, new_uuid, now_unix};
 use crate::core::authz::{self, Subject};
 use crate::core::claims::{self, uuid_bytes, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
 use crate::core::token;
-use crate::error::PgResult;
-use crate::jsonb::{Builder, RawJsonb};
-use crate::{gucs, heap, spi};
+use crate::pg::error::PgResult;
+use crate::pg::jsonb::{Builder, RawJsonb};
+use crate::pg::{gucs, probe, spi};
+use crate::store::tables;
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -44,7 +46,7 @@ fn unauthenticated(message: &'static str) -> IdentityError {
 pub struct Principal {
     token_id: String,
     user_id: [u8; 16],
-    user: heap::UserState,
+    user: tables::UserState,
     scopes: Vec<String>,
     expires_at: Option<i64>,
 }
@@ -86,7 +88,7 @@ pub fn verify(token_text: &str) -> PgResult<Principal> {
     let prefix = gucs::token_prefix();
     // Shape and checksum first: a typo never reaches a table.
     token::parse(token_text, &prefix).pg()?;
-    let row = heap::token_by_hash(&token::hash(token_text))
+    let row = tables::token_by_hash(&token::hash(token_text))
         .ok_or_else(|| unauthenticated("invalid API token").detail("unknown token")).pg()?;
     if row.revoked {
         return Err(unauthenticated("API token has been revoked").pg_error());
@@ -95,7 +97,7 @@ pub fn verify(token_text: &str) -> PgResult<Principal> {
     if row.expires_at.is_some_and(|e| e <= now) {
         return Err(unauthenticated("API token has expired").pg_error());
     }
-    let user = heap::user_state(row.user_id).ok_or_else(|| unauthenticated("API token's user does not exist")).pg()?;
+    let user = tables::user_state(row.user_id).ok_or_else(|| unauthenticated("API token's user does not exist")).pg()?;
     if user.row.status != "active" {
         return Err(unauthenticated("API token's user is not active").detail(format!("user {}", user.row.status)).pg_error());
     }
@@ -124,16 +126,16 @@ pub fn principal_claims(p: &Principal) -> serde_json::Map<String, Value> {
 /// last_used_at, at most once a minute, only where writes are possible, and
 /// without waiting for a lock another verifier holds. verify_api_token runs
 /// with the caller's rights (no SECURITY DEFINER on the hot path); this one
-/// write runs as the table's owner (`heap::as_owner`). The caller's
+/// write runs as the table's owner (`probe::as_owner`). The caller's
 /// search_path is in force, so every name and operator below is qualified.
-fn touch(row: &heap::TokenRow, now: i64) -> PgResult<()> {
+fn touch(row: &tables::TokenRow, now: i64) -> PgResult<()> {
     let fresh = row.last_used_at.is_some_and(|t| now - t < 60);
     if fresh || !writable() {
         return Ok(());
     }
     let id = Uuid::from_bytes(claims::uuid_bytes(&row.id).expect("uuid from the table"));
-    let owner = heap::table_owner(&heap::API_TOKENS);
-    heap::as_owner(owner, || {
+    let owner = probe::table_owner(&tables::API_TOKENS);
+    probe::as_owner(owner, || {
         spi::run(
             "update identity.api_tokens set last_used_at = pg_catalog.now() \
              where id operator(pg_catalog.=) ( \
@@ -212,8 +214,8 @@ fn caller(scope: &'static str) -> PgResult<Subject> {
 /// User `id`'s organization, when `s` may manage their tokens; P0002 with
 /// `what` when the user does not exist or is not visible to `s` (the same
 /// answer either way).
-fn owner_visible(s: &Subject, id: [u8; 16], what: &'static str) -> PgResult<(heap::UserState, Option<[u8; 16]>)> {
-    let user = heap::user_state(id).ok_or_else(|| authz::not_found(what)).pg()?;
+fn owner_visible(s: &Subject, id: [u8; 16], what: &'static str) -> PgResult<(tables::UserState, Option<[u8; 16]>)> {
+    let user = tables::user_state(id).ok_or_else(|| authz::not_found(what)).pg()?;
     let org = user.row.organization_id.as_deref().and_then(uuid_bytes);
     authz::may_manage_tokens(authz::relation(s, id, org), what).pg()?;
     Ok((user, org))
@@ -221,7 +223,7 @@ fn owner_visible(s: &Subject, id: [u8; 16], what: &'static str) -> PgResult<(hea
 
 /// Token `id`'s user (id, state, organization), when `s` may manage the
 /// token (P0002 "API token does not exist" otherwise, as for an unknown id).
-fn token_owner(s: &Subject, id: Uuid) -> PgResult<([u8; 16], heap::UserState, Option<[u8; 16]>)> {
+fn token_owner(s: &Subject, id: Uuid) -> PgResult<([u8; 16], tables::UserState, Option<[u8; 16]>)> {
     const WHAT: &str = "API token does not exist";
     let owner = spi::privileged(|| spi::one::<Uuid>("select user_id from identity.api_tokens where id = $1", &[id.into()]))?
         .ok_or_else(|| authz::not_found(WHAT)).pg()?;
@@ -230,7 +232,7 @@ fn token_owner(s: &Subject, id: Uuid) -> PgResult<([u8; 16], heap::UserState, Op
 }
 
 /// `s` may mint a token acting as `user` (`authz::may_mint_for`).
-fn may_mint(s: &Subject, id: [u8; 16], user: &heap::UserState, org: Option<[u8; 16]>, what: &'static str) -> PgResult<()> {
+fn may_mint(s: &Subject, id: [u8; 16], user: &tables::UserState, org: Option<[u8; 16]>, what: &'static str) -> PgResult<()> {
     Ok(authz::may_mint_for(s, authz::relation(s, id, org), id, user.row.is_service_user, what).pg()?)
 }
 

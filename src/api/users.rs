@@ -8,17 +8,18 @@
 //! Every change writes one audit row; lifecycle changes also write an event
 //! (identity.events + NOTIFY identity_events on commit).
 
-use crate::error::{Pg, PgError};
+use crate::pg::error::{Pg, PgError};
 use crate::api::actor;
 use crate::api::{flags, session_tokens, tokens};
 use crate::core::authz::{self, FieldClass, Relation, Subject};
 use crate::core::claims::{uuid_bytes, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
 use crate::core::users::{self as rules, check_email, check_name};
-use crate::error::PgResult;
-use crate::{gucs, heap, spi};
+use crate::pg::error::PgResult;
+use crate::pg::{gucs, spi};
+use crate::store::tables;
 use pgrx::prelude::*;
-use crate::jsonb::RawJsonb;
+use crate::pg::jsonb::RawJsonb;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
@@ -57,18 +58,6 @@ fn id_of(v: &Value) -> [u8; 16] {
     v["id"].as_str().and_then(uuid_bytes).expect("a user row has an id")
 }
 
-/// A live user's (id, organization), or None (unknown or deleted).
-pub fn target(id: [u8; 16]) -> Option<Option<[u8; 16]>> {
-    heap::user_state(id)
-        .filter(|u| u.row.status != "deleted")
-        .map(|u| u.row.organization_id.as_deref().and_then(uuid_bytes))
-}
-
-/// The actor's relation to user `id`; P0002 when the user does not exist.
-pub fn relation_to(s: &Subject, id: [u8; 16]) -> PgResult<(Relation, Option<[u8; 16]>)> {
-    let org = target(id).ok_or_else(|| authz::not_found("user does not exist")).pg()?;
-    Ok((authz::relation(s, id, org), org))
-}
 
 pub fn user_json(id: [u8; 16]) -> PgResult<Value> {
     let row = spi::one::<JsonB>(concat!("select ", user_json!(), " from identity.users u where u.id = $1"), &[uuid(id).into()])?;
@@ -247,7 +236,7 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
     authz::require_scope(&s, "users:write").pg()?;
     let id = *required(user_id, "user_id is required").pg()?.as_bytes();
     let changes = required(changes, "changes is required").pg()?.bounded("changes is too large or too deeply nested").pg()?;
-    let (rel, org) = relation_to(&s, id)?;
+    let (rel, org) = actor::relation_to(&s, id)?;
     authz::may_read_user(rel).pg()?;
     let class = rules::check_changes(&changes).pg()?;
     if !authz::may_set(rel, class) {
@@ -262,7 +251,7 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
         return Err(authz::forbidden("only system may give the system role").pg_error());
     }
     if changes.get("is_service_user").and_then(Value::as_bool) == Some(true)
-        && !heap::user_state(id).is_some_and(|u| u.row.is_service_user)
+        && !tables::user_state(id).is_some_and(|u| u.row.is_service_user)
     {
         authz::may_make_service_user(rel).pg()?;
     }
@@ -330,7 +319,7 @@ fn set_status(user_id: Option<Uuid>, suspend: bool, reason: Option<&str>) -> PgR
     authz::require_scope(&s, "users:write").pg()?;
     let id = *required(user_id, "user_id is required").pg()?.as_bytes();
     check_name(reason, "reason must be 1 to 1000 characters", 1000).pg()?;
-    let (rel, org) = relation_to(&s, id)?;
+    let (rel, org) = actor::relation_to(&s, id)?;
     authz::may_administer_user(rel).pg()?;
     spi::privileged(|| {
         take_user_row(id)?;
@@ -377,7 +366,7 @@ fn delete_user(user_id: Option<Uuid>) -> PgResult<()> {
     let s = actor::subject()?;
     authz::require_scope(&s, "users:write").pg()?;
     let id = *required(user_id, "user_id is required").pg()?.as_bytes();
-    let (rel, org) = relation_to(&s, id)?;
+    let (rel, org) = actor::relation_to(&s, id)?;
     authz::may_administer_user(rel).pg()?;
     spi::privileged(|| {
         let counts = spi::one::<JsonB>(
@@ -416,7 +405,7 @@ fn delete_user(user_id: Option<Uuid>) -> PgResult<()> {
 
 fn read_user(s: &Subject, id: [u8; 16]) -> PgResult<JsonB> {
     authz::require_scope(s, "users:read").pg()?;
-    let (rel, _) = relation_to(s, id)?;
+    let (rel, _) = actor::relation_to(s, id)?;
     authz::may_read_user(rel).pg()?;
     spi::privileged(|| user_json(id)).map(JsonB)
 }

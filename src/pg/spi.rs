@@ -7,8 +7,8 @@
 //!
 //! Errors from Postgres are never swallowed: they propagate as `ErrorReport`.
 
-use crate::error::Pg;
-use crate::error::{spi as spi_err, PgResult};
+use crate::pg::error::Pg;
+use crate::pg::error::{spi as spi_err, PgResult};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, JsonB};
@@ -106,8 +106,8 @@ pub fn run_for_role(template: &str, role: &str) -> PgResult<()> {
 /// their reads and writes in here. On error the (sub)transaction abort
 /// restores the user id and the setting, as it does for SECURITY DEFINER.
 pub fn privileged<R>(f: impl FnOnce() -> R) -> R {
-    let owner = crate::heap::table_owner(&crate::heap::USERS);
-    crate::heap::as_owner(owner, || unsafe {
+    let owner = crate::pg::probe::schema_owner();
+    crate::pg::probe::as_owner(owner, || unsafe {
         let nest = pg_sys::NewGUCNestLevel();
         pg_sys::set_config_option(
             c"search_path".as_ptr(),

@@ -12,10 +12,10 @@
 //! AccessShareLock on table and index, as a SELECT takes; no row locks.
 //! Visibility: the active snapshot, as the calling statement sees the tables.
 
-use crate::core::claims::{uuid_text, UserRow};
+use crate::core::claims::uuid_text;
 use pgrx::pg_sys;
 use pgrx::pg_guard;
-use pgrx::{FromDatum, IntoDatum};
+use pgrx::FromDatum;
 use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
 
@@ -27,44 +27,6 @@ pub struct Table {
     pub key_eq: u32,
     pub columns: &'static [&'static CStr],
 }
-
-pub const USERS: Table = Table {
-    name: c"users",
-    index: c"users_pkey",
-    key_eq: pg_sys::F_UUID_EQ,
-    columns: &[
-        c"is_service_user",
-        c"user_role",
-        c"organization_id",
-        c"application_id",
-        c"status",
-        c"tokens_valid_after",
-        c"email",
-    ],
-};
-
-/// The users a token check can refuse, through the partial index
-/// users_token_state (status not active, or a tokens_valid_after).
-pub const USERS_TOKEN_STATE: Table = Table {
-    name: c"users",
-    index: c"users_token_state",
-    key_eq: pg_sys::F_UUID_EQ,
-    columns: &[c"id", c"status", c"tokens_valid_after"],
-};
-
-/// Tombstones of users removed by delete_user: their ids stay refused.
-pub const DELETED_USERS: Table =
-    Table { name: c"deleted_users", index: c"deleted_users_pkey", key_eq: pg_sys::F_UUID_EQ, columns: &[c"id"] };
-
-pub const REVOKED_JWTS: Table =
-    Table { name: c"revoked_jwts", index: c"revoked_jwts_pkey", key_eq: pg_sys::F_TEXTEQ, columns: &[c"jti"] };
-
-pub const REVOKED_SESSIONS: Table = Table {
-    name: c"revoked_sessions",
-    index: c"revoked_sessions_pkey",
-    key_eq: pg_sys::F_UUID_EQ,
-    columns: &[c"session_id"],
-};
 
 /// Where a table lives: found once per backend, forgotten on any pg_class
 /// change (syscache invalidation), so DDL is always seen.
@@ -250,139 +212,6 @@ pub fn scan_all(t: &Table, mut read: impl FnMut(&Row) -> bool) -> bool {
     }
 }
 
-fn uuid_key(id: [u8; 16]) -> pg_sys::Datum {
-    pgrx::Uuid::from_bytes(id).into_datum().expect("uuid datum")
-}
-
-/// What token checks need of an identity.users row.
-pub struct UserState {
-    pub row: UserRow,
-    /// Unix seconds; tokens issued before are refused.
-    pub tokens_valid_after: Option<i64>,
-    pub email: String,
-}
-
-/// The hook's view of identity.users row `id`, if visible.
-pub fn user_by_id(id: [u8; 16]) -> Option<UserRow> {
-    user_state(id).map(|u| u.row)
-}
-
-/// identity.users row `id`, if visible; a deleted user (a tombstone in
-/// identity.deleted_users, probed only when the row is missing) is a row
-/// with status `deleted`, so the hook, verify_jwt and every actor check
-/// refuse them at once.
-pub fn user_state(id: [u8; 16]) -> Option<UserState> {
-    live_user(id).or_else(|| {
-        probe(&DELETED_USERS, uuid_key(id), |_| ()).map(|_| UserState {
-            row: UserRow {
-                is_service_user: false,
-                user_role: "user".into(),
-                organization_id: None,
-                application_id: None,
-                status: "deleted".into(),
-            },
-            tokens_valid_after: Some(i64::MAX),
-            email: String::new(),
-        })
-    })
-}
-
-/// What verify_jwt needs of user `id`: whether it is active, and its
-/// tokens_valid_after (rounded up, as in `live_user`). Reads two columns, no
-/// other conversion; a tombstoned user is (false, i64::MAX).
-/// tokens_valid_after as verify_jwt compares it: rounded up to the next
-/// second (a token issued in the same second as a suspension is refused).
-pub fn valid_after(epoch_seconds: Option<i64>) -> Option<i64> {
-    epoch_seconds.map(|s| if s == i64::MIN { s } else { s.saturating_add(1) })
-}
-
-pub fn token_state(id: [u8; 16], snapshot: pg_sys::Snapshot) -> Option<(bool, Option<i64>, String)> {
-    probe_in(&USERS, uuid_key(id), snapshot, |r| {
-        let (d, null) = r.get(4);
-        // status is text; compare its bytes without building a String.
-        let active = !null
-            && unsafe { pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr())) } == b"active";
-        let status = if active { String::new() } else { r.text(4).unwrap_or_default() };
-        (active, valid_after(r.epoch_seconds(5)), status)
-    })
-    .or_else(|| probe_in(&DELETED_USERS, uuid_key(id), snapshot, |_| (false, Some(i64::MAX), "deleted".to_string())))
-}
-
-fn live_user(id: [u8; 16]) -> Option<UserState> {
-    probe(&USERS, uuid_key(id), |r| UserState {
-        row: UserRow {
-            is_service_user: r.bool(0).unwrap_or(false),
-            user_role: r.text(1).unwrap_or_default(),
-            organization_id: r.uuid(2),
-            application_id: r.uuid(3),
-            status: r.text(4).unwrap_or_default(),
-        },
-        // Rounded up: a token issued (iat, whole seconds) in the same second
-        // as a suspension or sign-out-everywhere is refused too.
-        tokens_valid_after: valid_after(r.epoch_seconds(5)),
-        email: r.text(6).unwrap_or_default(),
-    })
-}
-
-pub fn jti_revoked(jti: &str) -> bool {
-    let key = jti.into_datum().expect("text datum");
-    probe(&REVOKED_JWTS, key, |_| ()).is_some()
-}
-
-pub fn session_revoked(session_id: [u8; 16]) -> bool {
-    probe(&REVOKED_SESSIONS, uuid_key(session_id), |_| ()).is_some()
-}
-
-pub const API_TOKENS: Table = Table {
-    name: c"api_tokens",
-    index: c"api_tokens_token_hash_key",
-    key_eq: pg_sys::F_BYTEAEQ,
-    columns: &[c"id", c"user_id", c"scopes", c"expires_at", c"revoked_at", c"last_used_at"],
-};
-
-/// What verification needs of an api_tokens row.
-pub struct TokenRow {
-    pub id: String,
-    pub user_id: [u8; 16],
-    pub scopes: Vec<String>,
-    pub expires_at: Option<i64>,
-    pub revoked: bool,
-    pub last_used_at: Option<i64>,
-}
-
-/// The api_tokens row whose token_hash is `hash`, if visible.
-pub fn token_by_hash(hash: &[u8; 32]) -> Option<TokenRow> {
-    let key = hash.as_slice().into_datum().expect("bytea datum");
-    probe(&API_TOKENS, key, |r| {
-        let (d, n) = r.get(1);
-        let user = unsafe { pgrx::Uuid::from_datum(d, n) }.map(|u| *u.as_bytes()).unwrap_or([0; 16]);
-        let (d, n) = r.get(2);
-        TokenRow {
-            id: r.uuid(0).unwrap_or_default(),
-            user_id: user,
-            scopes: unsafe { Vec::<Option<String>>::from_datum(d, n) }.unwrap_or_default().into_iter().flatten().collect(),
-            expires_at: r.epoch_seconds(3),
-            revoked: !r.get(4).1,
-            last_used_at: r.epoch_seconds(5),
-        }
-    })
-}
-
-/// api_tokens by primary key: whether a token a JWT was derived from still
-/// stands.
-pub const API_TOKENS_BY_ID: Table = Table {
-    name: c"api_tokens",
-    index: c"api_tokens_pkey",
-    key_eq: pg_sys::F_UUID_EQ,
-    columns: &[c"expires_at", c"revoked_at"],
-};
-
-/// Whether API token `id` exists (its user was not deleted), is not revoked
-/// and has not expired (a rotation's grace ends as an expiry) at `now`.
-pub fn token_live(id: [u8; 16], now: i64) -> bool {
-    probe(&API_TOKENS_BY_ID, uuid_key(id), |r| r.get(1).1 && r.epoch_seconds(0).is_none_or(|e| e > now)).unwrap_or(false)
-}
-
 /// The owner of table `t` (the role the extension's objects belong to).
 pub fn table_owner(t: &Table) -> pg_sys::Oid {
     let r = rels(t);
@@ -390,6 +219,23 @@ pub fn table_owner(t: &Table) -> pg_sys::Oid {
         let rel = pg_sys::table_open(r.table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let owner = (*(*rel).rd_rel).relowner;
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        owner
+    }
+}
+
+/// The owner of schema identity: the role that created the extension,
+/// which owns every object of it (the tables `spi::privileged` runs as).
+/// One syscache lookup.
+pub fn schema_owner() -> pg_sys::Oid {
+    // SAFETY: get_namespace_oid raises if the schema is missing (never, while
+    // the extension exists); the syscache tuple is valid until released, and
+    // its struct is pg_namespace's fixed-size part.
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"identity".as_ptr(), false);
+        let tup = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::NAMESPACEOID as std::ffi::c_int, pg_sys::Datum::from(nsp));
+        assert!(!tup.is_null(), "schema identity has no pg_namespace row");
+        let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_namespace>(tup)).nspowner;
+        pg_sys::ReleaseSysCache(tup);
         owner
     }
 }
@@ -412,17 +258,3 @@ pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     out
 }
 
-pub const SIGNING_KEYS: Table = Table {
-    name: c"signing_keys",
-    index: c"signing_keys_pkey",
-    key_eq: pg_sys::F_TEXTEQ,
-    columns: &[c"alg", c"public_jwk", c"status", c"expires_at"],
-};
-
-/// The active signing key, through the partial unique index on (true).
-pub const ACTIVE_SIGNING_KEY: Table = Table {
-    name: c"signing_keys",
-    index: c"signing_keys_one_active",
-    key_eq: pg_sys::F_BOOLEQ,
-    columns: &[c"kid", c"alg", c"private_key_ciphertext", c"status"],
-};

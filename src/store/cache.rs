@@ -25,8 +25,10 @@
 //! In parallel mode (no new snapshot allowed) nothing is filled: a miss is
 //! probed under the statement's snapshot.
 
-use crate::api::keys::ActiveKey;
-use crate::heap;
+use crate::core::keys::{Alg, SigningKey};
+pub use crate::store::tables::UserToken;
+use crate::pg::probe;
+use crate::store::tables;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -35,7 +37,7 @@ use crate::core::fasthash::{HashMap, HashSet};
 /// Above this many rows a table is probed instead of copied.
 const MAX_ROWS: usize = 50_000;
 
-enum Copy<T> {
+enum Copied<T> {
     Unknown,
     Loaded(T),
     TooBig,
@@ -46,13 +48,13 @@ struct Caches {
     /// revoked_jwts, revoked_sessions, signing_keys, users, deleted_users
     /// (InvalidOid: not known yet).
     oids: [pg_sys::Oid; 5],
-    jtis: Copy<HashSet<Box<[u8]>>>,
-    sessions: Copy<HashSet<[u8; 16]>>,
+    jtis: Copied<HashSet<Box<[u8]>>>,
+    sessions: Copied<HashSet<[u8; 16]>>,
     /// None: not read yet; Some(None): no active key.
     active_key: Option<Option<ActiveKey>>,
     /// The users a token check can refuse (users_token_state) and the
     /// tombstones; a user in neither passes the checks.
-    refusable: Copy<Refusable>,
+    refusable: Copied<Refusable>,
     /// When `refusable` is TooBig: users probed, by id.
     users: HashMap<[u8; 16], UserToken>,
 }
@@ -64,8 +66,14 @@ struct Refusable {
     deleted: HashSet<[u8; 16]>,
 }
 
-/// What verify_jwt reads of a user (heap::token_state).
-pub type UserToken = (bool, Option<i64>, String);
+/// The active asymmetric signing key, with its private key decrypted and
+/// parsed once per change of identity.signing_keys.
+#[derive(Clone)]
+pub struct ActiveKey {
+    pub kid: String,
+    pub alg: Alg,
+    pub key: std::rc::Rc<SigningKey>,
+}
 
 /// At most this many users are remembered (then the map starts over).
 const MAX_USERS: usize = 16_384;
@@ -79,10 +87,10 @@ thread_local! {
         RefCell::new(Caches {
             registered: false,
             oids: [pg_sys::InvalidOid; 5],
-            jtis: Copy::Unknown,
-            sessions: Copy::Unknown,
+            jtis: Copied::Unknown,
+            sessions: Copied::Unknown,
             active_key: None,
-            refusable: Copy::Unknown,
+            refusable: Copied::Unknown,
             users: HashMap::default(),
         })
     };
@@ -110,16 +118,16 @@ unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
             }
         }
         if hit(c.oids[0]) {
-            c.jtis = Copy::Unknown;
+            c.jtis = Copied::Unknown;
         }
         if hit(c.oids[1]) {
-            c.sessions = Copy::Unknown;
+            c.sessions = Copied::Unknown;
         }
         if hit(c.oids[2]) {
             c.active_key = None;
         }
         if hit(c.oids[3]) || hit(c.oids[4]) {
-            c.refusable = Copy::Unknown;
+            c.refusable = Copied::Unknown;
             c.users.clear();
         }
     });
@@ -127,9 +135,9 @@ unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
 
 /// Remembers which table a copy came from (before loading it); looked up
 /// only when not known (a message for the table forgets it again).
-fn set_oid(i: usize, t: &heap::Table) {
+fn set_oid(i: usize, t: &probe::Table) {
     if CACHES.with(|c| c.borrow().oids[i]) == pg_sys::InvalidOid {
-        let oid = heap::table_oid(t);
+        let oid = probe::table_oid(t);
         CACHES.with(|c| c.borrow_mut().oids[i] = oid);
     }
 }
@@ -147,10 +155,10 @@ fn prepare() {
     if RESET_ALL.with(|r| r.replace(false)) {
         CACHES.with(|c| {
             let mut c = c.borrow_mut();
-            c.jtis = Copy::Unknown;
-            c.sessions = Copy::Unknown;
+            c.jtis = Copied::Unknown;
+            c.sessions = Copied::Unknown;
             c.active_key = None;
-            c.refusable = Copy::Unknown;
+            c.refusable = Copied::Unknown;
             c.users.clear();
         });
     }
@@ -189,8 +197,8 @@ pub fn fresh() -> Fresh {
 impl Fresh {
     /// Is `jti` revoked?
     pub fn jti_revoked(&self, jti: &str) -> bool {
-        revoked(|c| &mut c.jtis, 0, &heap::REVOKED_JWTS, jti.as_bytes(), |r| r.text(0).map(|j| j.into_bytes().into()), || {
-            heap::jti_revoked(jti)
+        revoked(|c| &mut c.jtis, 0, &tables::REVOKED_JWTS, jti.as_bytes(), |r| r.text(0).map(|j| j.into_bytes().into()), || {
+            tables::jti_revoked(jti)
         })
     }
 
@@ -199,13 +207,13 @@ impl Fresh {
         revoked(
             |c| &mut c.sessions,
             1,
-            &heap::REVOKED_SESSIONS,
+            &tables::REVOKED_SESSIONS,
             &id,
             |r| {
                 let (d, null) = r.get(0);
                 unsafe { pgrx::Uuid::from_datum(d, null) }.map(|u| *u.as_bytes())
             },
-            || heap::session_revoked(id),
+            || tables::session_revoked(id),
         )
     }
 }
@@ -214,11 +222,11 @@ impl Fresh {
 /// From the copy; loaded whole (`read` gives a row's key) when unknown;
 /// probed per call (`probe`) when too big or in parallel mode.
 fn revoked<K, Q>(
-    copy: fn(&mut Caches) -> &mut Copy<HashSet<K>>,
+    copy: fn(&mut Caches) -> &mut Copied<HashSet<K>>,
     oid: usize,
-    table: &heap::Table,
+    table: &probe::Table,
     key: &Q,
-    read: impl Fn(&heap::Row) -> Option<K>,
+    read: impl Fn(&probe::Row) -> Option<K>,
     probe: impl Fn() -> bool,
 ) -> bool
 where
@@ -226,9 +234,9 @@ where
     Q: std::hash::Hash + Eq + ?Sized,
 {
     let known = CACHES.with(|c| match copy(&mut c.borrow_mut()) {
-        Copy::Loaded(set) => Known::Answer(set.contains(key)),
-        Copy::TooBig => Known::Probe,
-        Copy::Unknown => Known::Load,
+        Copied::Loaded(set) => Known::Answer(set.contains(key)),
+        Copied::TooBig => Known::Probe,
+        Copied::Unknown => Known::Load,
     });
     match known {
         Known::Answer(a) => return a,
@@ -239,12 +247,12 @@ where
     set_oid(oid, table);
     let before = invals();
     let mut set = HashSet::default();
-    let complete = heap::scan_all(table, |r| {
+    let complete = probe::scan_all(table, |r| {
         set.extend(read(r));
         set.len() <= MAX_ROWS
     });
     let answer = set.contains(key) || (!complete && probe());
-    let loaded = if complete { Copy::Loaded(set) } else { Copy::TooBig };
+    let loaded = if complete { Copied::Loaded(set) } else { Copied::TooBig };
     if invals() == before {
         CACHES.with(|c| *copy(&mut c.borrow_mut()) = loaded);
     }
@@ -267,39 +275,40 @@ impl Fresh {
         let seen = CACHES.with(|c| {
             let c = c.borrow();
             match &c.refusable {
-                Copy::Loaded(r) => Seen::Answer(match r.users.get(&id) {
+                Copied::Loaded(r) => Seen::Answer(match r.users.get(&id) {
                     Some(u) => Some(u.clone()),
                     None => r.deleted.contains(&id).then(deleted_state),
                 }),
-                Copy::TooBig => match c.users.get(&id) {
+                Copied::TooBig => match c.users.get(&id) {
                     Some(u) => Seen::Answer(refusable(u.clone())),
                     None => Seen::PerUser,
                 },
-                Copy::Unknown => Seen::Load,
+                Copied::Unknown => Seen::Load,
             }
         });
         match seen {
             Seen::Answer(a) => return a,
-            _ if !can_fill() => return heap::token_state(id, unsafe { pg_sys::GetActiveSnapshot() }).and_then(refusable),
+            _ if !can_fill() => return tables::token_state(id, unsafe { pg_sys::GetActiveSnapshot() }).and_then(refusable),
             Seen::PerUser => return per_user(id),
             Seen::Load => {}
         }
-        set_oid(3, &heap::USERS);
-        set_oid(4, &heap::DELETED_USERS);
+        set_oid(3, &tables::USERS);
+        set_oid(4, &tables::DELETED_USERS);
         let before = invals();
         let mut users = HashMap::default();
-        let complete_users = heap::scan_all(&heap::USERS_TOKEN_STATE, |r| {
+        let complete_users = probe::scan_all(&tables::USERS_TOKEN_STATE, |r| {
             let (d, null) = r.get(0);
             if let Some(u) = unsafe { pgrx::Uuid::from_datum(d, null) } {
                 let status = r.text(1).unwrap_or_default();
                 let active = status == "active";
-                users.insert(*u.as_bytes(), (active, heap::valid_after(r.epoch_seconds(2)), if active { String::new() } else { status }));
+                let status = if active { String::new() } else { status };
+                users.insert(*u.as_bytes(), UserToken { active, valid_after: tables::valid_after(r.epoch_seconds(2)), status });
             }
             users.len() <= MAX_ROWS
         });
         let mut deleted = HashSet::default();
         let complete = complete_users
-            && heap::scan_all(&heap::DELETED_USERS, |r| {
+            && probe::scan_all(&tables::DELETED_USERS, |r| {
                 let (d, null) = r.get(0);
                 if let Some(u) = unsafe { pgrx::Uuid::from_datum(d, null) } {
                     deleted.insert(*u.as_bytes());
@@ -308,7 +317,7 @@ impl Fresh {
             });
         if !complete {
             if invals() == before {
-                CACHES.with(|c| c.borrow_mut().refusable = Copy::TooBig);
+                CACHES.with(|c| c.borrow_mut().refusable = Copied::TooBig);
             }
             return per_user(id);
         }
@@ -317,28 +326,28 @@ impl Fresh {
             None => deleted.contains(&id).then(deleted_state),
         };
         if invals() == before {
-            CACHES.with(|c| c.borrow_mut().refusable = Copy::Loaded(Refusable { users, deleted }));
+            CACHES.with(|c| c.borrow_mut().refusable = Copied::Loaded(Refusable { users, deleted }));
         }
         answer
     }
 }
 
-/// A tombstoned user, as heap::token_state reports one.
+/// A tombstoned user, as tables::token_state reports one.
 fn deleted_state() -> UserToken {
-    (false, Some(i64::MAX), "deleted".to_string())
+    UserToken::deleted()
 }
 
 /// A user state the checks can refuse; None for one they pass (active,
 /// no tokens_valid_after).
 fn refusable(u: UserToken) -> Option<UserToken> {
-    (!(u.0 && u.1.is_none_or(|t| t == i64::MIN))).then_some(u)
+    (!(u.active && u.valid_after.is_none_or(|t| t == i64::MIN))).then_some(u)
 }
 
 /// More refusable users than a copy holds: probe each user once and keep
 /// its state (MAX_USERS per backend; a user not found is not kept).
 fn per_user(id: [u8; 16]) -> Option<UserToken> {
     let before = invals();
-    let state = heap::with_latest_snapshot(|snapshot| heap::token_state(id, snapshot))?;
+    let state = probe::with_latest_snapshot(|snapshot| tables::token_state(id, snapshot))?;
     if invals() == before {
         CACHES.with(|c| {
             let mut c = c.borrow_mut();
@@ -362,9 +371,9 @@ pub fn active_key(
     if !can_fill() {
         return load();
     }
-    set_oid(2, &heap::SIGNING_KEYS);
+    set_oid(2, &tables::SIGNING_KEYS);
     let before = invals();
-    let k = heap::with_latest_snapshot(|snapshot| {
+    let k = probe::with_latest_snapshot(|snapshot| {
         // The load probes under the active snapshot: make it this fresh one.
         unsafe { pg_sys::PushActiveSnapshot(snapshot) };
         let k = load();

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Checks the layering of src/ (README "Architecture"): every module's
+references to other modules of this crate (`crate::pg::spi`, `use
+crate::store::{cache, tables}`, `super::x`) point to its own layer or a lower
+one (core < pg < store < api), and the references form no circle. Prints
+each offence and exits 1; prints "layers: ok (N modules, M edges)" otherwise.
+Run by scripts/test.sh."""
+import pathlib
+import re
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent / "src"
+LAYER = {"core": 0, "pg": 1, "store": 2, "api": 3}
+
+
+def module_of(path):
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "mod":
+        parts = parts[:-1]
+    return "::".join(parts) or "lib"
+
+
+def references(text, me):
+    refs = set()
+    text = re.sub(r"//.*", "", text)  # comments name modules too; only code counts
+    for m in re.finditer(r"crate::(core|pg|store|api)(?:::\{([^}]*)\}|::(\w+))?", text):
+        top, group, single = m.groups()
+        if top == "core":
+            refs.add("core")
+        elif group is not None:
+            for item in group.split(","):
+                name = item.strip().split("::")[0].split(" ")[0]
+                if name and name != "self":
+                    refs.add(f"{top}::{name}")
+        elif single:
+            refs.add(f"{top}::{single}")
+    parent = me.rsplit("::", 1)[0] if "::" in me else None
+    for m in re.finditer(r"\bsuper::(\w+)", text):
+        if parent:
+            refs.add(f"{parent}::{m.group(1)}")
+    refs.discard(me)
+    return refs
+
+
+def main():
+    files = {module_of(p): p for p in ROOT.rglob("*.rs")}
+    graph = {}
+    for mod, path in files.items():
+        graph[mod] = {r for r in references(path.read_text(), mod) if r in files or r == "core"}
+    errors = []
+    for mod, refs in graph.items():
+        top = mod.split("::")[0]
+        if top not in LAYER:
+            continue
+        for r in refs:
+            rt = r.split("::")[0]
+            if LAYER[rt] > LAYER[top]:
+                errors.append(f"{mod} -> {r}: an arrow from a lower layer to a higher one")
+    # Circles (depth-first search; each reported once by its members).
+    state, stack, seen_cycles = {}, [], set()
+
+    def visit(n):
+        state[n] = 1
+        stack.append(n)
+        for r in sorted(graph.get(n, ())):
+            if state.get(r) == 1:
+                cycle = stack[stack.index(r):] + [r]
+                key = frozenset(cycle)
+                if key not in seen_cycles:
+                    seen_cycles.add(key)
+                    errors.append("import circle: " + " -> ".join(cycle))
+            elif r in graph and not state.get(r):
+                visit(r)
+        stack.pop()
+        state[n] = 2
+
+    for n in sorted(graph):
+        if not state.get(n):
+            visit(n)
+    for e in errors:
+        print(e)
+    edges = sum(len(v) for v in graph.values())
+    if errors:
+        print(f"layers: {len(errors)} offences")
+        return 1
+    print(f"layers: ok ({len(graph)} modules, {edges} edges)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+//! Time and ids: the wall clock as Unix seconds, interval arguments in
+//! seconds, random uuids.
+
+use crate::core::claims::{uuid_text, uuid_v4};
+use crate::core::error::IdentityError;
+use pgrx::datum::Interval;
+
+/// Wall-clock now, Unix seconds (not the transaction start: a long
+/// transaction must not keep accepting a token that has expired).
+pub fn now_unix() -> i64 {
+    // SAFETY: GetCurrentTimestamp reads the system clock; no preconditions.
+    let ts = unsafe { pgrx::pg_sys::GetCurrentTimestamp() };
+    ts.div_euclid(1_000_000) + 946_684_800
+}
+
+/// Seconds in a positive interval (months count 30 days), or 22023.
+pub fn interval_seconds(i: &Interval, max: i64) -> Result<i64, IdentityError> {
+    let secs = i.months() as i64 * 30 * 86_400 + i.days() as i64 * 86_400 + i.micros().div_euclid(1_000_000);
+    if secs <= 0 || secs > max {
+        return Err(IdentityError::invalid("interval is out of range").detail(format!("{secs} s; allowed 1 s .. {max} s")));
+    }
+    Ok(secs)
+}
+
+thread_local! {
+    /// (pid, generator) for `new_uuid`.
+    static ID_RNG: std::cell::RefCell<Option<(u32, rand::rngs::StdRng)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A random uuid v4 as text (jti, session ids): unguessable, not a key.
+/// From rand's StdRng (ChaCha12, a CSPRNG) seeded from the OS once per
+/// backend, and again whenever the pid changes, so a forked process never
+/// repeats its parent's stream; a getrandom syscall per token was a tenth
+/// of sign_jwt. Keys, API tokens and nonces still come from OsRng.
+pub fn new_uuid() -> String {
+    use rand::{RngCore, SeedableRng};
+    let mut random = [0u8; 16];
+    let pid = std::process::id();
+    ID_RNG.with(|cell| {
+        let mut g = cell.borrow_mut();
+        if g.as_ref().is_none_or(|(p, _)| *p != pid) {
+            *g = Some((pid, rand::rngs::StdRng::from_rng(rand::rngs::OsRng).expect("the OS random source")));
+        }
+        g.as_mut().expect("seeded above").1.fill_bytes(&mut random);
+    });
+    uuid_text(&uuid_v4(random))
+}

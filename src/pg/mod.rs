@@ -1,0 +1,11 @@
+//! The one home of Postgres FFI: SPI, settings, errors to SQLSTATEs, jsonb
+//! in and out, index probes and snapshots, the clock. Depends on `core` only;
+//! nothing here knows the extension's tables (that is `store`) or its SQL
+//! functions (`api`).
+
+pub mod clock;
+pub mod error;
+pub mod gucs;
+pub mod jsonb;
+pub mod probe;
+pub mod spi;

@@ -1,0 +1,215 @@
+//! The extension's tables as the index probes read them (`pg::probe`): one
+//! descriptor per primary or unique index a hot path uses, and the rows
+//! those paths need, typed. No SQL here; visibility is the active snapshot.
+
+use crate::core::claims::UserRow;
+use crate::pg::probe::{probe, probe_in, Table};
+use pgrx::pg_sys;
+use pgrx::{FromDatum, IntoDatum};
+
+pub const USERS: Table = Table {
+    name: c"users",
+    index: c"users_pkey",
+    key_eq: pg_sys::F_UUID_EQ,
+    columns: &[
+        c"is_service_user",
+        c"user_role",
+        c"organization_id",
+        c"application_id",
+        c"status",
+        c"tokens_valid_after",
+        c"email",
+    ],
+};
+
+/// The users a token check can refuse, through the partial index
+/// users_token_state (status not active, or a tokens_valid_after).
+pub const USERS_TOKEN_STATE: Table = Table {
+    name: c"users",
+    index: c"users_token_state",
+    key_eq: pg_sys::F_UUID_EQ,
+    columns: &[c"id", c"status", c"tokens_valid_after"],
+};
+
+/// Tombstones of users removed by delete_user: their ids stay refused.
+pub const DELETED_USERS: Table =
+    Table { name: c"deleted_users", index: c"deleted_users_pkey", key_eq: pg_sys::F_UUID_EQ, columns: &[c"id"] };
+
+pub const REVOKED_JWTS: Table =
+    Table { name: c"revoked_jwts", index: c"revoked_jwts_pkey", key_eq: pg_sys::F_TEXTEQ, columns: &[c"jti"] };
+
+pub const REVOKED_SESSIONS: Table = Table {
+    name: c"revoked_sessions",
+    index: c"revoked_sessions_pkey",
+    key_eq: pg_sys::F_UUID_EQ,
+    columns: &[c"session_id"],
+};
+
+
+pub fn uuid_key(id: [u8; 16]) -> pg_sys::Datum {
+    pgrx::Uuid::from_bytes(id).into_datum().expect("uuid datum")
+}
+
+/// What token checks need of an identity.users row.
+pub struct UserState {
+    pub row: UserRow,
+    /// Unix seconds; tokens issued before are refused.
+    pub tokens_valid_after: Option<i64>,
+    pub email: String,
+}
+
+/// The hook's view of identity.users row `id`, if visible.
+pub fn user_by_id(id: [u8; 16]) -> Option<UserRow> {
+    user_state(id).map(|u| u.row)
+}
+
+/// identity.users row `id`, if visible; a deleted user (a tombstone in
+/// identity.deleted_users, probed only when the row is missing) is a row
+/// with status `deleted`, so the hook, verify_jwt and every actor check
+/// refuse them at once.
+pub fn user_state(id: [u8; 16]) -> Option<UserState> {
+    live_user(id).or_else(|| {
+        probe(&DELETED_USERS, uuid_key(id), |_| ()).map(|_| UserState {
+            row: UserRow {
+                is_service_user: false,
+                user_role: "user".into(),
+                organization_id: None,
+                application_id: None,
+                status: "deleted".into(),
+            },
+            tokens_valid_after: Some(i64::MAX),
+            email: String::new(),
+        })
+    })
+}
+
+/// What verify_jwt needs of user `id`: whether it is active, and its
+/// tokens_valid_after (rounded up, as in `live_user`). Reads two columns, no
+/// other conversion; a tombstoned user is (false, i64::MAX).
+/// tokens_valid_after as verify_jwt compares it: rounded up to the next
+/// second (a token issued in the same second as a suspension is refused).
+pub fn valid_after(epoch_seconds: Option<i64>) -> Option<i64> {
+    epoch_seconds.map(|s| if s == i64::MIN { s } else { s.saturating_add(1) })
+}
+
+/// What verify_jwt's user checks read of a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserToken {
+    pub active: bool,
+    /// tokens_valid_after, rounded up (`valid_after`).
+    pub valid_after: Option<i64>,
+    /// The status when not active (empty when active).
+    pub status: String,
+}
+
+impl UserToken {
+    /// A tombstoned user.
+    pub fn deleted() -> UserToken {
+    UserToken { active: false, valid_after: Some(i64::MAX), status: "deleted".to_string() }
+    }
+}
+
+/// User `id` as verify_jwt's checks read it, under `snapshot`; a tombstone
+/// reads as `UserToken::deleted`.
+pub fn token_state(id: [u8; 16], snapshot: pg_sys::Snapshot) -> Option<UserToken> {
+    probe_in(&USERS, uuid_key(id), snapshot, |r| {
+        let (d, null) = r.get(4);
+        // status is text; compare its bytes without building a String.
+        let active = !null
+            && unsafe { pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr())) } == b"active";
+        let status = if active { String::new() } else { r.text(4).unwrap_or_default() };
+        UserToken { active, valid_after: valid_after(r.epoch_seconds(5)), status }
+    })
+    .or_else(|| probe_in(&DELETED_USERS, uuid_key(id), snapshot, |_| UserToken::deleted()))
+}
+
+fn live_user(id: [u8; 16]) -> Option<UserState> {
+    probe(&USERS, uuid_key(id), |r| UserState {
+        row: UserRow {
+            is_service_user: r.bool(0).unwrap_or(false),
+            user_role: r.text(1).unwrap_or_default(),
+            organization_id: r.uuid(2),
+            application_id: r.uuid(3),
+            status: r.text(4).unwrap_or_default(),
+        },
+        // Rounded up: a token issued (iat, whole seconds) in the same second
+        // as a suspension or sign-out-everywhere is refused too.
+        tokens_valid_after: valid_after(r.epoch_seconds(5)),
+        email: r.text(6).unwrap_or_default(),
+    })
+}
+
+pub fn jti_revoked(jti: &str) -> bool {
+    let key = jti.into_datum().expect("text datum");
+    probe(&REVOKED_JWTS, key, |_| ()).is_some()
+}
+
+pub fn session_revoked(session_id: [u8; 16]) -> bool {
+    probe(&REVOKED_SESSIONS, uuid_key(session_id), |_| ()).is_some()
+}
+
+pub const API_TOKENS: Table = Table {
+    name: c"api_tokens",
+    index: c"api_tokens_token_hash_key",
+    key_eq: pg_sys::F_BYTEAEQ,
+    columns: &[c"id", c"user_id", c"scopes", c"expires_at", c"revoked_at", c"last_used_at"],
+};
+
+/// What verification needs of an api_tokens row.
+pub struct TokenRow {
+    pub id: String,
+    pub user_id: [u8; 16],
+    pub scopes: Vec<String>,
+    pub expires_at: Option<i64>,
+    pub revoked: bool,
+    pub last_used_at: Option<i64>,
+}
+
+/// The api_tokens row whose token_hash is `hash`, if visible.
+pub fn token_by_hash(hash: &[u8; 32]) -> Option<TokenRow> {
+    let key = hash.as_slice().into_datum().expect("bytea datum");
+    probe(&API_TOKENS, key, |r| {
+        let (d, n) = r.get(1);
+        let user = unsafe { pgrx::Uuid::from_datum(d, n) }.map(|u| *u.as_bytes()).unwrap_or([0; 16]);
+        let (d, n) = r.get(2);
+        TokenRow {
+            id: r.uuid(0).unwrap_or_default(),
+            user_id: user,
+            scopes: unsafe { Vec::<Option<String>>::from_datum(d, n) }.unwrap_or_default().into_iter().flatten().collect(),
+            expires_at: r.epoch_seconds(3),
+            revoked: !r.get(4).1,
+            last_used_at: r.epoch_seconds(5),
+        }
+    })
+}
+
+/// api_tokens by primary key: whether a token a JWT was derived from still
+/// stands.
+pub const API_TOKENS_BY_ID: Table = Table {
+    name: c"api_tokens",
+    index: c"api_tokens_pkey",
+    key_eq: pg_sys::F_UUID_EQ,
+    columns: &[c"expires_at", c"revoked_at"],
+};
+
+/// Whether API token `id` exists (its user was not deleted), is not revoked
+/// and has not expired (a rotation's grace ends as an expiry) at `now`.
+pub fn token_live(id: [u8; 16], now: i64) -> bool {
+    probe(&API_TOKENS_BY_ID, uuid_key(id), |r| r.get(1).1 && r.epoch_seconds(0).is_none_or(|e| e > now)).unwrap_or(false)
+}
+
+
+pub const SIGNING_KEYS: Table = Table {
+    name: c"signing_keys",
+    index: c"signing_keys_pkey",
+    key_eq: pg_sys::F_TEXTEQ,
+    columns: &[c"alg", c"public_jwk", c"status", c"expires_at"],
+};
+
+/// The active signing key, through the partial unique index on (true).
+pub const ACTIVE_SIGNING_KEY: Table = Table {
+    name: c"signing_keys",
+    index: c"signing_keys_one_active",
+    key_eq: pg_sys::F_BOOLEQ,
+    columns: &[c"kid", c"alg", c"private_key_ciphertext", c"status"],
+};
