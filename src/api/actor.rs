@@ -2,12 +2,12 @@
 //! same cached claims view as the RLS helpers (`rls::view`): claims pinned
 //! by identity.authenticate first, else request.jwt.claims in `request` mode.
 
-use crate::pg::error::{Pg, PgError};
 use crate::core::actor::{self, Actor};
 use crate::core::authz::{Caller, Subject};
 use crate::core::claims::uuid_bytes;
 use crate::core::error::{IdentityError, Kind};
 use crate::pg::error::PgResult;
+use crate::pg::error::{Pg, PgError};
 use crate::pg::spi;
 use crate::store::tables;
 use pgrx::pg_sys;
@@ -99,11 +99,21 @@ pub fn audit(
 pub fn target(id: [u8; 16]) -> Option<Option<[u8; 16]>> {
     crate::store::tables::user_state(id)
         .filter(|u| u.row.status != "deleted")
-        .map(|u| u.row.organization_id.as_deref().and_then(crate::core::claims::uuid_bytes))
+        .map(|u| {
+            u.row
+                .organization_id
+                .as_deref()
+                .and_then(crate::core::claims::uuid_bytes)
+        })
 }
 
 /// The actor's relation to user `id`; P0002 when the user does not exist.
-pub fn relation_to(s: &Subject, id: [u8; 16]) -> PgResult<(crate::core::authz::Relation, Option<[u8; 16]>)> {
-    let org = target(id).ok_or_else(|| crate::core::authz::not_found("user does not exist")).pg()?;
+pub fn relation_to(
+    s: &Subject,
+    id: [u8; 16],
+) -> PgResult<(crate::core::authz::Relation, Option<[u8; 16]>)> {
+    let org = target(id)
+        .ok_or_else(|| crate::core::authz::not_found("user does not exist"))
+        .pg()?;
     Ok((crate::core::authz::relation(s, id, org), org))
 }

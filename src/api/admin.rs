@@ -2,9 +2,9 @@
 //! API.md sections 2 and 9. Everything else stays revoked from PUBLIC
 //! (sql/grants.sql).
 
-use crate::pg::error::{Pg, PgError};
 use crate::core::error::{IdentityError, Kind};
 use crate::pg::error::PgResult;
+use crate::pg::error::{Pg, PgError};
 use crate::pg::spi;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -109,7 +109,13 @@ pub fn functions_for(level: &str) -> Option<Vec<&'static str>> {
     match level {
         "hook" => Some(HOOK_FUNCTIONS.to_vec()),
         "user" => Some(USER_FUNCTIONS.to_vec()),
-        "admin" => Some(USER_FUNCTIONS.iter().chain(ADMIN_ONLY_FUNCTIONS).copied().collect()),
+        "admin" => Some(
+            USER_FUNCTIONS
+                .iter()
+                .chain(ADMIN_ONLY_FUNCTIONS)
+                .copied()
+                .collect(),
+        ),
         _ => None,
     }
 }
@@ -120,17 +126,28 @@ pub fn functions_for(level: &str) -> Option<Vec<&'static str>> {
 #[pg_extern(schema = "identity", volatile, parallel_unsafe)]
 fn grant_access(role: Option<&str>, level: Option<&str>) -> PgResult<()> {
     if !unsafe { pg_sys::superuser() } {
-        return Err(IdentityError::new(Kind::Forbidden, "only a superuser may grant access").pg_error());
+        return Err(
+            IdentityError::new(Kind::Forbidden, "only a superuser may grant access").pg_error(),
+        );
     }
-    let role = role.filter(|r| !r.is_empty()).ok_or_else(|| IdentityError::invalid("role is required")).pg()?;
-    let level = level.ok_or_else(|| IdentityError::invalid("level is required")).pg()?;
-    let functions = functions_for(level).ok_or_else(|| {
-        IdentityError::invalid("unknown access level")
-            .detail(format!("level {level:?}"))
-            .hint("use one of: hook, user, admin")
-    }).pg()?;
+    let role = role
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| IdentityError::invalid("role is required"))
+        .pg()?;
+    let level = level
+        .ok_or_else(|| IdentityError::invalid("level is required"))
+        .pg()?;
+    let functions = functions_for(level)
+        .ok_or_else(|| {
+            IdentityError::invalid("unknown access level")
+                .detail(format!("level {level:?}"))
+                .hint("use one of: hook, user, admin")
+        })
+        .pg()?;
     if !spi::role_exists(role)? {
-        return Err(IdentityError::new(Kind::NotFound, "role does not exist").detail(format!("role {role:?}")).pg_error());
+        return Err(IdentityError::new(Kind::NotFound, "role does not exist")
+            .detail(format!("role {role:?}"))
+            .pg_error());
     }
     spi::run_for_role("grant usage on schema identity to {role}", role)?;
     for f in &functions {

@@ -11,20 +11,20 @@
 //! Pass secrets as bound parameters (any driver's `$1`), not as literals in
 //! the query text: Postgres may log a failing statement's text.
 
-use crate::pg::error::{Pg, PgError};
 use crate::api::actor;
-use crate::pg::clock::new_uuid;
 use crate::api::keys::encryption_key;
 use crate::core::aead;
 use crate::core::authz::{self, CredentialFacts, CredentialOp, Subject};
 use crate::core::claims::{uuid_bytes, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
 use crate::core::users::{self as rules, check_name};
+use crate::pg::clock::new_uuid;
 use crate::pg::error::PgResult;
+use crate::pg::error::{Pg, PgError};
+use crate::pg::jsonb::RawJsonb;
 use crate::pg::spi;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use crate::pg::jsonb::RawJsonb;
 use pgrx::{AnyNumeric, JsonB, Uuid};
 use rand::rngs::OsRng;
 use rand::RngCore;
@@ -44,7 +44,10 @@ macro_rules! credential_json {
 /// A non-negative, finite numeric argument.
 fn amount_arg(v: &AnyNumeric, what: &'static str) -> Result<(), IdentityError> {
     let t = v.to_string();
-    if t.starts_with('-') || t.eq_ignore_ascii_case("nan") || t.to_ascii_lowercase().contains("infinity") {
+    if t.starts_with('-')
+        || t.eq_ignore_ascii_case("nan")
+        || t.to_ascii_lowercase().contains("infinity")
+    {
         return Err(IdentityError::invalid(what).detail("a finite number >= 0"));
     }
     Ok(())
@@ -53,7 +56,12 @@ fn amount_arg(v: &AnyNumeric, what: &'static str) -> Result<(), IdentityError> {
 fn seal(key: &[u8; 32], id: &str, org: Option<&str>, secret: &str) -> Vec<u8> {
     let mut nonce = [0u8; aead::NONCE_LEN];
     OsRng.fill_bytes(&mut nonce);
-    aead::seal(key, nonce, secret.as_bytes(), &rules::credential_aad(id, org))
+    aead::seal(
+        key,
+        nonce,
+        secret.as_bytes(),
+        &rules::credential_aad(id, org),
+    )
 }
 
 /// Moves user `user`'s credentials to organization `new_org` (update_user
@@ -76,12 +84,26 @@ pub fn follow_owner(user: [u8; 16], new_org: Option<[u8; 16]>) -> PgResult<usize
     for id in &ids {
         pgrx::check_for_interrupts!();
         let id_text = uuid_text(id.as_bytes());
-        let old = spi::one::<Uuid>("select organization_id from identity.credentials where id = $1", &[(*id).into()])?
-            .map(|o| uuid_text(o.as_bytes()));
-        let sealed = spi::one::<Vec<u8>>("select ciphertext from identity.credentials where id = $1", &[(*id).into()])?
-            .ok_or_else(|| authz::not_found("credential does not exist")).pg()?;
-        let plain = aead::open(&key, &sealed, &rules::credential_aad(&id_text, old.as_deref())).pg()?;
-        let secret = String::from_utf8(plain).map_err(|_| IdentityError::not_configured("secret cannot be decrypted")).pg()?;
+        let old = spi::one::<Uuid>(
+            "select organization_id from identity.credentials where id = $1",
+            &[(*id).into()],
+        )?
+        .map(|o| uuid_text(o.as_bytes()));
+        let sealed = spi::one::<Vec<u8>>(
+            "select ciphertext from identity.credentials where id = $1",
+            &[(*id).into()],
+        )?
+        .ok_or_else(|| authz::not_found("credential does not exist"))
+        .pg()?;
+        let plain = aead::open(
+            &key,
+            &sealed,
+            &rules::credential_aad(&id_text, old.as_deref()),
+        )
+        .pg()?;
+        let secret = String::from_utf8(plain)
+            .map_err(|_| IdentityError::not_configured("secret cannot be decrypted"))
+            .pg()?;
         let new_text = new.map(|o| uuid_text(o.as_bytes()));
         let resealed = seal(&key, &id_text, new_text.as_deref(), &secret);
         spi::run(
@@ -101,12 +123,17 @@ fn facts(id: Uuid, lock: bool) -> PgResult<Option<CredentialFacts>> {
         };
     }
     let row = if lock {
-        spi::column_mut::<JsonB>(concat!(facts_sql!(), " for update"), &[id.into()])?.into_iter().next()
+        spi::column_mut::<JsonB>(concat!(facts_sql!(), " for update"), &[id.into()])?
+            .into_iter()
+            .next()
     } else {
         spi::one::<JsonB>(facts_sql!(), &[id.into()])?
     };
     Ok(row.map(|JsonB(r)| CredentialFacts {
-        owner: r["user_id"].as_str().and_then(uuid_bytes).expect("user_id is not null"),
+        owner: r["user_id"]
+            .as_str()
+            .and_then(uuid_bytes)
+            .expect("user_id is not null"),
         org: r["organization_id"].as_str().and_then(uuid_bytes),
         is_system: r["is_system"].as_bool().unwrap_or(true),
         enabled: r["enabled"].as_bool().unwrap_or(false),
@@ -124,19 +151,31 @@ fn facts(id: Uuid, lock: bool) -> PgResult<Option<CredentialFacts>> {
 fn authorize(s: &Subject, id: Uuid, op: CredentialOp) -> PgResult<CredentialFacts> {
     if op == CredentialOp::Change {
         // The owner of a credential never changes, so reading it unlocked is safe.
-        if let Some(owner) = spi::one::<Uuid>("select user_id from identity.credentials where id = $1", &[id.into()])? {
+        if let Some(owner) = spi::one::<Uuid>(
+            "select user_id from identity.credentials where id = $1",
+            &[id.into()],
+        )? {
             lock_owner(owner)?;
         }
     }
-    let f = facts(id, op != CredentialOp::Read)?.ok_or_else(|| authz::not_found("credential does not exist")).pg()?;
+    let f = facts(id, op != CredentialOp::Read)?
+        .ok_or_else(|| authz::not_found("credential does not exist"))
+        .pg()?;
     authz::may_credential(s, &f, op).pg()?;
     Ok(f)
 }
 
 fn credential(id: Uuid) -> PgResult<Value> {
-    spi::one::<JsonB>(concat!("select ", credential_json!(), " from identity.credentials c where c.id = $1"), &[id.into()])?
-        .map(|j| j.0)
-        .ok_or_else(|| authz::not_found("credential does not exist").pg_error())
+    spi::one::<JsonB>(
+        concat!(
+            "select ",
+            credential_json!(),
+            " from identity.credentials c where c.id = $1"
+        ),
+        &[id.into()],
+    )?
+    .map(|j| j.0)
+    .ok_or_else(|| authz::not_found("credential does not exist").pg_error())
 }
 
 /// The actor, checked for `scope`, and the required credential id: how
@@ -144,13 +183,29 @@ fn credential(id: Uuid) -> PgResult<Value> {
 fn caller_on(credential_id: Option<Uuid>, scope: &'static str) -> PgResult<(Subject, Uuid)> {
     let s = actor::subject()?;
     authz::require_scope(&s, scope).pg()?;
-    Ok((s, required(credential_id, "credential_id is required").pg()?))
+    Ok((
+        s,
+        required(credential_id, "credential_id is required").pg()?,
+    ))
 }
 
-fn audit(s: &Subject, f: &CredentialFacts, action: &'static str, id: Uuid, details: Value) -> PgResult<()> {
+fn audit(
+    s: &Subject,
+    f: &CredentialFacts,
+    action: &'static str,
+    id: Uuid,
+    details: Value,
+) -> PgResult<()> {
     let mut d = details;
     d["owner_id"] = json!(uuid_text(&f.owner));
-    actor::audit(s, f.org, action, "credential", Some(&uuid_text(id.as_bytes())), d)
+    actor::audit(
+        s,
+        f.org,
+        action,
+        "credential",
+        Some(&uuid_text(id.as_bytes())),
+        d,
+    )
 }
 
 /// Serializes the changes of one user's credentials (defaults, credit)
@@ -163,7 +218,10 @@ fn lock_owner(owner: Uuid) -> PgResult<()> {
     const CREDENTIALS_OF_USER: i32 = 0x1d_c7ed;
     let b = owner.as_bytes();
     let key = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-    spi::run("select pg_catalog.pg_advisory_xact_lock($1, $2)", &[CREDENTIALS_OF_USER.into(), key.into()])
+    spi::run(
+        "select pg_catalog.pg_advisory_xact_lock($1, $2)",
+        &[CREDENTIALS_OF_USER.into(), key.into()],
+    )
 }
 
 /// Makes `id` the only default of `owner`: the owner's row is locked first,
@@ -176,7 +234,10 @@ fn make_default(owner: [u8; 16], id: Uuid) -> PgResult<()> {
          where user_id = $1 and is_default and id <> $2",
         &[Uuid::from_bytes(owner).into(), id.into()],
     )?;
-    spi::run("update identity.credentials set is_default = true, updated_at = now() where id = $1", &[id.into()])
+    spi::run(
+        "update identity.credentials set is_default = true, updated_at = now() where id = $1",
+        &[id.into()],
+    )
 }
 
 struct NewCredential<'a> {
@@ -221,16 +282,32 @@ fn insert(s: &Subject, n: NewCredential) -> PgResult<Value> {
             ],
         )?;
         if inserted.is_none() {
-            return Err(IdentityError::duplicate("a credential with this provider and name already exists")
-                .hint("choose another name, or update the existing credential")
-                .pg_error());
+            return Err(IdentityError::duplicate(
+                "a credential with this provider and name already exists",
+            )
+            .hint("choose another name, or update the existing credential")
+            .pg_error());
         }
         if n.is_default {
             make_default(n.owner, id)?;
         }
-        let f = CredentialFacts { owner: n.owner, org: n.org, is_system: n.is_system, enabled: true };
-        audit(s, &f, if n.is_system { "credential.system_created" } else { "credential.created" }, id,
-              json!({"provider": n.provider, "name": n.name, "is_default": n.is_default}))?;
+        let f = CredentialFacts {
+            owner: n.owner,
+            org: n.org,
+            is_system: n.is_system,
+            enabled: true,
+        };
+        audit(
+            s,
+            &f,
+            if n.is_system {
+                "credential.system_created"
+            } else {
+                "credential.created"
+            },
+            id,
+            json!({"provider": n.provider, "name": n.name, "is_default": n.is_default}),
+        )?;
         credential(id)
     })
 }
@@ -247,20 +324,25 @@ fn create_credential(
     let s = actor::subject()?;
     authz::require_scope(&s, "credentials:write").pg()?;
     let Subject::User(me) = &s else {
-        return Err(IdentityError::invalid("system has no credentials of its own")
-            .hint("use identity.create_system_credential(user_id, provider, secret)")
-            .pg_error());
+        return Err(
+            IdentityError::invalid("system has no credentials of its own")
+                .hint("use identity.create_system_credential(user_id, provider, secret)")
+                .pg_error(),
+        );
     };
-    insert(&s, NewCredential {
-        owner: me.id,
-        org: me.org,
-        provider: required(provider, "provider is required").pg()?,
-        name: required(name, "name is required").pg()?,
-        secret: required(secret, "secret is required").pg()?,
-        is_default: is_default.unwrap_or(false),
-        is_system: false,
-        credit_limit,
-    })
+    insert(
+        &s,
+        NewCredential {
+            owner: me.id,
+            org: me.org,
+            provider: required(provider, "provider is required").pg()?,
+            name: required(name, "name is required").pg()?,
+            secret: required(secret, "secret is required").pg()?,
+            is_default: is_default.unwrap_or(false),
+            is_system: false,
+            credit_limit,
+        },
+    )
     .map(JsonB)
 }
 
@@ -278,21 +360,29 @@ fn create_system_credential(
     let s = actor::subject()?;
     authz::require_system(&s, "only system may create system credentials").pg()?;
     let user = required(user_id, "user_id is required").pg()?;
-    let org = crate::api::actor::target(*user.as_bytes()).ok_or_else(|| authz::not_found("user does not exist")).pg()?;
+    let org = crate::api::actor::target(*user.as_bytes())
+        .ok_or_else(|| authz::not_found("user does not exist"))
+        .pg()?;
     let has_default = spi::privileged(|| {
-        spi::one::<bool>("select true from identity.credentials where user_id = $1 and is_default", &[user.into()])
+        spi::one::<bool>(
+            "select true from identity.credentials where user_id = $1 and is_default",
+            &[user.into()],
+        )
     })?
     .is_some();
-    let c = insert(&s, NewCredential {
-        owner: *user.as_bytes(),
-        org,
-        provider: required(provider, "provider is required").pg()?,
-        name: "system",
-        secret: required(secret, "secret is required").pg()?,
-        is_default: !has_default,
-        is_system: true,
-        credit_limit,
-    })?;
+    let c = insert(
+        &s,
+        NewCredential {
+            owner: *user.as_bytes(),
+            org,
+            provider: required(provider, "provider is required").pg()?,
+            name: "system",
+            secret: required(secret, "secret is required").pg()?,
+            is_default: !has_default,
+            is_system: true,
+            credit_limit,
+        },
+    )?;
     spi::privileged(|| {
         spi::run(
             "update identity.events set processed_at = now() \
@@ -312,11 +402,22 @@ fn list_credentials() -> Result<SetOfIterator<'static, JsonB>, ErrorReport> {
     authz::require_scope(&s, "credentials:read").pg()?;
     let rows = spi::privileged(|| {
         let rows = spi::column::<JsonB>(
-            concat!("select ", credential_json!(), " from identity.credentials c \
-                     where $1::uuid is null or c.user_id = $1 order by c.created_at, c.id"),
+            concat!(
+                "select ",
+                credential_json!(),
+                " from identity.credentials c \
+                     where $1::uuid is null or c.user_id = $1 order by c.created_at, c.id"
+            ),
             &[s.id().map(Uuid::from_bytes).into()],
         )?;
-        actor::audit(&s, s.org(), "credential.listed", "credential", None, json!({"count": rows.len()}))?;
+        actor::audit(
+            &s,
+            s.org(),
+            "credential.listed",
+            "credential",
+            None,
+            json!({"count": rows.len()}),
+        )?;
         Ok::<_, ErrorReport>(rows)
     })?;
     Ok(SetOfIterator::new(rows))
@@ -340,9 +441,16 @@ fn get_credential(credential_id: Option<Uuid>) -> PgResult<JsonB> {
 #[pg_extern(schema = "identity", volatile)]
 fn update_credential(credential_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<JsonB> {
     let (s, id) = caller_on(credential_id, "credentials:write")?;
-    let changes = required(changes, "changes is required").pg()?.bounded("changes is too large or too deeply nested").pg()?;
+    let changes = required(changes, "changes is required")
+        .pg()?
+        .bounded("changes is too large or too deeply nested")
+        .pg()?;
     let m = rules::check_credential_changes(&changes).pg()?;
-    let key = if m.contains_key("secret") { Some(encryption_key().pg()?) } else { None };
+    let key = if m.contains_key("secret") {
+        Some(encryption_key().pg()?)
+    } else {
+        None
+    };
     let fields: Vec<&String> = m.keys().collect();
     spi::privileged(|| {
         let f = authorize(&s, id, CredentialOp::Change)?;
@@ -350,7 +458,10 @@ fn update_credential(credential_id: Option<Uuid>, changes: Option<RawJsonb>) -> 
             (Some(secret), Some(key)) => {
                 let id_text = uuid_text(id.as_bytes());
                 let org = f.org.map(|o| uuid_text(&o));
-                (Some(seal(&key, &id_text, org.as_deref(), secret)), Some(rules::last4(secret)))
+                (
+                    Some(seal(&key, &id_text, org.as_deref(), secret)),
+                    Some(rules::last4(secret)),
+                )
             }
             _ => (None, None),
         };
@@ -370,7 +481,10 @@ fn update_credential(credential_id: Option<Uuid>, changes: Option<RawJsonb>) -> 
             &[id.into(), JsonB(Value::Object(public)).into(), sealed.into(), last4.into()],
         )?;
         if updated.is_none() {
-            return Err(IdentityError::duplicate("a credential with this provider and name already exists").pg_error());
+            return Err(IdentityError::duplicate(
+                "a credential with this provider and name already exists",
+            )
+            .pg_error());
         }
         audit(&s, &f, "credential.updated", id, json!({"fields": fields}))?;
         credential(id).map(JsonB)
@@ -384,7 +498,10 @@ fn delete_credential(credential_id: Option<Uuid>) -> PgResult<()> {
     let (s, id) = caller_on(credential_id, "credentials:write")?;
     spi::privileged(|| {
         let f = authorize(&s, id, CredentialOp::Delete)?;
-        spi::run("delete from identity.credentials where id = $1", &[id.into()])?;
+        spi::run(
+            "delete from identity.credentials where id = $1",
+            &[id.into()],
+        )?;
         audit(&s, &f, "credential.deleted", id, json!({}))
     })
 }
@@ -397,7 +514,9 @@ fn set_default_credential(credential_id: Option<Uuid>) -> PgResult<()> {
     spi::privileged(|| {
         let f = authorize(&s, id, CredentialOp::Change)?;
         if !f.enabled {
-            return Err(IdentityError::invalid("credential is disabled").hint("enable it first").pg_error());
+            return Err(IdentityError::invalid("credential is disabled")
+                .hint("enable it first")
+                .pg_error());
         }
         make_default(f.owner, id)?;
         audit(&s, &f, "credential.default_set", id, json!({}))
@@ -415,7 +534,17 @@ fn set_credential_enabled(credential_id: Option<Uuid>, enabled: Option<bool>) ->
             "update identity.credentials set enabled = $2, is_default = is_default and $2, updated_at = now() where id = $1",
             &[id.into(), enabled.into()],
         )?;
-        audit(&s, &f, if enabled { "credential.enabled" } else { "credential.disabled" }, id, json!({}))
+        audit(
+            &s,
+            &f,
+            if enabled {
+                "credential.enabled"
+            } else {
+                "credential.disabled"
+            },
+            id,
+            json!({}),
+        )
     })
 }
 
@@ -427,11 +556,22 @@ fn reveal_credential_secret(credential_id: Option<Uuid>) -> PgResult<String> {
     let key = encryption_key().pg()?;
     spi::privileged(|| {
         let f = authorize(&s, id, CredentialOp::Reveal)?;
-        let sealed = spi::one::<Vec<u8>>("select ciphertext from identity.credentials where id = $1", &[id.into()])?
-            .ok_or_else(|| authz::not_found("credential does not exist")).pg()?;
+        let sealed = spi::one::<Vec<u8>>(
+            "select ciphertext from identity.credentials where id = $1",
+            &[id.into()],
+        )?
+        .ok_or_else(|| authz::not_found("credential does not exist"))
+        .pg()?;
         let org = f.org.map(|o| uuid_text(&o));
-        let plain = aead::open(&key, &sealed, &rules::credential_aad(&uuid_text(id.as_bytes()), org.as_deref())).pg()?;
-        let text = String::from_utf8(plain).map_err(|_| IdentityError::not_configured("secret cannot be decrypted")).pg()?;
+        let plain = aead::open(
+            &key,
+            &sealed,
+            &rules::credential_aad(&uuid_text(id.as_bytes()), org.as_deref()),
+        )
+        .pg()?;
+        let text = String::from_utf8(plain)
+            .map_err(|_| IdentityError::not_configured("secret cannot be decrypted"))
+            .pg()?;
         audit(&s, &f, "credential.revealed", id, json!({}))?;
         Ok(text)
     })
@@ -442,7 +582,11 @@ fn reveal_credential_secret(credential_id: Option<Uuid>) -> PgResult<String> {
 /// overspend (the check and the add are one row update). Reaching the limit
 /// exactly marks the credential exhausted.
 #[pg_extern(schema = "identity", volatile)]
-fn record_credential_usage(credential_id: Option<Uuid>, amount: Option<AnyNumeric>, tokens: default!(Option<i64>, "NULL")) -> PgResult<()> {
+fn record_credential_usage(
+    credential_id: Option<Uuid>,
+    amount: Option<AnyNumeric>,
+    tokens: default!(Option<i64>, "NULL"),
+) -> PgResult<()> {
     let (s, id) = caller_on(credential_id, "credentials:use")?;
     let amount = required(amount, "amount is required").pg()?;
     amount_arg(&amount, "amount must be a finite number >= 0").pg()?;
@@ -465,7 +609,10 @@ fn record_credential_usage(credential_id: Option<Uuid>, amount: Option<AnyNumeri
                 &[id.into()],
             )?;
             return Err(IdentityError::new(Kind::Forbidden, "credit limit reached")
-                .detail(format!("remaining credit {}", remaining.unwrap_or_default()))
+                .detail(format!(
+                    "remaining credit {}",
+                    remaining.unwrap_or_default()
+                ))
                 .hint("raise credit_limit with update_credential, or use another credential")
                 .pg_error());
         }
@@ -473,7 +620,13 @@ fn record_credential_usage(credential_id: Option<Uuid>, amount: Option<AnyNumeri
             "insert into identity.credential_usage (credential_id, user_id, amount, tokens) values ($1, $2, $3, $4)",
             &[id.into(), Uuid::from_bytes(f.owner).into(), amount.clone().into(), tokens.into()],
         )?;
-        audit(&s, &f, "credential.usage_recorded", id, json!({"amount": amount.to_string(), "tokens": tokens}))
+        audit(
+            &s,
+            &f,
+            "credential.usage_recorded",
+            id,
+            json!({"amount": amount.to_string(), "tokens": tokens}),
+        )
     })
 }
 

@@ -3,7 +3,6 @@
 //! user reads their own answers, an org admin those of their organization's
 //! users. Evaluation and status are `core::users`.
 
-use crate::pg::error::{Pg, PgError};
 use crate::api::actor;
 use crate::api::actor::relation_to;
 use crate::core::authz::{self, Subject};
@@ -11,6 +10,7 @@ use crate::core::claims::uuid_text;
 use crate::core::error::{required, IdentityError};
 use crate::core::users as rules;
 use crate::pg::error::PgResult;
+use crate::pg::error::{Pg, PgError};
 use crate::pg::spi;
 use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
@@ -55,7 +55,9 @@ pub fn subscription(user: [u8; 16]) -> PgResult<Value> {
         )
     })?;
     let Some(JsonB(r)) = row else {
-        return Ok(json!({"status": "none", "plan": null, "trial_ends_at": null, "current_period_end": null}));
+        return Ok(
+            json!({"status": "none", "plan": null, "trial_ends_at": null, "current_period_end": null}),
+        );
     };
     let secs = |k: &str| r[k].as_f64().map(|f| f.floor() as i64);
     let status = rules::subscription_status(
@@ -64,7 +66,9 @@ pub fn subscription(user: [u8; 16]) -> PgResult<Value> {
         secs("period_end"),
         secs("now").unwrap_or(0),
     );
-    Ok(json!({"status": status, "plan": r["plan"], "trial_ends_at": r["trial_ends_at"], "current_period_end": r["current_period_end"]}))
+    Ok(
+        json!({"status": status, "plan": r["plan"], "trial_ends_at": r["trial_ends_at"], "current_period_end": r["current_period_end"]}),
+    )
 }
 
 /// The user a read is about: `user_id`, or the actor's own. None for system
@@ -74,7 +78,9 @@ fn subject_user(s: &Subject, user_id: Option<Uuid>) -> PgResult<Option<[u8; 16]>
     // token needs users:read, as the table policies ask (checked before the
     // lookup, so the answer is the same for any id).
     authz::require_scope(s, "users:read").pg()?;
-    let Some(id) = user_id.map(|u| *u.as_bytes()).or(s.id()) else { return Ok(None) };
+    let Some(id) = user_id.map(|u| *u.as_bytes()).or(s.id()) else {
+        return Ok(None);
+    };
     let (rel, _) = relation_to(s, id)?;
     authz::may_read_user(rel).pg()?;
     Ok(Some(id))
@@ -97,7 +103,12 @@ fn set_feature_flag(
     if !(0..=100).contains(&pct) {
         return Err(IdentityError::invalid("rollout_percent must be 0 to 100").pg_error());
     }
-    rules::check_name(description, "description must be 1 to 1000 characters", 1000).pg()?;
+    rules::check_name(
+        description,
+        "description must be 1 to 1000 characters",
+        1000,
+    )
+    .pg()?;
     spi::privileged(|| {
         spi::run(
             "insert into identity.feature_flags (key, enabled, rollout_percent, description) values ($1, $2, $3, $4) \
@@ -105,14 +116,25 @@ fn set_feature_flag(
                description = coalesce(excluded.description, identity.feature_flags.description), updated_at = now()",
             &[key.into(), enabled.into(), pct.into(), description.into()],
         )?;
-        actor::audit(&s, None, "feature_flag.set", "feature_flag", Some(key), json!({"enabled": enabled, "rollout_percent": pct}))
+        actor::audit(
+            &s,
+            None,
+            "feature_flag.set",
+            "feature_flag",
+            Some(key),
+            json!({"enabled": enabled, "rollout_percent": pct}),
+        )
     })
 }
 
 /// Forces a flag on or off for one user (NULL `enabled` removes the
 /// override). System only. Audited.
 #[pg_extern(schema = "identity", volatile)]
-fn set_feature_flag_override(key: Option<&str>, user_id: Option<Uuid>, enabled: Option<bool>) -> PgResult<()> {
+fn set_feature_flag_override(
+    key: Option<&str>,
+    user_id: Option<Uuid>,
+    enabled: Option<bool>,
+) -> PgResult<()> {
     let s = actor::subject()?;
     authz::require_system(&s, "only system may set feature flag overrides").pg()?;
     let key = required(key, "key is required").pg()?;
@@ -120,8 +142,15 @@ fn set_feature_flag_override(key: Option<&str>, user_id: Option<Uuid>, enabled: 
     let user = required(user_id, "user_id is required").pg()?;
     relation_to(&s, *user.as_bytes())?;
     spi::privileged(|| {
-        if spi::one::<bool>("select true from identity.feature_flags where key = $1", &[key.into()])?.is_none() {
-            return Err(authz::not_found("feature flag does not exist").hint("create it with identity.set_feature_flag").pg_error());
+        if spi::one::<bool>(
+            "select true from identity.feature_flags where key = $1",
+            &[key.into()],
+        )?
+        .is_none()
+        {
+            return Err(authz::not_found("feature flag does not exist")
+                .hint("create it with identity.set_feature_flag")
+                .pg_error());
         }
         match enabled {
             Some(on) => spi::run(
@@ -134,8 +163,14 @@ fn set_feature_flag_override(key: Option<&str>, user_id: Option<Uuid>, enabled: 
                 &[key.into(), user.into()],
             )?,
         }
-        actor::audit(&s, None, "feature_flag.override_set", "feature_flag", Some(key),
-                     json!({"user_id": uuid_text(user.as_bytes()), "enabled": enabled}))
+        actor::audit(
+            &s,
+            None,
+            "feature_flag.override_set",
+            "feature_flag",
+            Some(key),
+            json!({"user_id": uuid_text(user.as_bytes()), "enabled": enabled}),
+        )
     })
 }
 
@@ -154,6 +189,11 @@ fn feature_flags(user_id: default!(Option<Uuid>, "NULL")) -> PgResult<JsonB> {
 fn subscription_status(user_id: default!(Option<Uuid>, "NULL")) -> PgResult<JsonB> {
     let s = actor::subject()?;
     let user = subject_user(&s, user_id)?
-        .ok_or_else(|| IdentityError::invalid("user_id is required when there is no user in the request claims")).pg()?;
+        .ok_or_else(|| {
+            IdentityError::invalid(
+                "user_id is required when there is no user in the request claims",
+            )
+        })
+        .pg()?;
     subscription(user).map(JsonB)
 }

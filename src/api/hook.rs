@@ -10,9 +10,9 @@
 //! opaque 500.
 
 use crate::core::claims::{self, HookOutcome};
-use crate::store::tables;
-use crate::pg::jsonb::{self, Builder, RawJsonb};
 use crate::pg::error::PgResult;
+use crate::pg::jsonb::{self, Builder, RawJsonb};
+use crate::store::tables;
 use pgrx::prelude::*;
 
 /// The same lookup through SQL (SPI, prepared once per backend): the
@@ -26,19 +26,24 @@ fn lookup(user_id: &str) -> PgResult<Option<claims::UserRow>> {
     use crate::core::claims::UserRow;
     use crate::pg::spi;
     use pgrx::{PgBuiltInOids, PgOid};
-    spi::select_cached(USER_BY_ID, &[PgOid::BuiltIn(PgBuiltInOids::TEXTOID)], &[user_id.into()], |t| {
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let r = t.first();
-        Ok(Some(UserRow {
-            is_service_user: r.get::<bool>(1)?.unwrap_or(false),
-            user_role: r.get::<String>(2)?.unwrap_or_default(),
-            organization_id: r.get::<String>(3)?,
-            application_id: r.get::<String>(4)?,
-            status: r.get::<String>(5)?.unwrap_or_default(),
-        }))
-    })
+    spi::select_cached(
+        USER_BY_ID,
+        &[PgOid::BuiltIn(PgBuiltInOids::TEXTOID)],
+        &[user_id.into()],
+        |t| {
+            if t.is_empty() {
+                return Ok(None);
+            }
+            let r = t.first();
+            Ok(Some(UserRow {
+                is_service_user: r.get::<bool>(1)?.unwrap_or(false),
+                user_role: r.get::<String>(2)?.unwrap_or_default(),
+                organization_id: r.get::<String>(3)?,
+                application_id: r.get::<String>(4)?,
+                status: r.get::<String>(5)?.unwrap_or_default(),
+            }))
+        },
+    )
 }
 
 /// `{"claims": {...}}` with is_service_user, user_role, organization_id and,
@@ -74,9 +79,13 @@ fn answer(event: &RawJsonb) -> PgResult<Result<RawJsonb, HookOutcome>> {
     let user_id_v = jsonb::get(root, "user_id");
     let claims_v = jsonb::get(root, "claims");
     let checked = claims::check_event(
-        user_id_v.as_ref().map(|v| (jsonb::shape(v), jsonb::as_str(v))),
+        user_id_v
+            .as_ref()
+            .map(|v| (jsonb::shape(v), jsonb::as_str(v))),
         jsonb::get(root, "metadata").as_ref().map(jsonb::shape),
-        jsonb::get(root, "authentication_method").as_ref().map(jsonb::shape),
+        jsonb::get(root, "authentication_method")
+            .as_ref()
+            .map(jsonb::shape),
         claims_v.as_ref().map(jsonb::shape),
     );
     let user_id = match checked {
@@ -96,7 +105,8 @@ fn answer(event: &RawJsonb) -> PgResult<Result<RawJsonb, HookOutcome>> {
     // claim the schema check looks at.
     let ours = add.in_jsonb_order();
     let mut next_ours = 0;
-    let mut shapes: [Option<claims::Shape>; claims::SCHEMA_KEYS.len()] = [None; claims::SCHEMA_KEYS.len()];
+    let mut shapes: [Option<claims::Shape>; claims::SCHEMA_KEYS.len()] =
+        [None; claims::SCHEMA_KEYS.len()];
     let mut aal: Option<String> = None;
     let mut b = Builder::new();
     let push_ours = |b: &mut Builder, (k, v): &(&str, claims::AddedValue)| {
@@ -115,7 +125,9 @@ fn answer(event: &RawJsonb) -> PgResult<Result<RawJsonb, HookOutcome>> {
         if claims::is_our_key(key) {
             return;
         }
-        while next_ours < ours.len() && claims::jsonb_key_order(ours[next_ours].0.as_bytes(), key).is_lt() {
+        while next_ours < ours.len()
+            && claims::jsonb_key_order(ours[next_ours].0.as_bytes(), key).is_lt()
+        {
             push_ours(&mut b, &ours[next_ours]);
             next_ours += 1;
         }
@@ -148,10 +160,13 @@ mod tests {
     use serde_json::{json, Value};
 
     fn hook(ev: Value) -> Value {
-        Spi::get_one_with_args::<JsonB>("select identity.custom_access_token_hook($1)", &[JsonB(ev).into()])
-            .unwrap()
-            .unwrap()
-            .0
+        Spi::get_one_with_args::<JsonB>(
+            "select identity.custom_access_token_hook($1)",
+            &[JsonB(ev).into()],
+        )
+        .unwrap()
+        .unwrap()
+        .0
     }
 
     fn event(uid: &str) -> Value {
@@ -175,13 +190,22 @@ mod tests {
         .unwrap();
         let svc = hook(event("00000000-0000-0000-0000-000000000002"));
         assert_eq!(svc["claims"]["is_service_user"], true);
-        assert_eq!(svc["claims"]["application_id"], "00000000-0000-0000-0000-0000000000bb");
-        assert_eq!(svc["claims"]["organization_id"], "00000000-0000-0000-0000-00000000000a");
+        assert_eq!(
+            svc["claims"]["application_id"],
+            "00000000-0000-0000-0000-0000000000bb"
+        );
+        assert_eq!(
+            svc["claims"]["organization_id"],
+            "00000000-0000-0000-0000-00000000000a"
+        );
         assert_eq!(svc["claims"]["role"], "authenticated");
         let sus = hook(event("00000000-0000-0000-0000-000000000003"));
         assert_eq!(sus["error"]["http_code"], 403);
         let none = hook(event("00000000-0000-0000-0000-000000000009"));
-        assert_eq!(none["claims"]["is_service_user"], false, "user_metadata must be ignored");
+        assert_eq!(
+            none["claims"]["is_service_user"], false,
+            "user_metadata must be ignored"
+        );
         assert_eq!(none["claims"]["user_role"], "user");
     }
 
@@ -225,17 +249,32 @@ mod tests {
              ('00000000-0000-0000-0000-000000000005', 'd@x.test', null, 'user', false, null, 'disabled');",
         )
         .unwrap();
-        let uids = ["00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002",
-                    "00000000-0000-0000-0000-000000000003", "00000000-0000-0000-0000-000000000004",
-                    "00000000-0000-0000-0000-000000000005", "00000000-0000-0000-0000-0000000000ff"];
+        let uids = [
+            "00000000-0000-0000-0000-000000000001",
+            "00000000-0000-0000-0000-000000000002",
+            "00000000-0000-0000-0000-000000000003",
+            "00000000-0000-0000-0000-000000000004",
+            "00000000-0000-0000-0000-000000000005",
+            "00000000-0000-0000-0000-0000000000ff",
+        ];
         let mut rng = rand::rngs::StdRng::seed_from_u64(42);
-        let mut events = vec![json!(null), json!([1]), json!("x"), json!({}), json!({"user_id": uids[0]})];
+        let mut events = vec![
+            json!(null),
+            json!([1]),
+            json!("x"),
+            json!({}),
+            json!({"user_id": uids[0]}),
+        ];
         for i in 0..600 {
             let uid = uids[i % uids.len()];
             let mut c = valid_claims(uid);
             // Break or perturb up to three claims, schema keys and ours alike.
             for _ in 0..rng.gen_range(0..4) {
-                let keys: Vec<&str> = claims::SCHEMA_KEYS.iter().chain(claims::OUR_KEYS.iter()).copied().collect();
+                let keys: Vec<&str> = claims::SCHEMA_KEYS
+                    .iter()
+                    .chain(claims::OUR_KEYS.iter())
+                    .copied()
+                    .collect();
                 let k = keys[rng.gen_range(0..keys.len())];
                 if rng.gen_bool(0.2) {
                     c.remove(k);
@@ -245,20 +284,33 @@ mod tests {
             }
             let mut ev = json!({"user_id": uid.to_uppercase(), "claims": c});
             match rng.gen_range(0..6) {
-                0 => { ev["metadata"] = json!({"name": "customize-access-token"}); }
-                1 => { ev["metadata"] = json!("x"); }
-                2 => { ev["authentication_method"] = json!("password"); }
-                3 => { ev["authentication_method"] = json!(7); }
-                4 => { ev["user_id"] = json!(uid.replace('-', "")); }
+                0 => {
+                    ev["metadata"] = json!({"name": "customize-access-token"});
+                }
+                1 => {
+                    ev["metadata"] = json!("x");
+                }
+                2 => {
+                    ev["authentication_method"] = json!("password");
+                }
+                3 => {
+                    ev["authentication_method"] = json!(7);
+                }
+                4 => {
+                    ev["user_id"] = json!(uid.replace('-', ""));
+                }
                 _ => {}
             }
             events.push(ev);
         }
         let mut mismatches = Vec::new();
         for ev in events {
-            let got = Spi::get_one_with_args::<JsonB>("select identity.custom_access_token_hook($1)", &[JsonB(ev.clone()).into()])
-                .unwrap()
-                .map(|j| j.0);
+            let got = Spi::get_one_with_args::<JsonB>(
+                "select identity.custom_access_token_hook($1)",
+                &[JsonB(ev.clone()).into()],
+            )
+            .unwrap()
+            .map(|j| j.0);
             // JSON null is a jsonb value, not SQL NULL: "not an object".
             let len = ev.to_string().len();
             let want = match claims::parse_event(ev.clone(), len) {
@@ -270,15 +322,25 @@ mod tests {
             }
             .into_json();
             if got.as_ref() != Some(&want) {
-                mismatches.push(format!("event {ev}\n  native    {got:?}\n  reference {want}"));
+                mismatches.push(format!(
+                    "event {ev}\n  native    {got:?}\n  reference {want}"
+                ));
             }
         }
-        assert!(mismatches.is_empty(), "{} mismatches, first: {}", mismatches.len(), mismatches[0]);
+        assert!(
+            mismatches.is_empty(),
+            "{} mismatches, first: {}",
+            mismatches.len(),
+            mismatches[0]
+        );
     }
 
     #[pg_test]
     fn hook_answers_bad_input_without_raising() {
-        let v = Spi::get_one::<JsonB>("select identity.custom_access_token_hook(null)").unwrap().unwrap().0;
+        let v = Spi::get_one::<JsonB>("select identity.custom_access_token_hook(null)")
+            .unwrap()
+            .unwrap()
+            .0;
         assert_eq!(v["error"]["http_code"], 400);
         let v = hook(json!([1]));
         assert_eq!(v["error"]["http_code"], 400);

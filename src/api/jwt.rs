@@ -1,14 +1,14 @@
 //! Section 3 of API.md: JWTs.
 
-use crate::pg::error::{Pg, PgError};
 use crate::core::claims::{parse_uuid, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
 use crate::core::jwt::{self, Check, Claims, VerifyConfig};
-use crate::pg::jsonb::{RawJsonb, Verified};
+use crate::pg::clock::{interval_seconds, new_uuid, now_unix};
 use crate::pg::error::PgResult;
+use crate::pg::error::{Pg, PgError};
+use crate::pg::jsonb::{RawJsonb, Verified};
 use crate::pg::{gucs, spi};
 use crate::store::tables;
-use crate::pg::clock::{interval_seconds, new_uuid, now_unix};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -17,9 +17,14 @@ use serde_json::{json, Map, Value};
 /// The HS256 secret, or 55000 with how to set it (never the value).
 fn checked_secret(s: Option<&[u8]>) -> Result<&[u8], IdentityError> {
     let hint = "ALTER SYSTEM SET identity.jwt_secret = '<at least 32 random bytes>'; SELECT pg_reload_conf();";
-    let s = s.ok_or_else(|| IdentityError::not_configured("identity.jwt_secret is not set").hint(hint))?;
+    let s = s.ok_or_else(|| {
+        IdentityError::not_configured("identity.jwt_secret is not set").hint(hint)
+    })?;
     if s.len() < jwt::MIN_SECRET_BYTES {
-        return Err(IdentityError::not_configured("identity.jwt_secret is shorter than 32 bytes").hint(hint));
+        return Err(
+            IdentityError::not_configured("identity.jwt_secret is shorter than 32 bytes")
+                .hint(hint),
+        );
     }
     Ok(s)
 }
@@ -46,8 +51,6 @@ fn hmac_key() -> Result<jwt::HmacKey, IdentityError> {
     })
 }
 
-
-
 /// The key new tokens are signed with: the active asymmetric key (kid in
 /// the header) when there is one, else HS256 with identity.jwt_secret.
 enum Signer {
@@ -65,14 +68,28 @@ fn signer() -> PgResult<Signer> {
 /// Runs `sign` with the standard claims of a token issued now (a new jti,
 /// iss from identity.jwt_issuer, and aud from identity.jwt_audience when
 /// `fill_aud`), and refuses a token over the size verify_jwt accepts.
-fn issue(ttl: i64, fill_aud: bool, sign: impl FnOnce(&jwt::Standard) -> String) -> PgResult<String> {
+fn issue(
+    ttl: i64,
+    fill_aud: bool,
+    sign: impl FnOnce(&jwt::Standard) -> String,
+) -> PgResult<String> {
     let jti = new_uuid();
     let token = gucs::with_jwt_audience_issuer(|audience, issuer| {
-        sign(&jwt::Standard { now: now_unix(), ttl, jti: &jti, issuer, audience: audience.filter(|_| fill_aud) })
+        sign(&jwt::Standard {
+            now: now_unix(),
+            ttl,
+            jti: &jti,
+            issuer,
+            audience: audience.filter(|_| fill_aud),
+        })
     });
     if token.len() > jwt::MAX_TOKEN_BYTES {
         return Err(IdentityError::invalid("claims are too large")
-            .detail(format!("token would be {} bytes, the limit is {}", token.len(), jwt::MAX_TOKEN_BYTES))
+            .detail(format!(
+                "token would be {} bytes, the limit is {}",
+                token.len(),
+                jwt::MAX_TOKEN_BYTES
+            ))
             .pg_error());
     }
     Ok(token)
@@ -84,14 +101,20 @@ fn issue(ttl: i64, fill_aud: bool, sign: impl FnOnce(&jwt::Standard) -> String) 
 pub fn sign_claims(claims: Map<String, Value>, ttl: i64, fill_aud: bool) -> PgResult<String> {
     match signer()? {
         Signer::Key(crate::store::cache::ActiveKey { kid, alg, key }) => {
-            issue(ttl, fill_aud, |std| jwt::sign_with_key(claims, &key, alg, &kid, std, &mut rand::rngs::OsRng))
+            issue(ttl, fill_aud, |std| {
+                jwt::sign_with_key(claims, &key, alg, &kid, std, &mut rand::rngs::OsRng)
+            })
         }
         Signer::Secret(key) => issue(ttl, fill_aud, |std| jwt::sign_hs256(claims, &key, std)),
     }
 }
 
 fn check(name: &'static str, pass: bool, detail: &str) -> Check {
-    Check { name, pass, detail: (!pass).then(|| detail.to_string()) }
+    Check {
+        name,
+        pass,
+        detail: (!pass).then(|| detail.to_string()),
+    }
 }
 
 /// Every check of verify_jwt: the stateless ones (core::jwt::check_with),
@@ -104,42 +127,63 @@ pub fn verify_checks<C: Claims>(
     parse: impl FnOnce(jwt::Payload) -> Result<C, String>,
 ) -> Result<(Vec<Check>, Option<C>), IdentityError> {
     audience_arg(audience)?;
-    let (checks, claims) = with_cfg(audience, |cfg| jwt::check_with(token, cfg, resolver(cfg.now), parse))?;
+    let (checks, claims) = with_cfg(audience, |cfg| {
+        jwt::check_with(token, cfg, resolver(cfg.now), parse)
+    })?;
     // Every check listed (explain_jwt): the user's row probed.
-    let user = |_: &crate::store::cache::Fresh, id| tables::token_state(id, unsafe { pgrx::pg_sys::GetActiveSnapshot() });
+    let user = |_: &crate::store::cache::Fresh, id| {
+        tables::token_state(id, unsafe { pgrx::pg_sys::GetActiveSnapshot() })
+    };
     Ok(stateful_checks(checks, claims, user))
 }
 
 /// verify_checks for verify_jwt and try_verify_jwt: the payload as jsonb,
 /// and HS256 signatures remembered (see `SIGNATURES`).
-pub fn verify_jsonb(token: &str, audience: Option<&str>) -> Result<(Vec<Check>, Option<Verified>), IdentityError> {
+pub fn verify_jsonb(
+    token: &str,
+    audience: Option<&str>,
+) -> Result<(Vec<Check>, Option<Verified>), IdentityError> {
     audience_arg(audience)?;
     jwt::prefetch(token);
     let sig = signature_of(token).filter(|_| gucs::jwt_cache_size() > 0);
-    let (checks, claims) = with_cfg(audience, |cfg| match sig.and_then(|sig| remembered(token, sig)) {
-        Some(v) => {
-            let pass = |name| Check { name, pass: true, detail: None };
-            let mut checks = Vec::with_capacity(10);
-            checks.extend([pass("format"), pass("alg"), pass("signature")]);
-            let ok = jwt::claim_checks(&v, cfg, &mut checks);
-            Ok::<_, IdentityError>((checks, ok.then_some(v)))
-        }
-        None => {
-            let (checks, claims) = jwt::check_with(token, cfg, resolver(cfg.now), Verified::parse)?;
-            if let (Some(v), Some(sig)) = (&claims, sig) {
-                remember(token, sig, v);
+    let (checks, claims) = with_cfg(audience, |cfg| {
+        match sig.and_then(|sig| remembered(token, sig)) {
+            Some(v) => {
+                let pass = |name| Check {
+                    name,
+                    pass: true,
+                    detail: None,
+                };
+                let mut checks = Vec::with_capacity(10);
+                checks.extend([pass("format"), pass("alg"), pass("signature")]);
+                let ok = jwt::claim_checks(&v, cfg, &mut checks);
+                Ok::<_, IdentityError>((checks, ok.then_some(v)))
             }
-            Ok((checks, claims))
+            None => {
+                let (checks, claims) =
+                    jwt::check_with(token, cfg, resolver(cfg.now), Verified::parse)?;
+                if let (Some(v), Some(sig)) = (&claims, sig) {
+                    remember(token, sig, v);
+                }
+                Ok((checks, claims))
+            }
         }
     })?;
     // Only a user the checks can refuse is looked at (cache.rs).
-    Ok(stateful_checks(checks, claims, crate::store::cache::Fresh::user_token_state))
+    Ok(stateful_checks(
+        checks,
+        claims,
+        crate::store::cache::Fresh::user_token_state,
+    ))
 }
 
 /// An audience argument: at most 255 bytes (22023), like a jti.
 fn audience_arg(audience: Option<&str>) -> Result<(), IdentityError> {
     match audience {
-        Some(a) if a.len() > 255 => Err(IdentityError::invalid("audience must be at most 255 bytes").detail(format!("{} bytes", a.len()))),
+        Some(a) if a.len() > 255 => {
+            Err(IdentityError::invalid("audience must be at most 255 bytes")
+                .detail(format!("{} bytes", a.len())))
+        }
         _ => Ok(()),
     }
 }
@@ -147,7 +191,12 @@ fn audience_arg(audience: Option<&str>) -> Result<(), IdentityError> {
 /// The settings a verification reads, once per call, in place (no copies).
 fn with_cfg<R>(audience: Option<&str>, f: impl FnOnce(&VerifyConfig) -> R) -> R {
     gucs::with_jwt_audience_issuer(|default_aud, issuer| {
-        f(&VerifyConfig { now: now_unix(), leeway: gucs::jwt_leeway(), audience: audience.or(default_aud), issuer })
+        f(&VerifyConfig {
+            now: now_unix(),
+            leeway: gucs::jwt_leeway(),
+            audience: audience.or(default_aud),
+            issuer,
+        })
     })
 }
 
@@ -155,7 +204,8 @@ fn with_cfg<R>(audience: Option<&str>, f: impl FnOnce(&VerifyConfig) -> R) -> R 
 /// kid (an asymmetric-only deployment needs none).
 fn resolver(now: i64) -> impl FnOnce(Option<&str>) -> Result<jwt::KeyChoice, IdentityError> {
     move |kid| match kid {
-        Some(kid) => Ok(crate::api::keys::verifying_key(kid, now)?.map_or(jwt::KeyChoice::UnknownKid, jwt::KeyChoice::Public)),
+        Some(kid) => Ok(crate::api::keys::verifying_key(kid, now)?
+            .map_or(jwt::KeyChoice::UnknownKid, jwt::KeyChoice::Public)),
         None => Ok(jwt::KeyChoice::Secret(hmac_key()?)),
     }
 }
@@ -168,21 +218,36 @@ fn stateful_checks<C: Claims>(
     claims: Option<C>,
     user: impl FnOnce(&crate::store::cache::Fresh, [u8; 16]) -> Option<crate::store::cache::UserToken>,
 ) -> (Vec<Check>, Option<C>) {
-    let Some(c) = claims else { return (checks, None) };
+    let Some(c) = claims else {
+        return (checks, None);
+    };
     let fresh = crate::store::cache::fresh();
     let uuid_claim = |k: &str| c.string(k).and_then(parse_uuid);
     if let Some(jti) = c.string("jti") {
         checks.push(check("revoked_jti", !fresh.jti_revoked(jti), "jti revoked"));
     }
     if let Some(sid) = uuid_claim("session_id") {
-        checks.push(check("revoked_session", !fresh.session_revoked(sid), "session revoked"));
+        checks.push(check(
+            "revoked_session",
+            !fresh.session_revoked(sid),
+            "session revoked",
+        ));
     }
     if let Some(sub) = uuid_claim("sub") {
-        if let Some(tables::UserToken { active, valid_after: tokens_valid_after, status }) = user(&fresh, sub) {
+        if let Some(tables::UserToken {
+            active,
+            valid_after: tokens_valid_after,
+            status,
+        }) = user(&fresh, sub)
+        {
             checks.push(check("user_status", active, &format!("user {status}")));
             let iat = c.number("iat").ok().flatten().unwrap_or(i64::MIN);
             let ok = tokens_valid_after.is_none_or(|va| iat >= va);
-            checks.push(check("tokens_valid_after", ok, "issued before the user's tokens_valid_after"));
+            checks.push(check(
+                "tokens_valid_after",
+                ok,
+                "issued before the user's tokens_valid_after",
+            ));
         }
     }
     // A JWT derived from an API token (exchange_api_token, and websocket /
@@ -192,7 +257,11 @@ fn stateful_checks<C: Claims>(
     // snapshot (so standbys follow the primary as they replay). After the
     // user's checks, so a deleted user's token says so.
     if let Some(tid) = uuid_claim("token_id") {
-        checks.push(check("parent_token", tables::token_live(tid, now_unix()), "the API token it was derived from is revoked, expired or gone"));
+        checks.push(check(
+            "parent_token",
+            tables::token_live(tid, now_unix()),
+            "the API token it was derived from is revoked, expired or gone",
+        ));
     }
     let valid = checks.iter().all(|c| c.pass);
     (checks, valid.then_some(c))
@@ -270,7 +339,9 @@ fn remembered(token: &str, sig: &str) -> Option<Verified> {
         // The signature is the secret part: constant time; the rest is
         // public. After a change of the secret (a reload, SET) the token is
         // verified afresh.
-        let same = bool::from(r_sig.as_bytes().ct_eq(sig.as_bytes())) & (r_signed == signed) & (r.secret_generation == generation);
+        let same = bool::from(r_sig.as_bytes().ct_eq(sig.as_bytes()))
+            & (r_signed == signed)
+            & (r.secret_generation == generation);
         same.then(|| Verified::from_parts(&r.jsonb, r.top.clone()))
     })
 }
@@ -302,7 +373,9 @@ fn remember(token: &str, sig: &str, v: &Verified) {
         if s.map.insert(hash, entry).is_none() {
             s.order.push_back(hash);
             while s.map.len() > size {
-                let Some(old) = s.order.pop_front() else { break };
+                let Some(old) = s.order.pop_front() else {
+                    break;
+                };
                 s.map.remove(&old);
             }
         }
@@ -346,7 +419,9 @@ fn sign_jsonb(claims: &RawJsonb, ttl: i64) -> PgResult<String> {
     match (text, signer()?) {
         (Some(text), Signer::Secret(key)) if crate::pg::jsonb::utf8_database() => {
             let present = |k: &str| keys.iter().any(|have| *have == k.as_bytes());
-            issue(ttl, true, |std| jwt::sign_hs256_json(text, &present, &key, std))
+            issue(ttl, true, |std| {
+                jwt::sign_hs256_json(text, &present, &key, std)
+            })
         }
         (text, _) => {
             let text = text.unwrap_or_else(|| claims.to_text().into_bytes());
@@ -362,13 +437,18 @@ fn sign_jsonb(claims: &RawJsonb, ttl: i64) -> PgResult<String> {
 /// Supabase Auth's standard ones), for stacks without Supabase Auth. ttl
 /// defaults to identity.access_token_ttl (at most 1 day).
 #[pg_extern(schema = "identity", volatile)]
-fn issue_access_token(user_id: Option<pgrx::Uuid>, ttl: default!(Option<Interval>, "NULL")) -> PgResult<String> {
+fn issue_access_token(
+    user_id: Option<pgrx::Uuid>,
+    ttl: default!(Option<Interval>, "NULL"),
+) -> PgResult<String> {
     let id = required(user_id, "user_id is required").pg()?;
     let ttl = match ttl {
         Some(i) => interval_seconds(&i, 86_400).pg()?,
         None => gucs::access_token_ttl().min(86_400),
     };
-    let user = tables::user_state(*id.as_bytes()).ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist")).pg()?;
+    let user = tables::user_state(*id.as_bytes())
+        .ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist"))
+        .pg()?;
     let now = now_unix();
     let session = new_uuid();
     let audience = gucs::jwt_audience();
@@ -381,13 +461,19 @@ fn issue_access_token(user_id: Option<pgrx::Uuid>, ttl: default!(Option<Interval
         "issued",
         now,
     )
-    .ok_or_else(|| IdentityError::invalid("user is not active").detail(format!("user {}", user.row.status))).pg()?;
+    .ok_or_else(|| {
+        IdentityError::invalid("user is not active").detail(format!("user {}", user.row.status))
+    })
+    .pg()?;
     sign_claims(claims, ttl, false)
 }
 
 /// The verified claims, or 28000 with the reason in DETAIL. NULL token: NULL.
 #[pg_extern(schema = "identity", stable, parallel_safe)]
-fn verify_jwt(token: Option<&str>, audience: default!(Option<&str>, "NULL")) -> PgResult<Option<RawJsonb>> {
+fn verify_jwt(
+    token: Option<&str>,
+    audience: default!(Option<&str>, "NULL"),
+) -> PgResult<Option<RawJsonb>> {
     let Some(token) = token else { return Ok(None) };
     let (checks, claims) = verify_jsonb(token, audience).pg()?;
     match claims {
@@ -402,7 +488,14 @@ fn try_verify_jwt(
     token: Option<&str>,
     audience: default!(Option<&str>, "NULL"),
 ) -> Result<
-    TableIterator<'static, (name!(valid, bool), name!(claims, Option<RawJsonb>), name!(reason, Option<String>))>,
+    TableIterator<
+        'static,
+        (
+            name!(valid, bool),
+            name!(claims, Option<RawJsonb>),
+            name!(reason, Option<String>),
+        ),
+    >,
     pgrx::pg_sys::panic::ErrorReport,
 > {
     let row = match token {
@@ -434,7 +527,10 @@ fn explain_jwt(token: &str) -> PgResult<JsonB> {
 #[pg_extern(schema = "identity", volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn revoke_jwt(jti: Option<&str>, expires_at: Option<TimestampWithTimeZone>) -> PgResult<()> {
-    let jti = jti.filter(|j| !j.is_empty() && j.len() <= 255).ok_or_else(|| IdentityError::invalid("jti must be 1 to 255 characters")).pg()?;
+    let jti = jti
+        .filter(|j| !j.is_empty() && j.len() <= 255)
+        .ok_or_else(|| IdentityError::invalid("jti must be 1 to 255 characters"))
+        .pg()?;
     let expires_at = required(expires_at, "expires_at is required").pg()?;
     spi::run(
         "insert into identity.revoked_jwts (jti, expires_at) values ($1, $2) \
@@ -478,7 +574,9 @@ fn revoke_session(session_id: Option<pgrx::Uuid>) -> PgResult<()> {
 #[pg_extern(schema = "identity", immutable, parallel_safe, strict)]
 fn decode_jwt(token: &str) -> PgResult<JsonB> {
     let d = jwt::decode(token).pg()?;
-    Ok(JsonB(json!({ "header": Value::Object(d.header), "payload": Value::Object(d.payload) })))
+    Ok(JsonB(
+        json!({ "header": Value::Object(d.header), "payload": Value::Object(d.payload) }),
+    ))
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -552,16 +650,35 @@ mod tests {
         };
         Spi::run("set identity.jwt_leeway = 60").unwrap();
         for _ in 0..2 {
-            assert_eq!(reason("select reason from identity.try_verify_jwt($1)"), None);
+            assert_eq!(
+                reason("select reason from identity.try_verify_jwt($1)"),
+                None
+            );
         }
-        assert_eq!(reason("select reason from identity.try_verify_jwt($1, 'other')").as_deref(), Some(r#"wrong aud (expected "other")"#));
-        assert_eq!(reason("select reason from identity.try_verify_jwt($1)"), None);
+        assert_eq!(
+            reason("select reason from identity.try_verify_jwt($1, 'other')").as_deref(),
+            Some(r#"wrong aud (expected "other")"#)
+        );
+        assert_eq!(
+            reason("select reason from identity.try_verify_jwt($1)"),
+            None
+        );
         Spi::run("set identity.jwt_cache_size = 0").unwrap();
-        assert_eq!(reason("select reason from identity.try_verify_jwt($1)"), None);
+        assert_eq!(
+            reason("select reason from identity.try_verify_jwt($1)"),
+            None
+        );
         Spi::run("reset identity.jwt_cache_size").unwrap();
         Spi::run("set identity.jwt_leeway = 0").unwrap();
-        assert_eq!(reason("select reason from identity.try_verify_jwt($1)").as_deref(), Some("expired"));
-        let explained = Spi::get_one_with_args::<bool>("select (identity.explain_jwt($1))->'valid' = 'false'", &[t.as_str().into()]).unwrap();
+        assert_eq!(
+            reason("select reason from identity.try_verify_jwt($1)").as_deref(),
+            Some("expired")
+        );
+        let explained = Spi::get_one_with_args::<bool>(
+            "select (identity.explain_jwt($1))->'valid' = 'false'",
+            &[t.as_str().into()],
+        )
+        .unwrap();
         assert_eq!(explained, Some(true));
     }
 

@@ -4,11 +4,11 @@
 //! (heap.rs) with per-backend caches of parsed keys; management functions are
 //! SECURITY DEFINER with a pinned search_path.
 
-use crate::pg::error::{Pg, PgError};
 use crate::core::aead;
 use crate::core::error::{required, IdentityError, Kind};
 use crate::core::keys::{self, Alg, SigningKey, VerifyingKey};
 use crate::pg::error::PgResult;
+use crate::pg::error::{Pg, PgError};
 use crate::pg::{gucs, probe, spi};
 use crate::store::tables;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -48,9 +48,16 @@ pub fn verifying_key(kid: &str, now: i64) -> Result<Option<Rc<VerifyingKey>>, Id
     let key = kid.into_datum().expect("text datum");
     let row = probe::probe(&tables::SIGNING_KEYS, key, |r| {
         let (d, n) = r.get(1);
-        (r.text(0), unsafe { JsonB::from_datum(d, n) }, r.text(2), r.epoch_seconds(3))
+        (
+            r.text(0),
+            unsafe { JsonB::from_datum(d, n) },
+            r.text(2),
+            r.epoch_seconds(3),
+        )
     });
-    let Some((Some(alg), jwk, Some(status), expires)) = row else { return Ok(None) };
+    let Some((Some(alg), jwk, Some(status), expires)) = row else {
+        return Ok(None);
+    };
     let usable = match status.as_str() {
         "active" | "next" => true,
         "retired" => expires.is_none_or(|e| e > now),
@@ -62,8 +69,13 @@ pub fn verifying_key(kid: &str, now: i64) -> Result<Option<Rc<VerifyingKey>>, Id
     if let Some(k) = VERIFYING.with(|c| c.borrow().get(kid).cloned()) {
         return Ok(Some(k));
     }
-    let alg = Alg::parse(&alg).ok_or_else(|| IdentityError::not_configured("signing key has an unknown alg"))?;
-    let Some(JsonB(Value::Object(jwk))) = jwk else { return Err(IdentityError::not_configured("signing key has no public JWK")) };
+    let alg = Alg::parse(&alg)
+        .ok_or_else(|| IdentityError::not_configured("signing key has an unknown alg"))?;
+    let Some(JsonB(Value::Object(jwk))) = jwk else {
+        return Err(IdentityError::not_configured(
+            "signing key has no public JWK",
+        ));
+    };
     let k = Rc::new(VerifyingKey::from_jwk(alg, &jwk)?);
     VERIFYING.with(|c| c.borrow_mut().insert(kid.to_string(), k.clone()));
     Ok(Some(k))
@@ -80,15 +92,27 @@ pub fn active_signing_key() -> Result<Option<ActiveKey>, IdentityError> {
 }
 
 fn read_active_signing_key() -> Result<Option<ActiveKey>, IdentityError> {
-    let row = probe::probe(&tables::ACTIVE_SIGNING_KEY, true.into_datum().expect("bool"), |r| {
-        let (d, n) = r.get(2);
-        (r.text(0), r.text(1), unsafe { Vec::<u8>::from_datum(d, n) }, r.text(3))
-    });
-    let Some((Some(kid), Some(alg), Some(sealed), Some(status))) = row else { return Ok(None) };
+    let row = probe::probe(
+        &tables::ACTIVE_SIGNING_KEY,
+        true.into_datum().expect("bool"),
+        |r| {
+            let (d, n) = r.get(2);
+            (
+                r.text(0),
+                r.text(1),
+                unsafe { Vec::<u8>::from_datum(d, n) },
+                r.text(3),
+            )
+        },
+    );
+    let Some((Some(kid), Some(alg), Some(sealed), Some(status))) = row else {
+        return Ok(None);
+    };
     if status != "active" {
         return Ok(None);
     }
-    let alg = Alg::parse(&alg).ok_or_else(|| IdentityError::not_configured("signing key has an unknown alg"))?;
+    let alg = Alg::parse(&alg)
+        .ok_or_else(|| IdentityError::not_configured("signing key has an unknown alg"))?;
     if let Some(k) = SIGNING.with(|c| c.borrow().get(&kid).cloned()) {
         return Ok(Some(ActiveKey { kid, alg, key: k }));
     }
@@ -117,9 +141,13 @@ fn audit(action: &'static str, kid: &str, details: Value) -> PgResult<()> {
 fn generate_signing_key(alg: default!(Option<&str>, "'ES256'")) -> PgResult<String> {
     // The SQL default is 'ES256'; an explicit NULL is a mistake, not a request.
     let alg_name = required(alg, "alg is required").pg()?;
-    let alg = Alg::parse(alg_name).ok_or_else(|| {
-        IdentityError::invalid("unsupported signing algorithm").detail(format!("alg {alg_name:?}")).hint("use ES256, RS256 or EdDSA")
-    }).pg()?;
+    let alg = Alg::parse(alg_name)
+        .ok_or_else(|| {
+            IdentityError::invalid("unsupported signing algorithm")
+                .detail(format!("alg {alg_name:?}"))
+                .hint("use ES256, RS256 or EdDSA")
+        })
+        .pg()?;
     let enc = encryption_key().pg()?;
     let mut kid_bytes = [0u8; 16];
     rand::RngCore::fill_bytes(&mut OsRng, &mut kid_bytes);
@@ -142,10 +170,20 @@ fn generate_signing_key(alg: default!(Option<&str>, "'ES256'")) -> PgResult<Stri
 #[search_path(pg_catalog, pg_temp)]
 fn activate_signing_key(kid: Option<&str>) -> PgResult<()> {
     let kid = required(kid, "kid is required").pg()?;
-    let status = spi::column_mut::<String>("select status from identity.signing_keys where kid = $1 for update", &[kid.into()])?;
+    let status = spi::column_mut::<String>(
+        "select status from identity.signing_keys where kid = $1 for update",
+        &[kid.into()],
+    )?;
     match status.first().map(String::as_str) {
-        None => return Err(IdentityError::new(Kind::NotFound, "signing key does not exist").pg_error()),
-        Some("retired") => return Err(IdentityError::invalid("a retired signing key cannot be activated again").pg_error()),
+        None => {
+            return Err(IdentityError::new(Kind::NotFound, "signing key does not exist").pg_error())
+        }
+        Some("retired") => {
+            return Err(
+                IdentityError::invalid("a retired signing key cannot be activated again")
+                    .pg_error(),
+            )
+        }
         _ => {}
     }
     spi::run(
@@ -153,7 +191,10 @@ fn activate_signing_key(kid: Option<&str>) -> PgResult<()> {
          where status = 'active' and kid <> $1",
         &[kid.into(), (RETIRED_KEY_SECONDS as f64).into()],
     )?;
-    spi::run("update identity.signing_keys set status = 'active', activated_at = now() where kid = $1", &[kid.into()])?;
+    spi::run(
+        "update identity.signing_keys set status = 'active', activated_at = now() where kid = $1",
+        &[kid.into()],
+    )?;
     audit("signing_key.activated", kid, json!({}))
 }
 

@@ -8,7 +8,7 @@ pub mod flags;
 pub mod hook;
 pub mod jwt;
 pub mod keys;
-pub mod session_tokens;
 pub mod rls;
+pub mod session_tokens;
 pub mod tokens;
 pub mod users;

@@ -6,14 +6,14 @@
 //! claims_source), so a per-row call is a counter comparison and a copy.
 //! Missing or malformed claims give NULL: policies fail closed.
 
-use crate::pg::error::Pg;
 use crate::core::actor;
-use crate::store::claims::view;
+use crate::core::jwt::Claims;
+use crate::pg::error::Pg;
 use crate::pg::gucs::{self, ClaimsSource};
+use crate::pg::jsonb::RawJsonb;
+use crate::store::claims::view;
 use pgrx::prelude::*;
 use pgrx::{pg_guard, pg_sys, JsonB};
-use crate::core::jwt::Claims;
-use crate::pg::jsonb::RawJsonb;
 use serde_json::{json, Value};
 
 // identity.uid(), org_id() and is_service_user() are called once per row by policies.
@@ -92,7 +92,9 @@ pub unsafe extern "C-unwind" fn identity_org_id(fcinfo: pg_sys::FunctionCallInfo
 /// identity.is_service_user(): the is_service_user claim, or NULL.
 #[no_mangle]
 #[pg_guard]
-pub unsafe extern "C-unwind" fn identity_is_service_user(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+pub unsafe extern "C-unwind" fn identity_is_service_user(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
     match fast().2 {
         Some(b) => pg_sys::Datum::from(b),
         None => {
@@ -145,13 +147,11 @@ fn claim(name: Option<&str>) -> Option<String> {
     actor::claim_text(&view(), name?)
 }
 
-
 /// The user_role claim (admin | user | system), or NULL.
 #[pg_extern(schema = "identity", stable, parallel_safe)]
 fn user_role() -> Option<String> {
     view().user_role.clone()
 }
-
 
 /// Whether user_role is admin; NULL without claims.
 #[pg_extern(schema = "identity", stable, parallel_safe)]
@@ -182,7 +182,9 @@ fn has_scope(scope: Option<&str>) -> Option<bool> {
         actor::Actor::System => None,
         actor::Actor::Anon => Some(false),
         actor::Actor::User { scopes: None, .. } => Some(true),
-        actor::Actor::User { scopes: Some(s), .. } => Some(actor::covered(&s, scope)),
+        actor::Actor::User {
+            scopes: Some(s), ..
+        } => Some(actor::covered(&s, scope)),
     }
 }
 
@@ -221,10 +223,17 @@ fn verdict(token: &str) -> crate::pg::error::PgResult<Verdict> {
     }
     let (checks, claims) = crate::api::jwt::verify_jsonb(token, None).pg()?;
     Ok(match claims {
-        Some(v) => Ok(Authenticated { text: v.jsonb.to_text(), role: v.string("role").map(str::to_owned), jsonb: v.jsonb }),
+        Some(v) => Ok(Authenticated {
+            text: v.jsonb.to_text(),
+            role: v.string("role").map(str::to_owned),
+            jsonb: v.jsonb,
+        }),
         None => {
             let r = crate::core::jwt::first_refusal(&checks).expect("a failed check");
-            Err((crate::core::jwt::refusal_message(&r).to_owned(), Some(r.reason)))
+            Err((
+                crate::core::jwt::refusal_message(&r).to_owned(),
+                Some(r.reason),
+            ))
         }
     })
 }
@@ -235,15 +244,23 @@ fn api_token_verdict(token: &str) -> crate::pg::error::PgResult<Verdict> {
     Ok(match crate::api::tokens::verify(token) {
         Ok(p) => {
             let claims = crate::api::tokens::principal_claims(&p);
-            let role = claims.get("role").and_then(Value::as_str).map(str::to_owned);
+            let role = claims
+                .get("role")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             let text = Value::Object(claims).to_string();
-            let jsonb = RawJsonb::parse_text(text.as_bytes()).map_err(|e| {
-                crate::core::error::IdentityError::invalid("claims are not JSON").detail(e)
-            }).pg()?;
+            let jsonb = RawJsonb::parse_text(text.as_bytes())
+                .map_err(|e| {
+                    crate::core::error::IdentityError::invalid("claims are not JSON").detail(e)
+                })
+                .pg()?;
             Ok(Authenticated { text, jsonb, role })
         }
         // verify's errors are 28000 refusals (API tokens need no key).
-        Err(report) => Err((report.message().to_owned(), report.detail().map(str::to_owned))),
+        Err(report) => Err((
+            report.message().to_owned(),
+            report.detail().map(str::to_owned),
+        )),
     })
 }
 
@@ -270,7 +287,10 @@ fn authenticate(token: Option<&str>) -> crate::pg::error::PgResult<Option<RawJso
             Ok(Some(a.jsonb))
         }
         Err((message, detail)) => {
-            pgrx::warning!("identity.authenticate: {message} ({})", detail.unwrap_or_default());
+            pgrx::warning!(
+                "identity.authenticate: {message} ({})",
+                detail.unwrap_or_default()
+            );
             Ok(None)
         }
     }
@@ -295,7 +315,9 @@ fn authenticate(token: Option<&str>) -> crate::pg::error::PgResult<Option<RawJso
 /// (#[pg_guard]: its Rust errors raise with their own codes), and the PTxxx
 /// refusal is raised here, after it returned, by `error::raise_custom`.
 #[no_mangle]
-pub unsafe extern "C-unwind" fn identity_pre_request(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+pub unsafe extern "C-unwind" fn identity_pre_request(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
     let mut refusal = None;
     pre_request_guarded(&mut refusal);
     if let Some(e) = refusal {
@@ -330,7 +352,13 @@ fn pre_request() -> crate::pg::error::PgResult<Option<crate::pg::error::CustomEr
     gucs::pin_verified_claims(None);
     let a = match verdict {
         Ok(a) => a,
-        Err((message, detail)) => return Ok(Some(CustomError { sqlstate: *b"PT401", message, detail })),
+        Err((message, detail)) => {
+            return Ok(Some(CustomError {
+                sqlstate: *b"PT401",
+                message,
+                detail,
+            }))
+        }
     };
     if let Some(role) = a.role.as_deref().filter(|r| !gucs::current_role_is(r)) {
         if gucs::role_is_superuser(role) {

@@ -2,14 +2,14 @@
 //! `user_id` NULL means the actor. Minting for anyone else needs the admin
 //! grant level; an agent token's scopes never exceed the actor's.
 
-use crate::pg::error::{Pg, PgError};
 use crate::api::actor;
 use crate::api::jwt::sign_claims;
-use crate::pg::clock::{interval_seconds, new_uuid};
 use crate::core::actor::{narrow_scopes, Actor};
 use crate::core::claims::{uuid_bytes, uuid_text};
 use crate::core::error::{IdentityError, Kind};
+use crate::pg::clock::{interval_seconds, new_uuid};
 use crate::pg::error::PgResult;
+use crate::pg::error::{Pg, PgError};
 use crate::store::tables;
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
@@ -33,9 +33,16 @@ impl Lineage {
         let view = crate::store::claims::view();
         let uuid_claim = |k| {
             let c = view.claims.as_ref()?;
-            c.get(k).and_then(Value::as_str).and_then(uuid_bytes).map(|b| uuid_text(&b))
+            c.get(k)
+                .and_then(Value::as_str)
+                .and_then(uuid_bytes)
+                .map(|b| uuid_text(&b))
         };
-        Lineage { scopes, token_id: uuid_claim("token_id"), session_id: uuid_claim("session_id") }
+        Lineage {
+            scopes,
+            token_id: uuid_claim("token_id"),
+            session_id: uuid_claim("session_id"),
+        }
     }
 
     fn stamp(&self, c: &mut Map<String, Value>) {
@@ -56,27 +63,45 @@ impl Lineage {
 /// acting through a websocket or agent token mints nothing (42501).
 fn subject(user_id: Option<Uuid>) -> PgResult<([u8; 16], Lineage)> {
     if crate::store::claims::view().derived {
-        return Err(IdentityError::new(Kind::Forbidden, "a websocket or agent token cannot mint tokens")
-            .hint("sign in with an access token or an API token")
-            .pg_error());
+        return Err(IdentityError::new(
+            Kind::Forbidden,
+            "a websocket or agent token cannot mint tokens",
+        )
+        .hint("sign in with an access token or an API token")
+        .pg_error());
     }
     let actor = actor::current();
     let target = match (&user_id, &actor) {
         (Some(u), _) => *u.as_bytes(),
         (None, Actor::User { sub, .. }) => uuid_bytes(sub).expect("canonical"),
-        (None, _) => return Err(IdentityError::invalid("user_id is required when there is no user in the request claims").pg_error()),
+        (None, _) => {
+            return Err(IdentityError::invalid(
+                "user_id is required when there is no user in the request claims",
+            )
+            .pg_error())
+        }
     };
     match &actor {
-        Actor::User { sub, scopes } if uuid_bytes(sub) == Some(target) => Ok((target, Lineage::of_current(scopes.clone()))),
+        Actor::User { sub, scopes } if uuid_bytes(sub) == Some(target) => {
+            Ok((target, Lineage::of_current(scopes.clone())))
+        }
         Actor::System if actor::caller_is_admin_level()? => Ok((target, Lineage::default())),
-        _ => Err(IdentityError::new(Kind::Forbidden, "only the user themself or the admin level may mint this token").pg_error()),
+        _ => Err(IdentityError::new(
+            Kind::Forbidden,
+            "only the user themself or the admin level may mint this token",
+        )
+        .pg_error()),
     }
 }
 
 fn base_claims(user: [u8; 16], aud: &str) -> PgResult<Map<String, Value>> {
-    let u = tables::user_state(user).ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist")).pg()?;
+    let u = tables::user_state(user)
+        .ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist"))
+        .pg()?;
     if u.row.status != "active" {
-        return Err(IdentityError::invalid("user is not active").detail(format!("user {}", u.row.status)).pg_error());
+        return Err(IdentityError::invalid("user is not active")
+            .detail(format!("user {}", u.row.status))
+            .pg_error());
     }
     let mut c = Map::new();
     c.insert("aud".into(), json!(aud));
@@ -87,7 +112,6 @@ fn base_claims(user: [u8; 16], aud: &str) -> PgResult<Map<String, Value>> {
     c.insert("is_service_user".into(), json!(u.row.is_service_user));
     Ok(c)
 }
-
 
 /// A JWT with aud `websocket` for realtime connections: default 5 minutes,
 /// at most 15.
@@ -116,7 +140,10 @@ pub fn websocket_token(user: [u8; 16], ttl: i64, lineage: &Lineage) -> PgResult<
 /// it inherits; its scopes are `lineage.scopes`, already narrowed.
 pub fn agent_token(user: [u8; 16], ttl: i64, lineage: &Lineage) -> PgResult<String> {
     let mut c = base_claims(user, "agent")?;
-    c.insert("act".into(), json!({"sub": format!("agent:{}", new_uuid()), "type": "agent"}));
+    c.insert(
+        "act".into(),
+        json!({"sub": format!("agent:{}", new_uuid()), "type": "agent"}),
+    );
     lineage.stamp(&mut c);
     sign_claims(c, ttl, false)
 }
@@ -136,10 +163,16 @@ fn create_agent_token(
     };
     // At most 50 scopes, checked before any work (the deduplication is
     // quadratic in them).
-    let requested = scopes.map(crate::api::tokens::scopes_arg).transpose().pg()?;
+    let requested = scopes
+        .map(crate::api::tokens::scopes_arg)
+        .transpose()
+        .pg()?;
     let (user, mut lineage) = subject(user_id)?;
-    lineage.scopes = narrow_scopes(lineage.scopes.as_deref(), requested).map_err(|extra| {
-        IdentityError::new(Kind::Forbidden, "requested scopes exceed the user's").detail(format!("scope {extra:?}"))
-    }).pg()?;
+    lineage.scopes = narrow_scopes(lineage.scopes.as_deref(), requested)
+        .map_err(|extra| {
+            IdentityError::new(Kind::Forbidden, "requested scopes exceed the user's")
+                .detail(format!("scope {extra:?}"))
+        })
+        .pg()?;
     agent_token(user, ttl, &lineage)
 }

@@ -17,15 +17,15 @@
 //! SECURITY DEFINER (the admin level is the calling role's privilege): the
 //! decision comes first, then the reads and writes run in `spi::privileged`.
 
-use crate::pg::error::{Pg, PgError};
 use crate::api::actor;
 use crate::api::jwt::sign_claims;
-use crate::pg::clock::{interval_seconds, new_uuid, now_unix};
 use crate::core::authz::{self, Subject};
 use crate::core::claims::{self, uuid_bytes, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
 use crate::core::token;
+use crate::pg::clock::{interval_seconds, new_uuid, now_unix};
 use crate::pg::error::PgResult;
+use crate::pg::error::{Pg, PgError};
 use crate::pg::jsonb::{Builder, RawJsonb};
 use crate::pg::{gucs, probe, spi};
 use crate::store::tables;
@@ -89,7 +89,8 @@ pub fn verify(token_text: &str) -> PgResult<Principal> {
     // Shape and checksum first: a typo never reaches a table.
     token::parse(token_text, &prefix).pg()?;
     let row = tables::token_by_hash(&token::hash(token_text))
-        .ok_or_else(|| unauthenticated("invalid API token").detail("unknown token")).pg()?;
+        .ok_or_else(|| unauthenticated("invalid API token").detail("unknown token"))
+        .pg()?;
     if row.revoked {
         return Err(unauthenticated("API token has been revoked").pg_error());
     }
@@ -97,12 +98,22 @@ pub fn verify(token_text: &str) -> PgResult<Principal> {
     if row.expires_at.is_some_and(|e| e <= now) {
         return Err(unauthenticated("API token has expired").pg_error());
     }
-    let user = tables::user_state(row.user_id).ok_or_else(|| unauthenticated("API token's user does not exist")).pg()?;
+    let user = tables::user_state(row.user_id)
+        .ok_or_else(|| unauthenticated("API token's user does not exist"))
+        .pg()?;
     if user.row.status != "active" {
-        return Err(unauthenticated("API token's user is not active").detail(format!("user {}", user.row.status)).pg_error());
+        return Err(unauthenticated("API token's user is not active")
+            .detail(format!("user {}", user.row.status))
+            .pg_error());
     }
     touch(&row, now)?;
-    Ok(Principal { token_id: row.id, user_id: row.user_id, user, scopes: row.scopes, expires_at: row.expires_at })
+    Ok(Principal {
+        token_id: row.id,
+        user_id: row.user_id,
+        user,
+        scopes: row.scopes,
+        expires_at: row.expires_at,
+    })
 }
 
 /// The claims identity.authenticate pins for a valid API token: who, the
@@ -119,7 +130,10 @@ pub fn principal_claims(p: &Principal) -> serde_json::Map<String, Value> {
     }
     c.insert("scopes".into(), json!(p.scopes));
     c.insert("token_id".into(), json!(p.token_id));
-    c.insert("amr".into(), json!([{"method": "api_token", "timestamp": now_unix()}]));
+    c.insert(
+        "amr".into(),
+        json!([{"method": "api_token", "timestamp": now_unix()}]),
+    );
     c
 }
 
@@ -154,8 +168,11 @@ fn touch(row: &tables::TokenRow, now: i64) -> PgResult<()> {
 /// duplicates dropped.
 pub fn scopes_arg(scopes: Vec<Option<String>>) -> Result<Vec<String>, IdentityError> {
     if scopes.len() > crate::core::input::MAX_SCOPES {
-        return Err(IdentityError::invalid("too many scopes")
-            .detail(format!("{} scopes, at most {}", scopes.len(), crate::core::input::MAX_SCOPES)));
+        return Err(IdentityError::invalid("too many scopes").detail(format!(
+            "{} scopes, at most {}",
+            scopes.len(),
+            crate::core::input::MAX_SCOPES
+        )));
     }
     let mut out = Vec::with_capacity(scopes.len());
     for s in scopes {
@@ -174,7 +191,13 @@ pub fn scopes_arg(scopes: Vec<Option<String>>) -> Result<Vec<String>, IdentityEr
 }
 
 /// Generates, stores (hash only) and returns a new token for `user_id`.
-pub(crate) fn issue(user_id: Uuid, name: &str, expires: Option<i64>, scopes: &[String], rotated_from: Option<Uuid>) -> PgResult<(Uuid, String, Option<TimestampWithTimeZone>)> {
+pub(crate) fn issue(
+    user_id: Uuid,
+    name: &str,
+    expires: Option<i64>,
+    scopes: &[String],
+    rotated_from: Option<Uuid>,
+) -> PgResult<(Uuid, String, Option<TimestampWithTimeZone>)> {
     let prefix = gucs::token_prefix();
     let text = token::generate(&prefix, &mut OsRng).pg()?;
     let parsed = token::parse(&text, &prefix).expect("a generated token parses");
@@ -200,8 +223,21 @@ pub(crate) fn issue(user_id: Uuid, name: &str, expires: Option<i64>, scopes: &[S
     Ok((row.0.expect("id"), text, row.1))
 }
 
-fn audit(s: &Subject, org: Option<[u8; 16]>, action: &'static str, token_id: &Uuid, details: Value) -> PgResult<()> {
-    actor::audit(s, org, action, "api_token", Some(&uuid_text(token_id.as_bytes())), details)
+fn audit(
+    s: &Subject,
+    org: Option<[u8; 16]>,
+    action: &'static str,
+    token_id: &Uuid,
+    details: Value,
+) -> PgResult<()> {
+    actor::audit(
+        s,
+        org,
+        action,
+        "api_token",
+        Some(&uuid_text(token_id.as_bytes())),
+        details,
+    )
 }
 
 /// The actor, checked for `scope`: how every management function starts.
@@ -214,8 +250,14 @@ fn caller(scope: &'static str) -> PgResult<Subject> {
 /// User `id`'s organization, when `s` may manage their tokens; P0002 with
 /// `what` when the user does not exist or is not visible to `s` (the same
 /// answer either way).
-fn owner_visible(s: &Subject, id: [u8; 16], what: &'static str) -> PgResult<(tables::UserState, Option<[u8; 16]>)> {
-    let user = tables::user_state(id).ok_or_else(|| authz::not_found(what)).pg()?;
+fn owner_visible(
+    s: &Subject,
+    id: [u8; 16],
+    what: &'static str,
+) -> PgResult<(tables::UserState, Option<[u8; 16]>)> {
+    let user = tables::user_state(id)
+        .ok_or_else(|| authz::not_found(what))
+        .pg()?;
     let org = user.row.organization_id.as_deref().and_then(uuid_bytes);
     authz::may_manage_tokens(authz::relation(s, id, org), what).pg()?;
     Ok((user, org))
@@ -225,15 +267,34 @@ fn owner_visible(s: &Subject, id: [u8; 16], what: &'static str) -> PgResult<(tab
 /// token (P0002 "API token does not exist" otherwise, as for an unknown id).
 fn token_owner(s: &Subject, id: Uuid) -> PgResult<([u8; 16], tables::UserState, Option<[u8; 16]>)> {
     const WHAT: &str = "API token does not exist";
-    let owner = spi::privileged(|| spi::one::<Uuid>("select user_id from identity.api_tokens where id = $1", &[id.into()]))?
-        .ok_or_else(|| authz::not_found(WHAT)).pg()?;
+    let owner = spi::privileged(|| {
+        spi::one::<Uuid>(
+            "select user_id from identity.api_tokens where id = $1",
+            &[id.into()],
+        )
+    })?
+    .ok_or_else(|| authz::not_found(WHAT))
+    .pg()?;
     let (user, org) = owner_visible(s, *owner.as_bytes(), WHAT)?;
     Ok((*owner.as_bytes(), user, org))
 }
 
 /// `s` may mint a token acting as `user` (`authz::may_mint_for`).
-fn may_mint(s: &Subject, id: [u8; 16], user: &tables::UserState, org: Option<[u8; 16]>, what: &'static str) -> PgResult<()> {
-    Ok(authz::may_mint_for(s, authz::relation(s, id, org), id, user.row.is_service_user, what).pg()?)
+fn may_mint(
+    s: &Subject,
+    id: [u8; 16],
+    user: &tables::UserState,
+    org: Option<[u8; 16]>,
+    what: &'static str,
+) -> PgResult<()> {
+    Ok(authz::may_mint_for(
+        s,
+        authz::relation(s, id, org),
+        id,
+        user.row.is_service_user,
+        what,
+    )
+    .pg()?)
 }
 
 /// A new API token for `user_id`, shown once: for the caller themself, a
@@ -247,25 +308,43 @@ fn create_api_token(
     scopes: default!(Option<Vec<Option<String>>>, "'{}'"),
 ) -> Result<
     TableIterator<
-    'static,
-    (name!(token_id, Uuid), name!(token, String), name!(expires_at, Option<TimestampWithTimeZone>)),
->,
+        'static,
+        (
+            name!(token_id, Uuid),
+            name!(token, String),
+            name!(expires_at, Option<TimestampWithTimeZone>),
+        ),
+    >,
     ErrorReport,
 > {
     let s = caller("tokens:write")?;
     let user_id = required(user_id, "user_id is required").pg()?;
-    let name = name.filter(|n| !n.trim().is_empty() && n.len() <= 200).ok_or_else(|| IdentityError::invalid("name must be 1 to 200 characters")).pg()?;
+    let name = name
+        .filter(|n| !n.trim().is_empty() && n.len() <= 200)
+        .ok_or_else(|| IdentityError::invalid("name must be 1 to 200 characters"))
+        .pg()?;
     let scopes = scopes_arg(scopes.unwrap_or_default()).pg()?;
-    let expires = expires_in.map(|i| interval_seconds(&i, MAX_EXPIRY_SECONDS)).transpose().pg()?;
+    let expires = expires_in
+        .map(|i| interval_seconds(&i, MAX_EXPIRY_SECONDS))
+        .transpose()
+        .pg()?;
     let (user, org) = owner_visible(&s, *user_id.as_bytes(), "user does not exist")?;
     may_mint(&s, *user_id.as_bytes(), &user, org, "user does not exist")?;
     authz::may_receive_token(&s, expires.is_some(), &scopes).pg()?;
     if user.row.status != "active" {
-        return Err(IdentityError::invalid("user is not active").detail(format!("user {}", user.row.status)).pg_error());
+        return Err(IdentityError::invalid("user is not active")
+            .detail(format!("user {}", user.row.status))
+            .pg_error());
     }
     spi::privileged(|| {
         let (id, text, expires_at) = issue(user_id, name, expires, &scopes, None)?;
-        audit(&s, org, "api_token.created", &id, json!({"user_id": uuid_text(user_id.as_bytes()), "name": name, "scopes": scopes}))?;
+        audit(
+            &s,
+            org,
+            "api_token.created",
+            &id,
+            json!({"user_id": uuid_text(user_id.as_bytes()), "name": name, "scopes": scopes}),
+        )?;
         Ok(TableIterator::once((id, text, expires_at)))
     })
 }
@@ -283,8 +362,13 @@ fn verify_api_token(token: Option<&str>) -> PgResult<Option<RawJsonb>> {
 /// token's scopes, a new session_id. ttl defaults to identity.access_token_ttl
 /// (at most 1 day).
 #[pg_extern(schema = "identity", volatile)]
-fn exchange_api_token(token: Option<&str>, ttl: default!(Option<Interval>, "NULL")) -> PgResult<String> {
-    let token = token.ok_or_else(|| unauthenticated("invalid API token").detail("token is null")).pg()?;
+fn exchange_api_token(
+    token: Option<&str>,
+    ttl: default!(Option<Interval>, "NULL"),
+) -> PgResult<String> {
+    let token = token
+        .ok_or_else(|| unauthenticated("invalid API token").detail("token is null"))
+        .pg()?;
     let p = verify(token)?;
     let ttl = match ttl {
         Some(i) => interval_seconds(&i, 86_400).pg()?,
@@ -293,8 +377,17 @@ fn exchange_api_token(token: Option<&str>, ttl: default!(Option<Interval>, "NULL
     let now = now_unix();
     let session = new_uuid();
     let audience = gucs::jwt_audience();
-    let mut c = claims::access_token_claims(&uuid_text(&p.user_id), &p.user.email, Some(&p.user.row), &audience, &session, "api_token", now)
-        .ok_or_else(|| unauthenticated("API token's user is not active")).pg()?;
+    let mut c = claims::access_token_claims(
+        &uuid_text(&p.user_id),
+        &p.user.email,
+        Some(&p.user.row),
+        &audience,
+        &session,
+        "api_token",
+        now,
+    )
+    .ok_or_else(|| unauthenticated("API token's user is not active"))
+    .pg()?;
     c.insert("scopes".into(), json!(p.scopes));
     // The JWT dies with the token (api::jwt::stateful_checks, parent_token).
     c.insert("token_id".into(), json!(p.token_id));
@@ -306,8 +399,18 @@ fn exchange_api_token(token: Option<&str>, ttl: default!(Option<Interval>, "NULL
         spi::privileged(|| {
             spi::audit(spi::Audit {
                 actor_id: Some(Uuid::from_bytes(p.user_id)),
-                actor_kind: if p.user.row.is_service_user { "service" } else { "user" },
-                organization_id: p.user.row.organization_id.as_deref().and_then(uuid_bytes).map(Uuid::from_bytes),
+                actor_kind: if p.user.row.is_service_user {
+                    "service"
+                } else {
+                    "user"
+                },
+                organization_id: p
+                    .user
+                    .row
+                    .organization_id
+                    .as_deref()
+                    .and_then(uuid_bytes)
+                    .map(Uuid::from_bytes),
                 action: "api_token.exchanged",
                 target_type: "api_token",
                 target_id: Some(&token_id),
@@ -328,7 +431,9 @@ fn writable() -> bool {
 /// system: everyone's). Someone else's list needs what creating a token for
 /// them needs.
 #[pg_extern(schema = "identity", stable)]
-fn list_api_tokens(user_id: default!(Option<Uuid>, "NULL")) -> Result<SetOfIterator<'static, JsonB>, ErrorReport> {
+fn list_api_tokens(
+    user_id: default!(Option<Uuid>, "NULL"),
+) -> Result<SetOfIterator<'static, JsonB>, ErrorReport> {
     let s = caller("tokens:read")?;
     let user_id = match (&s, user_id) {
         (Subject::System, u) => u,
@@ -368,11 +473,18 @@ fn revoke_api_token(token_id: Option<Uuid>) -> PgResult<()> {
 /// stops working after `grace` (0: at once). Who may: as `create_api_token`
 /// (it mints); a scoped caller only for a token within its own scopes.
 #[pg_extern(schema = "identity", volatile)]
-fn rotate_api_token(token_id: Option<Uuid>, grace: default!(Option<Interval>, "'0'")) -> Result<
+fn rotate_api_token(
+    token_id: Option<Uuid>,
+    grace: default!(Option<Interval>, "'0'"),
+) -> Result<
     TableIterator<
-    'static,
-    (name!(token_id, Uuid), name!(token, String), name!(expires_at, Option<TimestampWithTimeZone>)),
->,
+        'static,
+        (
+            name!(token_id, Uuid),
+            name!(token, String),
+            name!(expires_at, Option<TimestampWithTimeZone>),
+        ),
+    >,
     ErrorReport,
 > {
     let s = caller("tokens:write")?;
@@ -399,11 +511,27 @@ fn rotate_api_token(token_id: Option<Uuid>, grace: default!(Option<Interval>, "'
         if old["revoked"] == true || old["expired"] == true {
             return Err(IdentityError::invalid("API token is revoked or expired").pg_error());
         }
-        let user_id = Uuid::from_bytes(claims::uuid_bytes(old["user_id"].as_str().unwrap_or_default()).expect("uuid"));
-        let scopes: Vec<String> = old["scopes"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect();
-        let lifetime = old["lifetime"].as_f64().map(|f| f.round() as i64).filter(|s| *s > 0);
+        let user_id = Uuid::from_bytes(
+            claims::uuid_bytes(old["user_id"].as_str().unwrap_or_default()).expect("uuid"),
+        );
+        let scopes: Vec<String> = old["scopes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect();
+        let lifetime = old["lifetime"]
+            .as_f64()
+            .map(|f| f.round() as i64)
+            .filter(|s| *s > 0);
         authz::may_receive_token(&s, lifetime.is_some(), &scopes).pg()?;
-        let (new_id, text, expires_at) = issue(user_id, old["name"].as_str().unwrap_or("rotated"), lifetime, &scopes, Some(id))?;
+        let (new_id, text, expires_at) = issue(
+            user_id,
+            old["name"].as_str().unwrap_or("rotated"),
+            lifetime,
+            &scopes,
+            Some(id),
+        )?;
         spi::run(
             "update identity.api_tokens set \
                revoked_at = case when $2 = 0 then pg_catalog.now() else revoked_at end, \
@@ -412,7 +540,13 @@ fn rotate_api_token(token_id: Option<Uuid>, grace: default!(Option<Interval>, "'
              where id = $1",
             &[id.into(), grace.into()],
         )?;
-        audit(&s, org, "api_token.rotated", &id, json!({"new_token_id": uuid_text(new_id.as_bytes()), "grace_seconds": grace}))?;
+        audit(
+            &s,
+            org,
+            "api_token.rotated",
+            &id,
+            json!({"new_token_id": uuid_text(new_id.as_bytes()), "grace_seconds": grace}),
+        )?;
         Ok(TableIterator::once((new_id, text, expires_at)))
     })
 }

@@ -8,7 +8,6 @@
 //! Every change writes one audit row; lifecycle changes also write an event
 //! (identity.events + NOTIFY identity_events on commit).
 
-use crate::pg::error::{Pg, PgError};
 use crate::api::actor;
 use crate::api::{flags, session_tokens, tokens};
 use crate::core::authz::{self, FieldClass, Relation, Subject};
@@ -16,10 +15,11 @@ use crate::core::claims::{uuid_bytes, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
 use crate::core::users::{self as rules, check_email, check_name};
 use crate::pg::error::PgResult;
+use crate::pg::error::{Pg, PgError};
+use crate::pg::jsonb::RawJsonb;
 use crate::pg::{gucs, spi};
 use crate::store::tables;
 use pgrx::prelude::*;
-use crate::pg::jsonb::RawJsonb;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
@@ -44,7 +44,10 @@ fn duplicate(message: &'static str) -> IdentityError {
 
 /// P0002 unless organization `org` exists.
 fn require_org(org: Uuid) -> PgResult<()> {
-    match spi::one::<bool>("select true from identity.organizations where id = $1", &[org.into()])? {
+    match spi::one::<bool>(
+        "select true from identity.organizations where id = $1",
+        &[org.into()],
+    )? {
         Some(_) => Ok(()),
         None => Err(authz::not_found("organization does not exist").pg_error()),
     }
@@ -55,13 +58,23 @@ fn uuid(b: [u8; 16]) -> Uuid {
 }
 
 fn id_of(v: &Value) -> [u8; 16] {
-    v["id"].as_str().and_then(uuid_bytes).expect("a user row has an id")
+    v["id"]
+        .as_str()
+        .and_then(uuid_bytes)
+        .expect("a user row has an id")
 }
 
-
 pub fn user_json(id: [u8; 16]) -> PgResult<Value> {
-    let row = spi::one::<JsonB>(concat!("select ", user_json!(), " from identity.users u where u.id = $1"), &[uuid(id).into()])?;
-    row.map(|j| j.0).ok_or_else(|| authz::not_found("user does not exist").pg_error())
+    let row = spi::one::<JsonB>(
+        concat!(
+            "select ",
+            user_json!(),
+            " from identity.users u where u.id = $1"
+        ),
+        &[uuid(id).into()],
+    )?;
+    row.map(|j| j.0)
+        .ok_or_else(|| authz::not_found("user does not exist").pg_error())
 }
 
 /// Takes user `id`'s row for an admin's change (update_user, suspend,
@@ -77,14 +90,23 @@ fn take_user_row(id: [u8; 16]) -> PgResult<()> {
         &[uuid(id).into()],
     )?;
     if got.is_empty() {
-        return Err(IdentityError::new(Kind::Busy, "the user is being changed by another transaction")
-            .hint("retry when it has ended")
-            .pg_error());
+        return Err(IdentityError::new(
+            Kind::Busy,
+            "the user is being changed by another transaction",
+        )
+        .hint("retry when it has ended")
+        .pg_error());
     }
     Ok(())
 }
 
-fn audit_user(s: &Subject, org: Option<[u8; 16]>, action: &'static str, id: [u8; 16], details: Value) -> PgResult<()> {
+fn audit_user(
+    s: &Subject,
+    org: Option<[u8; 16]>,
+    action: &'static str,
+    id: [u8; 16],
+    details: Value,
+) -> PgResult<()> {
     actor::audit(s, org, action, "user", Some(&uuid_text(&id)), details)
 }
 
@@ -96,10 +118,25 @@ fn create_organization(name: Option<&str>) -> PgResult<Uuid> {
     let name = required(name, "name is required").pg()?;
     check_name(Some(name), "name must be 1 to 200 characters", 200).pg()?;
     spi::privileged(|| {
-        let id = spi::write_one::<Uuid>("insert into identity.organizations (name) values ($1) returning id", &[name.into()])?
-            .expect("INSERT ... RETURNING returns a row");
-        actor::audit(&s, Some(*id.as_bytes()), "organization.created", "organization", Some(&uuid_text(id.as_bytes())), json!({"name": name}))?;
-        spi::event("organization.created", None, Some(id), json!({"organization_id": uuid_text(id.as_bytes()), "name": name}))?;
+        let id = spi::write_one::<Uuid>(
+            "insert into identity.organizations (name) values ($1) returning id",
+            &[name.into()],
+        )?
+        .expect("INSERT ... RETURNING returns a row");
+        actor::audit(
+            &s,
+            Some(*id.as_bytes()),
+            "organization.created",
+            "organization",
+            Some(&uuid_text(id.as_bytes())),
+            json!({"name": name}),
+        )?;
+        spi::event(
+            "organization.created",
+            None,
+            Some(id),
+            json!({"organization_id": uuid_text(id.as_bytes()), "name": name}),
+        )?;
         Ok(id)
     })
 }
@@ -119,7 +156,12 @@ fn provision_user(
     let s = actor::subject()?;
     authz::require_system(&s, "only system may provision users").pg()?;
     let external_id = required(external_id, "external_id is required").pg()?;
-    check_name(Some(external_id), "external_id must be 1 to 255 characters", 255).pg()?;
+    check_name(
+        Some(external_id),
+        "external_id must be 1 to 255 characters",
+        255,
+    )
+    .pg()?;
     let email = required(email, "email is required").pg()?;
     check_email(email).pg()?;
     check_name(first_name, "first_name must be 1 to 200 characters", 200).pg()?;
@@ -129,8 +171,15 @@ fn provision_user(
             require_org(org)?;
         }
         if let Some(id) = user_id {
-            if spi::one::<bool>("select true from identity.deleted_users where id = $1", &[id.into()])?.is_some() {
-                return Err(duplicate("user id belonged to a deleted user").hint("ids of deleted users are never reused").pg_error());
+            if spi::one::<bool>(
+                "select true from identity.deleted_users where id = $1",
+                &[id.into()],
+            )?
+            .is_some()
+            {
+                return Err(duplicate("user id belonged to a deleted user")
+                    .hint("ids of deleted users are never reused")
+                    .pg_error());
             }
         }
         // ON CONFLICT DO NOTHING on every unique index: a concurrent
@@ -146,22 +195,33 @@ fn provision_user(
         )?;
         let Some(JsonB(user)) = inserted else {
             let existing = spi::one::<JsonB>(
-                concat!("select ", user_json!(), " from identity.users u where u.external_id = $1"),
+                concat!(
+                    "select ",
+                    user_json!(),
+                    " from identity.users u where u.external_id = $1"
+                ),
                 &[external_id.into()],
             )?;
             if let Some(JsonB(user)) = existing {
-                return Ok(JsonB(json!({"user": user, "api_token": null, "created": false})));
+                return Ok(JsonB(
+                    json!({"user": user, "api_token": null, "created": false}),
+                ));
             }
-            let email_taken = spi::one::<bool>("select true from identity.users where lower(email) = lower($1)", &[email.into()])?;
+            let email_taken = spi::one::<bool>(
+                "select true from identity.users where lower(email) = lower($1)",
+                &[email.into()],
+            )?;
             return Err(if email_taken.is_some() {
-                duplicate("a user with this email already exists").hint("emails are unique regardless of case")
+                duplicate("a user with this email already exists")
+                    .hint("emails are unique regardless of case")
             } else {
                 duplicate("a user with this id already exists")
             }
             .pg_error());
         };
         let id = id_of(&user);
-        let (token_id, token, _) = tokens::issue(uuid(id), "default", Some(FIRST_TOKEN_SECONDS), &[], None)?;
+        let (token_id, token, _) =
+            tokens::issue(uuid(id), "default", Some(FIRST_TOKEN_SECONDS), &[], None)?;
         let trial_days = gucs::trial_days();
         if trial_days > 0 {
             spi::run(
@@ -171,13 +231,28 @@ fn provision_user(
             )?;
         }
         let org = organization_id;
-        audit_user(&s, org.map(|o| *o.as_bytes()), "user.provisioned", id,
-                   json!({"external_id": external_id, "api_token_id": uuid_text(token_id.as_bytes()), "trial_days": trial_days}))?;
-        spi::event("user.created", Some(uuid(id)), org,
-                   json!({"user_id": uuid_text(&id), "external_id": external_id, "email": email, "is_service_user": false}))?;
-        spi::event("credential.requested", Some(uuid(id)), org,
-                   json!({"user_id": uuid_text(&id), "kind": "system", "reason": "provisioned"}))?;
-        Ok(JsonB(json!({"user": user, "api_token": token, "created": true})))
+        audit_user(
+            &s,
+            org.map(|o| *o.as_bytes()),
+            "user.provisioned",
+            id,
+            json!({"external_id": external_id, "api_token_id": uuid_text(token_id.as_bytes()), "trial_days": trial_days}),
+        )?;
+        spi::event(
+            "user.created",
+            Some(uuid(id)),
+            org,
+            json!({"user_id": uuid_text(&id), "external_id": external_id, "email": email, "is_service_user": false}),
+        )?;
+        spi::event(
+            "credential.requested",
+            Some(uuid(id)),
+            org,
+            json!({"user_id": uuid_text(&id), "kind": "system", "reason": "provisioned"}),
+        )?;
+        Ok(JsonB(
+            json!({"user": user, "api_token": token, "created": true}),
+        ))
     })
 }
 
@@ -190,15 +265,28 @@ fn create_service_user(
     application_id: default!(Option<Uuid>, "NULL"),
     application_name: default!(Option<&str>, "NULL"),
     description: default!(Option<&str>, "NULL"),
-) -> Result<TableIterator<'static, (name!(user_id, Uuid), name!(token, String))>, pgrx::pg_sys::panic::ErrorReport> {
+) -> Result<
+    TableIterator<'static, (name!(user_id, Uuid), name!(token, String))>,
+    pgrx::pg_sys::panic::ErrorReport,
+> {
     let s = actor::subject()?;
     authz::require_scope(&s, "users:write").pg()?;
     let org = required(organization_id, "organization_id is required").pg()?;
     authz::may_create_service_user(&s, *org.as_bytes()).pg()?;
     let email = required(email, "email is required").pg()?;
     check_email(email).pg()?;
-    check_name(application_name, "application_name must be 1 to 200 characters", 200).pg()?;
-    check_name(description, "description must be 1 to 2000 characters", 2000).pg()?;
+    check_name(
+        application_name,
+        "application_name must be 1 to 200 characters",
+        200,
+    )
+    .pg()?;
+    check_name(
+        description,
+        "description must be 1 to 2000 characters",
+        2000,
+    )
+    .pg()?;
     spi::privileged(|| {
         require_org(org)?;
         let creator_name = match s.id() {
@@ -216,12 +304,22 @@ fn create_service_user(
               s.id().map(uuid).into(), creator_name.into()],
         )?
         .ok_or_else(|| duplicate("a user with this email already exists").hint("emails are unique regardless of case")).pg()?;
-        let (token_id, token, _) = tokens::issue(id, "service", Some(FIRST_TOKEN_SECONDS), &[], None)?;
-        audit_user(&s, Some(*org.as_bytes()), "service_user.created", *id.as_bytes(),
-                   json!({"api_token_id": uuid_text(token_id.as_bytes()), "application_id": application_id.map(|a| uuid_text(a.as_bytes()))}))?;
-        spi::event("user.created", Some(id), Some(org),
-                   json!({"user_id": uuid_text(id.as_bytes()), "email": email, "is_service_user": true,
-                          "created_by": s.id().map(|i| uuid_text(&i))}))?;
+        let (token_id, token, _) =
+            tokens::issue(id, "service", Some(FIRST_TOKEN_SECONDS), &[], None)?;
+        audit_user(
+            &s,
+            Some(*org.as_bytes()),
+            "service_user.created",
+            *id.as_bytes(),
+            json!({"api_token_id": uuid_text(token_id.as_bytes()), "application_id": application_id.map(|a| uuid_text(a.as_bytes()))}),
+        )?;
+        spi::event(
+            "user.created",
+            Some(id),
+            Some(org),
+            json!({"user_id": uuid_text(id.as_bytes()), "email": email, "is_service_user": true,
+                          "created_by": s.id().map(|i| uuid_text(&i))}),
+        )?;
         Ok(TableIterator::once((id, token)))
     })
 }
@@ -235,7 +333,10 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
     let s = actor::subject()?;
     authz::require_scope(&s, "users:write").pg()?;
     let id = *required(user_id, "user_id is required").pg()?.as_bytes();
-    let changes = required(changes, "changes is required").pg()?.bounded("changes is too large or too deeply nested").pg()?;
+    let changes = required(changes, "changes is required")
+        .pg()?
+        .bounded("changes is too large or too deeply nested")
+        .pg()?;
     let (rel, org) = actor::relation_to(&s, id)?;
     authz::may_read_user(rel).pg()?;
     let class = rules::check_changes(&changes).pg()?;
@@ -247,7 +348,8 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
         })
         .pg_error());
     }
-    if changes.get("user_role").and_then(Value::as_str) == Some("system") && rel != Relation::System {
+    if changes.get("user_role").and_then(Value::as_str) == Some("system") && rel != Relation::System
+    {
         return Err(authz::forbidden("only system may give the system role").pg_error());
     }
     if changes.get("is_service_user").and_then(Value::as_bool) == Some(true)
@@ -267,7 +369,10 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
                 return Err(duplicate("a user with this email already exists").pg_error());
             }
         }
-        if let Some(Some(o)) = changes.get("organization_id").map(|v| v.as_str().and_then(uuid_bytes)) {
+        if let Some(Some(o)) = changes
+            .get("organization_id")
+            .map(|v| v.as_str().and_then(uuid_bytes))
+        {
             require_org(uuid(o))?;
         }
         // One statement: each column keeps its value unless `changes` names
@@ -307,8 +412,16 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
         }
         audit_user(&s, org, "user.updated", id, details)?;
         if let Some(st) = changes.get("status").and_then(Value::as_str) {
-            spi::event(if st == "active" { "user.reactivated" } else { "user.suspended" }, Some(uuid(id)), org.map(uuid),
-                       json!({"user_id": uuid_text(&id), "status": st}))?;
+            spi::event(
+                if st == "active" {
+                    "user.reactivated"
+                } else {
+                    "user.suspended"
+                },
+                Some(uuid(id)),
+                org.map(uuid),
+                json!({"user_id": uuid_text(&id), "status": st}),
+            )?;
         }
         Ok(JsonB(user.0))
     })
@@ -335,9 +448,18 @@ fn set_status(user_id: Option<Uuid>, suspend: bool, reason: Option<&str>) -> PgR
                 &[uuid(id).into()],
             )?;
         }
-        let (action, event) = if suspend { ("user.suspended", "user.suspended") } else { ("user.reactivated", "user.reactivated") };
+        let (action, event) = if suspend {
+            ("user.suspended", "user.suspended")
+        } else {
+            ("user.reactivated", "user.reactivated")
+        };
         audit_user(&s, org, action, id, json!({"reason": reason}))?;
-        spi::event(event, Some(uuid(id)), org.map(uuid), json!({"user_id": uuid_text(&id)}))
+        spi::event(
+            event,
+            Some(uuid(id)),
+            org.map(uuid),
+            json!({"user_id": uuid_text(&id)}),
+        )
     })
 }
 
@@ -382,11 +504,17 @@ fn delete_user(user_id: Option<Uuid>) -> PgResult<()> {
             &[uuid(id).into(), s.id().map(uuid).into()],
         )?;
         take_user_row(id)?;
-        let free = spi::one::<bool>(include_str!("../../sql/queries/user_rows_unlocked.sql"), &[uuid(id).into()])?
-            .unwrap_or(false);
+        let free = spi::one::<bool>(
+            include_str!("../../sql/queries/user_rows_unlocked.sql"),
+            &[uuid(id).into()],
+        )?
+        .unwrap_or(false);
         let mut counts = counts;
         if free {
-            spi::run("delete from identity.users where id = $1", &[uuid(id).into()])?;
+            spi::run(
+                "delete from identity.users where id = $1",
+                &[uuid(id).into()],
+            )?;
         } else {
             // Rows the user's own open transaction holds: removing them would
             // wait for it. Disabled now (every token refused from this
@@ -399,7 +527,12 @@ fn delete_user(user_id: Option<Uuid>) -> PgResult<()> {
             counts["deferred"] = json!(true);
         }
         audit_user(&s, org, "user.deleted", id, counts)?;
-        spi::event("user.deleted", Some(uuid(id)), org.map(uuid), json!({"user_id": uuid_text(&id)}))
+        spi::event(
+            "user.deleted",
+            Some(uuid(id)),
+            org.map(uuid),
+            json!({"user_id": uuid_text(&id)}),
+        )
     })
 }
 
@@ -422,13 +555,21 @@ fn user_by_id(user_id: Option<Uuid>) -> PgResult<Option<JsonB>> {
 /// As user_by_id, by the identity provider's id.
 #[pg_extern(schema = "identity", stable)]
 fn user_by_external_id(external_id: Option<&str>) -> PgResult<Option<JsonB>> {
-    let Some(ext) = external_id else { return Ok(None) };
+    let Some(ext) = external_id else {
+        return Ok(None);
+    };
     let s = actor::subject()?;
     // The scope before the lookup: a token without users:read gets the same
     // answer for an id that exists and one that does not.
     authz::require_scope(&s, "users:read").pg()?;
-    let id = spi::privileged(|| spi::one::<Uuid>("select id from identity.users where external_id = $1", &[ext.into()]))?
-        .ok_or_else(|| authz::not_found("user does not exist")).pg()?;
+    let id = spi::privileged(|| {
+        spi::one::<Uuid>(
+            "select id from identity.users where external_id = $1",
+            &[ext.into()],
+        )
+    })?
+    .ok_or_else(|| authz::not_found("user does not exist"))
+    .pg()?;
     read_user(&s, *id.as_bytes()).map(Some)
 }
 
@@ -464,8 +605,12 @@ fn current_user_profile() -> PgResult<JsonB> {
         let mut lineage = session_tokens::Lineage::of_current(me.scopes.clone());
         let websocket = session_tokens::websocket_token(me.id, 5 * 60, &lineage)?;
         lineage.scopes = crate::core::actor::narrow_scopes(me.scopes.as_deref(), None)
-            .map_err(|_| authz::forbidden("the token's scopes allow no agent token")).pg()?;
-        (json!(websocket), json!(session_tokens::agent_token(me.id, 3600, &lineage)?))
+            .map_err(|_| authz::forbidden("the token's scopes allow no agent token"))
+            .pg()?;
+        (
+            json!(websocket),
+            json!(session_tokens::agent_token(me.id, 3600, &lineage)?),
+        )
     };
     let (user, organization) = spi::privileged(|| -> PgResult<(Value, Value)> {
         let org = match me.org {

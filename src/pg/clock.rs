@@ -15,9 +15,12 @@ pub fn now_unix() -> i64 {
 
 /// Seconds in a positive interval (months count 30 days), or 22023.
 pub fn interval_seconds(i: &Interval, max: i64) -> Result<i64, IdentityError> {
-    let secs = i.months() as i64 * 30 * 86_400 + i.days() as i64 * 86_400 + i.micros().div_euclid(1_000_000);
+    let secs = i.months() as i64 * 30 * 86_400
+        + i.days() as i64 * 86_400
+        + i.micros().div_euclid(1_000_000);
     if secs <= 0 || secs > max {
-        return Err(IdentityError::invalid("interval is out of range").detail(format!("{secs} s; allowed 1 s .. {max} s")));
+        return Err(IdentityError::invalid("interval is out of range")
+            .detail(format!("{secs} s; allowed 1 s .. {max} s")));
     }
     Ok(secs)
 }
@@ -39,7 +42,10 @@ pub fn new_uuid() -> String {
     ID_RNG.with(|cell| {
         let mut g = cell.borrow_mut();
         if g.as_ref().is_none_or(|(p, _)| *p != pid) {
-            *g = Some((pid, rand::rngs::StdRng::from_rng(rand::rngs::OsRng).expect("the OS random source")));
+            *g = Some((
+                pid,
+                rand::rngs::StdRng::from_rng(rand::rngs::OsRng).expect("the OS random source"),
+            ));
         }
         g.as_mut().expect("seeded above").1.fill_bytes(&mut random);
     });

@@ -61,7 +61,11 @@ impl<T> Pg<T> for Result<T, IdentityError> {
 /// SPI failures are internal errors; their text comes from Postgres and
 /// contains no bound parameter values.
 pub fn spi(e: pgrx::spi::Error) -> ErrorReport {
-    ErrorReport::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("identity: {e}"), "identity")
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("identity: {e}"),
+        "identity",
+    )
 }
 
 /// An error to raise with an SQLSTATE that pgrx's `PgSqlErrorCode` cannot
@@ -78,7 +82,10 @@ pub struct CustomError {
 
 /// MAKE_SQLSTATE of elog.h: six bits per character.
 fn make_sqlstate(c: [u8; 5]) -> i32 {
-    c.iter().enumerate().map(|(i, &ch)| ((ch.wrapping_sub(b'0') & 0x3F) as i32) << (6 * i)).sum()
+    c.iter()
+        .enumerate()
+        .map(|(i, &ch)| ((ch.wrapping_sub(b'0') & 0x3F) as i32) << (6 * i))
+        .sum()
 }
 
 // The ereport entry points; pgrx keeps them out of its bindings.
@@ -87,7 +94,11 @@ unsafe extern "C-unwind" {
     fn errcode(sqlerrcode: std::ffi::c_int) -> std::ffi::c_int;
     fn errmsg(fmt: *const std::ffi::c_char, ...) -> std::ffi::c_int;
     fn errdetail(fmt: *const std::ffi::c_char, ...) -> std::ffi::c_int;
-    fn errfinish(filename: *const std::ffi::c_char, lineno: std::ffi::c_int, funcname: *const std::ffi::c_char);
+    fn errfinish(
+        filename: *const std::ffi::c_char,
+        lineno: std::ffi::c_int,
+        funcname: *const std::ffi::c_char,
+    );
 }
 
 /// Raises `e` as an ERROR and does not return.
@@ -131,6 +142,9 @@ mod tests {
             super::make_sqlstate(*b"28000"),
             pgrx::PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION as i32
         );
-        assert_eq!(super::make_sqlstate(*b"P0002"), pgrx::PgSqlErrorCode::ERRCODE_NO_DATA_FOUND as i32);
+        assert_eq!(
+            super::make_sqlstate(*b"P0002"),
+            pgrx::PgSqlErrorCode::ERRCODE_NO_DATA_FOUND as i32
+        );
     }
 }

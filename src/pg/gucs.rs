@@ -38,7 +38,8 @@ pub static CLAIMS_SOURCE: GucSetting<ClaimsSource> =
     GucSetting::<ClaimsSource>::new(ClaimsSource::Request);
 pub static TRIAL_DAYS: GucSetting<i32> = GucSetting::<i32>::new(14);
 pub static JWT_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024);
-pub static TOKEN_PREFIX: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"idt"));
+pub static TOKEN_PREFIX: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"idt"));
 
 /// `request.jwt.claims`, defined here (not left a placeholder) so that every
 /// change, including the revert at transaction end, runs an assign hook: the
@@ -50,19 +51,28 @@ pub static VERIFIED_CLAIMS: GucSetting<Option<CString>> = GucSetting::<Option<CS
 static CLAIMS_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 #[pg_guard]
-unsafe extern "C-unwind" fn claims_changed(_new: *const std::ffi::c_char, _extra: *mut std::ffi::c_void) {
+unsafe extern "C-unwind" fn claims_changed(
+    _new: *const std::ffi::c_char,
+    _extra: *mut std::ffi::c_void,
+) {
     CLAIMS_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn claims_source_changed(_new: std::ffi::c_int, _extra: *mut std::ffi::c_void) {
+unsafe extern "C-unwind" fn claims_source_changed(
+    _new: std::ffi::c_int,
+    _extra: *mut std::ffi::c_void,
+) {
     CLAIMS_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 static SECRET_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 #[pg_guard]
-unsafe extern "C-unwind" fn secret_changed(_new: *const std::ffi::c_char, _extra: *mut std::ffi::c_void) {
+unsafe extern "C-unwind" fn secret_changed(
+    _new: *const std::ffi::c_char,
+    _extra: *mut std::ffi::c_void,
+) {
     SECRET_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
@@ -239,7 +249,9 @@ fn string(s: &GucSetting<Option<CString>>) -> Option<String> {
 fn with_str<R>(s: &GucSetting<Option<CString>>, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
     // SAFETY: the variable Postgres assigns (guc.c), NULL or a C string.
     let p = unsafe { *s.as_ptr() };
-    let v = (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes()).filter(|v| !v.is_empty());
+    let v = (!p.is_null())
+        .then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes())
+        .filter(|v| !v.is_empty());
     f(v)
 }
 
@@ -260,7 +272,11 @@ pub fn with_jwt_audience_issuer<R>(f: impl FnOnce(Option<&str>, Option<&str>) ->
     fn text(v: Option<&[u8]>) -> Option<&str> {
         v.and_then(|b| std::str::from_utf8(b).ok())
     }
-    with_str(&JWT_AUDIENCE, |aud| with_str(&JWT_ISSUER, |iss| f(Some(text(aud).unwrap_or(DEFAULT_AUDIENCE)), text(iss))))
+    with_str(&JWT_AUDIENCE, |aud| {
+        with_str(&JWT_ISSUER, |iss| {
+            f(Some(text(aud).unwrap_or(DEFAULT_AUDIENCE)), text(iss))
+        })
+    })
 }
 
 pub fn encryption_key() -> Option<String> {
@@ -313,7 +329,11 @@ pub fn current_claims_text() -> Option<String> {
 /// bumps the claims generation the helpers' caches compare.
 pub fn pin_verified_claims(text: Option<&str>) {
     let value = CString::new(text.unwrap_or("")).expect("claims JSON has no NUL");
-    set_local(c"identity.verified_claims", &value, pg_sys::GucContext::PGC_SUSET);
+    set_local(
+        c"identity.verified_claims",
+        &value,
+        pg_sys::GucContext::PGC_SUSET,
+    );
 }
 
 /// `set_config(name, value, true)` with the rights of `context`: PGC_SUSET
@@ -343,7 +363,8 @@ fn set_local(name: &std::ffi::CStr, value: &std::ffi::CStr, context: pg_sys::Guc
 /// user must be a member of `role` (Postgres checks it: 42501 otherwise), and
 /// it is refused inside a SECURITY DEFINER function.
 pub fn set_local_role(role: &str) -> Result<(), crate::core::error::IdentityError> {
-    let value = CString::new(role).map_err(|_| crate::core::error::IdentityError::invalid("role name has a NUL byte"))?;
+    let value = CString::new(role)
+        .map_err(|_| crate::core::error::IdentityError::invalid("role name has a NUL byte"))?;
     set_local(c"role", &value, pg_sys::GucContext::PGC_USERSET);
     Ok(())
 }
@@ -359,7 +380,9 @@ pub fn current_role_is(role: &str) -> bool {
 /// Whether `role` names an existing role that is a superuser (a request
 /// never switches into one, whatever the session user may do).
 pub fn role_is_superuser(role: &str) -> bool {
-    let Ok(name) = CString::new(role) else { return false };
+    let Ok(name) = CString::new(role) else {
+        return false;
+    };
     // SAFETY: a NUL-terminated name; missing_ok gives InvalidOid.
     let oid = unsafe { pg_sys::get_role_oid(name.as_ptr(), true) };
     oid != pg_sys::InvalidOid && unsafe { pg_sys::superuser_arg(oid) }
@@ -374,7 +397,9 @@ pub fn with_placeholder<R>(name: &std::ffi::CStr, f: impl FnOnce(Option<&[u8]>) 
     // NUL-terminated value, owned by guc.c; restrict_privileged false: the
     // request.* settings are user-set, readable by the session itself.
     let p = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
-    let v = (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes()).filter(|v| !v.is_empty());
+    let v = (!p.is_null())
+        .then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes())
+        .filter(|v| !v.is_empty());
     f(v)
 }
 

@@ -22,7 +22,11 @@ use pgrx::{FromDatum, IntoDatum};
 pub struct RawJsonb(*mut pg_sys::Jsonb);
 
 impl FromDatum for RawJsonb {
-    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _: pg_sys::Oid,
+    ) -> Option<Self> {
         if is_null {
             return None;
         }
@@ -44,7 +48,8 @@ impl IntoDatum for RawJsonb {
 unsafe impl<'fcx> ArgAbi<'fcx> for RawJsonb {
     unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
         let index = arg.index();
-        unsafe { arg.unbox_arg_using_from_datum() }.unwrap_or_else(|| panic!("argument {index} must not be null"))
+        unsafe { arg.unbox_arg_using_from_datum() }
+            .unwrap_or_else(|| panic!("argument {index} must not be null"))
     }
 }
 
@@ -61,7 +66,8 @@ unsafe impl SqlTranslatable for RawJsonb {
     const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(RawJsonb);
     const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
     const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> =
+        Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
 }
 
 impl RawJsonb {
@@ -84,18 +90,29 @@ impl RawJsonb {
     pub fn to_text(&self) -> String {
         // SAFETY: JsonbToCString reads the container and returns a palloc'd
         // NUL-terminated string.
-        let c = unsafe { pg_sys::JsonbToCString(std::ptr::null_mut(), self.root(), self.size() as i32) };
-        unsafe { std::ffi::CStr::from_ptr(c) }.to_string_lossy().into_owned()
+        let c = unsafe {
+            pg_sys::JsonbToCString(std::ptr::null_mut(), self.root(), self.size() as i32)
+        };
+        unsafe { std::ffi::CStr::from_ptr(c) }
+            .to_string_lossy()
+            .into_owned()
     }
 
     /// A jsonb argument as serde JSON, within `core::input`'s bounds (size
     /// checked on the binary form before it is printed, then depth): 22023
     /// with `what` otherwise, never serde's recursion error.
-    pub fn bounded(&self, what: &'static str) -> Result<serde_json::Value, crate::core::error::IdentityError> {
+    pub fn bounded(
+        &self,
+        what: &'static str,
+    ) -> Result<serde_json::Value, crate::core::error::IdentityError> {
         use crate::core::input::{bounded_json, MAX_JSON_ARG_BYTES};
         if self.size() > MAX_JSON_ARG_BYTES {
-            return Err(crate::core::error::IdentityError::invalid(what)
-                .detail(format!("{} bytes, the limit is {MAX_JSON_ARG_BYTES}", self.size())));
+            return Err(
+                crate::core::error::IdentityError::invalid(what).detail(format!(
+                    "{} bytes, the limit is {MAX_JSON_ARG_BYTES}",
+                    self.size()
+                )),
+            );
         }
         bounded_json(self.to_text().as_bytes(), what)
     }
@@ -104,7 +121,6 @@ impl RawJsonb {
     pub fn is_object(&self) -> bool {
         container_is(self.root(), pg_sys::JB_FOBJECT)
     }
-
 }
 
 /// The encoder writes UTF-8 strings, which are the stored bytes only in a
@@ -121,7 +137,10 @@ fn container_is(c: *mut JsonbContainer, flag: u32) -> bool {
 
 /// Member `key` of the object container `c`, if present.
 pub fn get(c: *mut JsonbContainer, key: &str) -> Option<JsonbValue> {
-    let mut out = JsonbValue { type_: jbvType::jbvNull, val: unsafe { std::mem::zeroed() } };
+    let mut out = JsonbValue {
+        type_: jbvType::jbvNull,
+        val: unsafe { std::mem::zeroed() },
+    };
     // SAFETY: c is an object container; key is valid for len bytes; the
     // result is written into `out` (no allocation).
     let found = unsafe {
@@ -136,7 +155,9 @@ pub fn as_bytes(v: &JsonbValue) -> Option<&[u8]> {
         return None;
     }
     // SAFETY: a jbvString's val/len describe bytes inside the jsonb.
-    Some(unsafe { std::slice::from_raw_parts(v.val.string.val.cast::<u8>(), v.val.string.len as usize) })
+    Some(unsafe {
+        std::slice::from_raw_parts(v.val.string.val.cast::<u8>(), v.val.string.len as usize)
+    })
 }
 
 /// The text of a string value.
@@ -147,7 +168,9 @@ pub fn as_str(v: &JsonbValue) -> Option<&str> {
     // SAFETY: a jbvString's val/len describe bytes inside the jsonb, which
     // outlives this borrow; jsonb strings are valid in the database encoding
     // and from_utf8 checks them anyway.
-    let bytes = unsafe { std::slice::from_raw_parts(v.val.string.val.cast::<u8>(), v.val.string.len as usize) };
+    let bytes = unsafe {
+        std::slice::from_raw_parts(v.val.string.val.cast::<u8>(), v.val.string.len as usize)
+    };
     std::str::from_utf8(bytes).ok()
 }
 
@@ -185,7 +208,10 @@ pub fn shape(v: &JsonbValue) -> Shape {
 fn array_shape(c: *mut JsonbContainer) -> Shape {
     let (mut strings, mut amr) = (true, true);
     let mut it = unsafe { pg_sys::JsonbIteratorInit(c) };
-    let mut v = JsonbValue { type_: jbvType::jbvNull, val: unsafe { std::mem::zeroed() } };
+    let mut v = JsonbValue {
+        type_: jbvType::jbvNull,
+        val: unsafe { std::mem::zeroed() },
+    };
     loop {
         match unsafe { pg_sys::JsonbIteratorNext(&mut it, &mut v, true) } {
             Tok::WJB_DONE => break,
@@ -198,7 +224,9 @@ fn array_shape(c: *mut JsonbContainer) -> Shape {
                     let o = unsafe { v.val.binary.data };
                     container_is(o, pg_sys::JB_FOBJECT)
                         && get(o, "method").is_some_and(|m| m.type_ == jbvType::jbvString)
-                        && get(o, "timestamp").is_none_or(|t| t.type_ == jbvType::jbvNumeric && numeric_is_integer(&t))
+                        && get(o, "timestamp").is_none_or(|t| {
+                            t.type_ == jbvType::jbvNumeric && numeric_is_integer(&t)
+                        })
                 };
                 amr &= entry_ok;
             }
@@ -212,8 +240,14 @@ fn array_shape(c: *mut JsonbContainer) -> Shape {
 /// containers as `jbvBinary` values (not descended into).
 pub fn for_each_member(c: *mut JsonbContainer, mut f: impl FnMut(&JsonbValue, &JsonbValue)) {
     let mut it = unsafe { pg_sys::JsonbIteratorInit(c) };
-    let mut k = JsonbValue { type_: jbvType::jbvNull, val: unsafe { std::mem::zeroed() } };
-    let mut v = JsonbValue { type_: jbvType::jbvNull, val: unsafe { std::mem::zeroed() } };
+    let mut k = JsonbValue {
+        type_: jbvType::jbvNull,
+        val: unsafe { std::mem::zeroed() },
+    };
+    let mut v = JsonbValue {
+        type_: jbvType::jbvNull,
+        val: unsafe { std::mem::zeroed() },
+    };
     loop {
         match unsafe { pg_sys::JsonbIteratorNext(&mut it, &mut k, true) } {
             Tok::WJB_DONE => break,
@@ -241,7 +275,10 @@ impl Default for Builder {
 
 impl Builder {
     pub fn new() -> Self {
-        Builder { state: std::ptr::null_mut(), result: std::ptr::null_mut() }
+        Builder {
+            state: std::ptr::null_mut(),
+            result: std::ptr::null_mut(),
+        }
     }
 
     fn push(&mut self, tok: Tok::Type, v: *mut JsonbValue) {
@@ -283,7 +320,10 @@ impl Builder {
     }
 
     pub fn bool(&mut self, b: bool) {
-        let mut v = JsonbValue { type_: jbvType::jbvBool, val: unsafe { std::mem::zeroed() } };
+        let mut v = JsonbValue {
+            type_: jbvType::jbvBool,
+            val: unsafe { std::mem::zeroed() },
+        };
         v.val.boolean = b;
         self.push(Tok::WJB_VALUE, &mut v);
     }
@@ -311,19 +351,28 @@ impl Builder {
     }
 
     pub fn int(&mut self, n: i64) {
-        let mut v = JsonbValue { type_: jbvType::jbvNumeric, val: unsafe { std::mem::zeroed() } };
+        let mut v = JsonbValue {
+            type_: jbvType::jbvNumeric,
+            val: unsafe { std::mem::zeroed() },
+        };
         v.val.numeric = unsafe { pg_sys::int64_to_numeric(n) };
         self.push(Tok::WJB_VALUE, &mut v);
     }
 
     pub fn null(&mut self) {
-        let mut v = JsonbValue { type_: jbvType::jbvNull, val: unsafe { std::mem::zeroed() } };
+        let mut v = JsonbValue {
+            type_: jbvType::jbvNull,
+            val: unsafe { std::mem::zeroed() },
+        };
         self.push(Tok::WJB_VALUE, &mut v);
     }
 
     /// The finished value (after the outermost `end_object`).
     pub fn finish(self) -> RawJsonb {
-        assert!(!self.result.is_null(), "jsonb builder finished before anything was pushed");
+        assert!(
+            !self.result.is_null(),
+            "jsonb builder finished before anything was pushed"
+        );
         RawJsonb(unsafe { pg_sys::JsonbValueToJsonb(self.result) })
     }
 }
@@ -348,7 +397,10 @@ fn string_value(s: &str) -> JsonbValue {
     // function returns.
     let p = unsafe { pg_sys::palloc(s.len().max(1)) }.cast::<u8>();
     unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), p, s.len()) };
-    let mut v = JsonbValue { type_: jbvType::jbvString, val: unsafe { std::mem::zeroed() } };
+    let mut v = JsonbValue {
+        type_: jbvType::jbvString,
+        val: unsafe { std::mem::zeroed() },
+    };
     v.val.string.val = p.cast();
     v.val.string.len = s.len() as i32;
     v
@@ -357,9 +409,13 @@ fn string_value(s: &str) -> JsonbValue {
 impl RawJsonb {
     /// jsonb_in over JSON text.
     pub fn parse_text(text: &[u8]) -> Result<RawJsonb, String> {
-        let c = std::ffi::CString::new(text).map_err(|_| "payload contains a NUL byte".to_string())?;
+        let c =
+            std::ffi::CString::new(text).map_err(|_| "payload contains a NUL byte".to_string())?;
         let d = unsafe {
-            pgrx::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(pg_sys::Datum::from(c.as_ptr()))])
+            pgrx::direct_function_call_as_datum(
+                pg_sys::jsonb_in,
+                &[Some(pg_sys::Datum::from(c.as_ptr()))],
+            )
         }
         .ok_or_else(|| "jsonb_in returned NULL".to_string())?;
         Ok(RawJsonb(d.cast_mut_ptr()))
@@ -372,7 +428,9 @@ impl RawJsonb {
             return None;
         }
         // SAFETY: the bytes live inside self's jsonb, which outlives &self.
-        let bytes = unsafe { std::slice::from_raw_parts(v.val.string.val.cast::<u8>(), v.val.string.len as usize) };
+        let bytes = unsafe {
+            std::slice::from_raw_parts(v.val.string.val.cast::<u8>(), v.val.string.len as usize)
+        };
         std::str::from_utf8(bytes).ok()
     }
 }
@@ -392,7 +450,10 @@ impl Verified {
     pub fn parse(p: crate::core::jwt::Payload) -> Result<Verified, String> {
         match p.jsonb.filter(|_| utf8_database()) {
             Some(e) => Ok(Verified::from_parts(&e.bytes, std::rc::Rc::new(e.top))),
-            None => Ok(Verified { jsonb: RawJsonb::parse_text(p.json)?, top: None }),
+            None => Ok(Verified {
+                jsonb: RawJsonb::parse_text(p.json)?,
+                top: None,
+            }),
         }
     }
 
@@ -403,7 +464,10 @@ impl Verified {
         // with a complete varlena, whose header holds its length.
         let dst = unsafe { pg_sys::palloc(bytes.len()) }.cast::<u8>();
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
-        Verified { jsonb: RawJsonb(dst.cast()), top: Some(top) }
+        Verified {
+            jsonb: RawJsonb(dst.cast()),
+            top: Some(top),
+        }
     }
 
     /// The claims the encoder read (None when jsonb_in parsed the payload).
@@ -441,9 +505,16 @@ impl crate::core::jwt::Claims for RawJsonb {
             None => Ok(None),
             Some(v) if v.type_ == jbvType::jbvNumeric => {
                 let d = pg_sys::Datum::from(unsafe { v.val.numeric });
-                let f = unsafe { pgrx::direct_function_call::<f64>(pg_sys::numeric_float8_no_overflow, &[Some(d)]) };
+                let f = unsafe {
+                    pgrx::direct_function_call::<f64>(
+                        pg_sys::numeric_float8_no_overflow,
+                        &[Some(d)],
+                    )
+                };
                 // `as` saturates; NaN is not valid in jsonb.
-                f.filter(|f| !f.is_nan()).map(|f| Some(f.floor() as i64)).ok_or(())
+                f.filter(|f| !f.is_nan())
+                    .map(|f| Some(f.floor() as i64))
+                    .ok_or(())
             }
             Some(_) => Err(()),
         }
@@ -454,7 +525,9 @@ impl crate::core::jwt::Claims for RawJsonb {
     }
 
     fn aud_contains(&self, want: &str) -> bool {
-        let Some(v) = get(self.root(), "aud") else { return false };
+        let Some(v) = get(self.root(), "aud") else {
+            return false;
+        };
         match v.type_ {
             jbvType::jbvString => as_bytes(&v) == Some(want.as_bytes()),
             jbvType::jbvBinary => {
@@ -463,7 +536,10 @@ impl crate::core::jwt::Claims for RawJsonb {
                     return false;
                 }
                 let mut it = unsafe { pg_sys::JsonbIteratorInit(c) };
-                let mut e = JsonbValue { type_: jbvType::jbvNull, val: unsafe { std::mem::zeroed() } };
+                let mut e = JsonbValue {
+                    type_: jbvType::jbvNull,
+                    val: unsafe { std::mem::zeroed() },
+                };
                 let mut found = false;
                 loop {
                     match unsafe { pg_sys::JsonbIteratorNext(&mut it, &mut e, true) } {
@@ -496,19 +572,50 @@ mod tests {
     }
 
     fn key(r: &mut StdRng) -> String {
-        const KEYS: [&str; 12] = ["a", "b", "aa", "ab", "sub", "exp", "iat", "aud", "é", "k\\\"q", "app_metadata", ""];
+        const KEYS: [&str; 12] = [
+            "a",
+            "b",
+            "aa",
+            "ab",
+            "sub",
+            "exp",
+            "iat",
+            "aud",
+            "é",
+            "k\\\"q",
+            "app_metadata",
+            "",
+        ];
         if r.gen_bool(0.5) {
             KEYS[r.gen_range(0..KEYS.len())].to_string()
         } else {
-            (0..r.gen_range(1..20)).map(|_| char::from(r.gen_range(b'a'..=b'z'))).collect()
+            (0..r.gen_range(1..20))
+                .map(|_| char::from(r.gen_range(b'a'..=b'z')))
+                .collect()
         }
     }
 
     fn string(r: &mut StdRng) -> String {
-        const PIECES: [&str; 14] =
-            ["x", "hello", "\\n", "\\t", "\\\"", "\\\\", "\\/", "\\u00e9", "\\ud83d\\ude00", "é", "😀", " ", "\\u0041", "\\b\\f\\r"];
+        const PIECES: [&str; 14] = [
+            "x",
+            "hello",
+            "\\n",
+            "\\t",
+            "\\\"",
+            "\\\\",
+            "\\/",
+            "\\u00e9",
+            "\\ud83d\\ude00",
+            "é",
+            "😀",
+            " ",
+            "\\u0041",
+            "\\b\\f\\r",
+        ];
         let n = r.gen_range(0..8);
-        let body: String = (0..n).map(|_| PIECES[r.gen_range(0..PIECES.len())]).collect();
+        let body: String = (0..n)
+            .map(|_| PIECES[r.gen_range(0..PIECES.len())])
+            .collect();
         format!("\"{body}\"")
     }
 
@@ -526,18 +633,36 @@ mod tests {
                 s
             }
         };
-        if r.gen_bool(0.3) { format!("-{digits}") } else { digits }
+        if r.gen_bool(0.3) {
+            format!("-{digits}")
+        } else {
+            digits
+        }
     }
 
     fn value(r: &mut StdRng, depth: u32) -> String {
-        let pick = if depth > 2 { r.gen_range(0..5) } else { r.gen_range(0..8) };
+        let pick = if depth > 2 {
+            r.gen_range(0..5)
+        } else {
+            r.gen_range(0..8)
+        };
         match pick {
             0 => "null".into(),
-            1 => if r.gen_bool(0.5) { "true".into() } else { "false".into() },
+            1 => {
+                if r.gen_bool(0.5) {
+                    "true".into()
+                } else {
+                    "false".into()
+                }
+            }
             2 => integer(r),
             3 | 4 => string(r),
             5 => {
-                let n = if depth == 0 && r.gen_bool(0.1) { r.gen_range(30..70) } else { r.gen_range(0..5) };
+                let n = if depth == 0 && r.gen_bool(0.1) {
+                    r.gen_range(30..70)
+                } else {
+                    r.gen_range(0..5)
+                };
                 let items: Vec<String> = (0..n).map(|_| value(r, depth + 1)).collect();
                 format!("[{}]", items.join(", "))
             }
@@ -547,7 +672,11 @@ mod tests {
 
     fn object(r: &mut StdRng, depth: u32) -> String {
         // Past 32 members JEntries switch to offsets (JB_OFFSET_STRIDE).
-        let n = if depth <= 1 && r.gen_bool(0.15) { r.gen_range(30..80) } else { r.gen_range(0..8) };
+        let n = if depth <= 1 && r.gen_bool(0.15) {
+            r.gen_range(30..80)
+        } else {
+            r.gen_range(0..8)
+        };
         let ws = [" ", "", "\n", "\t", "\r\n "];
         let members: Vec<String> = (0..n)
             .map(|_| {
@@ -571,7 +700,10 @@ mod tests {
                 assert!(ours == jsonb_in_bytes(&doc), "document {i} differs: {doc}");
             }
         }
-        assert!(taken > total * 95 / 100, "the encoder took only {taken} of {total}");
+        assert!(
+            taken > total * 95 / 100,
+            "the encoder took only {taken} of {total}"
+        );
         let supabase = r#"{"aal":"aal1","amr":[{"method":"password","timestamp":1732000000}],"app_metadata":{"provider":"email","providers":["email"]},"aud":"authenticated","email":"a@example.com","exp":1732003600,"iat":1732000000,"is_anonymous":false,"is_service_user":false,"organization_id":"7d6f5f2e-8d1c-4a53-9a55-0c1b2f1e3a4b","phone":"","role":"authenticated","session_id":"0b9f1c9e-3d0b-4b8e-9a55-1f2e3d4c5b6a","sub":"f1e2d3c4-b5a6-4798-8a9b-0c1d2e3f4a5b","user_metadata":{},"user_role":"user","exp":-0}"#;
         assert!(encode_object(supabase.as_bytes()).unwrap() == jsonb_in_bytes(supabase));
     }
@@ -603,7 +735,18 @@ mod tests {
     #[pg_test]
     fn writer_matches_jsonb_out() {
         let mut r = StdRng::seed_from_u64(7);
-        const NUMBERS: [&str; 10] = ["1.50", "-0.001", "1e-10", "12345678901234567890.123", "1e30", "0.0", "-7", "3.14159265358979323846", "100000000", "-0.5e3"];
+        const NUMBERS: [&str; 10] = [
+            "1.50",
+            "-0.001",
+            "1e-10",
+            "12345678901234567890.123",
+            "1e30",
+            "0.0",
+            "-7",
+            "3.14159265358979323846",
+            "100000000",
+            "-0.5e3",
+        ];
         for i in 0..2000 {
             let mut doc = object(&mut r, 0);
             if i % 2 == 0 {
@@ -612,9 +755,22 @@ mod tests {
             }
             let j = RawJsonb::parse_text(doc.as_bytes()).unwrap();
             let mut keys = 0;
-            let ours = crate::core::jsonb::object_to_json(j.bytes(), &mut |_| keys += 1).expect("a stored object");
-            assert_eq!(String::from_utf8(ours).unwrap(), compact(&j.to_text()), "document {i}");
-            assert_eq!(keys, Spi::get_one_with_args::<i64>("select count(*) from jsonb_object_keys($1::jsonb)", &[doc.as_str().into()]).unwrap().unwrap());
+            let ours = crate::core::jsonb::object_to_json(j.bytes(), &mut |_| keys += 1)
+                .expect("a stored object");
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                compact(&j.to_text()),
+                "document {i}"
+            );
+            assert_eq!(
+                keys,
+                Spi::get_one_with_args::<i64>(
+                    "select count(*) from jsonb_object_keys($1::jsonb)",
+                    &[doc.as_str().into()]
+                )
+                .unwrap()
+                .unwrap()
+            );
         }
     }
 
@@ -623,7 +779,12 @@ mod tests {
     fn declined_documents_still_go_through_jsonb_in() {
         for doc in [r#"{"a": 1.5}"#, r#"{"a": 1e3, "b": -0.0}"#] {
             assert!(encode_object(doc.as_bytes()).is_none());
-            let via = super::Verified::parse(crate::core::jwt::Payload { json: doc.as_bytes(), jsonb: None }).unwrap().jsonb;
+            let via = super::Verified::parse(crate::core::jwt::Payload {
+                json: doc.as_bytes(),
+                jsonb: None,
+            })
+            .unwrap()
+            .jsonb;
             assert_eq!(via.size(), jsonb_in_bytes(doc).len());
         }
     }

@@ -13,8 +13,8 @@
 //! Visibility: the active snapshot, as the calling statement sees the tables.
 
 use crate::core::claims::uuid_text;
-use pgrx::pg_sys;
 use pgrx::pg_guard;
+use pgrx::pg_sys;
 use pgrx::FromDatum;
 use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
@@ -45,12 +45,21 @@ thread_local! {
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn forget_rels(_arg: pg_sys::Datum, _cacheid: std::ffi::c_int, _hash: u32) {
+unsafe extern "C-unwind" fn forget_rels(
+    _arg: pg_sys::Datum,
+    _cacheid: std::ffi::c_int,
+    _hash: u32,
+) {
     RELS.with(|r| r.borrow_mut().clear());
 }
 
 fn rels(t: &Table) -> Rels {
-    if let Some(r) = RELS.with(|c| c.borrow().iter().find(|(n, _)| *n == t.index).map(|(_, r)| r.clone())) {
+    if let Some(r) = RELS.with(|c| {
+        c.borrow()
+            .iter()
+            .find(|(n, _)| *n == t.index)
+            .map(|(_, r)| r.clone())
+    }) {
         return r;
     }
     if !CALLBACK_REGISTERED.with(Cell::get) {
@@ -82,7 +91,11 @@ fn rels(t: &Table) -> Rels {
             })
             .collect::<Vec<i16>>()
             .into();
-        Rels { table, index, attnums }
+        Rels {
+            table,
+            index,
+            attnums,
+        }
     };
     RELS.with(|c| c.borrow_mut().push((t.index, r.clone())));
     r
@@ -98,7 +111,12 @@ impl Row<'_> {
     /// Column `i` of `Table::columns`: (datum, is_null).
     pub fn get(&self, i: usize) -> (pg_sys::Datum, bool) {
         let n = (self.attnums[i] - 1) as usize;
-        unsafe { (*(*self.slot).tts_values.add(n), *(*self.slot).tts_isnull.add(n)) }
+        unsafe {
+            (
+                *(*self.slot).tts_values.add(n),
+                *(*self.slot).tts_isnull.add(n),
+            )
+        }
     }
     pub fn text(&self, i: usize) -> Option<String> {
         let (d, n) = self.get(i);
@@ -146,24 +164,42 @@ pub fn with_latest_snapshot<R>(f: impl FnOnce(pg_sys::Snapshot) -> R) -> R {
 }
 
 /// `probe` under a given snapshot.
-pub fn probe_in<R>(t: &Table, key: pg_sys::Datum, snapshot: pg_sys::Snapshot, read: impl FnOnce(&Row) -> R) -> Option<R> {
+pub fn probe_in<R>(
+    t: &Table,
+    key: pg_sys::Datum,
+    snapshot: pg_sys::Snapshot,
+    read: impl FnOnce(&Row) -> R,
+) -> Option<R> {
     let r = rels(t);
     unsafe {
         let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
         let rel = pg_sys::table_open(r.table, lock);
         let idx = pg_sys::index_open(r.index, lock);
         let mut scankey: pg_sys::ScanKeyData = std::mem::zeroed();
-        pg_sys::ScanKeyInit(&mut scankey, 1, pg_sys::BTEqualStrategyNumber as u16, pg_sys::Oid::from(t.key_eq), key);
+        pg_sys::ScanKeyInit(
+            &mut scankey,
+            1,
+            pg_sys::BTEqualStrategyNumber as u16,
+            pg_sys::Oid::from(t.key_eq),
+            key,
+        );
         // ScanKeyInit assumes the C collation; a text key must compare under
         // the index's own collation, or the btree descent can miss the row.
         scankey.sk_collation = *(*idx).rd_indcollation;
         let scan = pg_sys::index_beginscan(rel, idx, snapshot, 1, 0);
         pg_sys::index_rescan(scan, &mut scankey, 1, std::ptr::null_mut(), 0);
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let out = if pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
+        let out = if pg_sys::index_getnext_slot(
+            scan,
+            pg_sys::ScanDirection::ForwardScanDirection,
+            slot,
+        ) {
             let max = *r.attnums.iter().max().expect("at least one column");
             pg_sys::slot_getsomeattrs_int(slot, max as i32);
-            Some(read(&Row { slot, attnums: &r.attnums }))
+            Some(read(&Row {
+                slot,
+                attnums: &r.attnums,
+            }))
         } else {
             None
         };
@@ -198,7 +234,10 @@ pub fn scan_all(t: &Table, mut read: impl FnMut(&Row) -> bool) -> bool {
         let mut complete = true;
         while pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
             pg_sys::slot_getsomeattrs_int(slot, max as i32);
-            if !read(&Row { slot, attnums: &r.attnums }) {
+            if !read(&Row {
+                slot,
+                attnums: &r.attnums,
+            }) {
                 complete = false;
                 break;
             }
@@ -232,7 +271,10 @@ pub fn schema_owner() -> pg_sys::Oid {
     // its struct is pg_namespace's fixed-size part.
     unsafe {
         let nsp = pg_sys::get_namespace_oid(c"identity".as_ptr(), false);
-        let tup = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::NAMESPACEOID as std::ffi::c_int, pg_sys::Datum::from(nsp));
+        let tup = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::NAMESPACEOID as std::ffi::c_int,
+            pg_sys::Datum::from(nsp),
+        );
         assert!(!tup.is_null(), "schema identity has no pg_namespace row");
         let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_namespace>(tup)).nspowner;
         pg_sys::ReleaseSysCache(tup);
@@ -250,11 +292,11 @@ pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
         pg_sys::GetUserIdAndSecContext(&mut user, &mut sec);
         pg_sys::SetUserIdAndSecContext(
             owner,
-            sec | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32,
+            sec | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION)
+                as i32,
         );
     }
     let out = f();
     unsafe { pg_sys::SetUserIdAndSecContext(user, sec) };
     out
 }
-

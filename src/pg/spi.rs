@@ -15,7 +15,10 @@ use pgrx::{pg_sys, JsonB};
 use std::ffi::{CStr, CString};
 
 /// First column of the first row, or None when there is no row or it is NULL.
-pub fn one<T: FromDatum + IntoDatum>(sql: &'static str, args: &[DatumWithOid]) -> PgResult<Option<T>> {
+pub fn one<T: FromDatum + IntoDatum>(
+    sql: &'static str,
+    args: &[DatumWithOid],
+) -> PgResult<Option<T>> {
     Spi::connect(|c| match c.select(sql, Some(1), args) {
         Ok(t) if t.is_empty() => Ok(None),
         Ok(t) => t.first().get_one::<T>().map_err(spi_err),
@@ -28,7 +31,10 @@ pub fn one<T: FromDatum + IntoDatum>(sql: &'static str, args: &[DatumWithOid]) -
 /// Runs the statement to completion (no row limit): SPI's limit stops the
 /// executor early, and a statement stopped early never fires its AFTER
 /// STATEMENT triggers (cache.rs depends on them).
-pub fn write_one<T: FromDatum + IntoDatum>(sql: &'static str, args: &[DatumWithOid]) -> PgResult<Option<T>> {
+pub fn write_one<T: FromDatum + IntoDatum>(
+    sql: &'static str,
+    args: &[DatumWithOid],
+) -> PgResult<Option<T>> {
     Spi::connect_mut(|c| match c.update(sql, None, args) {
         Ok(t) if t.is_empty() => Ok(None),
         Ok(t) => t.first().get_one::<T>().map_err(spi_err),
@@ -49,13 +55,19 @@ pub fn write_two<A: FromDatum + IntoDatum, B: FromDatum + IntoDatum>(
 }
 
 /// Every row's first column (a SELECT).
-pub fn column<T: FromDatum + IntoDatum>(sql: &'static str, args: &[DatumWithOid]) -> PgResult<Vec<T>> {
+pub fn column<T: FromDatum + IntoDatum>(
+    sql: &'static str,
+    args: &[DatumWithOid],
+) -> PgResult<Vec<T>> {
     Spi::connect(|c| first_column(c.select(sql, None, args).map_err(spi_err)?))
 }
 
 /// Every row's first column of a statement that locks or writes
 /// (SELECT ... FOR UPDATE, ... RETURNING): run in read-write SPI mode.
-pub fn column_mut<T: FromDatum + IntoDatum>(sql: &'static str, args: &[DatumWithOid]) -> PgResult<Vec<T>> {
+pub fn column_mut<T: FromDatum + IntoDatum>(
+    sql: &'static str,
+    args: &[DatumWithOid],
+) -> PgResult<Vec<T>> {
     Spi::connect_mut(|c| first_column(c.update(sql, None, args).map_err(spi_err)?))
 }
 
@@ -84,9 +96,9 @@ pub fn role_exists(role: &str) -> PgResult<bool> {
 /// Runs `template` with `{role}` replaced by the quoted role name. Only for
 /// statements that cannot take the role as a bound parameter (GRANT/REVOKE).
 pub fn run_for_role(template: &str, role: &str) -> PgResult<()> {
-    let c = CString::new(role).map_err(|_| {
-        crate::core::error::IdentityError::invalid("role name contains a NUL byte")
-    }).pg()?;
+    let c = CString::new(role)
+        .map_err(|_| crate::core::error::IdentityError::invalid("role name contains a NUL byte"))
+        .pg()?;
     // SAFETY: quote_identifier returns its argument or a palloc'd copy; both
     // live until we copy them out below.
     let quoted = unsafe { CStr::from_ptr(pg_sys::quote_identifier(c.as_ptr())) }
@@ -130,13 +142,23 @@ pub fn privileged<R>(f: impl FnOnce() -> R) -> R {
 /// the payload names no user or organization; workers read the row.
 /// Postgres delivers notifications only when the transaction commits, and
 /// drops them on rollback, as it drops the row.
-pub fn event(kind: &'static str, user_id: Option<pgrx::Uuid>, organization_id: Option<pgrx::Uuid>, payload: serde_json::Value) -> PgResult<()> {
+pub fn event(
+    kind: &'static str,
+    user_id: Option<pgrx::Uuid>,
+    organization_id: Option<pgrx::Uuid>,
+    payload: serde_json::Value,
+) -> PgResult<()> {
     run(
         "with e as (insert into identity.events (type, user_id, organization_id, payload) \
                     values ($1, $2, $3, $4) returning id, type) \
          select pg_catalog.pg_notify('identity_events', \
                   pg_catalog.jsonb_build_object('id', e.id, 'type', e.type)::text) from e",
-        &[kind.into(), user_id.into(), organization_id.into(), JsonB(payload).into()],
+        &[
+            kind.into(),
+            user_id.into(),
+            organization_id.into(),
+            JsonB(payload).into(),
+        ],
     )
 }
 

@@ -25,14 +25,14 @@
 //! In parallel mode (no new snapshot allowed) nothing is filled: a miss is
 //! probed under the statement's snapshot.
 
+use crate::core::fasthash::{HashMap, HashSet};
 use crate::core::keys::{Alg, SigningKey};
-pub use crate::store::tables::UserToken;
 use crate::pg::probe;
 use crate::store::tables;
+pub use crate::store::tables::UserToken;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
-use crate::core::fasthash::{HashMap, HashSet};
 
 /// Above this many rows a table is probed instead of copied.
 const MAX_ROWS: usize = 50_000;
@@ -110,7 +110,9 @@ unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
             RESET_ALL.with(|r| r.set(true));
             return;
         };
-        let hit = |oid: pg_sys::Oid| relid == pg_sys::InvalidOid || oid == pg_sys::InvalidOid || relid == oid;
+        let hit = |oid: pg_sys::Oid| {
+            relid == pg_sys::InvalidOid || oid == pg_sys::InvalidOid || relid == oid
+        };
         // A dropped and recreated table gets a new oid: look it up again.
         for oid in c.oids.iter_mut() {
             if relid == pg_sys::InvalidOid || *oid == relid {
@@ -197,9 +199,14 @@ pub fn fresh() -> Fresh {
 impl Fresh {
     /// Is `jti` revoked?
     pub fn jti_revoked(&self, jti: &str) -> bool {
-        revoked(|c| &mut c.jtis, 0, &tables::REVOKED_JWTS, jti.as_bytes(), |r| r.text(0).map(|j| j.into_bytes().into()), || {
-            tables::jti_revoked(jti)
-        })
+        revoked(
+            |c| &mut c.jtis,
+            0,
+            &tables::REVOKED_JWTS,
+            jti.as_bytes(),
+            |r| r.text(0).map(|j| j.into_bytes().into()),
+            || tables::jti_revoked(jti),
+        )
     }
 
     /// Is session `id` revoked?
@@ -252,7 +259,11 @@ where
         set.len() <= MAX_ROWS
     });
     let answer = set.contains(key) || (!complete && probe());
-    let loaded = if complete { Copied::Loaded(set) } else { Copied::TooBig };
+    let loaded = if complete {
+        Copied::Loaded(set)
+    } else {
+        Copied::TooBig
+    };
     if invals() == before {
         CACHES.with(|c| *copy(&mut c.borrow_mut()) = loaded);
     }
@@ -288,7 +299,10 @@ impl Fresh {
         });
         match seen {
             Seen::Answer(a) => return a,
-            _ if !can_fill() => return tables::token_state(id, unsafe { pg_sys::GetActiveSnapshot() }).and_then(refusable),
+            _ if !can_fill() => {
+                return tables::token_state(id, unsafe { pg_sys::GetActiveSnapshot() })
+                    .and_then(refusable)
+            }
             Seen::PerUser => return per_user(id),
             Seen::Load => {}
         }
@@ -302,7 +316,14 @@ impl Fresh {
                 let status = r.text(1).unwrap_or_default();
                 let active = status == "active";
                 let status = if active { String::new() } else { status };
-                users.insert(*u.as_bytes(), UserToken { active, valid_after: tables::valid_after(r.epoch_seconds(2)), status });
+                users.insert(
+                    *u.as_bytes(),
+                    UserToken {
+                        active,
+                        valid_after: tables::valid_after(r.epoch_seconds(2)),
+                        status,
+                    },
+                );
             }
             users.len() <= MAX_ROWS
         });
@@ -326,7 +347,8 @@ impl Fresh {
             None => deleted.contains(&id).then(deleted_state),
         };
         if invals() == before {
-            CACHES.with(|c| c.borrow_mut().refusable = Copied::Loaded(Refusable { users, deleted }));
+            CACHES
+                .with(|c| c.borrow_mut().refusable = Copied::Loaded(Refusable { users, deleted }));
         }
         answer
     }
@@ -390,7 +412,9 @@ pub fn active_key(
 /// table, delivered to every backend (and standby) when the writer commits.
 #[no_mangle]
 #[pg_guard]
-pub unsafe extern "C-unwind" fn identity_cached_table_changed(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+pub unsafe extern "C-unwind" fn identity_cached_table_changed(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
     let ctx = unsafe { (*fcinfo).context };
     if ctx.is_null() || unsafe { (*ctx).type_ } != pg_sys::NodeTag::T_TriggerData {
         error!("identity_cached_table_changed is a trigger function");

@@ -16,11 +16,17 @@ thread_local! {
 pub fn view() -> std::rc::Rc<ClaimsView> {
     let generation = gucs::claims_generation();
     let source = gucs::claims_source();
-    if let Some(v) = VIEW.with(|c| c.borrow().as_ref().filter(|(g, s, _)| *g == generation && *s == source).map(|(_, _, v)| v.clone())) {
+    if let Some(v) = VIEW.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|(g, s, _)| *g == generation && *s == source)
+            .map(|(_, _, v)| v.clone())
+    }) {
         return v;
     }
-    let v = std::rc::Rc::new(actor::view_from_text(gucs::current_claims_text().as_deref()));
+    let v = std::rc::Rc::new(actor::view_from_text(
+        gucs::current_claims_text().as_deref(),
+    ));
     VIEW.with(|c| *c.borrow_mut() = Some((generation, source, v.clone())));
     v
 }
-

@@ -32,11 +32,19 @@ pub const USERS_TOKEN_STATE: Table = Table {
 };
 
 /// Tombstones of users removed by delete_user: their ids stay refused.
-pub const DELETED_USERS: Table =
-    Table { name: c"deleted_users", index: c"deleted_users_pkey", key_eq: pg_sys::F_UUID_EQ, columns: &[c"id"] };
+pub const DELETED_USERS: Table = Table {
+    name: c"deleted_users",
+    index: c"deleted_users_pkey",
+    key_eq: pg_sys::F_UUID_EQ,
+    columns: &[c"id"],
+};
 
-pub const REVOKED_JWTS: Table =
-    Table { name: c"revoked_jwts", index: c"revoked_jwts_pkey", key_eq: pg_sys::F_TEXTEQ, columns: &[c"jti"] };
+pub const REVOKED_JWTS: Table = Table {
+    name: c"revoked_jwts",
+    index: c"revoked_jwts_pkey",
+    key_eq: pg_sys::F_TEXTEQ,
+    columns: &[c"jti"],
+};
 
 pub const REVOKED_SESSIONS: Table = Table {
     name: c"revoked_sessions",
@@ -44,7 +52,6 @@ pub const REVOKED_SESSIONS: Table = Table {
     key_eq: pg_sys::F_UUID_EQ,
     columns: &[c"session_id"],
 };
-
 
 pub fn uuid_key(id: [u8; 16]) -> pg_sys::Datum {
     pgrx::Uuid::from_bytes(id).into_datum().expect("uuid datum")
@@ -89,7 +96,13 @@ pub fn user_state(id: [u8; 16]) -> Option<UserState> {
 /// tokens_valid_after as verify_jwt compares it: rounded up to the next
 /// second (a token issued in the same second as a suspension is refused).
 pub fn valid_after(epoch_seconds: Option<i64>) -> Option<i64> {
-    epoch_seconds.map(|s| if s == i64::MIN { s } else { s.saturating_add(1) })
+    epoch_seconds.map(|s| {
+        if s == i64::MIN {
+            s
+        } else {
+            s.saturating_add(1)
+        }
+    })
 }
 
 /// What verify_jwt's user checks read of a user.
@@ -105,7 +118,11 @@ pub struct UserToken {
 impl UserToken {
     /// A tombstoned user.
     pub fn deleted() -> UserToken {
-    UserToken { active: false, valid_after: Some(i64::MAX), status: "deleted".to_string() }
+        UserToken {
+            active: false,
+            valid_after: Some(i64::MAX),
+            status: "deleted".to_string(),
+        }
     }
 }
 
@@ -116,11 +133,27 @@ pub fn token_state(id: [u8; 16], snapshot: pg_sys::Snapshot) -> Option<UserToken
         let (d, null) = r.get(4);
         // status is text; compare its bytes without building a String.
         let active = !null
-            && unsafe { pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr())) } == b"active";
-        let status = if active { String::new() } else { r.text(4).unwrap_or_default() };
-        UserToken { active, valid_after: valid_after(r.epoch_seconds(5)), status }
+            && unsafe {
+                pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(
+                    d.cast_mut_ptr(),
+                ))
+            } == b"active";
+        let status = if active {
+            String::new()
+        } else {
+            r.text(4).unwrap_or_default()
+        };
+        UserToken {
+            active,
+            valid_after: valid_after(r.epoch_seconds(5)),
+            status,
+        }
     })
-    .or_else(|| probe_in(&DELETED_USERS, uuid_key(id), snapshot, |_| UserToken::deleted()))
+    .or_else(|| {
+        probe_in(&DELETED_USERS, uuid_key(id), snapshot, |_| {
+            UserToken::deleted()
+        })
+    })
 }
 
 fn live_user(id: [u8; 16]) -> Option<UserState> {
@@ -152,7 +185,14 @@ pub const API_TOKENS: Table = Table {
     name: c"api_tokens",
     index: c"api_tokens_token_hash_key",
     key_eq: pg_sys::F_BYTEAEQ,
-    columns: &[c"id", c"user_id", c"scopes", c"expires_at", c"revoked_at", c"last_used_at"],
+    columns: &[
+        c"id",
+        c"user_id",
+        c"scopes",
+        c"expires_at",
+        c"revoked_at",
+        c"last_used_at",
+    ],
 };
 
 /// What verification needs of an api_tokens row.
@@ -170,12 +210,18 @@ pub fn token_by_hash(hash: &[u8; 32]) -> Option<TokenRow> {
     let key = hash.as_slice().into_datum().expect("bytea datum");
     probe(&API_TOKENS, key, |r| {
         let (d, n) = r.get(1);
-        let user = unsafe { pgrx::Uuid::from_datum(d, n) }.map(|u| *u.as_bytes()).unwrap_or([0; 16]);
+        let user = unsafe { pgrx::Uuid::from_datum(d, n) }
+            .map(|u| *u.as_bytes())
+            .unwrap_or([0; 16]);
         let (d, n) = r.get(2);
         TokenRow {
             id: r.uuid(0).unwrap_or_default(),
             user_id: user,
-            scopes: unsafe { Vec::<Option<String>>::from_datum(d, n) }.unwrap_or_default().into_iter().flatten().collect(),
+            scopes: unsafe { Vec::<Option<String>>::from_datum(d, n) }
+                .unwrap_or_default()
+                .into_iter()
+                .flatten()
+                .collect(),
             expires_at: r.epoch_seconds(3),
             revoked: !r.get(4).1,
             last_used_at: r.epoch_seconds(5),
@@ -195,9 +241,11 @@ pub const API_TOKENS_BY_ID: Table = Table {
 /// Whether API token `id` exists (its user was not deleted), is not revoked
 /// and has not expired (a rotation's grace ends as an expiry) at `now`.
 pub fn token_live(id: [u8; 16], now: i64) -> bool {
-    probe(&API_TOKENS_BY_ID, uuid_key(id), |r| r.get(1).1 && r.epoch_seconds(0).is_none_or(|e| e > now)).unwrap_or(false)
+    probe(&API_TOKENS_BY_ID, uuid_key(id), |r| {
+        r.get(1).1 && r.epoch_seconds(0).is_none_or(|e| e > now)
+    })
+    .unwrap_or(false)
 }
-
 
 pub const SIGNING_KEYS: Table = Table {
     name: c"signing_keys",

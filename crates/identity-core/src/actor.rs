@@ -11,7 +11,10 @@ pub enum Actor {
     System,
     /// A user from the claims: canonical uuid, and the scopes the claims
     /// carry (None: the claims restrict nothing, e.g. a sign-in JWT).
-    User { sub: String, scopes: Option<Vec<String>> },
+    User {
+        sub: String,
+        scopes: Option<Vec<String>>,
+    },
     /// Claims without a usable subject (anon key, malformed, wrong shape).
     Anon,
 }
@@ -25,24 +28,38 @@ pub fn from_claims_text(text: Option<&str>) -> Actor {
 /// The actor of a claims view: the one parse the RLS helpers also use.
 pub fn from_view(v: &ClaimsView) -> Actor {
     let (Some(claims), Some(uid)) = (&v.claims, v.uid) else {
-        return if v.kind == "system" { Actor::System } else { Actor::Anon };
+        return if v.kind == "system" {
+            Actor::System
+        } else {
+            Actor::Anon
+        };
     };
     // An empty or absent list restricts nothing (API tokens default to `{}`:
     // the user's own rights); a list restricts to what its scopes cover.
     let scopes = match claims.get("scopes") {
         None | Some(Value::Null) => None,
         Some(Value::Array(a)) if a.is_empty() => None,
-        Some(Value::Array(a)) => Some(a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()),
+        Some(Value::Array(a)) => Some(
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect(),
+        ),
         // A scopes claim of the wrong shape restricts to nothing.
         Some(_) => Some(Vec::new()),
     };
-    Actor::User { sub: super::claims::uuid_text(&uid), scopes }
+    Actor::User {
+        sub: super::claims::uuid_text(&uid),
+        scopes,
+    }
 }
 
 /// Scopes for a token the actor mints for itself: the requested ones, which
 /// must lie within the actor's (when its claims carry scopes); None requested
 /// inherits the actor's. Err names the first scope beyond the actor's.
-pub fn narrow_scopes(actor: Option<&[String]>, requested: Option<Vec<String>>) -> Result<Option<Vec<String>>, String> {
+pub fn narrow_scopes(
+    actor: Option<&[String]>,
+    requested: Option<Vec<String>>,
+) -> Result<Option<Vec<String>>, String> {
     match (actor, requested) {
         (None, r) => Ok(r),
         // Restricted to nothing (a scopes claim of the wrong shape): minting
@@ -58,7 +75,9 @@ pub fn narrow_scopes(actor: Option<&[String]>, requested: Option<Vec<String>>) -
 
 /// Whether scope `have` covers `want`: equal, `*`, or a `prefix:*` wildcard.
 pub fn scope_covers(have: &str, want: &str) -> bool {
-    have == want || have == "*" || (have.ends_with(":*") && want.starts_with(&have[..have.len() - 1]))
+    have == want
+        || have == "*"
+        || (have.ends_with(":*") && want.starts_with(&have[..have.len() - 1]))
 }
 
 /// Whether any of `have` covers `want`.
@@ -76,33 +95,76 @@ mod tests {
     fn no_claims_is_system_and_bad_claims_are_anon() {
         assert_eq!(from_claims_text(None), Actor::System);
         assert_eq!(from_claims_text(Some("")), Actor::System);
-        for bad in ["{", "[1]", "{}", r#"{"role":"anon"}"#, r#"{"sub":"not-a-uuid"}"#, r#"{"sub":5}"#] {
+        for bad in [
+            "{",
+            "[1]",
+            "{}",
+            r#"{"role":"anon"}"#,
+            r#"{"sub":"not-a-uuid"}"#,
+            r#"{"sub":5}"#,
+        ] {
             assert_eq!(from_claims_text(Some(bad)), Actor::Anon, "{bad}");
         }
     }
 
     #[test]
     fn users_carry_their_scopes() {
-        let a = from_claims_text(Some(&format!(r#"{{"sub":"{}","role":"authenticated"}}"#, U.to_uppercase())));
-        assert_eq!(a, Actor::User { sub: U.into(), scopes: None });
+        let a = from_claims_text(Some(&format!(
+            r#"{{"sub":"{}","role":"authenticated"}}"#,
+            U.to_uppercase()
+        )));
+        assert_eq!(
+            a,
+            Actor::User {
+                sub: U.into(),
+                scopes: None
+            }
+        );
         let a = from_claims_text(Some(&format!(r#"{{"sub":"{U}","scopes":["a","b"]}}"#)));
-        assert_eq!(a, Actor::User { sub: U.into(), scopes: Some(vec!["a".into(), "b".into()]) });
+        assert_eq!(
+            a,
+            Actor::User {
+                sub: U.into(),
+                scopes: Some(vec!["a".into(), "b".into()])
+            }
+        );
         let a = from_claims_text(Some(&format!(r#"{{"sub":"{U}","scopes":"all"}}"#)));
-        assert_eq!(a, Actor::User { sub: U.into(), scopes: Some(vec![]) });
+        assert_eq!(
+            a,
+            Actor::User {
+                sub: U.into(),
+                scopes: Some(vec![])
+            }
+        );
     }
 
     #[test]
     fn scopes_never_widen() {
         let mine = vec!["a".to_string(), "b".to_string()];
         assert_eq!(narrow_scopes(Some(&mine), None), Ok(Some(mine.clone())));
-        assert_eq!(narrow_scopes(Some(&mine), Some(vec!["a".into()])), Ok(Some(vec!["a".into()])));
-        assert_eq!(narrow_scopes(Some(&mine), Some(vec!["a".into(), "c".into()])), Err("c".into()));
+        assert_eq!(
+            narrow_scopes(Some(&mine), Some(vec!["a".into()])),
+            Ok(Some(vec!["a".into()]))
+        );
+        assert_eq!(
+            narrow_scopes(Some(&mine), Some(vec!["a".into(), "c".into()])),
+            Err("c".into())
+        );
         assert!(narrow_scopes(Some(&[]), Some(vec!["a".into()])).is_err());
-        assert_eq!(narrow_scopes(None, Some(vec!["x".into()])), Ok(Some(vec!["x".into()])));
+        assert_eq!(
+            narrow_scopes(None, Some(vec!["x".into()])),
+            Ok(Some(vec!["x".into()]))
+        );
         assert_eq!(narrow_scopes(None, None), Ok(None));
-        assert!(narrow_scopes(Some(&[]), None).is_err(), "nothing cannot mint");
+        assert!(
+            narrow_scopes(Some(&[]), None).is_err(),
+            "nothing cannot mint"
+        );
         let wild = vec!["credentials:*".to_string()];
-        assert_eq!(narrow_scopes(Some(&wild), Some(vec!["credentials:read".into()])), Ok(Some(vec!["credentials:read".into()])));
+        assert_eq!(
+            narrow_scopes(Some(&wild), Some(vec!["credentials:read".into()])),
+            Ok(Some(vec!["credentials:read".into()]))
+        );
         assert!(narrow_scopes(Some(&wild), Some(vec!["users:read".into()])).is_err());
     }
 
@@ -114,7 +176,14 @@ mod tests {
         assert!(!scope_covers("users:read", "users:write"));
         assert!(!scope_covers("users", "users:read"));
         let empty = from_claims_text(Some(&format!(r#"{{"sub":"{U}","scopes":[]}}"#)));
-        assert_eq!(empty, Actor::User { sub: U.into(), scopes: None }, "[] restricts nothing");
+        assert_eq!(
+            empty,
+            Actor::User {
+                sub: U.into(),
+                scopes: None
+            },
+            "[] restricts nothing"
+        );
     }
 }
 
@@ -148,16 +217,25 @@ fn aud_has(c: &serde_json::Map<String, Value>, want: &str) -> bool {
 }
 
 fn uuid_claim(c: &serde_json::Map<String, Value>, k: &str) -> Option<[u8; 16]> {
-    c.get(k).and_then(Value::as_str).and_then(canonical_uuid).and_then(|u| super::claims::uuid_bytes(&u))
+    c.get(k)
+        .and_then(Value::as_str)
+        .and_then(canonical_uuid)
+        .and_then(|u| super::claims::uuid_bytes(&u))
 }
 
 /// The view of claims text (None or blank: no claims, the `system` actor).
 pub fn view_from_text(text: Option<&str>) -> ClaimsView {
     let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
-        return ClaimsView { kind: "system", ..Default::default() };
+        return ClaimsView {
+            kind: "system",
+            ..Default::default()
+        };
     };
     let Ok(Value::Object(c)) = serde_json::from_str::<Value>(text) else {
-        return ClaimsView { kind: "anon", ..Default::default() };
+        return ClaimsView {
+            kind: "anon",
+            ..Default::default()
+        };
     };
     let uid = uuid_claim(&c, "sub");
     let is_service_user = c.get("is_service_user").and_then(Value::as_bool);
@@ -172,7 +250,10 @@ pub fn view_from_text(text: Option<&str>) -> ClaimsView {
     ClaimsView {
         uid,
         org_id: uuid_claim(&c, "organization_id"),
-        user_role: c.get("user_role").and_then(Value::as_str).map(str::to_owned),
+        user_role: c
+            .get("user_role")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         is_service_user,
         role: c.get("role").and_then(Value::as_str).map(str::to_owned),
         kind,
@@ -208,7 +289,11 @@ mod view_tests {
         }
         let v = view_from_text(Some(r#"{"sub": "not-a-uuid", "user_role": "admin"}"#));
         assert_eq!((v.kind, v.uid), ("anon", None));
-        assert_eq!(v.user_role.as_deref(), Some("admin"), "claims still readable, uid is not");
+        assert_eq!(
+            v.user_role.as_deref(),
+            Some("admin"),
+            "claims still readable, uid is not"
+        );
     }
 
     #[test]
@@ -226,13 +311,17 @@ mod view_tests {
         assert_eq!(claim_text(&v, "missing"), None);
         let svc = view_from_text(Some(&format!(r#"{{"sub":"{U}","is_service_user":true}}"#)));
         assert_eq!(svc.kind, "service");
-        let agent = view_from_text(Some(&format!(r#"{{"sub":"{U}","aud":"agent","act":{{"sub":"agent:1"}}}}"#)));
+        let agent = view_from_text(Some(&format!(
+            r#"{{"sub":"{U}","aud":"agent","act":{{"sub":"agent:1"}}}}"#
+        )));
         assert_eq!((agent.kind, agent.derived), ("agent", true));
         let ws = view_from_text(Some(&format!(r#"{{"sub":"{U}","aud":["x","websocket"]}}"#)));
         assert_eq!((ws.kind, ws.derived), ("user", true));
         assert!(!v.derived && !svc.derived, "a sign-in is not derived");
         // A string "true" is not a boolean: is_service_user stays unknown.
-        let s = view_from_text(Some(&format!(r#"{{"sub":"{U}","is_service_user":"true"}}"#)));
+        let s = view_from_text(Some(&format!(
+            r#"{{"sub":"{U}","is_service_user":"true"}}"#
+        )));
         assert_eq!((s.is_service_user, s.kind), (None, "user"));
     }
 }

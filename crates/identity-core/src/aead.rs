@@ -19,15 +19,23 @@ pub fn parse_key(b64: &str) -> Result<[u8; 32]> {
         .ok()
         .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
         .ok_or_else(|| {
-            IdentityError::not_configured("identity.encryption_key is not a base64-encoded 32-byte key")
-                .hint("generate one with: openssl rand -base64 32")
+            IdentityError::not_configured(
+                "identity.encryption_key is not a base64-encoded 32-byte key",
+            )
+            .hint("generate one with: openssl rand -base64 32")
         })
 }
 
 pub fn seal(key: &[u8; 32], nonce: [u8; NONCE_LEN], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     let cipher = XChaCha20Poly1305::new(key.into());
     let ct = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .expect("XChaCha20-Poly1305 encryption does not fail");
     let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
     out.push(VERSION);
@@ -60,7 +68,10 @@ mod tests {
     fn round_trip_and_binding() {
         let s = seal(&K, [1; 24], b"sk-or-v1-secret", b"row-1");
         assert_eq!(open(&K, &s, b"row-1").unwrap(), b"sk-or-v1-secret");
-        assert!(!s.windows(6).any(|w| w == b"secret"), "ciphertext leaks plaintext");
+        assert!(
+            !s.windows(6).any(|w| w == b"secret"),
+            "ciphertext leaks plaintext"
+        );
         assert!(open(&K, &s, b"row-2").is_err(), "moved to another row");
         assert!(open(&[8; 32], &s, b"row-1").is_err(), "wrong key");
         let mut t = s.clone();
@@ -72,7 +83,12 @@ mod tests {
     #[test]
     fn key_parsing_never_echoes_the_value() {
         assert_eq!(parse_key(&STANDARD.encode([3u8; 32])).unwrap(), [3; 32]);
-        for bad in ["", "c2hvcnQ=", "not base64 at all %%%", &STANDARD.encode([3u8; 31])] {
+        for bad in [
+            "",
+            "c2hvcnQ=",
+            "not base64 at all %%%",
+            &STANDARD.encode([3u8; 31]),
+        ] {
             let e = parse_key(bad).unwrap_err();
             assert_eq!(e.sqlstate(), "55000");
             assert!(bad.is_empty() || !e.to_string().contains(bad));

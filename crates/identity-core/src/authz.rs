@@ -104,9 +104,10 @@ pub fn require_scope(s: &Subject, scope: &'static str) -> Result<()> {
             .hint("sign in with an access token or an API token"));
     }
     match s {
-        Subject::User(Caller { scopes: Some(have), .. }) if !covered(have, scope) => {
-            Err(forbidden("the token's scopes do not allow this").detail(format!("needs scope {scope:?}")))
-        }
+        Subject::User(Caller {
+            scopes: Some(have), ..
+        }) if !covered(have, scope) => Err(forbidden("the token's scopes do not allow this")
+            .detail(format!("needs scope {scope:?}"))),
         _ => Ok(()),
     }
 }
@@ -116,7 +117,8 @@ pub fn require_system(s: &Subject, what: &'static str) -> Result<()> {
     if s.is_system() {
         Ok(())
     } else {
-        Err(forbidden(what).hint("call it from a role granted the admin level, without request claims"))
+        Err(forbidden(what)
+            .hint("call it from a role granted the admin level, without request claims"))
     }
 }
 
@@ -133,7 +135,9 @@ pub fn may_read_user(r: Relation) -> Result<()> {
 pub fn may_administer_user(r: Relation) -> Result<()> {
     match r {
         Relation::System | Relation::OrgAdmin => Ok(()),
-        Relation::Myself => Err(forbidden("only an organization admin or system may do this")),
+        Relation::Myself => Err(forbidden(
+            "only an organization admin or system may do this",
+        )),
         Relation::Stranger => Err(not_found("user does not exist")),
     }
 }
@@ -144,7 +148,9 @@ pub fn may_create_service_user(s: &Subject, org: [u8; 16]) -> Result<()> {
     match s {
         Subject::System => Ok(()),
         Subject::User(c) if c.org == Some(org) && c.admin => Ok(()),
-        Subject::User(c) if c.org == Some(org) => Err(forbidden("only an organization admin or system may create service users")),
+        Subject::User(c) if c.org == Some(org) => Err(forbidden(
+            "only an organization admin or system may create service users",
+        )),
         Subject::User(_) => Err(not_found("organization does not exist")),
     }
 }
@@ -214,17 +220,21 @@ pub fn may_credential(s: &Subject, c: &CredentialFacts, op: CredentialOp) -> Res
     }
     if r == Relation::System {
         return match op {
-            CredentialOp::Reveal | CredentialOp::Use if !c.enabled => Err(forbidden("credential is disabled")),
+            CredentialOp::Reveal | CredentialOp::Use if !c.enabled => {
+                Err(forbidden("credential is disabled"))
+            }
             _ => Ok(()),
         };
     }
     match op {
         CredentialOp::Read => Ok(()),
         _ if !owner => Err(forbidden("only the credential's owner may do this")),
-        CredentialOp::Change | CredentialOp::Delete if c.is_system => {
-            Err(forbidden("system credentials cannot be changed or deleted by users"))
+        CredentialOp::Change | CredentialOp::Delete if c.is_system => Err(forbidden(
+            "system credentials cannot be changed or deleted by users",
+        )),
+        CredentialOp::Reveal | CredentialOp::Use if !c.enabled => {
+            Err(forbidden("credential is disabled"))
         }
-        CredentialOp::Reveal | CredentialOp::Use if !c.enabled => Err(forbidden("credential is disabled")),
         _ => Ok(()),
     }
 }
@@ -246,7 +256,13 @@ pub fn may_manage_tokens(r: Relation, what: &'static str) -> Result<()> {
 /// other admins included: that token would act as that person (read their
 /// credential secrets, say). Revoking and suspending stay with org admins
 /// (they only take power away). `r` is `relation(s, target, target's org)`.
-pub fn may_mint_for(s: &Subject, r: Relation, target: [u8; 16], target_is_service_user: bool, what: &'static str) -> Result<()> {
+pub fn may_mint_for(
+    s: &Subject,
+    r: Relation,
+    target: [u8; 16],
+    target_is_service_user: bool,
+    what: &'static str,
+) -> Result<()> {
     match r {
         Relation::Stranger => Err(not_found(what)),
         Relation::System | Relation::Myself => Ok(()),
@@ -266,13 +282,17 @@ pub fn may_receive_token(s: &Subject, expires: bool, scopes: &[String]) -> Resul
         return Err(forbidden("a token without expiry needs the admin level")
             .hint("give expires_in (at most 10 years)"));
     }
-    if let Subject::User(Caller { scopes: Some(have), .. }) = s {
+    if let Subject::User(Caller {
+        scopes: Some(have), ..
+    }) = s
+    {
         if scopes.is_empty() {
             return Err(forbidden("a scoped caller may only create scoped tokens")
                 .detail("the new token would have no scopes, which allows everything"));
         }
         if let Some(extra) = scopes.iter().find(|w| !covered(have, w)) {
-            return Err(forbidden("a token's scopes may not exceed the caller's").detail(format!("scope {extra:?} is not held")));
+            return Err(forbidden("a token's scopes may not exceed the caller's")
+                .detail(format!("scope {extra:?} is not held")));
         }
     }
     Ok(())
@@ -289,42 +309,93 @@ mod tests {
     const U3: [u8; 16] = [3; 16];
 
     fn user(id: [u8; 16], org: [u8; 16], admin: bool) -> Subject {
-        Subject::User(Caller { id, org: Some(org), admin, is_service_user: false, kind: "user", scopes: None, derived: false })
+        Subject::User(Caller {
+            id,
+            org: Some(org),
+            admin,
+            is_service_user: false,
+            kind: "user",
+            scopes: None,
+            derived: false,
+        })
     }
 
     #[test]
     fn org_admins_mint_only_for_themselves_and_service_users() {
         let admin = user(U2, A, true);
         let r = |s: &Subject, t| relation(s, t, Some(A));
-        assert!(may_mint_for(&admin, r(&admin, U2), U2, false, "x").is_ok(), "itself");
-        assert!(may_mint_for(&admin, r(&admin, U1), U1, true, "x").is_ok(), "a service user");
+        assert!(
+            may_mint_for(&admin, r(&admin, U2), U2, false, "x").is_ok(),
+            "itself"
+        );
+        assert!(
+            may_mint_for(&admin, r(&admin, U1), U1, true, "x").is_ok(),
+            "a service user"
+        );
         let e = may_mint_for(&admin, r(&admin, U1), U1, false, "x").unwrap_err();
         assert_eq!(e.sqlstate(), "42501", "a human member (another admin too)");
         let me = user(U1, A, false);
         assert!(may_mint_for(&me, r(&me, U1), U1, false, "x").is_ok());
-        assert_eq!(may_mint_for(&me, r(&me, U3), U3, true, "user does not exist").unwrap_err().sqlstate(), "P0002");
+        assert_eq!(
+            may_mint_for(&me, r(&me, U3), U3, true, "user does not exist")
+                .unwrap_err()
+                .sqlstate(),
+            "P0002"
+        );
         assert!(may_mint_for(&Subject::System, Relation::System, U1, false, "x").is_ok());
         let other = user(U3, B, true);
-        assert_eq!(may_mint_for(&other, r(&other, U1), U1, true, "x").unwrap_err().sqlstate(), "P0002");
+        assert_eq!(
+            may_mint_for(&other, r(&other, U1), U1, true, "x")
+                .unwrap_err()
+                .sqlstate(),
+            "P0002"
+        );
     }
 
     #[test]
     fn only_system_makes_a_member_a_service_user() {
         assert!(may_make_service_user(Relation::System).is_ok());
         for r in [Relation::OrgAdmin, Relation::Myself, Relation::Stranger] {
-            assert_eq!(may_make_service_user(r).unwrap_err().sqlstate(), "42501", "{r:?}");
+            assert_eq!(
+                may_make_service_user(r).unwrap_err().sqlstate(),
+                "42501",
+                "{r:?}"
+            );
         }
     }
 
     #[test]
     fn websocket_and_agent_tokens_only_read() {
-        let c = Caller { id: U1, org: Some(A), admin: true, is_service_user: false, kind: "user", scopes: None, derived: true };
+        let c = Caller {
+            id: U1,
+            org: Some(A),
+            admin: true,
+            is_service_user: false,
+            kind: "user",
+            scopes: None,
+            derived: true,
+        };
         let s = Subject::User(c);
-        for scope in ["users:read", "credentials:read", "tokens:read", "audit:read"] {
+        for scope in [
+            "users:read",
+            "credentials:read",
+            "tokens:read",
+            "audit:read",
+        ] {
             assert!(require_scope(&s, scope).is_ok(), "{scope}");
         }
-        for scope in ["users:write", "credentials:write", "credentials:reveal", "credentials:use", "tokens:write"] {
-            assert_eq!(require_scope(&s, scope).unwrap_err().sqlstate(), "42501", "{scope}");
+        for scope in [
+            "users:write",
+            "credentials:write",
+            "credentials:reveal",
+            "credentials:use",
+            "tokens:write",
+        ] {
+            assert_eq!(
+                require_scope(&s, scope).unwrap_err().sqlstate(),
+                "42501",
+                "{scope}"
+            );
         }
     }
 
@@ -334,12 +405,23 @@ mod tests {
         assert!(may_manage_tokens(Relation::OrgAdmin, "x").is_ok());
         assert!(may_manage_tokens(Relation::Myself, "x").is_ok());
         let e = may_manage_tokens(Relation::Stranger, "API token does not exist").unwrap_err();
-        assert_eq!((e.sqlstate(), e.message.as_ref()), ("P0002", "API token does not exist"));
+        assert_eq!(
+            (e.sqlstate(), e.message.as_ref()),
+            ("P0002", "API token does not exist")
+        );
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         // Without expiry: system only.
         assert!(may_receive_token(&Subject::System, false, &[]).is_ok());
-        assert_eq!(may_receive_token(&user(U1, A, true), false, &[]).unwrap_err().sqlstate(), "42501");
-        assert!(may_receive_token(&user(U1, A, false), true, &[]).is_ok(), "an unscoped caller gets any scopes");
+        assert_eq!(
+            may_receive_token(&user(U1, A, true), false, &[])
+                .unwrap_err()
+                .sqlstate(),
+            "42501"
+        );
+        assert!(
+            may_receive_token(&user(U1, A, false), true, &[]).is_ok(),
+            "an unscoped caller gets any scopes"
+        );
         // A scoped caller: only scopes it holds, never none.
         let scoped = Subject::User(Caller {
             id: U1,
@@ -350,34 +432,96 @@ mod tests {
             scopes: Some(s(&["tokens:write", "users:*"])),
             derived: false,
         });
-        assert!(may_receive_token(&scoped, true, &s(&["users:read", "users:*", "tokens:write"])).is_ok());
-        assert_eq!(may_receive_token(&scoped, true, &[]).unwrap_err().sqlstate(), "42501");
-        let e = may_receive_token(&scoped, true, &s(&["users:read", "credentials:reveal"])).unwrap_err();
-        assert_eq!(e.detail.as_deref(), Some(r#"scope "credentials:reveal" is not held"#));
-        assert!(may_receive_token(&scoped, true, &s(&["*"])).is_err(), "* is wider than users:*");
+        assert!(may_receive_token(
+            &scoped,
+            true,
+            &s(&["users:read", "users:*", "tokens:write"])
+        )
+        .is_ok());
+        assert_eq!(
+            may_receive_token(&scoped, true, &[])
+                .unwrap_err()
+                .sqlstate(),
+            "42501"
+        );
+        let e = may_receive_token(&scoped, true, &s(&["users:read", "credentials:reveal"]))
+            .unwrap_err();
+        assert_eq!(
+            e.detail.as_deref(),
+            Some(r#"scope "credentials:reveal" is not held"#)
+        );
+        assert!(
+            may_receive_token(&scoped, true, &s(&["*"])).is_err(),
+            "* is wider than users:*"
+        );
     }
 
     #[test]
     fn relations() {
         assert_eq!(relation(&Subject::System, U1, Some(A)), Relation::System);
-        assert_eq!(relation(&user(U2, A, true), U1, Some(A)), Relation::OrgAdmin);
-        assert_eq!(relation(&user(U2, A, true), U2, Some(A)), Relation::OrgAdmin);
+        assert_eq!(
+            relation(&user(U2, A, true), U1, Some(A)),
+            Relation::OrgAdmin
+        );
+        assert_eq!(
+            relation(&user(U2, A, true), U2, Some(A)),
+            Relation::OrgAdmin
+        );
         assert_eq!(relation(&user(U1, A, false), U1, Some(A)), Relation::Myself);
-        assert_eq!(relation(&user(U2, A, false), U1, Some(A)), Relation::Stranger, "same org, not admin");
-        assert_eq!(relation(&user(U3, B, true), U1, Some(A)), Relation::Stranger, "other org's admin");
+        assert_eq!(
+            relation(&user(U2, A, false), U1, Some(A)),
+            Relation::Stranger,
+            "same org, not admin"
+        );
+        assert_eq!(
+            relation(&user(U3, B, true), U1, Some(A)),
+            Relation::Stranger,
+            "other org's admin"
+        );
         // An admin without an organization administers no one else.
-        let loose = Subject::User(Caller { id: U3, org: None, admin: true, is_service_user: false, kind: "user", scopes: None, derived: false });
+        let loose = Subject::User(Caller {
+            id: U3,
+            org: None,
+            admin: true,
+            is_service_user: false,
+            kind: "user",
+            scopes: None,
+            derived: false,
+        });
         assert_eq!(relation(&loose, U1, None), Relation::Stranger);
     }
 
     #[test]
     fn strangers_get_not_found_and_users_get_forbidden() {
-        assert_eq!(may_read_user(Relation::Stranger).unwrap_err().sqlstate(), "P0002");
-        assert_eq!(may_administer_user(Relation::Stranger).unwrap_err().sqlstate(), "P0002");
-        assert_eq!(may_administer_user(Relation::Myself).unwrap_err().sqlstate(), "42501");
+        assert_eq!(
+            may_read_user(Relation::Stranger).unwrap_err().sqlstate(),
+            "P0002"
+        );
+        assert_eq!(
+            may_administer_user(Relation::Stranger)
+                .unwrap_err()
+                .sqlstate(),
+            "P0002"
+        );
+        assert_eq!(
+            may_administer_user(Relation::Myself)
+                .unwrap_err()
+                .sqlstate(),
+            "42501"
+        );
         assert!(may_administer_user(Relation::OrgAdmin).is_ok());
-        assert_eq!(may_create_service_user(&user(U1, A, false), A).unwrap_err().sqlstate(), "42501");
-        assert_eq!(may_create_service_user(&user(U3, B, true), A).unwrap_err().sqlstate(), "P0002");
+        assert_eq!(
+            may_create_service_user(&user(U1, A, false), A)
+                .unwrap_err()
+                .sqlstate(),
+            "42501"
+        );
+        assert_eq!(
+            may_create_service_user(&user(U3, B, true), A)
+                .unwrap_err()
+                .sqlstate(),
+            "P0002"
+        );
         assert!(may_create_service_user(&user(U2, A, true), A).is_ok());
         assert!(may_create_service_user(&Subject::System, A).is_ok());
     }
@@ -394,9 +538,22 @@ mod tests {
 
     #[test]
     fn scopes() {
-        let mut c = Caller { id: U1, org: Some(A), admin: false, is_service_user: true, kind: "service", scopes: Some(vec!["credentials:read".into()]), derived: false };
+        let mut c = Caller {
+            id: U1,
+            org: Some(A),
+            admin: false,
+            is_service_user: true,
+            kind: "service",
+            scopes: Some(vec!["credentials:read".into()]),
+            derived: false,
+        };
         assert!(require_scope(&Subject::User(c.clone()), "credentials:read").is_ok());
-        assert_eq!(require_scope(&Subject::User(c.clone()), "credentials:write").unwrap_err().sqlstate(), "42501");
+        assert_eq!(
+            require_scope(&Subject::User(c.clone()), "credentials:write")
+                .unwrap_err()
+                .sqlstate(),
+            "42501"
+        );
         c.scopes = None;
         assert!(require_scope(&Subject::User(c), "credentials:write").is_ok());
         assert!(require_scope(&Subject::System, "anything").is_ok());
@@ -404,9 +561,20 @@ mod tests {
 
     #[test]
     fn credential_rules() {
-        let own = CredentialFacts { owner: U1, org: Some(A), is_system: false, enabled: true };
-        let sys = CredentialFacts { is_system: true, ..own };
-        let off = CredentialFacts { enabled: false, ..own };
+        let own = CredentialFacts {
+            owner: U1,
+            org: Some(A),
+            is_system: false,
+            enabled: true,
+        };
+        let sys = CredentialFacts {
+            is_system: true,
+            ..own
+        };
+        let off = CredentialFacts {
+            enabled: false,
+            ..own
+        };
         let me = user(U1, A, false);
         let admin = user(U2, A, true);
         let peer = user(U3, A, false);
@@ -415,19 +583,50 @@ mod tests {
         for op in [Read, Change, Delete, Reveal, Use] {
             assert!(may_credential(&me, &own, op).is_ok(), "{op:?}");
             assert!(may_credential(&Subject::System, &own, op).is_ok(), "{op:?}");
-            assert_eq!(may_credential(&peer, &own, op).unwrap_err().sqlstate(), "P0002", "{op:?}");
-            assert_eq!(may_credential(&other_admin, &own, op).unwrap_err().sqlstate(), "P0002", "{op:?}");
+            assert_eq!(
+                may_credential(&peer, &own, op).unwrap_err().sqlstate(),
+                "P0002",
+                "{op:?}"
+            );
+            assert_eq!(
+                may_credential(&other_admin, &own, op)
+                    .unwrap_err()
+                    .sqlstate(),
+                "P0002",
+                "{op:?}"
+            );
         }
         assert!(may_credential(&admin, &own, Read).is_ok());
         for op in [Change, Delete, Reveal, Use] {
-            assert_eq!(may_credential(&admin, &own, op).unwrap_err().sqlstate(), "42501", "{op:?}");
+            assert_eq!(
+                may_credential(&admin, &own, op).unwrap_err().sqlstate(),
+                "42501",
+                "{op:?}"
+            );
         }
-        assert_eq!(may_credential(&me, &sys, Change).unwrap_err().sqlstate(), "42501");
-        assert_eq!(may_credential(&me, &sys, Delete).unwrap_err().sqlstate(), "42501");
+        assert_eq!(
+            may_credential(&me, &sys, Change).unwrap_err().sqlstate(),
+            "42501"
+        );
+        assert_eq!(
+            may_credential(&me, &sys, Delete).unwrap_err().sqlstate(),
+            "42501"
+        );
         assert!(may_credential(&me, &sys, Reveal).is_ok());
         assert!(may_credential(&Subject::System, &sys, Delete).is_ok());
-        assert_eq!(may_credential(&me, &off, Reveal).unwrap_err().sqlstate(), "42501");
-        assert_eq!(may_credential(&Subject::System, &off, Reveal).unwrap_err().sqlstate(), "42501");
-        assert!(may_credential(&me, &off, Change).is_ok(), "re-enabling is a change");
+        assert_eq!(
+            may_credential(&me, &off, Reveal).unwrap_err().sqlstate(),
+            "42501"
+        );
+        assert_eq!(
+            may_credential(&Subject::System, &off, Reveal)
+                .unwrap_err()
+                .sqlstate(),
+            "42501"
+        );
+        assert!(
+            may_credential(&me, &off, Change).is_ok(),
+            "re-enabling is a change"
+        );
     }
 }

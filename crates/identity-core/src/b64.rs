@@ -68,11 +68,16 @@ fn decode_scalar(s: &[u8], out: &mut [u8]) -> bool {
     for (c, o) in (&mut chunks8).zip(&mut outs6) {
         let a = d(c[0]) << 18 | d(c[1]) << 12 | d(c[2]) << 6 | d(c[3]);
         let b = d(c[4]) << 18 | d(c[5]) << 12 | d(c[6]) << 6 | d(c[7]);
-        bad |= (d(c[0]) | d(c[1]) | d(c[2]) | d(c[3]) | d(c[4]) | d(c[5]) | d(c[6]) | d(c[7])) & 0x80;
+        bad |=
+            (d(c[0]) | d(c[1]) | d(c[2]) | d(c[3]) | d(c[4]) | d(c[5]) | d(c[6]) | d(c[7])) & 0x80;
         o[..3].copy_from_slice(&a.to_be_bytes()[1..]);
         o[3..].copy_from_slice(&b.to_be_bytes()[1..]);
     }
-    for (c, o) in chunks8.remainder().chunks_exact(4).zip(outs6.into_remainder().chunks_exact_mut(3)) {
+    for (c, o) in chunks8
+        .remainder()
+        .chunks_exact(4)
+        .zip(outs6.into_remainder().chunks_exact_mut(3))
+    {
         let v = d(c[0]) << 18 | d(c[1]) << 12 | d(c[2]) << 6 | d(c[3]);
         bad |= (d(c[0]) | d(c[1]) | d(c[2]) | d(c[3])) & 0x80;
         o.copy_from_slice(&v.to_be_bytes()[1..]);
@@ -118,7 +123,8 @@ mod avx2 {
         // Within each 128-bit lane, the 3 bytes of each 32-bit word (its
         // low 24 bits, most significant first), packed to 12 bytes.
         let pack = _mm256_setr_epi8(
-            2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1, 2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1,
+            2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1, 2, 1, 0, 6, 5, 4, 10, 9, 8, 14,
+            13, 12, -1, -1, -1, -1,
         );
         let lanes = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7);
         for (c, o) in s.chunks_exact(32).zip(out.chunks_exact_mut(24)) {
@@ -129,7 +135,10 @@ mod avx2 {
             let digit = range!(x, b'0', b'9');
             let dash = _mm256_cmpeq_epi8(x, _mm256_set1_epi8(b'-' as i8));
             let under = _mm256_cmpeq_epi8(x, _mm256_set1_epi8(b'_' as i8));
-            let valid = _mm256_or_si256(_mm256_or_si256(upper, lower), _mm256_or_si256(_mm256_or_si256(digit, dash), under));
+            let valid = _mm256_or_si256(
+                _mm256_or_si256(upper, lower),
+                _mm256_or_si256(_mm256_or_si256(digit, dash), under),
+            );
             if _mm256_movemask_epi8(valid) != -1 {
                 return false;
             }
@@ -140,7 +149,10 @@ mod avx2 {
                     _mm256_and_si256(lower, _mm256_set1_epi8(-71)),
                 ),
                 _mm256_or_si256(
-                    _mm256_or_si256(_mm256_and_si256(digit, _mm256_set1_epi8(4)), _mm256_and_si256(dash, _mm256_set1_epi8(17))),
+                    _mm256_or_si256(
+                        _mm256_and_si256(digit, _mm256_set1_epi8(4)),
+                        _mm256_and_si256(dash, _mm256_set1_epi8(17)),
+                    ),
                     _mm256_and_si256(under, _mm256_set1_epi8(-32)),
                 ),
             );
@@ -179,7 +191,18 @@ mod tests {
         assert_eq!(decode(b"Zm9v").as_deref(), Some(&b"foo"[..]));
         assert_eq!(decode(b"Zm9vYmFyYmF6").as_deref(), Some(&b"foobarbaz"[..]));
         assert_eq!(decode(b"-_-_").as_deref(), Some(&[0xFB, 0xFF, 0xBF][..]));
-        for bad in [&b"Z"[..], b"Zh", b"Zm9", b"Zm9v=", b"Zg==", b"Zm+v", b"Zm/v", b"Zm9v Zm9v", b"Zm9v.Zm9v", b"\xC3\xA9AA"] {
+        for bad in [
+            &b"Z"[..],
+            b"Zh",
+            b"Zm9",
+            b"Zm9v=",
+            b"Zg==",
+            b"Zm+v",
+            b"Zm/v",
+            b"Zm9v Zm9v",
+            b"Zm9v.Zm9v",
+            b"\xC3\xA9AA",
+        ] {
             assert_eq!(decode(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
@@ -190,14 +213,20 @@ mod tests {
     #[test]
     fn each_position_and_byte_like_the_base64_crate() {
         for n in 0..60usize {
-            let data: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
+            let data: Vec<u8> = (0..n as u8)
+                .map(|i| i.wrapping_mul(37).wrapping_add(11))
+                .collect();
             let enc = URL_SAFE_NO_PAD.encode(&data).into_bytes();
             assert_eq!(decode(&enc), Some(data.clone()));
             for at in 0..enc.len() {
                 for b in 0..=255u8 {
                     let mut m = enc.clone();
                     m[at] = b;
-                    assert_eq!(decode(&m), URL_SAFE_NO_PAD.decode(&m).ok(), "len {n} at {at} byte {b}");
+                    assert_eq!(
+                        decode(&m),
+                        URL_SAFE_NO_PAD.decode(&m).ok(),
+                        "len {n} at {at} byte {b}"
+                    );
                 }
             }
         }

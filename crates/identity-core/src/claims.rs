@@ -29,7 +29,10 @@ pub enum HookOutcome {
 
 impl HookOutcome {
     pub fn bad(message: impl Into<String>) -> Self {
-        HookOutcome::Error { http_code: 400, message: message.into() }
+        HookOutcome::Error {
+            http_code: 400,
+            message: message.into(),
+        }
     }
 
     /// The JSON Supabase Auth expects back.
@@ -162,7 +165,9 @@ pub fn parse_event(event: Value, event_len: usize) -> Result<Event, HookOutcome>
 /// Refuses events over `MAX_EVENT_BYTES`.
 pub fn check_size(event_len: usize) -> Result<(), HookOutcome> {
     if event_len > MAX_EVENT_BYTES {
-        return Err(HookOutcome::bad(format!("event too large: {event_len} bytes, limit {MAX_EVENT_BYTES}")));
+        return Err(HookOutcome::bad(format!(
+            "event too large: {event_len} bytes, limit {MAX_EVENT_BYTES}"
+        )));
     }
     Ok(())
 }
@@ -177,7 +182,9 @@ pub fn check_event(
     claims: Option<Shape>,
 ) -> Result<String, HookOutcome> {
     let user_id = match user_id {
-        Some((Shape::String, Some(s))) => canonical_uuid(s).ok_or_else(|| HookOutcome::bad("user_id is not a uuid"))?,
+        Some((Shape::String, Some(s))) => {
+            canonical_uuid(s).ok_or_else(|| HookOutcome::bad("user_id is not a uuid"))?
+        }
         Some(_) => return Err(HookOutcome::bad("user_id must be a string uuid")),
         None => return Err(HookOutcome::bad("user_id is missing")),
     };
@@ -209,13 +216,32 @@ pub enum Shape {
     /// `strings`: every element is a string. `amr`: every element is a
     /// string or an object with a string `method` (and an integer
     /// `timestamp` when present).
-    Array { strings: bool, amr: bool },
+    Array {
+        strings: bool,
+        amr: bool,
+    },
 }
 
 /// The claims `check_shapes` looks at; every other claim passes untouched.
 pub const SCHEMA_KEYS: [&str; 18] = [
-    "aud", "exp", "iat", "sub", "email", "phone", "role", "session_id", "aal", "is_anonymous",
-    "iss", "jti", "client_id", "scope", "nbf", "app_metadata", "user_metadata", "amr",
+    "aud",
+    "exp",
+    "iat",
+    "sub",
+    "email",
+    "phone",
+    "role",
+    "session_id",
+    "aal",
+    "is_anonymous",
+    "iss",
+    "jti",
+    "client_id",
+    "scope",
+    "nbf",
+    "app_metadata",
+    "user_metadata",
+    "amr",
 ];
 
 /// Position of `k` in SCHEMA_KEYS (a match on bytes: no UTF-8 check, no scan).
@@ -245,7 +271,10 @@ pub fn schema_index(k: &[u8]) -> Option<usize> {
 
 /// True for the claims the hook owns (`OUR_KEYS`).
 pub fn is_our_key(k: &[u8]) -> bool {
-    matches!(k, b"is_service_user" | b"user_role" | b"organization_id" | b"application_id")
+    matches!(
+        k,
+        b"is_service_user" | b"user_role" | b"organization_id" | b"application_id"
+    )
 }
 
 /// Postgres' order of jsonb object keys: shorter first, then bytewise. A
@@ -264,11 +293,19 @@ pub enum AddedValue<'a> {
 }
 
 /// The claims the hook owns: always overwritten, never taken from input.
-pub const OUR_KEYS: [&str; 4] = ["is_service_user", "user_role", "organization_id", "application_id"];
+pub const OUR_KEYS: [&str; 4] = [
+    "is_service_user",
+    "user_role",
+    "organization_id",
+    "application_id",
+];
 
 /// JSON Schema's "integer": a number whose fractional part is zero (1.0 counts).
 fn is_integer(v: &Value) -> bool {
-    v.as_i64().is_some() || v.as_u64().is_some() || v.as_f64().is_some_and(|f| f.is_finite() && f.fract() == 0.0)
+    v.as_i64().is_some()
+        || v.as_u64().is_some()
+        || v.as_f64()
+            .is_some_and(|f| f.is_finite() && f.fract() == 0.0)
 }
 
 /// `Shape` of a serde value.
@@ -285,7 +322,8 @@ pub fn shape_of(v: &Value) -> Shape {
             amr: a.iter().all(|e| match e {
                 Value::String(_) => true,
                 Value::Object(o) => {
-                    o.get("method").is_some_and(Value::is_string) && o.get("timestamp").is_none_or(is_integer)
+                    o.get("method").is_some_and(Value::is_string)
+                        && o.get("timestamp").is_none_or(is_integer)
                 }
                 _ => false,
             }),
@@ -297,7 +335,10 @@ pub fn shape_of(v: &Value) -> Shape {
 /// types, and the types of optional fields when present. `shape(k)` gives the
 /// shape of claim `k` (None when absent); `aal` is the aal claim's text when
 /// it is a string. Returns the first violation.
-pub fn check_shapes(shape: impl Fn(&str) -> Option<Shape>, aal: Option<&str>) -> Result<(), String> {
+pub fn check_shapes(
+    shape: impl Fn(&str) -> Option<Shape>,
+    aal: Option<&str>,
+) -> Result<(), String> {
     match shape("aud") {
         Some(Shape::String) | Some(Shape::Array { strings: true, .. }) => {}
         Some(_) => return Err("aud must be a string or an array of strings".into()),
@@ -348,7 +389,10 @@ pub fn check_shapes(shape: impl Fn(&str) -> Option<Shape>, aal: Option<&str>) ->
 
 /// `check_shapes` over a serde claims object.
 pub fn check_supabase_schema(c: &Map<String, Value>) -> Result<(), String> {
-    check_shapes(|k| c.get(k).map(shape_of), c.get("aal").and_then(Value::as_str))
+    check_shapes(
+        |k| c.get(k).map(shape_of),
+        c.get("aal").and_then(Value::as_str),
+    )
 }
 
 /// The claims the hook adds, decided from the user's row.
@@ -389,9 +433,10 @@ pub fn additions(user: Option<&UserRow>) -> Result<Additions, HookOutcome> {
             organization_id: None,
             application_id: None,
         }),
-        Some(u) if u.status != "active" => {
-            Err(HookOutcome::Error { http_code: 403, message: format!("user is {}", u.status) })
-        }
+        Some(u) if u.status != "active" => Err(HookOutcome::Error {
+            http_code: 403,
+            message: format!("user is {}", u.status),
+        }),
         Some(u) => Ok(Additions {
             is_service_user: u.is_service_user,
             user_role: u.user_role.clone(),
@@ -422,21 +467,32 @@ pub fn access_token_claims(
     c.insert("email".into(), Value::from(email));
     c.insert("phone".into(), Value::from(""));
     c.insert("aal".into(), Value::from("aal1"));
-    c.insert("amr".into(), serde_json::json!([{"method": amr_method, "timestamp": now}]));
+    c.insert(
+        "amr".into(),
+        serde_json::json!([{"method": amr_method, "timestamp": now}]),
+    );
     c.insert("session_id".into(), Value::from(session_id));
     c.insert("is_anonymous".into(), Value::Bool(false));
     c.insert("is_service_user".into(), Value::Bool(add.is_service_user));
     c.insert("user_role".into(), Value::from(add.user_role));
-    c.insert("organization_id".into(), add.organization_id.map_or(Value::Null, Value::from));
+    c.insert(
+        "organization_id".into(),
+        add.organization_id.map_or(Value::Null, Value::from),
+    );
     if let Some(app) = add.application_id {
-        c.insert("application_id".into(), app.map_or(Value::Null, Value::from));
+        c.insert(
+            "application_id".into(),
+            app.map_or(Value::Null, Value::from),
+        );
     }
     Some(c)
 }
 
 /// The 400 answer for claims that fail the schema.
 pub fn schema_error(why: String) -> HookOutcome {
-    HookOutcome::bad(format!("claims do not satisfy Supabase Auth's schema: {why}"))
+    HookOutcome::bad(format!(
+        "claims do not satisfy Supabase Auth's schema: {why}"
+    ))
 }
 
 /// Adds our claims to the event's claims (the reference implementation; the
@@ -458,9 +514,15 @@ pub fn build(event: Event, user: Option<&UserRow>) -> HookOutcome {
     }
     c.insert("is_service_user".into(), Value::Bool(add.is_service_user));
     c.insert("user_role".into(), Value::String(add.user_role));
-    c.insert("organization_id".into(), add.organization_id.map_or(Value::Null, Value::String));
+    c.insert(
+        "organization_id".into(),
+        add.organization_id.map_or(Value::Null, Value::String),
+    );
     if let Some(app) = add.application_id {
-        c.insert("application_id".into(), app.map_or(Value::Null, Value::String));
+        c.insert(
+            "application_id".into(),
+            app.map_or(Value::Null, Value::String),
+        );
     }
     HookOutcome::Claims(c)
 }
@@ -471,7 +533,12 @@ mod tests {
     fn parse_uuid_takes_either_case_and_nothing_else() {
         let u = "0B9F1C9E-3d0b-4b8e-9a55-1f2e3d4c5b6a";
         assert_eq!(parse_uuid(u), uuid_bytes(&canonical_uuid(u).unwrap()));
-        for bad in ["", "0b9f1c9e3d0b4b8e9a551f2e3d4c5b6a", "0b9f1c9e-3d0b-4b8e-9a55-1f2e3d4c5b6g", "0b9f1c9e-3d0b-4b8e-9a55-1f2e3d4c5b6a0"] {
+        for bad in [
+            "",
+            "0b9f1c9e3d0b4b8e9a551f2e3d4c5b6a",
+            "0b9f1c9e-3d0b-4b8e-9a55-1f2e3d4c5b6g",
+            "0b9f1c9e-3d0b-4b8e-9a55-1f2e3d4c5b6a0",
+        ] {
             assert_eq!(parse_uuid(bad), None, "{bad}");
         }
     }
@@ -573,7 +640,10 @@ mod tests {
     fn suspended_and_disabled_users_are_denied_with_403() {
         for s in ["suspended", "disabled"] {
             match run(event(claims()), Some(&row("admin", false, s))) {
-                HookOutcome::Error { http_code: 403, message } => assert!(message.contains(s)),
+                HookOutcome::Error {
+                    http_code: 403,
+                    message,
+                } => assert!(message.contains(s)),
                 o => panic!("{s}: {o:?}"),
             }
         }
@@ -599,7 +669,10 @@ mod tests {
             }
         }
         let len = MAX_EVENT_BYTES + 1;
-        assert!(matches!(parse_event(event(claims()), len), Err(HookOutcome::Error { http_code: 400, .. })));
+        assert!(matches!(
+            parse_event(event(claims()), len),
+            Err(HookOutcome::Error { http_code: 400, .. })
+        ));
     }
 
     #[test]
@@ -614,31 +687,70 @@ mod tests {
     #[test]
     fn the_schema_check_catches_each_broken_field() {
         let breakages: &[(&str, Value)] = &[
-            ("aud", json!(5)), ("aud", json!([1])), ("exp", json!("1")), ("exp", json!(1.5)),
-            ("iat", Value::Null), ("sub", json!(1)), ("email", Value::Null), ("phone", json!(false)),
-            ("role", json!({})), ("aal", json!("aal9")), ("session_id", json!(1)),
-            ("is_anonymous", json!("false")), ("amr", json!("password")), ("amr", json!([{"timestamp": 1}])),
-            ("app_metadata", json!([])), ("user_metadata", json!("x")), ("iss", json!(1)), ("nbf", json!("x")),
+            ("aud", json!(5)),
+            ("aud", json!([1])),
+            ("exp", json!("1")),
+            ("exp", json!(1.5)),
+            ("iat", Value::Null),
+            ("sub", json!(1)),
+            ("email", Value::Null),
+            ("phone", json!(false)),
+            ("role", json!({})),
+            ("aal", json!("aal9")),
+            ("session_id", json!(1)),
+            ("is_anonymous", json!("false")),
+            ("amr", json!("password")),
+            ("amr", json!([{"timestamp": 1}])),
+            ("app_metadata", json!([])),
+            ("user_metadata", json!("x")),
+            ("iss", json!(1)),
+            ("nbf", json!("x")),
         ];
         for (k, v) in breakages {
             let mut cl = claims();
             cl[*k] = v.clone();
             match run(event(cl), None) {
-                HookOutcome::Error { http_code: 400, message } => assert!(message.contains(k), "{k}: {message}"),
+                HookOutcome::Error {
+                    http_code: 400,
+                    message,
+                } => assert!(message.contains(k), "{k}: {message}"),
                 o => panic!("{k}={v}: {o:?}"),
             }
         }
-        for k in ["aud", "exp", "iat", "sub", "email", "phone", "role", "aal", "session_id", "is_anonymous"] {
+        for k in [
+            "aud",
+            "exp",
+            "iat",
+            "sub",
+            "email",
+            "phone",
+            "role",
+            "aal",
+            "session_id",
+            "is_anonymous",
+        ] {
             let mut cl = claims();
             cl.as_object_mut().unwrap().remove(k);
-            assert!(matches!(run(event(cl), None), HookOutcome::Error { http_code: 400, .. }), "missing {k}");
+            assert!(
+                matches!(
+                    run(event(cl), None),
+                    HookOutcome::Error { http_code: 400, .. }
+                ),
+                "missing {k}"
+            );
         }
     }
 
     #[test]
     fn integers_follow_json_schema() {
-        for (v, int) in [(json!(1), true), (json!(-3), true), (json!(1.0), true), (json!(1e20), true),
-                         (json!(1.5), false), (json!(u64::MAX), true)] {
+        for (v, int) in [
+            (json!(1), true),
+            (json!(-3), true),
+            (json!(1.0), true),
+            (json!(1e20), true),
+            (json!(1.5), false),
+            (json!(u64::MAX), true),
+        ] {
             assert_eq!(shape_of(&v) == Shape::Integer, int, "{v}");
         }
     }
@@ -652,8 +764,15 @@ mod tests {
 
     #[test]
     fn output_json_shapes() {
-        let j = HookOutcome::Error { http_code: 403, message: "user is suspended".into() }.into_json();
-        assert_eq!(j, json!({"error": {"http_code": 403, "message": "user is suspended"}}));
+        let j = HookOutcome::Error {
+            http_code: 403,
+            message: "user is suspended".into(),
+        }
+        .into_json();
+        assert_eq!(
+            j,
+            json!({"error": {"http_code": 403, "message": "user is suspended"}})
+        );
         let j = run(event(claims()), None).into_json();
         assert!(j["claims"].is_object());
     }
@@ -678,22 +797,56 @@ mod tests {
         assert_eq!(jsonb_key_order(b"aab", b"aac"), Less);
         let a = additions(Some(&row("user", true, "active"))).unwrap();
         let keys: Vec<&str> = a.in_jsonb_order().iter().map(|(k, _)| *k).collect();
-        assert_eq!(keys, ["user_role", "application_id", "is_service_user", "organization_id"]);
+        assert_eq!(
+            keys,
+            [
+                "user_role",
+                "application_id",
+                "is_service_user",
+                "organization_id"
+            ]
+        );
         let a = additions(None).unwrap();
         assert_eq!(a.in_jsonb_order().len(), 3);
     }
 
     #[test]
     fn issued_claims_satisfy_supabase_schema_once_exp_and_iat_are_added() {
-        let mut c = access_token_claims(UID, "a@x", Some(&row("admin", false, "active")), "authenticated", UID, "password", 10)
-            .unwrap();
+        let mut c = access_token_claims(
+            UID,
+            "a@x",
+            Some(&row("admin", false, "active")),
+            "authenticated",
+            UID,
+            "password",
+            10,
+        )
+        .unwrap();
         c.insert("exp".into(), json!(20));
         c.insert("iat".into(), json!(10));
         assert_eq!(check_supabase_schema(&c), Ok(()));
         assert_eq!(c["user_role"], "admin");
         assert_eq!(c["amr"][0]["method"], "password");
-        assert!(access_token_claims(UID, "a@x", Some(&row("user", false, "suspended")), "a", UID, "x", 0).is_none());
-        let svc = access_token_claims(UID, "a@x", Some(&row("user", true, "active")), "a", UID, "x", 0).unwrap();
+        assert!(access_token_claims(
+            UID,
+            "a@x",
+            Some(&row("user", false, "suspended")),
+            "a",
+            UID,
+            "x",
+            0
+        )
+        .is_none());
+        let svc = access_token_claims(
+            UID,
+            "a@x",
+            Some(&row("user", true, "active")),
+            "a",
+            UID,
+            "x",
+            0,
+        )
+        .unwrap();
         assert!(svc.contains_key("application_id"));
     }
 
@@ -715,8 +868,16 @@ mod tests {
 
     #[test]
     fn uuids_are_canonicalised() {
-        assert_eq!(canonical_uuid("8CCAA7AF-909F-44E7-84CB-67CDCCB56BE6").as_deref(), Some(UID));
-        for bad in ["", "8ccaa7af909f44e784cb67cdccb56be6", "8ccaa7af-909f-44e7-84cb-67cdccb56bg6", "é"] {
+        assert_eq!(
+            canonical_uuid("8CCAA7AF-909F-44E7-84CB-67CDCCB56BE6").as_deref(),
+            Some(UID)
+        );
+        for bad in [
+            "",
+            "8ccaa7af909f44e784cb67cdccb56be6",
+            "8ccaa7af-909f-44e7-84cb-67cdccb56bg6",
+            "é",
+        ] {
             assert!(canonical_uuid(bad).is_none(), "{bad}");
         }
     }

@@ -52,7 +52,12 @@ pub struct IdentityError {
 
 impl IdentityError {
     pub const fn new(kind: Kind, message: &'static str) -> Self {
-        IdentityError { kind, message, detail: None, hint: None }
+        IdentityError {
+            kind,
+            message,
+            detail: None,
+            hint: None,
+        }
     }
     pub fn invalid(message: &'static str) -> Self {
         Self::new(Kind::InvalidArgument, message)
@@ -124,7 +129,10 @@ mod tests {
     #[test]
     fn display_joins_message_and_detail() {
         let e = IdentityError::invalid("token is malformed").detail("expected 3 parts, found 2");
-        assert_eq!(e.to_string(), "token is malformed (expected 3 parts, found 2)");
+        assert_eq!(
+            e.to_string(),
+            "token is malformed (expected 3 parts, found 2)"
+        );
         assert_eq!(e.sqlstate(), "22023");
     }
 }

@@ -102,8 +102,14 @@ mod tests {
             key[..4].copy_from_slice(&i.to_le_bytes());
             buckets[(k.hash_one(key) & 4095) as usize] += 1;
         }
-        assert!(*buckets.iter().max().unwrap() < 16, "{:?}", buckets.iter().max());
-        let lens: std::collections::HashSet<u64> = (0..40usize).map(|n| k.hash_one(&vec![0u8; n][..])).collect();
+        assert!(
+            *buckets.iter().max().unwrap() < 16,
+            "{:?}",
+            buckets.iter().max()
+        );
+        let lens: std::collections::HashSet<u64> = (0..40usize)
+            .map(|n| k.hash_one(&vec![0u8; n][..]))
+            .collect();
         assert_eq!(lens.len(), 40);
     }
 }

@@ -47,11 +47,16 @@ pub fn nesting_depth(text: &[u8]) -> usize {
 /// in the message) and depth; 22023 otherwise.
 pub fn bounded_json(text: &[u8], what: &'static str) -> Result<Value> {
     if text.len() > MAX_JSON_ARG_BYTES {
-        return Err(IdentityError::invalid(what).detail(format!("{} bytes, the limit is {MAX_JSON_ARG_BYTES}", text.len())));
+        return Err(IdentityError::invalid(what).detail(format!(
+            "{} bytes, the limit is {MAX_JSON_ARG_BYTES}",
+            text.len()
+        )));
     }
     let depth = nesting_depth(text);
     if depth > MAX_JSON_DEPTH {
-        return Err(IdentityError::invalid(what).detail(format!("nested {depth} levels deep, the limit is {MAX_JSON_DEPTH}")));
+        return Err(IdentityError::invalid(what).detail(format!(
+            "nested {depth} levels deep, the limit is {MAX_JSON_DEPTH}"
+        )));
     }
     serde_json::from_slice(text).map_err(|_| IdentityError::invalid(what).detail("not valid JSON"))
 }
@@ -65,8 +70,16 @@ mod tests {
         assert_eq!(nesting_depth(b"1"), 0);
         assert_eq!(nesting_depth(br#"{"a": [1, {"b": 2}]}"#), 3);
         assert_eq!(nesting_depth(br#"{"a": "[[[[{{{{"}"#), 1);
-        assert_eq!(nesting_depth(br#"{"a": "\"[[[", "b": []}"#), 2, "an escaped quote does not end the string");
-        assert_eq!(nesting_depth(br#"["\\", [[]]]"#), 3, "an escaped backslash does");
+        assert_eq!(
+            nesting_depth(br#"{"a": "\"[[[", "b": []}"#),
+            2,
+            "an escaped quote does not end the string"
+        );
+        assert_eq!(
+            nesting_depth(br#"["\\", [[]]]"#),
+            3,
+            "an escaped backslash does"
+        );
     }
 
     #[test]
@@ -75,10 +88,17 @@ mod tests {
         let e = bounded_json(deep.as_bytes(), "changes is too large or too deep").unwrap_err();
         assert_eq!(e.sqlstate(), "22023");
         assert!(e.detail.unwrap().contains("200 levels"));
-        let ok = format!("{}{}", "[".repeat(MAX_JSON_DEPTH), "]".repeat(MAX_JSON_DEPTH));
+        let ok = format!(
+            "{}{}",
+            "[".repeat(MAX_JSON_DEPTH),
+            "]".repeat(MAX_JSON_DEPTH)
+        );
         assert!(bounded_json(ok.as_bytes(), "x").is_ok());
         let big = format!(r#"{{"a": "{}"}}"#, "x".repeat(MAX_JSON_ARG_BYTES));
-        assert_eq!(bounded_json(big.as_bytes(), "x").unwrap_err().sqlstate(), "22023");
+        assert_eq!(
+            bounded_json(big.as_bytes(), "x").unwrap_err().sqlstate(),
+            "22023"
+        );
         assert_eq!(bounded_json(b"{", "x").unwrap_err().sqlstate(), "22023");
     }
 }

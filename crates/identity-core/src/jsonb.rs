@@ -23,7 +23,6 @@
 //! except every 32nd, which holds the end offset (HAS_OFF). Numerics and
 //! containers are aligned to 4 bytes; the padding counts in their length.
 
-
 const JB_CMASK: u32 = 0x0FFF_FFFF;
 const JB_FSCALAR: u32 = 0x1000_0000;
 const JB_FOBJECT: u32 = 0x2000_0000;
@@ -48,13 +47,27 @@ enum Tok {
     Null,
     Bool(bool),
     /// Bytes `a..b` of the input, or of the arena (unescaped) when `arena`.
-    Str { a: u32, b: u32, arena: bool },
+    Str {
+        a: u32,
+        b: u32,
+        arena: bool,
+    },
     /// An integer: sign and its decimal digits `a..b` of the input.
-    Int { neg: bool, a: u32, b: u32 },
+    Int {
+        neg: bool,
+        a: u32,
+        b: u32,
+    },
     /// `n` pairs (key, value) follow; the container ends before tape index `end`.
-    Object { n: u32, end: u32 },
+    Object {
+        n: u32,
+        end: u32,
+    },
     /// `n` values follow; ends before tape index `end`.
-    Array { n: u32, end: u32 },
+    Array {
+        n: u32,
+        end: u32,
+    },
 }
 
 /// A parsed document: the tape, the input and the unescaped strings.
@@ -182,7 +195,13 @@ fn saturating_i64(neg: bool, digits: &[u8]) -> i64 {
     let mut v: i64 = 0;
     for &d in digits {
         let d = (d - b'0') as i64;
-        v = match v.checked_mul(10).and_then(|x| if neg { x.checked_sub(d) } else { x.checked_add(d) }) {
+        v = match v.checked_mul(10).and_then(|x| {
+            if neg {
+                x.checked_sub(d)
+            } else {
+                x.checked_add(d)
+            }
+        }) {
             Some(x) => x,
             None => return if neg { i64::MIN } else { i64::MAX },
         };
@@ -207,7 +226,12 @@ pub fn encode_claims(json: &[u8]) -> Option<Encoded> {
     std::str::from_utf8(json).ok()?;
     // Tape positions are u32.
     u32::try_from(json.len()).ok()?;
-    let mut p = Parser { s: json, i: 0, tape: Vec::with_capacity(64), arena: Vec::new() };
+    let mut p = Parser {
+        s: json,
+        i: 0,
+        tape: Vec::with_capacity(64),
+        arena: Vec::new(),
+    };
     p.ws();
     if p.peek()? != b'{' {
         return None;
@@ -217,7 +241,11 @@ pub fn encode_claims(json: &[u8]) -> Option<Encoded> {
     if p.i != json.len() {
         return None;
     }
-    let doc = Doc { tape: p.tape, input: json, arena: p.arena };
+    let doc = Doc {
+        tape: p.tape,
+        input: json,
+        arena: p.arena,
+    };
     // Top-level pairs in input order: for duplicate keys the last one wins.
     let mut top = Top::default();
     let mut i = 1;
@@ -229,7 +257,9 @@ pub fn encode_claims(json: &[u8]) -> Option<Encoded> {
     let mut buf = Vec::with_capacity(json.len() + json.len() / 2 + 64);
     buf.extend_from_slice(&[0; 4]);
     write_value(&mut buf, &doc, 0)?;
-    let len = u32::try_from(buf.len()).ok().filter(|&l| l <= 0x3FFF_FFFF)?;
+    let len = u32::try_from(buf.len())
+        .ok()
+        .filter(|&l| l <= 0x3FFF_FFFF)?;
     buf[..4].copy_from_slice(&varlena_header(len));
     Some(Encoded { bytes: buf, top })
 }
@@ -319,7 +349,11 @@ impl<'a> Parser<'a> {
             }
         }
         let end = u32::try_from(self.tape.len()).ok()?;
-        self.tape[at] = if object { Tok::Object { n, end } } else { Tok::Array { n, end } };
+        self.tape[at] = if object {
+            Tok::Object { n, end }
+        } else {
+            Tok::Array { n, end }
+        };
         Some(())
     }
 
@@ -329,7 +363,10 @@ impl<'a> Parser<'a> {
             return None;
         }
         self.i += w.len();
-        if self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_') {
+        if self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_')
+        {
             return None;
         }
         self.tape.push(t);
@@ -353,14 +390,21 @@ impl<'a> Parser<'a> {
             }
             _ => return None,
         }
-        if self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.') {
+        if self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
+        {
             return None;
         }
         // A short numeric holds weights up to 63 (252 decimal digits).
         if self.i - start > NUMERIC_SHORT_WEIGHT_MAX * 4 {
             return None;
         }
-        self.tape.push(Tok::Int { neg, a: start as u32, b: self.i as u32 });
+        self.tape.push(Tok::Int {
+            neg,
+            a: start as u32,
+            b: self.i as u32,
+        });
         Some(())
     }
 
@@ -382,7 +426,11 @@ impl<'a> Parser<'a> {
         match self.s[self.i] {
             b'"' => {
                 self.i += 1;
-                return Some(Tok::Str { a: start as u32, b: self.i as u32 - 1, arena: false });
+                return Some(Tok::Str {
+                    a: start as u32,
+                    b: self.i as u32 - 1,
+                    arena: false,
+                });
             }
             b'\\' => {}
             _ => return None,
@@ -393,7 +441,11 @@ impl<'a> Parser<'a> {
             match self.peek()? {
                 b'"' => {
                     self.i += 1;
-                    return Some(Tok::Str { a: from as u32, b: self.arena.len() as u32, arena: true });
+                    return Some(Tok::Str {
+                        a: from as u32,
+                        b: self.arena.len() as u32,
+                        arena: true,
+                    });
                 }
                 b'\\' => {
                     self.i += 1;
@@ -423,7 +475,8 @@ impl<'a> Parser<'a> {
                             }
                             let ch = char::from_u32(cp)?;
                             let mut b = [0u8; 4];
-                            self.arena.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
+                            self.arena
+                                .extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
                         }
                         _ => return None,
                     }
@@ -464,7 +517,8 @@ fn special(s: &[u8]) -> Option<usize> {
                 let quote = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8));
                 let backslash = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8));
                 // x <= 0x1F (unsigned) exactly when max(x, 0x1F) == 0x1F.
-                let control = _mm_cmpeq_epi8(_mm_max_epu8(x, _mm_set1_epi8(0x1F)), _mm_set1_epi8(0x1F));
+                let control =
+                    _mm_cmpeq_epi8(_mm_max_epu8(x, _mm_set1_epi8(0x1F)), _mm_set1_epi8(0x1F));
                 _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
             };
             if m != 0 {
@@ -473,7 +527,10 @@ fn special(s: &[u8]) -> Option<usize> {
             at += 16;
         }
     }
-    s[at..].iter().position(|&c| NEEDS_ESCAPE[c as usize]).map(|n| at + n)
+    s[at..]
+        .iter()
+        .position(|&c| NEEDS_ESCAPE[c as usize])
+        .map(|n| at + n)
 }
 
 fn pad_to_int(buf: &mut Vec<u8>) -> u32 {
@@ -492,7 +549,9 @@ fn write_value(buf: &mut Vec<u8>, doc: &Doc, i: usize) -> Option<u32> {
         t @ Tok::Str { .. } => {
             let s = doc.bytes(t);
             buf.extend_from_slice(s);
-            u32::try_from(s.len()).ok().filter(|&l| l <= JENTRY_OFFLENMASK)
+            u32::try_from(s.len())
+                .ok()
+                .filter(|&l| l <= JENTRY_OFFLENMASK)
         }
         t @ Tok::Int { neg, .. } => {
             let pad = pad_to_int(buf);
@@ -525,7 +584,12 @@ fn write_value(buf: &mut Vec<u8>, doc: &Doc, i: usize) -> Option<u32> {
                 pairs.push((doc.bytes(doc.tape[e]), (e + 1) as u32));
                 e = doc.next(e + 1);
             }
-            pairs.sort_unstable_by(|(ka, va), (kb, vb)| ka.len().cmp(&kb.len()).then_with(|| ka.cmp(kb)).then(vb.cmp(va)));
+            pairs.sort_unstable_by(|(ka, va), (kb, vb)| {
+                ka.len()
+                    .cmp(&kb.len())
+                    .then_with(|| ka.cmp(kb))
+                    .then(vb.cmp(va))
+            });
             pairs.dedup_by(|later, earlier| later.0 == earlier.0);
             let base = buf.len();
             pad_to_int(buf);
@@ -537,7 +601,9 @@ fn write_value(buf: &mut Vec<u8>, doc: &Doc, i: usize) -> Option<u32> {
             // All keys, then all values: child k is key k, child n + k value k.
             for (k, (key, _)) in pairs.iter().enumerate() {
                 buf.extend_from_slice(key);
-                let meta = u32::try_from(key.len()).ok().filter(|&l| l <= JENTRY_OFFLENMASK)?;
+                let meta = u32::try_from(key.len())
+                    .ok()
+                    .filter(|&l| l <= JENTRY_OFFLENMASK)?;
                 set_entry(buf, entries, k, meta, &mut total)?;
             }
             for (k, &(_, v)) in pairs.iter().enumerate() {
@@ -553,14 +619,23 @@ fn write_value(buf: &mut Vec<u8>, doc: &Doc, i: usize) -> Option<u32> {
 /// JB_OFFSET_STRIDE-th child) the end offset of the children so far, kept
 /// in `total`.
 fn set_entry(buf: &mut [u8], entries: usize, k: usize, meta: u32, total: &mut u32) -> Option<()> {
-    *total = total.checked_add(meta & JENTRY_OFFLENMASK).filter(|&t| t <= JENTRY_OFFLENMASK)?;
-    let meta = if k % JB_OFFSET_STRIDE == 0 { (meta & JENTRY_TYPEMASK) | *total | JENTRY_HAS_OFF } else { meta };
+    *total = total
+        .checked_add(meta & JENTRY_OFFLENMASK)
+        .filter(|&t| t <= JENTRY_OFFLENMASK)?;
+    let meta = if k % JB_OFFSET_STRIDE == 0 {
+        (meta & JENTRY_TYPEMASK) | *total | JENTRY_HAS_OFF
+    } else {
+        meta
+    };
     buf[entries + 4 * k..entries + 4 * k + 4].copy_from_slice(&meta.to_ne_bytes());
     Some(())
 }
 
 fn container_entry(len: usize) -> Option<u32> {
-    u32::try_from(len).ok().filter(|&l| l <= JENTRY_OFFLENMASK).map(|l| JENTRY_ISCONTAINER | l)
+    u32::try_from(len)
+        .ok()
+        .filter(|&l| l <= JENTRY_OFFLENMASK)
+        .map(|l| JENTRY_ISCONTAINER | l)
 }
 
 /// An integer as numeric_in makes it (short format, dscale 0): base-10000
@@ -578,7 +653,9 @@ fn write_numeric(buf: &mut Vec<u8>, neg: bool, digits: &[u8]) -> u32 {
     let mut at = 0;
     let mut len = first;
     while at < digits.len() {
-        store[count] = digits[at..at + len].iter().fold(0i16, |v, &c| v * 10 + (c - b'0') as i16);
+        store[count] = digits[at..at + len]
+            .iter()
+            .fold(0i16, |v, &c| v * 10 + (c - b'0') as i16);
         count += 1;
         at += len;
         len = 4;
@@ -595,10 +672,15 @@ fn write_numeric(buf: &mut Vec<u8>, neg: bool, digits: &[u8]) -> u32 {
         end -= 1;
     }
     let groups = &groups[lead..end];
-    let (neg, weight) = if groups.is_empty() { (false, 0) } else { (neg, weight) };
+    let (neg, weight) = if groups.is_empty() {
+        (false, 0)
+    } else {
+        (neg, weight)
+    };
     let size = 4 + 2 + 2 * groups.len() as u32;
     buf.extend_from_slice(&varlena_header(size));
-    let header = NUMERIC_SHORT | if neg { NUMERIC_SHORT_SIGN_MASK } else { 0 } | (weight as u16 & 0x003F);
+    let header =
+        NUMERIC_SHORT | if neg { NUMERIC_SHORT_SIGN_MASK } else { 0 } | (weight as u16 & 0x003F);
     buf.extend_from_slice(&header.to_ne_bytes());
     for g in groups {
         buf.extend_from_slice(&g.to_ne_bytes());
@@ -640,7 +722,9 @@ fn varlena_len(b: &[u8], min: usize) -> Option<usize> {
 }
 
 fn read_u32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_ne_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn int_align(n: usize) -> usize {
@@ -648,7 +732,12 @@ fn int_align(n: usize) -> usize {
 }
 
 /// Writes the container at the start of `c` (an int-aligned slice).
-fn write_container<'a>(c: &'a [u8], out: &mut Vec<u8>, mut top: Option<&mut dyn FnMut(&'a [u8])>, depth: usize) -> Option<()> {
+fn write_container<'a>(
+    c: &'a [u8],
+    out: &mut Vec<u8>,
+    mut top: Option<&mut dyn FnMut(&'a [u8])>,
+    depth: usize,
+) -> Option<()> {
     if depth > MAX_DEPTH * 4 {
         return None;
     }
@@ -667,7 +756,11 @@ fn write_container<'a>(c: &'a [u8], out: &mut Vec<u8>, mut top: Option<&mut dyn 
     let mut off = 0usize;
     for i in 0..children {
         let e = read_u32(c, entries + 4 * i)?;
-        let end = if e & JENTRY_HAS_OFF != 0 { (e & JENTRY_OFFLENMASK) as usize } else { off + (e & JENTRY_OFFLENMASK) as usize };
+        let end = if e & JENTRY_HAS_OFF != 0 {
+            (e & JENTRY_OFFLENMASK) as usize
+        } else {
+            off + (e & JENTRY_OFFLENMASK) as usize
+        };
         spans.push((e & JENTRY_TYPEMASK, off, end.checked_sub(off)?));
         off = end;
     }
@@ -707,14 +800,23 @@ fn write_container<'a>(c: &'a [u8], out: &mut Vec<u8>, mut top: Option<&mut dyn 
 
 /// Writes one child: `b` its bytes (padding included), `at` where they
 /// start in `c`, whose alignment numerics and containers rely on.
-fn write_scalar(t: u32, b: &[u8], at: usize, c: &[u8], out: &mut Vec<u8>, depth: usize) -> Option<()> {
+fn write_scalar(
+    t: u32,
+    b: &[u8],
+    at: usize,
+    c: &[u8],
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Option<()> {
     match t {
         0 => escape_string(b, out),
         JENTRY_ISNULL => out.extend_from_slice(b"null"),
         JENTRY_ISBOOL_TRUE => out.extend_from_slice(b"true"),
         JENTRY_ISBOOL_FALSE => out.extend_from_slice(b"false"),
         JENTRY_ISNUMERIC => write_numeric_text(c.get(int_align(at)..at + b.len())?, out)?,
-        JENTRY_ISCONTAINER => write_container(c.get(int_align(at)..at + b.len())?, out, None, depth + 1)?,
+        JENTRY_ISCONTAINER => {
+            write_container(c.get(int_align(at)..at + b.len())?, out, None, depth + 1)?
+        }
         _ => return None,
     }
     Some(())
@@ -752,7 +854,14 @@ fn escape_string(b: &[u8], out: &mut Vec<u8>) {
             b'\t' => out.extend_from_slice(b"\\t"),
             c => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(c >> 4) as usize],
+                    HEX[(c & 15) as usize],
+                ]);
             }
         }
         start = i + 1;
@@ -773,11 +882,25 @@ fn write_numeric_text(v: &[u8], out: &mut Vec<u8>) -> Option<()> {
     let n = v.get(hdr..len)?;
     let w0 = u16::from_ne_bytes(n.get(..2)?.try_into().ok()?);
     let (neg, dscale, weight, digits) = if w0 & 0xC000 == NUMERIC_SHORT {
-        let weight = if w0 & 0x0040 != 0 { (w0 & 0x003F) as i32 - 64 } else { (w0 & 0x003F) as i32 };
-        (w0 & NUMERIC_SHORT_SIGN_MASK != 0, ((w0 & 0x1F80) >> 7) as usize, weight, n.get(2..)?)
+        let weight = if w0 & 0x0040 != 0 {
+            (w0 & 0x003F) as i32 - 64
+        } else {
+            (w0 & 0x003F) as i32
+        };
+        (
+            w0 & NUMERIC_SHORT_SIGN_MASK != 0,
+            ((w0 & 0x1F80) >> 7) as usize,
+            weight,
+            n.get(2..)?,
+        )
     } else if w0 & 0xC000 == 0 || w0 & 0xC000 == 0x4000 {
         let weight = i16::from_ne_bytes(n.get(2..4)?.try_into().ok()?) as i32;
-        (w0 & 0xC000 == 0x4000, (w0 & 0x3FFF) as usize, weight, n.get(4..)?)
+        (
+            w0 & 0xC000 == 0x4000,
+            (w0 & 0x3FFF) as usize,
+            weight,
+            n.get(4..)?,
+        )
     } else {
         return None; // NaN / infinities cannot be in a jsonb
     };
@@ -794,7 +917,14 @@ fn write_numeric_text(v: &[u8], out: &mut Vec<u8>) -> Option<()> {
         (0..10_000).contains(&d).then_some(d as u16)
     };
     // Four decimal digits of a base-10000 digit.
-    let four = |d: u16| -> [u8; 4] { [b'0' + (d / 1000) as u8, b'0' + (d / 100 % 10) as u8, b'0' + (d / 10 % 10) as u8, b'0' + (d % 10) as u8] };
+    let four = |d: u16| -> [u8; 4] {
+        [
+            b'0' + (d / 1000) as u8,
+            b'0' + (d / 100 % 10) as u8,
+            b'0' + (d / 10 % 10) as u8,
+            b'0' + (d % 10) as u8,
+        ]
+    };
     if neg && nd > 0 {
         out.push(b'-');
     }
@@ -866,7 +996,10 @@ mod tests {
         assert_eq!(u16::from_ne_bytes([zero[4], zero[5]]), NUMERIC_SHORT);
         let mut neg = Vec::new();
         write_numeric(&mut neg, true, b"10000");
-        assert_eq!(u16::from_ne_bytes([neg[4], neg[5]]), NUMERIC_SHORT | NUMERIC_SHORT_SIGN_MASK | 1);
+        assert_eq!(
+            u16::from_ne_bytes([neg[4], neg[5]]),
+            NUMERIC_SHORT | NUMERIC_SHORT_SIGN_MASK | 1
+        );
         assert_eq!(neg.len(), 8);
     }
 
@@ -913,7 +1046,14 @@ mod tests {
         assert_eq!(e.top.aud().collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(e.top.string("iss"), Some(Some("i")));
         assert_eq!(e.top.string("email"), None);
-        assert_eq!(encode_claims(br#"{"aud": "x"}"#).unwrap().top.aud().collect::<Vec<_>>(), ["x"]);
+        assert_eq!(
+            encode_claims(br#"{"aud": "x"}"#)
+                .unwrap()
+                .top
+                .aud()
+                .collect::<Vec<_>>(),
+            ["x"]
+        );
         // Strings inside nested values of an aud array are not aud values.
         let nested = encode_claims(br#"{"aud": [["x"], {"k": "y"}, "z"]}"#).unwrap();
         assert_eq!(nested.top.aud().collect::<Vec<_>>(), ["z"]);

@@ -38,7 +38,11 @@ pub struct Decoded {
 /// Branch-free over the whole segment, so the compiler vectorises it.
 fn is_b64url(s: &str) -> bool {
     s.bytes().fold(true, |ok, b| {
-        ok & (b.is_ascii_lowercase() | b.is_ascii_uppercase() | b.is_ascii_digit() | (b == b'-') | (b == b'_'))
+        ok & (b.is_ascii_lowercase()
+            | b.is_ascii_uppercase()
+            | b.is_ascii_digit()
+            | (b == b'-')
+            | (b == b'_'))
     })
 }
 
@@ -68,15 +72,21 @@ pub fn split(token: &str) -> Result<Parts<'_>> {
         return Err(IdentityError::invalid("token is empty"));
     }
     if token.len() > MAX_TOKEN_BYTES {
-        return Err(IdentityError::invalid("token is too large")
-            .detail(format!("{} bytes, the limit is {MAX_TOKEN_BYTES}", token.len())));
+        return Err(IdentityError::invalid("token is too large").detail(format!(
+            "{} bytes, the limit is {MAX_TOKEN_BYTES}",
+            token.len()
+        )));
     }
     let parts_error = || parts_error(token);
     // The first and the last dot, by plain loops: both are near the ends
     // (core's memchr costs more to set up than these scans).
     let b = token.as_bytes();
     let first = b.iter().position(|&c| c == b'.').ok_or_else(parts_error)?;
-    let last = b.iter().rposition(|&c| c == b'.').filter(|&l| l > first).ok_or_else(parts_error)?;
+    let last = b
+        .iter()
+        .rposition(|&c| c == b'.')
+        .filter(|&l| l > first)
+        .ok_or_else(parts_error)?;
     let (h, p, s) = (&token[..first], &token[first + 1..last], &token[last + 1..]);
     // A third dot: for our HS256 header found by decoding the payload, which
     // every reader of it does (`b64` and `malformed` say why); for any
@@ -93,12 +103,17 @@ pub fn split(token: &str) -> Result<Parts<'_>> {
     if h.is_empty() || p.is_empty() {
         return Err(IdentityError::invalid("token is malformed").detail("empty header or payload"));
     }
-    Ok(Parts { header_b64: h, payload_b64: p, signature_b64: s })
+    Ok(Parts {
+        header_b64: h,
+        payload_b64: p,
+        signature_b64: s,
+    })
 }
 
 fn parts_error(token: &str) -> IdentityError {
     let n = token.matches('.').count() + 1;
-    IdentityError::invalid("token is malformed").detail(format!("expected 3 dot-separated parts, found {n}"))
+    IdentityError::invalid("token is malformed")
+        .detail(format!("expected 3 dot-separated parts, found {n}"))
 }
 
 fn b64(name: &'static str, seg: &str) -> Result<Vec<u8>> {
@@ -108,8 +123,10 @@ fn b64(name: &'static str, seg: &str) -> Result<Vec<u8>> {
 /// Why `seg` does not decode: a dot in it means more than three parts.
 fn malformed(name: &'static str, seg: &str) -> IdentityError {
     if seg.contains('.') {
-        return IdentityError::invalid("token is malformed")
-            .detail(format!("expected 3 dot-separated parts, found {}", seg.matches('.').count() + 3));
+        return IdentityError::invalid("token is malformed").detail(format!(
+            "expected 3 dot-separated parts, found {}",
+            seg.matches('.').count() + 3
+        ));
     }
     IdentityError::invalid("token is malformed").detail(format!("{name} is not valid base64url"))
 }
@@ -150,7 +167,11 @@ mod tests {
 
     #[test]
     fn decodes_header_payload_and_signature() {
-        let t = token(r#"{"alg":"HS256","typ":"JWT"}"#, r#"{"sub":"u1","exp":10}"#, "sig");
+        let t = token(
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            r#"{"sub":"u1","exp":10}"#,
+            "sig",
+        );
         let d = decode(&t).unwrap();
         assert_eq!(d.header["alg"], "HS256");
         assert_eq!(d.payload["sub"], "u1");
@@ -162,7 +183,10 @@ mod tests {
     fn signing_input_is_header_dot_payload() {
         let t = token(r#"{"alg":"HS256"}"#, r#"{}"#, "x");
         let p = split(&t).unwrap();
-        assert_eq!(p.signing_input(&t), format!("{}.{}", enc(r#"{"alg":"HS256"}"#), enc("{}")));
+        assert_eq!(
+            p.signing_input(&t),
+            format!("{}.{}", enc(r#"{"alg":"HS256"}"#), enc("{}"))
+        );
     }
 
     #[test]
@@ -171,7 +195,11 @@ mod tests {
             let e = decode(t).unwrap_err();
             assert_eq!(e.sqlstate(), "22023", "{t}");
         }
-        assert!(decode("a.b").unwrap_err().detail.unwrap().contains("found 2"));
+        assert!(decode("a.b")
+            .unwrap_err()
+            .detail
+            .unwrap()
+            .contains("found 2"));
     }
 
     /// A third dot is reported as such whichever header the token has: for
@@ -179,15 +207,33 @@ mod tests {
     #[test]
     fn extra_dots_are_reported_as_parts_for_every_header() {
         let p = enc(r#"{"exp":1}"#);
-        for h in [HS256_HEADER_B64.to_string(), enc(r#"{"alg":"HS256","kid":"k"}"#), "a".into()] {
+        for h in [
+            HS256_HEADER_B64.to_string(),
+            enc(r#"{"alg":"HS256","kid":"k"}"#),
+            "a".into(),
+        ] {
             for t in [format!("{h}.{p}.{p}.sig"), format!("{h}.{p}..{p}.sig")] {
                 let dots = t.matches('.').count() + 1;
                 let e = decode(&t).unwrap_err();
-                assert_eq!(e.detail.unwrap(), format!("expected 3 dot-separated parts, found {dots}"), "{t}");
-                let cfg = VerifyConfig { now: 0, leeway: 0, audience: None, issuer: None };
+                assert_eq!(
+                    e.detail.unwrap(),
+                    format!("expected 3 dot-separated parts, found {dots}"),
+                    "{t}"
+                );
+                let cfg = VerifyConfig {
+                    now: 0,
+                    leeway: 0,
+                    audience: None,
+                    issuer: None,
+                };
                 let (checks, claims) = check_hs256(&t, b"0123456789abcdef0123456789abcdef", &cfg);
                 assert!(claims.is_none());
-                assert_eq!(checks[0].detail.as_deref(), Some(&*format!("token is malformed: expected 3 dot-separated parts, found {dots}")));
+                assert_eq!(
+                    checks[0].detail.as_deref(),
+                    Some(&*format!(
+                        "token is malformed: expected 3 dot-separated parts, found {dots}"
+                    ))
+                );
             }
         }
         // A payload with a character outside the alphabet, and no dot.
@@ -224,21 +270,33 @@ mod tests {
     #[test]
     fn rejects_padding_bad_alphabet_and_bad_json() {
         let h = enc(r#"{"alg":"HS256"}"#);
-        assert!(decode(&format!("{h}=.{h}.")).is_err(), "padding is not base64url");
-        assert!(decode(&format!("{h}.{h}+/.")).is_err(), "standard alphabet refused");
+        assert!(
+            decode(&format!("{h}=.{h}.")).is_err(),
+            "padding is not base64url"
+        );
+        assert!(
+            decode(&format!("{h}.{h}+/.")).is_err(),
+            "standard alphabet refused"
+        );
         let e = decode(&format!("{}.{h}.", enc("not json"))).unwrap_err();
         assert_eq!(e.detail.as_deref(), Some("header is not valid JSON"));
         let e = decode(&format!("{h}.{}.", enc("[1,2]"))).unwrap_err();
         assert_eq!(e.detail.as_deref(), Some("payload is not a JSON object"));
         // A 5-character segment is impossible base64 (1 dangling char mod 4).
         let e = decode(&format!("{h}.{h}.abcde")).unwrap_err();
-        assert_eq!(e.detail.as_deref(), Some("signature is not valid base64url"));
+        assert_eq!(
+            e.detail.as_deref(),
+            Some("signature is not valid base64url")
+        );
     }
 
     #[test]
     fn error_never_echoes_the_token() {
         let secretish = "eyJzZWNyZXQiOiJodW50ZXIyIn0";
-        for t in [format!("{secretish}.x"), format!("{secretish}.{secretish}.***")] {
+        for t in [
+            format!("{secretish}.x"),
+            format!("{secretish}.{secretish}.***"),
+        ] {
             let e = decode(&t).unwrap_err();
             assert!(!e.to_string().contains(secretish));
         }
@@ -310,7 +368,11 @@ impl Claims for Map<String, Value> {
             None => Ok(None),
             Some(v) => v
                 .as_i64()
-                .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64))
+                .or_else(|| {
+                    v.as_f64()
+                        .filter(|f| f.is_finite())
+                        .map(|f| f.floor() as i64)
+                })
                 .map(Some)
                 .ok_or(()),
         }
@@ -333,13 +395,17 @@ impl Claims for Map<String, Value> {
 /// left (a number beyond numeric's range, a lone surrogate escape) are
 /// reachable only by a holder of the secret, and then raise rather than pass.
 pub fn payload_is_jsonb_object(bytes: &[u8]) -> std::result::Result<(), &'static str> {
-    let trimmed = bytes.iter().position(|b| !b.is_ascii_whitespace()).map(|i| bytes[i]);
+    let trimmed = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| bytes[i]);
     if trimmed != Some(b'{') {
         return Err("payload is not a JSON object");
     }
     // jsonb_in trusts its input to be in the database encoding.
     std::str::from_utf8(bytes).map_err(|_| "payload is not valid UTF-8")?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|_| "payload is not valid JSON")?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map_err(|_| "payload is not valid JSON")?;
     if bytes.windows(6).any(|w| w == b"\\u0000") {
         return Err("payload contains \\u0000");
     }
@@ -469,8 +535,16 @@ pub fn check_with<C: Claims>(
         KeyChoice::Public(k) => k.alg().name(),
         KeyChoice::UnknownKid => unreachable!(),
     };
-    let alg = if header.is_none() { "HS256" } else { field("alg").and_then(Value::as_str).unwrap_or("") };
-    if !push("alg", alg == allowed, (alg != allowed).then(|| format!("alg {alg:?} is not allowed"))) {
+    let alg = if header.is_none() {
+        "HS256"
+    } else {
+        field("alg").and_then(Value::as_str).unwrap_or("")
+    };
+    if !push(
+        "alg",
+        alg == allowed,
+        (alg != allowed).then(|| format!("alg {alg:?} is not allowed")),
+    ) {
         return Ok((checks, None));
     }
     if field("crit").is_some() {
@@ -481,15 +555,25 @@ pub fn check_with<C: Claims>(
     let sig_ok = match &key {
         KeyChoice::Secret(mac) => {
             let mut sig = [0u8; 32];
-            super::b64::decode_into(parts.signature_b64.as_bytes(), &mut sig) && mac.verify(input, &sig)
+            super::b64::decode_into(parts.signature_b64.as_bytes(), &mut sig)
+                && mac.verify(input, &sig)
         }
-        KeyChoice::Public(k) => b64_decode(parts.signature_b64).is_some_and(|sig| k.verify(input, &sig)),
+        KeyChoice::Public(k) => {
+            b64_decode(parts.signature_b64).is_some_and(|sig| k.verify(input, &sig))
+        }
         KeyChoice::UnknownKid => false,
     };
-    if !push("signature", sig_ok, (!sig_ok).then(|| "bad signature".to_string())) {
+    if !push(
+        "signature",
+        sig_ok,
+        (!sig_ok).then(|| "bad signature".to_string()),
+    ) {
         return Ok((checks, None));
     }
-    let claims = match parse(Payload { json: &payload_bytes, jsonb }) {
+    let claims = match parse(Payload {
+        json: &payload_bytes,
+        jsonb,
+    }) {
         Ok(c) => c,
         Err(e) => {
             push("claims", false, Some(e));
@@ -509,10 +593,20 @@ pub fn claim_checks<C: Claims>(claims: &C, cfg: &VerifyConfig, checks: &mut Vec<
         pass
     };
     let mut all = true;
-    let (exp, nbf, iat) = match (claims.number("exp"), claims.number("nbf"), claims.number("iat")) {
+    let (exp, nbf, iat) = match (
+        claims.number("exp"),
+        claims.number("nbf"),
+        claims.number("iat"),
+    ) {
         (Ok(e), Ok(n), Ok(i)) => (e, n, i),
         (e, n, i) => {
-            let k = if e.is_err() { "exp" } else if n.is_err() { "nbf" } else { "iat" };
+            let k = if e.is_err() {
+                "exp"
+            } else if n.is_err() {
+                "nbf"
+            } else {
+                "iat"
+            };
             let _ = i;
             push("claims", false, Some(format!("{k} is not a number")));
             return false;
@@ -520,7 +614,11 @@ pub fn claim_checks<C: Claims>(claims: &C, cfg: &VerifyConfig, checks: &mut Vec<
     };
     all &= match exp {
         None => push("exp", false, Some("no exp claim".into())),
-        Some(exp) => push("exp", cfg.now < exp.saturating_add(cfg.leeway), (cfg.now >= exp.saturating_add(cfg.leeway)).then(|| "expired".into())),
+        Some(exp) => push(
+            "exp",
+            cfg.now < exp.saturating_add(cfg.leeway),
+            (cfg.now >= exp.saturating_add(cfg.leeway)).then(|| "expired".into()),
+        ),
     };
     if let Some(nbf) = nbf {
         let ok = cfg.now.saturating_add(cfg.leeway) >= nbf;
@@ -532,21 +630,38 @@ pub fn claim_checks<C: Claims>(claims: &C, cfg: &VerifyConfig, checks: &mut Vec<
     }
     if let Some(want) = cfg.audience {
         let ok = claims.aud_contains(want);
-        all &= push("aud", ok, (!ok).then(|| format!("wrong aud (expected {want:?})")));
+        all &= push(
+            "aud",
+            ok,
+            (!ok).then(|| format!("wrong aud (expected {want:?})")),
+        );
     }
     if let Some(want) = cfg.issuer {
         let ok = claims.string("iss") == Some(want);
-        all &= push("iss", ok, (!ok).then(|| format!("wrong iss (expected {want:?})")));
+        all &= push(
+            "iss",
+            ok,
+            (!ok).then(|| format!("wrong iss (expected {want:?})")),
+        );
     }
     all
 }
 
 /// `check_with` for HS256 only, over a serde map (unit tests).
-pub fn check_hs256(token: &str, secret: &[u8], cfg: &VerifyConfig) -> (Vec<Check>, Option<Map<String, Value>>) {
-    check_with(token, cfg, |_| Ok(KeyChoice::Secret(HmacKey::new(secret))), |p| match serde_json::from_slice::<Value>(p.json) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err("payload is not a JSON object".to_string()),
-    })
+pub fn check_hs256(
+    token: &str,
+    secret: &[u8],
+    cfg: &VerifyConfig,
+) -> (Vec<Check>, Option<Map<String, Value>>) {
+    check_with(
+        token,
+        cfg,
+        |_| Ok(KeyChoice::Secret(HmacKey::new(secret))),
+        |p| match serde_json::from_slice::<Value>(p.json) {
+            Ok(Value::Object(m)) => Ok(m),
+            _ => Err("payload is not a JSON object".to_string()),
+        },
+    )
     .expect("the secret resolver does not fail")
 }
 
@@ -577,7 +692,10 @@ pub fn sign_with_key<R: rand::RngCore + rand::CryptoRng>(
 pub fn first_refusal(checks: &[Check]) -> Option<Refusal> {
     checks.iter().find(|c| !c.pass).map(|c| Refusal {
         check: c.name,
-        reason: c.detail.clone().unwrap_or_else(|| format!("{} check failed", c.name)),
+        reason: c
+            .detail
+            .clone()
+            .unwrap_or_else(|| format!("{} check failed", c.name)),
     })
 }
 
@@ -595,7 +713,11 @@ pub struct Standard<'a> {
 
 impl Standard<'_> {
     fn claims(&self) -> Vec<(&'static str, Value)> {
-        let mut c = vec![("iat", Value::from(self.now)), ("exp", Value::from(self.now + self.ttl)), ("jti", Value::from(self.jti))];
+        let mut c = vec![
+            ("iat", Value::from(self.now)),
+            ("exp", Value::from(self.now + self.ttl)),
+            ("jti", Value::from(self.jti)),
+        ];
         c.extend(self.issuer.map(|iss| ("iss", Value::from(iss))));
         c.extend(self.audience.map(|aud| ("aud", Value::from(aud))));
         c
@@ -617,7 +739,12 @@ pub const HS256_HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 /// `present` reports absent are appended, with the same values
 /// `Standard` gives, and the text is signed as is (no parse,
 /// no re-serialisation).
-pub fn sign_hs256_json(mut payload: Vec<u8>, present: &dyn Fn(&str) -> bool, key: &HmacKey, standard: &Standard) -> String {
+pub fn sign_hs256_json(
+    mut payload: Vec<u8>,
+    present: &dyn Fn(&str) -> bool,
+    key: &HmacKey,
+    standard: &Standard,
+) -> String {
     debug_assert!(payload.first() == Some(&b'{') && payload.last() == Some(&b'}'));
     payload.pop();
     for (k, v) in standard.claims() {
@@ -649,7 +776,12 @@ mod hs256_tests {
     const NOW: i64 = 1_800_000_000;
 
     fn cfg() -> VerifyConfig<'static> {
-        VerifyConfig { now: NOW, leeway: 30, audience: Some("authenticated"), issuer: None }
+        VerifyConfig {
+            now: NOW,
+            leeway: 30,
+            audience: Some("authenticated"),
+            issuer: None,
+        }
     }
 
     fn claims(v: Value) -> Map<String, Value> {
@@ -657,22 +789,54 @@ mod hs256_tests {
     }
 
     fn sign(c: Value) -> String {
-        sign_hs256(claims(c), &HmacKey::new(SECRET), &Standard { now: NOW, ttl: 3600, jti: "jti-1", issuer: None, audience: Some("authenticated") })
+        sign_hs256(
+            claims(c),
+            &HmacKey::new(SECRET),
+            &Standard {
+                now: NOW,
+                ttl: 3600,
+                jti: "jti-1",
+                issuer: None,
+                audience: Some("authenticated"),
+            },
+        )
     }
 
     #[test]
     fn the_text_signer_fills_and_signs_like_the_map_signer() {
-        for c in [json!({}), json!({"sub": "u", "iat": 5}), json!({"a": [1, {"b": "\"é"}], "aud": "x", "exp": 1800000100, "jti": "j", "iss": "me"})] {
+        for c in [
+            json!({}),
+            json!({"sub": "u", "iat": 5}),
+            json!({"a": [1, {"b": "\"é"}], "aud": "x", "exp": 1800000100, "jti": "j", "iss": "me"}),
+        ] {
             let text = serde_json::to_vec(&c).unwrap();
             let m = claims(c);
-            let std = Standard { now: NOW, ttl: 60, jti: "jti-1", issuer: Some("iss-1"), audience: Some("aud-1") };
-            let via_text = sign_hs256_json(text, &|k| m.contains_key(k), &HmacKey::new(SECRET), &std);
+            let std = Standard {
+                now: NOW,
+                ttl: 60,
+                jti: "jti-1",
+                issuer: Some("iss-1"),
+                audience: Some("aud-1"),
+            };
+            let via_text =
+                sign_hs256_json(text, &|k| m.contains_key(k), &HmacKey::new(SECRET), &std);
             let via_map = sign_hs256(m.clone(), &HmacKey::new(SECRET), &std);
-            assert_eq!(decode(&via_text).unwrap().payload, decode(&via_map).unwrap().payload);
-            let cfg = VerifyConfig { audience: None, ..cfg() };
-            assert!(check_hs256(&via_text, SECRET, &cfg).1.is_some(), "{via_text}");
+            assert_eq!(
+                decode(&via_text).unwrap().payload,
+                decode(&via_map).unwrap().payload
+            );
+            let cfg = VerifyConfig {
+                audience: None,
+                ..cfg()
+            };
+            assert!(
+                check_hs256(&via_text, SECRET, &cfg).1.is_some(),
+                "{via_text}"
+            );
         }
-        assert!(URL_SAFE_NO_PAD.decode(HS256_HEADER_B64).unwrap() == br#"{"alg":"HS256","typ":"JWT"}"#);
+        assert!(
+            URL_SAFE_NO_PAD.decode(HS256_HEADER_B64).unwrap() == br#"{"alg":"HS256","typ":"JWT"}"#
+        );
     }
 
     fn refusal(token: &str, cfg: &VerifyConfig) -> Option<String> {
@@ -709,17 +873,61 @@ mod hs256_tests {
     #[test]
     fn each_refusal_reason() {
         let c = cfg();
-        assert_eq!(refusal(&sign(json!({"exp": NOW - 31})), &c).as_deref(), Some("expired"));
-        assert_eq!(refusal(&sign(json!({"exp": NOW - 29})), &c), None, "within leeway");
-        assert_eq!(refusal(&sign(json!({"nbf": NOW + 31})), &c).as_deref(), Some("not yet valid"));
-        assert_eq!(refusal(&sign(json!({"iat": NOW + 31})), &c).as_deref(), Some("issued in the future"));
-        assert!(refusal(&sign(json!({"aud": "other"})), &c).unwrap().starts_with("wrong aud"));
-        assert_eq!(refusal(&sign(json!({"aud": ["x", "authenticated"]})), &c), None);
-        let with_iss = VerifyConfig { issuer: Some("https://issuer"), ..cfg() };
-        assert!(refusal(&sign(json!({})), &with_iss).unwrap().starts_with("wrong iss"));
-        let t = sign_hs256(Map::new(), &HmacKey::new(SECRET), &Standard { now: NOW, ttl: 60, jti: "j", issuer: Some("https://issuer"), audience: None });
-        assert_eq!(refusal(&t, &VerifyConfig { audience: None, ..with_iss }), None);
-        assert!(refusal(&sign(json!({"exp": "soon"})), &c).unwrap().contains("exp is not a number"));
+        assert_eq!(
+            refusal(&sign(json!({"exp": NOW - 31})), &c).as_deref(),
+            Some("expired")
+        );
+        assert_eq!(
+            refusal(&sign(json!({"exp": NOW - 29})), &c),
+            None,
+            "within leeway"
+        );
+        assert_eq!(
+            refusal(&sign(json!({"nbf": NOW + 31})), &c).as_deref(),
+            Some("not yet valid")
+        );
+        assert_eq!(
+            refusal(&sign(json!({"iat": NOW + 31})), &c).as_deref(),
+            Some("issued in the future")
+        );
+        assert!(refusal(&sign(json!({"aud": "other"})), &c)
+            .unwrap()
+            .starts_with("wrong aud"));
+        assert_eq!(
+            refusal(&sign(json!({"aud": ["x", "authenticated"]})), &c),
+            None
+        );
+        let with_iss = VerifyConfig {
+            issuer: Some("https://issuer"),
+            ..cfg()
+        };
+        assert!(refusal(&sign(json!({})), &with_iss)
+            .unwrap()
+            .starts_with("wrong iss"));
+        let t = sign_hs256(
+            Map::new(),
+            &HmacKey::new(SECRET),
+            &Standard {
+                now: NOW,
+                ttl: 60,
+                jti: "j",
+                issuer: Some("https://issuer"),
+                audience: None,
+            },
+        );
+        assert_eq!(
+            refusal(
+                &t,
+                &VerifyConfig {
+                    audience: None,
+                    ..with_iss
+                }
+            ),
+            None
+        );
+        assert!(refusal(&sign(json!({"exp": "soon"})), &c)
+            .unwrap()
+            .contains("exp is not a number"));
     }
 
     #[test]
@@ -729,7 +937,10 @@ mod hs256_tests {
         let input = format!("{h}.{p}");
         let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
         mac.update(input.as_bytes());
-        let t = format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
+        let t = format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        );
         assert_eq!(refusal(&t, &cfg()).as_deref(), Some("no exp claim"));
     }
 
@@ -740,7 +951,10 @@ mod hs256_tests {
         for alg in ["none", "None", "HS384", "RS256", "ES256", "EdDSA", ""] {
             let h = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}"}}"#));
             let t = format!("{h}.{p}.");
-            assert!(refusal(&t, &cfg()).unwrap().contains("is not allowed"), "{alg}");
+            assert!(
+                refusal(&t, &cfg()).unwrap().contains("is not allowed"),
+                "{alg}"
+            );
         }
     }
 
@@ -748,37 +962,80 @@ mod hs256_tests {
     fn tampering_and_truncation_are_refused() {
         let t = sign(json!({"sub": "u1", "role": "user"}));
         let parts: Vec<&str> = t.split('.').collect();
-        let forged = URL_SAFE_NO_PAD.encode(br#"{"sub":"u1","role":"admin","exp":9999999999,"aud":"authenticated"}"#);
+        let forged = URL_SAFE_NO_PAD
+            .encode(br#"{"sub":"u1","role":"admin","exp":9999999999,"aud":"authenticated"}"#);
         for bad in [
             format!("{}.{}.{}", parts[0], forged, parts[2]),
             format!("{}.{}.", parts[0], parts[1]),
-            format!("{}.{}.{}", parts[0], parts[1], &parts[2][..parts[2].len() - 2]),
-            format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","kid":"x"}"#), parts[1], parts[2]),
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                parts[1],
+                &parts[2][..parts[2].len() - 2]
+            ),
+            format!(
+                "{}.{}.{}",
+                URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","kid":"x"}"#),
+                parts[1],
+                parts[2]
+            ),
         ] {
-            assert_eq!(refusal(&bad, &cfg()).as_deref(), Some("bad signature"), "{bad}");
+            assert_eq!(
+                refusal(&bad, &cfg()).as_deref(),
+                Some("bad signature"),
+                "{bad}"
+            );
         }
         let (checks, _) = check_hs256(&t, b"another-secret-another-secret-xx", &cfg());
-        assert_eq!(first_refusal(&checks).map(|r| r.reason).as_deref(), Some("bad signature"));
+        assert_eq!(
+            first_refusal(&checks).map(|r| r.reason).as_deref(),
+            Some("bad signature")
+        );
     }
 
     #[test]
     fn explain_lists_every_check() {
         let t = sign(json!({"nbf": NOW, "iat": NOW}));
-        let (checks, _) = check_hs256(&t, SECRET, &VerifyConfig { issuer: Some("i"), ..cfg() });
+        let (checks, _) = check_hs256(
+            &t,
+            SECRET,
+            &VerifyConfig {
+                issuer: Some("i"),
+                ..cfg()
+            },
+        );
         let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
-        assert_eq!(names, ["format", "alg", "signature", "exp", "nbf", "iat", "aud", "iss"]);
+        assert_eq!(
+            names,
+            [
+                "format",
+                "alg",
+                "signature",
+                "exp",
+                "nbf",
+                "iat",
+                "aud",
+                "iss"
+            ]
+        );
         assert_eq!(checks.iter().filter(|c| !c.pass).count(), 1);
     }
 
-    fn asym_refusal(token: &str, vk: &std::rc::Rc<crate::keys::VerifyingKey>, kid: &str) -> Option<String> {
+    fn asym_refusal(
+        token: &str,
+        vk: &std::rc::Rc<crate::keys::VerifyingKey>,
+        kid: &str,
+    ) -> Option<String> {
         let (checks, _) = check_with(
             token,
             &cfg(),
-            |k| Ok(match k {
-                Some(k) if k == kid => KeyChoice::Public(vk.clone()),
-                Some(_) => KeyChoice::UnknownKid,
-                None => KeyChoice::Secret(HmacKey::new(SECRET)),
-            }),
+            |k| {
+                Ok(match k {
+                    Some(k) if k == kid => KeyChoice::Public(vk.clone()),
+                    Some(_) => KeyChoice::UnknownKid,
+                    None => KeyChoice::Secret(HmacKey::new(SECRET)),
+                })
+            },
             |p| serde_json::from_slice::<Map<String, Value>>(p.json).map_err(|e| e.to_string()),
         )
         .unwrap();
@@ -795,17 +1052,36 @@ mod hs256_tests {
             let (der, jwk) = generate(alg, "k1", &mut rng);
             let sk = SigningKey::from_pkcs8(alg, &der).unwrap();
             let vk = std::rc::Rc::new(VerifyingKey::from_jwk(alg, &jwk).unwrap());
-            let std = Standard { now: NOW, ttl: 60, jti: "j", issuer: None, audience: Some("authenticated") };
+            let std = Standard {
+                now: NOW,
+                ttl: 60,
+                jti: "j",
+                issuer: None,
+                audience: Some("authenticated"),
+            };
             let t = sign_with_key(claims(json!({"sub": "u"})), &sk, alg, "k1", &std, &mut rng);
             assert_eq!(asym_refusal(&t, &vk, "k1"), None, "{alg:?}");
             assert_eq!(decode(&t).unwrap().header["kid"], "k1");
-            assert_eq!(asym_refusal(&t, &vk, "other").as_deref(), Some("unknown kid"));
+            assert_eq!(
+                asym_refusal(&t, &vk, "other").as_deref(),
+                Some("unknown kid")
+            );
             // The same token with its header's alg changed: refused before any signature math.
             let p: Vec<&str> = t.split('.').collect();
-            for forged_alg in ["HS256", "none", "ES384", if alg == Alg::Es256 { "EdDSA" } else { "ES256" }] {
+            for forged_alg in [
+                "HS256",
+                "none",
+                "ES384",
+                if alg == Alg::Es256 { "EdDSA" } else { "ES256" },
+            ] {
                 let h = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{forged_alg}","kid":"k1"}}"#));
                 let forged = format!("{h}.{}.{}", p[1], p[2]);
-                assert!(asym_refusal(&forged, &vk, "k1").unwrap().contains("is not allowed"), "{alg:?} as {forged_alg}");
+                assert!(
+                    asym_refusal(&forged, &vk, "k1")
+                        .unwrap()
+                        .contains("is not allowed"),
+                    "{alg:?} as {forged_alg}"
+                );
             }
         }
     }
@@ -823,8 +1099,14 @@ mod hs256_tests {
         let pl = URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{},"aud":"authenticated"}}"#, NOW + 60));
         let mut mac = Hmac::<Sha256>::new_from_slice(&public_text).unwrap();
         mac.update(format!("{h}.{pl}").as_bytes());
-        let t = format!("{h}.{pl}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
-        assert_eq!(asym_refusal(&t, &vk, "k1").as_deref(), Some(r#"alg "HS256" is not allowed"#));
+        let t = format!(
+            "{h}.{pl}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        );
+        assert_eq!(
+            asym_refusal(&t, &vk, "k1").as_deref(),
+            Some(r#"alg "HS256" is not allowed"#)
+        );
     }
 
     #[test]
@@ -835,7 +1117,10 @@ mod hs256_tests {
         // Surrogate pairs, as Python's json.dumps writes emoji, pass.
         assert!(payload_is_jsonb_object(br#"{"a": "\ud83d\ude00"}"#).is_ok());
         assert!(payload_is_jsonb_object(b"{\"a\": 1} trailing").is_err());
-        assert_eq!(payload_is_jsonb_object(b"{\"a\": \"\xff\"}"), Err("payload is not valid UTF-8"));
+        assert_eq!(
+            payload_is_jsonb_object(b"{\"a\": \"\xff\"}"),
+            Err("payload is not valid UTF-8")
+        );
     }
 
     proptest::proptest! {

@@ -39,7 +39,11 @@ fn b64(b: &[u8]) -> String {
 }
 
 /// A new key pair: PKCS#8 DER of the private key, and the public JWK.
-pub fn generate<R: RngCore + CryptoRng>(alg: Alg, kid: &str, rng: &mut R) -> (Vec<u8>, Map<String, Value>) {
+pub fn generate<R: RngCore + CryptoRng>(
+    alg: Alg,
+    kid: &str,
+    rng: &mut R,
+) -> (Vec<u8>, Map<String, Value>) {
     use p256::pkcs8::EncodePrivateKey;
     let (der, mut jwk) = match alg {
         Alg::Es256 => {
@@ -51,7 +55,8 @@ pub fn generate<R: RngCore + CryptoRng>(alg: Alg, kid: &str, rng: &mut R) -> (Ve
         }
         Alg::EdDsa => {
             let sk = ed25519_dalek::SigningKey::generate(rng);
-            let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(sk.verifying_key().as_bytes())});
+            let jwk =
+                json!({"kty": "OKP", "crv": "Ed25519", "x": b64(sk.verifying_key().as_bytes())});
             (sk.to_pkcs8_der().expect("pkcs8").as_bytes().to_vec(), jwk)
         }
         Alg::Rs256 => {
@@ -80,8 +85,12 @@ impl SigningKey {
         use p256::pkcs8::DecodePrivateKey;
         let bad = || IdentityError::not_configured("signing key is corrupt");
         Ok(match alg {
-            Alg::Es256 => SigningKey::Es256(p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|_| bad())?),
-            Alg::EdDsa => SigningKey::EdDsa(ed25519_dalek::SigningKey::from_pkcs8_der(der).map_err(|_| bad())?),
+            Alg::Es256 => {
+                SigningKey::Es256(p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|_| bad())?)
+            }
+            Alg::EdDsa => SigningKey::EdDsa(
+                ed25519_dalek::SigningKey::from_pkcs8_der(der).map_err(|_| bad())?,
+            ),
             Alg::Rs256 => SigningKey::Rs256(Box::new(rsa::pkcs1v15::SigningKey::new(
                 rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|_| bad())?,
             ))),
@@ -109,14 +118,22 @@ pub enum VerifyingKey {
     /// Uncompressed SEC1 point (validated on the curve at parse time).
     Es256(Vec<u8>),
     /// Modulus and exponent, big-endian (validated at parse time).
-    Rs256 { n: Vec<u8>, e: Vec<u8> },
+    Rs256 {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
     EdDsa(ed25519_dalek::VerifyingKey),
 }
 
 impl VerifyingKey {
     pub fn from_jwk(alg: Alg, jwk: &Map<String, Value>) -> Result<VerifyingKey> {
         let bad = || IdentityError::not_configured("signing key's public JWK is corrupt");
-        let field = |k: &str| jwk.get(k).and_then(Value::as_str).and_then(|s| URL_SAFE_NO_PAD.decode(s).ok()).ok_or_else(bad);
+        let field = |k: &str| {
+            jwk.get(k)
+                .and_then(Value::as_str)
+                .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
+                .ok_or_else(bad)
+        };
         Ok(match alg {
             Alg::Es256 => {
                 let (x, y) = (field("x")?, field("y")?);
@@ -141,7 +158,11 @@ impl VerifyingKey {
             }
             Alg::Rs256 => {
                 let (n, e) = (field("n")?, field("e")?);
-                rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(&n), rsa::BigUint::from_bytes_be(&e)).map_err(|_| bad())?;
+                rsa::RsaPublicKey::new(
+                    rsa::BigUint::from_bytes_be(&n),
+                    rsa::BigUint::from_bytes_be(&e),
+                )
+                .map_err(|_| bad())?;
                 VerifyingKey::Rs256 { n, e }
             }
         })
@@ -161,14 +182,15 @@ impl VerifyingKey {
         use ring::signature as rs;
         match self {
             VerifyingKey::Es256(sec1) => {
-                rs::UnparsedPublicKey::new(&rs::ECDSA_P256_SHA256_FIXED, sec1).verify(input, sig).is_ok()
+                rs::UnparsedPublicKey::new(&rs::ECDSA_P256_SHA256_FIXED, sec1)
+                    .verify(input, sig)
+                    .is_ok()
             }
-            VerifyingKey::Rs256 { n, e } => {
-                rs::RsaPublicKeyComponents { n, e }.verify(&rs::RSA_PKCS1_2048_8192_SHA256, input, sig).is_ok()
-            }
-            VerifyingKey::EdDsa(k) => {
-                ed25519_dalek::Signature::from_slice(sig).is_ok_and(|s| k.verify_strict(input, &s).is_ok())
-            }
+            VerifyingKey::Rs256 { n, e } => rs::RsaPublicKeyComponents { n, e }
+                .verify(&rs::RSA_PKCS1_2048_8192_SHA256, input, sig)
+                .is_ok(),
+            VerifyingKey::EdDsa(k) => ed25519_dalek::Signature::from_slice(sig)
+                .is_ok_and(|s| k.verify_strict(input, &s).is_ok()),
         }
     }
 }
@@ -186,16 +208,25 @@ mod tests {
             let (der, jwk) = generate(alg, "k1", &mut rng);
             assert_eq!(jwk["kid"], "k1");
             assert_eq!(jwk["alg"], alg.name());
-            assert!(!jwk.contains_key("d"), "public JWK must not hold the private part");
+            assert!(
+                !jwk.contains_key("d"),
+                "public JWK must not hold the private part"
+            );
             let sk = SigningKey::from_pkcs8(alg, &der).unwrap();
             let vk = VerifyingKey::from_jwk(alg, &jwk).unwrap();
             let sig = sk.sign(b"header.payload", &mut rng);
             assert!(vk.verify(b"header.payload", &sig), "{alg:?}");
-            assert!(!vk.verify(b"header.payload2", &sig), "{alg:?} other message");
+            assert!(
+                !vk.verify(b"header.payload2", &sig),
+                "{alg:?} other message"
+            );
             let mut bad = sig.clone();
             bad[5] ^= 1;
             assert!(!vk.verify(b"header.payload", &bad), "{alg:?} tampered");
-            assert!(!vk.verify(b"header.payload", &sig[..sig.len() - 1]), "{alg:?} truncated");
+            assert!(
+                !vk.verify(b"header.payload", &sig[..sig.len() - 1]),
+                "{alg:?} truncated"
+            );
             assert!(!vk.verify(b"header.payload", &[]), "{alg:?} empty");
         }
     }
@@ -205,9 +236,16 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(10);
         let (der_e, _) = generate(Alg::Es256, "e", &mut rng);
         let (_, jwk_e2) = generate(Alg::Es256, "e2", &mut rng);
-        let sig = SigningKey::from_pkcs8(Alg::Es256, &der_e).unwrap().sign(b"m", &mut rng);
-        assert!(!VerifyingKey::from_jwk(Alg::Es256, &jwk_e2).unwrap().verify(b"m", &sig));
-        assert!(VerifyingKey::from_jwk(Alg::EdDsa, &jwk_e2).is_err(), "an EC JWK is not an Ed25519 key");
+        let sig = SigningKey::from_pkcs8(Alg::Es256, &der_e)
+            .unwrap()
+            .sign(b"m", &mut rng);
+        assert!(!VerifyingKey::from_jwk(Alg::Es256, &jwk_e2)
+            .unwrap()
+            .verify(b"m", &sig));
+        assert!(
+            VerifyingKey::from_jwk(Alg::EdDsa, &jwk_e2).is_err(),
+            "an EC JWK is not an Ed25519 key"
+        );
     }
 
     #[test]
@@ -217,13 +255,22 @@ mod tests {
         for i in 0..5000 {
             let (der, jwk) = generate(Alg::Es256, "z", &mut rng);
             let coord = |k: &str| URL_SAFE_NO_PAD.decode(jwk[k].as_str().unwrap()).unwrap();
-            let Some(k) = ["x", "y"].into_iter().find(|k| coord(k)[0] == 0) else { continue };
+            let Some(k) = ["x", "y"].into_iter().find(|k| coord(k)[0] == 0) else {
+                continue;
+            };
             let full = coord(k);
             let mut short = jwk.clone();
             let trimmed: Vec<u8> = full.iter().copied().skip_while(|b| *b == 0).collect();
             short.insert(k.into(), json!(URL_SAFE_NO_PAD.encode(&trimmed)));
-            let sig = SigningKey::from_pkcs8(Alg::Es256, &der).unwrap().sign(b"m", &mut rng);
-            assert!(VerifyingKey::from_jwk(Alg::Es256, &short).unwrap().verify(b"m", &sig), "key {i}");
+            let sig = SigningKey::from_pkcs8(Alg::Es256, &der)
+                .unwrap()
+                .sign(b"m", &mut rng);
+            assert!(
+                VerifyingKey::from_jwk(Alg::Es256, &short)
+                    .unwrap()
+                    .verify(b"m", &sig),
+                "key {i}"
+            );
             // Longer than the curve's 32 bytes: refused.
             let mut long = jwk.clone();
             let mut padded = vec![0u8];

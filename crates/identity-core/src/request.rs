@@ -27,12 +27,17 @@ pub enum Credential<'a> {
 /// Headers that are present but empty, not strings, or an `Authorization`
 /// that is not `Bearer <token>` are refused (22023) rather than ignored, so
 /// a client that meant to send a credential never silently runs anonymous.
-pub fn credential(headers: &serde_json::Map<String, Value>) -> Result<Credential<'_>, IdentityError> {
+pub fn credential(
+    headers: &serde_json::Map<String, Value>,
+) -> Result<Credential<'_>, IdentityError> {
     let header = |name: &'static str| -> Result<Option<&str>, IdentityError> {
         match headers.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim())),
-            Some(_) => Err(IdentityError::invalid("a credential header is empty or not a string").detail(format!("header {name}"))),
+            Some(_) => Err(
+                IdentityError::invalid("a credential header is empty or not a string")
+                    .detail(format!("header {name}")),
+            ),
         }
     };
     if let Some(key) = header("x-api-key")? {
@@ -42,7 +47,9 @@ pub fn credential(headers: &serde_json::Map<String, Value>) -> Result<Credential
         let (scheme, token) = auth.split_once(' ').unwrap_or((auth, ""));
         let token = token.trim();
         if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-            return Err(IdentityError::invalid("the Authorization header is not \"Bearer <token>\""));
+            return Err(IdentityError::invalid(
+                "the Authorization header is not \"Bearer <token>\"",
+            ));
         }
         return Ok(Credential::Bearer(token));
     }
@@ -52,14 +59,22 @@ pub fn credential(headers: &serde_json::Map<String, Value>) -> Result<Credential
 /// Parses `request.headers` (None: unset, no headers). Over
 /// `MAX_HEADERS_BYTES`, or not a JSON object: 22023.
 pub fn parse_headers(text: Option<&[u8]>) -> Result<serde_json::Map<String, Value>, IdentityError> {
-    let Some(text) = text else { return Ok(serde_json::Map::new()) };
+    let Some(text) = text else {
+        return Ok(serde_json::Map::new());
+    };
     if text.len() > MAX_HEADERS_BYTES {
-        return Err(IdentityError::invalid("request.headers is too large")
-            .detail(format!("{} bytes, the limit is {MAX_HEADERS_BYTES}", text.len())));
+        return Err(
+            IdentityError::invalid("request.headers is too large").detail(format!(
+                "{} bytes, the limit is {MAX_HEADERS_BYTES}",
+                text.len()
+            )),
+        );
     }
     match serde_json::from_slice::<Value>(text) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(IdentityError::invalid("request.headers is not a JSON object")),
+        _ => Err(IdentityError::invalid(
+            "request.headers is not a JSON object",
+        )),
     }
 }
 
@@ -69,7 +84,8 @@ mod tests {
     use serde_json::json;
 
     fn cred(v: Value) -> Result<Credential<'static>, IdentityError> {
-        let m: &'static serde_json::Map<String, Value> = Box::leak(Box::new(v.as_object().unwrap().clone()));
+        let m: &'static serde_json::Map<String, Value> =
+            Box::leak(Box::new(v.as_object().unwrap().clone()));
         credential(m)
     }
 
@@ -77,9 +93,18 @@ mod tests {
     fn reads_the_credential() {
         assert_eq!(cred(json!({})).unwrap(), Credential::None);
         assert_eq!(cred(json!({"accept": "*/*"})).unwrap(), Credential::None);
-        assert_eq!(cred(json!({"x-api-key": "idt_abc"})).unwrap(), Credential::ApiKey("idt_abc"));
-        assert_eq!(cred(json!({"authorization": "Bearer a.b.c"})).unwrap(), Credential::Bearer("a.b.c"));
-        assert_eq!(cred(json!({"authorization": "bearer  a.b.c "})).unwrap(), Credential::Bearer("a.b.c"));
+        assert_eq!(
+            cred(json!({"x-api-key": "idt_abc"})).unwrap(),
+            Credential::ApiKey("idt_abc")
+        );
+        assert_eq!(
+            cred(json!({"authorization": "Bearer a.b.c"})).unwrap(),
+            Credential::Bearer("a.b.c")
+        );
+        assert_eq!(
+            cred(json!({"authorization": "bearer  a.b.c "})).unwrap(),
+            Credential::Bearer("a.b.c")
+        );
         // The API key wins over the anon key a Supabase client always sends.
         assert_eq!(
             cred(json!({"authorization": "Bearer a.b.c", "x-api-key": "idt_abc"})).unwrap(),

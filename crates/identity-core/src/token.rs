@@ -20,7 +20,9 @@ pub fn validate_prefix(prefix: &str) -> Result<()> {
     let ok = !prefix.is_empty()
         && prefix.len() <= MAX_PREFIX_LEN
         && prefix.as_bytes()[0].is_ascii_lowercase()
-        && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if ok {
         Ok(())
     } else {
@@ -102,7 +104,11 @@ pub fn parse<'a>(token: &'a str, expected_prefix: &str) -> Result<Parsed<'a>> {
     if sum.as_bytes() != expected {
         return Err(bad("checksum mismatch"));
     }
-    Ok(Parsed { prefix, random, token })
+    Ok(Parsed {
+        prefix,
+        random,
+        token,
+    })
 }
 
 /// SHA-256 of the whole token: the only form stored at rest.
@@ -124,7 +130,12 @@ pub fn rfc3339(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// A scope is 1 to 64 of `a-z 0-9 _ . : * -`, starting with a letter or digit.
@@ -139,7 +150,8 @@ pub fn is_slug(s: &str, max: usize, extra: &[u8]) -> bool {
     !b.is_empty()
         && b.len() <= max
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(c))
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(c))
 }
 
 #[cfg(test)]
@@ -192,11 +204,23 @@ mod tests {
     #[test]
     fn wrong_prefix_length_and_alphabet_are_rejected() {
         let t = generate("idt", &mut rng()).unwrap();
-        assert_eq!(parse(&t, "abc").unwrap_err().detail.as_deref(), Some("wrong prefix"));
-        assert_eq!(parse(&t[..t.len() - 1], "idt").unwrap_err().detail.as_deref(), Some("wrong length"));
+        assert_eq!(
+            parse(&t, "abc").unwrap_err().detail.as_deref(),
+            Some("wrong prefix")
+        );
+        assert_eq!(
+            parse(&t[..t.len() - 1], "idt")
+                .unwrap_err()
+                .detail
+                .as_deref(),
+            Some("wrong length")
+        );
         let mut m = t.clone();
         m.replace_range(10..11, "-");
-        assert_eq!(parse(&m, "idt").unwrap_err().detail.as_deref(), Some("not base62"));
+        assert_eq!(
+            parse(&m, "idt").unwrap_err().detail.as_deref(),
+            Some("not base62")
+        );
         assert_eq!(parse("", "idt").unwrap_err().sqlstate(), "28000");
         // Multi-byte input of the right byte length must not panic on slicing.
         let weird = format!("idt_{}", "é".repeat(18));
@@ -251,10 +275,7 @@ mod tests {
     #[test]
     fn hash_is_sha256() {
         // SHA-256("abc"), FIPS 180-2 test vector.
-        assert_eq!(
-            hash("abc")[..4],
-            [0xba, 0x78, 0x16, 0xbf]
-        );
+        assert_eq!(hash("abc")[..4], [0xba, 0x78, 0x16, 0xbf]);
     }
 
     proptest::proptest! {

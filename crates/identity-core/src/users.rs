@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 pub fn field_class(name: &str) -> Option<FieldClass> {
     Some(match name {
         "first_name" | "last_name" | "metadata" => FieldClass::Profile,
-        "email" | "user_role" | "status" | "status_reason" | "application_id" | "application_name" | "description"
-        | "is_service_user" => FieldClass::Admin,
+        "email" | "user_role" | "status" | "status_reason" | "application_id"
+        | "application_name" | "description" | "is_service_user" => FieldClass::Admin,
         "organization_id" | "external_id" => FieldClass::System,
         _ => return None,
     })
@@ -23,11 +23,15 @@ pub fn field_class(name: &str) -> Option<FieldClass> {
 fn text(v: &Value, field: &str, max: usize, nullable: bool) -> Result<()> {
     match v {
         Value::Null if nullable => Ok(()),
-        Value::String(s) if !s.is_empty() && s.chars().count() <= max && !s.contains('\0') => Ok(()),
-        _ => Err(IdentityError::invalid("invalid value in changes").detail(format!(
-            "{field} must be a string of 1 to {max} characters{}",
-            if nullable { " or null" } else { "" }
-        ))),
+        Value::String(s) if !s.is_empty() && s.chars().count() <= max && !s.contains('\0') => {
+            Ok(())
+        }
+        _ => Err(
+            IdentityError::invalid("invalid value in changes").detail(format!(
+                "{field} must be a string of 1 to {max} characters{}",
+                if nullable { " or null" } else { "" }
+            )),
+        ),
     }
 }
 
@@ -39,7 +43,9 @@ pub fn check_changes(changes: &Value) -> Result<FieldClass> {
         return Err(IdentityError::invalid("changes must be a JSON object"));
     };
     if m.is_empty() {
-        return Err(IdentityError::invalid("changes is empty").hint("pass at least one field to change"));
+        return Err(
+            IdentityError::invalid("changes is empty").hint("pass at least one field to change")
+        );
     }
     let mut highest = FieldClass::Profile;
     for (k, v) in m {
@@ -53,37 +59,48 @@ pub fn check_changes(changes: &Value) -> Result<FieldClass> {
         highest = highest.max(class);
         match k.as_str() {
             "first_name" | "last_name" | "application_name" => text(v, k, 200, true)?,
-            "description" | "status_reason" => text(v, k, if k == "description" { 2000 } else { 1000 }, true)?,
+            "description" | "status_reason" => {
+                text(v, k, if k == "description" { 2000 } else { 1000 }, true)?
+            }
             "external_id" => text(v, k, 255, true)?,
             "email" => check_email(v.as_str().unwrap_or(""))?,
             "metadata" => {
                 if !v.is_object() {
-                    return Err(IdentityError::invalid("invalid value in changes").detail("metadata must be a JSON object"));
+                    return Err(IdentityError::invalid("invalid value in changes")
+                        .detail("metadata must be a JSON object"));
                 }
                 let n = v.to_string().len();
                 if n > super::input::MAX_METADATA_BYTES {
-                    return Err(IdentityError::invalid("invalid value in changes")
-                        .detail(format!("metadata is {n} bytes, the limit is {}", super::input::MAX_METADATA_BYTES)));
+                    return Err(IdentityError::invalid("invalid value in changes").detail(
+                        format!(
+                            "metadata is {n} bytes, the limit is {}",
+                            super::input::MAX_METADATA_BYTES
+                        ),
+                    ));
                 }
             }
             "user_role" => {
                 if !matches!(v.as_str(), Some("admin" | "user" | "system")) {
-                    return Err(IdentityError::invalid("invalid value in changes").detail("user_role must be admin, user or system"));
+                    return Err(IdentityError::invalid("invalid value in changes")
+                        .detail("user_role must be admin, user or system"));
                 }
             }
             "status" => {
                 if !matches!(v.as_str(), Some("active" | "suspended" | "disabled")) {
-                    return Err(IdentityError::invalid("invalid value in changes").detail("status must be active, suspended or disabled"));
+                    return Err(IdentityError::invalid("invalid value in changes")
+                        .detail("status must be active, suspended or disabled"));
                 }
             }
             "is_service_user" => {
                 if !v.is_boolean() {
-                    return Err(IdentityError::invalid("invalid value in changes").detail("is_service_user must be a boolean"));
+                    return Err(IdentityError::invalid("invalid value in changes")
+                        .detail("is_service_user must be a boolean"));
                 }
             }
             "application_id" | "organization_id" => {
                 if !(v.is_null() || v.as_str().and_then(canonical_uuid).is_some()) {
-                    return Err(IdentityError::invalid("invalid value in changes").detail(format!("{k} must be a uuid or null")));
+                    return Err(IdentityError::invalid("invalid value in changes")
+                        .detail(format!("{k} must be a uuid or null")));
                 }
             }
             _ => unreachable!("every classified field is checked"),
@@ -102,7 +119,8 @@ pub fn check_email(email: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(IdentityError::invalid("invalid email").hint("an email is 3 to 320 characters with exactly one @ and no spaces"))
+        Err(IdentityError::invalid("invalid email")
+            .hint("an email is 3 to 320 characters with exactly one @ and no spaces"))
     }
 }
 
@@ -129,7 +147,13 @@ pub fn rollout_bucket(key: &str, user: &[u8; 16]) -> u32 {
 
 /// A flag's answer for a user: the override if any, else enabled and in
 /// the rollout. Without a user, only a 100% rollout counts.
-pub fn flag_enabled(enabled: bool, rollout_percent: i32, key: &str, user: Option<&[u8; 16]>, overridden: Option<bool>) -> bool {
+pub fn flag_enabled(
+    enabled: bool,
+    rollout_percent: i32,
+    key: &str,
+    user: Option<&[u8; 16]>,
+    overridden: Option<bool>,
+) -> bool {
     if let Some(o) = overridden {
         return o;
     }
@@ -144,7 +168,12 @@ pub fn flag_enabled(enabled: bool, rollout_percent: i32, key: &str, user: Option
 
 /// The status subscription_status reports: `canceled` as stored, a trial
 /// past its end or an active period past its end are `expired`.
-pub fn subscription_status(stored: &str, trial_ends_at: Option<i64>, current_period_end: Option<i64>, now: i64) -> &'static str {
+pub fn subscription_status(
+    stored: &str,
+    trial_ends_at: Option<i64>,
+    current_period_end: Option<i64>,
+    now: i64,
+) -> &'static str {
     match stored {
         "canceled" => "canceled",
         "trialing" if trial_ends_at.is_some_and(|t| t <= now) => "expired",
@@ -160,7 +189,8 @@ pub fn check_provider(p: &str) -> Result<()> {
     if is_slug(p, 64, b"_.-") {
         Ok(())
     } else {
-        Err(IdentityError::invalid("invalid provider").hint("a provider is 1 to 64 of a-z 0-9 _ . -, e.g. openrouter"))
+        Err(IdentityError::invalid("invalid provider")
+            .hint("a provider is 1 to 64 of a-z 0-9 _ . -, e.g. openrouter"))
     }
 }
 
@@ -169,7 +199,8 @@ pub fn check_flag_key(key: &str) -> Result<()> {
     if is_slug(key, 100, b"_.:-") {
         Ok(())
     } else {
-        Err(IdentityError::invalid("invalid feature flag key").hint("a key is 1 to 100 of a-z 0-9 _ . : -, e.g. new.editor"))
+        Err(IdentityError::invalid("invalid feature flag key")
+            .hint("a key is 1 to 100 of a-z 0-9 _ . : -, e.g. new.editor"))
     }
 }
 
@@ -178,10 +209,13 @@ pub fn check_flag_key(key: &str) -> Result<()> {
 /// Errors describe the secret's shape only, never its content.
 pub fn check_secret(s: &str) -> Result<()> {
     if s.len() < 8 || s.len() > 4096 {
-        return Err(IdentityError::invalid("secret must be 8 to 4096 bytes").detail(format!("{} bytes given", s.len())));
+        return Err(IdentityError::invalid("secret must be 8 to 4096 bytes")
+            .detail(format!("{} bytes given", s.len())));
     }
     if s.contains('\0') || s.trim() != s {
-        return Err(IdentityError::invalid("secret has surrounding whitespace or a NUL byte"));
+        return Err(IdentityError::invalid(
+            "secret has surrounding whitespace or a NUL byte",
+        ));
     }
     Ok(())
 }
@@ -211,10 +245,14 @@ pub fn check_credential_changes(changes: &Value) -> Result<&Map<String, Value>> 
     for (k, v) in m {
         match k.as_str() {
             "name" => text(v, k, 200, false)?,
-            "secret" => check_secret(v.as_str().ok_or_else(|| IdentityError::invalid("secret must be a string"))?)?,
+            "secret" => check_secret(
+                v.as_str()
+                    .ok_or_else(|| IdentityError::invalid("secret must be a string"))?,
+            )?,
             "credit_limit" => {
                 if !(v.is_null() || v.as_f64().is_some_and(|f| f >= 0.0 && f.is_finite())) {
-                    return Err(IdentityError::invalid("invalid value in changes").detail("credit_limit must be a number >= 0 or null"));
+                    return Err(IdentityError::invalid("invalid value in changes")
+                        .detail("credit_limit must be a number >= 0 or null"));
                 }
             }
             _ => {
@@ -235,9 +273,18 @@ mod tests {
 
     #[test]
     fn changes_are_checked_by_field() {
-        assert_eq!(check_changes(&json!({"first_name": "Ada"})).unwrap(), FieldClass::Profile);
-        assert_eq!(check_changes(&json!({"first_name": "Ada", "status": "suspended"})).unwrap(), FieldClass::Admin);
-        assert_eq!(check_changes(&json!({"organization_id": null})).unwrap(), FieldClass::System);
+        assert_eq!(
+            check_changes(&json!({"first_name": "Ada"})).unwrap(),
+            FieldClass::Profile
+        );
+        assert_eq!(
+            check_changes(&json!({"first_name": "Ada", "status": "suspended"})).unwrap(),
+            FieldClass::Admin
+        );
+        assert_eq!(
+            check_changes(&json!({"organization_id": null})).unwrap(),
+            FieldClass::System
+        );
         for bad in [
             json!({}),
             json!([1]),
@@ -252,7 +299,11 @@ mod tests {
             json!({"application_id": "not-a-uuid"}),
             json!({"email": "no-at-sign"}),
         ] {
-            assert_eq!(check_changes(&bad).unwrap_err().sqlstate(), "22023", "{bad}");
+            assert_eq!(
+                check_changes(&bad).unwrap_err().sqlstate(),
+                "22023",
+                "{bad}"
+            );
         }
         let e = check_changes(&json!({"token_hash": "secret-value"})).unwrap_err();
         assert!(e.to_string().contains("token_hash") && !e.to_string().contains("secret-value"));
@@ -260,36 +311,61 @@ mod tests {
 
     #[test]
     fn rollout_is_stable_and_monotonic() {
-        let users: Vec<[u8; 16]> = (0..2000u32).map(|i| {
-            let mut u = [0u8; 16];
-            u[..4].copy_from_slice(&i.to_be_bytes());
-            u
-        }).collect();
-        let at = |p| users.iter().filter(|u| flag_enabled(true, p, "new.ui", Some(u), None)).count();
+        let users: Vec<[u8; 16]> = (0..2000u32)
+            .map(|i| {
+                let mut u = [0u8; 16];
+                u[..4].copy_from_slice(&i.to_be_bytes());
+                u
+            })
+            .collect();
+        let at = |p| {
+            users
+                .iter()
+                .filter(|u| flag_enabled(true, p, "new.ui", Some(u), None))
+                .count()
+        };
         let (p10, p50) = (at(10), at(50));
         assert!((120..=280).contains(&p10), "10% of 2000 ~ 200, got {p10}");
         assert!((850..=1150).contains(&p50), "50% of 2000 ~ 1000, got {p50}");
         for u in &users {
             assert_eq!(rollout_bucket("new.ui", u), rollout_bucket("new.ui", u));
             if flag_enabled(true, 10, "new.ui", Some(u), None) {
-                assert!(flag_enabled(true, 50, "new.ui", Some(u), None), "raising the percentage only adds users");
+                assert!(
+                    flag_enabled(true, 50, "new.ui", Some(u), None),
+                    "raising the percentage only adds users"
+                );
             }
         }
         assert_eq!(at(0), 0);
         assert_eq!(at(100), 2000);
         assert!(!flag_enabled(false, 100, "k", Some(&users[0]), None));
-        assert!(flag_enabled(false, 0, "k", Some(&users[0]), Some(true)), "override wins");
+        assert!(
+            flag_enabled(false, 0, "k", Some(&users[0]), Some(true)),
+            "override wins"
+        );
         assert!(!flag_enabled(true, 100, "k", Some(&users[0]), Some(false)));
         assert!(!flag_enabled(true, 50, "k", None, None));
     }
 
     #[test]
     fn subscription_states() {
-        assert_eq!(subscription_status("trialing", Some(200), None, 100), "trialing");
-        assert_eq!(subscription_status("trialing", Some(100), None, 100), "expired");
-        assert_eq!(subscription_status("active", None, Some(50), 100), "expired");
+        assert_eq!(
+            subscription_status("trialing", Some(200), None, 100),
+            "trialing"
+        );
+        assert_eq!(
+            subscription_status("trialing", Some(100), None, 100),
+            "expired"
+        );
+        assert_eq!(
+            subscription_status("active", None, Some(50), 100),
+            "expired"
+        );
         assert_eq!(subscription_status("active", None, None, 100), "active");
-        assert_eq!(subscription_status("canceled", Some(200), None, 100), "canceled");
+        assert_eq!(
+            subscription_status("canceled", Some(200), None, 100),
+            "canceled"
+        );
     }
 
     #[test]
@@ -301,14 +377,22 @@ mod tests {
             assert!(check_provider(bad).is_err(), "{bad}");
         }
         assert!(check_secret("sk-or-v1-0123456789").is_ok());
-        for bad in ["short", "sk-or-v1-0123456789\n", "sk-or\0-v1-0123456789", &"x".repeat(4097)] {
+        for bad in [
+            "short",
+            "sk-or-v1-0123456789\n",
+            "sk-or\0-v1-0123456789",
+            &"x".repeat(4097),
+        ] {
             let e = check_secret(bad).unwrap_err();
             assert_eq!(e.sqlstate(), "22023");
             assert!(!e.to_string().contains("0123456789"));
         }
         assert_eq!(last4("sk-or-v1-abcd1234"), "1234");
         assert_eq!(last4("ключ-ünï"), "-ünï", "characters, not bytes");
-        assert_ne!(credential_aad("c1", Some("o1")), credential_aad("c1", Some("o2")));
+        assert_ne!(
+            credential_aad("c1", Some("o1")),
+            credential_aad("c1", Some("o2"))
+        );
         assert_ne!(credential_aad("c1", None), credential_aad("c2", None));
         assert!(check_credential_changes(&json!({"name": "x", "credit_limit": 5})).is_ok());
         assert!(check_credential_changes(&json!({"is_default": true})).is_err());
