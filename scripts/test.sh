@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh Debian 12 machine (README: "Test").
 # Layers, each ending in its own summary line:
+#   0. static checks          cargo fmt --check, cargo clippy -D warnings, scripts/layers.py
 #   1. core unit tests        `cargo test -p identity-core` (crates/identity-core: no pgrx, no Postgres)
 #   2. #[pg_test]             `cargo pgrx test` in a cluster run as $IDENTITY_OS_USER
 #   3. SQL scenario suite     pg_test/ (pg_regress, real roles, installed extension)
@@ -16,6 +17,7 @@ IDENTITY_OS_USER=${IDENTITY_OS_USER:-identity_pg}
 logs=$(mktemp -d)
 passed=0
 failed=0
+status=0
 count() { # sums "N passed; M failed" / "N passed, M failed" lines of a log
     local p f
     p=$( { grep -oE '[0-9]+ passed' "$1" || true; } | awk '{s+=$1} END {print s+0}')
@@ -24,8 +26,28 @@ count() { # sums "N passed; M failed" / "N passed, M failed" lines of a log
     passed=$((passed + p)); failed=$((failed + f))
 }
 
+echo "== 0/5 static checks (rustfmt, clippy -D warnings, layers)"
+# Each check is one "passed" or "failed" line. rustfmt and clippy come with
+# the machine's Rust toolchain (rustup components); if one is missing the
+# check says so and fails.
+static_check() { # NAME COMMAND...: one line "NAME: 1 passed" or "NAME: 1 failed"
+    local name=$1; shift
+    if "$@" > "$logs/$name.log" 2>&1; then
+        echo "$name: 1 passed, 0 failed"
+    else
+        tail -n 30 "$logs/$name.log"; echo "$name: 0 passed, 1 failed"; status=1
+    fi
+}
+{
+    static_check rustfmt cargo fmt --all --check
+    static_check clippy cargo clippy --workspace --all-targets --features pg_test -- -D warnings
+    static_check layers python3 scripts/layers.py
+} | tee "$logs/static.log"
+grep -E '^(rustfmt|clippy|layers): ' "$logs/static.log" > "$logs/static.summary" || true
+count "$logs/static.summary"
+grep -q ' 1 failed' "$logs/static.summary" && status=1
+
 echo "== 1/5 core unit tests (cargo test -p identity-core, no Postgres)"
-status=0
 cargo test -p identity-core 2>&1 | tee "$logs/core.log" || status=1
 count "$logs/core.log"
 

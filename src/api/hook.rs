@@ -75,17 +75,15 @@ fn answer(event: &RawJsonb) -> PgResult<Result<RawJsonb, HookOutcome>> {
     if !event.is_object() {
         return Ok(Err(HookOutcome::bad("event must be a JSON object")));
     }
-    let root = event.root();
-    let user_id_v = jsonb::get(root, "user_id");
-    let claims_v = jsonb::get(root, "claims");
+    let root = event.container();
+    let user_id_v = root.get("user_id");
+    let claims_v = root.get("claims");
     let checked = claims::check_event(
         user_id_v
             .as_ref()
             .map(|v| (jsonb::shape(v), jsonb::as_str(v))),
-        jsonb::get(root, "metadata").as_ref().map(jsonb::shape),
-        jsonb::get(root, "authentication_method")
-            .as_ref()
-            .map(jsonb::shape),
+        root.get("metadata").as_ref().map(jsonb::shape),
+        root.get("authentication_method").as_ref().map(jsonb::shape),
         claims_v.as_ref().map(jsonb::shape),
     );
     let user_id = match checked {
@@ -93,7 +91,7 @@ fn answer(event: &RawJsonb) -> PgResult<Result<RawJsonb, HookOutcome>> {
         Err(o) => return Ok(Err(o)),
     };
     // check_event accepted claims only as an object container.
-    let claims_c = unsafe { claims_v.expect("checked").val.binary.data };
+    let claims_c = root.object_member("claims").expect("checked: an object");
     let user = tables::user_by_id(claims::uuid_bytes(&user_id).expect("canonical uuid"));
     let add = match claims::additions(user.as_ref()) {
         Ok(a) => a,
@@ -120,7 +118,7 @@ fn answer(event: &RawJsonb) -> PgResult<Result<RawJsonb, HookOutcome>> {
     b.begin_object();
     b.key("claims");
     b.begin_object();
-    jsonb::for_each_member(claims_c, |k, v| {
+    claims_c.for_each_member(|k, v| {
         let key = jsonb::as_bytes(k).unwrap_or_default();
         if claims::is_our_key(key) {
             return;

@@ -132,7 +132,7 @@ pub fn verify_checks<C: Claims>(
     })?;
     // Every check listed (explain_jwt): the user's row probed.
     let user = |_: &crate::store::cache::Fresh, id| {
-        tables::token_state(id, unsafe { pgrx::pg_sys::GetActiveSnapshot() })
+        tables::token_state(id, crate::pg::probe::Snapshot::active())
     };
     Ok(stateful_checks(checks, claims, user))
 }
@@ -418,7 +418,7 @@ fn sign_jsonb(claims: &RawJsonb, ttl: i64) -> PgResult<String> {
     let text = crate::core::jsonb::object_to_json(claims.bytes(), &mut |k| keys.push(k));
     match (text, signer()?) {
         (Some(text), Signer::Secret(key)) if crate::pg::jsonb::utf8_database() => {
-            let present = |k: &str| keys.iter().any(|have| *have == k.as_bytes());
+            let present = |k: &str| keys.contains(&k.as_bytes());
             issue(ttl, true, |std| {
                 jwt::sign_hs256_json(text, &present, &key, std)
             })

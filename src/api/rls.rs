@@ -21,27 +21,42 @@ use serde_json::{json, Value};
 // than #[pg_extern]s: the fast path is a generation compare and a 16-byte
 // palloc copy, with nothing that can panic; any change of the claims goes
 // through `refresh_fast`, which is #[pg_guard]ed. Measured in bench/rls.sh.
+/// What the three fast helpers answer, for one claims generation.
+#[derive(Clone, Copy)]
+struct Fast {
+    generation: u64,
+    uid: Option<[u8; 16]>,
+    org_id: Option<[u8; 16]>,
+    is_service_user: Option<bool>,
+}
+
 thread_local! {
-    static FAST: std::cell::Cell<(u64, Option<[u8; 16]>, Option<[u8; 16]>, Option<bool>)> =
-        const { std::cell::Cell::new((0, None, None, None)) };
+    static FAST: std::cell::Cell<Fast> =
+        const { std::cell::Cell::new(Fast { generation: 0, uid: None, org_id: None, is_service_user: None }) };
 }
 
 #[pg_guard]
 extern "C-unwind" fn refresh_fast(generation: u64) {
     let v = view();
-    FAST.with(|f| f.set((generation, v.uid, v.org_id, v.is_service_user)));
+    FAST.with(|f| {
+        f.set(Fast {
+            generation,
+            uid: v.uid,
+            org_id: v.org_id,
+            is_service_user: v.is_service_user,
+        })
+    });
 }
 
 #[inline(always)]
-fn fast() -> (Option<[u8; 16]>, Option<[u8; 16]>, Option<bool>) {
+fn fast() -> Fast {
     let generation = gucs::claims_generation();
-    let (g, uid, org, svc) = FAST.with(|f| f.get());
-    if g == generation {
-        return (uid, org, svc);
+    let f = FAST.with(|f| f.get());
+    if f.generation == generation {
+        return f;
     }
     refresh_fast(generation);
-    let (_, uid, org, svc) = FAST.with(|f| f.get());
-    (uid, org, svc)
+    FAST.with(|f| f.get())
 }
 
 /// A uuid result: a palloc'd 16-byte copy, or SQL NULL.
@@ -74,28 +89,37 @@ unsafe fn uuid_datum(fcinfo: pg_sys::FunctionCallInfo, v: Option<[u8; 16]>) -> p
 // nothing on the path that does not fail (it is a catch_unwind).
 
 /// identity.uid(): the `sub` of the current claims as uuid, or NULL.
+///
+/// # Safety
+/// Called only by the function manager, with this call's `fcinfo`.
 #[no_mangle]
 #[pg_guard]
 pub unsafe extern "C-unwind" fn identity_uid(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: called by the function manager with this call's fcinfo.
-    unsafe { uuid_datum(fcinfo, fast().0) }
+    unsafe { uuid_datum(fcinfo, fast().uid) }
 }
 
 /// identity.org_id(): the organization_id claim as uuid, or NULL.
+///
+/// # Safety
+/// Called only by the function manager, with this call's `fcinfo`.
 #[no_mangle]
 #[pg_guard]
 pub unsafe extern "C-unwind" fn identity_org_id(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: called by the function manager with this call's fcinfo.
-    unsafe { uuid_datum(fcinfo, fast().1) }
+    unsafe { uuid_datum(fcinfo, fast().org_id) }
 }
 
 /// identity.is_service_user(): the is_service_user claim, or NULL.
+///
+/// # Safety
+/// Called only by the function manager, with this call's `fcinfo`.
 #[no_mangle]
 #[pg_guard]
 pub unsafe extern "C-unwind" fn identity_is_service_user(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    match fast().2 {
+    match fast().is_service_user {
         Some(b) => pg_sys::Datum::from(b),
         None => {
             // SAFETY: called by the function manager with this call's fcinfo.
@@ -314,6 +338,9 @@ fn authenticate(token: Option<&str>) -> crate::pg::error::PgResult<Option<RawJso
 /// `PTxxx` SQLSTATE into XX000: the work runs in `pre_request_guarded`
 /// (#[pg_guard]: its Rust errors raise with their own codes), and the PTxxx
 /// refusal is raised here, after it returned, by `error::raise_custom`.
+///
+/// # Safety
+/// Called only by the function manager, with this call's `fcinfo`.
 #[no_mangle]
 pub unsafe extern "C-unwind" fn identity_pre_request(
     fcinfo: pg_sys::FunctionCallInfo,

@@ -287,14 +287,14 @@ fn may_mint(
     org: Option<[u8; 16]>,
     what: &'static str,
 ) -> PgResult<()> {
-    Ok(authz::may_mint_for(
+    authz::may_mint_for(
         s,
         authz::relation(s, id, org),
         id,
         user.row.is_service_user,
         what,
     )
-    .pg()?)
+    .pg()
 }
 
 /// A new API token for `user_id`, shown once: for the caller themself, a

@@ -76,8 +76,18 @@ impl RawJsonb {
         unsafe { pgrx::varlena::varsize_any(self.0.cast()) }
     }
 
-    pub fn root(&self) -> *mut JsonbContainer {
+    fn root(&self) -> *mut JsonbContainer {
+        // SAFETY: self.0 is a complete, detoasted jsonb varlena (FromDatum,
+        // the builders); this takes the address of its root container.
         unsafe { &raw mut (*self.0).root }
+    }
+
+    /// The top-level container, borrowed for as long as `self` lives.
+    pub fn container(&self) -> Container<'_> {
+        Container {
+            ptr: self.root(),
+            _of: std::marker::PhantomData,
+        }
     }
 
     /// The whole varlena, header included.
@@ -135,8 +145,56 @@ fn container_is(c: *mut JsonbContainer, flag: u32) -> bool {
     h & flag != 0 && h & pg_sys::JB_FSCALAR == 0
 }
 
+/// A jsonb container inside a `RawJsonb` (its root, or a nested object
+/// reached through `object_member`), valid while that jsonb lives: the
+/// pointer stays private, so safe code cannot outlive or forge it.
+#[derive(Clone, Copy)]
+pub struct Container<'a> {
+    ptr: *mut JsonbContainer,
+    _of: std::marker::PhantomData<&'a RawJsonb>,
+}
+
+impl<'a> Container<'a> {
+    /// Member `key`, if this container is an object holding it.
+    pub fn get(&self, key: &str) -> Option<JsonbValue> {
+        if !container_is(self.ptr, pg_sys::JB_FOBJECT) {
+            return None;
+        }
+        // SAFETY: an object container of a live jsonb (see the type).
+        unsafe { get(self.ptr, key) }
+    }
+
+    /// Member `key` when it is itself an object: its container.
+    pub fn object_member(&self, key: &str) -> Option<Container<'a>> {
+        let v = self.get(key)?;
+        if v.type_ != jbvType::jbvBinary {
+            return None;
+        }
+        // SAFETY: a jbvBinary value found in this container points at a
+        // nested container inside the same jsonb, so it lives as long.
+        let ptr = unsafe { v.val.binary.data };
+        container_is(ptr, pg_sys::JB_FOBJECT).then_some(Container {
+            ptr,
+            _of: std::marker::PhantomData,
+        })
+    }
+
+    /// Calls `f` for each member of this object: `(key, value)`, nested
+    /// containers as `jbvBinary` values (not descended into).
+    pub fn for_each_member(&self, f: impl FnMut(&JsonbValue, &JsonbValue)) {
+        if container_is(self.ptr, pg_sys::JB_FOBJECT) {
+            // SAFETY: an object container of a live jsonb (see the type).
+            unsafe { for_each_member(self.ptr, f) }
+        }
+    }
+}
+
 /// Member `key` of the object container `c`, if present.
-pub fn get(c: *mut JsonbContainer, key: &str) -> Option<JsonbValue> {
+///
+/// # Safety
+/// `c` points at an object container of a jsonb that stays alive and
+/// unchanged for the call.
+unsafe fn get(c: *mut JsonbContainer, key: &str) -> Option<JsonbValue> {
     let mut out = JsonbValue {
         type_: jbvType::jbvNull,
         val: unsafe { std::mem::zeroed() },
@@ -222,9 +280,12 @@ fn array_shape(c: *mut JsonbContainer) -> Shape {
                 strings = false;
                 let entry_ok = v.type_ == jbvType::jbvBinary && {
                     let o = unsafe { v.val.binary.data };
+                    // SAFETY (both gets): `o` is an object container inside
+                    // the jsonb `shape` was called on, alive for this call.
                     container_is(o, pg_sys::JB_FOBJECT)
-                        && get(o, "method").is_some_and(|m| m.type_ == jbvType::jbvString)
-                        && get(o, "timestamp").is_none_or(|t| {
+                        && unsafe { get(o, "method") }
+                            .is_some_and(|m| m.type_ == jbvType::jbvString)
+                        && unsafe { get(o, "timestamp") }.is_none_or(|t| {
                             t.type_ == jbvType::jbvNumeric && numeric_is_integer(&t)
                         })
                 };
@@ -238,7 +299,11 @@ fn array_shape(c: *mut JsonbContainer) -> Shape {
 
 /// Iterates the members of an object container: `(key, value)` with nested
 /// containers as `jbvBinary` values (not descended into).
-pub fn for_each_member(c: *mut JsonbContainer, mut f: impl FnMut(&JsonbValue, &JsonbValue)) {
+///
+/// # Safety
+/// As `get`: `c` is an object container of a jsonb alive for the call.
+unsafe fn for_each_member(c: *mut JsonbContainer, mut f: impl FnMut(&JsonbValue, &JsonbValue)) {
+    // SAFETY: the caller's contract; the iterator lives in this frame.
     let mut it = unsafe { pg_sys::JsonbIteratorInit(c) };
     let mut k = JsonbValue {
         type_: jbvType::jbvNull,
@@ -423,7 +488,7 @@ impl RawJsonb {
 
     /// A string member's text, borrowed from this jsonb.
     fn member_str(&self, k: &str) -> Option<&str> {
-        let v = get(self.root(), k)?;
+        let v = self.container().get(k)?;
         if v.type_ != jbvType::jbvString {
             return None;
         }
@@ -501,7 +566,7 @@ impl crate::core::jwt::Claims for Verified {
 
 impl crate::core::jwt::Claims for RawJsonb {
     fn number(&self, k: &str) -> Result<Option<i64>, ()> {
-        match get(self.root(), k) {
+        match self.container().get(k) {
             None => Ok(None),
             Some(v) if v.type_ == jbvType::jbvNumeric => {
                 let d = pg_sys::Datum::from(unsafe { v.val.numeric });
@@ -525,7 +590,7 @@ impl crate::core::jwt::Claims for RawJsonb {
     }
 
     fn aud_contains(&self, want: &str) -> bool {
-        let Some(v) = get(self.root(), "aud") else {
+        let Some(v) = self.container().get("aud") else {
             return false;
         };
         match v.type_ {

@@ -146,30 +146,60 @@ impl Row<'_> {
     }
 }
 
+/// A snapshot a probe reads under: the statement's active one, or a fresh
+/// registered one inside `with_latest_snapshot`. The pointer is private, so
+/// safe code cannot forge or keep one past the call it was made for.
+#[derive(Clone, Copy)]
+pub struct Snapshot(pg_sys::Snapshot);
+
+impl Snapshot {
+    /// The active snapshot of the running statement (what SQL in it sees).
+    pub fn active() -> Snapshot {
+        // SAFETY: a function called from SQL always runs with an active
+        // snapshot set by the executor; this only reads the pointer.
+        Snapshot(unsafe { pg_sys::GetActiveSnapshot() })
+    }
+
+    /// Makes this the active snapshot for the length of `f`.
+    pub fn while_active<R>(self, f: impl FnOnce() -> R) -> R {
+        // SAFETY: self is a valid snapshot (see the type); Push and Pop are
+        // paired, and an error in `f` aborts the transaction, which resets
+        // the active snapshot stack.
+        unsafe { pg_sys::PushActiveSnapshot(self.0) };
+        let out = f();
+        // SAFETY: pops what was pushed above.
+        unsafe { pg_sys::PopActiveSnapshot() };
+        out
+    }
+}
+
 /// Probes `t` for primary key `key`; `read` sees the row while it is valid.
 pub fn probe<R>(t: &Table, key: pg_sys::Datum, read: impl FnOnce(&Row) -> R) -> Option<R> {
-    probe_in(t, key, unsafe { pg_sys::GetActiveSnapshot() }, read)
+    probe_in(t, key, Snapshot::active(), read)
 }
 
 /// Runs `f` with a fresh registered snapshot (newer than every invalidation
 /// message this backend has processed): for filling cache.rs's copies.
 /// Not in parallel mode, where Postgres allows no new snapshot.
-pub fn with_latest_snapshot<R>(f: impl FnOnce(pg_sys::Snapshot) -> R) -> R {
-    unsafe {
-        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
-        let out = f(snapshot);
-        pg_sys::UnregisterSnapshot(snapshot);
-        out
-    }
+pub fn with_latest_snapshot<R>(f: impl FnOnce(Snapshot) -> R) -> R {
+    // SAFETY: GetLatestSnapshot returns a static snapshot that
+    // RegisterSnapshot copies and pins until UnregisterSnapshot below (an
+    // error in between releases it with the resource owner).
+    let snapshot = unsafe { pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot()) };
+    let out = f(Snapshot(snapshot));
+    // SAFETY: registered above, unregistered once.
+    unsafe { pg_sys::UnregisterSnapshot(snapshot) };
+    out
 }
 
 /// `probe` under a given snapshot.
 pub fn probe_in<R>(
     t: &Table,
     key: pg_sys::Datum,
-    snapshot: pg_sys::Snapshot,
+    snapshot: Snapshot,
     read: impl FnOnce(&Row) -> R,
 ) -> Option<R> {
+    let snapshot = snapshot.0;
     let r = rels(t);
     unsafe {
         let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;

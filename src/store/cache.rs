@@ -17,10 +17,11 @@
 //!   by it, as with a probe.
 //! - a copy is loaded with a fresh snapshot taken after that, so it is never
 //!   older than the messages already processed; and it is kept only if no
-//!   message arrived while it was read (one could predate the snapshot). The writing backend's own
-//!   uncommitted change is seen (its invalidation runs at the next command)
-//!   and forgotten again if it rolls back (Postgres replays the transaction's
-//!   invalidations on abort).
+//!   message arrived while it was read (one could predate the snapshot).
+//!
+//! The writing backend's own uncommitted change is seen (its invalidation
+//! runs at the next command) and forgotten again if it rolls back (Postgres
+//! replays the transaction's invalidations on abort).
 //! A table over MAX_ROWS rows is not copied; it is probed per call as before.
 //! In parallel mode (no new snapshot allowed) nothing is filled: a miss is
 //! probed under the statement's snapshot.
@@ -300,8 +301,7 @@ impl Fresh {
         match seen {
             Seen::Answer(a) => return a,
             _ if !can_fill() => {
-                return tables::token_state(id, unsafe { pg_sys::GetActiveSnapshot() })
-                    .and_then(refusable)
+                return tables::token_state(id, probe::Snapshot::active()).and_then(refusable)
             }
             Seen::PerUser => return per_user(id),
             Seen::Load => {}
@@ -397,10 +397,7 @@ pub fn active_key(
     let before = invals();
     let k = probe::with_latest_snapshot(|snapshot| {
         // The load probes under the active snapshot: make it this fresh one.
-        unsafe { pg_sys::PushActiveSnapshot(snapshot) };
-        let k = load();
-        unsafe { pg_sys::PopActiveSnapshot() };
-        k
+        snapshot.while_active(load)
     })?;
     if invals() == before {
         CACHES.with(|c| c.borrow_mut().active_key = Some(k.clone()));

@@ -128,7 +128,7 @@ impl UserToken {
 
 /// User `id` as verify_jwt's checks read it, under `snapshot`; a tombstone
 /// reads as `UserToken::deleted`.
-pub fn token_state(id: [u8; 16], snapshot: pg_sys::Snapshot) -> Option<UserToken> {
+pub fn token_state(id: [u8; 16], snapshot: crate::pg::probe::Snapshot) -> Option<UserToken> {
     probe_in(&USERS, uuid_key(id), snapshot, |r| {
         let (d, null) = r.get(4);
         // status is text; compare its bytes without building a String.

@@ -406,7 +406,7 @@ mod tests {
         assert!(may_manage_tokens(Relation::Myself, "x").is_ok());
         let e = may_manage_tokens(Relation::Stranger, "API token does not exist").unwrap_err();
         assert_eq!(
-            (e.sqlstate(), e.message.as_ref()),
+            (e.sqlstate(), e.message),
             ("P0002", "API token does not exist")
         );
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();

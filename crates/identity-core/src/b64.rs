@@ -110,7 +110,7 @@ mod avx2 {
     /// length); false when any character is outside the alphabet.
     #[target_feature(enable = "avx2")]
     pub unsafe fn decode_blocks(s: &[u8], out: &mut [u8]) -> bool {
-        debug_assert!(s.len() % 32 == 0 && out.len() == s.len() / 4 * 3);
+        debug_assert!(s.len().is_multiple_of(32) && out.len() == s.len() / 4 * 3);
         // lo <= x <= hi, signed: bytes >= 0x80 are negative and fail.
         macro_rules! range {
             ($x:expr, $lo:expr, $hi:expr) => {

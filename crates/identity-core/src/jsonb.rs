@@ -622,7 +622,7 @@ fn set_entry(buf: &mut [u8], entries: usize, k: usize, meta: u32, total: &mut u3
     *total = total
         .checked_add(meta & JENTRY_OFFLENMASK)
         .filter(|&t| t <= JENTRY_OFFLENMASK)?;
-    let meta = if k % JB_OFFSET_STRIDE == 0 {
+    let meta = if k.is_multiple_of(JB_OFFSET_STRIDE) {
         (meta & JENTRY_TYPEMASK) | *total | JENTRY_HAS_OFF
     } else {
         meta

@@ -354,7 +354,8 @@ fn b64_decode(seg: &str) -> Option<Vec<u8>> {
 /// path, which parses the payload once, with jsonb_in).
 pub trait Claims {
     /// A numeric claim (fractions floor): None when absent, Err when present
-    /// but not a number.
+    /// but not a number (the caller names the claim in its refusal).
+    #[allow(clippy::result_unit_err)]
     fn number(&self, k: &str) -> std::result::Result<Option<i64>, ()>;
     /// A string claim.
     fn string(&self, k: &str) -> Option<&str>;
