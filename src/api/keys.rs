@@ -14,7 +14,7 @@ use crate::store::tables;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use pgrx::prelude::*;
-use pgrx::{FromDatum, IntoDatum, JsonB};
+use pgrx::{IntoDatum, JsonB};
 use rand::rngs::OsRng;
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -47,13 +47,7 @@ pub fn encryption_key() -> Result<[u8; 32], IdentityError> {
 pub fn verifying_key(kid: &str, now: i64) -> Result<Option<Rc<VerifyingKey>>, IdentityError> {
     let key = kid.into_datum().expect("text datum");
     let row = probe::probe(&tables::SIGNING_KEYS, key, |r| {
-        let (d, n) = r.get(1);
-        (
-            r.text(0),
-            unsafe { JsonB::from_datum(d, n) },
-            r.text(2),
-            r.epoch_seconds(3),
-        )
+        (r.text(0), r.jsonb(1), r.text(2), r.epoch_seconds(3))
     });
     let Some((Some(alg), jwk, Some(status), expires)) = row else {
         return Ok(None);
@@ -95,15 +89,7 @@ fn read_active_signing_key() -> Result<Option<ActiveKey>, IdentityError> {
     let row = probe::probe(
         &tables::ACTIVE_SIGNING_KEY,
         true.into_datum().expect("bool"),
-        |r| {
-            let (d, n) = r.get(2);
-            (
-                r.text(0),
-                r.text(1),
-                unsafe { Vec::<u8>::from_datum(d, n) },
-                r.text(3),
-            )
-        },
+        |r| (r.text(0), r.text(1), r.bytea(2), r.text(3)),
     );
     let Some((Some(kid), Some(alg), Some(sealed), Some(status))) = row else {
         return Ok(None);

@@ -232,6 +232,7 @@ pub fn init() {
         );
     }
     // PG15: refuse placeholders for misspelled identity.* settings from now on.
+    // SAFETY: called once from _PG_init with a static NUL-terminated prefix.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"identity".as_ptr()) };
 }
 
@@ -250,6 +251,7 @@ fn with_str<R>(s: &GucSetting<Option<CString>>, f: impl FnOnce(Option<&[u8]>) ->
     // SAFETY: the variable Postgres assigns (guc.c), NULL or a C string.
     let p = unsafe { *s.as_ptr() };
     let v = (!p.is_null())
+        // SAFETY: p is non-null (checked just above) and points at the setting's NUL-terminated value, which guc.c frees only on the next assignment.
         .then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes())
         .filter(|v| !v.is_empty());
     f(v)
@@ -374,6 +376,7 @@ pub fn current_role_is(role: &str) -> bool {
     // SAFETY: GetUserId is always valid in a backend; GetUserNameFromId with
     // noerr returns NULL for a dropped role or a palloc'd name.
     let p = unsafe { pg_sys::GetUserNameFromId(pg_sys::GetUserId(), true) };
+    // SAFETY: p is non-null (checked) and a palloc'd NUL-terminated role name.
     !p.is_null() && unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes() == role.as_bytes()
 }
 
@@ -385,6 +388,7 @@ pub fn role_is_superuser(role: &str) -> bool {
     };
     // SAFETY: a NUL-terminated name; missing_ok gives InvalidOid.
     let oid = unsafe { pg_sys::get_role_oid(name.as_ptr(), true) };
+    // SAFETY: a catalog lookup by role oid; no pointer is involved.
     oid != pg_sys::InvalidOid && unsafe { pg_sys::superuser_arg(oid) }
 }
 
@@ -398,6 +402,7 @@ pub fn with_placeholder<R>(name: &std::ffi::CStr, f: impl FnOnce(Option<&[u8]>) 
     // request.* settings are user-set, readable by the session itself.
     let p = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
     let v = (!p.is_null())
+        // SAFETY: p is non-null (checked just above) and points at the setting's NUL-terminated value, which guc.c frees only on the next assignment.
         .then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes())
         .filter(|v| !v.is_empty());
     f(v)

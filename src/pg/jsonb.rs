@@ -45,23 +45,28 @@ impl IntoDatum for RawJsonb {
     }
 }
 
+// SAFETY: a jsonb argument unboxes through FromDatum (detoasted), as pgrx's own JsonB does.
 unsafe impl<'fcx> ArgAbi<'fcx> for RawJsonb {
     unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
         let index = arg.index();
+        // SAFETY: pgrx's argument contract: `arg` is this call's jsonb argument.
         unsafe { arg.unbox_arg_using_from_datum() }
             .unwrap_or_else(|| panic!("argument {index} must not be null"))
     }
 }
 
+// SAFETY: returns the jsonb datum itself (or NULL), the declared return type.
 unsafe impl BoxRet for RawJsonb {
     unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> pgrx::datum::Datum<'fcx> {
         match self.into_datum() {
+            // SAFETY: d is a jsonb datum in the current memory context, the type this function returns.
             Some(d) => unsafe { fcinfo.return_raw_datum(d) },
             None => fcinfo.return_null(),
         }
     }
 }
 
+// SAFETY: the SQL type named is jsonb, which is what the datum holds.
 unsafe impl SqlTranslatable for RawJsonb {
     const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(RawJsonb);
     const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
@@ -73,6 +78,7 @@ unsafe impl SqlTranslatable for RawJsonb {
 impl RawJsonb {
     /// Bytes of the binary jsonb.
     pub fn size(&self) -> usize {
+        // SAFETY: self.0 is a complete detoasted varlena (see the type).
         unsafe { pgrx::varlena::varsize_any(self.0.cast()) }
     }
 
@@ -103,6 +109,7 @@ impl RawJsonb {
         let c = unsafe {
             pg_sys::JsonbToCString(std::ptr::null_mut(), self.root(), self.size() as i32)
         };
+        // SAFETY: JsonbToCString returns a palloc'd NUL-terminated string.
         unsafe { std::ffi::CStr::from_ptr(c) }
             .to_string_lossy()
             .into_owned()
@@ -136,6 +143,7 @@ impl RawJsonb {
 /// The encoder writes UTF-8 strings, which are the stored bytes only in a
 /// UTF-8 database.
 pub fn utf8_database() -> bool {
+    // SAFETY: reads a backend global; no preconditions.
     unsafe { pg_sys::GetDatabaseEncoding() == pg_sys::pg_enc::PG_UTF8 as i32 }
 }
 
@@ -197,6 +205,7 @@ impl<'a> Container<'a> {
 unsafe fn get(c: *mut JsonbContainer, key: &str) -> Option<JsonbValue> {
     let mut out = JsonbValue {
         type_: jbvType::jbvNull,
+        // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
         val: unsafe { std::mem::zeroed() },
     };
     // SAFETY: c is an object container; key is valid for len bytes; the
@@ -237,7 +246,9 @@ pub fn as_str(v: &JsonbValue) -> Option<&str> {
 /// exactly when no fractional digit is needed. (NaN/Infinity are not valid
 /// in jsonb.) The differential hook test holds the two equal.
 fn numeric_is_integer(v: &JsonbValue) -> bool {
+    // SAFETY: type_ is jbvNumeric (checked by the caller or the match arm), so `numeric` is the live member.
     let d = pg_sys::Datum::from(unsafe { v.val.numeric });
+    // SAFETY: d is a valid numeric datum; numeric_min_scale only reads it.
     let scale = unsafe { pgrx::direct_function_call::<i32>(pg_sys::numeric_min_scale, &[Some(d)]) };
     scale == Some(0)
 }
@@ -251,6 +262,7 @@ pub fn shape(v: &JsonbValue) -> Shape {
         jbvType::jbvNumeric if numeric_is_integer(v) => Shape::Integer,
         jbvType::jbvNumeric => Shape::Number,
         jbvType::jbvBinary => {
+            // SAFETY: type_ is jbvBinary (the match arm), so `binary` is the live member.
             let c = unsafe { v.val.binary.data };
             if container_is(c, pg_sys::JB_FOBJECT) {
                 Shape::Object
@@ -265,12 +277,15 @@ pub fn shape(v: &JsonbValue) -> Shape {
 
 fn array_shape(c: *mut JsonbContainer) -> Shape {
     let (mut strings, mut amr) = (true, true);
+    // SAFETY: c is a container of a jsonb alive for this call (caller's contract / the match arm above).
     let mut it = unsafe { pg_sys::JsonbIteratorInit(c) };
     let mut v = JsonbValue {
         type_: jbvType::jbvNull,
+        // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
         val: unsafe { std::mem::zeroed() },
     };
     loop {
+        // SAFETY: `it` was initialised on a live container and is advanced until WJB_DONE.
         match unsafe { pg_sys::JsonbIteratorNext(&mut it, &mut v, true) } {
             Tok::WJB_DONE => break,
             Tok::WJB_ELEM => {
@@ -279,15 +294,19 @@ fn array_shape(c: *mut JsonbContainer) -> Shape {
                 }
                 strings = false;
                 let entry_ok = v.type_ == jbvType::jbvBinary && {
+                    // SAFETY: type_ is jbvBinary (checked just before), so `binary` is the live member.
                     let o = unsafe { v.val.binary.data };
-                    // SAFETY (both gets): `o` is an object container inside
-                    // the jsonb `shape` was called on, alive for this call.
-                    container_is(o, pg_sys::JB_FOBJECT)
-                        && unsafe { get(o, "method") }
-                            .is_some_and(|m| m.type_ == jbvType::jbvString)
-                        && unsafe { get(o, "timestamp") }.is_none_or(|t| {
-                            t.type_ == jbvType::jbvNumeric && numeric_is_integer(&t)
-                        })
+                    container_is(o, pg_sys::JB_FOBJECT) && {
+                        // SAFETY: `o` is an object container inside the
+                        // jsonb `shape` was called on, alive for this call.
+                        let method = unsafe { get(o, "method") };
+                        // SAFETY: as above.
+                        let timestamp = unsafe { get(o, "timestamp") };
+                        method.is_some_and(|m| m.type_ == jbvType::jbvString)
+                            && timestamp.is_none_or(|t| {
+                                t.type_ == jbvType::jbvNumeric && numeric_is_integer(&t)
+                            })
+                    }
                 };
                 amr &= entry_ok;
             }
@@ -307,16 +326,20 @@ unsafe fn for_each_member(c: *mut JsonbContainer, mut f: impl FnMut(&JsonbValue,
     let mut it = unsafe { pg_sys::JsonbIteratorInit(c) };
     let mut k = JsonbValue {
         type_: jbvType::jbvNull,
+        // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
         val: unsafe { std::mem::zeroed() },
     };
     let mut v = JsonbValue {
         type_: jbvType::jbvNull,
+        // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
         val: unsafe { std::mem::zeroed() },
     };
     loop {
+        // SAFETY: `it` was initialised on a live container and is advanced until WJB_DONE.
         match unsafe { pg_sys::JsonbIteratorNext(&mut it, &mut k, true) } {
             Tok::WJB_DONE => break,
             Tok::WJB_KEY => {
+                // SAFETY: after a WJB_KEY the iterator yields that key's value.
                 let t = unsafe { pg_sys::JsonbIteratorNext(&mut it, &mut v, true) };
                 debug_assert_eq!(t, Tok::WJB_VALUE);
                 f(&k, &v);
@@ -387,6 +410,7 @@ impl Builder {
     pub fn bool(&mut self, b: bool) {
         let mut v = JsonbValue {
             type_: jbvType::jbvBool,
+            // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
             val: unsafe { std::mem::zeroed() },
         };
         v.val.boolean = b;
@@ -418,8 +442,10 @@ impl Builder {
     pub fn int(&mut self, n: i64) {
         let mut v = JsonbValue {
             type_: jbvType::jbvNumeric,
+            // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
             val: unsafe { std::mem::zeroed() },
         };
+        // SAFETY: builds a palloc'd numeric from an integer; no pointer input.
         v.val.numeric = unsafe { pg_sys::int64_to_numeric(n) };
         self.push(Tok::WJB_VALUE, &mut v);
     }
@@ -427,6 +453,7 @@ impl Builder {
     pub fn null(&mut self) {
         let mut v = JsonbValue {
             type_: jbvType::jbvNull,
+            // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
             val: unsafe { std::mem::zeroed() },
         };
         self.push(Tok::WJB_VALUE, &mut v);
@@ -438,6 +465,7 @@ impl Builder {
             !self.result.is_null(),
             "jsonb builder finished before anything was pushed"
         );
+        // SAFETY: self.result is the complete top-level value pushJsonbValue built (asserted above).
         RawJsonb(unsafe { pg_sys::JsonbValueToJsonb(self.result) })
     }
 }
@@ -461,9 +489,11 @@ fn string_value(s: &str) -> JsonbValue {
     // SAFETY: palloc'd copy in the current memory context, alive until the
     // function returns.
     let p = unsafe { pg_sys::palloc(s.len().max(1)) }.cast::<u8>();
+    // SAFETY: p was just palloc'd with room for s.len() bytes; the regions cannot overlap.
     unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), p, s.len()) };
     let mut v = JsonbValue {
         type_: jbvType::jbvString,
+        // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
         val: unsafe { std::mem::zeroed() },
     };
     v.val.string.val = p.cast();
@@ -476,6 +506,7 @@ impl RawJsonb {
     pub fn parse_text(text: &[u8]) -> Result<RawJsonb, String> {
         let c =
             std::ffi::CString::new(text).map_err(|_| "payload contains a NUL byte".to_string())?;
+        // SAFETY: jsonb_in gets a NUL-terminated C string that lives across the call; errors raise as for any input function.
         let d = unsafe {
             pgrx::direct_function_call_as_datum(
                 pg_sys::jsonb_in,
@@ -528,6 +559,7 @@ impl Verified {
         // SAFETY: palloc'd (4-byte aligned, as every palloc is) and filled
         // with a complete varlena, whose header holds its length.
         let dst = unsafe { pg_sys::palloc(bytes.len()) }.cast::<u8>();
+        // SAFETY: dst was just palloc'd with bytes.len() bytes; the regions cannot overlap.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
         Verified {
             jsonb: RawJsonb(dst.cast()),
@@ -569,7 +601,9 @@ impl crate::core::jwt::Claims for RawJsonb {
         match self.container().get(k) {
             None => Ok(None),
             Some(v) if v.type_ == jbvType::jbvNumeric => {
+                // SAFETY: type_ is jbvNumeric (checked by the caller or the match arm), so `numeric` is the live member.
                 let d = pg_sys::Datum::from(unsafe { v.val.numeric });
+                // SAFETY: d is a valid numeric datum (type_ checked in this arm); the cast only reads it.
                 let f = unsafe {
                     pgrx::direct_function_call::<f64>(
                         pg_sys::numeric_float8_no_overflow,
@@ -596,17 +630,21 @@ impl crate::core::jwt::Claims for RawJsonb {
         match v.type_ {
             jbvType::jbvString => as_bytes(&v) == Some(want.as_bytes()),
             jbvType::jbvBinary => {
+                // SAFETY: type_ is jbvBinary (the match arm), so `binary` is the live member.
                 let c = unsafe { v.val.binary.data };
                 if container_is(c, pg_sys::JB_FOBJECT) {
                     return false;
                 }
+                // SAFETY: c is a container of a jsonb alive for this call (caller's contract / the match arm above).
                 let mut it = unsafe { pg_sys::JsonbIteratorInit(c) };
                 let mut e = JsonbValue {
                     type_: jbvType::jbvNull,
+                    // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
                     val: unsafe { std::mem::zeroed() },
                 };
                 let mut found = false;
                 loop {
+                    // SAFETY: `it` was initialised on a live container and is advanced until WJB_DONE.
                     match unsafe { pg_sys::JsonbIteratorNext(&mut it, &mut e, true) } {
                         Tok::WJB_DONE => break,
                         Tok::WJB_ELEM => found |= as_bytes(&e) == Some(want.as_bytes()),

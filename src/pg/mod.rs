@@ -1,3 +1,4 @@
+#![deny(clippy::undocumented_unsafe_blocks)]
 //! The one home of Postgres FFI: SPI, settings, errors to SQLSTATEs, jsonb
 //! in and out, index probes and snapshots, the clock. Depends on `core` only;
 //! nothing here knows the extension's tables (that is `store`) or its SQL

@@ -63,6 +63,7 @@ fn rels(t: &Table) -> Rels {
         return r;
     }
     if !CALLBACK_REGISTERED.with(Cell::get) {
+        // SAFETY: registers a #[pg_guard] callback, once per backend.
         unsafe {
             pg_sys::CacheRegisterSyscacheCallback(
                 pg_sys::SysCacheIdentifier::RELOID as std::ffi::c_int,
@@ -72,6 +73,7 @@ fn rels(t: &Table) -> Rels {
         };
         CALLBACK_REGISTERED.with(|c| c.set(true));
     }
+    // SAFETY: catalog lookups by name in schema identity; every pointer passed is a static NUL-terminated name.
     let r = unsafe {
         let nsp = pg_sys::get_namespace_oid(c"identity".as_ptr(), false);
         let table = pg_sys::get_relname_relid(t.name.as_ptr(), nsp);
@@ -108,9 +110,14 @@ pub struct Row<'a> {
 }
 
 impl Row<'_> {
-    /// Column `i` of `Table::columns`: (datum, is_null).
-    pub fn get(&self, i: usize) -> (pg_sys::Datum, bool) {
+    /// Column `i` of `Table::columns`: (datum, is_null). Private: a
+    /// by-reference datum points into the slot, so only the typed readers
+    /// below, which copy what they return, hand values to safe code.
+    fn get(&self, i: usize) -> (pg_sys::Datum, bool) {
         let n = (self.attnums[i] - 1) as usize;
+        // SAFETY: the slot holds a deformed row of at least `max(attnums)`
+        // attributes (slot_getsomeattrs_int in probe_in / scan_all), and n
+        // is below that; the slot lives as long as this Row.
         unsafe {
             (
                 *(*self.slot).tts_values.add(n),
@@ -120,15 +127,63 @@ impl Row<'_> {
     }
     pub fn text(&self, i: usize) -> Option<String> {
         let (d, n) = self.get(i);
+        // SAFETY: column i is a text column of the probed row (Table::columns), read while the slot is valid.
         unsafe { String::from_datum(d, n) }
     }
     pub fn uuid(&self, i: usize) -> Option<String> {
         let (d, n) = self.get(i);
+        // SAFETY: column i is a uuid column of the probed row (Table::columns), read while the slot is valid.
         unsafe { pgrx::Uuid::from_datum(d, n) }.map(|u| uuid_text(u.as_bytes()))
     }
     pub fn bool(&self, i: usize) -> Option<bool> {
         let (d, n) = self.get(i);
+        // SAFETY: column i is a boolean column of the probed row (Table::columns).
         unsafe { bool::from_datum(d, n) }
+    }
+    /// Whether column `i` is NULL.
+    pub fn is_null(&self, i: usize) -> bool {
+        self.get(i).1
+    }
+    /// A uuid column as its 16 bytes.
+    pub fn uuid_bytes(&self, i: usize) -> Option<[u8; 16]> {
+        let (d, n) = self.get(i);
+        // SAFETY: column i is a uuid column of the row (Table::columns); the
+        // bytes are copied out while the slot is valid.
+        unsafe { pgrx::Uuid::from_datum(d, n) }.map(|u| *u.as_bytes())
+    }
+    /// A bytea column, copied.
+    pub fn bytea(&self, i: usize) -> Option<Vec<u8>> {
+        let (d, n) = self.get(i);
+        // SAFETY: column i is a bytea column of the row; copied out.
+        unsafe { Vec::<u8>::from_datum(d, n) }
+    }
+    /// A text[] column, NULL elements dropped, copied.
+    pub fn text_array(&self, i: usize) -> Vec<String> {
+        let (d, n) = self.get(i);
+        // SAFETY: column i is a text[] column of the row; copied out.
+        unsafe { Vec::<Option<String>>::from_datum(d, n) }
+            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+    /// A jsonb column, parsed into serde JSON.
+    pub fn jsonb(&self, i: usize) -> Option<pgrx::JsonB> {
+        let (d, n) = self.get(i);
+        // SAFETY: column i is a jsonb column of the row; parsed (copied) out.
+        unsafe { pgrx::JsonB::from_datum(d, n) }
+    }
+    /// Whether a text column equals `want`, without building a String.
+    pub fn text_is(&self, i: usize, want: &[u8]) -> bool {
+        let (d, null) = self.get(i);
+        // SAFETY: column i is a text column of the row; its bytes are
+        // compared while the slot is valid (detoasting copies if needed).
+        !null
+            && unsafe {
+                pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(
+                    d.cast_mut_ptr(),
+                ))
+            } == want
     }
     /// A timestamptz as seconds since the Unix epoch (±infinity saturate).
     pub fn epoch_seconds(&self, i: usize) -> Option<i64> {
@@ -201,6 +256,11 @@ pub fn probe_in<R>(
 ) -> Option<R> {
     let snapshot = snapshot.0;
     let r = rels(t);
+    // SAFETY: the relation and index are opened and closed here with
+    // AccessShareLock; the scan key compares the index's first column with
+    // `key` of its own type (Table::key_eq) under the index's collation; the
+    // slot and scan are dropped before returning and `read` sees the row only
+    // while the slot is valid.
     unsafe {
         let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
         let rel = pg_sys::table_open(r.table, lock);
@@ -252,6 +312,8 @@ pub fn table_oid(t: &Table) -> pg_sys::Oid {
 /// cache.rs), while `read` returns true. Returns false when stopped early.
 pub fn scan_all(t: &Table, mut read: impl FnMut(&Row) -> bool) -> bool {
     let r = rels(t);
+    // SAFETY: as probe_in, with a registered snapshot released at the end
+    // and a forward scan of the whole index.
     unsafe {
         let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
         let rel = pg_sys::table_open(r.table, lock);
@@ -284,6 +346,8 @@ pub fn scan_all(t: &Table, mut read: impl FnMut(&Row) -> bool) -> bool {
 /// The owner of table `t` (the role the extension's objects belong to).
 pub fn table_owner(t: &Table) -> pg_sys::Oid {
     let r = rels(t);
+    // SAFETY: opens the relation `rels` found (locked AccessShare until the
+    // transaction ends), reads its owner from the relcache entry, closes it.
     unsafe {
         let rel = pg_sys::table_open(r.table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let owner = (*(*rel).rd_rel).relowner;
@@ -318,6 +382,8 @@ pub fn schema_owner() -> pg_sys::Oid {
 /// which restores the user id.
 pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     let (mut user, mut sec) = (pg_sys::InvalidOid, 0);
+    // SAFETY: saves the current user id and security context, to restore
+    // them after `f`; the flags forbid SET ROLE and similar inside.
     unsafe {
         pg_sys::GetUserIdAndSecContext(&mut user, &mut sec);
         pg_sys::SetUserIdAndSecContext(
@@ -327,6 +393,7 @@ pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
         );
     }
     let out = f();
+    // SAFETY: restores exactly the user id and security context saved above.
     unsafe { pg_sys::SetUserIdAndSecContext(user, sec) };
     out
 }

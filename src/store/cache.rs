@@ -217,10 +217,7 @@ impl Fresh {
             1,
             &tables::REVOKED_SESSIONS,
             &id,
-            |r| {
-                let (d, null) = r.get(0);
-                unsafe { pgrx::Uuid::from_datum(d, null) }.map(|u| *u.as_bytes())
-            },
+            |r| r.uuid_bytes(0),
             || tables::session_revoked(id),
         )
     }
@@ -311,13 +308,12 @@ impl Fresh {
         let before = invals();
         let mut users = HashMap::default();
         let complete_users = probe::scan_all(&tables::USERS_TOKEN_STATE, |r| {
-            let (d, null) = r.get(0);
-            if let Some(u) = unsafe { pgrx::Uuid::from_datum(d, null) } {
+            if let Some(u) = r.uuid_bytes(0) {
                 let status = r.text(1).unwrap_or_default();
                 let active = status == "active";
                 let status = if active { String::new() } else { status };
                 users.insert(
-                    *u.as_bytes(),
+                    u,
                     UserToken {
                         active,
                         valid_after: tables::valid_after(r.epoch_seconds(2)),
@@ -330,9 +326,8 @@ impl Fresh {
         let mut deleted = HashSet::default();
         let complete = complete_users
             && probe::scan_all(&tables::DELETED_USERS, |r| {
-                let (d, null) = r.get(0);
-                if let Some(u) = unsafe { pgrx::Uuid::from_datum(d, null) } {
-                    deleted.insert(*u.as_bytes());
+                if let Some(u) = r.uuid_bytes(0) {
+                    deleted.insert(u);
                 }
                 deleted.len() <= MAX_ROWS
             });

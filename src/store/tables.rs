@@ -5,7 +5,7 @@
 use crate::core::claims::UserRow;
 use crate::pg::probe::{probe, probe_in, Table};
 use pgrx::pg_sys;
-use pgrx::{FromDatum, IntoDatum};
+use pgrx::IntoDatum;
 
 pub const USERS: Table = Table {
     name: c"users",
@@ -130,14 +130,8 @@ impl UserToken {
 /// reads as `UserToken::deleted`.
 pub fn token_state(id: [u8; 16], snapshot: crate::pg::probe::Snapshot) -> Option<UserToken> {
     probe_in(&USERS, uuid_key(id), snapshot, |r| {
-        let (d, null) = r.get(4);
         // status is text; compare its bytes without building a String.
-        let active = !null
-            && unsafe {
-                pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(
-                    d.cast_mut_ptr(),
-                ))
-            } == b"active";
+        let active = r.text_is(4, b"active");
         let status = if active {
             String::new()
         } else {
@@ -208,24 +202,13 @@ pub struct TokenRow {
 /// The api_tokens row whose token_hash is `hash`, if visible.
 pub fn token_by_hash(hash: &[u8; 32]) -> Option<TokenRow> {
     let key = hash.as_slice().into_datum().expect("bytea datum");
-    probe(&API_TOKENS, key, |r| {
-        let (d, n) = r.get(1);
-        let user = unsafe { pgrx::Uuid::from_datum(d, n) }
-            .map(|u| *u.as_bytes())
-            .unwrap_or([0; 16]);
-        let (d, n) = r.get(2);
-        TokenRow {
-            id: r.uuid(0).unwrap_or_default(),
-            user_id: user,
-            scopes: unsafe { Vec::<Option<String>>::from_datum(d, n) }
-                .unwrap_or_default()
-                .into_iter()
-                .flatten()
-                .collect(),
-            expires_at: r.epoch_seconds(3),
-            revoked: !r.get(4).1,
-            last_used_at: r.epoch_seconds(5),
-        }
+    probe(&API_TOKENS, key, |r| TokenRow {
+        id: r.uuid(0).unwrap_or_default(),
+        user_id: r.uuid_bytes(1).unwrap_or([0; 16]),
+        scopes: r.text_array(2),
+        expires_at: r.epoch_seconds(3),
+        revoked: !r.is_null(4),
+        last_used_at: r.epoch_seconds(5),
     })
 }
 
@@ -242,7 +225,7 @@ pub const API_TOKENS_BY_ID: Table = Table {
 /// and has not expired (a rotation's grace ends as an expiry) at `now`.
 pub fn token_live(id: [u8; 16], now: i64) -> bool {
     probe(&API_TOKENS_BY_ID, uuid_key(id), |r| {
-        r.get(1).1 && r.epoch_seconds(0).is_none_or(|e| e > now)
+        r.is_null(1) && r.epoch_seconds(0).is_none_or(|e| e > now)
     })
     .unwrap_or(false)
 }
