@@ -292,7 +292,7 @@ const SEEN_SLOTS: usize = 4096;
 
 struct Signatures {
     seen: Vec<u64>,
-    map: crate::core::fasthash::HashMap<u64, Remembered>,
+    map: crate::core::hashing::HashMap<u64, Remembered>,
     /// Hashes in `map`, oldest first.
     order: std::collections::VecDeque<u64>,
 }
@@ -318,13 +318,12 @@ fn signature_of(token: &str) -> Option<&str> {
 
 /// A nonzero hash of a signature: of its first 8 characters (48 bits of an
 /// HMAC's output for any token that can be in the map, which only verified
-/// tokens enter), keyed (core::fasthash). A collision costs a miss, never
+/// tokens enter), keyed (core::hashing). A collision costs a miss, never
 /// a false hit: a hit compares the whole token. SipHash over the whole
 /// signature cost 2% of a cold verify_jwt.
 fn signature_hash(sig: &str) -> Option<u64> {
-    use std::hash::BuildHasher;
     let head: [u8; 8] = sig.as_bytes().get(..8)?.try_into().ok()?;
-    Some(crate::core::fasthash::Keyed::default().hash_one(u64::from_le_bytes(head)) | 1)
+    Some(crate::core::hashing::process_hash(u64::from_le_bytes(head)) | 1)
 }
 
 /// The remembered verification of `token`, whose signature segment is `sig`.
@@ -417,7 +416,7 @@ fn sign_jsonb(claims: &RawJsonb, ttl: i64) -> PgResult<String> {
     let mut keys: Vec<&[u8]> = Vec::with_capacity(32);
     let text = crate::core::jsonb::object_to_json(claims.bytes(), &mut |k| keys.push(k));
     match (text, signer()?) {
-        (Some(text), Signer::Secret(key)) if crate::pg::jsonb::utf8_database() => {
+        (Some(text), Signer::Secret(key)) if crate::pg::jsonb::encoder_applies() => {
             let present = |k: &str| keys.contains(&k.as_bytes());
             issue(ttl, true, |std| {
                 jwt::sign_hs256_json(text, &present, &key, std)

@@ -26,7 +26,7 @@
 //! In parallel mode (no new snapshot allowed) nothing is filled: a miss is
 //! probed under the statement's snapshot.
 
-use crate::core::fasthash::{HashMap, HashSet};
+use crate::core::hashing::{HashMap, HashSet};
 use crate::core::keys::{Alg, SigningKey};
 use crate::pg::probe;
 use crate::store::tables;

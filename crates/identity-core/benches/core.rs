@@ -98,4 +98,40 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(core, benches);
-criterion_main!(core);
+
+/// The per-backend tables' hasher (core::hashing, foldhash) on the keys
+/// those tables hold: 16-byte user and session ids, 36-byte jtis. (The
+/// hand-written FxHash-style hasher it replaced measured 5.39 and 16.7 ns
+/// here, foldhash 4.64 and 5.75 ns.)
+fn hashers(c: &mut criterion::Criterion) {
+    use identity_core::hashing::HashSet;
+    use std::hint::black_box;
+    let ids: Vec<[u8; 16]> = (0..1000u32)
+        .map(|i| {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&i.to_le_bytes());
+            b[8..12].copy_from_slice(&(i.wrapping_mul(2654435761)).to_le_bytes());
+            b
+        })
+        .collect();
+    let jtis: Vec<Box<[u8]>> = (0..1000u32)
+        .map(|i| {
+            format!("{:08x}-1c2d-4e5f-8a9b-{:012x}", i, i as u64 * 7919)
+                .into_bytes()
+                .into_boxed_slice()
+        })
+        .collect();
+    let id_set: HashSet<[u8; 16]> = ids.iter().copied().collect();
+    let jti_set: HashSet<Box<[u8]>> = jtis.iter().cloned().collect();
+    let (hit, miss) = (ids[517], [0xEEu8; 16]);
+    let jti: &[u8] = &jtis[517];
+    c.bench_function("hash: uuid hit+miss", |b| {
+        b.iter(|| id_set.contains(black_box(&hit)) ^ id_set.contains(black_box(&miss)))
+    });
+    c.bench_function("hash: jti hit", |b| {
+        b.iter(|| jti_set.contains(black_box(jti)))
+    });
+}
+
+criterion::criterion_group!(hash_benches, hashers);
+criterion_main!(core, hash_benches);

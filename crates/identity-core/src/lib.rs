@@ -8,7 +8,7 @@ pub mod authz;
 pub mod b64;
 pub mod claims;
 pub mod error;
-pub mod fasthash;
+pub mod hashing;
 pub mod input;
 pub mod jsonb;
 pub mod jwt;
