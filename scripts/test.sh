@@ -4,7 +4,7 @@
 #   0. static checks          cargo fmt --check, cargo clippy -D warnings, scripts/layers.py
 #   1. core unit tests        `cargo test -p identity-core` (crates/identity-core: no pgrx, no Postgres)
 #   2. #[pg_test]             `cargo pgrx test` in a cluster run as $IDENTITY_OS_USER
-#   3. SQL scenario suite     pg_test/ (pg_regress, real roles, installed extension)
+#   3. SQL scenario suite     pg_test/ (pg_regress, real roles, installed extension; then each file alone)
 #   4. interop                interop/ (psycopg + jsonschema, as Supabase Auth calls the hook)
 #   5. hot standby            pg_test/standby.sh (a real streaming replica on loopback)
 # and a last line "identity: N passed, M failed" over all layers.
@@ -62,7 +62,9 @@ echo "== 3/5 SQL scenario suite (pg_test/, installed extension, real roles)"
 # `cargo pgrx test` installed its test build; install the real one.
 cargo pgrx install --pg-config "$PG_CONFIG" 2>&1 | tail -n 1
 bash pg_test/run.sh 2>&1 | tee "$logs/scenarios.log" || status=1
-grep '^scenarios:' "$logs/scenarios.log" > "$logs/scenarios.summary" || true
+# ... and each file alone, in a database where no other file ran.
+bash pg_test/alone.sh 2>&1 | tee -a "$logs/scenarios.log" || status=1
+grep -E '^scenarios( alone)?:' "$logs/scenarios.log" > "$logs/scenarios.summary" || true
 count "$logs/scenarios.summary"
 
 echo "== 4/5 interop (real driver, JSON-schema validation)"

@@ -1,3 +1,4 @@
+\i pg_test/fixtures.sql
 -- Opaque API tokens (API.md 4). Tokens are random: the file prints shapes
 -- and verdicts, never a token.
 insert into identity.organizations (id, name) values ('00000000-0000-0000-0000-0000000000f0', 'Token Org');

@@ -1,3 +1,4 @@
+\i pg_test/fixtures.sql
 -- identity.audit_log is append-only for every role, superusers included.
 insert into identity.audit_log (actor_kind, action, target_type, target_id)
 values ('system', 'test.event', 'thing', '42');

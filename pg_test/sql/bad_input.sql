@@ -1,3 +1,4 @@
+\i pg_test/fixtures.sql
 -- Every function of the extension, with every bad input cast to each of its
 -- parameter types: NULL, '', 1 MB, invalid uuid text, control characters,
 -- wrong JSON shapes, token look-alikes. Each call ends in NULL, a value, or a

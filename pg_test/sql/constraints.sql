@@ -1,3 +1,4 @@
+\i pg_test/fixtures.sql
 -- The database itself enforces the data model's rules.
 insert into identity.organizations (id, name) values
   ('00000000-0000-0000-0000-00000000000a', 'Acme');

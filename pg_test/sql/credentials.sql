@@ -1,3 +1,4 @@
+\i pg_test/fixtures.sql
 -- AI-service credentials (API.md 7) as real roles: encrypted at rest, masked
 -- reads, owner-only changes, system credentials, one default, credit limits,
 -- audit. Secrets are passed in as literals here only because this file is

@@ -1,3 +1,4 @@
+\i pg_test/fixtures.sql
 -- identity.decode_jwt end to end, as the roles that call it.
 set role authenticated;
 select identity.decode_jwt(

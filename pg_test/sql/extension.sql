@@ -1,3 +1,4 @@
+\i pg_test/fixtures.sql
 -- CREATE EXTENSION creates every table with RLS enabled; DROP removes all.
 select c.relname, c.relrowsecurity as rls
 from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -40,6 +41,7 @@ order by conrelid::regclass::text, confrelid::regclass::text, 3;
 -- The extension can be created in a second database of the same cluster, and
 -- DROP EXTENSION leaves nothing behind.
 create database identity_second;
+\set scenario_db :DBNAME
 \c identity_second
 create extension identity;
 select count(*) as tables from pg_tables where schemaname = 'identity';
@@ -49,5 +51,5 @@ select count(*) as functions_left from pg_proc p join pg_namespace n on n.oid = 
  where n.nspname = 'identity';
 create extension identity;
 select count(*) as tables_again from pg_tables where schemaname = 'identity';
-\c regression
+\c :scenario_db
 drop database identity_second;

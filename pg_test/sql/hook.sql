@@ -1,3 +1,4 @@
+\i pg_test/fixtures.sql
 -- identity.custom_access_token_hook as Supabase Auth calls it: as
 -- supabase_auth_admin holding only the `hook` level, inside a transaction
 -- with a 2 s statement timeout.

@@ -1,3 +1,4 @@
+\i pg_test/fixtures.sql
 -- Isolation matrix: two organizations, each with an admin, a user and a
 -- service user. For every actor and every table a user-level role can read:
 -- what is visible (counts), and every write refused. Rows of other test files

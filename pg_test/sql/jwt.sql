@@ -1,3 +1,4 @@
+\i pg_test/fixtures.sql
 -- JWTs (API.md 3), HS256 with identity.jwt_secret from the cluster config.
 -- Tokens carry random jti and times, so the file prints claims and verdicts,
 -- never tokens.
@@ -94,6 +95,7 @@ select t.err($$select identity.sign_jwt(jsonb_build_object('big', repeat('x', 20
 -- first), 200 of 5,000 revoked jtis starting with letters of alternating case,
 -- over a multi-page btree, are all found. (Probed under C they are not.)
 create database identity_icu locale_provider icu icu_locale 'en-US' template template0;
+\set scenario_db :DBNAME
 \c identity_icu
 create extension identity;
 insert into identity.revoked_jwts (jti, expires_at)
@@ -103,5 +105,5 @@ select count(*) filter (where v.reason = 'jti revoked') as found_revoked, count(
 from generate_series(1, 5000, 25) i,
      lateral identity.try_verify_jwt(identity.sign_jwt(jsonb_build_object(
        'jti', chr((case when i % 2 = 0 then 97 else 65 end) + (i / 2) % 26) || '-' || i || repeat('x', 40)))) v;
-\c regression
+\c :scenario_db
 drop database identity_icu;

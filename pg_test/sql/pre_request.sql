@@ -1,3 +1,4 @@
+\i pg_test/fixtures.sql
 -- identity.pre_request() as PostgREST runs it (db-pre-request): the session
 -- user is the authenticator, each request is a transaction that starts as
 -- SET LOCAL ROLE anon with request.headers and request.jwt.claims set

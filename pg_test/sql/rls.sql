@@ -1,3 +1,4 @@
+\i pg_test/fixtures.sql
 -- RLS helpers (API.md 8), with claims set as PostgREST sets them.
 select identity.grant_access('authenticated', 'user');
 select identity.grant_access('anon', 'user');

@@ -1,3 +1,4 @@
+\i pg_test/fixtures.sql
 -- Websocket and agent tokens (API.md 5), with claims set the way PostgREST
 -- sets them: SET LOCAL ROLE and request.jwt.claims for the transaction.
 insert into identity.users (id, email, user_role) values

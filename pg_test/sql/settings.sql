@@ -1,3 +1,4 @@
+\i pg_test/fixtures.sql
 -- Settings of API.md section 1. The secrets are never readable by SQL, by
 -- anyone; a non-superuser cannot read them or change any verification setting.
 select name, setting, unit, context from pg_settings

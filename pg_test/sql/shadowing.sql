@@ -1,3 +1,4 @@
+\i pg_test/fixtures.sql
 -- Hijacking by shadowing: an unprivileged role creates, in a schema first on
 -- its search_path, functions named like built-ins (lower, now, gen_random_uuid,
 -- jsonb_build_object), `=` operators on text and uuid that always answer true

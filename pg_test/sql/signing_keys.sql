@@ -1,3 +1,6 @@
+\i pg_test/fixtures.sql
+\set scenario_db :DBNAME
+insert into identity.users (id, email) values ('00000000-0000-0000-0000-0000000d5001', 'keys-ws@example.com');
 -- Asymmetric signing keys and the JWKS (API.md 3).
 create table t.keys (alg text primary key, kid text);
 grant all on t.keys to public;
@@ -37,7 +40,7 @@ select identity.retire_signing_key(kid) from t.keys where alg = 'RS256';
 select identity.decode_jwt(identity.sign_jwt('{}'))#>>'{header,alg}' as after_retiring_all;
 -- Other issuers sign with the active key too.
 select identity.activate_signing_key(identity.generate_signing_key('ES256'));
-select identity.decode_jwt(identity.create_websocket_token('00000000-0000-0000-0000-00000000c001'))#>>'{header,alg}' as websocket_alg;
+select identity.decode_jwt(identity.create_websocket_token('00000000-0000-0000-0000-0000000d5001'))#>>'{header,alg}' as websocket_alg;
 -- Bad calls.
 select t.err($$select identity.generate_signing_key('HS256')$$) as hs256_key;
 select t.err($$select identity.generate_signing_key('none')$$) as none_key;
@@ -58,7 +61,7 @@ select count(*) as keys, bool_and(get_byte(private_key_ciphertext, 0) = 1) as se
        bool_and(position('\x3082'::bytea in private_key_ciphertext) <> 1) as no_der_header
 from identity.signing_keys;
 -- A new backend (no cached keys) with the wrong encryption key cannot sign.
-\c regression
+\c :scenario_db
 set identity.encryption_key = 'd3Jvbmcta2V5LWRvLW5vdC11c2UtMDEyMzQ1Njc4OWE=';
 select t.err($$select identity.sign_jwt('{}')$$) as wrong_key;
 set identity.encryption_key = '';

@@ -1,9 +1,10 @@
+\i pg_test/fixtures.sql
 -- Users, organizations and service users (API.md 6); flags, subscriptions,
 -- events and audit (9). Run as real roles: service_role (admin level, no
 -- claims = system) and authenticated with request.jwt.claims set per user.
 -- t.act(user): request.jwt.claims as the hook would have built them for
 -- that user (NULL: no claims). SECURITY DEFINER only to read the users table.
-create function t.act(u uuid) returns void language sql security definer set search_path = pg_catalog as $$
+create or replace function t.act(u uuid) returns void language sql security definer set search_path = pg_catalog as $$
   select set_config('request.jwt.claims', coalesce((
     select jsonb_build_object('sub', x.id, 'role', 'authenticated', 'user_role', x.user_role,
                               'organization_id', x.organization_id, 'is_service_user', x.is_service_user)::text
