@@ -51,7 +51,7 @@ pub fn subject() -> PgResult<Subject> {
             let u = tables::user_state(id).ok_or_else(|| {
                 IdentityError::unauthenticated("the request's user does not exist")
             }).pg()?;
-            if u.row.status != "active" {
+            if !u.row.status.is_active() {
                 return Err(IdentityError::unauthenticated("the request's user is not active")
                     .detail(format!("user {}", u.row.status))
                     .pg_error());
@@ -65,7 +65,7 @@ pub fn subject() -> PgResult<Subject> {
             Ok(Subject::User(Caller {
                 id,
                 org,
-                admin: u.row.user_role == "admin" && org.is_some(),
+                admin: u.row.user_role == crate::core::claims::UserRole::Admin && org.is_some(),
                 is_service_user: u.row.is_service_user,
                 kind,
                 scopes,
@@ -98,7 +98,7 @@ pub fn audit(
 /// A live user's (id, organization), or None (unknown or deleted).
 pub fn target(id: [u8; 16]) -> Option<Option<[u8; 16]>> {
     crate::store::tables::user_state(id)
-        .filter(|u| u.row.status != "deleted")
+        .filter(|u| u.row.status != crate::core::claims::UserStatus::Deleted)
         .map(|u| {
             u.row
                 .organization_id

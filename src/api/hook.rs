@@ -23,7 +23,7 @@ const USER_BY_ID: &str = "select is_service_user, user_role, organization_id::te
 
 #[cfg(any(test, feature = "pg_test"))]
 fn lookup(user_id: &str) -> PgResult<Option<claims::UserRow>> {
-    use crate::core::claims::UserRow;
+    use crate::core::claims::{UserRole, UserRow, UserStatus};
     use crate::pg::spi;
     use pgrx::{PgBuiltInOids, PgOid};
     spi::select_cached(
@@ -37,10 +37,10 @@ fn lookup(user_id: &str) -> PgResult<Option<claims::UserRow>> {
             let r = t.first();
             Ok(Some(UserRow {
                 is_service_user: r.get::<bool>(1)?.unwrap_or(false),
-                user_role: r.get::<String>(2)?.unwrap_or_default(),
+                user_role: UserRole::parse(&r.get::<String>(2)?.unwrap_or_default()),
                 organization_id: r.get::<String>(3)?,
                 application_id: r.get::<String>(4)?,
-                status: r.get::<String>(5)?.unwrap_or_default(),
+                status: UserStatus::parse(&r.get::<String>(5)?.unwrap_or_default()),
             }))
         },
     )

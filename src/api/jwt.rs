@@ -235,12 +235,15 @@ fn stateful_checks<C: Claims>(
     }
     if let Some(sub) = uuid_claim("sub") {
         if let Some(tables::UserToken {
-            active,
             valid_after: tokens_valid_after,
             status,
         }) = user(&fresh, sub)
         {
-            checks.push(check("user_status", active, &format!("user {status}")));
+            checks.push(check(
+                "user_status",
+                status.is_active(),
+                &format!("user {status}"),
+            ));
             let iat = c.number("iat").ok().flatten().unwrap_or(i64::MIN);
             let ok = tokens_valid_after.is_none_or(|va| iat >= va);
             checks.push(check(

@@ -98,7 +98,7 @@ fn base_claims(user: [u8; 16], aud: &str) -> PgResult<Map<String, Value>> {
     let u = tables::user_state(user)
         .ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist"))
         .pg()?;
-    if u.row.status != "active" {
+    if !u.row.status.is_active() {
         return Err(IdentityError::invalid("user is not active")
             .detail(format!("user {}", u.row.status))
             .pg_error());
@@ -107,7 +107,7 @@ fn base_claims(user: [u8; 16], aud: &str) -> PgResult<Map<String, Value>> {
     c.insert("aud".into(), json!(aud));
     c.insert("sub".into(), json!(uuid_text(&user)));
     c.insert("role".into(), json!("authenticated"));
-    c.insert("user_role".into(), json!(u.row.user_role));
+    c.insert("user_role".into(), json!(u.row.user_role.as_str()));
     c.insert("organization_id".into(), json!(u.row.organization_id));
     c.insert("is_service_user".into(), json!(u.row.is_service_user));
     Ok(c)

@@ -69,7 +69,7 @@ impl Principal {
         b.key("is_service_user");
         b.bool(self.user.row.is_service_user);
         b.key("user_role");
-        b.string(&self.user.row.user_role);
+        b.string(self.user.row.user_role.as_str());
         b.key("scopes");
         b.begin_array();
         for s in &self.scopes {
@@ -101,7 +101,7 @@ pub fn verify(token_text: &str) -> PgResult<Principal> {
     let user = tables::user_state(row.user_id)
         .ok_or_else(|| unauthenticated("API token's user does not exist"))
         .pg()?;
-    if user.row.status != "active" {
+    if !user.row.status.is_active() {
         return Err(unauthenticated("API token's user is not active")
             .detail(format!("user {}", user.row.status))
             .pg_error());
@@ -122,7 +122,7 @@ pub fn principal_claims(p: &Principal) -> serde_json::Map<String, Value> {
     let mut c = serde_json::Map::new();
     c.insert("sub".into(), json!(uuid_text(&p.user_id)));
     c.insert("role".into(), json!("authenticated"));
-    c.insert("user_role".into(), json!(p.user.row.user_role));
+    c.insert("user_role".into(), json!(p.user.row.user_role.as_str()));
     c.insert("organization_id".into(), json!(p.user.row.organization_id));
     c.insert("is_service_user".into(), json!(p.user.row.is_service_user));
     if p.user.row.is_service_user {
@@ -331,7 +331,7 @@ fn create_api_token(
     let (user, org) = owner_visible(&s, *user_id.as_bytes(), "user does not exist")?;
     may_mint(&s, *user_id.as_bytes(), &user, org, "user does not exist")?;
     authz::may_receive_token(&s, expires.is_some(), &scopes).pg()?;
-    if user.row.status != "active" {
+    if !user.row.status.is_active() {
         return Err(IdentityError::invalid("user is not active")
             .detail(format!("user {}", user.row.status))
             .pg_error());

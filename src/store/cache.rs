@@ -309,13 +309,10 @@ impl Fresh {
         let mut users = HashMap::default();
         let complete_users = probe::scan_all(&tables::USERS_TOKEN_STATE, |r| {
             if let Some(u) = r.uuid_bytes(0) {
-                let status = r.text(1).unwrap_or_default();
-                let active = status == "active";
-                let status = if active { String::new() } else { status };
+                let status = crate::core::claims::UserStatus::parse(&r.text(1).unwrap_or_default());
                 users.insert(
                     u,
                     UserToken {
-                        active,
                         valid_after: tables::valid_after(r.epoch_seconds(2)),
                         status,
                     },
@@ -357,7 +354,7 @@ fn deleted_state() -> UserToken {
 /// A user state the checks can refuse; None for one they pass (active,
 /// no tokens_valid_after).
 fn refusable(u: UserToken) -> Option<UserToken> {
-    (!(u.active && u.valid_after.is_none_or(|t| t == i64::MIN))).then_some(u)
+    (!(u.status.is_active() && u.valid_after.is_none_or(|t| t == i64::MIN))).then_some(u)
 }
 
 /// More refusable users than a copy holds: probe each user once and keep

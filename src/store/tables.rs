@@ -2,7 +2,7 @@
 //! descriptor per primary or unique index a hot path uses, and the rows
 //! those paths need, typed. No SQL here; visibility is the active snapshot.
 
-use crate::core::claims::UserRow;
+use crate::core::claims::{UserRole, UserRow, UserStatus};
 use crate::pg::probe::{probe, probe_in, Table};
 use pgrx::pg_sys;
 use pgrx::IntoDatum;
@@ -79,10 +79,10 @@ pub fn user_state(id: [u8; 16]) -> Option<UserState> {
         probe(&DELETED_USERS, uuid_key(id), |_| ()).map(|_| UserState {
             row: UserRow {
                 is_service_user: false,
-                user_role: "user".into(),
+                user_role: UserRole::User,
                 organization_id: None,
                 application_id: None,
-                status: "deleted".into(),
+                status: UserStatus::Deleted,
             },
             tokens_valid_after: Some(i64::MAX),
             email: String::new(),
@@ -108,20 +108,17 @@ pub fn valid_after(epoch_seconds: Option<i64>) -> Option<i64> {
 /// What verify_jwt's user checks read of a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserToken {
-    pub active: bool,
     /// tokens_valid_after, rounded up (`valid_after`).
     pub valid_after: Option<i64>,
-    /// The status when not active (empty when active).
-    pub status: String,
+    pub status: UserStatus,
 }
 
 impl UserToken {
     /// A tombstoned user.
     pub fn deleted() -> UserToken {
         UserToken {
-            active: false,
             valid_after: Some(i64::MAX),
-            status: "deleted".to_string(),
+            status: UserStatus::Deleted,
         }
     }
 }
@@ -131,14 +128,12 @@ impl UserToken {
 pub fn token_state(id: [u8; 16], snapshot: crate::pg::probe::Snapshot) -> Option<UserToken> {
     probe_in(&USERS, uuid_key(id), snapshot, |r| {
         // status is text; compare its bytes without building a String.
-        let active = r.text_is(4, b"active");
-        let status = if active {
-            String::new()
+        let status = if r.text_is(4, b"active") {
+            UserStatus::Active
         } else {
-            r.text(4).unwrap_or_default()
+            UserStatus::parse(&r.text(4).unwrap_or_default())
         };
         UserToken {
-            active,
             valid_after: valid_after(r.epoch_seconds(5)),
             status,
         }
@@ -154,10 +149,10 @@ fn live_user(id: [u8; 16]) -> Option<UserState> {
     probe(&USERS, uuid_key(id), |r| UserState {
         row: UserRow {
             is_service_user: r.bool(0).unwrap_or(false),
-            user_role: r.text(1).unwrap_or_default(),
+            user_role: UserRole::parse(&r.text(1).unwrap_or_default()),
             organization_id: r.uuid(2),
             application_id: r.uuid(3),
-            status: r.text(4).unwrap_or_default(),
+            status: UserStatus::parse(&r.text(4).unwrap_or_default()),
         },
         // Rounded up: a token issued (iat, whole seconds) in the same second
         // as a suspension or sign-out-everywhere is refused too.

@@ -10,14 +10,84 @@ use serde_json::{Map, Value};
 /// Events over this many bytes (as JSON text) are refused with 400.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 
+/// A user's status: identity.users.status, or `Deleted` for a tombstone
+/// (identity.deleted_users). Only `Active` authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserStatus {
+    Active,
+    Suspended,
+    Disabled,
+    Deleted,
+}
+
+impl UserStatus {
+    /// The column's text; anything else (the table's check forbids it) is
+    /// `Disabled`: it fails closed, never active.
+    pub fn parse(s: &str) -> UserStatus {
+        match s {
+            "active" => UserStatus::Active,
+            "suspended" => UserStatus::Suspended,
+            "deleted" => UserStatus::Deleted,
+            _ => UserStatus::Disabled,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Active => "active",
+            UserStatus::Suspended => "suspended",
+            UserStatus::Disabled => "disabled",
+            UserStatus::Deleted => "deleted",
+        }
+    }
+
+    pub fn is_active(self) -> bool {
+        self == UserStatus::Active
+    }
+}
+
+impl std::fmt::Display for UserStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A user's role (identity.users.user_role).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserRole {
+    Admin,
+    User,
+    System,
+}
+
+impl UserRole {
+    /// The column's text; anything else (the table's check forbids it) is
+    /// `User`: the least privilege.
+    pub fn parse(s: &str) -> UserRole {
+        match s {
+            "admin" => UserRole::Admin,
+            "system" => UserRole::System,
+            _ => UserRole::User,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            UserRole::Admin => "admin",
+            UserRole::User => "user",
+            UserRole::System => "system",
+        }
+    }
+}
+
 /// What the hook needs from identity.users.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
     pub is_service_user: bool,
-    pub user_role: String,
+    pub user_role: UserRole,
     pub organization_id: Option<String>,
     pub application_id: Option<String>,
-    pub status: String,
+    pub status: UserStatus,
 }
 
 /// The hook's answer: claims, or an error object with an HTTP code.
@@ -433,13 +503,13 @@ pub fn additions(user: Option<&UserRow>) -> Result<Additions, HookOutcome> {
             organization_id: None,
             application_id: None,
         }),
-        Some(u) if u.status != "active" => Err(HookOutcome::Error {
+        Some(u) if !u.status.is_active() => Err(HookOutcome::Error {
             http_code: 403,
             message: format!("user is {}", u.status),
         }),
         Some(u) => Ok(Additions {
             is_service_user: u.is_service_user,
-            user_role: u.user_role.clone(),
+            user_role: u.user_role.as_str().into(),
             organization_id: u.organization_id.clone(),
             application_id: u.is_service_user.then(|| u.application_id.clone()),
         }),
@@ -577,10 +647,10 @@ mod tests {
     fn row(role: &str, service: bool, status: &str) -> UserRow {
         UserRow {
             is_service_user: service,
-            user_role: role.into(),
+            user_role: UserRole::parse(role),
             organization_id: Some("00000000-0000-0000-0000-00000000000a".into()),
             application_id: Some("00000000-0000-0000-0000-0000000000ap".replace("ap", "bb")),
-            status: status.into(),
+            status: UserStatus::parse(status),
         }
     }
 
