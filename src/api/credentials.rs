@@ -265,9 +265,7 @@ fn insert(s: &Subject, n: NewCredential) -> PgResult<Value> {
     let sealed = seal(&key, &id_text, org_text.as_deref(), n.secret);
     spi::privileged(|| {
         let inserted = spi::write_one::<Uuid>(
-            "insert into identity.credentials (id, user_id, organization_id, provider, name, ciphertext, last4, \
-                                               is_system, credit_limit, created_by) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) on conflict do nothing returning id",
+            include_str!("../../sql/queries/credentials_insert.sql"),
             &[
                 id.into(),
                 Uuid::from_bytes(n.owner).into(),
@@ -468,17 +466,13 @@ fn update_credential(credential_id: Option<Uuid>, changes: Option<RawJsonb>) -> 
         let mut public = m.clone();
         public.remove("secret");
         let updated = spi::write_one::<bool>(
-            "update identity.credentials c set \
-               name = case when $2 ? 'name' then $2->>'name' else c.name end, \
-               credit_limit = case when $2 ? 'credit_limit' then ($2->>'credit_limit')::numeric else c.credit_limit end, \
-               exhausted_at = case when $2 ? 'credit_limit' then null else c.exhausted_at end, \
-               ciphertext = coalesce($3, c.ciphertext), \
-               last4 = coalesce($4, c.last4), \
-               updated_at = now() \
-             where c.id = $1 and not exists (select 1 from identity.credentials d \
-               where d.user_id = c.user_id and d.provider = c.provider and d.name = $2->>'name' and d.id <> c.id) \
-             returning true",
-            &[id.into(), JsonB(Value::Object(public)).into(), sealed.into(), last4.into()],
+            include_str!("../../sql/queries/credentials_update_credential.sql"),
+            &[
+                id.into(),
+                JsonB(Value::Object(public)).into(),
+                sealed.into(),
+                last4.into(),
+            ],
         )?;
         if updated.is_none() {
             return Err(IdentityError::duplicate(
@@ -596,11 +590,7 @@ fn record_credential_usage(
     spi::privileged(|| {
         let f = authorize(&s, id, CredentialOp::Use)?;
         let added = spi::write_one::<bool>(
-            "update identity.credentials set usage_total = usage_total + $2, \
-               exhausted_at = case when credit_limit is not null and usage_total + $2 >= credit_limit \
-                                   then coalesce(exhausted_at, now()) else exhausted_at end, \
-               updated_at = now() \
-             where id = $1 and (credit_limit is null or usage_total + $2 <= credit_limit) returning true",
+            include_str!("../../sql/queries/credentials_record_credential_usage.sql"),
             &[id.into(), amount.clone().into()],
         )?;
         if added.is_none() {
@@ -639,16 +629,7 @@ fn credential_usage(credential_id: Option<Uuid>) -> PgResult<JsonB> {
         let f = authorize(&s, id, CredentialOp::Read)?;
         audit(&s, &f, "credential.usage_read", id, json!({}))?;
         spi::one::<JsonB>(
-            "select jsonb_build_object( \
-               'calls', (select count(*) from identity.credential_usage where credential_id = c.id), \
-               'total_amount', c.usage_total, \
-               'total_tokens', (select coalesce(sum(tokens), 0) from identity.credential_usage where credential_id = c.id), \
-               'remaining', greatest(c.credit_limit - c.usage_total, 0), \
-               'recent', coalesce((select jsonb_agg(jsonb_build_object('at', r.at, 'amount', r.amount, 'tokens', r.tokens) \
-                                                    order by r.at desc, r.id desc) \
-                                   from (select * from identity.credential_usage where credential_id = c.id \
-                                         order by at desc, id desc limit 20) r), '[]')) \
-             from identity.credentials c where c.id = $1",
+            include_str!("../../sql/queries/credentials_credential_usage.sql"),
             &[id.into()],
         )?
         .ok_or_else(|| authz::not_found("credential does not exist").pg_error())

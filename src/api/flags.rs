@@ -20,9 +20,7 @@ use serde_json::{json, Map, Value};
 pub fn evaluate(user: Option<[u8; 16]>) -> PgResult<Map<String, Value>> {
     let rows = spi::privileged(|| {
         spi::column::<JsonB>(
-            "select jsonb_build_array(f.key, f.enabled, f.rollout_percent, \
-                    (select o.enabled from identity.feature_flag_overrides o where o.key = f.key and o.user_id = $1)) \
-             from identity.feature_flags f order by f.key",
+            include_str!("../../sql/queries/flags_evaluate.sql"),
             &[user.map(Uuid::from_bytes).into()],
         )
     })?;
@@ -45,12 +43,7 @@ pub fn evaluate(user: Option<[u8; 16]>) -> PgResult<Map<String, Value>> {
 pub fn subscription(user: [u8; 16]) -> PgResult<Value> {
     let row = spi::privileged(|| {
         spi::one::<JsonB>(
-            "select jsonb_build_object('plan', plan, 'status', status, 'trial_ends_at', trial_ends_at, \
-                    'current_period_end', current_period_end, \
-                    'trial_end', extract(epoch from trial_ends_at)::float8, \
-                    'period_end', extract(epoch from current_period_end)::float8, \
-                    'now', extract(epoch from now())::float8) \
-             from identity.subscriptions where user_id = $1",
+            include_str!("../../sql/queries/flags_subscription.sql"),
             &[Uuid::from_bytes(user).into()],
         )
     })?;
@@ -111,9 +104,7 @@ fn set_feature_flag(
     .pg()?;
     spi::privileged(|| {
         spi::run(
-            "insert into identity.feature_flags (key, enabled, rollout_percent, description) values ($1, $2, $3, $4) \
-             on conflict (key) do update set enabled = excluded.enabled, rollout_percent = excluded.rollout_percent, \
-               description = coalesce(excluded.description, identity.feature_flags.description), updated_at = now()",
+            include_str!("../../sql/queries/flags_set_feature_flag.sql"),
             &[key.into(), enabled.into(), pct.into(), description.into()],
         )?;
         actor::audit(

@@ -192,9 +192,7 @@ fn activate_signing_key(kid: Option<&str>) -> PgResult<()> {
 fn retire_signing_key(kid: Option<&str>) -> PgResult<()> {
     let kid = required(kid, "kid is required").pg()?;
     let found = spi::write_one::<String>(
-        "update identity.signing_keys set status = 'retired', retired_at = coalesce(retired_at, now()), \
-                expires_at = coalesce(expires_at, now() + make_interval(secs => $2::float8)) \
-         where kid = $1 returning kid",
+        include_str!("../../sql/queries/keys_retire_signing_key.sql"),
         &[kid.into(), (RETIRED_KEY_SECONDS as f64).into()],
     )?;
     if found.is_none() {
@@ -208,11 +206,8 @@ fn retire_signing_key(kid: Option<&str>) -> PgResult<()> {
 #[pg_extern(schema = "identity", stable, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn jwks() -> PgResult<JsonB> {
-    Ok(spi::one::<JsonB>(
-        "select jsonb_build_object('keys', coalesce(jsonb_agg(public_jwk order by created_at, kid), '[]')) \
-         from identity.signing_keys \
-         where status in ('active', 'next') or (status = 'retired' and (expires_at is null or expires_at > now()))",
-        &[],
-    )?
-    .unwrap_or(JsonB(json!({"keys": []}))))
+    Ok(
+        spi::one::<JsonB>(include_str!("../../sql/queries/keys_jwks.sql"), &[])?
+            .unwrap_or(JsonB(json!({"keys": []}))),
+    )
 }

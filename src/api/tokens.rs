@@ -151,14 +151,7 @@ fn touch(row: &tables::TokenRow, now: i64) -> PgResult<()> {
     let owner = probe::table_owner(&tables::API_TOKENS);
     probe::as_owner(owner, || {
         spi::run(
-            "update identity.api_tokens set last_used_at = pg_catalog.now() \
-             where id operator(pg_catalog.=) ( \
-               select id from identity.api_tokens \
-               where id operator(pg_catalog.=) $1 \
-                 and (last_used_at is null \
-                      or last_used_at operator(pg_catalog.<) \
-                         (pg_catalog.now() operator(pg_catalog.-) pg_catalog.make_interval(mins => 1))) \
-               for update skip locked)",
+            include_str!("../../sql/queries/tokens_touch.sql"),
             &[id.into()],
         )
     })
@@ -203,11 +196,7 @@ pub(crate) fn issue(
     let parsed = token::parse(&text, &prefix).expect("a generated token parses");
     let hash = token::hash(&text);
     let row = spi::write_two::<Uuid, TimestampWithTimeZone>(
-        "insert into identity.api_tokens \
-           (user_id, kind, name, token_hash, display_prefix, last4, scopes, expires_at, rotated_from) \
-         values ($1, 'api', $2, $3, $4, $5, $6, \
-                 pg_catalog.now() + pg_catalog.make_interval(secs => $7::float8), $8) \
-         returning id, expires_at",
+        include_str!("../../sql/queries/tokens_issue.sql"),
         &[
             user_id.into(),
             name.into(),
@@ -445,11 +434,7 @@ fn list_api_tokens(
     };
     let rows = spi::privileged(|| {
         spi::column::<JsonB>(
-            "select pg_catalog.jsonb_build_object('token_id', id, 'user_id', user_id, 'name', name, 'kind', kind, \
-                    'display_prefix', display_prefix, 'last4', last4, 'scopes', scopes, 'expires_at', expires_at, \
-                    'revoked_at', revoked_at, 'last_used_at', last_used_at, 'rotated_from', rotated_from, \
-                    'created_at', created_at) \
-             from identity.api_tokens where $1::uuid is null or user_id = $1 order by created_at, id",
+            include_str!("../../sql/queries/tokens_list_api_tokens.sql"),
             &[user_id.into()],
         )
     })?;
@@ -499,10 +484,7 @@ fn rotate_api_token(
     spi::privileged(|| -> PgResult<_> {
         // Lock the old row; read what the new token inherits.
         let old = spi::column_mut::<JsonB>(
-            "select pg_catalog.jsonb_build_object('user_id', user_id, 'name', name, 'scopes', scopes, \
-                    'lifetime', extract(epoch from expires_at - created_at), 'revoked', revoked_at is not null, \
-                    'expired', expires_at <= pg_catalog.now()) \
-             from identity.api_tokens where id = $1 for update",
+            include_str!("../../sql/queries/tokens_rotate_api_token.sql"),
             &[id.into()],
         )?;
         let Some(JsonB(old)) = old.into_iter().next() else {
@@ -533,11 +515,7 @@ fn rotate_api_token(
             Some(id),
         )?;
         spi::run(
-            "update identity.api_tokens set \
-               revoked_at = case when $2 = 0 then pg_catalog.now() else revoked_at end, \
-               expires_at = case when $2 = 0 then expires_at \
-                                 else least(coalesce(expires_at, 'infinity'), pg_catalog.now() + pg_catalog.make_interval(secs => $2::float8)) end \
-             where id = $1",
+            include_str!("../../sql/queries/tokens_rotate_api_token_2.sql"),
             &[id.into(), grace.into()],
         )?;
         audit(

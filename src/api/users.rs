@@ -187,11 +187,17 @@ fn provision_user(
         // finds its row below.
         let inserted = spi::write_one::<JsonB>(
             concat!(
-                "insert into identity.users as u (id, email, external_id, first_name, last_name, organization_id) \
-                 values (coalesce($1, gen_random_uuid()), $2, $3, $4, $5, $6) on conflict do nothing returning ",
+                include_str!("../../sql/queries/users_provision_user.sql"),
                 user_json!()
             ),
-            &[user_id.into(), email.into(), external_id.into(), first_name.into(), last_name.into(), organization_id.into()],
+            &[
+                user_id.into(),
+                email.into(),
+                external_id.into(),
+                first_name.into(),
+                last_name.into(),
+                organization_id.into(),
+            ],
         )?;
         let Some(JsonB(user)) = inserted else {
             let existing = spi::one::<JsonB>(
@@ -297,13 +303,22 @@ fn create_service_user(
             )?,
         };
         let id = spi::write_one::<Uuid>(
-            "insert into identity.users (email, organization_id, is_service_user, application_id, application_name, \
-                                          description, created_by, created_by_name) \
-             values ($1, $2, true, $3, $4, $5, $6, $7) on conflict do nothing returning id",
-            &[email.into(), org.into(), application_id.into(), application_name.into(), description.into(),
-              s.id().map(uuid).into(), creator_name.into()],
+            include_str!("../../sql/queries/users_create_service_user.sql"),
+            &[
+                email.into(),
+                org.into(),
+                application_id.into(),
+                application_name.into(),
+                description.into(),
+                s.id().map(uuid).into(),
+                creator_name.into(),
+            ],
         )?
-        .ok_or_else(|| duplicate("a user with this email already exists").hint("emails are unique regardless of case")).pg()?;
+        .ok_or_else(|| {
+            duplicate("a user with this email already exists")
+                .hint("emails are unique regardless of case")
+        })
+        .pg()?;
         let (token_id, token, _) =
             tokens::issue(id, "service", Some(FIRST_TOKEN_SECONDS), &[], None)?;
         audit_user(
@@ -379,30 +394,13 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
         // it. Leaving `active` moves tokens_valid_after, as suspend_user does.
         let user = spi::write_one::<JsonB>(
             concat!(
-                "update identity.users u set \
-                   first_name = case when $2 ? 'first_name' then $2->>'first_name' else u.first_name end, \
-                   last_name = case when $2 ? 'last_name' then $2->>'last_name' else u.last_name end, \
-                   metadata = case when $2 ? 'metadata' then $2->'metadata' else u.metadata end, \
-                   email = case when $2 ? 'email' then $2->>'email' else u.email end, \
-                   user_role = case when $2 ? 'user_role' then $2->>'user_role' else u.user_role end, \
-                   status = case when $2 ? 'status' then $2->>'status' else u.status end, \
-                   status_reason = case when $2 ? 'status_reason' then $2->>'status_reason' \
-                                        when $2->>'status' = 'active' then null else u.status_reason end, \
-                   application_id = case when $2 ? 'application_id' then ($2->>'application_id')::uuid else u.application_id end, \
-                   application_name = case when $2 ? 'application_name' then $2->>'application_name' else u.application_name end, \
-                   description = case when $2 ? 'description' then $2->>'description' else u.description end, \
-                   is_service_user = case when $2 ? 'is_service_user' then ($2->>'is_service_user')::boolean else u.is_service_user end, \
-                   organization_id = case when $2 ? 'organization_id' then ($2->>'organization_id')::uuid else u.organization_id end, \
-                   external_id = case when $2 ? 'external_id' then $2->>'external_id' else u.external_id end, \
-                   tokens_valid_after = case when $2 ? 'status' and $2->>'status' <> 'active' and u.status = 'active' \
-                                             then now() else u.tokens_valid_after end, \
-                   updated_at = now() \
-                 where u.id = $1 returning ",
+                include_str!("../../sql/queries/users_update_user.sql"),
                 user_json!()
             ),
             &[uuid(id).into(), JsonB(changes.clone()).into()],
         )?
-        .ok_or_else(|| authz::not_found("user does not exist")).pg()?;
+        .ok_or_else(|| authz::not_found("user does not exist"))
+        .pg()?;
         // A move between organizations takes the user's credentials along
         // (tokens, usage and the subscription follow the user's row).
         let mut details = json!({"fields": fields});
@@ -492,9 +490,7 @@ fn delete_user(user_id: Option<Uuid>) -> PgResult<()> {
     authz::may_administer_user(rel).pg()?;
     spi::privileged(|| {
         let counts = spi::one::<JsonB>(
-            "select jsonb_build_object( \
-               'api_tokens', (select count(*) from identity.api_tokens where user_id = $1), \
-               'credentials', (select count(*) from identity.credentials where user_id = $1))",
+            include_str!("../../sql/queries/users_delete_user.sql"),
             &[uuid(id).into()],
         )?
         .map(|j| j.0)

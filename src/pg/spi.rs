@@ -150,10 +150,7 @@ pub fn event(
     payload: serde_json::Value,
 ) -> PgResult<()> {
     run(
-        "with e as (insert into identity.events (type, user_id, organization_id, payload) \
-                    values ($1, $2, $3, $4) returning id, type) \
-         select pg_catalog.pg_notify('identity_events', \
-                  pg_catalog.jsonb_build_object('id', e.id, 'type', e.type)::text) from e",
+        include_str!("../../sql/queries/spi_event.sql"),
         &[
             kind.into(),
             user_id.into(),
@@ -176,9 +173,7 @@ pub struct Audit<'a> {
 
 pub fn audit(a: Audit) -> PgResult<()> {
     run(
-        "insert into identity.audit_log \
-           (actor_id, actor_kind, actor_role, organization_id, action, target_type, target_id, details) \
-         values ($1, $2, pg_catalog.session_user(), $3, $4, $5, $6, $7)",
+        include_str!("../../sql/queries/spi_audit.sql"),
         &[
             a.actor_id.into(),
             a.actor_kind.into(),
