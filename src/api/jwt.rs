@@ -3,6 +3,7 @@
 use crate::core::claims::{parse_uuid, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
 use crate::core::jwt::{self, Check, Claims, VerifyConfig};
+use crate::core::signatures::SignatureCache;
 use crate::pg::clock::{interval_seconds, new_uuid, now_unix};
 use crate::pg::error::PgResult;
 use crate::pg::error::{Pg, PgError};
@@ -270,117 +271,40 @@ fn stateful_checks<C: Claims>(
     (checks, valid.then_some(c))
 }
 
-/// HS256 tokens whose signature this backend verified, by a hash of the
-/// signature: (token, the secret's generation, payload jsonb, top claims).
-/// A hit needs the same token byte for byte (the signature compared in
-/// constant time) and no assignment of identity.jwt_secret since, so it stands for exactly the HMAC
-/// check it skips (and the payload parse); every other check (exp, nbf,
-/// iat, aud, iss, revocation, the user's state) runs again on every call.
-///
-/// A token is remembered on its second verification: the first only marks
-/// its hash in `seen` (direct-mapped), so a stream of tokens each seen once
-/// (the cold case) costs a hash, not copies. At most identity.jwt_cache_size
-/// tokens (default 1,024; 0 turns it off), the oldest replaced first: one
-/// entry freed per entry added, never a sweep. Only tokens with this
-/// extension's own HS256 header (no kid) go in.
-struct Remembered {
-    token: Box<str>,
-    secret_generation: u64,
-    jsonb: Vec<u8>,
-    top: std::rc::Rc<crate::core::jsonb::Top>,
-}
-
-/// Hashes of signatures verified once.
-const SEEN_SLOTS: usize = 4096;
-
-struct Signatures {
-    seen: Vec<u64>,
-    map: crate::core::hashing::HashMap<u64, Remembered>,
-    /// Hashes in `map`, oldest first.
-    order: std::collections::VecDeque<u64>,
-}
+/// HS256 tokens whose signature this backend verified
+/// (`core::signatures::SignatureCache`, with its rules): for each, the
+/// payload's jsonb bytes and top claims, so a hit skips the HMAC and the
+/// parse. Only tokens with this extension's own HS256 header (no kid) go in.
+type Remembered = (Vec<u8>, std::rc::Rc<crate::core::jsonb::Top>);
 
 thread_local! {
-    static SIGNATURES: std::cell::RefCell<Signatures> = std::cell::RefCell::new(Signatures {
-        seen: Vec::new(),
-        map: Default::default(),
-        order: std::collections::VecDeque::new(),
-    });
+    static SIGNATURES: std::cell::RefCell<SignatureCache<Remembered>> =
+        std::cell::RefCell::new(SignatureCache::default());
 }
 
-/// The signature segment of a token with exactly our HS256 header (found
-/// by plain loops: core's memchr costs more to set up than these scans).
+/// The signature segment of a token with exactly our HS256 header.
 fn signature_of(token: &str) -> Option<&str> {
-    let header = jwt::HS256_HEADER_B64;
-    if !(token.starts_with(header) && token.as_bytes().get(header.len()) == Some(&b'.')) {
-        return None;
-    }
-    let last = token.as_bytes().iter().rposition(|&c| c == b'.')?;
-    (last > header.len()).then(|| &token[last + 1..])
-}
-
-/// A nonzero hash of a signature: of its first 8 characters (48 bits of an
-/// HMAC's output for any token that can be in the map, which only verified
-/// tokens enter), keyed (core::hashing). A collision costs a miss, never
-/// a false hit: a hit compares the whole token. SipHash over the whole
-/// signature cost 2% of a cold verify_jwt.
-fn signature_hash(sig: &str) -> Option<u64> {
-    let head: [u8; 8] = sig.as_bytes().get(..8)?.try_into().ok()?;
-    Some(crate::core::hashing::process_hash(u64::from_le_bytes(head)) | 1)
+    crate::core::signatures::signature_of(token, jwt::HS256_HEADER_B64)
 }
 
 /// The remembered verification of `token`, whose signature segment is `sig`.
 fn remembered(token: &str, sig: &str) -> Option<Verified> {
-    use subtle::ConstantTimeEq;
-    let signed = &token[..token.len() - sig.len()];
     let generation = gucs::jwt_secret_generation();
     SIGNATURES.with(|s| {
-        let s = s.borrow();
-        let r = s.map.get(&signature_hash(sig)?)?;
-        let (r_signed, r_sig) = r.token.split_at(r.token.len().checked_sub(sig.len())?);
-        // The signature is the secret part: constant time; the rest is
-        // public. After a change of the secret (a reload, SET) the token is
-        // verified afresh.
-        let same = bool::from(r_sig.as_bytes().ct_eq(sig.as_bytes()))
-            & (r_signed == signed)
-            & (r.secret_generation == generation);
-        same.then(|| Verified::from_parts(&r.jsonb, r.top.clone()))
+        s.borrow()
+            .lookup(token, sig, generation)
+            .map(|(jsonb, top)| Verified::from_parts(jsonb, top.clone()))
     })
 }
 
 /// Marks, or on its second verification remembers, `token` (signature `sig`).
 fn remember(token: &str, sig: &str, v: &Verified) {
-    let size = gucs::jwt_cache_size();
     let Some(top) = v.top() else { return };
-    let second = SIGNATURES.with(|s| {
-        let mut s = s.borrow_mut();
-        if s.seen.len() != SEEN_SLOTS {
-            s.seen = vec![0; SEEN_SLOTS];
-        }
-        let h = signature_hash(sig)?;
-        let mark = &mut s.seen[(h % SEEN_SLOTS as u64) as usize];
-        let second = *mark == h;
-        *mark = h;
-        second.then_some(h)
-    });
-    let Some(hash) = second else { return };
-    let entry = Remembered {
-        token: token.into(),
-        secret_generation: gucs::jwt_secret_generation(),
-        jsonb: v.jsonb.bytes().to_vec(),
-        top: top.clone(),
-    };
+    let (generation, capacity) = (gucs::jwt_secret_generation(), gucs::jwt_cache_size());
     SIGNATURES.with(|s| {
-        let s = &mut *s.borrow_mut();
-        if s.map.insert(hash, entry).is_none() {
-            s.order.push_back(hash);
-            while s.map.len() > size {
-                let Some(old) = s.order.pop_front() else {
-                    break;
-                };
-                s.map.remove(&old);
-            }
-        }
+        s.borrow_mut().offer(token, sig, generation, capacity, || {
+            (v.jsonb.bytes().to_vec(), top.clone())
+        })
     });
 }
 

@@ -14,5 +14,6 @@ pub mod jsonb;
 pub mod jwt;
 pub mod keys;
 pub mod request;
+pub mod signatures;
 pub mod token;
 pub mod users;

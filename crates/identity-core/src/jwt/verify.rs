@@ -1,319 +1,12 @@
-//! Compact JWS parsing (RFC 7515 / 7519), pure and allocation-light.
-//!
-//! `split` is the single entry point every JWT path goes through (decode,
-//! verify, explain), so the size limit, the part count and the base64url
-//! alphabet are checked in exactly one place.
+//! JWT verification (RFC 7519, JWS RFC 7515): every check of verify_jwt
+//! that needs no table (format, alg, key, signature, claims, exp / nbf /
+//! iat with leeway, aud, iss), as a list of named checks; and the HMAC key
+//! schedule HS256 signs and verifies with. Pure: `now` is an argument.
 
-use super::error::{IdentityError, Result};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use serde_json::{Map, Value};
-
-/// Tokens over this size are refused before any decoding (API.md section 3).
-pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
-
-/// The three base64url segments of a compact JWS, borrowed from the input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Parts<'a> {
-    pub header_b64: &'a str,
-    pub payload_b64: &'a str,
-    pub signature_b64: &'a str,
-}
-
-impl<'a> Parts<'a> {
-    /// The bytes the signature covers: `header.payload`.
-    pub fn signing_input(&self, token: &'a str) -> &'a str {
-        &token[..self.header_b64.len() + 1 + self.payload_b64.len()]
-    }
-}
-
-/// A decoded, *unverified* token.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Decoded {
-    pub header: Map<String, Value>,
-    pub payload: Map<String, Value>,
-    pub signature: Vec<u8>,
-}
-
-/// Branch-free over the whole segment, so the compiler vectorises it.
-fn is_b64url(s: &str) -> bool {
-    s.bytes().fold(true, |ok, b| {
-        ok & (b.is_ascii_lowercase()
-            | b.is_ascii_uppercase()
-            | b.is_ascii_digit()
-            | (b == b'-')
-            | (b == b'_'))
-    })
-}
-
-/// Asks the CPU to load every cache line of `token` at once. A token read
-/// from a table is usually not in the cache yet, and the checks read it
-/// from both ends (the header, the last dot) and then through the middle:
-/// fetched one line at a time, the misses added up to a tenth of a
-/// verification. Only as far as a token may be long (longer ones are
-/// refused unread).
-#[inline]
-pub fn prefetch(token: &str) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        for at in (0..token.len().min(MAX_TOKEN_BYTES)).step_by(64) {
-            // SAFETY: a hint; the address is inside `token`.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(token.as_ptr().add(at).cast()) };
-        }
-    }
-    let _ = token;
-}
-
-/// Splits a compact JWS into its three segments, checking size, shape and
-/// alphabet. The error never echoes the token.
-pub fn split(token: &str) -> Result<Parts<'_>> {
-    if token.is_empty() {
-        return Err(IdentityError::invalid("token is empty"));
-    }
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(IdentityError::invalid("token is too large").detail(format!(
-            "{} bytes, the limit is {MAX_TOKEN_BYTES}",
-            token.len()
-        )));
-    }
-    let parts_error = || parts_error(token);
-    // The first and the last dot, by plain loops: both are near the ends
-    // (core's memchr costs more to set up than these scans).
-    let b = token.as_bytes();
-    let first = b.iter().position(|&c| c == b'.').ok_or_else(parts_error)?;
-    let last = b
-        .iter()
-        .rposition(|&c| c == b'.')
-        .filter(|&l| l > first)
-        .ok_or_else(parts_error)?;
-    let (h, p, s) = (&token[..first], &token[first + 1..last], &token[last + 1..]);
-    // A third dot: for our HS256 header found by decoding the payload, which
-    // every reader of it does (`b64` and `malformed` say why); for any
-    // other header here, so that a header error does not hide it.
-    if h != HS256_HEADER_B64 && p.contains('.') {
-        return Err(parts_error());
-    }
-    for (name, seg) in [("header", h), ("signature", s)] {
-        if !is_b64url(seg) {
-            return Err(IdentityError::invalid("token is malformed")
-                .detail(format!("{name} is not base64url")));
-        }
-    }
-    if h.is_empty() || p.is_empty() {
-        return Err(IdentityError::invalid("token is malformed").detail("empty header or payload"));
-    }
-    Ok(Parts {
-        header_b64: h,
-        payload_b64: p,
-        signature_b64: s,
-    })
-}
-
-fn parts_error(token: &str) -> IdentityError {
-    let n = token.matches('.').count() + 1;
-    IdentityError::invalid("token is malformed")
-        .detail(format!("expected 3 dot-separated parts, found {n}"))
-}
-
-fn b64(name: &'static str, seg: &str) -> Result<Vec<u8>> {
-    super::b64::decode(seg.as_bytes()).ok_or_else(|| malformed(name, seg))
-}
-
-/// Why `seg` does not decode: a dot in it means more than three parts.
-fn malformed(name: &'static str, seg: &str) -> IdentityError {
-    if seg.contains('.') {
-        return IdentityError::invalid("token is malformed").detail(format!(
-            "expected 3 dot-separated parts, found {}",
-            seg.matches('.').count() + 3
-        ));
-    }
-    IdentityError::invalid("token is malformed").detail(format!("{name} is not valid base64url"))
-}
-
-/// Decodes a base64url JSON segment that must be a JSON object.
-pub fn json_object(name: &'static str, seg: &str) -> Result<Map<String, Value>> {
-    let bytes = b64(name, seg)?;
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(IdentityError::invalid("token is malformed")
-            .detail(format!("{name} is not a JSON object"))),
-        Err(_) => Err(IdentityError::invalid("token is malformed")
-            .detail(format!("{name} is not valid JSON"))),
-    }
-}
-
-/// Decodes header, payload and signature without verifying anything.
-pub fn decode(token: &str) -> Result<Decoded> {
-    let parts = split(token)?;
-    Ok(Decoded {
-        header: json_object("header", parts.header_b64)?,
-        payload: json_object("payload", parts.payload_b64)?,
-        signature: b64("signature", parts.signature_b64)?,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn enc(v: &str) -> String {
-        URL_SAFE_NO_PAD.encode(v)
-    }
-
-    fn token(h: &str, p: &str, s: &str) -> String {
-        format!("{}.{}.{}", enc(h), enc(p), URL_SAFE_NO_PAD.encode(s))
-    }
-
-    #[test]
-    fn decodes_header_payload_and_signature() {
-        let t = token(
-            r#"{"alg":"HS256","typ":"JWT"}"#,
-            r#"{"sub":"u1","exp":10}"#,
-            "sig",
-        );
-        let d = decode(&t).unwrap();
-        assert_eq!(d.header["alg"], "HS256");
-        assert_eq!(d.payload["sub"], "u1");
-        assert_eq!(d.payload["exp"], 10);
-        assert_eq!(d.signature, b"sig");
-    }
-
-    #[test]
-    fn signing_input_is_header_dot_payload() {
-        let t = token(r#"{"alg":"HS256"}"#, r#"{}"#, "x");
-        let p = split(&t).unwrap();
-        assert_eq!(
-            p.signing_input(&t),
-            format!("{}.{}", enc(r#"{"alg":"HS256"}"#), enc("{}"))
-        );
-    }
-
-    #[test]
-    fn rejects_wrong_part_counts() {
-        for t in ["a", "a.b", "a.b.c.d", "...."] {
-            let e = decode(t).unwrap_err();
-            assert_eq!(e.sqlstate(), "22023", "{t}");
-        }
-        assert!(decode("a.b")
-            .unwrap_err()
-            .detail
-            .unwrap()
-            .contains("found 2"));
-    }
-
-    /// A third dot is reported as such whichever header the token has: for
-    /// our HS256 header split leaves it to the payload's decoding.
-    #[test]
-    fn extra_dots_are_reported_as_parts_for_every_header() {
-        let p = enc(r#"{"exp":1}"#);
-        for h in [
-            HS256_HEADER_B64.to_string(),
-            enc(r#"{"alg":"HS256","kid":"k"}"#),
-            "a".into(),
-        ] {
-            for t in [format!("{h}.{p}.{p}.sig"), format!("{h}.{p}..{p}.sig")] {
-                let dots = t.matches('.').count() + 1;
-                let e = decode(&t).unwrap_err();
-                assert_eq!(
-                    e.detail.unwrap(),
-                    format!("expected 3 dot-separated parts, found {dots}"),
-                    "{t}"
-                );
-                let cfg = VerifyConfig {
-                    now: 0,
-                    leeway: 0,
-                    audience: None,
-                    issuer: None,
-                };
-                let (checks, claims) = check_hs256(&t, b"0123456789abcdef0123456789abcdef", &cfg);
-                assert!(claims.is_none());
-                assert_eq!(
-                    checks[0].detail.as_deref(),
-                    Some(&*format!(
-                        "token is malformed: expected 3 dot-separated parts, found {dots}"
-                    ))
-                );
-            }
-        }
-        // A payload with a character outside the alphabet, and no dot.
-        let e = decode(&format!("{}.{p}*.sig", HS256_HEADER_B64)).unwrap_err();
-        assert_eq!(e.detail.as_deref(), Some("payload is not valid base64url"));
-    }
-
-    #[test]
-    fn hmac_key_verifies_only_its_own_tags() {
-        use hmac::{Hmac, Mac};
-        let key = HmacKey::new(b"k1");
-        let tag = |k: &[u8], m: &[u8]| {
-            let mut mac = Hmac::<Sha256>::new_from_slice(k).unwrap();
-            mac.update(m);
-            mac.finalize().into_bytes().to_vec()
-        };
-        assert!(key.verify(b"message", &tag(b"k1", b"message")));
-        // The key state is cloned per verification: a second use is the same.
-        assert!(key.verify(b"message", &tag(b"k1", b"message")));
-        assert!(!key.verify(b"message", &tag(b"k2", b"message")));
-        assert!(!key.verify(b"messagf", &tag(b"k1", b"message")));
-        assert!(!key.verify(b"message", &tag(b"k1", b"message")[..31]));
-    }
-
-    #[test]
-    fn rejects_empty_and_oversized() {
-        assert_eq!(decode("").unwrap_err().message, "token is empty");
-        let big = "a".repeat(MAX_TOKEN_BYTES + 1);
-        assert_eq!(decode(&big).unwrap_err().message, "token is too large");
-        let huge = format!("{}.{}.x", "a".repeat(600_000), "b".repeat(600_000));
-        assert_eq!(decode(&huge).unwrap_err().message, "token is too large");
-    }
-
-    #[test]
-    fn rejects_padding_bad_alphabet_and_bad_json() {
-        let h = enc(r#"{"alg":"HS256"}"#);
-        assert!(
-            decode(&format!("{h}=.{h}.")).is_err(),
-            "padding is not base64url"
-        );
-        assert!(
-            decode(&format!("{h}.{h}+/.")).is_err(),
-            "standard alphabet refused"
-        );
-        let e = decode(&format!("{}.{h}.", enc("not json"))).unwrap_err();
-        assert_eq!(e.detail.as_deref(), Some("header is not valid JSON"));
-        let e = decode(&format!("{h}.{}.", enc("[1,2]"))).unwrap_err();
-        assert_eq!(e.detail.as_deref(), Some("payload is not a JSON object"));
-        // A 5-character segment is impossible base64 (1 dangling char mod 4).
-        let e = decode(&format!("{h}.{h}.abcde")).unwrap_err();
-        assert_eq!(
-            e.detail.as_deref(),
-            Some("signature is not valid base64url")
-        );
-    }
-
-    #[test]
-    fn error_never_echoes_the_token() {
-        let secretish = "eyJzZWNyZXQiOiJodW50ZXIyIn0";
-        for t in [
-            format!("{secretish}.x"),
-            format!("{secretish}.{secretish}.***"),
-        ] {
-            let e = decode(&t).unwrap_err();
-            assert!(!e.to_string().contains(secretish));
-        }
-    }
-
-    #[test]
-    fn unsigned_token_decodes_with_empty_signature() {
-        let t = format!("{}.{}.", enc(r#"{"alg":"none"}"#), enc("{}"));
-        assert!(decode(&t).unwrap().signature.is_empty());
-    }
-}
-
-// ---------------------------------------------------------------------------
-// HS256 signing and verification (pure; `now` is an argument).
-// ---------------------------------------------------------------------------
-
+use super::compact::*;
+use crate::error::{IdentityError, Result};
 use hmac::{Hmac, Mac};
+use serde_json::{Map, Value};
 use sha2::Sha256;
 
 /// Minimum HS256 secret length (RFC 7518 3.2: a key of at least the hash size).
@@ -346,7 +39,7 @@ pub struct Refusal {
 }
 
 fn b64_decode(seg: &str) -> Option<Vec<u8>> {
-    super::b64::decode(seg.as_bytes())
+    crate::b64::decode(seg.as_bytes())
 }
 
 /// Read access to a token's claims, so the checks below run unchanged over a
@@ -556,7 +249,7 @@ pub fn check_with<C: Claims>(
     let sig_ok = match &key {
         KeyChoice::Secret(mac) => {
             let mut sig = [0u8; 32];
-            super::b64::decode_into(parts.signature_b64.as_bytes(), &mut sig)
+            crate::b64::decode_into(parts.signature_b64.as_bytes(), &mut sig)
                 && mac.verify(input, &sig)
         }
         KeyChoice::Public(k) => {
@@ -666,29 +359,6 @@ pub fn check_hs256(
     .expect("the secret resolver does not fail")
 }
 
-/// Signs with an asymmetric key: header {alg, typ, kid}; fills claims as
-/// `sign_hs256` does.
-pub fn sign_with_key<R: rand::RngCore + rand::CryptoRng>(
-    mut claims: Map<String, Value>,
-    key: &crate::keys::SigningKey,
-    alg: crate::keys::Alg,
-    kid: &str,
-    standard: &Standard,
-    rng: &mut R,
-) -> String {
-    for (k, v) in standard.claims() {
-        claims.entry(k).or_insert(v);
-    }
-    let header = serde_json::json!({"alg": alg.name(), "typ": "JWT", "kid": kid});
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("serialisable")),
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&Value::Object(claims)).expect("serialisable"))
-    );
-    let sig = key.sign(input.as_bytes(), rng);
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
-}
-
 /// The first failed check as a refusal (API.md reason text).
 pub fn first_refusal(checks: &[Check]) -> Option<Refusal> {
     checks.iter().find(|c| !c.pass).map(|c| Refusal {
@@ -700,77 +370,39 @@ pub fn first_refusal(checks: &[Check]) -> Option<Refusal> {
     })
 }
 
-/// The standard claims every issuer here adds where absent (given claims
-/// are never overwritten): `iat`, `exp` (now + ttl), `jti` and, when given,
-/// `iss` and `aud`.
-#[derive(Debug, Clone, Copy)]
-pub struct Standard<'a> {
-    pub now: i64,
-    pub ttl: i64,
-    pub jti: &'a str,
-    pub issuer: Option<&'a str>,
-    pub audience: Option<&'a str>,
-}
-
-impl Standard<'_> {
-    fn claims(&self) -> Vec<(&'static str, Value)> {
-        let mut c = vec![
-            ("iat", Value::from(self.now)),
-            ("exp", Value::from(self.now + self.ttl)),
-            ("jti", Value::from(self.jti)),
-        ];
-        c.extend(self.issuer.map(|iss| ("iss", Value::from(iss))));
-        c.extend(self.audience.map(|aud| ("aud", Value::from(aud))));
-        c
+/// The one-line message for a refused token (reasons go in DETAIL).
+pub fn refusal_message(r: &Refusal) -> &'static str {
+    match (r.check, r.reason.as_str()) {
+        ("exp", "no exp claim") => "JWT has no exp claim",
+        ("exp", _) => "JWT has expired",
+        ("format", _) => "JWT is malformed",
+        ("alg", _) => "JWT algorithm is not allowed",
+        ("kid", _) => "JWT key id is unknown",
+        ("crit", _) => "JWT has an unsupported critical header",
+        ("signature", _) => "JWT signature is invalid",
+        ("claims", _) => "JWT claims are malformed",
+        ("nbf", _) => "JWT is not yet valid",
+        ("iat", _) => "JWT is issued in the future",
+        ("aud", _) => "JWT audience is wrong",
+        ("iss", _) => "JWT issuer is wrong",
+        ("revoked_jti", _) => "JWT has been revoked",
+        ("revoked_session", _) => "JWT session has been revoked",
+        ("parent_token", _) => "JWT's API token is no longer valid",
+        ("tokens_valid_after", _) => "JWT was issued before the user's tokens were revoked",
+        ("user_status", _) => "JWT user is not active",
+        _ => "JWT is not valid",
     }
-}
-
-/// Fills the standard claims and signs with HS256 (`sign_hs256_json` over
-/// the serialised map).
-pub fn sign_hs256(claims: Map<String, Value>, key: &HmacKey, standard: &Standard) -> String {
-    let text = serde_json::to_vec(&claims).expect("serialisable");
-    sign_hs256_json(text, &|k| claims.contains_key(k), key, standard)
-}
-
-/// The header every HS256 token here carries, base64url: `{"alg":"HS256","typ":"JWT"}`.
-pub const HS256_HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
-
-/// `sign_hs256` over claims already serialised as a compact JSON object
-/// (`{...}`, as core::jsonb::object_to_json writes it): the standard claims
-/// `present` reports absent are appended, with the same values
-/// `Standard` gives, and the text is signed as is (no parse,
-/// no re-serialisation).
-pub fn sign_hs256_json(
-    mut payload: Vec<u8>,
-    present: &dyn Fn(&str) -> bool,
-    key: &HmacKey,
-    standard: &Standard,
-) -> String {
-    debug_assert!(payload.first() == Some(&b'{') && payload.last() == Some(&b'}'));
-    payload.pop();
-    for (k, v) in standard.claims() {
-        if !present(k) {
-            if payload.len() > 1 {
-                payload.push(b',');
-            }
-            payload.extend_from_slice(format!("\"{k}\":").as_bytes());
-            serde_json::to_writer(&mut payload, &v).expect("a string or an integer serialises");
-        }
-    }
-    payload.push(b'}');
-    let mut token = String::with_capacity(HS256_HEADER_B64.len() + payload.len() * 4 / 3 + 50);
-    token.push_str(HS256_HEADER_B64);
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-    let sig = key.sign(token.as_bytes());
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(sig, &mut token);
-    token
 }
 
 #[cfg(test)]
 mod hs256_tests {
     use super::*;
+    #[allow(unused_imports)]
+    use crate::jwt::*;
+    #[allow(unused_imports)]
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    #[allow(unused_imports)]
+    use base64::Engine;
     use serde_json::json;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -1147,29 +779,5 @@ mod hs256_tests {
                 }
             }
         }
-    }
-}
-
-/// The one-line message for a refused token (reasons go in DETAIL).
-pub fn refusal_message(r: &Refusal) -> &'static str {
-    match (r.check, r.reason.as_str()) {
-        ("exp", "no exp claim") => "JWT has no exp claim",
-        ("exp", _) => "JWT has expired",
-        ("format", _) => "JWT is malformed",
-        ("alg", _) => "JWT algorithm is not allowed",
-        ("kid", _) => "JWT key id is unknown",
-        ("crit", _) => "JWT has an unsupported critical header",
-        ("signature", _) => "JWT signature is invalid",
-        ("claims", _) => "JWT claims are malformed",
-        ("nbf", _) => "JWT is not yet valid",
-        ("iat", _) => "JWT is issued in the future",
-        ("aud", _) => "JWT audience is wrong",
-        ("iss", _) => "JWT issuer is wrong",
-        ("revoked_jti", _) => "JWT has been revoked",
-        ("revoked_session", _) => "JWT session has been revoked",
-        ("parent_token", _) => "JWT's API token is no longer valid",
-        ("tokens_valid_after", _) => "JWT was issued before the user's tokens were revoked",
-        ("user_status", _) => "JWT user is not active",
-        _ => "JWT is not valid",
     }
 }
