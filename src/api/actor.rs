@@ -10,7 +10,6 @@ use crate::pg::error::PgResult;
 use crate::pg::error::{Pg, PgError};
 use crate::pg::spi;
 use crate::store::tables;
-use pgrx::pg_sys;
 
 pub fn current() -> Actor {
     actor::from_view(&crate::store::claims::view())
@@ -19,7 +18,7 @@ pub fn current() -> Actor {
 /// Whether the calling role holds the admin grant level (EXECUTE on an
 /// admin-only function), or is a superuser.
 pub fn caller_is_admin_level() -> PgResult<bool> {
-    if unsafe { pg_sys::superuser() } {
+    if crate::pg::gucs::current_role_is_superuser() {
         return Ok(true);
     }
     Ok(spi::one::<bool>(

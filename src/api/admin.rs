@@ -6,7 +6,6 @@ use crate::core::error::{IdentityError, Kind};
 use crate::pg::error::PgResult;
 use crate::pg::error::{Pg, PgError};
 use crate::pg::spi;
-use pgrx::pg_sys;
 use pgrx::prelude::*;
 use serde_json::json;
 
@@ -125,7 +124,7 @@ pub fn functions_for(level: &str) -> Option<Vec<&'static str>> {
 /// the extension owns). Audited.
 #[pg_extern(schema = "identity", volatile, parallel_unsafe)]
 fn grant_access(role: Option<&str>, level: Option<&str>) -> PgResult<()> {
-    if !unsafe { pg_sys::superuser() } {
+    if !crate::pg::gucs::current_role_is_superuser() {
         return Err(
             IdentityError::new(Kind::Forbidden, "only a superuser may grant access").pg_error(),
         );

@@ -412,8 +412,7 @@ fn exchange_api_token(
 
 /// Whether this transaction may write (not a standby, not read-only).
 fn writable() -> bool {
-    // SAFETY: plain reads of backend-global state.
-    unsafe { !pgrx::pg_sys::RecoveryInProgress() && !pgrx::pg_sys::XactReadOnly }
+    gucs::transaction_writable()
 }
 
 /// Tokens without secrets: `user_id`'s, or with NULL the actor's own (for

@@ -380,6 +380,18 @@ pub fn current_role_is(role: &str) -> bool {
     !p.is_null() && unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes() == role.as_bytes()
 }
 
+/// Whether the current role is a superuser.
+pub fn current_role_is_superuser() -> bool {
+    // SAFETY: a catalog lookup of the current user id; no pointers.
+    unsafe { pg_sys::superuser() }
+}
+
+/// Whether this transaction may write: not a hot standby, not read-only.
+pub fn transaction_writable() -> bool {
+    // SAFETY: plain reads of backend-global state.
+    unsafe { !pg_sys::RecoveryInProgress() && !pg_sys::XactReadOnly }
+}
+
 /// Whether `role` names an existing role that is a superuser (a request
 /// never switches into one, whatever the session user may do).
 pub fn role_is_superuser(role: &str) -> bool {

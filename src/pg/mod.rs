@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod error;
 pub mod gucs;
+pub mod inval;
 pub mod jsonb;
 pub mod probe;
 pub mod spi;

@@ -28,10 +28,9 @@
 
 use crate::core::hashing::{HashMap, HashSet};
 use crate::core::keys::{Alg, SigningKey};
-use crate::pg::probe;
+use crate::pg::{inval, probe};
 use crate::store::tables;
 pub use crate::store::tables::UserToken;
-use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
 
@@ -48,7 +47,7 @@ struct Caches {
     registered: bool,
     /// revoked_jwts, revoked_sessions, signing_keys, users, deleted_users
     /// (InvalidOid: not known yet).
-    oids: [pg_sys::Oid; 5],
+    oids: [inval::Oid; 5],
     jtis: Copied<HashSet<Box<[u8]>>>,
     sessions: Copied<HashSet<[u8; 16]>>,
     /// None: not read yet; Some(None): no active key.
@@ -87,7 +86,7 @@ thread_local! {
     static CACHES: RefCell<Caches> = {
         RefCell::new(Caches {
             registered: false,
-            oids: [pg_sys::InvalidOid; 5],
+            oids: [inval::ALL; 5],
             jtis: Copied::Unknown,
             sessions: Copied::Unknown,
             active_key: None,
@@ -100,8 +99,7 @@ thread_local! {
 /// Relcache callback: forget the copy of the invalidated table (every copy
 /// for InvalidOid, a full reset). Runs during invalidation processing, so it
 /// only drops Rust values: no catalog access.
-#[pg_guard]
-unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+fn forget(relid: inval::Oid) {
     INVALS.with(|n| n.set(n.get().wrapping_add(1)));
     CACHES.with(|c| {
         let Ok(mut c) = c.try_borrow_mut() else {
@@ -111,13 +109,11 @@ unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
             RESET_ALL.with(|r| r.set(true));
             return;
         };
-        let hit = |oid: pg_sys::Oid| {
-            relid == pg_sys::InvalidOid || oid == pg_sys::InvalidOid || relid == oid
-        };
+        let hit = |oid: inval::Oid| relid == inval::ALL || oid == inval::ALL || relid == oid;
         // A dropped and recreated table gets a new oid: look it up again.
         for oid in c.oids.iter_mut() {
-            if relid == pg_sys::InvalidOid || *oid == relid {
-                *oid = pg_sys::InvalidOid;
+            if relid == inval::ALL || *oid == relid {
+                *oid = inval::ALL;
             }
         }
         if hit(c.oids[0]) {
@@ -139,7 +135,7 @@ unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
 /// Remembers which table a copy came from (before loading it); looked up
 /// only when not known (a message for the table forgets it again).
 fn set_oid(i: usize, t: &probe::Table) {
-    if CACHES.with(|c| c.borrow().oids[i]) == pg_sys::InvalidOid {
+    if CACHES.with(|c| c.borrow().oids[i]) == inval::ALL {
         let oid = probe::table_oid(t);
         CACHES.with(|c| c.borrow_mut().oids[i] = oid);
     }
@@ -149,12 +145,12 @@ fn prepare() {
     CACHES.with(|c| {
         let mut c = c.borrow_mut();
         if !c.registered {
-            unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(forget), pg_sys::Datum::from(0)) };
+            inval::listen(forget);
             c.registered = true;
         }
     });
     // Messages committed by others up to now (cheap when there are none).
-    unsafe { pg_sys::AcceptInvalidationMessages() };
+    inval::accept();
     if RESET_ALL.with(|r| r.replace(false)) {
         CACHES.with(|c| {
             let mut c = c.borrow_mut();
@@ -182,7 +178,7 @@ fn invals() -> u64 {
 /// Copies are filled only outside parallel mode (a fill needs a fresh
 /// snapshot, which parallel workers cannot take).
 fn can_fill() -> bool {
-    unsafe { !pg_sys::IsInParallelMode() }
+    !inval::in_parallel_mode()
 }
 
 /// Proof that this backend took in the invalidation messages committed
@@ -395,28 +391,6 @@ pub fn active_key(
         CACHES.with(|c| c.borrow_mut().active_key = Some(k.clone()));
     }
     Ok(k)
-}
-
-/// The trigger on the cached tables: queue a relcache invalidation of the
-/// table, delivered to every backend (and standby) when the writer commits.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn identity_cached_table_changed(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    let ctx = unsafe { (*fcinfo).context };
-    if ctx.is_null() || unsafe { (*ctx).type_ } != pg_sys::NodeTag::T_TriggerData {
-        error!("identity_cached_table_changed is a trigger function");
-    }
-    let data = ctx.cast::<pg_sys::TriggerData>();
-    unsafe { pg_sys::CacheInvalidateRelcache((*data).tg_relation) };
-    pg_sys::Datum::from(0)
-}
-
-static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-#[no_mangle]
-pub extern "C" fn pg_finfo_identity_cached_table_changed() -> &'static pg_sys::Pg_finfo_record {
-    &V1
 }
 
 extension_sql!(
