@@ -2,7 +2,7 @@
 //! same cached claims view as the RLS helpers (`rls::view`): claims pinned
 //! by identity.authenticate first, else request.jwt.claims in `request` mode.
 
-use crate::core::actor::{self, Actor};
+use crate::core::actor::{self, Actor, ActorKind};
 use crate::core::authz::{Caller, Subject};
 use crate::core::claims::uuid_bytes;
 use crate::core::error::{IdentityError, Kind};
@@ -57,9 +57,9 @@ pub fn subject() -> PgResult<Subject> {
             }
             let org = u.row.organization_id.as_deref().and_then(uuid_bytes);
             let kind = match view.kind {
-                "agent" => "agent",
-                _ if u.row.is_service_user => "service",
-                _ => "user",
+                ActorKind::Agent => ActorKind::Agent,
+                _ if u.row.is_service_user => ActorKind::Service,
+                _ => ActorKind::User,
             };
             Ok(Subject::User(Caller {
                 id,
@@ -85,7 +85,7 @@ pub fn audit(
 ) -> PgResult<()> {
     spi::audit(spi::Audit {
         actor_id: s.id().map(pgrx::Uuid::from_bytes),
-        actor_kind: s.kind(),
+        actor_kind: s.kind().as_str(),
         organization_id: organization_id.map(pgrx::Uuid::from_bytes),
         action,
         target_type,

@@ -222,7 +222,7 @@ fn actor() -> JsonB {
         "organization_id": text(v.org_id),
         "user_role": v.user_role,
         "is_service_user": v.is_service_user,
-        "kind": v.kind,
+        "kind": v.kind.as_str(),
     }))
 }
 

@@ -28,7 +28,7 @@ pub fn from_claims_text(text: Option<&str>) -> Actor {
 /// The actor of a claims view: the one parse the RLS helpers also use.
 pub fn from_view(v: &ClaimsView) -> Actor {
     let (Some(claims), Some(uid)) = (&v.claims, v.uid) else {
-        return if v.kind == "system" {
+        return if v.kind == ActorKind::System {
             Actor::System
         } else {
             Actor::Anon
@@ -199,12 +199,36 @@ pub struct ClaimsView {
     pub is_service_user: Option<bool>,
     /// The Postgres role claim (`authenticated`, `anon`, ...).
     pub role: Option<String>,
-    /// `user` | `service` | `agent` | `system` | `anon`.
-    pub kind: &'static str,
+    pub kind: ActorKind,
     /// The claims are a websocket or agent token's (aud `websocket` or
     /// `agent`, or an `act` claim): they may read, never mint, change or
     /// reveal (`authz::require_scope`).
     pub derived: bool,
+}
+
+/// Who is acting (API.md: `actor().kind`, the audit trail's actor_kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ActorKind {
+    User,
+    Service,
+    Agent,
+    /// No claims: the database role itself.
+    #[default]
+    System,
+    /// Claims without a usable user.
+    Anon,
+}
+
+impl ActorKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::User => "user",
+            ActorKind::Service => "service",
+            ActorKind::Agent => "agent",
+            ActorKind::System => "system",
+            ActorKind::Anon => "anon",
+        }
+    }
 }
 
 /// Whether the `aud` claim is `want` or an array holding it.
@@ -227,13 +251,13 @@ fn uuid_claim(c: &serde_json::Map<String, Value>, k: &str) -> Option<[u8; 16]> {
 pub fn view_from_text(text: Option<&str>) -> ClaimsView {
     let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
         return ClaimsView {
-            kind: "system",
+            kind: ActorKind::System,
             ..Default::default()
         };
     };
     let Ok(Value::Object(c)) = serde_json::from_str::<Value>(text) else {
         return ClaimsView {
-            kind: "anon",
+            kind: ActorKind::Anon,
             ..Default::default()
         };
     };
@@ -242,10 +266,10 @@ pub fn view_from_text(text: Option<&str>) -> ClaimsView {
     let is_agent = c.get("act").is_some_and(Value::is_object) || aud_has(&c, "agent");
     let derived = is_agent || aud_has(&c, "websocket");
     let kind = match (uid.is_some(), is_agent, is_service_user) {
-        (false, _, _) => "anon",
-        (true, true, _) => "agent",
-        (true, false, Some(true)) => "service",
-        (true, false, _) => "user",
+        (false, _, _) => ActorKind::Anon,
+        (true, true, _) => ActorKind::Agent,
+        (true, false, Some(true)) => ActorKind::Service,
+        (true, false, _) => ActorKind::User,
     };
     ClaimsView {
         uid,
@@ -280,15 +304,15 @@ mod view_tests {
 
     #[test]
     fn views_fail_closed() {
-        assert_eq!(view_from_text(None).kind, "system");
-        assert_eq!(view_from_text(Some("")).kind, "system");
+        assert_eq!(view_from_text(None).kind, ActorKind::System);
+        assert_eq!(view_from_text(Some("")).kind, ActorKind::System);
         for bad in ["{", "[1]", "null", r#"{"sub": 5}"#, r#"{"role": "anon"}"#] {
             let v = view_from_text(Some(bad));
-            assert_eq!(v.kind, "anon", "{bad}");
+            assert_eq!(v.kind, ActorKind::Anon, "{bad}");
             assert!(v.uid.is_none());
         }
         let v = view_from_text(Some(r#"{"sub": "not-a-uuid", "user_role": "admin"}"#));
-        assert_eq!((v.kind, v.uid), ("anon", None));
+        assert_eq!((v.kind, v.uid), (ActorKind::Anon, None));
         assert_eq!(
             v.user_role.as_deref(),
             Some("admin"),
@@ -301,7 +325,7 @@ mod view_tests {
         let v = view_from_text(Some(&format!(
             r#"{{"sub":"{U}","organization_id":"{O}","user_role":"admin","is_service_user":false,"role":"authenticated"}}"#
         )));
-        assert_eq!(v.kind, "user");
+        assert_eq!(v.kind, ActorKind::User);
         assert_eq!(v.uid, super::super::claims::uuid_bytes(U));
         assert_eq!(v.org_id, super::super::claims::uuid_bytes(O));
         assert_eq!(v.user_role.as_deref(), Some("admin"));
@@ -310,18 +334,18 @@ mod view_tests {
         assert_eq!(claim_text(&v, "is_service_user").as_deref(), Some("false"));
         assert_eq!(claim_text(&v, "missing"), None);
         let svc = view_from_text(Some(&format!(r#"{{"sub":"{U}","is_service_user":true}}"#)));
-        assert_eq!(svc.kind, "service");
+        assert_eq!(svc.kind, ActorKind::Service);
         let agent = view_from_text(Some(&format!(
             r#"{{"sub":"{U}","aud":"agent","act":{{"sub":"agent:1"}}}}"#
         )));
-        assert_eq!((agent.kind, agent.derived), ("agent", true));
+        assert_eq!((agent.kind, agent.derived), (ActorKind::Agent, true));
         let ws = view_from_text(Some(&format!(r#"{{"sub":"{U}","aud":["x","websocket"]}}"#)));
-        assert_eq!((ws.kind, ws.derived), ("user", true));
+        assert_eq!((ws.kind, ws.derived), (ActorKind::User, true));
         assert!(!v.derived && !svc.derived, "a sign-in is not derived");
         // A string "true" is not a boolean: is_service_user stays unknown.
         let s = view_from_text(Some(&format!(
             r#"{{"sub":"{U}","is_service_user":"true"}}"#
         )));
-        assert_eq!((s.is_service_user, s.kind), (None, "user"));
+        assert_eq!((s.is_service_user, s.kind), (None, ActorKind::User));
     }
 }

@@ -7,7 +7,7 @@
 //! answer tells another organization's ids from random ones. A target the
 //! actor may see but not change is 42501.
 
-use super::actor::covered;
+use super::actor::{covered, ActorKind};
 use super::error::{IdentityError, Kind, Result};
 
 /// A signed-in caller, as the tables (not the claims) describe them: role
@@ -20,8 +20,8 @@ pub struct Caller {
     /// user_role `admin` with an organization: an org admin.
     pub admin: bool,
     pub is_service_user: bool,
-    /// `user` | `service` | `agent`, for the audit trail.
-    pub kind: &'static str,
+    /// User, Service or Agent, for the audit trail.
+    pub kind: ActorKind,
     /// None: unrestricted (a sign-in JWT, an API token without scopes).
     pub scopes: Option<Vec<String>>,
     /// Acting through a websocket or agent token (aud `websocket` /
@@ -51,9 +51,9 @@ impl Subject {
             Subject::User(c) => c.org,
         }
     }
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ActorKind {
         match self {
-            Subject::System => "system",
+            Subject::System => ActorKind::System,
             Subject::User(c) => c.kind,
         }
     }
@@ -314,7 +314,7 @@ mod tests {
             org: Some(org),
             admin,
             is_service_user: false,
-            kind: "user",
+            kind: ActorKind::User,
             scopes: None,
             derived: false,
         })
@@ -371,7 +371,7 @@ mod tests {
             org: Some(A),
             admin: true,
             is_service_user: false,
-            kind: "user",
+            kind: ActorKind::User,
             scopes: None,
             derived: true,
         };
@@ -428,7 +428,7 @@ mod tests {
             org: Some(A),
             admin: false,
             is_service_user: true,
-            kind: "service",
+            kind: ActorKind::Service,
             scopes: Some(s(&["tokens:write", "users:*"])),
             derived: false,
         });
@@ -484,7 +484,7 @@ mod tests {
             org: None,
             admin: true,
             is_service_user: false,
-            kind: "user",
+            kind: ActorKind::User,
             scopes: None,
             derived: false,
         });
@@ -543,7 +543,7 @@ mod tests {
             org: Some(A),
             admin: false,
             is_service_user: true,
-            kind: "service",
+            kind: ActorKind::Service,
             scopes: Some(vec!["credentials:read".into()]),
             derived: false,
         };
