@@ -1,27 +1,9 @@
--- Shared fixtures for the scenario suite: the extension, the roles a
--- Supabase-style stack has, and t.err(sql), which runs a statement and
--- returns 'ok' or 'SQLSTATE: message (detail)' so expected output shows error codes.
-create extension identity;
-create role anon nologin;
-create role authenticated nologin;
-create role service_role nologin;
-create role supabase_auth_admin nologin;
-create role monitor nologin in role pg_monitor;
-create schema t;
-create function t.err(sql text) returns text language plpgsql as $$
-declare
-    d text;
-begin
-    execute sql;
-    return 'ok';
-exception when others then
-    get stacked diagnostics d = pg_exception_detail;
-    -- "Failing row contains (...)" holds random ids and times: not stable.
-    if d like 'Failing row contains%' then d := null; end if;
-    return sqlstate || ': ' || sqlerrm || coalesce(nullif(' (' || d || ')', ' ()'), '');
-end
-$$;
-grant usage on schema t to public;
-grant execute on function t.err(text) to public;
-select identity.grant_access('authenticated', 'user');
-select identity.grant_access('service_role', 'admin');
+-- The first file of the schedule: the fixtures every file includes (the
+-- extension, the roles of a Supabase-style stack, the grant levels, t.err
+-- and t.act), shown working.
+\i pg_test/fixtures.sql
+select extversion is not null as extension_created from pg_extension where extname = 'identity';
+select rolname from pg_roles where rolname in ('anon', 'authenticated', 'service_role', 'supabase_auth_admin', 'monitor') order by 1;
+select t.err('select 1/0') as t_err_reports_the_sqlstate;
+select has_schema_privilege('authenticated', 'identity', 'usage') as user_level_granted,
+       has_function_privilege('service_role', 'identity.sign_jwt(jsonb, interval)', 'execute') as admin_level_granted;

@@ -4,12 +4,7 @@
 -- claims = system) and authenticated with request.jwt.claims set per user.
 -- t.act(user): request.jwt.claims as the hook would have built them for
 -- that user (NULL: no claims). SECURITY DEFINER only to read the users table.
-create or replace function t.act(u uuid) returns void language sql security definer set search_path = pg_catalog as $$
-  select set_config('request.jwt.claims', coalesce((
-    select jsonb_build_object('sub', x.id, 'role', 'authenticated', 'user_role', x.user_role,
-                              'organization_id', x.organization_id, 'is_service_user', x.is_service_user)::text
-    from identity.users x where x.id = u), case when u is null then '' else jsonb_build_object('sub', u)::text end), false) $$;
-grant execute on function t.act(uuid) to public;
+-- t.act(user) comes from pg_test/fixtures.sql.
 create table t.utok (name text primary key, token text);
 create table t.jwts (jwt text);
 grant all on t.utok, t.jwts to public;
