@@ -2,7 +2,7 @@
 
 use crate::core::claims::{parse_uuid, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
-use crate::core::jwt::{self, Check, Claims, VerifyConfig};
+use crate::core::jwt::{self, Check, CheckName, Claims, VerifyConfig};
 use crate::core::signatures::SignatureCache;
 use crate::pg::clock::{interval_seconds, new_uuid, now_unix};
 use crate::pg::error::PgResult;
@@ -110,7 +110,7 @@ pub fn sign_claims(claims: Map<String, Value>, ttl: i64, fill_aud: bool) -> PgRe
     }
 }
 
-fn check(name: &'static str, pass: bool, detail: &str) -> Check {
+fn check(name: CheckName, pass: bool, detail: &str) -> Check {
     Check {
         name,
         pass,
@@ -156,7 +156,11 @@ pub fn verify_jsonb(
                     detail: None,
                 };
                 let mut checks = Vec::with_capacity(10);
-                checks.extend([pass("format"), pass("alg"), pass("signature")]);
+                checks.extend([
+                    pass(CheckName::Format),
+                    pass(CheckName::Alg),
+                    pass(CheckName::Signature),
+                ]);
                 let ok = jwt::claim_checks(&v, cfg, &mut checks);
                 Ok::<_, IdentityError>((checks, ok.then_some(v)))
             }
@@ -225,11 +229,15 @@ fn stateful_checks<C: Claims>(
     let fresh = crate::store::cache::fresh();
     let uuid_claim = |k: &str| c.string(k).and_then(parse_uuid);
     if let Some(jti) = c.string("jti") {
-        checks.push(check("revoked_jti", !fresh.jti_revoked(jti), "jti revoked"));
+        checks.push(check(
+            CheckName::RevokedJti,
+            !fresh.jti_revoked(jti),
+            "jti revoked",
+        ));
     }
     if let Some(sid) = uuid_claim("session_id") {
         checks.push(check(
-            "revoked_session",
+            CheckName::RevokedSession,
             !fresh.session_revoked(sid),
             "session revoked",
         ));
@@ -241,14 +249,14 @@ fn stateful_checks<C: Claims>(
         }) = user(&fresh, sub)
         {
             checks.push(check(
-                "user_status",
+                CheckName::UserStatus,
                 status.is_active(),
                 &format!("user {status}"),
             ));
             let iat = c.number("iat").ok().flatten().unwrap_or(i64::MIN);
             let ok = tokens_valid_after.is_none_or(|va| iat >= va);
             checks.push(check(
-                "tokens_valid_after",
+                CheckName::TokensValidAfter,
                 ok,
                 "issued before the user's tokens_valid_after",
             ));
@@ -262,7 +270,7 @@ fn stateful_checks<C: Claims>(
     // user's checks, so a deleted user's token says so.
     if let Some(tid) = uuid_claim("token_id") {
         checks.push(check(
-            "parent_token",
+            CheckName::ParentToken,
             tables::token_live(tid, now_unix()),
             "the API token it was derived from is revoked, expired or gone",
         ));
@@ -442,7 +450,7 @@ fn explain_jwt(token: &str) -> PgResult<JsonB> {
     let decoded = jwt::decode(token).ok();
     Ok(JsonB(json!({
         "valid": payload.is_some(),
-        "checks": checks.iter().map(|c| json!({"check": c.name, "pass": c.pass, "detail": c.detail})).collect::<Vec<_>>(),
+        "checks": checks.iter().map(|c| json!({"check": c.name.as_str(), "pass": c.pass, "detail": c.detail})).collect::<Vec<_>>(),
         "header": decoded.as_ref().map(|d| Value::Object(d.header.clone())),
         "payload": decoded.map(|d| Value::Object(d.payload)),
     })))

@@ -26,15 +26,66 @@ pub struct VerifyConfig<'a> {
 /// One named check and its outcome, as `explain_jwt` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
-    pub name: &'static str,
+    pub name: CheckName,
     pub pass: bool,
     pub detail: Option<String>,
+}
+
+/// The name of one verification check (explain_jwt's `check`, the first
+/// failed one's message in `refusal_message`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckName {
+    Format,
+    Alg,
+    Kid,
+    Crit,
+    Signature,
+    Claims,
+    Exp,
+    Nbf,
+    Iat,
+    Aud,
+    Iss,
+    RevokedJti,
+    RevokedSession,
+    UserStatus,
+    TokensValidAfter,
+    ParentToken,
+}
+
+impl CheckName {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CheckName::Format => "format",
+            CheckName::Alg => "alg",
+            CheckName::Kid => "kid",
+            CheckName::Crit => "crit",
+            CheckName::Signature => "signature",
+            CheckName::Claims => "claims",
+            CheckName::Exp => "exp",
+            CheckName::Nbf => "nbf",
+            CheckName::Iat => "iat",
+            CheckName::Aud => "aud",
+            CheckName::Iss => "iss",
+            CheckName::RevokedJti => "revoked_jti",
+            CheckName::RevokedSession => "revoked_session",
+            CheckName::UserStatus => "user_status",
+            CheckName::TokensValidAfter => "tokens_valid_after",
+            CheckName::ParentToken => "parent_token",
+        }
+    }
+}
+
+impl std::fmt::Display for CheckName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Why a token was refused: the reason text of API.md section 3.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub check: &'static str,
+    pub check: CheckName,
     pub reason: String,
 }
 
@@ -164,7 +215,7 @@ pub fn check_with<C: Claims>(
     parse: impl FnOnce(Payload) -> std::result::Result<C, String>,
 ) -> Result<(Vec<Check>, Option<C>)> {
     let mut checks = Vec::with_capacity(10);
-    let mut push = |name: &'static str, pass: bool, detail: Option<String>| {
+    let mut push = |name: CheckName, pass: bool, detail: Option<String>| {
         checks.push(Check { name, pass, detail });
         pass
     };
@@ -175,7 +226,7 @@ pub fn check_with<C: Claims>(
     let parts = match split(token) {
         Ok(p) => p,
         Err(e) => {
-            push("format", false, Some(reason(e)));
+            push(CheckName::Format, false, Some(reason(e)));
             return Ok((checks, None));
         }
     };
@@ -186,7 +237,7 @@ pub fn check_with<C: Claims>(
         match json_object("header", parts.header_b64) {
             Ok(h) => Some(h),
             Err(e) => {
-                push("format", false, Some(reason(e)));
+                push(CheckName::Format, false, Some(reason(e)));
                 return Ok((checks, None));
             }
         }
@@ -195,7 +246,7 @@ pub fn check_with<C: Claims>(
     let payload_bytes = match b64("payload", parts.payload_b64) {
         Ok(b) => b,
         Err(e) => {
-            push("format", false, Some(reason(e)));
+            push(CheckName::Format, false, Some(reason(e)));
             return Ok((checks, None));
         }
     };
@@ -204,22 +255,30 @@ pub fn check_with<C: Claims>(
     let jsonb = crate::jsonb::encode_claims(&payload_bytes);
     if jsonb.is_none() {
         if let Err(why) = payload_is_jsonb_object(&payload_bytes) {
-            push("format", false, Some(format!("token is malformed: {why}")));
+            push(
+                CheckName::Format,
+                false,
+                Some(format!("token is malformed: {why}")),
+            );
             return Ok((checks, None));
         }
     }
-    push("format", true, None);
+    push(CheckName::Format, true, None);
     let kid = match field("kid") {
         None => None,
         Some(Value::String(k)) if !k.is_empty() && k.len() <= 100 => Some(k.as_str()),
         Some(_) => {
-            push("kid", false, Some("kid is not a short string".into()));
+            push(
+                CheckName::Kid,
+                false,
+                Some("kid is not a short string".into()),
+            );
             return Ok((checks, None));
         }
     };
     let key = resolve(kid)?;
     if matches!(key, KeyChoice::UnknownKid) {
-        push("kid", false, Some("unknown kid".into()));
+        push(CheckName::Kid, false, Some("unknown kid".into()));
         return Ok((checks, None));
     }
     // alg allow-list: exactly the selected key's algorithm ("none", and any
@@ -235,14 +294,18 @@ pub fn check_with<C: Claims>(
         field("alg").and_then(Value::as_str).unwrap_or("")
     };
     if !push(
-        "alg",
+        CheckName::Alg,
         alg == allowed,
         (alg != allowed).then(|| format!("alg {alg:?} is not allowed")),
     ) {
         return Ok((checks, None));
     }
     if field("crit").is_some() {
-        push("crit", false, Some("unsupported crit header".into()));
+        push(
+            CheckName::Crit,
+            false,
+            Some("unsupported crit header".into()),
+        );
         return Ok((checks, None));
     }
     let input = parts.signing_input(token).as_bytes();
@@ -258,7 +321,7 @@ pub fn check_with<C: Claims>(
         KeyChoice::UnknownKid => false,
     };
     if !push(
-        "signature",
+        CheckName::Signature,
         sig_ok,
         (!sig_ok).then(|| "bad signature".to_string()),
     ) {
@@ -270,7 +333,7 @@ pub fn check_with<C: Claims>(
     }) {
         Ok(c) => c,
         Err(e) => {
-            push("claims", false, Some(e));
+            push(CheckName::Claims, false, Some(e));
             return Ok((checks, None));
         }
     };
@@ -282,7 +345,7 @@ pub fn check_with<C: Claims>(
 /// recorded in `checks`; true when all pass. Shared by `check_with` and by
 /// callers that already hold a payload whose signature verified.
 pub fn claim_checks<C: Claims>(claims: &C, cfg: &VerifyConfig, checks: &mut Vec<Check>) -> bool {
-    let mut push = |name: &'static str, pass: bool, detail: Option<String>| {
+    let mut push = |name: CheckName, pass: bool, detail: Option<String>| {
         checks.push(Check { name, pass, detail });
         pass
     };
@@ -302,30 +365,38 @@ pub fn claim_checks<C: Claims>(claims: &C, cfg: &VerifyConfig, checks: &mut Vec<
                 "iat"
             };
             let _ = i;
-            push("claims", false, Some(format!("{k} is not a number")));
+            push(
+                CheckName::Claims,
+                false,
+                Some(format!("{k} is not a number")),
+            );
             return false;
         }
     };
     all &= match exp {
-        None => push("exp", false, Some("no exp claim".into())),
+        None => push(CheckName::Exp, false, Some("no exp claim".into())),
         Some(exp) => push(
-            "exp",
+            CheckName::Exp,
             cfg.now < exp.saturating_add(cfg.leeway),
             (cfg.now >= exp.saturating_add(cfg.leeway)).then(|| "expired".into()),
         ),
     };
     if let Some(nbf) = nbf {
         let ok = cfg.now.saturating_add(cfg.leeway) >= nbf;
-        all &= push("nbf", ok, (!ok).then(|| "not yet valid".into()));
+        all &= push(CheckName::Nbf, ok, (!ok).then(|| "not yet valid".into()));
     }
     if let Some(iat) = iat {
         let ok = iat <= cfg.now.saturating_add(cfg.leeway);
-        all &= push("iat", ok, (!ok).then(|| "issued in the future".into()));
+        all &= push(
+            CheckName::Iat,
+            ok,
+            (!ok).then(|| "issued in the future".into()),
+        );
     }
     if let Some(want) = cfg.audience {
         let ok = claims.aud_contains(want);
         all &= push(
-            "aud",
+            CheckName::Aud,
             ok,
             (!ok).then(|| format!("wrong aud (expected {want:?})")),
         );
@@ -333,7 +404,7 @@ pub fn claim_checks<C: Claims>(claims: &C, cfg: &VerifyConfig, checks: &mut Vec<
     if let Some(want) = cfg.issuer {
         let ok = claims.string("iss") == Some(want);
         all &= push(
-            "iss",
+            CheckName::Iss,
             ok,
             (!ok).then(|| format!("wrong iss (expected {want:?})")),
         );
@@ -373,24 +444,23 @@ pub fn first_refusal(checks: &[Check]) -> Option<Refusal> {
 /// The one-line message for a refused token (reasons go in DETAIL).
 pub fn refusal_message(r: &Refusal) -> &'static str {
     match (r.check, r.reason.as_str()) {
-        ("exp", "no exp claim") => "JWT has no exp claim",
-        ("exp", _) => "JWT has expired",
-        ("format", _) => "JWT is malformed",
-        ("alg", _) => "JWT algorithm is not allowed",
-        ("kid", _) => "JWT key id is unknown",
-        ("crit", _) => "JWT has an unsupported critical header",
-        ("signature", _) => "JWT signature is invalid",
-        ("claims", _) => "JWT claims are malformed",
-        ("nbf", _) => "JWT is not yet valid",
-        ("iat", _) => "JWT is issued in the future",
-        ("aud", _) => "JWT audience is wrong",
-        ("iss", _) => "JWT issuer is wrong",
-        ("revoked_jti", _) => "JWT has been revoked",
-        ("revoked_session", _) => "JWT session has been revoked",
-        ("parent_token", _) => "JWT's API token is no longer valid",
-        ("tokens_valid_after", _) => "JWT was issued before the user's tokens were revoked",
-        ("user_status", _) => "JWT user is not active",
-        _ => "JWT is not valid",
+        (CheckName::Exp, "no exp claim") => "JWT has no exp claim",
+        (CheckName::Exp, _) => "JWT has expired",
+        (CheckName::Format, _) => "JWT is malformed",
+        (CheckName::Alg, _) => "JWT algorithm is not allowed",
+        (CheckName::Kid, _) => "JWT key id is unknown",
+        (CheckName::Crit, _) => "JWT has an unsupported critical header",
+        (CheckName::Signature, _) => "JWT signature is invalid",
+        (CheckName::Claims, _) => "JWT claims are malformed",
+        (CheckName::Nbf, _) => "JWT is not yet valid",
+        (CheckName::Iat, _) => "JWT is issued in the future",
+        (CheckName::Aud, _) => "JWT audience is wrong",
+        (CheckName::Iss, _) => "JWT issuer is wrong",
+        (CheckName::RevokedJti, _) => "JWT has been revoked",
+        (CheckName::RevokedSession, _) => "JWT session has been revoked",
+        (CheckName::ParentToken, _) => "JWT's API token is no longer valid",
+        (CheckName::TokensValidAfter, _) => "JWT was issued before the user's tokens were revoked",
+        (CheckName::UserStatus, _) => "JWT user is not active",
     }
 }
 
@@ -637,7 +707,7 @@ mod hs256_tests {
                 ..cfg()
             },
         );
-        let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
+        let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
             names,
             [
