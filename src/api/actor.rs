@@ -3,7 +3,7 @@
 //! by identity.authenticate first, else request.jwt.claims in `request` mode.
 
 use crate::core::actor::{self, Actor, ActorKind};
-use crate::core::authz::{Caller, Subject};
+use crate::core::authz::{Caller, OrgId, Subject, UserId};
 use crate::core::claims::uuid_bytes;
 use crate::core::error::{IdentityError, Kind};
 use crate::pg::error::PgResult;
@@ -62,8 +62,8 @@ pub fn subject() -> PgResult<Subject> {
                 _ => ActorKind::User,
             };
             Ok(Subject::User(Caller {
-                id,
-                org,
+                id: UserId(id),
+                org: org.map(OrgId),
                 admin: u.row.user_role == crate::core::claims::UserRole::Admin && org.is_some(),
                 is_service_user: u.row.is_service_user,
                 kind,
@@ -84,7 +84,7 @@ pub fn audit(
     details: serde_json::Value,
 ) -> PgResult<()> {
     spi::audit(spi::Audit {
-        actor_id: s.id().map(pgrx::Uuid::from_bytes),
+        actor_id: s.id().map(|u| pgrx::Uuid::from_bytes(u.0)),
         actor_kind: s.kind().as_str(),
         organization_id: organization_id.map(pgrx::Uuid::from_bytes),
         action,
@@ -114,5 +114,8 @@ pub fn relation_to(
     let org = target(id)
         .ok_or_else(|| crate::core::authz::not_found("user does not exist"))
         .pg()?;
-    Ok((crate::core::authz::relation(s, id, org), org))
+    Ok((
+        crate::core::authz::relation(s, UserId(id), org.map(OrgId)),
+        org,
+    ))
 }

@@ -14,7 +14,7 @@
 use crate::api::actor;
 use crate::api::keys::encryption_key;
 use crate::core::aead;
-use crate::core::authz::{self, CredentialFacts, CredentialOp, Subject};
+use crate::core::authz::{self, CredentialFacts, CredentialOp, OrgId, Subject, UserId};
 use crate::core::claims::{uuid_bytes, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
 use crate::core::users::{self as rules, check_name};
@@ -130,11 +130,16 @@ fn facts(id: Uuid, lock: bool) -> PgResult<Option<CredentialFacts>> {
         spi::one::<JsonB>(facts_sql!(), &[id.into()])?
     };
     Ok(row.map(|JsonB(r)| CredentialFacts {
-        owner: r["user_id"]
+        owner: UserId(
+            r["user_id"]
+                .as_str()
+                .and_then(uuid_bytes)
+                .expect("user_id is not null"),
+        ),
+        org: r["organization_id"]
             .as_str()
             .and_then(uuid_bytes)
-            .expect("user_id is not null"),
-        org: r["organization_id"].as_str().and_then(uuid_bytes),
+            .map(OrgId),
         is_system: r["is_system"].as_bool().unwrap_or(true),
         enabled: r["enabled"].as_bool().unwrap_or(false),
     }))
@@ -197,10 +202,10 @@ fn audit(
     details: Value,
 ) -> PgResult<()> {
     let mut d = details;
-    d["owner_id"] = json!(uuid_text(&f.owner));
+    d["owner_id"] = json!(uuid_text(&f.owner.0));
     actor::audit(
         s,
-        f.org,
+        f.org.map(|o| o.0),
         action,
         "credential",
         Some(&uuid_text(id.as_bytes())),
@@ -276,7 +281,7 @@ fn insert(s: &Subject, n: NewCredential) -> PgResult<Value> {
                 rules::last4(n.secret).into(),
                 n.is_system.into(),
                 n.credit_limit.clone().into(),
-                s.id().map(Uuid::from_bytes).into(),
+                s.id().map(|u| Uuid::from_bytes(u.0)).into(),
             ],
         )?;
         if inserted.is_none() {
@@ -290,8 +295,8 @@ fn insert(s: &Subject, n: NewCredential) -> PgResult<Value> {
             make_default(n.owner, id)?;
         }
         let f = CredentialFacts {
-            owner: n.owner,
-            org: n.org,
+            owner: UserId(n.owner),
+            org: n.org.map(OrgId),
             is_system: n.is_system,
             enabled: true,
         };
@@ -331,8 +336,8 @@ fn create_credential(
     insert(
         &s,
         NewCredential {
-            owner: me.id,
-            org: me.org,
+            owner: me.id.0,
+            org: me.org.map(|o| o.0),
             provider: required(provider, "provider is required").pg()?,
             name: required(name, "name is required").pg()?,
             secret: required(secret, "secret is required").pg()?,
@@ -406,11 +411,11 @@ fn list_credentials() -> Result<SetOfIterator<'static, JsonB>, ErrorReport> {
                 " from identity.credentials c \
                      where $1::uuid is null or c.user_id = $1 order by c.created_at, c.id"
             ),
-            &[s.id().map(Uuid::from_bytes).into()],
+            &[s.id().map(|u| Uuid::from_bytes(u.0)).into()],
         )?;
         actor::audit(
             &s,
-            s.org(),
+            s.org().map(|o| o.0),
             "credential.listed",
             "credential",
             None,
@@ -455,7 +460,7 @@ fn update_credential(credential_id: Option<Uuid>, changes: Option<RawJsonb>) -> 
         let (sealed, last4) = match (m.get("secret").and_then(Value::as_str), key) {
             (Some(secret), Some(key)) => {
                 let id_text = uuid_text(id.as_bytes());
-                let org = f.org.map(|o| uuid_text(&o));
+                let org = f.org.map(|o| uuid_text(&o.0));
                 (
                     Some(seal(&key, &id_text, org.as_deref(), secret)),
                     Some(rules::last4(secret)),
@@ -512,7 +517,7 @@ fn set_default_credential(credential_id: Option<Uuid>) -> PgResult<()> {
                 .hint("enable it first")
                 .pg_error());
         }
-        make_default(f.owner, id)?;
+        make_default(f.owner.0, id)?;
         audit(&s, &f, "credential.default_set", id, json!({}))
     })
 }
@@ -556,7 +561,7 @@ fn reveal_credential_secret(credential_id: Option<Uuid>) -> PgResult<String> {
         )?
         .ok_or_else(|| authz::not_found("credential does not exist"))
         .pg()?;
-        let org = f.org.map(|o| uuid_text(&o));
+        let org = f.org.map(|o| uuid_text(&o.0));
         let plain = aead::open(
             &key,
             &sealed,
@@ -608,7 +613,7 @@ fn record_credential_usage(
         }
         spi::run(
             "insert into identity.credential_usage (credential_id, user_id, amount, tokens) values ($1, $2, $3, $4)",
-            &[id.into(), Uuid::from_bytes(f.owner).into(), amount.clone().into(), tokens.into()],
+            &[id.into(), Uuid::from_bytes(f.owner.0).into(), amount.clone().into(), tokens.into()],
         )?;
         audit(
             &s,

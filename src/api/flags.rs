@@ -71,7 +71,7 @@ fn subject_user(s: &Subject, user_id: Option<Uuid>) -> PgResult<Option<[u8; 16]>
     // token needs users:read, as the table policies ask (checked before the
     // lookup, so the answer is the same for any id).
     authz::require_scope(s, "users:read").pg()?;
-    let Some(id) = user_id.map(|u| *u.as_bytes()).or(s.id()) else {
+    let Some(id) = user_id.map(|u| *u.as_bytes()).or(s.id().map(|u| u.0)) else {
         return Ok(None);
     };
     let (rel, _) = relation_to(s, id)?;

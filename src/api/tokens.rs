@@ -248,7 +248,11 @@ fn owner_visible(
         .ok_or_else(|| authz::not_found(what))
         .pg()?;
     let org = user.row.organization_id.as_deref().and_then(uuid_bytes);
-    authz::may_manage_tokens(authz::relation(s, id, org), what).pg()?;
+    authz::may_manage_tokens(
+        authz::relation(s, authz::UserId(id), org.map(authz::OrgId)),
+        what,
+    )
+    .pg()?;
     Ok((user, org))
 }
 
@@ -278,8 +282,8 @@ fn may_mint(
 ) -> PgResult<()> {
     authz::may_mint_for(
         s,
-        authz::relation(s, id, org),
-        id,
+        authz::relation(s, authz::UserId(id), org.map(authz::OrgId)),
+        authz::UserId(id),
         user.row.is_service_user,
         what,
     )
@@ -425,7 +429,7 @@ fn list_api_tokens(
     let s = caller("tokens:read")?;
     let user_id = match (&s, user_id) {
         (Subject::System, u) => u,
-        (Subject::User(c), None) => Some(Uuid::from_bytes(c.id)),
+        (Subject::User(c), None) => Some(Uuid::from_bytes(c.id.0)),
         (Subject::User(_), Some(u)) => {
             owner_visible(&s, *u.as_bytes(), "user does not exist")?;
             Some(u)

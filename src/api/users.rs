@@ -278,7 +278,7 @@ fn create_service_user(
     let s = actor::subject()?;
     authz::require_scope(&s, "users:write").pg()?;
     let org = required(organization_id, "organization_id is required").pg()?;
-    authz::may_create_service_user(&s, *org.as_bytes()).pg()?;
+    authz::may_create_service_user(&s, authz::OrgId(*org.as_bytes())).pg()?;
     let email = required(email, "email is required").pg()?;
     check_email(email).pg()?;
     check_name(
@@ -299,7 +299,7 @@ fn create_service_user(
             None => spi::one::<String>("select 'system (' || session_user || ')'", &[])?,
             Some(me) => spi::one::<String>(
                 "select coalesce(nullif(concat_ws(' ', first_name, last_name), ''), email) from identity.users where id = $1",
-                &[uuid(me).into()],
+                &[uuid(me.0).into()],
             )?,
         };
         let id = spi::write_one::<Uuid>(
@@ -310,7 +310,7 @@ fn create_service_user(
                 application_id.into(),
                 application_name.into(),
                 description.into(),
-                s.id().map(uuid).into(),
+                s.id().map(|u| uuid(u.0)).into(),
                 creator_name.into(),
             ],
         )?
@@ -333,7 +333,7 @@ fn create_service_user(
             Some(id),
             Some(org),
             json!({"user_id": uuid_text(id.as_bytes()), "email": email, "is_service_user": true,
-                          "created_by": s.id().map(|i| uuid_text(&i))}),
+                          "created_by": s.id().map(|i| uuid_text(&i.0))}),
         )?;
         Ok(TableIterator::once((id, token)))
     })
@@ -497,7 +497,7 @@ fn delete_user(user_id: Option<Uuid>) -> PgResult<()> {
         .unwrap_or_default();
         spi::run(
             "insert into identity.deleted_users (id, deleted_by) values ($1, $2) on conflict do nothing",
-            &[uuid(id).into(), s.id().map(uuid).into()],
+            &[uuid(id).into(), s.id().map(|u| uuid(u.0)).into()],
         )?;
         take_user_row(id)?;
         let free = spi::one::<bool>(
@@ -599,13 +599,13 @@ fn current_user_profile() -> PgResult<JsonB> {
         (Value::Null, Value::Null)
     } else {
         let mut lineage = session_tokens::Lineage::of_current(me.scopes.clone());
-        let websocket = session_tokens::websocket_token(me.id, 5 * 60, &lineage)?;
+        let websocket = session_tokens::websocket_token(me.id.0, 5 * 60, &lineage)?;
         lineage.scopes = crate::core::actor::narrow_scopes(me.scopes.as_deref(), None)
             .map_err(|_| authz::forbidden("the token's scopes allow no agent token"))
             .pg()?;
         (
             json!(websocket),
-            json!(session_tokens::agent_token(me.id, 3600, &lineage)?),
+            json!(session_tokens::agent_token(me.id.0, 3600, &lineage)?),
         )
     };
     let (user, organization) = spi::privileged(|| -> PgResult<(Value, Value)> {
@@ -613,14 +613,14 @@ fn current_user_profile() -> PgResult<JsonB> {
             None => Value::Null,
             Some(o) => spi::one::<JsonB>(
                 "select jsonb_build_object('id', id, 'name', name) from identity.organizations where id = $1",
-                &[uuid(o).into()],
+                &[uuid(o.0).into()],
             )?
             .map_or(Value::Null, |j| j.0),
         };
-        Ok((user_json(me.id)?, org))
+        Ok((user_json(me.id.0)?, org))
     })?;
-    let flags = flags::evaluate(Some(me.id))?;
-    let subscription = flags::subscription(me.id)?;
+    let flags = flags::evaluate(Some(me.id.0))?;
+    let subscription = flags::subscription(me.id.0)?;
     Ok(JsonB(json!({
         "user": user,
         "organization": organization,

@@ -10,13 +10,22 @@
 use super::actor::{covered, ActorKind};
 use super::error::{IdentityError, Kind, Result};
 
+/// A user's id (identity.users.id): a newtype, so a user id and an
+/// organization id cannot be passed for each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserId(pub [u8; 16]);
+
+/// An organization's id (identity.organizations.id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OrgId(pub [u8; 16]);
+
 /// A signed-in caller, as the tables (not the claims) describe them: role
 /// and organization are read from identity.users at each call, so a
 /// demotion or a move between organizations counts at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    pub id: [u8; 16],
-    pub org: Option<[u8; 16]>,
+    pub id: UserId,
+    pub org: Option<OrgId>,
     /// user_role `admin` with an organization: an org admin.
     pub admin: bool,
     pub is_service_user: bool,
@@ -39,13 +48,13 @@ pub enum Subject {
 }
 
 impl Subject {
-    pub fn id(&self) -> Option<[u8; 16]> {
+    pub fn id(&self) -> Option<UserId> {
         match self {
             Subject::System => None,
             Subject::User(c) => Some(c.id),
         }
     }
-    pub fn org(&self) -> Option<[u8; 16]> {
+    pub fn org(&self) -> Option<OrgId> {
         match self {
             Subject::System => None,
             Subject::User(c) => c.org,
@@ -75,7 +84,7 @@ pub enum Relation {
     Stranger,
 }
 
-pub fn relation(s: &Subject, target: [u8; 16], target_org: Option<[u8; 16]>) -> Relation {
+pub fn relation(s: &Subject, target: UserId, target_org: Option<OrgId>) -> Relation {
     match s {
         Subject::System => Relation::System,
         Subject::User(c) if c.admin && c.org.is_some() && c.org == target_org => Relation::OrgAdmin,
@@ -144,7 +153,7 @@ pub fn may_administer_user(r: Relation) -> Result<()> {
 
 /// Creating a service user in `org`: an admin of that organization or
 /// system. Another organization is not visible (P0002).
-pub fn may_create_service_user(s: &Subject, org: [u8; 16]) -> Result<()> {
+pub fn may_create_service_user(s: &Subject, org: OrgId) -> Result<()> {
     match s {
         Subject::System => Ok(()),
         Subject::User(c) if c.org == Some(org) && c.admin => Ok(()),
@@ -191,8 +200,8 @@ pub fn may_make_service_user(r: Relation) -> Result<()> {
 /// Credentials (API.md section 7): how the actor stands to one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CredentialFacts {
-    pub owner: [u8; 16],
-    pub org: Option<[u8; 16]>,
+    pub owner: UserId,
+    pub org: Option<OrgId>,
     pub is_system: bool,
     pub enabled: bool,
 }
@@ -259,7 +268,7 @@ pub fn may_manage_tokens(r: Relation, what: &'static str) -> Result<()> {
 pub fn may_mint_for(
     s: &Subject,
     r: Relation,
-    target: [u8; 16],
+    target: UserId,
     target_is_service_user: bool,
     what: &'static str,
 ) -> Result<()> {
@@ -302,13 +311,13 @@ pub fn may_receive_token(s: &Subject, expires: bool, scopes: &[String]) -> Resul
 mod tests {
     use super::*;
 
-    const A: [u8; 16] = [0xa; 16];
-    const B: [u8; 16] = [0xb; 16];
-    const U1: [u8; 16] = [1; 16];
-    const U2: [u8; 16] = [2; 16];
-    const U3: [u8; 16] = [3; 16];
+    const A: OrgId = OrgId([0xa; 16]);
+    const B: OrgId = OrgId([0xb; 16]);
+    const U1: UserId = UserId([1; 16]);
+    const U2: UserId = UserId([2; 16]);
+    const U3: UserId = UserId([3; 16]);
 
-    fn user(id: [u8; 16], org: [u8; 16], admin: bool) -> Subject {
+    fn user(id: UserId, org: OrgId, admin: bool) -> Subject {
         Subject::User(Caller {
             id,
             org: Some(org),
