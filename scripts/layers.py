@@ -3,7 +3,8 @@
 references to other modules of this crate (`crate::pg::spi`, `use
 crate::store::{cache, tables}`, `super::x`) point to its own layer or a lower
 one (core < pg < store < api), and the references form no circle. Prints
-each offence and exits 1; prints "layers: ok (N modules, M edges)" otherwise.
+each offence and exits 1; `pg_sys` (Postgres FFI) may be named only under
+src/pg; prints "layers: ok (N modules, M edges)" otherwise.
 Run by scripts/test.sh."""
 import pathlib
 import re
@@ -78,6 +79,12 @@ def main():
     for n in sorted(graph):
         if not state.get(n):
             visit(n)
+    # Postgres FFI lives in src/pg only (README "Architecture").
+    for mod, path in files.items():
+        if mod.split("::")[0] != "pg":
+            code = re.sub(r"//.*", "", path.read_text())
+            if re.search(r"\bpg_sys\b", code):
+                errors.append(f"{mod}: names pg_sys outside src/pg")
     for e in errors:
         print(e)
     edges = sum(len(v) for v in graph.values())

@@ -8,6 +8,7 @@ use crate::core::claims::uuid_bytes;
 use crate::core::error::{IdentityError, Kind};
 use crate::pg::error::PgResult;
 use crate::pg::error::{Pg, PgError};
+use crate::pg::ids::ToUuid;
 use crate::pg::spi;
 use crate::store::tables;
 
@@ -46,7 +47,7 @@ pub fn subject() -> PgResult<Subject> {
             .hint("sign in: the claims need a sub that is a user id")
             .pg_error()),
         Actor::User { sub, scopes } => {
-            let id = uuid_bytes(&sub).expect("canonical uuid");
+            let id = UserId(uuid_bytes(&sub).expect("canonical uuid"));
             let u = tables::user_state(id).ok_or_else(|| {
                 IdentityError::unauthenticated("the request's user does not exist")
             }).pg()?;
@@ -55,15 +56,15 @@ pub fn subject() -> PgResult<Subject> {
                     .detail(format!("user {}", u.row.status))
                     .pg_error());
             }
-            let org = u.row.organization_id.as_deref().and_then(uuid_bytes);
+            let org = u.row.org_id();
             let kind = match view.kind {
                 ActorKind::Agent => ActorKind::Agent,
                 _ if u.row.is_service_user => ActorKind::Service,
                 _ => ActorKind::User,
             };
             Ok(Subject::User(Caller {
-                id: UserId(id),
-                org: org.map(OrgId),
+                id,
+                org,
                 admin: u.row.user_role == crate::core::claims::UserRole::Admin && org.is_some(),
                 is_service_user: u.row.is_service_user,
                 kind,
@@ -77,16 +78,16 @@ pub fn subject() -> PgResult<Subject> {
 /// One audit row for `s` acting on `target`.
 pub fn audit(
     s: &Subject,
-    organization_id: Option<[u8; 16]>,
+    organization_id: Option<OrgId>,
     action: &'static str,
     target_type: &'static str,
     target_id: Option<&str>,
     details: serde_json::Value,
 ) -> PgResult<()> {
     spi::audit(spi::Audit {
-        actor_id: s.id().map(|u| pgrx::Uuid::from_bytes(u.0)),
+        actor_id: s.id().map(|u| u.uuid()),
         actor_kind: s.kind().as_str(),
-        organization_id: organization_id.map(pgrx::Uuid::from_bytes),
+        organization_id: organization_id.map(|o| o.uuid()),
         action,
         target_type,
         target_id,
@@ -95,27 +96,19 @@ pub fn audit(
 }
 
 /// A live user's (id, organization), or None (unknown or deleted).
-pub fn target(id: [u8; 16]) -> Option<Option<[u8; 16]>> {
+pub fn target(id: UserId) -> Option<Option<OrgId>> {
     crate::store::tables::user_state(id)
         .filter(|u| u.row.status != crate::core::claims::UserStatus::Deleted)
-        .map(|u| {
-            u.row
-                .organization_id
-                .as_deref()
-                .and_then(crate::core::claims::uuid_bytes)
-        })
+        .map(|u| u.row.org_id())
 }
 
 /// The actor's relation to user `id`; P0002 when the user does not exist.
 pub fn relation_to(
     s: &Subject,
-    id: [u8; 16],
-) -> PgResult<(crate::core::authz::Relation, Option<[u8; 16]>)> {
+    id: UserId,
+) -> PgResult<(crate::core::authz::Relation, Option<OrgId>)> {
     let org = target(id)
         .ok_or_else(|| crate::core::authz::not_found("user does not exist"))
         .pg()?;
-    Ok((
-        crate::core::authz::relation(s, UserId(id), org.map(OrgId)),
-        org,
-    ))
+    Ok((crate::core::authz::relation(s, id, org), org))
 }

@@ -19,11 +19,12 @@ use crate::core::claims::{uuid_bytes, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
 use crate::core::users::{self as rules, check_name};
 use crate::pg::clock::new_uuid;
+use crate::pg::error::ErrorReport;
 use crate::pg::error::PgResult;
 use crate::pg::error::{Pg, PgError};
+use crate::pg::ids::{FromUuid, ToUuid};
 use crate::pg::jsonb::RawJsonb;
 use crate::pg::spi;
-use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, JsonB, Uuid};
 use rand::rngs::OsRng;
@@ -69,9 +70,9 @@ fn seal(key: &[u8; 32], id: &str, org: Option<&str>, secret: &str) -> Vec<u8> {
 /// since the organization is bound into it as associated data. Runs inside
 /// the caller's `spi::privileged`; 55000 without the encryption key (and
 /// then update_user writes nothing). Returns how many moved.
-pub fn follow_owner(user: [u8; 16], new_org: Option<[u8; 16]>) -> PgResult<usize> {
-    let user = Uuid::from_bytes(user);
-    let new = new_org.map(Uuid::from_bytes);
+pub fn follow_owner(user: UserId, new_org: Option<OrgId>) -> PgResult<usize> {
+    let user = user.uuid();
+    let new = new_org.map(|o| o.uuid());
     lock_owner(user)?;
     let ids = spi::column_mut::<Uuid>(
         "select id from identity.credentials where user_id = $1 and organization_id is distinct from $2 for update",
@@ -202,10 +203,10 @@ fn audit(
     details: Value,
 ) -> PgResult<()> {
     let mut d = details;
-    d["owner_id"] = json!(uuid_text(&f.owner.0));
+    d["owner_id"] = json!(f.owner.text());
     actor::audit(
         s,
-        f.org.map(|o| o.0),
+        f.org,
         action,
         "credential",
         Some(&uuid_text(id.as_bytes())),
@@ -232,12 +233,12 @@ fn lock_owner(owner: Uuid) -> PgResult<()> {
 /// Makes `id` the only default of `owner`: the owner's row is locked first,
 /// so concurrent calls for one user run one after the other and the partial
 /// unique index never sees two defaults.
-fn make_default(owner: [u8; 16], id: Uuid) -> PgResult<()> {
-    lock_owner(Uuid::from_bytes(owner))?;
+fn make_default(owner: UserId, id: Uuid) -> PgResult<()> {
+    lock_owner(owner.uuid())?;
     spi::run(
         "update identity.credentials set is_default = false, updated_at = now() \
          where user_id = $1 and is_default and id <> $2",
-        &[Uuid::from_bytes(owner).into(), id.into()],
+        &[owner.uuid().into(), id.into()],
     )?;
     spi::run(
         "update identity.credentials set is_default = true, updated_at = now() where id = $1",
@@ -246,8 +247,8 @@ fn make_default(owner: [u8; 16], id: Uuid) -> PgResult<()> {
 }
 
 struct NewCredential<'a> {
-    owner: [u8; 16],
-    org: Option<[u8; 16]>,
+    owner: UserId,
+    org: Option<OrgId>,
     provider: &'a str,
     name: &'a str,
     secret: &'a str,
@@ -266,22 +267,22 @@ fn insert(s: &Subject, n: NewCredential) -> PgResult<Value> {
     let key = encryption_key().pg()?;
     let id_text = new_uuid();
     let id = Uuid::from_bytes(uuid_bytes(&id_text).expect("uuid"));
-    let org_text = n.org.map(|o| uuid_text(&o));
+    let org_text = n.org.map(|o| o.text());
     let sealed = seal(&key, &id_text, org_text.as_deref(), n.secret);
     spi::privileged(|| {
         let inserted = spi::write_one::<Uuid>(
             include_str!("../../sql/queries/credentials_insert.sql"),
             &[
                 id.into(),
-                Uuid::from_bytes(n.owner).into(),
-                n.org.map(Uuid::from_bytes).into(),
+                n.owner.uuid().into(),
+                n.org.map(|o| o.uuid()).into(),
                 n.provider.into(),
                 n.name.into(),
                 sealed.as_slice().into(),
                 rules::last4(n.secret).into(),
                 n.is_system.into(),
                 n.credit_limit.clone().into(),
-                s.id().map(|u| Uuid::from_bytes(u.0)).into(),
+                s.id().map(|u| u.uuid()).into(),
             ],
         )?;
         if inserted.is_none() {
@@ -295,8 +296,8 @@ fn insert(s: &Subject, n: NewCredential) -> PgResult<Value> {
             make_default(n.owner, id)?;
         }
         let f = CredentialFacts {
-            owner: UserId(n.owner),
-            org: n.org.map(OrgId),
+            owner: n.owner,
+            org: n.org,
             is_system: n.is_system,
             enabled: true,
         };
@@ -336,8 +337,8 @@ fn create_credential(
     insert(
         &s,
         NewCredential {
-            owner: me.id.0,
-            org: me.org.map(|o| o.0),
+            owner: me.id,
+            org: me.org,
             provider: required(provider, "provider is required").pg()?,
             name: required(name, "name is required").pg()?,
             secret: required(secret, "secret is required").pg()?,
@@ -363,7 +364,7 @@ fn create_system_credential(
     let s = actor::subject()?;
     authz::require_system(&s, "only system may create system credentials").pg()?;
     let user = required(user_id, "user_id is required").pg()?;
-    let org = crate::api::actor::target(*user.as_bytes())
+    let org = crate::api::actor::target(user.user_id())
         .ok_or_else(|| authz::not_found("user does not exist"))
         .pg()?;
     let has_default = spi::privileged(|| {
@@ -376,7 +377,7 @@ fn create_system_credential(
     let c = insert(
         &s,
         NewCredential {
-            owner: *user.as_bytes(),
+            owner: user.user_id(),
             org,
             provider: required(provider, "provider is required").pg()?,
             name: "system",
@@ -411,11 +412,11 @@ fn list_credentials() -> Result<SetOfIterator<'static, JsonB>, ErrorReport> {
                 " from identity.credentials c \
                      where $1::uuid is null or c.user_id = $1 order by c.created_at, c.id"
             ),
-            &[s.id().map(|u| Uuid::from_bytes(u.0)).into()],
+            &[s.id().map(|u| u.uuid()).into()],
         )?;
         actor::audit(
             &s,
-            s.org().map(|o| o.0),
+            s.org(),
             "credential.listed",
             "credential",
             None,
@@ -460,7 +461,7 @@ fn update_credential(credential_id: Option<Uuid>, changes: Option<RawJsonb>) -> 
         let (sealed, last4) = match (m.get("secret").and_then(Value::as_str), key) {
             (Some(secret), Some(key)) => {
                 let id_text = uuid_text(id.as_bytes());
-                let org = f.org.map(|o| uuid_text(&o.0));
+                let org = f.org.map(|o| o.text());
                 (
                     Some(seal(&key, &id_text, org.as_deref(), secret)),
                     Some(rules::last4(secret)),
@@ -517,7 +518,7 @@ fn set_default_credential(credential_id: Option<Uuid>) -> PgResult<()> {
                 .hint("enable it first")
                 .pg_error());
         }
-        make_default(f.owner.0, id)?;
+        make_default(f.owner, id)?;
         audit(&s, &f, "credential.default_set", id, json!({}))
     })
 }
@@ -561,7 +562,7 @@ fn reveal_credential_secret(credential_id: Option<Uuid>) -> PgResult<String> {
         )?
         .ok_or_else(|| authz::not_found("credential does not exist"))
         .pg()?;
-        let org = f.org.map(|o| uuid_text(&o.0));
+        let org = f.org.map(|o| o.text());
         let plain = aead::open(
             &key,
             &sealed,

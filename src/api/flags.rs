@@ -8,20 +8,22 @@ use crate::api::actor::relation_to;
 use crate::core::authz::{self, Subject};
 use crate::core::claims::uuid_text;
 use crate::core::error::{required, IdentityError};
+use crate::core::ids::UserId;
 use crate::core::users as rules;
 use crate::pg::error::PgResult;
 use crate::pg::error::{Pg, PgError};
+use crate::pg::ids::{FromUuid, ToUuid};
 use crate::pg::spi;
 use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Map, Value};
 
 /// Every flag's answer for `user` (None: without a user, only 100% rollouts).
-pub fn evaluate(user: Option<[u8; 16]>) -> PgResult<Map<String, Value>> {
+pub fn evaluate(user: Option<UserId>) -> PgResult<Map<String, Value>> {
     let rows = spi::privileged(|| {
         spi::column::<JsonB>(
             include_str!("../../sql/queries/flags_evaluate.sql"),
-            &[user.map(Uuid::from_bytes).into()],
+            &[user.map(|u| u.uuid()).into()],
         )
     })?;
     let mut out = Map::new();
@@ -31,7 +33,7 @@ pub fn evaluate(user: Option<[u8; 16]>) -> PgResult<Map<String, Value>> {
             r[1].as_bool().unwrap_or(false),
             r[2].as_i64().unwrap_or(0) as i32,
             &key,
-            user.as_ref(),
+            user.as_ref().map(UserId::bytes),
             r[3].as_bool(),
         );
         out.insert(key, Value::Bool(on));
@@ -40,11 +42,11 @@ pub fn evaluate(user: Option<[u8; 16]>) -> PgResult<Map<String, Value>> {
 }
 
 /// subscription_status's answer for `user`.
-pub fn subscription(user: [u8; 16]) -> PgResult<Value> {
+pub fn subscription(user: UserId) -> PgResult<Value> {
     let row = spi::privileged(|| {
         spi::one::<JsonB>(
             include_str!("../../sql/queries/flags_subscription.sql"),
-            &[Uuid::from_bytes(user).into()],
+            &[user.uuid().into()],
         )
     })?;
     let Some(JsonB(r)) = row else {
@@ -66,12 +68,12 @@ pub fn subscription(user: [u8; 16]) -> PgResult<Value> {
 
 /// The user a read is about: `user_id`, or the actor's own. None for system
 /// without a user_id.
-fn subject_user(s: &Subject, user_id: Option<Uuid>) -> PgResult<Option<[u8; 16]>> {
+fn subject_user(s: &Subject, user_id: Option<Uuid>) -> PgResult<Option<UserId>> {
     // A user's flags and subscription are theirs as their row is: a scoped
     // token needs users:read, as the table policies ask (checked before the
     // lookup, so the answer is the same for any id).
     authz::require_scope(s, "users:read").pg()?;
-    let Some(id) = user_id.map(|u| *u.as_bytes()).or(s.id().map(|u| u.0)) else {
+    let Some(id) = user_id.map(|u| u.user_id()).or(s.id()) else {
         return Ok(None);
     };
     let (rel, _) = relation_to(s, id)?;
@@ -131,7 +133,7 @@ fn set_feature_flag_override(
     let key = required(key, "key is required").pg()?;
     rules::check_flag_key(key).pg()?;
     let user = required(user_id, "user_id is required").pg()?;
-    relation_to(&s, *user.as_bytes())?;
+    relation_to(&s, user.user_id())?;
     spi::privileged(|| {
         if spi::one::<bool>(
             "select true from identity.feature_flags where key = $1",

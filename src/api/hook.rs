@@ -5,11 +5,13 @@
 //! the user's auth row while it calls us). It runs with the caller's rights:
 //! with no SQL inside there is no name resolution to hijack, so it needs no
 //! SECURITY DEFINER and no pinned search_path (which costs a GUC save and
-//! restore on every call); EXECUTE on it is granted to the hook level only. It answers bad input with an error
+//! restore on every call); EXECUTE on it is granted to the hook level only. It answers bad input
+//! with an error
 //! object, never an exception, because Supabase shows a raised error as an
 //! opaque 500.
 
 use crate::core::claims::{self, HookOutcome};
+use crate::core::ids::UserId;
 use crate::pg::error::PgResult;
 use crate::pg::jsonb::{self, Builder, RawJsonb};
 use crate::store::tables;
@@ -92,7 +94,9 @@ fn answer(event: &RawJsonb) -> PgResult<Result<RawJsonb, HookOutcome>> {
     };
     // check_event accepted claims only as an object container.
     let claims_c = root.object_member("claims").expect("checked: an object");
-    let user = tables::user_by_id(claims::uuid_bytes(&user_id).expect("canonical uuid"));
+    let user = tables::user_by_id(UserId(
+        claims::uuid_bytes(&user_id).expect("canonical uuid"),
+    ));
     let add = match claims::additions(user.as_ref()) {
         Ok(a) => a,
         Err(o) => return Ok(Err(o)),

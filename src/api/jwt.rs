@@ -2,6 +2,7 @@
 
 use crate::core::claims::{parse_uuid, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
+use crate::core::ids::{SessionId, TokenId, UserId};
 use crate::core::jwt::{self, Check, CheckName, Claims, VerifyConfig};
 use crate::core::signatures::SignatureCache;
 use crate::pg::clock::{interval_seconds, new_uuid, now_unix};
@@ -221,7 +222,7 @@ fn resolver(now: i64) -> impl FnOnce(Option<&str>) -> Result<jwt::KeyChoice, Ide
 fn stateful_checks<C: Claims>(
     mut checks: Vec<Check>,
     claims: Option<C>,
-    user: impl FnOnce(&crate::store::cache::Fresh, [u8; 16]) -> Option<crate::store::cache::UserToken>,
+    user: impl FnOnce(&crate::store::cache::Fresh, UserId) -> Option<crate::store::cache::UserToken>,
 ) -> (Vec<Check>, Option<C>) {
     let Some(c) = claims else {
         return (checks, None);
@@ -238,7 +239,7 @@ fn stateful_checks<C: Claims>(
     if let Some(sid) = uuid_claim("session_id") {
         checks.push(check(
             CheckName::RevokedSession,
-            !fresh.session_revoked(sid),
+            !fresh.session_revoked(SessionId(sid)),
             "session revoked",
         ));
     }
@@ -246,7 +247,7 @@ fn stateful_checks<C: Claims>(
         if let Some(tables::UserToken {
             valid_after: tokens_valid_after,
             status,
-        }) = user(&fresh, sub)
+        }) = user(&fresh, UserId(sub))
         {
             checks.push(check(
                 CheckName::UserStatus,
@@ -271,7 +272,7 @@ fn stateful_checks<C: Claims>(
     if let Some(tid) = uuid_claim("token_id") {
         checks.push(check(
             CheckName::ParentToken,
-            tables::token_live(tid, now_unix()),
+            tables::token_live(TokenId(tid), now_unix()),
             "the API token it was derived from is revoked, expired or gone",
         ));
     }
@@ -380,7 +381,7 @@ fn issue_access_token(
         Some(i) => interval_seconds(&i, 86_400).pg()?,
         None => gucs::access_token_ttl().min(86_400),
     };
-    let user = tables::user_state(*id.as_bytes())
+    let user = tables::user_state(UserId(*id.as_bytes()))
         .ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist"))
         .pg()?;
     let now = now_unix();
@@ -430,7 +431,7 @@ fn try_verify_jwt(
             name!(reason, Option<String>),
         ),
     >,
-    pgrx::pg_sys::panic::ErrorReport,
+    crate::pg::error::ErrorReport,
 > {
     let row = match token {
         None => (false, None, Some("token is null".to_string())),

@@ -6,7 +6,7 @@
 
 use crate::core::aead;
 use crate::core::error::{required, IdentityError, Kind};
-use crate::core::keys::{self, Alg, SigningKey, VerifyingKey};
+use crate::core::keys::{self, Alg, KeyStatus, SigningKey, VerifyingKey};
 use crate::pg::error::PgResult;
 use crate::pg::error::{Pg, PgError};
 use crate::pg::{gucs, probe, spi};
@@ -14,7 +14,7 @@ use crate::store::tables;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use pgrx::prelude::*;
-use pgrx::{IntoDatum, JsonB};
+use pgrx::JsonB;
 use rand::rngs::OsRng;
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -45,18 +45,13 @@ pub fn encryption_key() -> Result<[u8; 32], IdentityError> {
 /// The public key named `kid`, if it may verify tokens now: active, next, or
 /// retired and not yet expired.
 pub fn verifying_key(kid: &str, now: i64) -> Result<Option<Rc<VerifyingKey>>, IdentityError> {
-    let key = kid.into_datum().expect("text datum");
-    let row = probe::probe(&tables::SIGNING_KEYS, key, |r| {
+    let row = probe::probe(&tables::SIGNING_KEYS, probe::Key::Text(kid), |r| {
         (r.text(0), r.jsonb(1), r.text(2), r.epoch_seconds(3))
     });
     let Some((Some(alg), jwk, Some(status), expires)) = row else {
         return Ok(None);
     };
-    let usable = match status.as_str() {
-        "active" | "next" => true,
-        "retired" => expires.is_none_or(|e| e > now),
-        _ => false,
-    };
+    let usable = KeyStatus::parse(&status).is_some_and(|st| st.verifies(expires, now));
     if !usable {
         return Ok(None);
     }
@@ -86,15 +81,13 @@ pub fn active_signing_key() -> Result<Option<ActiveKey>, IdentityError> {
 }
 
 fn read_active_signing_key() -> Result<Option<ActiveKey>, IdentityError> {
-    let row = probe::probe(
-        &tables::ACTIVE_SIGNING_KEY,
-        true.into_datum().expect("bool"),
-        |r| (r.text(0), r.text(1), r.bytea(2), r.text(3)),
-    );
+    let row = probe::probe(&tables::ACTIVE_SIGNING_KEY, probe::Key::Bool(true), |r| {
+        (r.text(0), r.text(1), r.bytea(2), r.text(3))
+    });
     let Some((Some(kid), Some(alg), Some(sealed), Some(status))) = row else {
         return Ok(None);
     };
-    if status != "active" {
+    if KeyStatus::parse(&status) != Some(KeyStatus::Active) {
         return Ok(None);
     }
     let alg = Alg::parse(&alg)
@@ -160,11 +153,11 @@ fn activate_signing_key(kid: Option<&str>) -> PgResult<()> {
         "select status from identity.signing_keys where kid = $1 for update",
         &[kid.into()],
     )?;
-    match status.first().map(String::as_str) {
+    match status.first().map(|st| KeyStatus::parse(st)) {
         None => {
             return Err(IdentityError::new(Kind::NotFound, "signing key does not exist").pg_error())
         }
-        Some("retired") => {
+        Some(Some(KeyStatus::Retired)) => {
             return Err(
                 IdentityError::invalid("a retired signing key cannot be activated again")
                     .pg_error(),

@@ -7,13 +7,14 @@
 //! Missing or malformed claims give NULL: policies fail closed.
 
 use crate::core::actor;
+use crate::core::ids::{OrgId, UserId};
 use crate::core::jwt::Claims;
 use crate::pg::error::Pg;
 use crate::pg::gucs::{self, ClaimsSource};
 use crate::pg::jsonb::RawJsonb;
 use crate::store::claims::view;
 use pgrx::prelude::*;
-use pgrx::{pg_guard, pg_sys, JsonB};
+use pgrx::{pg_guard, JsonB};
 use serde_json::{json, Value};
 
 // identity.uid(), org_id() and is_service_user() are called once per row by policies.
@@ -25,8 +26,8 @@ use serde_json::{json, Value};
 #[derive(Clone, Copy)]
 struct Fast {
     generation: u64,
-    uid: Option<[u8; 16]>,
-    org_id: Option<[u8; 16]>,
+    uid: Option<UserId>,
+    org_id: Option<OrgId>,
     is_service_user: Option<bool>,
 }
 
@@ -59,89 +60,21 @@ fn fast() -> Fast {
     FAST.with(|f| f.get())
 }
 
-/// A uuid result: a palloc'd 16-byte copy, or SQL NULL.
-///
-/// # Safety
-/// `fcinfo` is the function manager's call info of the running call.
-unsafe fn uuid_datum(fcinfo: pg_sys::FunctionCallInfo, v: Option<[u8; 16]>) -> pg_sys::Datum {
-    match v {
-        Some(b) => {
-            // SAFETY: palloc returns 16 writable bytes in the current memory
-            // context (or raises, which the caller's #[pg_guard] turns into
-            // an ERROR); the copy fills exactly those bytes.
-            unsafe {
-                let p = pg_sys::palloc(16).cast::<u8>();
-                std::ptr::copy_nonoverlapping(b.as_ptr(), p, 16);
-                pg_sys::Datum::from(p)
-            }
-        }
-        None => {
-            // SAFETY: see the function's contract.
-            unsafe { (*fcinfo).isnull = true };
-            pg_sys::Datum::from(0)
-        }
-    }
+#[inline(always)]
+fn uid_answer() -> Option<[u8; 16]> {
+    fast().uid.map(|u| u.0)
 }
-
-// The three V1 entry points are #[pg_guard]ed: an error raised inside them
-// (palloc out of memory, or any panic) becomes a Postgres ERROR at their
-// boundary instead of unwinding through Postgres' C frames. The guard costs
-// nothing on the path that does not fail (it is a catch_unwind).
-
-/// identity.uid(): the `sub` of the current claims as uuid, or NULL.
-///
-/// # Safety
-/// Called only by the function manager, with this call's `fcinfo`.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn identity_uid(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: called by the function manager with this call's fcinfo.
-    unsafe { uuid_datum(fcinfo, fast().uid) }
+#[inline(always)]
+fn org_id_answer() -> Option<[u8; 16]> {
+    fast().org_id.map(|o| o.0)
 }
-
-/// identity.org_id(): the organization_id claim as uuid, or NULL.
-///
-/// # Safety
-/// Called only by the function manager, with this call's `fcinfo`.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn identity_org_id(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: called by the function manager with this call's fcinfo.
-    unsafe { uuid_datum(fcinfo, fast().org_id) }
+#[inline(always)]
+fn is_service_user_answer() -> Option<bool> {
+    fast().is_service_user
 }
-
-/// identity.is_service_user(): the is_service_user claim, or NULL.
-///
-/// # Safety
-/// Called only by the function manager, with this call's `fcinfo`.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn identity_is_service_user(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    match fast().is_service_user {
-        Some(b) => pg_sys::Datum::from(b),
-        None => {
-            // SAFETY: called by the function manager with this call's fcinfo.
-            unsafe { (*fcinfo).isnull = true };
-            pg_sys::Datum::from(0)
-        }
-    }
-}
-
-static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-#[no_mangle]
-pub extern "C" fn pg_finfo_identity_uid() -> &'static pg_sys::Pg_finfo_record {
-    &V1
-}
-#[no_mangle]
-pub extern "C" fn pg_finfo_identity_org_id() -> &'static pg_sys::Pg_finfo_record {
-    &V1
-}
-#[no_mangle]
-pub extern "C" fn pg_finfo_identity_is_service_user() -> &'static pg_sys::Pg_finfo_record {
-    &V1
-}
+crate::v1_function!(uuid identity_uid, pg_finfo_identity_uid => uid_answer);
+crate::v1_function!(uuid identity_org_id, pg_finfo_identity_org_id => org_id_answer);
+crate::v1_function!(bool identity_is_service_user, pg_finfo_identity_is_service_user => is_service_user_answer);
 
 extension_sql!(
     r#"
@@ -216,10 +149,9 @@ fn has_scope(scope: Option<&str>) -> Option<bool> {
 #[pg_extern(schema = "identity", stable, parallel_safe)]
 fn actor() -> JsonB {
     let v = view();
-    let text = |b: Option<[u8; 16]>| b.map(|b| crate::core::claims::uuid_text(&b));
     JsonB(json!({
-        "user_id": text(v.uid),
-        "organization_id": text(v.org_id),
+        "user_id": v.uid.map(|u| u.text()),
+        "organization_id": v.org_id.map(|o| o.text()),
         "user_role": v.user_role,
         "is_service_user": v.is_service_user,
         "kind": v.kind.as_str(),
@@ -320,41 +252,32 @@ fn authenticate(token: Option<&str>) -> crate::pg::error::PgResult<Option<RawJso
     }
 }
 
-/// identity.pre_request(), for PostgREST's `db-pre-request` (API.md section
-/// 8). Reads `request.headers`: an API token in `x-api-key`, or, in mode
-/// `verified`, a JWT in `Authorization: Bearer`, is verified and pinned for
-/// the request's transaction (as `authenticate`), and the request switches
-/// (`SET LOCAL ROLE`) to the role the claims name (`authenticated` for API
-/// tokens) when it is not already that role. Postgres allows the switch only
-/// to roles the session user (PostgREST's authenticator) is a member of; a
-/// superuser role is never taken. In mode `request` a Bearer JWT is
-/// PostgREST's own business (it verified it and set `request.jwt.claims`).
-///
-/// A token that does not authenticate raises `PT401` (PostgREST answers HTTP
-/// 401) with the refusal's message, which names no secret; a superuser role
-/// in the claims `PT403`. Malformed headers are 22023 (HTTP 400).
-///
-/// A plain V1 C function (declared below) because pgrx would turn the
-/// `PTxxx` SQLSTATE into XX000: the work runs in `pre_request_guarded`
-/// (#[pg_guard]: its Rust errors raise with their own codes), and the PTxxx
-/// refusal is raised here, after it returned, by `error::raise_custom`.
-///
-/// # Safety
-/// Called only by the function manager, with this call's `fcinfo`.
-#[no_mangle]
-pub unsafe extern "C-unwind" fn identity_pre_request(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
+// identity.pre_request(), for PostgREST's `db-pre-request` (API.md section
+// 8). Reads `request.headers`: an API token in `x-api-key`, or, in mode
+// `verified`, a JWT in `Authorization: Bearer`, is verified and pinned for
+// the request's transaction (as `authenticate`), and the request switches
+// (`SET LOCAL ROLE`) to the role the claims name (`authenticated` for API
+// tokens) when it is not already that role. Postgres allows the switch only
+// to roles the session user (PostgREST's authenticator) is a member of; a
+// superuser role is never taken. In mode `request` a Bearer JWT is
+// PostgREST's own business (it verified it and set `request.jwt.claims`).
+//
+// A token that does not authenticate raises `PT401` (PostgREST answers HTTP
+// 401) with the refusal's message, which names no secret; a superuser role
+// in the claims `PT403`. Malformed headers are 22023 (HTTP 400).
+//
+// A plain V1 C function (declared below) because pgrx would turn the
+// `PTxxx` SQLSTATE into XX000: the work runs in `pre_request_guarded`
+// (#[pg_guard]: its Rust errors raise with their own codes), and the PTxxx
+// refusal is raised here, after it returned, by `error::raise_custom`.
+//
+crate::v1_void_raising!(identity_pre_request, pg_finfo_identity_pre_request => pre_request_refusal);
+
+/// Runs the request's authentication; `Some` is the PTxxx refusal to raise.
+fn pre_request_refusal() -> Option<crate::pg::error::CustomError> {
     let mut refusal = None;
     pre_request_guarded(&mut refusal);
-    if let Some(e) = refusal {
-        // SAFETY: this frame is the function manager's direct callee and
-        // holds nothing to drop besides `e`, which raise_custom consumes.
-        unsafe { crate::pg::error::raise_custom(e) }
-    }
-    // SAFETY: fcinfo is the function manager's call info for this call.
-    unsafe { (*fcinfo).isnull = true };
-    pg_sys::Datum::from(0)
+    refusal
 }
 
 #[pg_guard]
@@ -399,11 +322,6 @@ fn pre_request() -> crate::pg::error::PgResult<Option<crate::pg::error::CustomEr
     }
     gucs::pin_verified_claims(Some(&a.text));
     Ok(None)
-}
-
-#[no_mangle]
-pub extern "C" fn pg_finfo_identity_pre_request() -> &'static pg_sys::Pg_finfo_record {
-    &V1
 }
 
 extension_sql!(

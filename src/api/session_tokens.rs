@@ -7,6 +7,7 @@ use crate::api::jwt::sign_claims;
 use crate::core::actor::{narrow_scopes, Actor};
 use crate::core::claims::{uuid_bytes, uuid_text};
 use crate::core::error::{IdentityError, Kind};
+use crate::core::ids::UserId;
 use crate::pg::clock::{interval_seconds, new_uuid};
 use crate::pg::error::PgResult;
 use crate::pg::error::{Pg, PgError};
@@ -61,7 +62,7 @@ impl Lineage {
 /// The user a token is for, and what it inherits: the actor's lineage when
 /// minting for itself, none when the admin level mints for a user. A caller
 /// acting through a websocket or agent token mints nothing (42501).
-fn subject(user_id: Option<Uuid>) -> PgResult<([u8; 16], Lineage)> {
+fn subject(user_id: Option<Uuid>) -> PgResult<(UserId, Lineage)> {
     if crate::store::claims::view().derived {
         return Err(IdentityError::new(
             Kind::Forbidden,
@@ -72,8 +73,8 @@ fn subject(user_id: Option<Uuid>) -> PgResult<([u8; 16], Lineage)> {
     }
     let actor = actor::current();
     let target = match (&user_id, &actor) {
-        (Some(u), _) => *u.as_bytes(),
-        (None, Actor::User { sub, .. }) => uuid_bytes(sub).expect("canonical"),
+        (Some(u), _) => UserId(*u.as_bytes()),
+        (None, Actor::User { sub, .. }) => UserId(uuid_bytes(sub).expect("canonical")),
         (None, _) => {
             return Err(IdentityError::invalid(
                 "user_id is required when there is no user in the request claims",
@@ -82,7 +83,7 @@ fn subject(user_id: Option<Uuid>) -> PgResult<([u8; 16], Lineage)> {
         }
     };
     match &actor {
-        Actor::User { sub, scopes } if uuid_bytes(sub) == Some(target) => {
+        Actor::User { sub, scopes } if uuid_bytes(sub) == Some(target.0) => {
             Ok((target, Lineage::of_current(scopes.clone())))
         }
         Actor::System if actor::caller_is_admin_level()? => Ok((target, Lineage::default())),
@@ -94,7 +95,7 @@ fn subject(user_id: Option<Uuid>) -> PgResult<([u8; 16], Lineage)> {
     }
 }
 
-fn base_claims(user: [u8; 16], aud: &str) -> PgResult<Map<String, Value>> {
+fn base_claims(user: UserId, aud: &str) -> PgResult<Map<String, Value>> {
     let u = tables::user_state(user)
         .ok_or_else(|| IdentityError::new(Kind::NotFound, "user does not exist"))
         .pg()?;
@@ -105,7 +106,7 @@ fn base_claims(user: [u8; 16], aud: &str) -> PgResult<Map<String, Value>> {
     }
     let mut c = Map::new();
     c.insert("aud".into(), json!(aud));
-    c.insert("sub".into(), json!(uuid_text(&user)));
+    c.insert("sub".into(), json!(user.text()));
     c.insert("role".into(), json!("authenticated"));
     c.insert("user_role".into(), json!(u.row.user_role.as_str()));
     c.insert("organization_id".into(), json!(u.row.organization_id));
@@ -130,7 +131,7 @@ fn create_websocket_token(
 
 /// A websocket token for `user` (already authorized by the caller), with
 /// what it inherits.
-pub fn websocket_token(user: [u8; 16], ttl: i64, lineage: &Lineage) -> PgResult<String> {
+pub fn websocket_token(user: UserId, ttl: i64, lineage: &Lineage) -> PgResult<String> {
     let mut c = base_claims(user, "websocket")?;
     lineage.stamp(&mut c);
     sign_claims(c, ttl, false)
@@ -138,7 +139,7 @@ pub fn websocket_token(user: [u8; 16], ttl: i64, lineage: &Lineage) -> PgResult<
 
 /// An agent token for `user` (already authorized by the caller), with what
 /// it inherits; its scopes are `lineage.scopes`, already narrowed.
-pub fn agent_token(user: [u8; 16], ttl: i64, lineage: &Lineage) -> PgResult<String> {
+pub fn agent_token(user: UserId, ttl: i64, lineage: &Lineage) -> PgResult<String> {
     let mut c = base_claims(user, "agent")?;
     c.insert(
         "act".into(),

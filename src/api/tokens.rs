@@ -20,17 +20,19 @@
 use crate::api::actor;
 use crate::api::jwt::sign_claims;
 use crate::core::authz::{self, Subject};
-use crate::core::claims::{self, uuid_bytes, uuid_text};
+use crate::core::claims::{self, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
+use crate::core::ids::{OrgId, UserId};
 use crate::core::token;
 use crate::pg::clock::{interval_seconds, new_uuid, now_unix};
+use crate::pg::error::ErrorReport;
 use crate::pg::error::PgResult;
 use crate::pg::error::{Pg, PgError};
+use crate::pg::ids::{FromUuid, ToUuid};
 use crate::pg::jsonb::{Builder, RawJsonb};
 use crate::pg::{gucs, probe, spi};
 use crate::store::tables;
 use pgrx::datum::{Interval, TimestampWithTimeZone};
-use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
 use rand::rngs::OsRng;
@@ -45,14 +47,14 @@ fn unauthenticated(message: &'static str) -> IdentityError {
 /// A verified token's principal (API.md section 10).
 pub struct Principal {
     token_id: String,
-    user_id: [u8; 16],
+    user_id: UserId,
     user: tables::UserState,
     scopes: Vec<String>,
     expires_at: Option<i64>,
 }
 
 impl Principal {
-    pub fn user_id(&self) -> [u8; 16] {
+    pub fn user_id(&self) -> UserId {
         self.user_id
     }
 
@@ -63,7 +65,7 @@ impl Principal {
         b.key("token_id");
         b.string(&self.token_id);
         b.key("user_id");
-        b.string(&uuid_text(&self.user_id));
+        b.string(&self.user_id.text());
         b.key("organization_id");
         b.opt_string(self.user.row.organization_id.as_deref());
         b.key("is_service_user");
@@ -120,7 +122,7 @@ pub fn verify(token_text: &str) -> PgResult<Principal> {
 /// hook's claims, the token's scopes, amr api_token. (28000 as verify.)
 pub fn principal_claims(p: &Principal) -> serde_json::Map<String, Value> {
     let mut c = serde_json::Map::new();
-    c.insert("sub".into(), json!(uuid_text(&p.user_id)));
+    c.insert("sub".into(), json!(p.user_id.text()));
     c.insert("role".into(), json!("authenticated"));
     c.insert("user_role".into(), json!(p.user.row.user_role.as_str()));
     c.insert("organization_id".into(), json!(p.user.row.organization_id));
@@ -214,7 +216,7 @@ pub(crate) fn issue(
 
 fn audit(
     s: &Subject,
-    org: Option<[u8; 16]>,
+    org: Option<OrgId>,
     action: &'static str,
     token_id: &Uuid,
     details: Value,
@@ -241,24 +243,20 @@ fn caller(scope: &'static str) -> PgResult<Subject> {
 /// answer either way).
 fn owner_visible(
     s: &Subject,
-    id: [u8; 16],
+    id: UserId,
     what: &'static str,
-) -> PgResult<(tables::UserState, Option<[u8; 16]>)> {
+) -> PgResult<(tables::UserState, Option<OrgId>)> {
     let user = tables::user_state(id)
         .ok_or_else(|| authz::not_found(what))
         .pg()?;
-    let org = user.row.organization_id.as_deref().and_then(uuid_bytes);
-    authz::may_manage_tokens(
-        authz::relation(s, authz::UserId(id), org.map(authz::OrgId)),
-        what,
-    )
-    .pg()?;
+    let org = user.row.org_id();
+    authz::may_manage_tokens(authz::relation(s, id, org), what).pg()?;
     Ok((user, org))
 }
 
 /// Token `id`'s user (id, state, organization), when `s` may manage the
 /// token (P0002 "API token does not exist" otherwise, as for an unknown id).
-fn token_owner(s: &Subject, id: Uuid) -> PgResult<([u8; 16], tables::UserState, Option<[u8; 16]>)> {
+fn token_owner(s: &Subject, id: Uuid) -> PgResult<(UserId, tables::UserState, Option<OrgId>)> {
     const WHAT: &str = "API token does not exist";
     let owner = spi::privileged(|| {
         spi::one::<Uuid>(
@@ -268,22 +266,23 @@ fn token_owner(s: &Subject, id: Uuid) -> PgResult<([u8; 16], tables::UserState, 
     })?
     .ok_or_else(|| authz::not_found(WHAT))
     .pg()?;
-    let (user, org) = owner_visible(s, *owner.as_bytes(), WHAT)?;
-    Ok((*owner.as_bytes(), user, org))
+    let owner = UserId(*owner.as_bytes());
+    let (user, org) = owner_visible(s, owner, WHAT)?;
+    Ok((owner, user, org))
 }
 
 /// `s` may mint a token acting as `user` (`authz::may_mint_for`).
 fn may_mint(
     s: &Subject,
-    id: [u8; 16],
+    id: UserId,
     user: &tables::UserState,
-    org: Option<[u8; 16]>,
+    org: Option<OrgId>,
     what: &'static str,
 ) -> PgResult<()> {
     authz::may_mint_for(
         s,
-        authz::relation(s, authz::UserId(id), org.map(authz::OrgId)),
-        authz::UserId(id),
+        authz::relation(s, id, org),
+        id,
         user.row.is_service_user,
         what,
     )
@@ -321,8 +320,8 @@ fn create_api_token(
         .map(|i| interval_seconds(&i, MAX_EXPIRY_SECONDS))
         .transpose()
         .pg()?;
-    let (user, org) = owner_visible(&s, *user_id.as_bytes(), "user does not exist")?;
-    may_mint(&s, *user_id.as_bytes(), &user, org, "user does not exist")?;
+    let (user, org) = owner_visible(&s, user_id.user_id(), "user does not exist")?;
+    may_mint(&s, user_id.user_id(), &user, org, "user does not exist")?;
     authz::may_receive_token(&s, expires.is_some(), &scopes).pg()?;
     if !user.row.status.is_active() {
         return Err(IdentityError::invalid("user is not active")
@@ -371,7 +370,7 @@ fn exchange_api_token(
     let session = new_uuid();
     let audience = gucs::jwt_audience();
     let mut c = claims::access_token_claims(
-        &uuid_text(&p.user_id),
+        &p.user_id.text(),
         &p.user.email,
         Some(&p.user.row),
         &audience,
@@ -391,19 +390,13 @@ fn exchange_api_token(
         let token_id = p.token_id.clone();
         spi::privileged(|| {
             spi::audit(spi::Audit {
-                actor_id: Some(Uuid::from_bytes(p.user_id)),
+                actor_id: Some(p.user_id.uuid()),
                 actor_kind: if p.user.row.is_service_user {
                     "service"
                 } else {
                     "user"
                 },
-                organization_id: p
-                    .user
-                    .row
-                    .organization_id
-                    .as_deref()
-                    .and_then(uuid_bytes)
-                    .map(Uuid::from_bytes),
+                organization_id: p.user.row.org_id().map(|o| o.uuid()),
                 action: "api_token.exchanged",
                 target_type: "api_token",
                 target_id: Some(&token_id),
@@ -429,9 +422,9 @@ fn list_api_tokens(
     let s = caller("tokens:read")?;
     let user_id = match (&s, user_id) {
         (Subject::System, u) => u,
-        (Subject::User(c), None) => Some(Uuid::from_bytes(c.id.0)),
+        (Subject::User(c), None) => Some(c.id.uuid()),
         (Subject::User(_), Some(u)) => {
-            owner_visible(&s, *u.as_bytes(), "user does not exist")?;
+            owner_visible(&s, u.user_id(), "user does not exist")?;
             Some(u)
         }
     };

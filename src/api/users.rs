@@ -13,9 +13,11 @@ use crate::api::{flags, session_tokens, tokens};
 use crate::core::authz::{self, FieldClass, Relation, Subject};
 use crate::core::claims::{uuid_bytes, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
+use crate::core::ids::{OrgId, UserId};
 use crate::core::users::{self as rules, check_email, check_name};
 use crate::pg::error::PgResult;
 use crate::pg::error::{Pg, PgError};
+use crate::pg::ids::{FromUuid, ToUuid};
 use crate::pg::jsonb::RawJsonb;
 use crate::pg::{gucs, spi};
 use crate::store::tables;
@@ -53,18 +55,20 @@ fn require_org(org: Uuid) -> PgResult<()> {
     }
 }
 
-fn uuid(b: [u8; 16]) -> Uuid {
-    Uuid::from_bytes(b)
+fn uuid(id: impl ToUuid) -> Uuid {
+    id.uuid()
 }
 
-fn id_of(v: &Value) -> [u8; 16] {
-    v["id"]
-        .as_str()
-        .and_then(uuid_bytes)
-        .expect("a user row has an id")
+fn id_of(v: &Value) -> UserId {
+    UserId(
+        v["id"]
+            .as_str()
+            .and_then(uuid_bytes)
+            .expect("a user row has an id"),
+    )
 }
 
-pub fn user_json(id: [u8; 16]) -> PgResult<Value> {
+pub fn user_json(id: UserId) -> PgResult<Value> {
     let row = spi::one::<JsonB>(
         concat!(
             "select ",
@@ -84,7 +88,7 @@ pub fn user_json(id: [u8; 16]) -> PgResult<Value> {
 /// and foreign-key share locks do not conflict with this one, so the row is
 /// free unless another transaction is itself changing the user; then the
 /// answer is 55P03 at once ("retry"), never an indefinite wait.
-fn take_user_row(id: [u8; 16]) -> PgResult<()> {
+fn take_user_row(id: UserId) -> PgResult<()> {
     let got = spi::column_mut::<bool>(
         "select true from identity.users where id = $1 for no key update skip locked",
         &[uuid(id).into()],
@@ -102,12 +106,12 @@ fn take_user_row(id: [u8; 16]) -> PgResult<()> {
 
 fn audit_user(
     s: &Subject,
-    org: Option<[u8; 16]>,
+    org: Option<OrgId>,
     action: &'static str,
-    id: [u8; 16],
+    id: UserId,
     details: Value,
 ) -> PgResult<()> {
-    actor::audit(s, org, action, "user", Some(&uuid_text(&id)), details)
+    actor::audit(s, org, action, "user", Some(&id.text()), details)
 }
 
 /// A new organization (system only). Returns its id.
@@ -125,7 +129,7 @@ fn create_organization(name: Option<&str>) -> PgResult<Uuid> {
         .expect("INSERT ... RETURNING returns a row");
         actor::audit(
             &s,
-            Some(*id.as_bytes()),
+            Some(id.org_id()),
             "organization.created",
             "organization",
             Some(&uuid_text(id.as_bytes())),
@@ -239,7 +243,7 @@ fn provision_user(
         let org = organization_id;
         audit_user(
             &s,
-            org.map(|o| *o.as_bytes()),
+            org.map(|o| o.org_id()),
             "user.provisioned",
             id,
             json!({"external_id": external_id, "api_token_id": uuid_text(token_id.as_bytes()), "trial_days": trial_days}),
@@ -248,13 +252,13 @@ fn provision_user(
             "user.created",
             Some(uuid(id)),
             org,
-            json!({"user_id": uuid_text(&id), "external_id": external_id, "email": email, "is_service_user": false}),
+            json!({"user_id": id.text(), "external_id": external_id, "email": email, "is_service_user": false}),
         )?;
         spi::event(
             "credential.requested",
             Some(uuid(id)),
             org,
-            json!({"user_id": uuid_text(&id), "kind": "system", "reason": "provisioned"}),
+            json!({"user_id": id.text(), "kind": "system", "reason": "provisioned"}),
         )?;
         Ok(JsonB(
             json!({"user": user, "api_token": token, "created": true}),
@@ -273,7 +277,7 @@ fn create_service_user(
     description: default!(Option<&str>, "NULL"),
 ) -> Result<
     TableIterator<'static, (name!(user_id, Uuid), name!(token, String))>,
-    pgrx::pg_sys::panic::ErrorReport,
+    crate::pg::error::ErrorReport,
 > {
     let s = actor::subject()?;
     authz::require_scope(&s, "users:write").pg()?;
@@ -299,7 +303,7 @@ fn create_service_user(
             None => spi::one::<String>("select 'system (' || session_user || ')'", &[])?,
             Some(me) => spi::one::<String>(
                 "select coalesce(nullif(concat_ws(' ', first_name, last_name), ''), email) from identity.users where id = $1",
-                &[uuid(me.0).into()],
+                &[uuid(me).into()],
             )?,
         };
         let id = spi::write_one::<Uuid>(
@@ -310,7 +314,7 @@ fn create_service_user(
                 application_id.into(),
                 application_name.into(),
                 description.into(),
-                s.id().map(|u| uuid(u.0)).into(),
+                s.id().map(uuid).into(),
                 creator_name.into(),
             ],
         )?
@@ -323,9 +327,9 @@ fn create_service_user(
             tokens::issue(id, "service", Some(FIRST_TOKEN_SECONDS), &[], None)?;
         audit_user(
             &s,
-            Some(*org.as_bytes()),
+            Some(org.org_id()),
             "service_user.created",
-            *id.as_bytes(),
+            id.user_id(),
             json!({"api_token_id": uuid_text(token_id.as_bytes()), "application_id": application_id.map(|a| uuid_text(a.as_bytes()))}),
         )?;
         spi::event(
@@ -333,7 +337,7 @@ fn create_service_user(
             Some(id),
             Some(org),
             json!({"user_id": uuid_text(id.as_bytes()), "email": email, "is_service_user": true,
-                          "created_by": s.id().map(|i| uuid_text(&i.0))}),
+                          "created_by": s.id().map(|i| i.text())}),
         )?;
         Ok(TableIterator::once((id, token)))
     })
@@ -347,7 +351,7 @@ fn create_service_user(
 fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<JsonB> {
     let s = actor::subject()?;
     authz::require_scope(&s, "users:write").pg()?;
-    let id = *required(user_id, "user_id is required").pg()?.as_bytes();
+    let id = required(user_id, "user_id is required").pg()?.user_id();
     let changes = required(changes, "changes is required")
         .pg()?
         .bounded("changes is too large or too deeply nested")
@@ -388,7 +392,7 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
             .get("organization_id")
             .map(|v| v.as_str().and_then(uuid_bytes))
         {
-            require_org(uuid(o))?;
+            require_org(Uuid::from_bytes(o))?;
         }
         // One statement: each column keeps its value unless `changes` names
         // it. Leaving `active` moves tokens_valid_after, as suspend_user does.
@@ -405,7 +409,8 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
         // (tokens, usage and the subscription follow the user's row).
         let mut details = json!({"fields": fields});
         if let Some(v) = changes.get("organization_id") {
-            let moved = crate::api::credentials::follow_owner(id, v.as_str().and_then(uuid_bytes))?;
+            let new_org = v.as_str().and_then(uuid_bytes).map(OrgId);
+            let moved = crate::api::credentials::follow_owner(id, new_org)?;
             details["credentials_moved"] = json!(moved);
         }
         audit_user(&s, org, "user.updated", id, details)?;
@@ -418,7 +423,7 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
                 },
                 Some(uuid(id)),
                 org.map(uuid),
-                json!({"user_id": uuid_text(&id), "status": st}),
+                json!({"user_id": id.text(), "status": st}),
             )?;
         }
         Ok(JsonB(user.0))
@@ -428,7 +433,7 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
 fn set_status(user_id: Option<Uuid>, suspend: bool, reason: Option<&str>) -> PgResult<()> {
     let s = actor::subject()?;
     authz::require_scope(&s, "users:write").pg()?;
-    let id = *required(user_id, "user_id is required").pg()?.as_bytes();
+    let id = required(user_id, "user_id is required").pg()?.user_id();
     check_name(reason, "reason must be 1 to 1000 characters", 1000).pg()?;
     let (rel, org) = actor::relation_to(&s, id)?;
     authz::may_administer_user(rel).pg()?;
@@ -456,7 +461,7 @@ fn set_status(user_id: Option<Uuid>, suspend: bool, reason: Option<&str>) -> PgR
             event,
             Some(uuid(id)),
             org.map(uuid),
-            json!({"user_id": uuid_text(&id)}),
+            json!({"user_id": id.text()}),
         )
     })
 }
@@ -485,7 +490,7 @@ fn reactivate_user(user_id: Option<Uuid>) -> PgResult<()> {
 fn delete_user(user_id: Option<Uuid>) -> PgResult<()> {
     let s = actor::subject()?;
     authz::require_scope(&s, "users:write").pg()?;
-    let id = *required(user_id, "user_id is required").pg()?.as_bytes();
+    let id = required(user_id, "user_id is required").pg()?.user_id();
     let (rel, org) = actor::relation_to(&s, id)?;
     authz::may_administer_user(rel).pg()?;
     spi::privileged(|| {
@@ -497,7 +502,7 @@ fn delete_user(user_id: Option<Uuid>) -> PgResult<()> {
         .unwrap_or_default();
         spi::run(
             "insert into identity.deleted_users (id, deleted_by) values ($1, $2) on conflict do nothing",
-            &[uuid(id).into(), s.id().map(|u| uuid(u.0)).into()],
+            &[uuid(id).into(), s.id().map(uuid).into()],
         )?;
         take_user_row(id)?;
         let free = spi::one::<bool>(
@@ -527,12 +532,12 @@ fn delete_user(user_id: Option<Uuid>) -> PgResult<()> {
             "user.deleted",
             Some(uuid(id)),
             org.map(uuid),
-            json!({"user_id": uuid_text(&id)}),
+            json!({"user_id": id.text()}),
         )
     })
 }
 
-fn read_user(s: &Subject, id: [u8; 16]) -> PgResult<JsonB> {
+fn read_user(s: &Subject, id: UserId) -> PgResult<JsonB> {
     authz::require_scope(s, "users:read").pg()?;
     let (rel, _) = actor::relation_to(s, id)?;
     authz::may_read_user(rel).pg()?;
@@ -545,7 +550,7 @@ fn read_user(s: &Subject, id: [u8; 16]) -> PgResult<JsonB> {
 fn user_by_id(user_id: Option<Uuid>) -> PgResult<Option<JsonB>> {
     let Some(id) = user_id else { return Ok(None) };
     let s = actor::subject()?;
-    read_user(&s, *id.as_bytes()).map(Some)
+    read_user(&s, id.user_id()).map(Some)
 }
 
 /// As user_by_id, by the identity provider's id.
@@ -566,7 +571,7 @@ fn user_by_external_id(external_id: Option<&str>) -> PgResult<Option<JsonB>> {
     })?
     .ok_or_else(|| authz::not_found("user does not exist"))
     .pg()?;
-    read_user(&s, *id.as_bytes()).map(Some)
+    read_user(&s, id.user_id()).map(Some)
 }
 
 /// The user an API token belongs to (28000 if the token does not
@@ -599,13 +604,13 @@ fn current_user_profile() -> PgResult<JsonB> {
         (Value::Null, Value::Null)
     } else {
         let mut lineage = session_tokens::Lineage::of_current(me.scopes.clone());
-        let websocket = session_tokens::websocket_token(me.id.0, 5 * 60, &lineage)?;
+        let websocket = session_tokens::websocket_token(me.id, 5 * 60, &lineage)?;
         lineage.scopes = crate::core::actor::narrow_scopes(me.scopes.as_deref(), None)
             .map_err(|_| authz::forbidden("the token's scopes allow no agent token"))
             .pg()?;
         (
             json!(websocket),
-            json!(session_tokens::agent_token(me.id.0, 3600, &lineage)?),
+            json!(session_tokens::agent_token(me.id, 3600, &lineage)?),
         )
     };
     let (user, organization) = spi::privileged(|| -> PgResult<(Value, Value)> {
@@ -613,14 +618,14 @@ fn current_user_profile() -> PgResult<JsonB> {
             None => Value::Null,
             Some(o) => spi::one::<JsonB>(
                 "select jsonb_build_object('id', id, 'name', name) from identity.organizations where id = $1",
-                &[uuid(o.0).into()],
+                &[uuid(o).into()],
             )?
             .map_or(Value::Null, |j| j.0),
         };
-        Ok((user_json(me.id.0)?, org))
+        Ok((user_json(me.id)?, org))
     })?;
-    let flags = flags::evaluate(Some(me.id.0))?;
-    let subscription = flags::subscription(me.id.0)?;
+    let flags = flags::evaluate(Some(me.id))?;
+    let subscription = flags::subscription(me.id)?;
     Ok(JsonB(json!({
         "user": user,
         "organization": organization,

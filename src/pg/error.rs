@@ -3,7 +3,7 @@
 //! `ErrorReport` with its own code, message, DETAIL and HINT.
 
 use crate::core::error::{IdentityError, Kind};
-use pgrx::pg_sys::panic::ErrorReport;
+pub use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgSqlErrorCode;
 
 pub type PgResult<T> = Result<T, ErrorReport>;

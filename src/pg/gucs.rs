@@ -251,7 +251,8 @@ fn with_str<R>(s: &GucSetting<Option<CString>>, f: impl FnOnce(Option<&[u8]>) ->
     // SAFETY: the variable Postgres assigns (guc.c), NULL or a C string.
     let p = unsafe { *s.as_ptr() };
     let v = (!p.is_null())
-        // SAFETY: p is non-null (checked just above) and points at the setting's NUL-terminated value, which guc.c frees only on the next assignment.
+        // SAFETY: p is non-null (checked just above) and points at the setting's NUL-terminated
+        // value, which guc.c frees only on the next assignment.
         .then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes())
         .filter(|v| !v.is_empty());
     f(v)
@@ -414,7 +415,8 @@ pub fn with_placeholder<R>(name: &std::ffi::CStr, f: impl FnOnce(Option<&[u8]>) 
     // request.* settings are user-set, readable by the session itself.
     let p = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
     let v = (!p.is_null())
-        // SAFETY: p is non-null (checked just above) and points at the setting's NUL-terminated value, which guc.c frees only on the next assignment.
+        // SAFETY: p is non-null (checked just above) and points at the setting's NUL-terminated
+        // value, which guc.c frees only on the next assignment.
         .then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes())
         .filter(|v| !v.is_empty());
     f(v)

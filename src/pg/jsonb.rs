@@ -59,7 +59,8 @@ unsafe impl<'fcx> ArgAbi<'fcx> for RawJsonb {
 unsafe impl BoxRet for RawJsonb {
     unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> pgrx::datum::Datum<'fcx> {
         match self.into_datum() {
-            // SAFETY: d is a jsonb datum in the current memory context, the type this function returns.
+            // SAFETY: d is a jsonb datum in the current memory context, the type this function
+            // returns.
             Some(d) => unsafe { fcinfo.return_raw_datum(d) },
             None => fcinfo.return_null(),
         }
@@ -217,7 +218,8 @@ impl<'a> Container<'a> {
 unsafe fn get(c: *mut JsonbContainer, key: &str) -> Option<JsonbValue> {
     let mut out = JsonbValue {
         type_: jbvType::jbvNull,
-        // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
+        // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member
+        // is read.
         val: unsafe { std::mem::zeroed() },
     };
     // SAFETY: c is an object container; key is valid for len bytes; the
@@ -258,7 +260,8 @@ pub fn as_str(v: &JsonbValue) -> Option<&str> {
 /// exactly when no fractional digit is needed. (NaN/Infinity are not valid
 /// in jsonb.) The differential hook test holds the two equal.
 fn numeric_is_integer(v: &JsonbValue) -> bool {
-    // SAFETY: type_ is jbvNumeric (checked by the caller or the match arm), so `numeric` is the live member.
+    // SAFETY: type_ is jbvNumeric (checked by the caller or the match arm), so `numeric` is the
+    // live member.
     let d = pg_sys::Datum::from(unsafe { v.val.numeric });
     // SAFETY: d is a valid numeric datum; numeric_min_scale only reads it.
     let scale = unsafe { pgrx::direct_function_call::<i32>(pg_sys::numeric_min_scale, &[Some(d)]) };
@@ -289,11 +292,13 @@ pub fn shape(v: &JsonbValue) -> Shape {
 
 fn array_shape(c: *mut JsonbContainer) -> Shape {
     let (mut strings, mut amr) = (true, true);
-    // SAFETY: c is a container of a jsonb alive for this call (caller's contract / the match arm above).
+    // SAFETY: c is a container of a jsonb alive for this call (caller's contract / the match arm
+    // above).
     let mut it = unsafe { pg_sys::JsonbIteratorInit(c) };
     let mut v = JsonbValue {
         type_: jbvType::jbvNull,
-        // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
+        // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member
+        // is read.
         val: unsafe { std::mem::zeroed() },
     };
     loop {
@@ -306,7 +311,8 @@ fn array_shape(c: *mut JsonbContainer) -> Shape {
                 }
                 strings = false;
                 let entry_ok = v.type_ == jbvType::jbvBinary && {
-                    // SAFETY: type_ is jbvBinary (checked just before), so `binary` is the live member.
+                    // SAFETY: type_ is jbvBinary (checked just before), so `binary` is the live
+                    // member.
                     let o = unsafe { v.val.binary.data };
                     container_is(o, pg_sys::JB_FOBJECT) && {
                         // SAFETY: `o` is an object container inside the
@@ -338,12 +344,14 @@ unsafe fn for_each_member(c: *mut JsonbContainer, mut f: impl FnMut(&JsonbValue,
     let mut it = unsafe { pg_sys::JsonbIteratorInit(c) };
     let mut k = JsonbValue {
         type_: jbvType::jbvNull,
-        // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
+        // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member
+        // is read.
         val: unsafe { std::mem::zeroed() },
     };
     let mut v = JsonbValue {
         type_: jbvType::jbvNull,
-        // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
+        // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member
+        // is read.
         val: unsafe { std::mem::zeroed() },
     };
     loop {
@@ -422,7 +430,8 @@ impl Builder {
     pub fn bool(&mut self, b: bool) {
         let mut v = JsonbValue {
             type_: jbvType::jbvBool,
-            // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
+            // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which
+            // member is read.
             val: unsafe { std::mem::zeroed() },
         };
         v.val.boolean = b;
@@ -454,7 +463,8 @@ impl Builder {
     pub fn int(&mut self, n: i64) {
         let mut v = JsonbValue {
             type_: jbvType::jbvNumeric,
-            // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
+            // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which
+            // member is read.
             val: unsafe { std::mem::zeroed() },
         };
         // SAFETY: builds a palloc'd numeric from an integer; no pointer input.
@@ -465,7 +475,8 @@ impl Builder {
     pub fn null(&mut self) {
         let mut v = JsonbValue {
             type_: jbvType::jbvNull,
-            // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
+            // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which
+            // member is read.
             val: unsafe { std::mem::zeroed() },
         };
         self.push(Tok::WJB_VALUE, &mut v);
@@ -477,7 +488,8 @@ impl Builder {
             !self.result.is_null(),
             "jsonb builder finished before anything was pushed"
         );
-        // SAFETY: self.result is the complete top-level value pushJsonbValue built (asserted above).
+        // SAFETY: self.result is the complete top-level value pushJsonbValue built (asserted
+        // above).
         RawJsonb(unsafe { pg_sys::JsonbValueToJsonb(self.result) })
     }
 }
@@ -505,7 +517,8 @@ fn string_value(s: &str) -> JsonbValue {
     unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), p, s.len()) };
     let mut v = JsonbValue {
         type_: jbvType::jbvString,
-        // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
+        // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member
+        // is read.
         val: unsafe { std::mem::zeroed() },
     };
     v.val.string.val = p.cast();
@@ -518,7 +531,8 @@ impl RawJsonb {
     pub fn parse_text(text: &[u8]) -> Result<RawJsonb, String> {
         let c =
             std::ffi::CString::new(text).map_err(|_| "payload contains a NUL byte".to_string())?;
-        // SAFETY: jsonb_in gets a NUL-terminated C string that lives across the call; errors raise as for any input function.
+        // SAFETY: jsonb_in gets a NUL-terminated C string that lives across the call; errors raise
+        // as for any input function.
         let d = unsafe {
             pgrx::direct_function_call_as_datum(
                 pg_sys::jsonb_in,
@@ -613,9 +627,11 @@ impl crate::core::jwt::Claims for RawJsonb {
         match self.container().get(k) {
             None => Ok(None),
             Some(v) if v.type_ == jbvType::jbvNumeric => {
-                // SAFETY: type_ is jbvNumeric (checked by the caller or the match arm), so `numeric` is the live member.
+                // SAFETY: type_ is jbvNumeric (checked by the caller or the match arm), so
+                // `numeric` is the live member.
                 let d = pg_sys::Datum::from(unsafe { v.val.numeric });
-                // SAFETY: d is a valid numeric datum (type_ checked in this arm); the cast only reads it.
+                // SAFETY: d is a valid numeric datum (type_ checked in this arm); the cast only
+                // reads it.
                 let f = unsafe {
                     pgrx::direct_function_call::<f64>(
                         pg_sys::numeric_float8_no_overflow,
@@ -647,16 +663,19 @@ impl crate::core::jwt::Claims for RawJsonb {
                 if container_is(c, pg_sys::JB_FOBJECT) {
                     return false;
                 }
-                // SAFETY: c is a container of a jsonb alive for this call (caller's contract / the match arm above).
+                // SAFETY: c is a container of a jsonb alive for this call (caller's contract / the
+                // match arm above).
                 let mut it = unsafe { pg_sys::JsonbIteratorInit(c) };
                 let mut e = JsonbValue {
                     type_: jbvType::jbvNull,
-                    // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says which member is read.
+                    // SAFETY: JsonbValue's union of plain C data is valid all zero; `type_` says
+                    // which member is read.
                     val: unsafe { std::mem::zeroed() },
                 };
                 let mut found = false;
                 loop {
-                    // SAFETY: `it` was initialised on a live container and is advanced until WJB_DONE.
+                    // SAFETY: `it` was initialised on a live container and is advanced until
+                    // WJB_DONE.
                     match unsafe { pg_sys::JsonbIteratorNext(&mut it, &mut e, true) } {
                         Tok::WJB_DONE => break,
                         Tok::WJB_ELEM => found |= as_bytes(&e) == Some(want.as_bytes()),

@@ -6,7 +6,9 @@
 
 pub mod clock;
 pub mod error;
+pub mod fmgr;
 pub mod gucs;
+pub mod ids;
 pub mod inval;
 pub mod jsonb;
 pub mod probe;

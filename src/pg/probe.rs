@@ -20,12 +20,66 @@ use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
 
 /// A table read by primary key: its name, its primary key index, the key's
-/// equality function, and the columns a probe returns (in this order).
+/// type, and the columns a probe returns (in this order).
 pub struct Table {
     pub name: &'static CStr,
     pub index: &'static CStr,
-    pub key_eq: u32,
+    pub key: KeyType,
     pub columns: &'static [&'static CStr],
+}
+
+/// The type of an index's first column, which a probe's key must have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyType {
+    Uuid,
+    Text,
+    Bytea,
+    Bool,
+}
+
+impl KeyType {
+    /// The type's btree equality function.
+    fn equality(self) -> pg_sys::Oid {
+        pg_sys::Oid::from(match self {
+            KeyType::Uuid => pg_sys::F_UUID_EQ,
+            KeyType::Text => pg_sys::F_TEXTEQ,
+            KeyType::Bytea => pg_sys::F_BYTEAEQ,
+            KeyType::Bool => pg_sys::F_BOOLEQ,
+        })
+    }
+}
+
+/// A probe's key value.
+#[derive(Clone, Copy, Debug)]
+pub enum Key<'a> {
+    Uuid([u8; 16]),
+    Text(&'a str),
+    Bytea(&'a [u8]),
+    Bool(bool),
+}
+
+impl Key<'_> {
+    fn key_type(&self) -> KeyType {
+        match self {
+            Key::Uuid(_) => KeyType::Uuid,
+            Key::Text(_) => KeyType::Text,
+            Key::Bytea(_) => KeyType::Bytea,
+            Key::Bool(_) => KeyType::Bool,
+        }
+    }
+
+    /// The key as a Datum, palloc'd in the current memory context (it lives
+    /// to the end of the probe that made it).
+    fn datum(self) -> pg_sys::Datum {
+        use pgrx::IntoDatum;
+        match self {
+            Key::Uuid(b) => pgrx::Uuid::from_bytes(b).into_datum(),
+            Key::Text(t) => t.into_datum(),
+            Key::Bytea(b) => b.into_datum(),
+            Key::Bool(b) => b.into_datum(),
+        }
+        .expect("a key is never NULL")
+    }
 }
 
 /// Where a table lives: found once per backend, forgotten on any pg_class
@@ -73,7 +127,8 @@ fn rels(t: &Table) -> Rels {
         };
         CALLBACK_REGISTERED.with(|c| c.set(true));
     }
-    // SAFETY: catalog lookups by name in schema identity; every pointer passed is a static NUL-terminated name.
+    // SAFETY: catalog lookups by name in schema identity; every pointer passed is a static
+    // NUL-terminated name.
     let r = unsafe {
         let nsp = pg_sys::get_namespace_oid(c"identity".as_ptr(), false);
         let table = pg_sys::get_relname_relid(t.name.as_ptr(), nsp);
@@ -127,12 +182,14 @@ impl Row<'_> {
     }
     pub fn text(&self, i: usize) -> Option<String> {
         let (d, n) = self.get(i);
-        // SAFETY: column i is a text column of the probed row (Table::columns), read while the slot is valid.
+        // SAFETY: column i is a text column of the probed row (Table::columns), read while the slot
+        // is valid.
         unsafe { String::from_datum(d, n) }
     }
     pub fn uuid(&self, i: usize) -> Option<String> {
         let (d, n) = self.get(i);
-        // SAFETY: column i is a uuid column of the probed row (Table::columns), read while the slot is valid.
+        // SAFETY: column i is a uuid column of the probed row (Table::columns), read while the slot
+        // is valid.
         unsafe { pgrx::Uuid::from_datum(d, n) }.map(|u| uuid_text(u.as_bytes()))
     }
     pub fn bool(&self, i: usize) -> Option<bool> {
@@ -229,7 +286,7 @@ impl Snapshot {
 }
 
 /// Probes `t` for primary key `key`; `read` sees the row while it is valid.
-pub fn probe<R>(t: &Table, key: pg_sys::Datum, read: impl FnOnce(&Row) -> R) -> Option<R> {
+pub fn probe<R>(t: &Table, key: Key, read: impl FnOnce(&Row) -> R) -> Option<R> {
     probe_in(t, key, Snapshot::active(), read)
 }
 
@@ -250,15 +307,17 @@ pub fn with_latest_snapshot<R>(f: impl FnOnce(Snapshot) -> R) -> R {
 /// `probe` under a given snapshot.
 pub fn probe_in<R>(
     t: &Table,
-    key: pg_sys::Datum,
+    key: Key,
     snapshot: Snapshot,
     read: impl FnOnce(&Row) -> R,
 ) -> Option<R> {
+    assert_eq!(key.key_type(), t.key, "probe key of the index's type");
+    let key = key.datum();
     let snapshot = snapshot.0;
     let r = rels(t);
     // SAFETY: the relation and index are opened and closed here with
     // AccessShareLock; the scan key compares the index's first column with
-    // `key` of its own type (Table::key_eq) under the index's collation; the
+    // `key` of its own type (asserted above) under the index's collation; the
     // slot and scan are dropped before returning and `read` sees the row only
     // while the slot is valid.
     unsafe {
@@ -270,7 +329,7 @@ pub fn probe_in<R>(
             &mut scankey,
             1,
             pg_sys::BTEqualStrategyNumber as u16,
-            pg_sys::Oid::from(t.key_eq),
+            t.key.equality(),
             key,
         );
         // ScanKeyInit assumes the C collation; a text key must compare under

@@ -119,7 +119,8 @@ pub fn run_for_role(template: &str, role: &str) -> PgResult<()> {
 /// restores the user id and the setting, as it does for SECURITY DEFINER.
 pub fn privileged<R>(f: impl FnOnce() -> R) -> R {
     let owner = crate::pg::probe::schema_owner();
-    // SAFETY: NewGUCNestLevel / set_config_option / AtEOXact_GUC pair up within this closure; an error aborts the (sub)transaction, which unwinds both the GUC nest level and the user id.
+    // SAFETY: NewGUCNestLevel / set_config_option / AtEOXact_GUC pair up within this closure; an
+    // error aborts the (sub)transaction, which unwinds both the GUC nest level and the user id.
     crate::pg::probe::as_owner(owner, || unsafe {
         let nest = pg_sys::NewGUCNestLevel();
         pg_sys::set_config_option(

@@ -27,6 +27,7 @@
 //! probed under the statement's snapshot.
 
 use crate::core::hashing::{HashMap, HashSet};
+use crate::core::ids::{SessionId, UserId};
 use crate::core::keys::{Alg, SigningKey};
 use crate::pg::{inval, probe};
 use crate::store::tables;
@@ -49,21 +50,21 @@ struct Caches {
     /// (InvalidOid: not known yet).
     oids: [inval::Oid; 5],
     jtis: Copied<HashSet<Box<[u8]>>>,
-    sessions: Copied<HashSet<[u8; 16]>>,
+    sessions: Copied<HashSet<SessionId>>,
     /// None: not read yet; Some(None): no active key.
     active_key: Option<Option<ActiveKey>>,
     /// The users a token check can refuse (users_token_state) and the
     /// tombstones; a user in neither passes the checks.
     refusable: Copied<Refusable>,
     /// When `refusable` is TooBig: users probed, by id.
-    users: HashMap<[u8; 16], UserToken>,
+    users: HashMap<UserId, UserToken>,
 }
 
 /// Users whose tokens a check can refuse: not active, or with a
 /// tokens_valid_after; and the ids of deleted users.
 struct Refusable {
-    users: HashMap<[u8; 16], UserToken>,
-    deleted: HashSet<[u8; 16]>,
+    users: HashMap<UserId, UserToken>,
+    deleted: HashSet<UserId>,
 }
 
 /// The active asymmetric signing key, with its private key decrypted and
@@ -207,13 +208,13 @@ impl Fresh {
     }
 
     /// Is session `id` revoked?
-    pub fn session_revoked(&self, id: [u8; 16]) -> bool {
+    pub fn session_revoked(&self, id: SessionId) -> bool {
         revoked(
             |c| &mut c.sessions,
             1,
             &tables::REVOKED_SESSIONS,
             &id,
-            |r| r.uuid_bytes(0),
+            |r| r.uuid_bytes(0).map(SessionId),
             || tables::session_revoked(id),
         )
     }
@@ -271,7 +272,7 @@ impl Fresh {
     /// tokens_valid_after, or no such user). From the copy of users_token_state
     /// and the tombstones: no probe at all while that set is under MAX_ROWS;
     /// beyond, one probe per user not seen yet.
-    pub fn user_token_state(&self, id: [u8; 16]) -> Option<UserToken> {
+    pub fn user_token_state(&self, id: UserId) -> Option<UserToken> {
         enum Seen {
             Answer(Option<UserToken>),
             PerUser,
@@ -307,7 +308,7 @@ impl Fresh {
             if let Some(u) = r.uuid_bytes(0) {
                 let status = crate::core::claims::UserStatus::parse(&r.text(1).unwrap_or_default());
                 users.insert(
-                    u,
+                    UserId(u),
                     UserToken {
                         valid_after: tables::valid_after(r.epoch_seconds(2)),
                         status,
@@ -320,7 +321,7 @@ impl Fresh {
         let complete = complete_users
             && probe::scan_all(&tables::DELETED_USERS, |r| {
                 if let Some(u) = r.uuid_bytes(0) {
-                    deleted.insert(u);
+                    deleted.insert(UserId(u));
                 }
                 deleted.len() <= MAX_ROWS
             });
@@ -355,7 +356,7 @@ fn refusable(u: UserToken) -> Option<UserToken> {
 
 /// More refusable users than a copy holds: probe each user once and keep
 /// its state (MAX_USERS per backend; a user not found is not kept).
-fn per_user(id: [u8; 16]) -> Option<UserToken> {
+fn per_user(id: UserId) -> Option<UserToken> {
     let before = invals();
     let state = probe::with_latest_snapshot(|snapshot| tables::token_state(id, snapshot))?;
     if invals() == before {

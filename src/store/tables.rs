@@ -3,14 +3,13 @@
 //! those paths need, typed. No SQL here; visibility is the active snapshot.
 
 use crate::core::claims::{UserRole, UserRow, UserStatus};
-use crate::pg::probe::{probe, probe_in, Table};
-use pgrx::pg_sys;
-use pgrx::IntoDatum;
+use crate::core::ids::{SessionId, TokenId, UserId};
+use crate::pg::probe::{probe, probe_in, Key, KeyType, Table};
 
 pub const USERS: Table = Table {
     name: c"users",
     index: c"users_pkey",
-    key_eq: pg_sys::F_UUID_EQ,
+    key: KeyType::Uuid,
     columns: &[
         c"is_service_user",
         c"user_role",
@@ -27,7 +26,7 @@ pub const USERS: Table = Table {
 pub const USERS_TOKEN_STATE: Table = Table {
     name: c"users",
     index: c"users_token_state",
-    key_eq: pg_sys::F_UUID_EQ,
+    key: KeyType::Uuid,
     columns: &[c"id", c"status", c"tokens_valid_after"],
 };
 
@@ -35,27 +34,23 @@ pub const USERS_TOKEN_STATE: Table = Table {
 pub const DELETED_USERS: Table = Table {
     name: c"deleted_users",
     index: c"deleted_users_pkey",
-    key_eq: pg_sys::F_UUID_EQ,
+    key: KeyType::Uuid,
     columns: &[c"id"],
 };
 
 pub const REVOKED_JWTS: Table = Table {
     name: c"revoked_jwts",
     index: c"revoked_jwts_pkey",
-    key_eq: pg_sys::F_TEXTEQ,
+    key: KeyType::Text,
     columns: &[c"jti"],
 };
 
 pub const REVOKED_SESSIONS: Table = Table {
     name: c"revoked_sessions",
     index: c"revoked_sessions_pkey",
-    key_eq: pg_sys::F_UUID_EQ,
+    key: KeyType::Uuid,
     columns: &[c"session_id"],
 };
-
-pub fn uuid_key(id: [u8; 16]) -> pg_sys::Datum {
-    pgrx::Uuid::from_bytes(id).into_datum().expect("uuid datum")
-}
 
 /// What token checks need of an identity.users row.
 pub struct UserState {
@@ -66,7 +61,7 @@ pub struct UserState {
 }
 
 /// The hook's view of identity.users row `id`, if visible.
-pub fn user_by_id(id: [u8; 16]) -> Option<UserRow> {
+pub fn user_by_id(id: UserId) -> Option<UserRow> {
     user_state(id).map(|u| u.row)
 }
 
@@ -74,9 +69,9 @@ pub fn user_by_id(id: [u8; 16]) -> Option<UserRow> {
 /// identity.deleted_users, probed only when the row is missing) is a row
 /// with status `deleted`, so the hook, verify_jwt and every actor check
 /// refuse them at once.
-pub fn user_state(id: [u8; 16]) -> Option<UserState> {
+pub fn user_state(id: UserId) -> Option<UserState> {
     live_user(id).or_else(|| {
-        probe(&DELETED_USERS, uuid_key(id), |_| ()).map(|_| UserState {
+        probe(&DELETED_USERS, Key::Uuid(id.0), |_| ()).map(|_| UserState {
             row: UserRow {
                 is_service_user: false,
                 user_role: UserRole::User,
@@ -125,8 +120,8 @@ impl UserToken {
 
 /// User `id` as verify_jwt's checks read it, under `snapshot`; a tombstone
 /// reads as `UserToken::deleted`.
-pub fn token_state(id: [u8; 16], snapshot: crate::pg::probe::Snapshot) -> Option<UserToken> {
-    probe_in(&USERS, uuid_key(id), snapshot, |r| {
+pub fn token_state(id: UserId, snapshot: crate::pg::probe::Snapshot) -> Option<UserToken> {
+    probe_in(&USERS, Key::Uuid(id.0), snapshot, |r| {
         // status is text; compare its bytes without building a String.
         let status = if r.text_is(4, b"active") {
             UserStatus::Active
@@ -139,14 +134,14 @@ pub fn token_state(id: [u8; 16], snapshot: crate::pg::probe::Snapshot) -> Option
         }
     })
     .or_else(|| {
-        probe_in(&DELETED_USERS, uuid_key(id), snapshot, |_| {
+        probe_in(&DELETED_USERS, Key::Uuid(id.0), snapshot, |_| {
             UserToken::deleted()
         })
     })
 }
 
-fn live_user(id: [u8; 16]) -> Option<UserState> {
-    probe(&USERS, uuid_key(id), |r| UserState {
+fn live_user(id: UserId) -> Option<UserState> {
+    probe(&USERS, Key::Uuid(id.0), |r| UserState {
         row: UserRow {
             is_service_user: r.bool(0).unwrap_or(false),
             user_role: UserRole::parse(&r.text(1).unwrap_or_default()),
@@ -162,18 +157,17 @@ fn live_user(id: [u8; 16]) -> Option<UserState> {
 }
 
 pub fn jti_revoked(jti: &str) -> bool {
-    let key = jti.into_datum().expect("text datum");
-    probe(&REVOKED_JWTS, key, |_| ()).is_some()
+    probe(&REVOKED_JWTS, Key::Text(jti), |_| ()).is_some()
 }
 
-pub fn session_revoked(session_id: [u8; 16]) -> bool {
-    probe(&REVOKED_SESSIONS, uuid_key(session_id), |_| ()).is_some()
+pub fn session_revoked(session_id: SessionId) -> bool {
+    probe(&REVOKED_SESSIONS, Key::Uuid(session_id.0), |_| ()).is_some()
 }
 
 pub const API_TOKENS: Table = Table {
     name: c"api_tokens",
     index: c"api_tokens_token_hash_key",
-    key_eq: pg_sys::F_BYTEAEQ,
+    key: KeyType::Bytea,
     columns: &[
         c"id",
         c"user_id",
@@ -187,7 +181,7 @@ pub const API_TOKENS: Table = Table {
 /// What verification needs of an api_tokens row.
 pub struct TokenRow {
     pub id: String,
-    pub user_id: [u8; 16],
+    pub user_id: UserId,
     pub scopes: Vec<String>,
     pub expires_at: Option<i64>,
     pub revoked: bool,
@@ -196,10 +190,9 @@ pub struct TokenRow {
 
 /// The api_tokens row whose token_hash is `hash`, if visible.
 pub fn token_by_hash(hash: &[u8; 32]) -> Option<TokenRow> {
-    let key = hash.as_slice().into_datum().expect("bytea datum");
-    probe(&API_TOKENS, key, |r| TokenRow {
+    probe(&API_TOKENS, Key::Bytea(hash), |r| TokenRow {
         id: r.uuid(0).unwrap_or_default(),
-        user_id: r.uuid_bytes(1).unwrap_or([0; 16]),
+        user_id: UserId(r.uuid_bytes(1).unwrap_or([0; 16])),
         scopes: r.text_array(2),
         expires_at: r.epoch_seconds(3),
         revoked: !r.is_null(4),
@@ -212,14 +205,14 @@ pub fn token_by_hash(hash: &[u8; 32]) -> Option<TokenRow> {
 pub const API_TOKENS_BY_ID: Table = Table {
     name: c"api_tokens",
     index: c"api_tokens_pkey",
-    key_eq: pg_sys::F_UUID_EQ,
+    key: KeyType::Uuid,
     columns: &[c"expires_at", c"revoked_at"],
 };
 
 /// Whether API token `id` exists (its user was not deleted), is not revoked
 /// and has not expired (a rotation's grace ends as an expiry) at `now`.
-pub fn token_live(id: [u8; 16], now: i64) -> bool {
-    probe(&API_TOKENS_BY_ID, uuid_key(id), |r| {
+pub fn token_live(id: TokenId, now: i64) -> bool {
+    probe(&API_TOKENS_BY_ID, Key::Uuid(id.0), |r| {
         r.is_null(1) && r.epoch_seconds(0).is_none_or(|e| e > now)
     })
     .unwrap_or(false)
@@ -228,7 +221,7 @@ pub fn token_live(id: [u8; 16], now: i64) -> bool {
 pub const SIGNING_KEYS: Table = Table {
     name: c"signing_keys",
     index: c"signing_keys_pkey",
-    key_eq: pg_sys::F_TEXTEQ,
+    key: KeyType::Text,
     columns: &[c"alg", c"public_jwk", c"status", c"expires_at"],
 };
 
@@ -236,6 +229,6 @@ pub const SIGNING_KEYS: Table = Table {
 pub const ACTIVE_SIGNING_KEY: Table = Table {
     name: c"signing_keys",
     index: c"signing_keys_one_active",
-    key_eq: pg_sys::F_BOOLEQ,
+    key: KeyType::Bool,
     columns: &[c"kid", c"alg", c"private_key_ciphertext", c"status"],
 };

@@ -3,6 +3,7 @@
 //! Malformed or subject-less claims are `Anon`: fail closed.
 
 use super::claims::canonical_uuid;
+use super::ids::{OrgId, UserId};
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +49,7 @@ pub fn from_view(v: &ClaimsView) -> Actor {
         Some(_) => Some(Vec::new()),
     };
     Actor::User {
-        sub: super::claims::uuid_text(&uid),
+        sub: uid.text(),
         scopes,
     }
 }
@@ -193,8 +194,8 @@ mod tests {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClaimsView {
     pub claims: Option<serde_json::Map<String, Value>>,
-    pub uid: Option<[u8; 16]>,
-    pub org_id: Option<[u8; 16]>,
+    pub uid: Option<UserId>,
+    pub org_id: Option<OrgId>,
     pub user_role: Option<String>,
     pub is_service_user: Option<bool>,
     /// The Postgres role claim (`authenticated`, `anon`, ...).
@@ -261,7 +262,7 @@ pub fn view_from_text(text: Option<&str>) -> ClaimsView {
             ..Default::default()
         };
     };
-    let uid = uuid_claim(&c, "sub");
+    let uid = uuid_claim(&c, "sub").map(UserId);
     let is_service_user = c.get("is_service_user").and_then(Value::as_bool);
     let is_agent = c.get("act").is_some_and(Value::is_object) || aud_has(&c, "agent");
     let derived = is_agent || aud_has(&c, "websocket");
@@ -273,7 +274,7 @@ pub fn view_from_text(text: Option<&str>) -> ClaimsView {
     };
     ClaimsView {
         uid,
-        org_id: uuid_claim(&c, "organization_id"),
+        org_id: uuid_claim(&c, "organization_id").map(OrgId),
         user_role: c
             .get("user_role")
             .and_then(Value::as_str)
@@ -326,8 +327,8 @@ mod view_tests {
             r#"{{"sub":"{U}","organization_id":"{O}","user_role":"admin","is_service_user":false,"role":"authenticated"}}"#
         )));
         assert_eq!(v.kind, ActorKind::User);
-        assert_eq!(v.uid, super::super::claims::uuid_bytes(U));
-        assert_eq!(v.org_id, super::super::claims::uuid_bytes(O));
+        assert_eq!(v.uid, super::super::claims::uuid_bytes(U).map(UserId));
+        assert_eq!(v.org_id, super::super::claims::uuid_bytes(O).map(OrgId));
         assert_eq!(v.user_role.as_deref(), Some("admin"));
         assert_eq!(v.role.as_deref(), Some("authenticated"));
         assert_eq!(claim_text(&v, "user_role").as_deref(), Some("admin"));

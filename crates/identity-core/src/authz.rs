@@ -10,14 +10,7 @@
 use super::actor::{covered, ActorKind};
 use super::error::{IdentityError, Kind, Result};
 
-/// A user's id (identity.users.id): a newtype, so a user id and an
-/// organization id cannot be passed for each other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct UserId(pub [u8; 16]);
-
-/// An organization's id (identity.organizations.id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct OrgId(pub [u8; 16]);
+pub use super::ids::{OrgId, UserId};
 
 /// A signed-in caller, as the tables (not the claims) describe them: role
 /// and organization are read from identity.users at each call, so a

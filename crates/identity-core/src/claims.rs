@@ -90,6 +90,16 @@ pub struct UserRow {
     pub status: UserStatus,
 }
 
+impl UserRow {
+    /// The organization as an id (None: no organization).
+    pub fn org_id(&self) -> Option<super::ids::OrgId> {
+        self.organization_id
+            .as_deref()
+            .and_then(uuid_bytes)
+            .map(super::ids::OrgId)
+    }
+}
+
 /// The hook's answer: claims, or an error object with an HTTP code.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HookOutcome {

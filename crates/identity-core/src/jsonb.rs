@@ -690,7 +690,8 @@ fn write_numeric(buf: &mut Vec<u8>, neg: bool, digits: &[u8]) -> u32 {
 
 /// A stored jsonb object (varlena header included) as compact JSON text, in
 /// its stored key order, strings escaped as jsonb_out escapes them (UTF-8
-/// in, UTF-8 out: for UTF-8 databases); `key` sees each top-level key. `None` when the bytes are not an object or not
+/// in, UTF-8 out: for UTF-8 databases); `key` sees each top-level key. `None` when the bytes are
+/// not an object or not
 /// well formed (bounds are checked, nothing is trusted).
 pub fn object_to_json<'a>(jsonb: &'a [u8], key: &mut dyn FnMut(&'a [u8])) -> Option<Vec<u8>> {
     let len = varlena_len(jsonb, 8)?;

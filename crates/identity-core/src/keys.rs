@@ -9,6 +9,44 @@ use base64::Engine;
 use rand::{CryptoRng, RngCore};
 use serde_json::{json, Map, Value};
 
+/// A signing key's state (identity.signing_keys.status), as Supabase's
+/// signing keys name them: standby (`next`), current (`active`), previously
+/// used (`retired`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    Next,
+    Active,
+    Retired,
+}
+
+impl KeyStatus {
+    pub fn parse(s: &str) -> Option<KeyStatus> {
+        match s {
+            "next" => Some(KeyStatus::Next),
+            "active" => Some(KeyStatus::Active),
+            "retired" => Some(KeyStatus::Retired),
+            _ => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Next => "next",
+            KeyStatus::Active => "active",
+            KeyStatus::Retired => "retired",
+        }
+    }
+
+    /// Whether a key in this state verifies tokens at `now` (a retired key
+    /// until its `expires_at`).
+    pub fn verifies(self, expires_at: Option<i64>, now: i64) -> bool {
+        match self {
+            KeyStatus::Active | KeyStatus::Next => true,
+            KeyStatus::Retired => expires_at.is_none_or(|e| e > now),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Alg {
     Es256,
@@ -197,6 +235,18 @@ impl VerifyingKey {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_retired_key_verifies_until_it_expires_and_states_round_trip() {
+        for st in [KeyStatus::Next, KeyStatus::Active, KeyStatus::Retired] {
+            assert_eq!(KeyStatus::parse(st.as_str()), Some(st));
+        }
+        assert_eq!(KeyStatus::parse("revoked?"), None);
+        assert!(KeyStatus::Retired.verifies(Some(101), 100));
+        assert!(!KeyStatus::Retired.verifies(Some(100), 100));
+        assert!(KeyStatus::Next.verifies(Some(0), 100));
+    }
+
     use super::*;
     use rand::rngs::StdRng;
     use rand::SeedableRng;

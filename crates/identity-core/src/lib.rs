@@ -9,6 +9,7 @@ pub mod b64;
 pub mod claims;
 pub mod error;
 pub mod hashing;
+pub mod ids;
 pub mod input;
 pub mod jsonb;
 pub mod jwt;

@@ -1,0 +1,128 @@
+//! Plain V1 C entry points (the function manager's calling convention), for
+//! the few SQL functions that are not `#[pg_extern]`s: the per-row RLS
+//! helpers (a generation compare and a 16-byte copy, measured in
+//! bench/rls.sh) and `pre_request` (its `PTxxx` SQLSTATEs would become
+//! XX000 through pgrx's error mapping). The macros keep every FFI type here;
+//! `api` only names the SQL symbol and the safe Rust function that answers.
+
+use pgrx::pg_sys;
+
+/// The V1 info record every `pg_finfo_*` returns.
+pub static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+
+/// A uuid result: a palloc'd 16-byte copy, or SQL NULL.
+///
+/// # Safety
+/// `fcinfo` is the function manager's call info of the running call, and the
+/// caller runs inside a `#[pg_guard]` (palloc may raise).
+#[doc(hidden)]
+#[inline(always)]
+pub unsafe fn uuid_datum(fcinfo: pg_sys::FunctionCallInfo, v: Option<[u8; 16]>) -> pg_sys::Datum {
+    match v {
+        Some(b) => {
+            // SAFETY: palloc returns 16 writable bytes in the current memory
+            // context (or raises, which the caller's #[pg_guard] turns into
+            // an ERROR); the copy fills exactly those bytes.
+            unsafe {
+                let p = pg_sys::palloc(16).cast::<u8>();
+                std::ptr::copy_nonoverlapping(b.as_ptr(), p, 16);
+                pg_sys::Datum::from(p)
+            }
+        }
+        // SAFETY: see the function's contract.
+        None => unsafe { null_datum(fcinfo) },
+    }
+}
+
+/// A boolean result, or SQL NULL.
+///
+/// # Safety
+/// `fcinfo` is the function manager's call info of the running call.
+#[doc(hidden)]
+#[inline(always)]
+pub unsafe fn bool_datum(fcinfo: pg_sys::FunctionCallInfo, v: Option<bool>) -> pg_sys::Datum {
+    match v {
+        Some(b) => pg_sys::Datum::from(b),
+        // SAFETY: see the function's contract.
+        None => unsafe { null_datum(fcinfo) },
+    }
+}
+
+/// SQL NULL (also the result of a `void` function).
+///
+/// # Safety
+/// `fcinfo` is the function manager's call info of the running call.
+#[doc(hidden)]
+#[inline(always)]
+pub unsafe fn null_datum(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo points to the live call info (the contract), whose
+    // isnull flag the callee sets.
+    unsafe { (*fcinfo).isnull = true };
+    pg_sys::Datum::from(0)
+}
+
+/// `v1_function!(uuid identity_uid, pg_finfo_identity_uid => answer)`:
+/// defines the C symbol `identity_uid` (and its info function) returning `answer()`'s
+/// `Option<[u8; 16]>` as uuid; `bool` instead of `uuid` for
+/// `Option<bool>`. The entry point is #[pg_guard]ed: an error raised inside
+/// (palloc out of memory, any panic) becomes a Postgres ERROR at its boundary
+/// instead of unwinding through Postgres' C frames; the guard costs nothing
+/// on the path that does not fail.
+#[macro_export]
+macro_rules! v1_function {
+    (uuid $sym:ident, $finfo:ident => $answer:path) => {
+        $crate::v1_function!(@define $sym, $finfo, uuid_datum, $answer);
+    };
+    (bool $sym:ident, $finfo:ident => $answer:path) => {
+        $crate::v1_function!(@define $sym, $finfo, bool_datum, $answer);
+    };
+    (@define $sym:ident, $finfo:ident, $conv:ident, $answer:path) => {
+        /// # Safety
+        /// Called only by the function manager, with this call's `fcinfo`.
+        #[no_mangle]
+        #[pgrx::pg_guard]
+        pub unsafe extern "C-unwind" fn $sym(
+            fcinfo: pgrx::pg_sys::FunctionCallInfo,
+        ) -> pgrx::pg_sys::Datum {
+            let answer = $answer();
+            // SAFETY: called by the function manager with this call's fcinfo,
+            // inside this #[pg_guard].
+            unsafe { $crate::pg::fmgr::$conv(fcinfo, answer) }
+        }
+        #[no_mangle]
+        pub extern "C" fn $finfo() -> &'static pgrx::pg_sys::Pg_finfo_record {
+            &$crate::pg::fmgr::V1
+        }
+    };
+}
+
+/// `v1_void_raising!(identity_pre_request, pg_finfo_identity_pre_request => work)`: a `void` C
+/// function
+/// whose `work()` (itself #[pg_guard]ed) returns `Some(CustomError)` to
+/// refuse; the refusal is raised here, outside any guard, with its own
+/// SQLSTATE by `error::raise_custom`.
+#[macro_export]
+macro_rules! v1_void_raising {
+    ($sym:ident, $finfo:ident => $work:path) => {
+        /// # Safety
+        /// Called only by the function manager, with this call's `fcinfo`.
+        #[no_mangle]
+        pub unsafe extern "C-unwind" fn $sym(
+            fcinfo: pgrx::pg_sys::FunctionCallInfo,
+        ) -> pgrx::pg_sys::Datum {
+            let refusal = $work();
+            if let Some(e) = refusal {
+                // SAFETY: this frame is the function manager's direct callee
+                // and holds nothing to drop besides `e`, which raise_custom
+                // consumes.
+                unsafe { $crate::pg::error::raise_custom(e) }
+            }
+            // SAFETY: fcinfo is the function manager's call info for this call.
+            unsafe { $crate::pg::fmgr::null_datum(fcinfo) }
+        }
+        #[no_mangle]
+        pub extern "C" fn $finfo() -> &'static pgrx::pg_sys::Pg_finfo_record {
+            &$crate::pg::fmgr::V1
+        }
+    };
+}
