@@ -17,7 +17,7 @@ import pytest
 from conftest import server
 
 SRC = "backup_src"
-BIN = "/usr/lib/postgresql/15/bin"
+BIN = os.environ["PG_BIN"]  # the server's major (scripts/pg.sh)
 TABLES = ["organizations", "users", "deleted_users", "api_tokens", "signing_keys", "revoked_jwts",
           "revoked_sessions", "credentials", "credential_usage", "subscriptions", "feature_flags",
           "feature_flag_overrides", "audit_log", "events"]
@@ -235,4 +235,7 @@ def test_only_a_superuser_can_dump_it(source, tmp_path):
         c.execute("do $$ begin create role backup_dumper login; exception when duplicate_object then null; end $$")
         c.execute("select identity.grant_access('backup_dumper', 'user')")
     r = subprocess.run([f"{BIN}/pg_dump", "-U", "backup_dumper", "-f", str(tmp_path / "x.sql"), SRC], capture_output=True)
-    assert r.returncode != 0 and b"permission denied" in r.stderr
+    # pg_dump 15 stops at the first table ("permission denied"); 18 at a
+    # sequence it cannot read ("user may lack SELECT privilege").
+    assert r.returncode != 0
+    assert b"permission denied" in r.stderr or b"lack SELECT privilege" in r.stderr

@@ -153,7 +153,9 @@ def test_parallel_workers_give_the_same_answers(admin, reader):
     good, revoked = token(admin, uid), token(admin, uid)
     admin.execute("select identity.revoke_jwt(%s, now() + interval '1 hour')", [claims(revoked)["jti"]])
     with psycopg.connect(**server(DB), autocommit=True) as c:
-        c.execute("set force_parallel_mode = on")
+        # force_parallel_mode on 15, renamed debug_parallel_query in 16.
+        c.execute("select set_config(case when current_setting('server_version_num')::int >= 160000 "
+                  "then 'debug_parallel_query' else 'force_parallel_mode' end, 'on', false)")
         c.execute("set parallel_setup_cost = 0")
         c.execute("set parallel_tuple_cost = 0")
         plan = " ".join(r[0] for r in c.execute(

@@ -120,7 +120,7 @@ def test_plaintext_never_reaches_disk_or_dump(conn):
             for n in needles:
                 assert n not in data, f"a secret in clear in {path}"
     assert scanned > 100, "the data directory (heap, indexes, WAL) was scanned"
-    dump = subprocess.run(["/usr/lib/postgresql/15/bin/pg_dump", "-h", os.environ["PGHOST"], "-p", os.environ["PGPORT"],
+    dump = subprocess.run([os.path.join(os.environ["PG_BIN"], "pg_dump"), "-h", os.environ["PGHOST"], "-p", os.environ["PGPORT"],
                            "-U", "postgres", "-d", DB], capture_output=True, check=True).stdout
     assert b"identity.credentials" in dump or b"credentials" in dump
     for n in needles:

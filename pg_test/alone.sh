@@ -6,7 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/cluster.sh
-PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress
 PORT=${IDENTITY_ALONE_PORT:-28818}
 cluster_start scenarios_alone "$PORT"
 trap cluster_stop EXIT
@@ -15,7 +14,7 @@ for t in $(awk '/^test:/ {print $2}' pg_test/schedule); do
     out="$CLUSTER_DIR/alone/$t"; mkdir -p "$out"
     db="alone_$t"
     psql -qX -c "create database $db" >/dev/null
-    if "$PG_REGRESS" --use-existing --host="$PGHOST" --port="$PGPORT" --user=postgres \
+    if "$PG_REGRESS" --bindir="$PG_BIN" --use-existing --host="$PGHOST" --port="$PGPORT" --user=postgres \
            --dbname="$db" --inputdir=pg_test --outputdir="$out" "$t" > "$out/summary.txt" 2>&1; then
         passed=$((passed + 1)); echo "ok   $t alone"
     else

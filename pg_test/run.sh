@@ -4,7 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/cluster.sh
-PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress
 PORT=${IDENTITY_SCENARIO_PORT:-28815}
 
 cluster_start scenarios "$PORT"
@@ -13,7 +12,7 @@ out="$CLUSTER_DIR/regress"
 mkdir -p "$out"
 psql -qX -c "create database regression" >/dev/null
 set +e
-"$PG_REGRESS" --use-existing --host="$PGHOST" --port="$PGPORT" --user=postgres \
+"$PG_REGRESS" --bindir="$PG_BIN" --use-existing --host="$PGHOST" --port="$PGPORT" --user=postgres \
     --dbname=regression --inputdir=pg_test --outputdir="$out" \
     --schedule=pg_test/schedule 2>&1 | tee "$out/summary.txt"
 status=${PIPESTATUS[0]}

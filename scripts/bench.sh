@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config 2>&1 | tail -n 1
+. scripts/pg.sh
+cargo pgrx install --release --pg-config "$PG_CONFIG" 2>&1 | tail -n 1
 echo "== hook: identity vs PL/pgSQL baseline (bench/hook.sh)"
 bash bench/hook.sh
 echo "== JWT HS256: identity vs plain-SQL pgcrypto baseline (bench/jwt.sh)"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# A throwaway Postgres 15 cluster owned by the unprivileged OS user, with the
-# identity library preloaded and test secrets in its config. Sourced by
-# test.sh, demo.sh and bench.sh.
+# A throwaway Postgres cluster (the major of scripts/pg.sh: IDENTITY_PG, 15
+# by default) owned by the unprivileged OS user, with the identity library
+# preloaded and test secrets in its config. Sourced by test.sh, demo.sh and
+# bench.sh.
 #   cluster_start NAME PORT   -> exports PGHOST PGPORT PGUSER PGDATABASE
 #   cluster_stop
-PG_BIN=/usr/lib/postgresql/15/bin
+. "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
 IDENTITY_OS_USER=${IDENTITY_OS_USER:-identity_pg}
 CLUSTER_ROOT=${CLUSTER_ROOT:-/var/tmp/identity-clusters}
 

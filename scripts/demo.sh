@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Sets up what is missing, builds and installs the release build, starts a
-# throwaway Postgres 15 cluster, runs demo/demo.sql and stops the cluster.
+# throwaway cluster (PostgreSQL 15; IDENTITY_PG=18 for 18), runs
+# demo/demo.sql and stops the cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 echo "== building and installing the release build"
-cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config 2>&1 | tail -n 1
+. scripts/pg.sh
+cargo pgrx install --release --pg-config "$PG_CONFIG" 2>&1 | tail -n 1
 . scripts/cluster.sh
 cluster_start demo "${IDENTITY_DEMO_PORT:-28814}"
 trap cluster_stop EXIT

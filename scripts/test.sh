@@ -3,16 +3,18 @@
 # Layers, each ending in its own summary line:
 #   0. static checks          cargo fmt --check, cargo clippy -D warnings, scripts/layers.py
 #   1. core unit tests        `cargo test -p identity-core` (crates/identity-core: no pgrx, no Postgres)
-#   2. #[pg_test]             `cargo pgrx test` in a cluster run as $IDENTITY_OS_USER
+# and then, on each supported PostgreSQL major (IDENTITY_PG_MAJORS, "15 18"
+# by default; scripts/pg.sh says where each lives):
+#   2. #[pg_test]             `cargo pgrx test pgNN` in a cluster run as $IDENTITY_OS_USER
 #   3. SQL scenario suite     pg_test/ (pg_regress, real roles, installed extension; then each file alone)
 #   4. interop                interop/ (psycopg + jsonschema, as Supabase Auth calls the hook)
 #   5. hot standby            pg_test/standby.sh (a real streaming replica on loopback)
-# and a last line "identity: N passed, M failed" over all layers.
+# and a last line "identity: N passed, M failed" over all layers and majors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+IDENTITY_PG_MAJORS=${IDENTITY_PG_MAJORS:-15 18}
 IDENTITY_OS_USER=${IDENTITY_OS_USER:-identity_pg}
 logs=$(mktemp -d)
 passed=0
@@ -41,9 +43,12 @@ static_check() { # NAME COMMAND...: one line "NAME: 1 passed" or "NAME: 1 failed
 {
     static_check rustfmt cargo fmt --all --check
     static_check clippy cargo clippy --workspace --all-targets --features pg_test -- -D warnings
+    # Code under cfg(feature = "pg18") is linted too.
+    static_check clippy_pg18 cargo clippy --workspace --all-targets --no-default-features \
+        --features pg18,pg_test -- -D warnings
     static_check layers python3 scripts/layers.py
 } | tee "$logs/static.log"
-grep -E '^(rustfmt|clippy|layers): ' "$logs/static.log" > "$logs/static.summary" || true
+grep -E '^(rustfmt|clippy|clippy_pg18|layers): ' "$logs/static.log" > "$logs/static.summary" || true
 count "$logs/static.summary"
 grep -q ' 1 failed' "$logs/static.summary" && status=1
 
@@ -51,31 +56,36 @@ echo "== 1/5 core unit tests (cargo test -p identity-core, no Postgres)"
 cargo test -p identity-core 2>&1 | tee "$logs/core.log" || status=1
 count "$logs/core.log"
 
-echo "== 2/5 #[pg_test] (cargo pgrx test pg15)"
-pgrx_root=/var/tmp/identity-pgrx
-rm -rf "$pgrx_root"; mkdir -p "$pgrx_root"; chown "$IDENTITY_OS_USER" "$pgrx_root"
-cargo pgrx test pg15 --runas "$IDENTITY_OS_USER" --pgdata "$pgrx_root/pgdata" 2>&1 \
-    | grep -vE '^\s+(Compiling|Checking)' | tee "$logs/pgrx.log" || status=1
-count "$logs/pgrx.log"
+for major in $IDENTITY_PG_MAJORS; do
+    before_passed=$passed; before_failed=$failed
+    export IDENTITY_PG=$major
+    . scripts/pg.sh
+    echo "== 2/5 #[pg_test] on PostgreSQL $major (cargo pgrx test pg$major)"
+    pgrx_root=/var/tmp/identity-pgrx$major
+    rm -rf "$pgrx_root"; mkdir -p "$pgrx_root"; chown "$IDENTITY_OS_USER" "$pgrx_root"
+    cargo pgrx test "pg$major" --runas "$IDENTITY_OS_USER" --pgdata "$pgrx_root/pgdata" 2>&1 \
+        | grep -vE '^\s+(Compiling|Checking)' | tee "$logs/$major-pgrx.log" || status=1
+    count "$logs/$major-pgrx.log"
 
-echo "== 3/5 SQL scenario suite (pg_test/, installed extension, real roles)"
-# `cargo pgrx test` installed its test build; install the real one.
-cargo pgrx install --pg-config "$PG_CONFIG" 2>&1 | tail -n 1
-bash pg_test/run.sh 2>&1 | tee "$logs/scenarios.log" || status=1
-# ... and each file alone, in a database where no other file ran.
-bash pg_test/alone.sh 2>&1 | tee -a "$logs/scenarios.log" || status=1
-grep -E '^scenarios( alone)?:' "$logs/scenarios.log" > "$logs/scenarios.summary" || true
-count "$logs/scenarios.summary"
+    echo "== 3/5 SQL scenario suite on PostgreSQL $major (pg_test/, installed extension, real roles)"
+    # `cargo pgrx test` installed its test build; install the real one.
+    cargo pgrx install --pg-config "$PG_CONFIG" 2>&1 | tail -n 1
+    bash pg_test/run.sh 2>&1 | tee "$logs/$major-scenarios.log" || status=1
+    # ... and each file alone, in a database where no other file ran.
+    bash pg_test/alone.sh 2>&1 | tee -a "$logs/$major-scenarios.log" || status=1
+    grep -E '^scenarios( alone)?:' "$logs/$major-scenarios.log" > "$logs/$major-scenarios.summary" || true
+    count "$logs/$major-scenarios.summary"
 
-echo "== 4/5 interop (real driver, JSON-schema validation)"
-bash interop/run.sh 2>&1 | tee "$logs/interop.log" || status=1
-grep -E '^[0-9]+ (passed|failed)|^[0-9]+ errors? in' "$logs/interop.log" > "$logs/interop.summary" || true
-count "$logs/interop.summary"
+    echo "== 4/5 interop on PostgreSQL $major (real drivers, JSON-schema validation)"
+    bash interop/run.sh 2>&1 | tee "$logs/$major-interop.log" || status=1
+    grep -E '^[0-9]+ (passed|failed)|^[0-9]+ errors? in' "$logs/$major-interop.log" > "$logs/$major-interop.summary" || true
+    count "$logs/$major-interop.summary"
 
-echo "== 5/5 hot standby (pg_basebackup -R replica)"
-bash pg_test/standby.sh 2>&1 | tee "$logs/standby.log" || status=1
-grep '^standby:' "$logs/standby.log" > "$logs/standby.summary" || true
-count "$logs/standby.summary"
-
+    echo "== 5/5 hot standby on PostgreSQL $major (pg_basebackup -R replica)"
+    bash pg_test/standby.sh 2>&1 | tee "$logs/$major-standby.log" || status=1
+    grep '^standby:' "$logs/$major-standby.log" > "$logs/$major-standby.summary" || true
+    count "$logs/$major-standby.summary"
+    echo "PostgreSQL $major: $((passed - before_passed)) passed, $((failed - before_failed)) failed"
+done
 echo "identity: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$status" -eq 0 ]

@@ -35,7 +35,8 @@ insert into identity.api_tokens (user_id, name, token_hash, display_prefix, last
 select t.err($$insert into identity.api_tokens (user_id, name, token_hash, display_prefix, last4)
   values ('00000000-0000-0000-0000-000000000001', 't2', sha256('x'), 'idt_abcd', 'wxyz')$$);
 -- An organization with users cannot be deleted.
-select t.err($$delete from identity.organizations where name = 'Acme'$$);
+-- (23503 on 15, 23001 restrict_violation on 18: an integrity violation.)
+select left(t.state($$delete from identity.organizations where name = 'Acme'$$), 2) as integrity_violation_class;
 -- Deleting a user removes tokens and credentials; the audit trail stays.
 insert into identity.audit_log (actor_kind, action, target_type, target_id)
 values ('system', 'user.test', 'user', '00000000-0000-0000-0000-000000000001');

@@ -335,7 +335,7 @@ pub fn probe_in<R>(
         // ScanKeyInit assumes the C collation; a text key must compare under
         // the index's own collation, or the btree descent can miss the row.
         scankey.sk_collation = *(*idx).rd_indcollation;
-        let scan = pg_sys::index_beginscan(rel, idx, snapshot, 1, 0);
+        let scan = begin_index_scan(rel, idx, snapshot, 1);
         pg_sys::index_rescan(scan, &mut scankey, 1, std::ptr::null_mut(), 0);
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
         let out = if pg_sys::index_getnext_slot(
@@ -378,7 +378,7 @@ pub fn scan_all(t: &Table, mut read: impl FnMut(&Row) -> bool) -> bool {
         let rel = pg_sys::table_open(r.table, lock);
         let idx = pg_sys::index_open(r.index, lock);
         let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
-        let scan = pg_sys::index_beginscan(rel, idx, snapshot, 0, 0);
+        let scan = begin_index_scan(rel, idx, snapshot, 0);
         pg_sys::index_rescan(scan, std::ptr::null_mut(), 0, std::ptr::null_mut(), 0);
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
         let max = *r.attnums.iter().max().expect("at least one column");
@@ -455,4 +455,25 @@ pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     // SAFETY: restores exactly the user id and security context saved above.
     unsafe { pg_sys::SetUserIdAndSecContext(user, sec) };
     out
+}
+
+/// `index_beginscan` with `nkeys` keys and no order-bys. PostgreSQL 18 added
+/// an instrumentation argument (NULL: none), the one signature change
+/// between the supported majors on this path.
+///
+/// # Safety
+/// `rel` and `idx` are open (the table and one of its indexes), `snapshot`
+/// is valid for the scan's life.
+unsafe fn begin_index_scan(
+    rel: pg_sys::Relation,
+    idx: pg_sys::Relation,
+    snapshot: pg_sys::Snapshot,
+    nkeys: i32,
+) -> pg_sys::IndexScanDesc {
+    #[cfg(feature = "pg15")]
+    // SAFETY: the caller's contract.
+    return unsafe { pg_sys::index_beginscan(rel, idx, snapshot, nkeys, 0) };
+    #[cfg(feature = "pg18")]
+    // SAFETY: the caller's contract; a NULL instrumentation is allowed.
+    return unsafe { pg_sys::index_beginscan(rel, idx, snapshot, std::ptr::null_mut(), nkeys, 0) };
 }
