@@ -15,4 +15,4 @@ esac
 PG_BIN=$("$PG_CONFIG" --bindir)
 PG_REGRESS=$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress
 export PG_MAJOR PG_CONFIG PG_BIN PG_REGRESS
-case ":$PATH:" in *":$PG_BIN:"*) ;; *) export PATH="$PG_BIN:$PATH" ;; esac
+export PATH="$PG_BIN:$PATH"
