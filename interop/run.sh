@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Interop layer: real clients against the installed extension in a throwaway
-# cluster. Python deps live in a venv outside the tree.
+# cluster: Python (psycopg, PyJWT, pgbouncer) in interop/*.py, with its deps
+# in a venv outside the tree; JavaScript (jose, node-postgres) in
+# interop/js, with the machine's Node.js and its deps installed by `npm ci`
+# from the committed package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/cluster.sh
@@ -10,6 +13,10 @@ if [ ! -x "$VENV/bin/pytest" ] || ! cmp -s interop/requirements.txt "$VENV/requi
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q -r interop/requirements.txt
     cp interop/requirements.txt "$VENV/requirements.installed"
+fi
+if ! cmp -s interop/js/package-lock.json interop/js/node_modules/.package-lock.json 2>/dev/null; then
+    (cd interop/js && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    cp interop/js/package-lock.json interop/js/node_modules/.package-lock.json
 fi
 export IDENTITY_TEST_JWT_SECRET
 cluster_start interop "${IDENTITY_INTEROP_PORT:-28816}"
@@ -50,4 +57,14 @@ stop_all() {
 trap stop_all EXIT
 export IDENTITY_PGBOUNCER_PORT=$PGBOUNCER_PORT
 export IDENTITY_TEST_ENCRYPTION_KEY IDENTITY_SERVER_LOG="$CLUSTER_DIR/server.log"
+set +e
 "$VENV/bin/pytest" -q -p no:cacheprovider interop "$@"
+py=$?
+# node --test prints TAP; its "# pass N" / "# fail M" become one summary line.
+(cd interop/js && node --test --test-reporter=tap) > "$CLUSTER_DIR/js.tap" 2>&1
+js=$?
+set -e
+grep -E '^not ok|^# (Subtest|tests|pass|fail)' "$CLUSTER_DIR/js.tap" | grep -v '^# Subtest' || true
+[ "$js" -ne 0 ] && grep -A30 '^not ok' "$CLUSTER_DIR/js.tap" | head -60
+echo "js interop: $(sed -n 's/^# pass //p' "$CLUSTER_DIR/js.tap") passed, $(sed -n 's/^# fail //p' "$CLUSTER_DIR/js.tap") failed"
+[ "$py" -eq 0 ] && [ "$js" -eq 0 ]

@@ -7,7 +7,7 @@
 # by default; scripts/pg.sh says where each lives):
 #   2. #[pg_test]             `cargo pgrx test pgNN` in a cluster run as $IDENTITY_OS_USER
 #   3. SQL scenario suite     pg_test/ (pg_regress, real roles, installed extension; then each file alone)
-#   4. interop                interop/ (psycopg + jsonschema, as Supabase Auth calls the hook)
+#   4. interop                interop/ (psycopg, PyJWT, pgbouncer; jose + node-postgres in interop/js)
 #   5. hot standby            pg_test/standby.sh (a real streaming replica on loopback)
 #   6. upgrade                pg_test/upgrade.sh (0.1.0 from commit 37ab521, ALTER EXTENSION UPDATE; PostgreSQL 15)
 # and a last line "identity: N passed, M failed" over all layers and majors.
@@ -79,7 +79,7 @@ for major in $IDENTITY_PG_MAJORS; do
 
     echo "== 4/6 interop on PostgreSQL $major (real drivers, JSON-schema validation)"
     bash interop/run.sh 2>&1 | tee "$logs/$major-interop.log" || status=1
-    grep -E '^[0-9]+ (passed|failed)|^[0-9]+ errors? in' "$logs/$major-interop.log" > "$logs/$major-interop.summary" || true
+    grep -E '^[0-9]+ (passed|failed)|^[0-9]+ errors? in|^js interop: ' "$logs/$major-interop.log" > "$logs/$major-interop.summary" || true
     count "$logs/$major-interop.summary"
 
     echo "== 5/6 hot standby on PostgreSQL $major (pg_basebackup -R replica)"
