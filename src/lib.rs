@@ -21,6 +21,11 @@ pub mod store;
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
+extension_sql_file!(
+    "../sql/comments.sql",
+    name = "comments",
+    requires = ["grants"]
+);
 
 /// Declares the schema to pgrx so functions can say `schema = "identity"`.
 /// sql/schema.sql creates it first, as a member of the extension.

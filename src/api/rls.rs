@@ -80,13 +80,10 @@ extension_sql!(
     r#"
 CREATE FUNCTION identity."uid"() RETURNS uuid STABLE PARALLEL SAFE
     LANGUAGE c AS 'MODULE_PATHNAME', 'identity_uid';
-COMMENT ON FUNCTION identity."uid"() IS 'The sub of the current claims as uuid, or NULL.';
 CREATE FUNCTION identity."org_id"() RETURNS uuid STABLE PARALLEL SAFE
     LANGUAGE c AS 'MODULE_PATHNAME', 'identity_org_id';
-COMMENT ON FUNCTION identity."org_id"() IS 'The organization_id claim as uuid, or NULL.';
 CREATE FUNCTION identity."is_service_user"() RETURNS boolean STABLE PARALLEL SAFE
     LANGUAGE c AS 'MODULE_PATHNAME', 'identity_is_service_user';
-COMMENT ON FUNCTION identity."is_service_user"() IS 'The is_service_user claim, or NULL.';
 "#,
     name = "fast_helpers",
     requires = ["schema"],
@@ -328,8 +325,6 @@ extension_sql!(
     r#"
 CREATE FUNCTION identity."pre_request"() RETURNS void VOLATILE PARALLEL UNSAFE
     LANGUAGE c AS 'MODULE_PATHNAME', 'identity_pre_request';
-COMMENT ON FUNCTION identity."pre_request"() IS
-    'PostgREST db-pre-request: verifies x-api-key (or, in mode verified, the Bearer JWT), pins its claims for the transaction and switches to its role; PT401 when it does not authenticate.';
 "#,
     name = "pre_request",
     requires = ["schema"],

@@ -398,8 +398,6 @@ extension_sql!(
     r#"
 CREATE FUNCTION identity.cached_table_changed() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'identity_cached_table_changed';
-COMMENT ON FUNCTION identity.cached_table_changed() IS
-    'Trigger: tells every backend to reload its copy of this table (revocations, signing keys).';
 REVOKE ALL ON FUNCTION identity.cached_table_changed() FROM PUBLIC;
 CREATE TRIGGER cached_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON identity.revoked_jwts
     FOR EACH STATEMENT EXECUTE FUNCTION identity.cached_table_changed();
