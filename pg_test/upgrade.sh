@@ -52,7 +52,6 @@ q -d upgraded -c "select p.prosrc from pg_proc p join pg_language l on l.oid = p
     | sort -u > "$CLUSTER_DIR/wanted"
 missing=$(comm -23 "$CLUSTER_DIR/wanted" "$CLUSTER_DIR/symbols" | tr '\n' ' ')
 check "every 0.1.0 C symbol ($(wc -l < "$CLUSTER_DIR/wanted")) is in the new library" "" "$missing"
-check "every 0.1.0 C symbol is in the new library" "" "$missing"
 while IFS='|' read -r name ok; do
     check "before UPDATE (0.1.0 SQL, new library): $name" "t" "$ok"
 done < <(q -d upgraded -f pg_test/upgrade/checks.sql)
