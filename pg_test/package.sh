@@ -18,7 +18,6 @@ check() { # name, expected, actual
     if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok   $1";
     else failed=$((failed + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
 }
-stop() { [ -f "$work/data/postmaster.pid" ] && as_pg "$clean_bin/pg_ctl" -D "$work/data" -m fast -w stop >/dev/null 2>&1 || true; }
 rm -rf "$work"; mkdir -p "$work"
 cargo pgrx package --debug --pg-config "$PG_CONFIG" --out-dir "$work/pkg" 2>&1 | tail -n 1
 files=$(cd "$work/pkg" && find . -type f -printf '%f\n' | sort | tr '\n' ' ')
@@ -46,20 +45,13 @@ cp "$(find "$work/pkg" -name identity.so)" "$libdir/"
 find "$work/pkg" -name 'identity*.sql' -exec cp {} "$extdir/" \;
 cp "$(find "$work/pkg" -name identity.control)" "$extdir/"
 chown -R "$IDENTITY_OS_USER" "$work"
-trap stop EXIT
-as_pg "$clean_bin/initdb" -D "$work/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-as_pg tee -a "$work/data/postgresql.conf" >/dev/null <<CONF
-listen_addresses = ''
-port = $PORT
-unix_socket_directories = '$work'
-shared_preload_libraries = 'identity'
-identity.jwt_secret = '$IDENTITY_TEST_JWT_SECRET'
-identity.encryption_key = '$IDENTITY_TEST_ENCRYPTION_KEY'
-CONF
-as_pg "$clean_bin/pg_ctl" -D "$work/data" -l "$work/server.log" -w start >/dev/null
-q() { "$clean_bin/psql" -qAtX -h "$work" -p "$PORT" -U postgres -v ON_ERROR_STOP=1 "$@"; }
+trap cluster_stop EXIT
+# The throwaway cluster of scripts/cluster.sh, run by the clean copy's
+# programs: preloaded library, test secrets.
+PG_BIN=$clean_bin cluster_start package-cluster "$PORT"
+q() { "$clean_bin/psql" -qAtX -v ON_ERROR_STOP=1 "$@"; }
 check "the server loads the packaged library from its own libdir" "$libdir/identity.so" \
-      "$(grep -o "$libdir/identity.so" /proc/"$(head -1 "$work/data/postmaster.pid")"/maps | head -1)"
+      "$(grep -o "$libdir/identity.so" /proc/"$(head -1 "$CLUSTER_DIR/data/postmaster.pid")"/maps | head -1)"
 q -c "create extension identity"
 check "CREATE EXTENSION gives the packaged version" "$version" "$(q -c "select extversion from pg_extension where extname = 'identity'")"
 check "a signed JWT verifies" "00000000-0000-0000-0000-0000000000f1" \

@@ -344,27 +344,40 @@ fn sign_jwt(claims: Option<RawJsonb>, ttl: default!(Option<Interval>, "NULL")) -
     sign_jsonb(&claims, ttl)
 }
 
-/// sign_claims for a jsonb object, HS256 without a detour through serde:
-/// the stored jsonb is written out as JSON text (core::jsonb) and signed as
-/// is. With an active asymmetric key, or bytes the writer declines, the
-/// claims go through serde and sign_claims.
+/// sign_claims for a jsonb object without a detour through serde: the
+/// stored jsonb is written out as JSON text (core::jsonb) and signed as is,
+/// by the secret or the active key, so numbers keep their exact digits.
+/// Bytes the writer declines (it reads Postgres' binary jsonb, so only on a
+/// major it was checked against) go through jsonb_out's text instead, which
+/// is exact too; serde is never the path for a stored object.
 fn sign_jsonb(claims: &RawJsonb, ttl: i64) -> PgResult<String> {
-    let mut keys: Vec<&[u8]> = Vec::with_capacity(32);
-    let text = crate::core::jsonb::object_to_json(claims.bytes(), &mut |k| keys.push(k));
-    match (text, signer()?) {
-        (Some(text), Signer::Secret(key)) if crate::pg::jsonb::encoder_applies() => {
-            let present = |k: &str| keys.contains(&k.as_bytes());
-            issue(ttl, true, |std| {
-                jwt::sign_hs256_json(text, &present, &key, std)
-            })
+    if crate::pg::jsonb::encoder_applies() {
+        let mut keys: Vec<&[u8]> = Vec::with_capacity(32);
+        if let Some(text) =
+            crate::core::jsonb::object_to_json(claims.bytes(), &mut |k| keys.push(k))
+        {
+            return sign_text(text, &|k| keys.contains(&k.as_bytes()), ttl);
         }
-        (text, _) => {
-            let text = text.unwrap_or_else(|| claims.to_text().into_bytes());
-            match serde_json::from_slice(&text) {
-                Ok(Value::Object(m)) => sign_claims(m, ttl, true),
-                _ => Err(IdentityError::invalid("claims must be a JSON object").pg_error()),
-            }
-        }
+    }
+    // jsonb_out's text (`{"a": 1, ...}`), signed as is; serde reads it only
+    // for the key names.
+    let text = claims.to_text();
+    let names: Vec<String> = serde_json::from_str::<Map<String, Value>>(&text)
+        .map(|m| m.into_iter().map(|(k, _)| k).collect())
+        .map_err(|_| IdentityError::invalid("claims must be a JSON object").pg_error())?;
+    sign_text(text.into_bytes(), &|k| names.iter().any(|n| n == k), ttl)
+}
+
+/// Signs a compact JSON object's text as is (`present`: whether a standard
+/// claim is already in it), by the secret or the active key.
+fn sign_text(text: Vec<u8>, present: &dyn Fn(&str) -> bool, ttl: i64) -> PgResult<String> {
+    match signer()? {
+        Signer::Secret(key) => issue(ttl, true, |std| {
+            jwt::sign_hs256_json(text, present, &key, std)
+        }),
+        Signer::Key(crate::store::cache::ActiveKey { kid, alg, key }) => issue(ttl, true, |std| {
+            jwt::sign_with_key_json(text, present, &key, alg, &kid, std, &mut rand::rngs::OsRng)
+        }),
     }
 }
 
@@ -558,6 +571,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(same, Some(true));
+    }
+
+    /// With an active asymmetric key too, stored claims are signed as the
+    /// jsonb's own text: a fraction keeps its trailing zero and a 30-digit
+    /// numeric every digit (a serde round trip through f64 kept neither).
+    #[pg_test]
+    fn sign_jwt_with_a_signing_key_keeps_stored_claims_exactly() {
+        for alg in ["ES256", "EdDSA"] {
+            Spi::run(&format!(
+                "select identity.activate_signing_key(identity.generate_signing_key('{alg}'))"
+            ))
+            .unwrap();
+            let ok = Spi::get_one_with_args::<bool>(
+                "with c(j) as (select '{\"n\": 1.50, \"big\": 123456789012345678901234567890.5, \"s\": \"é\"}'::jsonb), \
+                      t(tok) as (select identity.sign_jwt(j) from c) \
+                 select identity.verify_jwt(tok) - 'iat' - 'exp' - 'jti' - 'aud' - 'iss' = j \
+                    and identity.verify_jwt(tok)->>'n' = '1.50' \
+                    and identity.decode_jwt(tok)->'header'->>'alg' = $1 from c, t",
+                &[alg.into()],
+            )
+            .unwrap();
+            assert_eq!(ok, Some(true), "{alg}");
+        }
     }
 
     /// A payload the fast encoder declines (fractions, exponents) still

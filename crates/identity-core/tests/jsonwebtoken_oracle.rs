@@ -267,3 +267,38 @@ fn jsonwebtoken_asymmetric_tokens_verify_with_ours_and_our_refusals_hold() {
         );
     }
 }
+
+#[test]
+fn claims_signed_as_text_keep_their_digits_and_verify_with_jsonwebtoken() {
+    use identity_core::jwt::sign_with_key_json;
+    let mut rng = StdRng::seed_from_u64(12);
+    let text = br#"{"sub":"8d6a1f3e-2c1b-4e5f-9a7b-1c2d3e4f5a6b","n":1.50,"big":123456789012345678901234567890.5}"#;
+    for alg in [Alg::Es256, Alg::Rs256, Alg::EdDsa] {
+        let p = pair(alg, 5);
+        let present = |k: &str| k == "sub";
+        let t = sign_with_key_json(
+            text.to_vec(),
+            &present,
+            &p.ours_sign,
+            alg,
+            "k1",
+            &standard(now(), 600),
+            &mut rng,
+        );
+        assert!(their_verdict(&t, &p.decoding, p.theirs).is_ok(), "{alg:?}");
+        assert_eq!(
+            our_verdict(&t, Some(&p.ours_verify), SECRET),
+            None,
+            "{alg:?}"
+        );
+        let payload = String::from_utf8(
+            base64::Engine::decode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                t.split('.').nth(1).unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(payload.starts_with(r#"{"sub":"8d6a1f3e-2c1b-4e5f-9a7b-1c2d3e4f5a6b","n":1.50,"big":123456789012345678901234567890.5,"iat":"#), "{payload}");
+    }
+}

@@ -11,24 +11,23 @@ use serde_json::{Map, Value};
 /// Signs with an asymmetric key: header {alg, typ, kid}; fills claims as
 /// `sign_hs256` does.
 pub fn sign_with_key<R: rand::RngCore + rand::CryptoRng>(
-    mut claims: Map<String, Value>,
+    claims: Map<String, Value>,
     key: &crate::keys::SigningKey,
     alg: crate::keys::Alg,
     kid: &str,
     standard: &Standard,
     rng: &mut R,
 ) -> String {
-    for (k, v) in standard.claims() {
-        claims.entry(k).or_insert(v);
-    }
-    let header = serde_json::json!({"alg": alg.name(), "typ": "JWT", "kid": kid});
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("serialisable")),
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&Value::Object(claims)).expect("serialisable"))
-    );
-    let sig = key.sign(input.as_bytes(), rng);
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    let text = serde_json::to_vec(&claims).expect("serialisable");
+    sign_with_key_json(
+        text,
+        &|k| claims.contains_key(k),
+        key,
+        alg,
+        kid,
+        standard,
+        rng,
+    )
 }
 
 /// The standard claims every issuer here adds where absent (given claims
@@ -69,11 +68,53 @@ pub fn sign_hs256(claims: Map<String, Value>, key: &HmacKey, standard: &Standard
 /// `Standard` gives, and the text is signed as is (no parse,
 /// no re-serialisation).
 pub fn sign_hs256_json(
-    mut payload: Vec<u8>,
+    payload: Vec<u8>,
     present: &dyn Fn(&str) -> bool,
     key: &HmacKey,
     standard: &Standard,
 ) -> String {
+    let payload = with_standard_claims(payload, present, standard);
+    let mut token = String::with_capacity(HS256_HEADER_B64.len() + payload.len() * 4 / 3 + 50);
+    token.push_str(HS256_HEADER_B64);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+    let sig = key.sign(token.as_bytes());
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(sig, &mut token);
+    token
+}
+
+/// `sign_with_key` over claims already serialised as a compact JSON object,
+/// as `sign_hs256_json` does for HS256: the text is signed as is, so a
+/// number keeps its exact digits (`1.50`, a 30-digit numeric), which a
+/// serde round trip through f64 would not.
+pub fn sign_with_key_json<R: rand::RngCore + rand::CryptoRng>(
+    payload: Vec<u8>,
+    present: &dyn Fn(&str) -> bool,
+    key: &crate::keys::SigningKey,
+    alg: crate::keys::Alg,
+    kid: &str,
+    standard: &Standard,
+    rng: &mut R,
+) -> String {
+    let payload = with_standard_claims(payload, present, standard);
+    let header = serde_json::json!({"alg": alg.name(), "typ": "JWT", "kid": kid});
+    let mut token = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("serialisable"));
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+    let sig = key.sign(token.as_bytes(), rng);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(sig, &mut token);
+    token
+}
+
+/// A compact JSON object's text with the standard claims `present` reports
+/// absent appended, with the values `Standard` gives.
+fn with_standard_claims(
+    mut payload: Vec<u8>,
+    present: &dyn Fn(&str) -> bool,
+    standard: &Standard,
+) -> Vec<u8> {
     debug_assert!(payload.first() == Some(&b'{') && payload.last() == Some(&b'}'));
     payload.pop();
     for (k, v) in standard.claims() {
@@ -86,12 +127,5 @@ pub fn sign_hs256_json(
         }
     }
     payload.push(b'}');
-    let mut token = String::with_capacity(HS256_HEADER_B64.len() + payload.len() * 4 / 3 + 50);
-    token.push_str(HS256_HEADER_B64);
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-    let sig = key.sign(token.as_bytes());
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(sig, &mut token);
-    token
+    payload
 }
