@@ -96,5 +96,27 @@ SQL
 )
 check "a standby session's cached state is valid, then sees the primary's revocation and suspension" \
       "before: true true|again: true true|after: session revoked / user suspended" "$(echo "$session" | paste -sd '|')"
+# A signing key revoked on the primary: a standby session that verified a
+# token with it (and cached the parsed key) refuses it once replayed.
+kid=$(p -c "select identity.generate_signing_key('EdDSA')")
+p -c "select identity.activate_signing_key('$kid')" >/dev/null
+keyed=$(p -c "select identity.sign_jwt('{\"sub\": \"00000000-0000-0000-0000-00000000a001\"}')")
+p -c "select identity.activate_signing_key(identity.generate_signing_key('ES256'))" >/dev/null
+wait_replay
+session=$(s -v ON_ERROR_STOP=1 <<SQL 2>&1
+select 'before: ' || (identity.try_verify_jwt('$keyed')).valid;
+\! $primary -c "select identity.revoke_signing_key('$kid')" >/dev/null
+do \$\$ begin
+  for i in 1..100 loop
+    exit when exists (select 1 from identity.signing_keys where kid = '$kid' and status = 'revoked');
+    perform pg_sleep(0.1);
+  end loop;
+end \$\$;
+select 'after: ' || (identity.try_verify_jwt('$keyed')).reason;
+select 'jwks: ' || count(*) from jsonb_array_elements(identity.jwks()->'keys') k where k->>'kid' = '$kid';
+SQL
+)
+check "a key revoked on the primary is refused by a standby session that used it" \
+      "before: true|after: key revoked|jwks: 0" "$(echo "$session" | paste -sd '|')"
 echo "standby: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -48,6 +48,33 @@ begin
 end
 $$;
 
+-- Signing keys can be revoked for good (identity.revoke_signing_key), as
+-- Supabase's signing keys can: a fourth state, and when it happened.
+alter table identity.signing_keys drop constraint signing_keys_status_check;
+alter table identity.signing_keys add constraint signing_keys_status_check
+    check (status in ('next', 'active', 'retired', 'revoked'));
+alter table identity.signing_keys add column revoked_at timestamptz;
+CREATE FUNCTION identity."revoke_signing_key"("kid" TEXT) RETURNS VOID
+    VOLATILE SECURITY DEFINER SET search_path TO pg_catalog, pg_temp
+    LANGUAGE c AS 'MODULE_PATHNAME', 'revoke_signing_key_wrapper';
+revoke all on function identity."revoke_signing_key"(text) from public;
+-- An admin-level function: every role granted the admin level under 0.1.0
+-- (which has identity.retire_signing_key) gets it, as grant_access does now.
+do $$
+declare
+    r regrole;
+begin
+    for r in
+        select distinct a.grantee::regrole
+        from pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+        where p.oid = 'identity.retire_signing_key(text)'::pg_catalog.regprocedure
+          and a.privilege_type = 'EXECUTE' and a.grantee <> 0 and a.grantee <> p.proowner
+    loop
+        execute pg_catalog.format('grant execute on function identity."revoke_signing_key"(text) to %s', r);
+    end loop;
+end
+$$;
+
 -- Every function has a comment (sql/comments.sql, repeated here: 0.1.0 had
 -- four).
 comment on function identity.custom_access_token_hook(jsonb) is
@@ -70,6 +97,8 @@ comment on function identity.activate_signing_key(text) is
     'Makes a key the one every issuer signs with; the previous active key is retired. Level admin; audited.';
 comment on function identity.retire_signing_key(text) is
     'Stops a key signing; it keeps verifying and stays in jwks() for 366 days. Level admin; audited.';
+comment on function identity.revoke_signing_key(text) is
+    'Revokes a signing key for good: tokens naming it are refused from the next verification on (key revoked), and it leaves jwks(); not the active key (55000). Level admin; audited.';
 comment on function identity.jwks() is
     'The public JWKS of the active, next and unexpired retired keys. Levels user, admin.';
 comment on function identity.revoke_jwt(text, timestamp with time zone) is

@@ -97,12 +97,14 @@ create table identity.signing_keys (
     public_jwk              jsonb not null check (pg_catalog.jsonb_typeof(public_jwk) = 'object'),
     -- AEAD ciphertext under identity.encryption_key, bound to kid.
     private_key_ciphertext  bytea not null,
-    status                  text not null default 'next' check (status in ('next', 'active', 'retired')),
+    status                  text not null default 'next' check (status in ('next', 'active', 'retired', 'revoked')),
     created_at              timestamptz not null default pg_catalog.now(),
     activated_at            timestamptz,
     retired_at              timestamptz,
     -- Retired keys stay in the JWKS until tokens they signed have expired.
-    expires_at              timestamptz
+    expires_at              timestamptz,
+    -- Revoked keys (identity.revoke_signing_key) verify nothing, for good.
+    revoked_at              timestamptz
 );
 -- At most one active signing key.
 create unique index signing_keys_one_active on identity.signing_keys ((true)) where status = 'active';

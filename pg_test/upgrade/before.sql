@@ -7,6 +7,8 @@ do $$ begin create role authenticated nologin; exception when duplicate_object t
 do $$ begin create role supabase_auth_admin nologin; exception when duplicate_object then null; end $$;
 select identity.grant_access('authenticated', 'user');
 select identity.grant_access('supabase_auth_admin', 'hook');
+do $$ begin create role service_role nologin; exception when duplicate_object then null; end $$;
+select identity.grant_access('service_role', 'admin');
 create table public.before (k text primary key, v text not null);
 -- Whether an API token is refused as unauthenticated (28000).
 create function public.refused(token text) returns boolean language plpgsql as $$

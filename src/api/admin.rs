@@ -78,6 +78,7 @@ pub const ADMIN_ONLY_FUNCTIONS: &[&str] = &[
     "identity.generate_signing_key(text)",
     "identity.activate_signing_key(text)",
     "identity.retire_signing_key(text)",
+    "identity.revoke_signing_key(text)",
     // System-only acts of sections 6, 7 and 9.
     "identity.create_organization(text)",
     "identity.provision_user(text, text, text, text, uuid, uuid)",

@@ -210,8 +210,11 @@ fn with_cfg<R>(audience: Option<&str>, f: impl FnOnce(&VerifyConfig) -> R) -> R 
 /// kid (an asymmetric-only deployment needs none).
 fn resolver(now: i64) -> impl FnOnce(Option<&str>) -> Result<jwt::KeyChoice, IdentityError> {
     move |kid| match kid {
-        Some(kid) => Ok(crate::api::keys::verifying_key(kid, now)?
-            .map_or(jwt::KeyChoice::UnknownKid, jwt::KeyChoice::Public)),
+        Some(kid) => Ok(match crate::api::keys::verifying_key(kid, now)? {
+            crate::api::keys::KeyLookup::Usable(k) => jwt::KeyChoice::Public(k),
+            crate::api::keys::KeyLookup::Revoked => jwt::KeyChoice::RevokedKid,
+            crate::api::keys::KeyLookup::Unknown => jwt::KeyChoice::UnknownKid,
+        }),
         None => Ok(jwt::KeyChoice::Secret(hmac_key()?)),
     }
 }

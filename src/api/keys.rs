@@ -42,21 +42,35 @@ pub fn encryption_key() -> Result<[u8; 32], IdentityError> {
     aead::parse_key(&text)
 }
 
-/// The public key named `kid`, if it may verify tokens now: active, next, or
-/// retired and not yet expired.
-pub fn verifying_key(kid: &str, now: i64) -> Result<Option<Rc<VerifyingKey>>, IdentityError> {
+/// What a token's kid names.
+pub enum KeyLookup {
+    /// A key that may verify tokens now: active, next, or retired and not yet
+    /// expired.
+    Usable(Rc<VerifyingKey>),
+    /// A revoked key: refused as such ("key revoked").
+    Revoked,
+    /// No key, or a retired one past its expiry.
+    Unknown,
+}
+
+/// The public key named `kid`. The row's state is read at every call (one
+/// index probe under the current snapshot), so a revocation counts from the
+/// next verification on every connection, and on a standby once replayed;
+/// only the parsed key is cached.
+pub fn verifying_key(kid: &str, now: i64) -> Result<KeyLookup, IdentityError> {
     let row = probe::probe(&tables::SIGNING_KEYS, probe::Key::Text(kid), |r| {
         (r.text(0), r.jsonb(1), r.text(2), r.epoch_seconds(3))
     });
     let Some((Some(alg), jwk, Some(status), expires)) = row else {
-        return Ok(None);
+        return Ok(KeyLookup::Unknown);
     };
-    let usable = KeyStatus::parse(&status).is_some_and(|st| st.verifies(expires, now));
-    if !usable {
-        return Ok(None);
+    match KeyStatus::parse(&status) {
+        Some(KeyStatus::Revoked) => return Ok(KeyLookup::Revoked),
+        Some(st) if st.verifies(expires, now) => {}
+        _ => return Ok(KeyLookup::Unknown),
     }
     if let Some(k) = VERIFYING.with(|c| c.borrow().get(kid).cloned()) {
-        return Ok(Some(k));
+        return Ok(KeyLookup::Usable(k));
     }
     let alg = Alg::parse(&alg)
         .ok_or_else(|| IdentityError::not_configured("signing key has an unknown alg"))?;
@@ -67,7 +81,7 @@ pub fn verifying_key(kid: &str, now: i64) -> Result<Option<Rc<VerifyingKey>>, Id
     };
     let k = Rc::new(VerifyingKey::from_jwk(alg, &jwk)?);
     VERIFYING.with(|c| c.borrow_mut().insert(kid.to_string(), k.clone()));
-    Ok(Some(k))
+    Ok(KeyLookup::Usable(k))
 }
 
 /// The active asymmetric key (kid, alg, parsed private key), if any.
@@ -163,6 +177,11 @@ fn activate_signing_key(kid: Option<&str>) -> PgResult<()> {
                     .pg_error(),
             )
         }
+        Some(Some(KeyStatus::Revoked)) => {
+            return Err(
+                IdentityError::invalid("a revoked signing key cannot be activated").pg_error(),
+            )
+        }
         _ => {}
     }
     spi::run(
@@ -189,9 +208,60 @@ fn retire_signing_key(kid: Option<&str>) -> PgResult<()> {
         &[kid.into(), (RETIRED_KEY_SECONDS as f64).into()],
     )?;
     if found.is_none() {
-        return Err(IdentityError::new(Kind::NotFound, "signing key does not exist").pg_error());
+        return Err(match key_status(kid)? {
+            Some(KeyStatus::Revoked) => {
+                IdentityError::invalid("a revoked signing key stays revoked").pg_error()
+            }
+            _ => IdentityError::new(Kind::NotFound, "signing key does not exist").pg_error(),
+        });
     }
     audit("signing_key.retired", kid, json!({}))
+}
+
+/// A key's state, None when it does not exist.
+fn key_status(kid: &str) -> PgResult<Option<KeyStatus>> {
+    Ok(spi::one::<String>(
+        "select status from identity.signing_keys where kid = $1",
+        &[kid.into()],
+    )?
+    .as_deref()
+    .and_then(KeyStatus::parse))
+}
+
+/// Revokes `kid` for good: from the next verification on, on every
+/// connection and standby, tokens naming it are refused ("key revoked"), and
+/// it leaves jwks(). The active key cannot be revoked until another is
+/// activated (55000). Revoking a revoked key changes nothing; no function
+/// makes a revoked key usable again.
+#[pg_extern(schema = "identity", volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn revoke_signing_key(kid: Option<&str>) -> PgResult<()> {
+    let kid = required(kid, "kid is required").pg()?;
+    let status = spi::column_mut::<String>(
+        "select status from identity.signing_keys where kid = $1 for update",
+        &[kid.into()],
+    )?;
+    match status.first().map(|st| KeyStatus::parse(st)) {
+        None => Err(IdentityError::new(Kind::NotFound, "signing key does not exist").pg_error()),
+        Some(Some(KeyStatus::Active)) => Err(IdentityError::not_configured(
+            "the active signing key cannot be revoked",
+        )
+        .hint("activate another key first (identity.activate_signing_key), then revoke this one")
+        .pg_error()),
+        Some(Some(KeyStatus::Revoked)) => Ok(()),
+        Some(_) => {
+            spi::run(
+                "update identity.signing_keys set status = 'revoked', revoked_at = pg_catalog.now() \
+                 where kid = $1",
+                &[kid.into()],
+            )?;
+            audit(
+                "signing_key.revoked",
+                kid,
+                json!({"previous_status": status[0]}),
+            )
+        }
+    }
 }
 
 /// `{"keys": [...]}`: the public JWKs of the active, next and not-yet-expired

@@ -11,12 +11,14 @@ use serde_json::{json, Map, Value};
 
 /// A signing key's state (identity.signing_keys.status), as Supabase's
 /// signing keys name them: standby (`next`), current (`active`), previously
-/// used (`retired`).
+/// used (`retired`), and `revoked` (compromised: refused at once, never
+/// again usable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStatus {
     Next,
     Active,
     Retired,
+    Revoked,
 }
 
 impl KeyStatus {
@@ -25,6 +27,7 @@ impl KeyStatus {
             "next" => Some(KeyStatus::Next),
             "active" => Some(KeyStatus::Active),
             "retired" => Some(KeyStatus::Retired),
+            "revoked" => Some(KeyStatus::Revoked),
             _ => None,
         }
     }
@@ -34,6 +37,7 @@ impl KeyStatus {
             KeyStatus::Next => "next",
             KeyStatus::Active => "active",
             KeyStatus::Retired => "retired",
+            KeyStatus::Revoked => "revoked",
         }
     }
 
@@ -43,6 +47,7 @@ impl KeyStatus {
         match self {
             KeyStatus::Active | KeyStatus::Next => true,
             KeyStatus::Retired => expires_at.is_none_or(|e| e > now),
+            KeyStatus::Revoked => false,
         }
     }
 }
@@ -238,13 +243,19 @@ mod tests {
 
     #[test]
     fn a_retired_key_verifies_until_it_expires_and_states_round_trip() {
-        for st in [KeyStatus::Next, KeyStatus::Active, KeyStatus::Retired] {
+        for st in [
+            KeyStatus::Next,
+            KeyStatus::Active,
+            KeyStatus::Retired,
+            KeyStatus::Revoked,
+        ] {
             assert_eq!(KeyStatus::parse(st.as_str()), Some(st));
         }
         assert_eq!(KeyStatus::parse("revoked?"), None);
         assert!(KeyStatus::Retired.verifies(Some(101), 100));
         assert!(!KeyStatus::Retired.verifies(Some(100), 100));
         assert!(KeyStatus::Next.verifies(Some(0), 100));
+        assert!(!KeyStatus::Revoked.verifies(None, 100));
     }
 
     use super::*;

@@ -199,6 +199,8 @@ pub enum KeyChoice {
     Public(std::rc::Rc<crate::keys::VerifyingKey>),
     /// A `kid` naming no acceptable key.
     UnknownKid,
+    /// A `kid` naming a revoked key.
+    RevokedKid,
 }
 
 /// Runs every stateless check of a token in order, recording each; stops at
@@ -277,16 +279,23 @@ pub fn check_with<C: Claims>(
         }
     };
     let key = resolve(kid)?;
-    if matches!(key, KeyChoice::UnknownKid) {
-        push(CheckName::Kid, false, Some("unknown kid".into()));
-        return Ok((checks, None));
+    match key {
+        KeyChoice::UnknownKid => {
+            push(CheckName::Kid, false, Some("unknown kid".into()));
+            return Ok((checks, None));
+        }
+        KeyChoice::RevokedKid => {
+            push(CheckName::Kid, false, Some(KEY_REVOKED.into()));
+            return Ok((checks, None));
+        }
+        _ => {}
     }
     // alg allow-list: exactly the selected key's algorithm ("none", and any
     // other algorithm, are refused).
     let allowed = match &key {
         KeyChoice::Secret(_) => "HS256",
         KeyChoice::Public(k) => k.alg().name(),
-        KeyChoice::UnknownKid => unreachable!(),
+        KeyChoice::UnknownKid | KeyChoice::RevokedKid => unreachable!(),
     };
     let alg = if header.is_none() {
         "HS256"
@@ -318,7 +327,7 @@ pub fn check_with<C: Claims>(
         KeyChoice::Public(k) => {
             b64_decode(parts.signature_b64).is_some_and(|sig| k.verify(input, &sig))
         }
-        KeyChoice::UnknownKid => false,
+        KeyChoice::UnknownKid | KeyChoice::RevokedKid => false,
     };
     if !push(
         CheckName::Signature,
@@ -442,12 +451,16 @@ pub fn first_refusal(checks: &[Check]) -> Option<Refusal> {
 }
 
 /// The one-line message for a refused token (reasons go in DETAIL).
+/// The kid check's detail for a revoked key.
+pub const KEY_REVOKED: &str = "key revoked";
+
 pub fn refusal_message(r: &Refusal) -> &'static str {
     match (r.check, r.reason.as_str()) {
         (CheckName::Exp, "no exp claim") => "JWT has no exp claim",
         (CheckName::Exp, _) => "JWT has expired",
         (CheckName::Format, _) => "JWT is malformed",
         (CheckName::Alg, _) => "JWT algorithm is not allowed",
+        (CheckName::Kid, KEY_REVOKED) => "JWT signing key has been revoked",
         (CheckName::Kid, _) => "JWT key id is unknown",
         (CheckName::Crit, _) => "JWT has an unsupported critical header",
         (CheckName::Signature, _) => "JWT signature is invalid",
@@ -743,6 +756,43 @@ mod hs256_tests {
         )
         .unwrap();
         first_refusal(&checks).map(|r| r.reason)
+    }
+
+    #[test]
+    fn a_revoked_kid_is_refused_as_revoked_before_any_signature_math() {
+        use crate::keys::{generate, Alg, SigningKey};
+        use rand::rngs::StdRng;
+        use rand::SeedableRng;
+        let mut rng = StdRng::seed_from_u64(9);
+        let (der, _) = generate(Alg::EdDsa, "gone", &mut rng);
+        let sk = SigningKey::from_pkcs8(Alg::EdDsa, &der).unwrap();
+        let std = Standard {
+            now: NOW,
+            ttl: 60,
+            jti: "j",
+            issuer: None,
+            audience: Some("authenticated"),
+        };
+        let t = sign_with_key(
+            claims(json!({"sub": "u"})),
+            &sk,
+            Alg::EdDsa,
+            "gone",
+            &std,
+            &mut rng,
+        );
+        let (checks, c) = check_with(
+            &t,
+            &cfg(),
+            |_| Ok(KeyChoice::RevokedKid),
+            |_| Err::<Map<String, Value>, _>("never parsed".to_string()),
+        )
+        .unwrap();
+        assert!(c.is_none());
+        let r = first_refusal(&checks).unwrap();
+        assert_eq!((r.check, r.reason.as_str()), (CheckName::Kid, KEY_REVOKED));
+        assert_eq!(refusal_message(&r), "JWT signing key has been revoked");
+        assert!(checks.iter().all(|c| c.name != CheckName::Signature));
     }
 
     #[test]
