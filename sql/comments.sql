@@ -24,6 +24,8 @@ comment on function identity.retire_signing_key(text) is
     'Stops a key signing; it keeps verifying and stays in jwks() for 366 days. Level admin; audited.';
 comment on function identity.revoke_signing_key(text) is
     'Revokes a signing key for good: tokens naming it are refused from the next verification on (key revoked), and it leaves jwks(); not the active key (55000). Level admin; audited.';
+comment on function identity.rekey(integer) is
+    'Re-seals up to batch_size credentials and private signing keys under the current identity.encryption_key; returns how many; call until 0, then the previous keys can go. Level admin, system only; audited.';
 comment on function identity.jwks() is
     'The public JWKS of the active, next and unexpired retired keys. Levels user, admin.';
 comment on function identity.revoke_jwt(text, timestamp with time zone) is

@@ -58,8 +58,17 @@ CREATE FUNCTION identity."revoke_signing_key"("kid" TEXT) RETURNS VOID
     VOLATILE SECURITY DEFINER SET search_path TO pg_catalog, pg_temp
     LANGUAGE c AS 'MODULE_PATHNAME', 'revoke_signing_key_wrapper';
 revoke all on function identity."revoke_signing_key"(text) from public;
--- An admin-level function: every role granted the admin level under 0.1.0
--- (which has identity.retire_signing_key) gets it, as grant_access does now.
+
+-- The encryption key can be rotated: every value sealed from now on names
+-- its key (format 2; 0.1.0's format-1 values still open), and
+-- identity.rekey re-seals what an earlier key sealed.
+CREATE FUNCTION identity."rekey"("batch_size" INT DEFAULT 1000) RETURNS bigint
+    VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'rekey_wrapper';
+revoke all on function identity."rekey"(integer) from public;
+
+-- Both are admin-level functions: every role granted the admin level under
+-- 0.1.0 (which has identity.retire_signing_key) gets them, as grant_access
+-- does now.
 do $$
 declare
     r regrole;
@@ -71,6 +80,7 @@ begin
           and a.privilege_type = 'EXECUTE' and a.grantee <> 0 and a.grantee <> p.proowner
     loop
         execute pg_catalog.format('grant execute on function identity."revoke_signing_key"(text) to %s', r);
+        execute pg_catalog.format('grant execute on function identity."rekey"(integer) to %s', r);
     end loop;
 end
 $$;
@@ -99,6 +109,8 @@ comment on function identity.retire_signing_key(text) is
     'Stops a key signing; it keeps verifying and stays in jwks() for 366 days. Level admin; audited.';
 comment on function identity.revoke_signing_key(text) is
     'Revokes a signing key for good: tokens naming it are refused from the next verification on (key revoked), and it leaves jwks(); not the active key (55000). Level admin; audited.';
+comment on function identity.rekey(integer) is
+    'Re-seals up to batch_size credentials and private signing keys under the current identity.encryption_key; returns how many; call until 0, then the previous keys can go. Level admin, system only; audited.';
 comment on function identity.jwks() is
     'The public JWKS of the active, next and unexpired retired keys. Levels user, admin.';
 comment on function identity.revoke_jwt(text, timestamp with time zone) is

@@ -56,8 +56,8 @@ reset role;
 update identity.signing_keys set expires_at = now() - interval '1 second' where kid = (select kid from t.keys where alg = 'ES256');
 select t.err(format('select identity.verify_jwt(%L)', token)) as expired_key from tok where name = 'es256';
 select count(*) as es256_in_jwks from jsonb_array_elements(identity.jwks()->'keys') k where k->>'alg' = 'ES256' and k->>'kid' = (select kid from t.keys where alg = 'ES256');
--- Private keys at rest: versioned AEAD ciphertext, never DER in clear.
-select count(*) as keys, bool_and(get_byte(private_key_ciphertext, 0) = 1) as sealed,
+-- Private keys at rest: versioned AEAD ciphertext (format 2: the sealing key's id in bytes 2-9), never DER in clear.
+select count(*) as keys, bool_and(get_byte(private_key_ciphertext, 0) = 2) as sealed,
        bool_and(position('\x3082'::bytea in private_key_ciphertext) <> 1) as no_der_header
 from identity.signing_keys;
 -- A new backend (no cached keys) with the wrong encryption key cannot sign.

@@ -79,6 +79,7 @@ pub const ADMIN_ONLY_FUNCTIONS: &[&str] = &[
     "identity.activate_signing_key(text)",
     "identity.retire_signing_key(text)",
     "identity.revoke_signing_key(text)",
+    "identity.rekey(integer)",
     // System-only acts of sections 6, 7 and 9.
     "identity.create_organization(text)",
     "identity.provision_user(text, text, text, text, uuid, uuid)",

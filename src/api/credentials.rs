@@ -54,15 +54,10 @@ fn amount_arg(v: &AnyNumeric, what: &'static str) -> Result<(), IdentityError> {
     Ok(())
 }
 
-fn seal(key: &[u8; 32], id: &str, org: Option<&str>, secret: &str) -> Vec<u8> {
+fn seal(key: &aead::Keyring, id: &str, org: Option<&str>, secret: &str) -> Vec<u8> {
     let mut nonce = [0u8; aead::NONCE_LEN];
     OsRng.fill_bytes(&mut nonce);
-    aead::seal(
-        key,
-        nonce,
-        secret.as_bytes(),
-        &rules::credential_aad(id, org),
-    )
+    key.seal(nonce, secret.as_bytes(), &rules::credential_aad(id, org))
 }
 
 /// Moves user `user`'s credentials to organization `new_org` (update_user
@@ -96,12 +91,9 @@ pub fn follow_owner(user: UserId, new_org: Option<OrgId>) -> PgResult<usize> {
         )?
         .ok_or_else(|| authz::not_found("credential does not exist"))
         .pg()?;
-        let plain = aead::open(
-            &key,
-            &sealed,
-            &rules::credential_aad(&id_text, old.as_deref()),
-        )
-        .pg()?;
+        let plain = key
+            .open(&sealed, &rules::credential_aad(&id_text, old.as_deref()))
+            .pg()?;
         let secret = String::from_utf8(plain)
             .map_err(|_| IdentityError::not_configured("secret cannot be decrypted"))
             .pg()?;
@@ -563,12 +555,12 @@ fn reveal_credential_secret(credential_id: Option<Uuid>) -> PgResult<String> {
         .ok_or_else(|| authz::not_found("credential does not exist"))
         .pg()?;
         let org = f.org.map(|o| o.text());
-        let plain = aead::open(
-            &key,
-            &sealed,
-            &rules::credential_aad(&uuid_text(id.as_bytes()), org.as_deref()),
-        )
-        .pg()?;
+        let plain = key
+            .open(
+                &sealed,
+                &rules::credential_aad(&uuid_text(id.as_bytes()), org.as_deref()),
+            )
+            .pg()?;
         let text = String::from_utf8(plain)
             .map_err(|_| IdentityError::not_configured("secret cannot be decrypted"))
             .pg()?;

@@ -18,7 +18,10 @@ use serde_json::{json, Map, Value};
 
 /// The HS256 secret, or 55000 with how to set it (never the value).
 fn checked_secret(s: Option<&[u8]>) -> Result<&[u8], IdentityError> {
-    let hint = "ALTER SYSTEM SET identity.jwt_secret = '<at least 32 random bytes>'; SELECT pg_reload_conf();";
+    // Not ALTER SYSTEM: pg_stat_statements keeps that statement, secret and
+    // all, and log_statement = 'ddl' logs it.
+    let hint = "set identity.jwt_secret (at least 32 random bytes) in postgresql.conf or a file it includes, \
+                readable only by the server's OS user, then SELECT pg_reload_conf()";
     let s = s.ok_or_else(|| {
         IdentityError::not_configured("identity.jwt_secret is not set").hint(hint)
     })?;

@@ -34,12 +34,23 @@ fn aad(kid: &str) -> Vec<u8> {
     format!("identity.signing_keys:{kid}").into_bytes()
 }
 
-pub fn encryption_key() -> Result<[u8; 32], IdentityError> {
+/// The encryption keyring: identity.encryption_key (seals, and opens) and
+/// identity.previous_encryption_keys (open only, until identity.rekey has
+/// re-sealed what they sealed).
+pub fn encryption_key() -> Result<aead::Keyring, IdentityError> {
     let text = gucs::encryption_key().ok_or_else(|| {
         IdentityError::not_configured("identity.encryption_key is not set")
-            .hint("ALTER SYSTEM SET identity.encryption_key = '<openssl rand -base64 32>'; SELECT pg_reload_conf();")
+            .hint(
+                "set identity.encryption_key (openssl rand -base64 32) in postgresql.conf or a file it \
+                 includes, readable only by the server's OS user, then SELECT pg_reload_conf()",
+            )
     })?;
-    aead::parse_key(&text)
+    let current = aead::parse_key(&text)?;
+    let previous = match gucs::previous_encryption_keys() {
+        Some(p) => aead::parse_previous_keys(&p)?,
+        None => Vec::new(),
+    };
+    Ok(aead::Keyring::new(current, previous))
 }
 
 /// What a token's kid names.
@@ -109,7 +120,7 @@ fn read_active_signing_key() -> Result<Option<ActiveKey>, IdentityError> {
     if let Some(k) = SIGNING.with(|c| c.borrow().get(&kid).cloned()) {
         return Ok(Some(ActiveKey { kid, alg, key: k }));
     }
-    let der = aead::open(&encryption_key()?, &sealed, &aad(&kid))?;
+    let der = encryption_key()?.open(&sealed, &aad(&kid))?;
     let k = Rc::new(SigningKey::from_pkcs8(alg, &der)?);
     SIGNING.with(|c| c.borrow_mut().insert(kid.clone(), k.clone()));
     Ok(Some(ActiveKey { kid, alg, key: k }))
@@ -148,7 +159,7 @@ fn generate_signing_key(alg: default!(Option<&str>, "'ES256'")) -> PgResult<Stri
     let (der, jwk) = keys::generate(alg, &kid, &mut OsRng);
     let mut nonce = [0u8; aead::NONCE_LEN];
     rand::RngCore::fill_bytes(&mut OsRng, &mut nonce);
-    let sealed = aead::seal(&enc, nonce, &der, &aad(&kid));
+    let sealed = enc.seal(nonce, &der, &aad(&kid));
     spi::run(
         "insert into identity.signing_keys (kid, alg, public_jwk, private_key_ciphertext, status) values ($1, $2, $3, $4, 'next')",
         &[kid.as_str().into(), alg.name().into(), JsonB(Value::Object(jwk)).into(), sealed.as_slice().into()],
@@ -273,4 +284,109 @@ fn jwks() -> PgResult<JsonB> {
         spi::one::<JsonB>(include_str!("../../sql/queries/keys_jwks.sql"), &[])?
             .unwrap_or(JsonB(json!({"keys": []}))),
     )
+}
+
+/// `e` with the row it is about in DETAIL (ids only, never a secret).
+fn row_named(mut e: IdentityError, what: &str, id: &str) -> IdentityError {
+    let d = e.detail.take().map_or(String::new(), |d| format!("; {d}"));
+    e.detail = Some(format!("{what} {id}{d}"));
+    e
+}
+
+/// Re-seals credentials and private signing keys that are not under the
+/// current identity.encryption_key (sealed by a key now in
+/// identity.previous_encryption_keys, or by 0.1.0), at most `batch_size`
+/// of them, and returns how many it re-sealed. Call it until it returns 0
+/// (each call in its own transaction: resumable, and every batch commits
+/// on its own); then the previous keys can be dropped with nothing lost.
+/// Safe while other sessions read and write: the rows of a batch are locked
+/// (a concurrent change of one waits, or re-seals it first, and then it is
+/// not in the batch). System only (the admin level without claims); audited.
+#[pg_extern(schema = "identity", volatile)]
+fn rekey(batch_size: default!(Option<i32>, 1000)) -> PgResult<i64> {
+    let s = crate::api::actor::subject()?;
+    crate::core::authz::require_system(&s, "only system may re-seal secrets").pg()?;
+    let batch = batch_size.unwrap_or(0);
+    if !(1..=100_000).contains(&batch) {
+        return Err(IdentityError::invalid("batch_size must be 1 to 100000").pg_error());
+    }
+    let ring = encryption_key().pg()?;
+    let current = ring.current_id().to_vec();
+    // encode(bytea, 'base64') wraps its output every 76 characters.
+    let b64 = |v: &Value, k: &str| {
+        let text: String = v[k]
+            .as_str()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|_| IdentityError::not_configured("secret cannot be decrypted"))
+    };
+    spi::privileged(|| {
+        let mut credentials = 0i64;
+        let rows = spi::column_mut::<JsonB>(
+            include_str!("../../sql/queries/keys_rekey_credentials.sql"),
+            &[current.as_slice().into(), (batch as i64).into()],
+        )?;
+        for JsonB(r) in &rows {
+            pgrx::check_for_interrupts!();
+            let id = r["id"].as_str().unwrap_or_default();
+            let org = r["organization_id"].as_str();
+            let aad = crate::core::users::credential_aad(id, org);
+            // A value no configured key opens stops the run (55000), naming
+            // the row: nothing is skipped, so 0 means every value is re-sealed.
+            let plain = ring
+                .open(&b64(r, "ciphertext").pg()?, &aad)
+                .map_err(|e| row_named(e, "credential", id))
+                .pg()?;
+            let mut nonce = [0u8; aead::NONCE_LEN];
+            rand::RngCore::fill_bytes(&mut OsRng, &mut nonce);
+            let sealed = ring.seal(nonce, &plain, &aad);
+            let id = pgrx::Uuid::from_bytes(
+                crate::core::claims::uuid_bytes(id).expect("a credential id is a uuid"),
+            );
+            spi::run(
+                "update identity.credentials set ciphertext = $2 where id = $1",
+                &[id.into(), sealed.into()],
+            )?;
+            credentials += 1;
+        }
+        let mut signing_keys = 0i64;
+        let left = batch as i64 - credentials;
+        if left > 0 {
+            let rows = spi::column_mut::<JsonB>(
+                include_str!("../../sql/queries/keys_rekey_signing_keys.sql"),
+                &[current.as_slice().into(), left.into()],
+            )?;
+            for JsonB(r) in &rows {
+                pgrx::check_for_interrupts!();
+                let kid = r["kid"].as_str().unwrap_or_default();
+                let plain = ring
+                    .open(&b64(r, "ciphertext").pg()?, &aad(kid))
+                    .map_err(|e| row_named(e, "signing key", kid))
+                    .pg()?;
+                let mut nonce = [0u8; aead::NONCE_LEN];
+                rand::RngCore::fill_bytes(&mut OsRng, &mut nonce);
+                let sealed = ring.seal(nonce, &plain, &aad(kid));
+                spi::run(
+                    "update identity.signing_keys set private_key_ciphertext = $2 where kid = $1",
+                    &[kid.into(), sealed.into()],
+                )?;
+                signing_keys += 1;
+            }
+        }
+        if credentials + signing_keys > 0 {
+            spi::audit(spi::Audit {
+                actor_id: None,
+                actor_kind: "system",
+                organization_id: None,
+                action: "encryption.rekeyed",
+                target_type: "encryption_key",
+                target_id: Some(&aead::key_id_hex(&ring.current_id())),
+                details: json!({"credentials": credentials, "signing_keys": signing_keys}),
+            })?;
+        }
+        Ok(credentials + signing_keys)
+    })
 }

@@ -34,6 +34,8 @@ pub static JWT_AUDIENCE: GucSetting<Option<CString>> =
 pub static JWT_LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(30);
 pub static ACCESS_TOKEN_TTL: GucSetting<i32> = GucSetting::<i32>::new(3600);
 pub static ENCRYPTION_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static PREVIOUS_ENCRYPTION_KEYS: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
 pub static CLAIMS_SOURCE: GucSetting<ClaimsSource> =
     GucSetting::<ClaimsSource>::new(ClaimsSource::Request);
 pub static TRIAL_DAYS: GucSetting<i32> = GucSetting::<i32>::new(14);
@@ -121,6 +123,17 @@ pub fn init() {
             c"32-byte key, base64, that encrypts secrets at rest.",
             c"Superuser-only; never shown by SHOW or pg_settings.",
             &ENCRYPTION_KEY,
+            GucContext::Suset,
+            secret_flags,
+            None,
+            None,
+            Some(mask_secret),
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"identity.previous_encryption_keys",
+            c"Earlier encryption keys (base64, comma-separated) still accepted for decryption.",
+            c"Superuser-only, hidden like identity.encryption_key; drop a key once identity.rekey() returned 0.",
+            &PREVIOUS_ENCRYPTION_KEYS,
             GucContext::Suset,
             secret_flags,
             None,
@@ -284,6 +297,10 @@ pub fn with_jwt_audience_issuer<R>(f: impl FnOnce(Option<&str>, Option<&str>) ->
 
 pub fn encryption_key() -> Option<String> {
     string(&ENCRYPTION_KEY)
+}
+
+pub fn previous_encryption_keys() -> Option<String> {
+    string(&PREVIOUS_ENCRYPTION_KEYS)
 }
 
 pub fn jwt_issuer() -> Option<String> {

@@ -47,7 +47,7 @@ pub struct IdentityError {
     pub kind: Kind,
     pub message: &'static str,
     pub detail: Option<String>,
-    pub hint: Option<&'static str>,
+    pub hint: Option<std::borrow::Cow<'static, str>>,
 }
 
 impl IdentityError {
@@ -77,8 +77,8 @@ impl IdentityError {
         self.detail = Some(detail.into());
         self
     }
-    pub fn hint(mut self, hint: &'static str) -> Self {
-        self.hint = Some(hint);
+    pub fn hint(mut self, hint: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        self.hint = Some(hint.into());
         self
     }
     pub fn sqlstate(&self) -> &'static str {
