@@ -35,6 +35,7 @@ mod identity {}
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     pg::gucs::init();
+    pg::redact::install();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

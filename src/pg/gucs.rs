@@ -34,6 +34,7 @@ pub static JWT_AUDIENCE: GucSetting<Option<CString>> =
 pub static JWT_LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(30);
 pub static ACCESS_TOKEN_TTL: GucSetting<i32> = GucSetting::<i32>::new(3600);
 pub static ENCRYPTION_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static REDACT_LOGS: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static PREVIOUS_ENCRYPTION_KEYS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 pub static CLAIMS_SOURCE: GucSetting<ClaimsSource> =
@@ -191,6 +192,14 @@ pub fn init() {
             None,
         );
     }
+    GucRegistry::define_bool_guc(
+        c"identity.redact_logs",
+        c"Redact API tokens, JWTs and secret arguments from every server log line (and error).",
+        c"Superuser-only; on by default. Turning it off lets statement logging write secrets.",
+        &REDACT_LOGS,
+        GucContext::Suset,
+        keep,
+    );
     GucRegistry::define_int_guc(
         c"identity.trial_days",
         c"Length of the trial subscription provision_user creates (0: none).",
@@ -297,6 +306,10 @@ pub fn with_jwt_audience_issuer<R>(f: impl FnOnce(Option<&str>, Option<&str>) ->
 
 pub fn encryption_key() -> Option<String> {
     string(&ENCRYPTION_KEY)
+}
+
+pub fn redact_logs() -> bool {
+    REDACT_LOGS.get()
 }
 
 pub fn previous_encryption_keys() -> Option<String> {

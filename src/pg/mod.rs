@@ -12,4 +12,5 @@ pub mod ids;
 pub mod inval;
 pub mod jsonb;
 pub mod probe;
+pub mod redact;
 pub mod spi;

@@ -14,6 +14,7 @@ pub mod input;
 pub mod jsonb;
 pub mod jwt;
 pub mod keys;
+pub mod redact;
 pub mod request;
 pub mod signatures;
 pub mod token;

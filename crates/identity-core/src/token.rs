@@ -31,6 +31,22 @@ pub fn validate_prefix(prefix: &str) -> Result<()> {
     }
 }
 
+/// Whether `token` has the API token shape (`<prefix>_<30 base62><6 base62>`,
+/// any valid prefix) and its checksum holds: how log redaction recognises
+/// one without knowing identity.token_prefix.
+pub fn looks_like_token(token: &str) -> bool {
+    let Some((prefix, rest)) = token.rsplit_once('_') else {
+        return false;
+    };
+    validate_prefix(prefix).is_ok()
+        && rest.len() == RANDOM_LEN + CHECKSUM_LEN
+        && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        && {
+            let body = &token[..token.len() - CHECKSUM_LEN];
+            checksum(body) == token.as_bytes()[token.len() - CHECKSUM_LEN..]
+        }
+}
+
 fn base62_fixed(mut n: u32) -> [u8; CHECKSUM_LEN] {
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
