@@ -20,7 +20,7 @@ SRC = "backup_src"
 BIN = os.environ["PG_BIN"]  # the server's major (scripts/pg.sh)
 TABLES = ["organizations", "users", "deleted_users", "api_tokens", "signing_keys", "revoked_jwts",
           "revoked_sessions", "credentials", "credential_usage", "subscriptions", "feature_flags",
-          "feature_flag_overrides", "audit_log", "events"]
+          "feature_flag_overrides", "audit_log", "audit_chain_tips", "events"]
 
 
 def connect(db):
@@ -184,6 +184,9 @@ def check_restored(db, w, long_lived=None):
         uid = one(c, "select identity.provision_user('idp|after-restore', 'after@backup.test')->'user'->>'id'")
         assert one(c, "select min(id) from identity.audit_log where target_id = %s", [uid]) > top_audit
         assert one(c, "select min(id) from identity.events where user_id = %s", [uid]) > top_event
+        # The audit trail's hash chains came back intact, and new rows extend them.
+        v = one(c, "select identity.verify_audit_log()")
+        assert v["valid"] and v["rows_checked"] == one(c, "select count(*) from identity.audit_log"), v
         # The deleted user's id is still never provisioned again.
         with pytest.raises(psycopg.Error):
             c.execute("select identity.provision_user('idp|dave-again', 'dave2@backup.test', user_id => %s)",

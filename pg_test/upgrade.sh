@@ -64,6 +64,9 @@ while IFS='|' read -r name ok; do
     check "after UPDATE: $name" "t" "$ok"
 done < <(q -d upgraded -f pg_test/upgrade/checks.sql)
 
+check "0.1.0's audit rows are chained by the update and verify" "true t" \
+      "$(q -d upgraded -c "select identity.verify_audit_log()->>'valid', (identity.verify_audit_log()->>'rows_checked')::int >= (select v::int from before where k = 'audit_rows')" | tr '|' ' ')"
+
 echo "-- the catalog of a fresh install"
 q -c "create database fresh"
 # The same roles and levels as before.sql gave, so the grants compare.

@@ -18,6 +18,8 @@ echo "== API tokens: verify_api_token vs a primary-key lookup (bench/api_token.s
 bash bench/api_token.sh
 echo "== identity per transaction: authenticate / pre_request vs request.jwt.claims (bench/authenticate.sh)"
 bash bench/authenticate.sh
+echo "== audit hash chain: provision_user with 8 clients, chain on vs off (bench/audit.sh)"
+bash bench/audit.sh
 echo "== RLS helpers per row (bench/rls.sh)"
 bash bench/rls.sh
 echo "== core (criterion)"

@@ -65,8 +65,12 @@ revoke all on function identity."revoke_signing_key"(text) from public;
 CREATE FUNCTION identity."rekey"("batch_size" INT DEFAULT 1000) RETURNS bigint
     VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'rekey_wrapper';
 revoke all on function identity."rekey"(integer) from public;
+-- The audit trail's verification (the chain itself is below).
+CREATE FUNCTION identity."verify_audit_log"() RETURNS jsonb STRICT
+    VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'verify_audit_log_wrapper';
+revoke all on function identity."verify_audit_log"() from public;
 
--- Both are admin-level functions: every role granted the admin level under
+-- All three are admin-level functions: every role granted the admin level under
 -- 0.1.0 (which has identity.retire_signing_key) gets them, as grant_access
 -- does now.
 do $$
@@ -81,9 +85,98 @@ begin
     loop
         execute pg_catalog.format('grant execute on function identity."revoke_signing_key"(text) to %s', r);
         execute pg_catalog.format('grant execute on function identity."rekey"(integer) to %s', r);
+        execute pg_catalog.format('grant execute on function identity."verify_audit_log"() to %s', r);
     end loop;
 end
 $$;
+
+-- The audit trail becomes tamper-evident (identity.verify_audit_log): three
+-- columns, the row hash, the chain tips, the chaining trigger; then the rows
+-- 0.1.0 wrote are chained in id order, per organization, as the trigger
+-- would have (the append-only trigger is off only for that backfill).
+alter table identity.audit_log add column prev_id bigint, add column prev_hash bytea, add column row_hash bytea;
+-- The hash of an audit row: SHA-256 of its predecessor's hash and a
+-- canonical JSON array of its columns (times in microseconds since the
+-- epoch, so the text does not depend on TimeZone). Immutable and pure SQL,
+-- so verification recomputes exactly what the trigger stored.
+create function identity.audit_log_hash(r identity.audit_log) returns bytea
+language sql immutable parallel safe set search_path = pg_catalog as $$
+    select pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.jsonb_build_array(
+        r.id, r.prev_id, pg_catalog.encode(r.prev_hash, 'hex'),
+        (pg_catalog.date_part('epoch', r.at) * 1000000)::bigint,
+        r.actor_id, r.actor_kind, r.actor_role, r.organization_id, r.action,
+        r.target_type, r.target_id, r.details)::text, 'UTF8'))
+$$;
+
+-- The tip of each chain: the last row, and its hash. Locked for the rest of
+-- the inserting transaction, so the rows of one chain are appended one
+-- transaction at a time (another organization's chain never waits), and
+-- deleting the last row of a chain is detected too.
+create table identity.audit_chain_tips (
+    chain      text primary key,          -- organization_id, or '' for the global chain
+    last_id    bigint not null,
+    last_hash  bytea not null
+);
+alter table identity.audit_chain_tips enable row level security;
+
+create function identity.audit_log_chain() returns trigger
+language plpgsql set search_path = pg_catalog as $$
+declare
+    k text := coalesce(new.organization_id::text, '');
+    tip identity.audit_chain_tips;
+begin
+    -- A restored row (pg_restore, COPY) keeps the hashes it was dumped with.
+    if new.row_hash is not null then
+        return new;
+    end if;
+    select * into tip from identity.audit_chain_tips where chain = k for update;
+    new.prev_id := tip.last_id;
+    new.prev_hash := tip.last_hash;
+    new.row_hash := identity.audit_log_hash(new);
+    if tip.chain is null then
+        insert into identity.audit_chain_tips (chain, last_id, last_hash) values (k, new.id, new.row_hash)
+            on conflict (chain) do nothing;
+        if not found then
+            -- Another transaction started this chain meanwhile: link to it.
+            select * into tip from identity.audit_chain_tips where chain = k for update;
+            new.prev_id := tip.last_id;
+            new.prev_hash := tip.last_hash;
+            new.row_hash := identity.audit_log_hash(new);
+            update identity.audit_chain_tips set last_id = new.id, last_hash = new.row_hash where chain = k;
+        end if;
+    else
+        update identity.audit_chain_tips set last_id = new.id, last_hash = new.row_hash where chain = k;
+    end if;
+    return new;
+end
+$$;
+create trigger audit_log_chain before insert on identity.audit_log
+    for each row execute function identity.audit_log_chain();
+select pg_catalog.pg_extension_config_dump('identity.audit_chain_tips', '');
+alter table identity.audit_log disable trigger audit_log_no_update_delete;
+do $$
+declare
+    r identity.audit_log;
+    k text;
+    tip identity.audit_chain_tips;
+begin
+    for r in select * from identity.audit_log order by id loop
+        k := coalesce(r.organization_id::text, '');
+        select * into tip from identity.audit_chain_tips where chain = k;
+        r.prev_id := tip.last_id;
+        r.prev_hash := tip.last_hash;
+        r.row_hash := identity.audit_log_hash(r);
+        update identity.audit_log set prev_id = r.prev_id, prev_hash = r.prev_hash, row_hash = r.row_hash
+            where id = r.id;
+        insert into identity.audit_chain_tips (chain, last_id, last_hash) values (k, r.id, r.row_hash)
+            on conflict (chain) do update set last_id = excluded.last_id, last_hash = excluded.last_hash;
+    end loop;
+end
+$$;
+alter table identity.audit_log enable trigger audit_log_no_update_delete;
+revoke all on function identity.audit_log_hash(identity.audit_log) from public;
+revoke all on function identity.audit_log_chain() from public;
+revoke all on table identity.audit_chain_tips from public;
 
 -- Every function has a comment (sql/comments.sql, repeated here: 0.1.0 had
 -- four).
@@ -213,5 +306,11 @@ comment on function identity.grant_access(text, text) is
     'Grants a role a level (hook, user or admin): USAGE on the schema, EXECUTE on that level''s functions, column SELECT for user. Superuser only; audited.';
 comment on function identity.cached_table_changed() is
     'Trigger: tells every backend to reload its copy of this table (revocations, signing keys, users). Internal, not callable.';
+comment on function identity.verify_audit_log() is
+    'Recomputes the audit trail''s hash chains: {valid, rows_checked, first_bad_id}. Level admin, system only.';
+comment on function identity.audit_log_chain() is
+    'Trigger: links each new audit row to the tip of its organization''s chain (prev_id, prev_hash, row_hash). Internal, not callable.';
+comment on function identity.audit_log_hash(identity.audit_log) is
+    'The hash of an audit row: SHA-256 of its predecessor''s hash and its columns. Internal (the chain trigger and verify_audit_log).';
 comment on function identity.audit_log_refuse_change() is
     'Trigger: refuses UPDATE, DELETE and TRUNCATE of identity.audit_log (append only). Internal, not callable.';

@@ -202,13 +202,21 @@ create table identity.audit_log (
     action           text not null check (pg_catalog.length(action) between 1 and 100),
     target_type      text,
     target_id        text,
-    details          jsonb not null default '{}' check (pg_catalog.jsonb_typeof(details) = 'object')
+    details          jsonb not null default '{}' check (pg_catalog.jsonb_typeof(details) = 'object'),
+    -- Tamper evidence (identity.verify_audit_log): each row is chained to the
+    -- previous row of its organization's chain (organization_id NULL: the
+    -- global chain) by prev_id and prev_hash; row_hash covers prev_hash and
+    -- every other column (identity.audit_log_hash). Set by the
+    -- audit_log_chain trigger.
+    prev_id          bigint,
+    prev_hash        bytea,
+    row_hash         bytea
 );
 create index audit_log_organization_at_idx on identity.audit_log (organization_id, at desc);
 create index audit_log_target_idx on identity.audit_log (target_type, target_id);
 
--- The one SQL-language function of the extension: a trigger, not an API
--- function. Pinned search_path, no dependencies.
+-- The SQL-language functions of the extension are triggers and the audit
+-- row hash, not API functions. Pinned search_path, no dependencies.
 create function identity.audit_log_refuse_change() returns trigger
 language plpgsql set search_path = pg_catalog as $$
 begin
@@ -216,6 +224,64 @@ begin
         using errcode = '42501', detail = tg_op || ' is not allowed on the audit trail';
 end
 $$;
+-- The hash of an audit row: SHA-256 of its predecessor's hash and a
+-- canonical JSON array of its columns (times in microseconds since the
+-- epoch, so the text does not depend on TimeZone). Immutable and pure SQL,
+-- so verification recomputes exactly what the trigger stored.
+create function identity.audit_log_hash(r identity.audit_log) returns bytea
+language sql immutable parallel safe set search_path = pg_catalog as $$
+    select pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.jsonb_build_array(
+        r.id, r.prev_id, pg_catalog.encode(r.prev_hash, 'hex'),
+        (pg_catalog.date_part('epoch', r.at) * 1000000)::bigint,
+        r.actor_id, r.actor_kind, r.actor_role, r.organization_id, r.action,
+        r.target_type, r.target_id, r.details)::text, 'UTF8'))
+$$;
+
+-- The tip of each chain: the last row, and its hash. Locked for the rest of
+-- the inserting transaction, so the rows of one chain are appended one
+-- transaction at a time (another organization's chain never waits), and
+-- deleting the last row of a chain is detected too.
+create table identity.audit_chain_tips (
+    chain      text primary key,          -- organization_id, or '' for the global chain
+    last_id    bigint not null,
+    last_hash  bytea not null
+);
+alter table identity.audit_chain_tips enable row level security;
+
+create function identity.audit_log_chain() returns trigger
+language plpgsql set search_path = pg_catalog as $$
+declare
+    k text := coalesce(new.organization_id::text, '');
+    tip identity.audit_chain_tips;
+begin
+    -- A restored row (pg_restore, COPY) keeps the hashes it was dumped with.
+    if new.row_hash is not null then
+        return new;
+    end if;
+    select * into tip from identity.audit_chain_tips where chain = k for update;
+    new.prev_id := tip.last_id;
+    new.prev_hash := tip.last_hash;
+    new.row_hash := identity.audit_log_hash(new);
+    if tip.chain is null then
+        insert into identity.audit_chain_tips (chain, last_id, last_hash) values (k, new.id, new.row_hash)
+            on conflict (chain) do nothing;
+        if not found then
+            -- Another transaction started this chain meanwhile: link to it.
+            select * into tip from identity.audit_chain_tips where chain = k for update;
+            new.prev_id := tip.last_id;
+            new.prev_hash := tip.last_hash;
+            new.row_hash := identity.audit_log_hash(new);
+            update identity.audit_chain_tips set last_id = new.id, last_hash = new.row_hash where chain = k;
+        end if;
+    else
+        update identity.audit_chain_tips set last_id = new.id, last_hash = new.row_hash where chain = k;
+    end if;
+    return new;
+end
+$$;
+create trigger audit_log_chain before insert on identity.audit_log
+    for each row execute function identity.audit_log_chain();
+
 create trigger audit_log_no_update_delete before update or delete on identity.audit_log
     for each row execute function identity.audit_log_refuse_change();
 create trigger audit_log_no_truncate before truncate on identity.audit_log
@@ -269,6 +335,7 @@ select pg_catalog.pg_extension_config_dump('identity.feature_flags', '');
 select pg_catalog.pg_extension_config_dump('identity.feature_flag_overrides', '');
 select pg_catalog.pg_extension_config_dump('identity.audit_log', '');
 select pg_catalog.pg_extension_config_dump('identity.events', '');
+select pg_catalog.pg_extension_config_dump('identity.audit_chain_tips', '');
 select pg_catalog.pg_extension_config_dump('identity.credential_usage_id_seq', '');
 select pg_catalog.pg_extension_config_dump('identity.audit_log_id_seq', '');
 select pg_catalog.pg_extension_config_dump('identity.events_id_seq', '');

@@ -80,6 +80,7 @@ pub const ADMIN_ONLY_FUNCTIONS: &[&str] = &[
     "identity.retire_signing_key(text)",
     "identity.revoke_signing_key(text)",
     "identity.rekey(integer)",
+    "identity.verify_audit_log()",
     // System-only acts of sections 6, 7 and 9.
     "identity.create_organization(text)",
     "identity.provision_user(text, text, text, text, uuid, uuid)",
@@ -119,6 +120,21 @@ pub fn functions_for(level: &str) -> Option<Vec<&'static str>> {
         ),
         _ => None,
     }
+}
+
+/// `{valid, rows_checked, first_bad_id}`: recomputes every audit row's hash
+/// and its link to the previous row of its chain, and every chain's tip
+/// (sql/queries/audit_verify.sql). A row changed or deleted behind the
+/// append-only trigger's back (a superuser disabling it) makes it invalid
+/// and names the first bad id. Level admin, system only.
+#[pg_extern(schema = "identity", volatile)]
+fn verify_audit_log() -> PgResult<pgrx::JsonB> {
+    let s = crate::api::actor::subject()?;
+    crate::core::authz::require_system(&s, "only system may verify the audit trail").pg()?;
+    spi::privileged(|| {
+        spi::one::<pgrx::JsonB>(include_str!("../../sql/queries/audit_verify.sql"), &[])
+    })?
+    .ok_or_else(|| IdentityError::new(Kind::NotFound, "no answer").pg_error())
 }
 
 /// Grants `role` what `level` needs: USAGE on schema identity and EXECUTE on

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# provision_user throughput with 8 clients (pgbench -M prepared), with the
+# audit trail's hash chain (trigger audit_log_chain) on and off, in one
+# cluster and one run, interleaved. provision_user writes several audit rows;
+# "one organization" is the worst case (every client appends to the same
+# chain, one transaction at a time from its audit insert to its commit);
+# "an organization per client" shows that chains of different
+# organizations never wait for each other (no global lock).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/cluster.sh
+cluster_start bench_audit "${IDENTITY_BENCH_PORT:-28825}"
+trap cluster_stop EXIT
+DUR=${BENCH_SECONDS:-10}
+psql -qX -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+create extension identity;
+create schema bench;
+create table bench.orgs as select i, identity.create_organization('bench ' || i) as id from generate_series(1, 8) i;
+SQL
+org1=$(psql -qAtX -c "select id from bench.orgs where i = 1")
+tmp=$(mktemp -d)
+# A unique external id per transaction: client id and a per-client counter.
+cat > "$tmp/one_org.sql" <<SQL
+\\set n random(1, 2000000000)
+select identity.provision_user('b-' || :client_id || '-' || :n, 'b' || :client_id || '-' || :n || '@bench.test', organization_id => '$org1');
+SQL
+cat > "$tmp/own_org.sql" <<'SQL'
+\set n random(1, 2000000000)
+select id as org from bench.orgs where i = 1 + :client_id % 8 \gset
+select identity.provision_user('c-' || :client_id || '-' || :n, 'c' || :client_id || '-' || :n || '@bench.test', organization_id => :org::uuid);
+SQL
+tps() { grep -oE 'tps = [0-9.]+' | head -1 | awk '{print $3}'; }
+run() { pgbench -n -M prepared -c 8 -j 2 -T "$DUR" -f "$tmp/$1.sql" 2>&1 | tps; }
+chain() { psql -qAtX -c "alter table identity.audit_log $1 trigger audit_log_chain" >/dev/null; }
+pgbench -n -M prepared -c 8 -j 2 -T 2 -f "$tmp/one_org.sql" >/dev/null   # warm-up
+declare -A r
+for round in 1 2; do
+    for mode in one_org own_org; do
+        chain disable; r[off_${mode}_$round]=$(run $mode)
+        chain enable;  r[on_${mode}_$round]=$(run $mode)
+    done
+done
+rm -rf "$tmp"
+echo "== provision_user, pgbench -M prepared, 8 clients, ${DUR}s, 2 interleaved rounds (medians of 2 = means)"
+python3 - <<PY
+r = {k: float(v) for k, v in dict(x.split('=') for x in "$(for k in "${!r[@]}"; do printf '%s=%s ' "$k" "${r[$k]}"; done)".split()).items()}
+for mode, label in [("one_org", "one organization (one chain)"), ("own_org", "an organization per client")]:
+    on = (r[f"on_{mode}_1"] + r[f"on_{mode}_2"]) / 2
+    off = (r[f"off_{mode}_1"] + r[f"off_{mode}_2"]) / 2
+    print(f"{label:32s} chain off {off:8.0f} tps   chain on {on:8.0f} tps   on/off {on / off:5.2f}x")
+PY
