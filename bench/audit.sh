@@ -40,7 +40,28 @@ for round in 1 2; do
         chain enable;  r[on_${mode}_$round]=$(run $mode)
     done
 done
+# What recording outside the caller's transaction costs the caller: a reveal
+# (audited through the shared-memory queue) against a get_credential of the
+# same row (audited by an INSERT in the caller's transaction), 300 calls in
+# one statement, min of 5 interleaved rounds.
+. bench/lib.sh
+psql -qAtX >/dev/null <<'SQL'
+insert into identity.users (id, email) values ('00000000-0000-0000-0000-0000000be001', 'reveal@bench.test');
+select identity.create_system_credential('00000000-0000-0000-0000-0000000be001', 'openrouter', 'sk-or-v1-bench-secret-0001');
+SQL
+cid=$(psql -qAtX -c "select id from identity.credentials limit 1")
+reveal=(); get=()
+for _ in 1 2 3 4 5; do
+    reveal+=("$(exec_ms "select count(identity.reveal_credential_secret('$cid')) from generate_series(1, 300)")")
+    get+=("$(exec_ms "select count(identity.get_credential('$cid')) from generate_series(1, 300)")")
+    sleep 0.3   # let the writer drain the ring between rounds
+done
 rm -rf "$tmp"
+python3 -c "
+r, g = min(map(float, '${reveal[*]}'.split())), min(map(float, '${get[*]}'.split()))
+print(f'reveal_credential_secret, audited outside the transaction {r / 300 * 1000:7.1f} us a call')
+print(f'get_credential, audited by an INSERT in the transaction   {g / 300 * 1000:7.1f} us a call   (ratio {r / g:4.2f}x)')
+"
 echo "== provision_user, pgbench -M prepared, 8 clients, ${DUR}s, 2 interleaved rounds (medians of 2 = means)"
 python3 - <<PY
 r = {k: float(v) for k, v in dict(x.split('=') for x in "$(for k in "${!r[@]}"; do printf '%s=%s ' "$k" "${r[$k]}"; done)".split()).items()}

@@ -48,6 +48,24 @@ exception when others then
 end
 $$;
 grant execute on function t.state(text) to public;
+-- Audit rows written outside the caller's transaction (a revealed secret, a
+-- refused attempt) arrive through the background writer: wait (at most 5 s)
+-- until the boolean query `q` holds.
+create or replace function t.wait_until(q text) returns boolean language plpgsql as $$
+declare
+    ok boolean;
+begin
+    for i in 1..250 loop
+        execute q into ok;
+        if ok then
+            return true;
+        end if;
+        perform pg_sleep(0.02);
+    end loop;
+    return false;
+end
+$$;
+grant execute on function t.wait_until(text) to public;
 -- The grant levels every file assumes (setup.sql's, audited once: only
 -- when not granted yet, so the schedule's audit trail is setup's alone).
 select identity.grant_access('authenticated', 'user')

@@ -36,6 +36,7 @@ mod identity {}
 pub extern "C-unwind" fn _PG_init() {
     pg::gucs::init();
     pg::redact::install();
+    pg::audit_queue::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

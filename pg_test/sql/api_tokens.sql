@@ -132,7 +132,11 @@ select t.err($$select identity.create_api_token('00000000-0000-0000-0000-0000000
 select t.err($$select identity.create_api_token('00000000-0000-0000-0000-0000000000ee', 'x')$$);
 select count(*) = :before as nothing_written from identity.api_tokens;
 -- Audit rows for every mutation, none holding a token.
-select action, count(*) from identity.audit_log where target_type = 'api_token' group by action order by action;
+select action, count(*) from identity.audit_log where target_type = 'api_token' and action <> 'api_token.refused'
+group by action order by action;
+-- Refused attempts are recorded outside the caller's transaction (by the
+-- background writer), with the operation and the SQLSTATE.
+select t.wait_until($$select exists (select from identity.audit_log where action = 'api_token.refused')$$) as refusals_recorded;
 
 -- issue_access_token: the hook's claims plus Supabase's standard ones, signed.
 set role service_role;

@@ -137,6 +137,9 @@ from (values ('sk-or-v1-dave-main-secret-0001'), ('sk-or-v1-dave-spare-secret-00
       union all select to_jsonb(x)::text from identity.credential_usage x) rows
 where position(s.secret in rows.r) > 0 or position(encode(convert_to(s.secret, 'utf8'), 'hex') in rows.r) > 0;
 -- Every operation audited, with the actor.
+-- (Reveals are recorded outside the caller's transaction: wait for the writer.)
+select t.wait_until(format($$select count(*) = 3 from identity.audit_log
+  where action = 'credential.revealed' and organization_id in (%L, %L)$$, :'org_c', :'org_d')) as reveals_recorded;
 select action, actor_kind, count(*) from identity.audit_log
 where target_type = 'credential' and organization_id in (:'org_c', :'org_d') group by 1, 2 order by 1, 2;
 

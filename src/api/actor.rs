@@ -95,6 +95,69 @@ pub fn audit(
     })
 }
 
+/// One audit row that must outlive the caller's transaction (a secret
+/// revealed, an attempt refused): queued for the database's background
+/// writer (pg::audit_queue), which commits it on its own, so a rollback or
+/// an error in the caller does not erase it. When the queue cannot take it,
+/// it is written in the caller's transaction as `audit` writes.
+pub fn audit_outside(
+    s: &Subject,
+    organization_id: Option<OrgId>,
+    action: &'static str,
+    target_type: &'static str,
+    target_id: Option<&str>,
+    details: serde_json::Value,
+) -> PgResult<()> {
+    let record = serde_json::json!({
+        "actor_id": s.id().map(|u| u.text()),
+        "actor_kind": s.kind().as_str(),
+        "actor_role": crate::pg::gucs::session_user_name(),
+        "organization_id": organization_id.map(|o| o.text()),
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "details": details,
+    });
+    let bytes = serde_json::to_vec(&record).expect("serialisable");
+    if crate::pg::audit_queue::record(&bytes) {
+        return Ok(());
+    }
+    crate::pg::spi::privileged(|| {
+        audit(
+            s,
+            organization_id,
+            action,
+            target_type,
+            target_id,
+            record["details"].clone(),
+        )
+    })
+}
+
+/// `e`, after recording the refused attempt (`<target_type>.refused`, with
+/// the operation and the SQLSTATE; never the target's organization, which
+/// the caller may not know) outside the caller's transaction.
+pub fn refused(
+    s: &Subject,
+    target_type: &'static str,
+    action: &'static str,
+    target_id: Option<&str>,
+    operation: &str,
+    e: IdentityError,
+) -> crate::pg::error::ErrorReport {
+    // Ids are short; an oversized argument is recorded cut.
+    let target_id = target_id.map(|t| &t[..t.floor_char_boundary(200)]);
+    let _ = audit_outside(
+        s,
+        None,
+        action,
+        target_type,
+        target_id,
+        serde_json::json!({"operation": operation, "sqlstate": e.sqlstate(), "message": e.message}),
+    );
+    e.pg_error()
+}
+
 /// A live user's (id, organization), or None (unknown or deleted).
 pub fn target(id: UserId) -> Option<Option<OrgId>> {
     crate::store::tables::user_state(id)

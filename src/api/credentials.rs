@@ -156,10 +156,21 @@ fn authorize(s: &Subject, id: Uuid, op: CredentialOp) -> PgResult<CredentialFact
             lock_owner(owner)?;
         }
     }
-    let f = facts(id, op != CredentialOp::Read)?
-        .ok_or_else(|| authz::not_found("credential does not exist"))
-        .pg()?;
-    authz::may_credential(s, &f, op).pg()?;
+    let target = uuid_text(id.as_bytes());
+    let refuse = |e| {
+        actor::refused(
+            s,
+            "credential",
+            "credential.refused",
+            Some(&target),
+            op_name(op),
+            e,
+        )
+    };
+    let Some(f) = facts(id, op != CredentialOp::Read)? else {
+        return Err(refuse(authz::not_found("credential does not exist")));
+    };
+    authz::may_credential(s, &f, op).map_err(refuse)?;
     Ok(f)
 }
 
@@ -178,9 +189,21 @@ fn credential(id: Uuid) -> PgResult<Value> {
 
 /// The actor, checked for `scope`, and the required credential id: how
 /// every function on one credential starts.
+/// The operation's name in a refusal's audit row.
+fn op_name(op: CredentialOp) -> &'static str {
+    match op {
+        CredentialOp::Read => "read",
+        CredentialOp::Change => "change",
+        CredentialOp::Delete => "delete",
+        CredentialOp::Reveal => "reveal",
+        CredentialOp::Use => "record_usage",
+    }
+}
+
 fn caller_on(credential_id: Option<Uuid>, scope: &'static str) -> PgResult<(Subject, Uuid)> {
     let s = actor::subject()?;
-    authz::require_scope(&s, scope).pg()?;
+    authz::require_scope(&s, scope)
+        .map_err(|e| actor::refused(&s, "credential", "credential.refused", None, scope, e))?;
     Ok((
         s,
         required(credential_id, "credential_id is required").pg()?,
@@ -564,7 +587,16 @@ fn reveal_credential_secret(credential_id: Option<Uuid>) -> PgResult<String> {
         let text = String::from_utf8(plain)
             .map_err(|_| IdentityError::not_configured("secret cannot be decrypted"))
             .pg()?;
-        audit(&s, &f, "credential.revealed", id, json!({}))?;
+        // Outside the caller's transaction: the secret is in the caller's
+        // hands even if it rolls back.
+        actor::audit_outside(
+            &s,
+            f.org,
+            "credential.revealed",
+            "credential",
+            Some(&uuid_text(id.as_bytes())),
+            json!({"owner_id": f.owner.text()}),
+        )?;
         Ok(text)
     })
 }

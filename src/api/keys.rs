@@ -174,24 +174,23 @@ fn generate_signing_key(alg: default!(Option<&str>, "'ES256'")) -> PgResult<Stri
 #[search_path(pg_catalog, pg_temp)]
 fn activate_signing_key(kid: Option<&str>) -> PgResult<()> {
     let kid = required(kid, "kid is required").pg()?;
+    kid_arg(kid)?;
     let status = spi::column_mut::<String>(
         "select status from identity.signing_keys where kid = $1 for update",
         &[kid.into()],
     )?;
     match status.first().map(|st| KeyStatus::parse(st)) {
         None => {
-            return Err(IdentityError::new(Kind::NotFound, "signing key does not exist").pg_error())
+            let e = IdentityError::new(Kind::NotFound, "signing key does not exist");
+            return Err(refused(kid, "activate", e));
         }
         Some(Some(KeyStatus::Retired)) => {
-            return Err(
-                IdentityError::invalid("a retired signing key cannot be activated again")
-                    .pg_error(),
-            )
+            let e = IdentityError::invalid("a retired signing key cannot be activated again");
+            return Err(refused(kid, "activate", e));
         }
         Some(Some(KeyStatus::Revoked)) => {
-            return Err(
-                IdentityError::invalid("a revoked signing key cannot be activated").pg_error(),
-            )
+            let e = IdentityError::invalid("a revoked signing key cannot be activated");
+            return Err(refused(kid, "activate", e));
         }
         _ => {}
     }
@@ -214,19 +213,45 @@ fn activate_signing_key(kid: Option<&str>) -> PgResult<()> {
 #[search_path(pg_catalog, pg_temp)]
 fn retire_signing_key(kid: Option<&str>) -> PgResult<()> {
     let kid = required(kid, "kid is required").pg()?;
+    kid_arg(kid)?;
     let found = spi::write_one::<String>(
         include_str!("../../sql/queries/keys_retire_signing_key.sql"),
         &[kid.into(), (RETIRED_KEY_SECONDS as f64).into()],
     )?;
     if found.is_none() {
-        return Err(match key_status(kid)? {
+        let e = match key_status(kid)? {
             Some(KeyStatus::Revoked) => {
-                IdentityError::invalid("a revoked signing key stays revoked").pg_error()
+                IdentityError::invalid("a revoked signing key stays revoked")
             }
-            _ => IdentityError::new(Kind::NotFound, "signing key does not exist").pg_error(),
-        });
+            _ => IdentityError::new(Kind::NotFound, "signing key does not exist"),
+        };
+        return Err(refused(kid, "retire", e));
     }
     audit("signing_key.retired", kid, json!({}))
+}
+
+/// `e`, after recording the refused attempt on key `kid` outside the
+/// caller's transaction (`signing_key.refused`).
+fn refused(kid: &str, operation: &str, e: IdentityError) -> crate::pg::error::ErrorReport {
+    crate::api::actor::refused(
+        &crate::core::authz::Subject::System,
+        "signing_key",
+        "signing_key.refused",
+        Some(kid),
+        operation,
+        e,
+    )
+}
+
+/// A kid argument: at most 100 bytes, as the table allows (22023), checked
+/// before any lookup.
+fn kid_arg(kid: &str) -> PgResult<()> {
+    if kid.len() > 100 {
+        return Err(IdentityError::invalid("kid is too long")
+            .detail("at most 100 bytes")
+            .pg_error());
+    }
+    Ok(())
 }
 
 /// A key's state, None when it does not exist.
@@ -248,17 +273,24 @@ fn key_status(kid: &str) -> PgResult<Option<KeyStatus>> {
 #[search_path(pg_catalog, pg_temp)]
 fn revoke_signing_key(kid: Option<&str>) -> PgResult<()> {
     let kid = required(kid, "kid is required").pg()?;
+    kid_arg(kid)?;
     let status = spi::column_mut::<String>(
         "select status from identity.signing_keys where kid = $1 for update",
         &[kid.into()],
     )?;
     match status.first().map(|st| KeyStatus::parse(st)) {
-        None => Err(IdentityError::new(Kind::NotFound, "signing key does not exist").pg_error()),
-        Some(Some(KeyStatus::Active)) => Err(IdentityError::not_configured(
-            "the active signing key cannot be revoked",
-        )
-        .hint("activate another key first (identity.activate_signing_key), then revoke this one")
-        .pg_error()),
+        None => Err(refused(
+            kid,
+            "revoke",
+            IdentityError::new(Kind::NotFound, "signing key does not exist"),
+        )),
+        Some(Some(KeyStatus::Active)) => Err(refused(
+            kid,
+            "revoke",
+            IdentityError::not_configured("the active signing key cannot be revoked").hint(
+                "activate another key first (identity.activate_signing_key), then revoke this one",
+            ),
+        )),
         Some(Some(KeyStatus::Revoked)) => Ok(()),
         Some(_) => {
             spi::run(

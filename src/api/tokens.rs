@@ -234,7 +234,8 @@ fn audit(
 /// The actor, checked for `scope`: how every management function starts.
 fn caller(scope: &'static str) -> PgResult<Subject> {
     let s = actor::subject()?;
-    authz::require_scope(&s, scope).pg()?;
+    authz::require_scope(&s, scope)
+        .map_err(|e| actor::refused(&s, "api_token", "api_token.refused", None, scope, e))?;
     Ok(s)
 }
 
@@ -246,11 +247,22 @@ fn owner_visible(
     id: UserId,
     what: &'static str,
 ) -> PgResult<(tables::UserState, Option<OrgId>)> {
-    let user = tables::user_state(id)
-        .ok_or_else(|| authz::not_found(what))
-        .pg()?;
+    let target = id.text();
+    let refuse = |e| {
+        actor::refused(
+            s,
+            "api_token",
+            "api_token.refused",
+            Some(&target),
+            "manage",
+            e,
+        )
+    };
+    let Some(user) = tables::user_state(id) else {
+        return Err(refuse(authz::not_found(what)));
+    };
     let org = user.row.org_id();
-    authz::may_manage_tokens(authz::relation(s, id, org), what).pg()?;
+    authz::may_manage_tokens(authz::relation(s, id, org), what).map_err(refuse)?;
     Ok((user, org))
 }
 
@@ -264,8 +276,17 @@ fn token_owner(s: &Subject, id: Uuid) -> PgResult<(UserId, tables::UserState, Op
             &[id.into()],
         )
     })?
-    .ok_or_else(|| authz::not_found(WHAT))
-    .pg()?;
+    .ok_or_else(|| {
+        let target = uuid_text(id.as_bytes());
+        actor::refused(
+            s,
+            "api_token",
+            "api_token.refused",
+            Some(&target),
+            "manage",
+            authz::not_found(WHAT),
+        )
+    })?;
     let owner = UserId(*owner.as_bytes());
     let (user, org) = owner_visible(s, owner, WHAT)?;
     Ok((owner, user, org))
@@ -286,7 +307,16 @@ fn may_mint(
         user.row.is_service_user,
         what,
     )
-    .pg()
+    .map_err(|e| {
+        actor::refused(
+            s,
+            "api_token",
+            "api_token.refused",
+            Some(&id.text()),
+            "mint",
+            e,
+        )
+    })
 }
 
 /// A new API token for `user_id`, shown once: for the caller themself, a

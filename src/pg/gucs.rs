@@ -402,6 +402,20 @@ pub fn set_local_role(role: &str) -> Result<(), crate::core::error::IdentityErro
     Ok(())
 }
 
+/// The session user's name (the role that logged in), as the audit trail's
+/// actor_role records it.
+pub fn session_user_name() -> Option<String> {
+    // SAFETY: GetSessionUserId is valid in a backend connected to a
+    // database; GetUserNameFromId with noerr returns NULL or a palloc'd name.
+    let p = unsafe { pg_sys::GetUserNameFromId(pg_sys::GetSessionUserId(), true) };
+    // SAFETY: p is non-null (checked) and a palloc'd NUL-terminated name.
+    (!p.is_null()).then(|| {
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_string_lossy()
+            .into_owned()
+    })
+}
+
 /// Whether the current role (what `SET ROLE` set) is named `role`.
 pub fn current_role_is(role: &str) -> bool {
     // SAFETY: GetUserId is always valid in a backend; GetUserNameFromId with

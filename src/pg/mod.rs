@@ -4,6 +4,7 @@
 //! nothing here knows the extension's tables (that is `store`) or its SQL
 //! functions (`api`).
 
+pub mod audit_queue;
 pub mod clock;
 pub mod error;
 pub mod fmgr;

@@ -1,0 +1,311 @@
+//! Audit records that must outlive the caller's transaction (a secret
+//! revealed, an attempt refused): written into a ring in shared memory
+//! under an LWLock (a copy of at most `SLOT_BYTES`, a few microseconds) and
+//! inserted into that database's identity.audit_log by a background worker
+//! that commits on its own. A rollback or an error in the caller, or the
+//! caller's backend being terminated after the call returned, loses nothing:
+//! the record is already in shared memory and the writer commits it within
+//! `POLL`. (A crash of the whole server, which resets shared memory, can
+//! lose the records of the last `POLL`.)
+//!
+//! One writer per database, started on demand by the first backend that
+//! queues a record for it (RegisterDynamicBackgroundWorker) and exiting
+//! after `IDLE` without records. A record is freed only after the writer's
+//! transaction committed; a writer that died leaves its records in flight,
+//! and the next writer of that database takes them again.
+//!
+//! Needs the library in shared_preload_libraries (as everything here does);
+//! without the ring (not preloaded, or full) `record` returns false and the
+//! caller writes the row in its own transaction instead.
+
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
+};
+use pgrx::{pg_guard, pg_shmem_init, pg_sys, PGRXSharedMemory, PgLwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+const SLOTS: usize = 512;
+pub const SLOT_BYTES: usize = 2000;
+const WRITERS: usize = 16;
+const POLL: Duration = Duration::from_millis(20);
+// Short: a writer holds a connection to its database, and DROP DATABASE
+// (without FORCE) waits at most 5 s for every connection to leave.
+const IDLE: Duration = Duration::from_millis(250);
+
+const FREE: u8 = 0;
+const QUEUED: u8 = 1;
+const IN_FLIGHT: u8 = 2;
+
+#[derive(Copy, Clone)]
+struct Slot {
+    state: u8,
+    dboid: u32,
+    len: u32,
+    data: [u8; SLOT_BYTES],
+}
+
+#[derive(Copy, Clone)]
+struct Writer {
+    dboid: u32,
+    /// 0 while starting.
+    pid: i32,
+    /// When it was registered (seconds), to retry a worker that never came.
+    since: i64,
+}
+
+#[derive(Copy, Clone)]
+pub struct Queue {
+    slots: [Slot; SLOTS],
+    writers: [Writer; WRITERS],
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue {
+            slots: [Slot {
+                state: FREE,
+                dboid: 0,
+                len: 0,
+                data: [0; SLOT_BYTES],
+            }; SLOTS],
+            writers: [Writer {
+                dboid: 0,
+                pid: 0,
+                since: 0,
+            }; WRITERS],
+        }
+    }
+}
+
+// SAFETY: Queue is plain data (integers and byte arrays), valid when zeroed
+// and position-independent, as shared memory requires.
+unsafe impl PGRXSharedMemory for Queue {}
+
+// SAFETY: the name is unique to this library; the lock is created by
+// pg_shmem_init! in _PG_init (preloaded) before any backend uses it.
+static QUEUE: PgLwLock<Queue> = unsafe { PgLwLock::new(c"identity_audit_queue") };
+static INITIALISED: AtomicBool = AtomicBool::new(false);
+
+/// Requests the ring's shared memory. Only while preloading (Postgres
+/// allows shared memory requests only then).
+pub fn init() {
+    // SAFETY: a backend global, read once in _PG_init.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        pg_shmem_init!(QUEUE);
+        INITIALISED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether the ring exists in this process (preloaded; a backend forked by
+/// the postmaster inherits the flag).
+fn available() -> bool {
+    INITIALISED.load(Ordering::Relaxed)
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Queues `record` (a JSON object's text, at most SLOT_BYTES) for this
+/// database's writer, starting the writer when there is none. False when
+/// the ring is unavailable or full, or the record too long: the caller then
+/// writes it itself.
+pub fn record(record: &[u8]) -> bool {
+    if !available() || record.len() > SLOT_BYTES {
+        return false;
+    }
+    // SAFETY: MyDatabaseId is set in every backend connected to a database.
+    let db = u32::from(unsafe { pg_sys::MyDatabaseId });
+    let start = {
+        let mut q = QUEUE.exclusive();
+        let Some(slot) = q.slots.iter_mut().find(|s| s.state == FREE) else {
+            return false;
+        };
+        slot.state = QUEUED;
+        slot.dboid = db;
+        slot.len = record.len() as u32;
+        slot.data[..record.len()].copy_from_slice(record);
+        // A writer for this database: running, or registered recently.
+        let now = now_secs();
+        let has_writer = q
+            .writers
+            .iter()
+            .any(|w| w.dboid == db && (w.pid != 0 || now - w.since < 10));
+        if has_writer {
+            false
+        } else if let Some(w) = q
+            .writers
+            .iter_mut()
+            .find(|w| w.dboid == 0 || (w.dboid == db && w.pid == 0))
+        {
+            *w = Writer {
+                dboid: db,
+                pid: 0,
+                since: now,
+            };
+            true
+        } else {
+            false
+        }
+    };
+    if start {
+        let started = BackgroundWorkerBuilder::new("identity audit writer")
+            .set_type("identity audit writer")
+            .set_library("identity")
+            .set_function("identity_audit_writer")
+            .set_argument(Some(pg_sys::Datum::from(db)))
+            .enable_spi_access()
+            .set_start_time(BgWorkerStartTime::RecoveryFinished)
+            .set_restart_time(None)
+            .load_dynamic()
+            .is_ok();
+        if !started {
+            let mut q = QUEUE.exclusive();
+            for w in q.writers.iter_mut().filter(|w| w.dboid == db && w.pid == 0) {
+                w.dboid = 0;
+            }
+        }
+    }
+    true
+}
+
+/// Takes up to `max` queued records of database `db` (marking them in
+/// flight), and, when `reclaim`, the in-flight ones a dead writer left.
+fn take(db: u32, max: usize, reclaim: bool) -> Vec<(usize, Vec<u8>)> {
+    let mut q = QUEUE.exclusive();
+    let mut out = Vec::new();
+    for (i, s) in q.slots.iter_mut().enumerate() {
+        if out.len() == max {
+            break;
+        }
+        if s.dboid == db && (s.state == QUEUED || (reclaim && s.state == IN_FLIGHT)) {
+            s.state = IN_FLIGHT;
+            out.push((i, s.data[..s.len as usize].to_vec()));
+        }
+    }
+    out
+}
+
+fn release(db: u32, taken: &[(usize, Vec<u8>)]) {
+    let mut q = QUEUE.exclusive();
+    for (i, _) in taken {
+        let s = &mut q.slots[*i];
+        if s.dboid == db && s.state == IN_FLIGHT {
+            s.state = FREE;
+            s.dboid = 0;
+        }
+    }
+}
+
+/// The background worker of one database (its oid in the argument).
+///
+/// # Safety
+/// Called by the postmaster as a background worker's main function.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn identity_audit_writer(arg: pg_sys::Datum) {
+    let db = arg.value() as u32;
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(db)), None);
+    // SAFETY: MyProcPid is this process' pid.
+    let pid = unsafe { pg_sys::MyProcPid };
+    {
+        let mut q = QUEUE.exclusive();
+        let running = q
+            .writers
+            .iter()
+            .any(|w| w.dboid == db && w.pid != 0 && w.pid != pid);
+        if running {
+            return;
+        }
+        match q.writers.iter_mut().find(|w| w.dboid == db && w.pid == 0) {
+            Some(w) => w.pid = pid,
+            None => match q.writers.iter_mut().find(|w| w.dboid == 0) {
+                Some(w) => {
+                    *w = Writer {
+                        dboid: db,
+                        pid,
+                        since: now_secs(),
+                    }
+                }
+                None => return,
+            },
+        }
+    }
+    let mut reclaim = true;
+    let mut idle = Duration::ZERO;
+    loop {
+        let taken = take(db, 64, reclaim);
+        reclaim = false;
+        if taken.is_empty() {
+            if idle >= IDLE || !BackgroundWorker::wait_latch(Some(POLL)) {
+                break;
+            }
+            idle += POLL;
+            continue;
+        }
+        idle = Duration::ZERO;
+        let batch: Vec<serde_json::Value> = taken
+            .iter()
+            .filter_map(|(_, bytes)| serde_json::from_slice(bytes).ok())
+            .collect();
+        let committed = BackgroundWorker::transaction(|| insert(&batch));
+        if committed {
+            release(db, &taken);
+        } else {
+            // Put them back for the next round (or the next writer).
+            reclaim = true;
+            if !BackgroundWorker::wait_latch(Some(POLL)) {
+                break;
+            }
+        }
+        if BackgroundWorker::sigterm_received() {
+            break;
+        }
+    }
+    let mut q = QUEUE.exclusive();
+    for w in q
+        .writers
+        .iter_mut()
+        .filter(|w| w.dboid == db && w.pid == pid)
+    {
+        *w = Writer {
+            dboid: 0,
+            pid: 0,
+            since: 0,
+        };
+    }
+}
+
+/// Inserts a batch of records into identity.audit_log (if the extension is
+/// in this database). True when the statement ran.
+fn insert(batch: &[serde_json::Value]) -> bool {
+    let records = pgrx::JsonB(serde_json::Value::Array(batch.to_vec()));
+    pgrx::PgTryBuilder::new(|| {
+        pgrx::Spi::connect_mut(|c| {
+            let exists = c
+                .select(
+                    "select pg_catalog.to_regclass('identity.audit_log') is not null",
+                    None,
+                    &[],
+                )
+                .ok()
+                .and_then(|t| t.first().get_one::<bool>().ok().flatten())
+                .unwrap_or(false);
+            if !exists {
+                return true;
+            }
+            c.update(
+                include_str!("../../sql/queries/audit_queue_insert.sql"),
+                None,
+                &[records.into()],
+            )
+            .is_ok()
+        })
+    })
+    .catch_others(|_| false)
+    .execute()
+}
