@@ -408,12 +408,12 @@ pub fn session_user_name() -> Option<String> {
     // SAFETY: GetSessionUserId is valid in a backend connected to a
     // database; GetUserNameFromId with noerr returns NULL or a palloc'd name.
     let p = unsafe { pg_sys::GetUserNameFromId(pg_sys::GetSessionUserId(), true) };
+    if p.is_null() {
+        return None;
+    }
     // SAFETY: p is non-null (checked) and a palloc'd NUL-terminated name.
-    (!p.is_null()).then(|| {
-        unsafe { std::ffi::CStr::from_ptr(p) }
-            .to_string_lossy()
-            .into_owned()
-    })
+    let name = unsafe { std::ffi::CStr::from_ptr(p) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 /// Whether the current role (what `SET ROLE` set) is named `role`.
