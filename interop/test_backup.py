@@ -20,7 +20,7 @@ SRC = "backup_src"
 BIN = os.environ["PG_BIN"]  # the server's major (scripts/pg.sh)
 TABLES = ["organizations", "users", "deleted_users", "api_tokens", "signing_keys", "revoked_jwts",
           "revoked_sessions", "credentials", "credential_usage", "subscriptions", "feature_flags",
-          "feature_flag_overrides", "audit_log", "audit_chain_tips", "events"]
+          "feature_flag_overrides", "audit_log", "events"]
 
 
 def connect(db):
@@ -122,7 +122,11 @@ def build_source():
 
 
 def counts(c):
-    return {t: one(c, f"select count(*) from identity.{t}") for t in TABLES}
+    # Reveals and refusals reach audit_log through the background writer, at
+    # any time (test_audit_outside.py): the rows written in transactions count.
+    return {t: one(c, f"select count(*) from identity.{t}" + (
+        " where action not like '%%.refused' and action <> 'credential.revealed'" if t == "audit_log" else ""))
+        for t in TABLES}
 
 
 VALID = ["api_alice", "api_bob", "api_svc", "api_rotated_old", "api_rotated_new", "jwt_hs", "jwt_es_old", "jwt_es"]

@@ -129,10 +129,10 @@ comment on function identity.grant_access(text, text) is
 comment on function identity.cached_table_changed() is
     'Trigger: tells every backend to reload its copy of this table (revocations, signing keys, users). Internal, not callable.';
 comment on function identity.verify_audit_log() is
-    'Recomputes the audit trail''s hash chains: {valid, rows_checked, first_bad_id}. Level admin, system only.';
-comment on function identity.audit_log_chain() is
-    'Trigger: links each new audit row to the tip of its organization''s chain (prev_id, prev_hash, row_hash). Internal, not callable.';
+    'Chains what is pending, then recomputes the audit trail''s hash chains: {valid, rows_checked, rows_pending, first_bad_id}. Level admin, system only.';
+comment on function identity.audit_chain_pending(integer) is
+    'Chains committed audit rows not chained yet to the tips of their chains (prev_id, prev_hash, row_hash); run by the background writer. Internal.';
 comment on function identity.audit_log_hash(identity.audit_log) is
     'The hash of an audit row: SHA-256 of its predecessor''s hash and its columns. Internal (the chain trigger and verify_audit_log).';
 comment on function identity.audit_log_refuse_change() is
-    'Trigger: refuses UPDATE, DELETE and TRUNCATE of identity.audit_log (append only). Internal, not callable.';
+    'Trigger: refuses UPDATE (but filling the chain columns of a row not chained yet), DELETE and TRUNCATE of identity.audit_log. Internal, not callable.';

@@ -206,28 +206,23 @@ create table identity.audit_log (
     -- Tamper evidence (identity.verify_audit_log): each row is chained to the
     -- previous row of its organization's chain (organization_id NULL: the
     -- global chain) by prev_id and prev_hash; row_hash covers prev_hash and
-    -- every other column (identity.audit_log_hash). Set by the
-    -- audit_log_chain trigger.
+    -- every other column (identity.audit_log_hash). NULL until the
+    -- database's background writer chains the row, milliseconds after it
+    -- committed (identity.audit_chain_pending).
     prev_id          bigint,
     prev_hash        bytea,
     row_hash         bytea
 );
+-- The rows the writer has not chained yet (a handful at any time): what
+-- identity.audit_chain_pending looks for, without scanning the trail.
+create index audit_log_unchained_idx on identity.audit_log (id) where row_hash is null;
 create index audit_log_organization_at_idx on identity.audit_log (organization_id, at desc);
 create index audit_log_target_idx on identity.audit_log (target_type, target_id);
 
--- The SQL-language functions of the extension are triggers and the audit
--- row hash, not API functions. Pinned search_path, no dependencies.
-create function identity.audit_log_refuse_change() returns trigger
-language plpgsql set search_path = pg_catalog as $$
-begin
-    raise exception 'identity.audit_log is append-only'
-        using errcode = '42501', detail = tg_op || ' is not allowed on the audit trail';
-end
-$$;
 -- The hash of an audit row: SHA-256 of its predecessor's hash and a
 -- canonical JSON array of its columns (times in microseconds since the
 -- epoch, so the text does not depend on TimeZone). Immutable and pure SQL,
--- so verification recomputes exactly what the trigger stored.
+-- so verification recomputes exactly what the chaining stored.
 create function identity.audit_log_hash(r identity.audit_log) returns bytea
 language sql immutable parallel safe set search_path = pg_catalog as $$
     select pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.jsonb_build_array(
@@ -237,10 +232,7 @@ language sql immutable parallel safe set search_path = pg_catalog as $$
         r.target_type, r.target_id, r.details)::text, 'UTF8'))
 $$;
 
--- The tip of each chain: the last row, and its hash. Locked for the rest of
--- the inserting transaction, so the rows of one chain are appended one
--- transaction at a time (another organization's chain never waits), and
--- deleting the last row of a chain is detected too.
+-- The tip of each chain: its last row, and that row's hash.
 create table identity.audit_chain_tips (
     chain      text primary key,          -- organization_id, or '' for the global chain
     last_id    bigint not null,
@@ -248,40 +240,68 @@ create table identity.audit_chain_tips (
 );
 alter table identity.audit_chain_tips enable row level security;
 
-create function identity.audit_log_chain() returns trigger
+-- Chains committed audit rows not chained yet, in id order, at most
+-- max_rows of them; returns how many. Run by the database's background
+-- writer (src/pg/audit_queue.rs) within milliseconds of their commit, so no
+-- inserting transaction waits for another (an open transaction that wrote
+-- audit rows never holds up anyone else's): a row joins its chain after it
+-- committed.
+create function identity.audit_chain_pending(max_rows int) returns int
 language plpgsql set search_path = pg_catalog as $$
 declare
-    k text := coalesce(new.organization_id::text, '');
+    r identity.audit_log;
+    k text;
     tip identity.audit_chain_tips;
+    -- The tips this call moves, read (and locked) once per chain, written
+    -- once at the end: {chain: [last_id, last_hash hex]}.
+    tips jsonb := '{}';
+    n int := 0;
 begin
-    -- A restored row (pg_restore, COPY) keeps the hashes it was dumped with.
-    if new.row_hash is not null then
-        return new;
-    end if;
-    select * into tip from identity.audit_chain_tips where chain = k for update;
-    new.prev_id := tip.last_id;
-    new.prev_hash := tip.last_hash;
-    new.row_hash := identity.audit_log_hash(new);
-    if tip.chain is null then
-        insert into identity.audit_chain_tips (chain, last_id, last_hash) values (k, new.id, new.row_hash)
-            on conflict (chain) do nothing;
-        if not found then
-            -- Another transaction started this chain meanwhile: link to it.
+    -- One chainer at a time (the writer, verify_audit_log): two would lock
+    -- chain tips in different orders. Callers never take this lock.
+    perform pg_advisory_xact_lock(1231232, 1);
+    for r in select * from identity.audit_log where row_hash is null order by id limit max_rows
+             for update skip locked loop
+        k := coalesce(r.organization_id::text, '');
+        if not tips ? k then
             select * into tip from identity.audit_chain_tips where chain = k for update;
-            new.prev_id := tip.last_id;
-            new.prev_hash := tip.last_hash;
-            new.row_hash := identity.audit_log_hash(new);
-            update identity.audit_chain_tips set last_id = new.id, last_hash = new.row_hash where chain = k;
+            tips := tips || jsonb_build_object(k, jsonb_build_array(tip.last_id, encode(tip.last_hash, 'hex')));
         end if;
-    else
-        update identity.audit_chain_tips set last_id = new.id, last_hash = new.row_hash where chain = k;
-    end if;
-    return new;
+        r.prev_id := (tips->k->>0)::bigint;
+        r.prev_hash := decode(tips->k->>1, 'hex');
+        r.row_hash := identity.audit_log_hash(r);
+        update identity.audit_log set prev_id = r.prev_id, prev_hash = r.prev_hash, row_hash = r.row_hash
+            where id = r.id;
+        tips := tips || jsonb_build_object(k, jsonb_build_array(r.id, encode(r.row_hash, 'hex')));
+        n := n + 1;
+    end loop;
+    insert into identity.audit_chain_tips (chain, last_id, last_hash)
+        select t.key, (t.value->>0)::bigint, decode(t.value->>1, 'hex') from jsonb_each(tips) t
+        on conflict (chain) do update set last_id = excluded.last_id, last_hash = excluded.last_hash;
+    return n;
 end
 $$;
-create trigger audit_log_chain before insert on identity.audit_log
-    for each row execute function identity.audit_log_chain();
 
+-- The SQL-language functions of the extension are triggers and the audit
+-- chain's, not API functions. Pinned search_path, no dependencies.
+create function identity.audit_log_refuse_change() returns trigger
+language plpgsql set search_path = pg_catalog as $$
+begin
+    -- The one change allowed: chaining a row not chained yet, every other
+    -- column unchanged (identity.audit_chain_pending). A wrong hash written
+    -- this way only makes identity.verify_audit_log fail.
+    if tg_op = 'UPDATE' and old.row_hash is null and new.row_hash is not null
+       and (old.id, old.at, old.actor_id, old.actor_kind, old.actor_role, old.organization_id, old.action,
+            old.target_type, old.target_id, old.details)
+           is not distinct from
+           (new.id, new.at, new.actor_id, new.actor_kind, new.actor_role, new.organization_id, new.action,
+            new.target_type, new.target_id, new.details) then
+        return new;
+    end if;
+    raise exception 'identity.audit_log is append-only'
+        using errcode = '42501', detail = tg_op || ' is not allowed on the audit trail';
+end
+$$;
 create trigger audit_log_no_update_delete before update or delete on identity.audit_log
     for each row execute function identity.audit_log_refuse_change();
 create trigger audit_log_no_truncate before truncate on identity.audit_log

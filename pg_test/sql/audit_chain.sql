@@ -10,6 +10,7 @@ select identity.provision_user('ext-chain-3', 'chain3@example.com') is not null 
 select identity.generate_signing_key('EdDSA') is not null as global_row;
 -- Every row is linked: the first of a chain has no predecessor, every other
 -- one names the previous row of the same chain and its hash.
+select (identity.verify_audit_log())->'valid' as chained_and_valid;
 select count(*) > 0 as rows, bool_and(row_hash is not null) as hashed,
        count(*) filter (where prev_id is null) = count(distinct coalesce(organization_id::text, '')) as one_start_per_chain
 from identity.audit_log;

@@ -122,7 +122,8 @@ pub fn functions_for(level: &str) -> Option<Vec<&'static str>> {
     }
 }
 
-/// `{valid, rows_checked, first_bad_id}`: recomputes every audit row's hash
+/// `{valid, rows_checked, rows_pending, first_bad_id}`: chains every
+/// committed row not chained yet, then recomputes every audit row's hash
 /// and its link to the previous row of its chain, and every chain's tip
 /// (sql/queries/audit_verify.sql). A row changed or deleted behind the
 /// append-only trigger's back (a superuser disabling it) makes it invalid
@@ -132,6 +133,11 @@ fn verify_audit_log() -> PgResult<pgrx::JsonB> {
     let s = crate::api::actor::subject()?;
     crate::core::authz::require_system(&s, "only system may verify the audit trail").pg()?;
     spi::privileged(|| {
+        // Chain whatever committed and is not chained yet, as the writer
+        // would (a row whose writer left before it committed), then check.
+        if crate::pg::gucs::transaction_writable() {
+            spi::run("select identity.audit_chain_pending(2147483647)", &[])?;
+        }
         spi::one::<pgrx::JsonB>(include_str!("../../sql/queries/audit_verify.sql"), &[])
     })?
     .ok_or_else(|| IdentityError::new(Kind::NotFound, "no answer").pg_error())

@@ -119,7 +119,7 @@ pub fn record(record: &[u8]) -> bool {
     }
     // SAFETY: MyDatabaseId is set in every backend connected to a database.
     let db = u32::from(unsafe { pg_sys::MyDatabaseId });
-    let start = {
+    {
         let mut q = QUEUE.exclusive();
         let Some(slot) = q.slots.iter_mut().find(|s| s.state == FREE) else {
             return false;
@@ -128,6 +128,23 @@ pub fn record(record: &[u8]) -> bool {
         slot.dboid = db;
         slot.len = record.len() as u32;
         slot.data[..record.len()].copy_from_slice(record);
+    }
+    wake();
+    true
+}
+
+/// Makes sure this database has a writer: it inserts queued records and
+/// chains committed audit rows (identity.audit_chain_pending). Called after
+/// every audit row an extension function writes: a lookup in shared memory
+/// while the writer runs, a worker registration when it does not.
+pub fn wake() {
+    if !available() {
+        return;
+    }
+    // SAFETY: MyDatabaseId is set in every backend connected to a database.
+    let db = u32::from(unsafe { pg_sys::MyDatabaseId });
+    let start = {
+        let mut q = QUEUE.exclusive();
         // A writer for this database: running, or registered recently.
         let now = now_secs();
         let has_writer = q
@@ -169,7 +186,6 @@ pub fn record(record: &[u8]) -> bool {
             }
         }
     }
-    true
 }
 
 /// Takes up to `max` queued records of database `db` (marking them in
@@ -240,20 +256,29 @@ pub extern "C-unwind" fn identity_audit_writer(arg: pg_sys::Datum) {
     loop {
         let taken = take(db, 64, reclaim);
         reclaim = false;
-        if taken.is_empty() {
-            if idle >= IDLE || !BackgroundWorker::wait_latch(Some(POLL)) {
-                break;
-            }
-            idle += POLL;
-            continue;
-        }
-        idle = Duration::ZERO;
         let batch: Vec<serde_json::Value> = taken
             .iter()
             .filter_map(|(_, bytes)| serde_json::from_slice(bytes).ok())
             .collect();
-        let committed = BackgroundWorker::transaction(|| insert(&batch));
-        if committed {
+        // Insert the queued records and chain what committed, in one
+        // transaction of this worker's own.
+        let done = BackgroundWorker::transaction(|| insert_and_chain(&batch));
+        if taken.is_empty() && done == Some(0) {
+            let stop = !BackgroundWorker::wait_latch(Some(POLL));
+            idle += POLL;
+            // Leave only when nothing is queued, checked under the lock that
+            // wake() takes: a record queued before this sees the queue
+            // non-empty here, one queued after finds no writer and starts one.
+            if (stop || idle >= IDLE) && leave(db, pid) {
+                return;
+            }
+            if stop {
+                break;
+            }
+            continue;
+        }
+        idle = Duration::ZERO;
+        if done.is_some() {
             release(db, &taken);
         } else {
             // Put them back for the next round (or the next writer).
@@ -266,6 +291,8 @@ pub extern "C-unwind" fn identity_audit_writer(arg: pg_sys::Datum) {
             break;
         }
     }
+    // Shutting down (postmaster exit or SIGTERM): the slot is freed; queued
+    // records wait for the next writer.
     let mut q = QUEUE.exclusive();
     for w in q
         .writers
@@ -280,15 +307,37 @@ pub extern "C-unwind" fn identity_audit_writer(arg: pg_sys::Datum) {
     }
 }
 
-/// Inserts a batch of records into identity.audit_log (if the extension is
-/// in this database). True when the statement ran.
-fn insert(batch: &[serde_json::Value]) -> bool {
+/// Frees this writer's slot unless records of its database are queued
+/// (then it must go on); true when it may exit.
+fn leave(db: u32, pid: i32) -> bool {
+    let mut q = QUEUE.exclusive();
+    if q.slots.iter().any(|s| s.dboid == db && s.state == QUEUED) {
+        return false;
+    }
+    for w in q
+        .writers
+        .iter_mut()
+        .filter(|w| w.dboid == db && w.pid == pid)
+    {
+        *w = Writer {
+            dboid: 0,
+            pid: 0,
+            since: 0,
+        };
+    }
+    true
+}
+
+/// Inserts a batch of records into identity.audit_log and chains every
+/// committed row not chained yet (if the extension is in this database).
+/// Some(rows chained) when the statements ran, None when they failed.
+fn insert_and_chain(batch: &[serde_json::Value]) -> Option<i64> {
     let records = pgrx::JsonB(serde_json::Value::Array(batch.to_vec()));
     pgrx::PgTryBuilder::new(|| {
         pgrx::Spi::connect_mut(|c| {
             let exists = c
                 .select(
-                    "select pg_catalog.to_regclass('identity.audit_log') is not null",
+                    "select pg_catalog.to_regprocedure('identity.audit_chain_pending(integer)') is not null",
                     None,
                     &[],
                 )
@@ -296,16 +345,18 @@ fn insert(batch: &[serde_json::Value]) -> bool {
                 .and_then(|t| t.first().get_one::<bool>().ok().flatten())
                 .unwrap_or(false);
             if !exists {
-                return true;
+                return Some(0);
             }
-            c.update(
-                include_str!("../../sql/queries/audit_queue_insert.sql"),
-                None,
-                &[records.into()],
-            )
-            .is_ok()
+            if !batch.is_empty() {
+                c.update(include_str!("../../sql/queries/audit_queue_insert.sql"), None, &[records.into()])
+                    .ok()?;
+            }
+            c.update("select identity.audit_chain_pending(1000)", None, &[])
+                .ok()
+                .and_then(|t| t.first().get_one::<i32>().ok().flatten())
+                .map(i64::from)
         })
     })
-    .catch_others(|_| false)
+    .catch_others(|_| None)
     .execute()
 }

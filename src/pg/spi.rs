@@ -173,6 +173,8 @@ pub struct Audit<'a> {
 }
 
 pub fn audit(a: Audit) -> PgResult<()> {
+    // The database's background writer chains the row once it committed.
+    crate::pg::audit_queue::wake();
     run(
         include_str!("../../sql/queries/spi_audit.sql"),
         &[
