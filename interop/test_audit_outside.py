@@ -15,7 +15,7 @@ OTHER = "00000000-0000-0000-0000-0000000e3002"
 DB = "audit_outside"
 
 
-def wait_for(c, sql, args=(), seconds=5.0):
+def wait_for(c, sql, args=(), seconds=10.0):
     end = time.time() + seconds
     while time.time() < end:
         if c.execute(sql, args).fetchone()[0]:

@@ -49,13 +49,13 @@ end
 $$;
 grant execute on function t.state(text) to public;
 -- Audit rows written outside the caller's transaction (a revealed secret, a
--- refused attempt) arrive through the background writer: wait (at most 5 s)
+-- refused attempt) arrive through the background writer: wait (at most 10 s)
 -- until the boolean query `q` holds.
 create or replace function t.wait_until(q text) returns boolean language plpgsql as $$
 declare
     ok boolean;
 begin
-    for i in 1..250 loop
+    for i in 1..500 loop
         execute q into ok;
         if ok then
             return true;

@@ -50,8 +50,11 @@ struct Writer {
     dboid: u32,
     /// 0 while starting.
     pid: i32,
-    /// When it was registered (seconds), to retry a worker that never came.
-    since: i64,
+    /// When it was registered, then its heartbeat (ms since the epoch; the
+    /// writer refreshes it every loop). A stale one is a writer that never
+    /// came or died (an ERROR ends a background worker): wake() starts
+    /// another.
+    seen_ms: i64,
 }
 
 #[derive(Copy, Clone)]
@@ -72,7 +75,7 @@ impl Default for Queue {
             writers: [Writer {
                 dboid: 0,
                 pid: 0,
-                since: 0,
+                seen_ms: 0,
             }; WRITERS],
         }
     }
@@ -103,11 +106,14 @@ fn available() -> bool {
     INITIALISED.load(Ordering::Relaxed)
 }
 
-fn now_secs() -> i64 {
+fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+        .map_or(0, |d| d.as_millis() as i64)
 }
+
+/// How long a writer may go without a heartbeat (it loops every POLL).
+const STALE_MS: i64 = 2000;
 
 /// Queues `record` (a JSON object's text, at most SLOT_BYTES) for this
 /// database's writer, starting the writer when there is none. False when
@@ -145,23 +151,24 @@ pub fn wake() {
     let db = u32::from(unsafe { pg_sys::MyDatabaseId });
     let start = {
         let mut q = QUEUE.exclusive();
-        // A writer for this database: running, or registered recently.
-        let now = now_secs();
+        // A writer for this database with a fresh heartbeat (or registered
+        // just now). A stale entry is taken over.
+        let now = now_ms();
         let has_writer = q
             .writers
             .iter()
-            .any(|w| w.dboid == db && (w.pid != 0 || now - w.since < 10));
+            .any(|w| w.dboid == db && now - w.seen_ms < STALE_MS);
         if has_writer {
             false
         } else if let Some(w) = q
             .writers
             .iter_mut()
-            .find(|w| w.dboid == 0 || (w.dboid == db && w.pid == 0))
+            .find(|w| w.dboid == 0 || w.dboid == db || now - w.seen_ms >= STALE_MS)
         {
             *w = Writer {
                 dboid: db,
                 pid: 0,
-                since: now,
+                seen_ms: now,
             };
             true
         } else {
@@ -190,8 +197,17 @@ pub fn wake() {
 
 /// Takes up to `max` queued records of database `db` (marking them in
 /// flight), and, when `reclaim`, the in-flight ones a dead writer left.
-fn take(db: u32, max: usize, reclaim: bool) -> Vec<(usize, Vec<u8>)> {
+fn take(db: u32, pid: i32, max: usize, reclaim: bool) -> Vec<(usize, Vec<u8>)> {
     let mut q = QUEUE.exclusive();
+    // The heartbeat.
+    let now = now_ms();
+    for w in q
+        .writers
+        .iter_mut()
+        .filter(|w| w.dboid == db && w.pid == pid)
+    {
+        w.seen_ms = now;
+    }
     let mut out = Vec::new();
     for (i, s) in q.slots.iter_mut().enumerate() {
         if out.len() == max {
@@ -230,31 +246,34 @@ pub extern "C-unwind" fn identity_audit_writer(arg: pg_sys::Datum) {
     let pid = unsafe { pg_sys::MyProcPid };
     {
         let mut q = QUEUE.exclusive();
+        let now = now_ms();
         let running = q
             .writers
             .iter()
-            .any(|w| w.dboid == db && w.pid != 0 && w.pid != pid);
+            .any(|w| w.dboid == db && w.pid != 0 && w.pid != pid && now - w.seen_ms < STALE_MS);
         if running {
             return;
         }
-        match q.writers.iter_mut().find(|w| w.dboid == db && w.pid == 0) {
-            Some(w) => w.pid = pid,
-            None => match q.writers.iter_mut().find(|w| w.dboid == 0) {
-                Some(w) => {
-                    *w = Writer {
-                        dboid: db,
-                        pid,
-                        since: now_secs(),
-                    }
+        let mine = q.writers.iter().position(|w| w.dboid == db).or_else(|| {
+            q.writers
+                .iter()
+                .position(|w| w.dboid == 0 || now - w.seen_ms >= STALE_MS)
+        });
+        match mine {
+            Some(i) => {
+                q.writers[i] = Writer {
+                    dboid: db,
+                    pid,
+                    seen_ms: now,
                 }
-                None => return,
-            },
+            }
+            None => return,
         }
     }
     let mut reclaim = true;
     let mut idle = Duration::ZERO;
     loop {
-        let taken = take(db, 64, reclaim);
+        let taken = take(db, pid, 64, reclaim);
         reclaim = false;
         let batch: Vec<serde_json::Value> = taken
             .iter()
@@ -302,7 +321,7 @@ pub extern "C-unwind" fn identity_audit_writer(arg: pg_sys::Datum) {
         *w = Writer {
             dboid: 0,
             pid: 0,
-            since: 0,
+            seen_ms: 0,
         };
     }
 }
@@ -322,7 +341,7 @@ fn leave(db: u32, pid: i32) -> bool {
         *w = Writer {
             dboid: 0,
             pid: 0,
-            since: 0,
+            seen_ms: 0,
         };
     }
     true
@@ -350,6 +369,16 @@ fn insert_and_chain(batch: &[serde_json::Value]) -> Option<i64> {
             if !batch.is_empty() {
                 c.update(include_str!("../../sql/queries/audit_queue_insert.sql"), None, &[records.into()])
                     .ok()?;
+            }
+            // Never wait for another chainer (verify_audit_log): a writer
+            // that blocks misses its heartbeat. Chain next round instead.
+            let free = c
+                .update("select pg_catalog.pg_try_advisory_xact_lock(1231232, 1)", None, &[])
+                .ok()
+                .and_then(|t| t.first().get_one::<bool>().ok().flatten())
+                .unwrap_or(false);
+            if !free {
+                return Some(0);
             }
             c.update("select identity.audit_chain_pending(1000)", None, &[])
                 .ok()
