@@ -21,6 +21,8 @@ total=$(grep -cE '^(test |ok |not ok )' "$out/summary.txt" || true)
 failed=$(grep -cE '(\.\.\. FAILED|^not ok )' "$out/summary.txt" || true)
 if [ "$status" -ne 0 ] && [ -f "$out/regression.diffs" ]; then
     cat "$out/regression.diffs"
+    # The background audit writer's own lines, for a wait that timed out.
+    grep -iE "audit writer|FATAL|PANIC|terminated" "$CLUSTER_DIR/server.log" | tail -n 30 || true
 fi
 echo "scenarios: $((total - failed)) passed, $failed failed"
 exit "$status"

@@ -12,7 +12,11 @@
 //! queues a record for it (RegisterDynamicBackgroundWorker) and exiting
 //! after `IDLE` without records. A record is freed only after the writer's
 //! transaction committed; a writer that died leaves its records in flight,
-//! and the next writer of that database takes them again.
+//! and the next writer of that database takes them again. A writer ended
+//! by an ERROR is started again by the postmaster after `RESTART` (at most
+//! 3 times without a transaction that ran, so a dropped database does not
+//! keep one restarting); a heartbeat in shared memory lets wake() replace
+//! a writer that is gone.
 //!
 //! Needs the library in shared_preload_libraries (as everything here does);
 //! without the ring (not preloaded, or full) `record` returns false and the
@@ -55,6 +59,9 @@ struct Writer {
     /// came or died (an ERROR ends a background worker): wake() starts
     /// another.
     seen_ms: i64,
+    /// Starts since the last transaction that ran: bounds the postmaster's
+    /// restarts of a writer whose database is gone (its connection fails).
+    starts: u32,
 }
 
 #[derive(Copy, Clone)]
@@ -76,6 +83,7 @@ impl Default for Queue {
                 dboid: 0,
                 pid: 0,
                 seen_ms: 0,
+                starts: 0,
             }; WRITERS],
         }
     }
@@ -114,6 +122,8 @@ fn now_ms() -> i64 {
 
 /// How long a writer may go without a heartbeat (it loops every POLL).
 const STALE_MS: i64 = 2000;
+/// When the postmaster starts a writer again after it ended with an ERROR.
+const RESTART: Duration = Duration::from_secs(3);
 
 /// Queues `record` (a JSON object's text, at most SLOT_BYTES) for this
 /// database's writer, starting the writer when there is none. False when
@@ -169,6 +179,7 @@ pub fn wake() {
                 dboid: db,
                 pid: 0,
                 seen_ms: now,
+                starts: 0,
             };
             true
         } else {
@@ -183,7 +194,10 @@ pub fn wake() {
             .set_argument(Some(pg_sys::Datum::from(db)))
             .enable_spi_access()
             .set_start_time(BgWorkerStartTime::RecoveryFinished)
-            .set_restart_time(None)
+            // After an ERROR (exit code 1); a writer that returns (idle) is
+            // not restarted. Longer than STALE_MS, so the restarted writer
+            // takes over its own stale slot.
+            .set_restart_time(Some(RESTART))
             .load_dynamic()
             .is_ok();
         if !started {
@@ -241,6 +255,23 @@ fn release(db: u32, taken: &[(usize, Vec<u8>)]) {
 pub extern "C-unwind" fn identity_audit_writer(arg: pg_sys::Datum) {
     let db = arg.value() as u32;
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    // Before connecting (which ends the process if the database is gone):
+    // a writer restarted 3 times without a transaction that ran gives up.
+    {
+        let mut q = QUEUE.exclusive();
+        if let Some(w) = q.writers.iter_mut().find(|w| w.dboid == db) {
+            w.starts += 1;
+            if w.starts > 3 {
+                *w = Writer {
+                    dboid: 0,
+                    pid: 0,
+                    seen_ms: 0,
+                    starts: 0,
+                };
+                return;
+            }
+        }
+    }
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(db)), None);
     // SAFETY: MyProcPid is this process' pid.
     let pid = unsafe { pg_sys::MyProcPid };
@@ -261,10 +292,16 @@ pub extern "C-unwind" fn identity_audit_writer(arg: pg_sys::Datum) {
         });
         match mine {
             Some(i) => {
+                let starts = if q.writers[i].dboid == db {
+                    q.writers[i].starts
+                } else {
+                    0
+                };
                 q.writers[i] = Writer {
                     dboid: db,
                     pid,
                     seen_ms: now,
+                    starts,
                 }
             }
             None => return,
@@ -282,6 +319,16 @@ pub extern "C-unwind" fn identity_audit_writer(arg: pg_sys::Datum) {
         // Insert the queued records and chain what committed, in one
         // transaction of this worker's own.
         let done = BackgroundWorker::transaction(|| insert_and_chain(&batch));
+        if done.is_some() {
+            let mut q = QUEUE.exclusive();
+            for w in q
+                .writers
+                .iter_mut()
+                .filter(|w| w.dboid == db && w.pid == pid)
+            {
+                w.starts = 0;
+            }
+        }
         if taken.is_empty() && done == Some(0) {
             let stop = !BackgroundWorker::wait_latch(Some(POLL));
             idle += POLL;
@@ -322,6 +369,7 @@ pub extern "C-unwind" fn identity_audit_writer(arg: pg_sys::Datum) {
             dboid: 0,
             pid: 0,
             seen_ms: 0,
+            starts: 0,
         };
     }
 }
@@ -342,6 +390,7 @@ fn leave(db: u32, pid: i32) -> bool {
             dboid: 0,
             pid: 0,
             seen_ms: 0,
+            starts: 0,
         };
     }
     true
@@ -351,41 +400,49 @@ fn leave(db: u32, pid: i32) -> bool {
 /// committed row not chained yet (if the extension is in this database).
 /// Some(rows chained) when the statements ran, None when they failed.
 fn insert_and_chain(batch: &[serde_json::Value]) -> Option<i64> {
+    // No error is caught here: catching one without a subtransaction would
+    // leave the transaction unusable. An ERROR (the extension dropped under
+    // the writer, say) ends this worker; the postmaster starts it again
+    // after RESTART, and it takes its in-flight records again.
     let records = pgrx::JsonB(serde_json::Value::Array(batch.to_vec()));
-    pgrx::PgTryBuilder::new(|| {
-        pgrx::Spi::connect_mut(|c| {
-            let exists = c
-                .select(
-                    "select pg_catalog.to_regprocedure('identity.audit_chain_pending(integer)') is not null",
-                    None,
-                    &[],
-                )
-                .ok()
-                .and_then(|t| t.first().get_one::<bool>().ok().flatten())
-                .unwrap_or(false);
-            if !exists {
-                return Some(0);
-            }
-            if !batch.is_empty() {
-                c.update(include_str!("../../sql/queries/audit_queue_insert.sql"), None, &[records.into()])
-                    .ok()?;
-            }
-            // Never wait for another chainer (verify_audit_log): a writer
-            // that blocks misses its heartbeat. Chain next round instead.
-            let free = c
-                .update("select pg_catalog.pg_try_advisory_xact_lock(1231232, 1)", None, &[])
-                .ok()
-                .and_then(|t| t.first().get_one::<bool>().ok().flatten())
-                .unwrap_or(false);
-            if !free {
-                return Some(0);
-            }
-            c.update("select identity.audit_chain_pending(1000)", None, &[])
-                .ok()
-                .and_then(|t| t.first().get_one::<i32>().ok().flatten())
-                .map(i64::from)
-        })
+    pgrx::Spi::connect_mut(|c| {
+        let exists = c
+            .select(
+                "select pg_catalog.to_regprocedure('identity.audit_chain_pending(integer)') is not null",
+                None,
+                &[],
+            )
+            .ok()
+            .and_then(|t| t.first().get_one::<bool>().ok().flatten())
+            .unwrap_or(false);
+        if !exists {
+            return Some(0);
+        }
+        if !batch.is_empty() {
+            c.update(
+                include_str!("../../sql/queries/audit_queue_insert.sql"),
+                None,
+                &[records.into()],
+            )
+            .ok()?;
+        }
+        // Never wait for another chainer (verify_audit_log): a writer that
+        // blocks misses its heartbeat. Chain next round instead.
+        let free = c
+            .update(
+                "select pg_catalog.pg_try_advisory_xact_lock(1231232, 1)",
+                None,
+                &[],
+            )
+            .ok()
+            .and_then(|t| t.first().get_one::<bool>().ok().flatten())
+            .unwrap_or(false);
+        if !free {
+            return Some(0);
+        }
+        c.update("select identity.audit_chain_pending(1000)", None, &[])
+            .ok()
+            .and_then(|t| t.first().get_one::<i32>().ok().flatten())
+            .map(i64::from)
     })
-    .catch_others(|_| None)
-    .execute()
 }
