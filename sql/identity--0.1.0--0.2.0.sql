@@ -30,23 +30,6 @@ select pg_catalog.pg_extension_config_dump('identity.events_id_seq', '');
 CREATE FUNCTION identity."pre_request"() RETURNS void VOLATILE PARALLEL UNSAFE
     LANGUAGE c AS 'MODULE_PATHNAME', 'identity_pre_request';
 revoke all on function identity."pre_request"() from public;
--- It belongs to the user level: every role granted that level under 0.1.0
--- (identity.grant_access(role, 'user'), which grants identity.authenticate)
--- gets it too, as grant_access gives it now.
-do $$
-declare
-    r regrole;
-begin
-    for r in
-        select distinct a.grantee::regrole
-        from pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
-        where p.oid = 'identity.authenticate(text)'::pg_catalog.regprocedure
-          and a.privilege_type = 'EXECUTE' and a.grantee <> 0 and a.grantee <> p.proowner
-    loop
-        execute pg_catalog.format('grant execute on function identity."pre_request"() to %s', r);
-    end loop;
-end
-$$;
 
 -- Signing keys can be revoked for good (identity.revoke_signing_key), as
 -- Supabase's signing keys can: a fourth state, and when it happened.
@@ -70,22 +53,31 @@ CREATE FUNCTION identity."verify_audit_log"() RETURNS jsonb STRICT
     VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'verify_audit_log_wrapper';
 revoke all on function identity."verify_audit_log"() from public;
 
--- All three are admin-level functions: every role granted the admin level under
--- 0.1.0 (which has identity.retire_signing_key) gets them, as grant_access
--- does now.
+-- The new functions go to the roles that hold their level: every role
+-- granted it under 0.1.0 (identity.grant_access) has a function only that
+-- level has, and gets the new ones of that level, as grant_access gives
+-- them now. User level (marked by identity.authenticate): pre_request.
+-- Admin level (marked by identity.retire_signing_key): revoke_signing_key,
+-- rekey, verify_audit_log.
 do $$
 declare
+    g record;
     r regrole;
 begin
-    for r in
-        select distinct a.grantee::regrole
-        from pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
-        where p.oid = 'identity.retire_signing_key(text)'::pg_catalog.regprocedure
-          and a.privilege_type = 'EXECUTE' and a.grantee <> 0 and a.grantee <> p.proowner
+    for g in select * from (values
+        ('identity.authenticate(text)', 'identity."pre_request"()'),
+        ('identity.retire_signing_key(text)', 'identity."revoke_signing_key"(text)'),
+        ('identity.retire_signing_key(text)', 'identity."rekey"(integer)'),
+        ('identity.retire_signing_key(text)', 'identity."verify_audit_log"()')) v(marker, granted)
     loop
-        execute pg_catalog.format('grant execute on function identity."revoke_signing_key"(text) to %s', r);
-        execute pg_catalog.format('grant execute on function identity."rekey"(integer) to %s', r);
-        execute pg_catalog.format('grant execute on function identity."verify_audit_log"() to %s', r);
+        for r in
+            select distinct a.grantee::regrole
+            from pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+            where p.oid = g.marker::pg_catalog.regprocedure
+              and a.privilege_type = 'EXECUTE' and a.grantee <> 0 and a.grantee <> p.proowner
+        loop
+            execute pg_catalog.format('grant execute on function %s to %s', g.granted, r);
+        end loop;
     end loop;
 end
 $$;

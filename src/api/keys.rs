@@ -175,11 +175,8 @@ fn generate_signing_key(alg: default!(Option<&str>, "'ES256'")) -> PgResult<Stri
 fn activate_signing_key(kid: Option<&str>) -> PgResult<()> {
     let kid = required(kid, "kid is required").pg()?;
     kid_arg(kid)?;
-    let status = spi::column_mut::<String>(
-        "select status from identity.signing_keys where kid = $1 for update",
-        &[kid.into()],
-    )?;
-    match status.first().map(|st| KeyStatus::parse(st)) {
+    let status = locked_status(kid)?;
+    match status {
         None => {
             let e = IdentityError::new(Kind::NotFound, "signing key does not exist");
             return Err(refused(kid, "activate", e));
@@ -254,6 +251,16 @@ fn kid_arg(kid: &str) -> PgResult<()> {
     Ok(())
 }
 
+/// A key's state, its row locked for the rest of the transaction: None when
+/// the key does not exist (Some(None): a state this build does not know).
+fn locked_status(kid: &str) -> PgResult<Option<Option<KeyStatus>>> {
+    let status = spi::column_mut::<String>(
+        "select status from identity.signing_keys where kid = $1 for update",
+        &[kid.into()],
+    )?;
+    Ok(status.first().map(|st| KeyStatus::parse(st)))
+}
+
 /// A key's state, None when it does not exist.
 fn key_status(kid: &str) -> PgResult<Option<KeyStatus>> {
     Ok(spi::one::<String>(
@@ -274,11 +281,8 @@ fn key_status(kid: &str) -> PgResult<Option<KeyStatus>> {
 fn revoke_signing_key(kid: Option<&str>) -> PgResult<()> {
     let kid = required(kid, "kid is required").pg()?;
     kid_arg(kid)?;
-    let status = spi::column_mut::<String>(
-        "select status from identity.signing_keys where kid = $1 for update",
-        &[kid.into()],
-    )?;
-    match status.first().map(|st| KeyStatus::parse(st)) {
+    let status = locked_status(kid)?;
+    match status {
         None => Err(refused(
             kid,
             "revoke",
@@ -301,7 +305,7 @@ fn revoke_signing_key(kid: Option<&str>) -> PgResult<()> {
             audit(
                 "signing_key.revoked",
                 kid,
-                json!({"previous_status": status[0]}),
+                json!({"previous_status": status.flatten().map(KeyStatus::as_str)}),
             )
         }
     }

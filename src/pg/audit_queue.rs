@@ -360,6 +360,11 @@ pub extern "C-unwind" fn identity_audit_writer(arg: pg_sys::Datum) {
     // Shutting down (postmaster exit or SIGTERM): the slot is freed; queued
     // records wait for the next writer.
     let mut q = QUEUE.exclusive();
+    free_writer(&mut q, db, pid);
+}
+
+/// Frees writer `pid`'s slot of database `db` (under the queue's lock).
+fn free_writer(q: &mut Queue, db: u32, pid: i32) {
     for w in q
         .writers
         .iter_mut()
@@ -381,18 +386,7 @@ fn leave(db: u32, pid: i32) -> bool {
     if q.slots.iter().any(|s| s.dboid == db && s.state == QUEUED) {
         return false;
     }
-    for w in q
-        .writers
-        .iter_mut()
-        .filter(|w| w.dboid == db && w.pid == pid)
-    {
-        *w = Writer {
-            dboid: 0,
-            pid: 0,
-            seen_ms: 0,
-            starts: 0,
-        };
-    }
+    free_writer(&mut q, db, pid);
     true
 }
 
