@@ -30,6 +30,8 @@ create policy signed_in_users on identity.feature_flags for select
     using (identity.uid() is not null);
 create policy self on identity.feature_flag_overrides for select
     using (user_id = identity.uid() and identity.has_scope('users:read'));
+create policy self on identity.identities for select
+    using (user_id = identity.uid() and identity.has_scope('users:read'));
 create policy org_admin on identity.audit_log for select
     using (identity.is_admin() and organization_id = identity.org_id() and identity.has_scope('audit:read'));
 

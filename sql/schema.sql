@@ -21,8 +21,12 @@ create table identity.organizations (
     name        text not null check (pg_catalog.length(name) between 1 and 200),
     metadata    jsonb not null default '{}' check (pg_catalog.jsonb_typeof(metadata) = 'object'),
     created_at  timestamptz not null default pg_catalog.now(),
-    updated_at  timestamptz not null default pg_catalog.now()
+    updated_at  timestamptz not null default pg_catalog.now(),
+    -- The identity provider's id of the organization (Clerk's org_...):
+    -- where an issuer's organization claim (e.g. o.id) sends its users.
+    external_id text check (pg_catalog.length(external_id) between 1 and 255)
 );
+create unique index organizations_external_id_key on identity.organizations (external_id) where external_id is not null;
 
 create table identity.users (
     id                 uuid primary key default pg_catalog.gen_random_uuid(),
@@ -189,6 +193,54 @@ create table identity.feature_flag_overrides (
 );
 create index feature_flag_overrides_user_idx on identity.feature_flag_overrides (user_id);
 
+-- External identity providers (API.md section 11): issuers whose tokens
+-- identity.authenticate accepts, with the JWKS their tokens are verified
+-- with (set by hand, or fetched from options.jwks_uri by the database's
+-- background worker) and their checked options. The Svix webhook secret is
+-- AEAD ciphertext under identity.encryption_key, bound to the issuer.
+create table identity.issuers (
+    issuer                     text primary key check (pg_catalog.length(issuer) between 1 and 255),
+    jwks                       jsonb not null check (pg_catalog.jsonb_typeof(jwks) = 'object'),
+    options                    jsonb not null default '{}' check (pg_catalog.jsonb_typeof(options) = 'object'),
+    webhook_secret_ciphertext  bytea,
+    -- Bumped by every change of jwks or options: backends re-parse the keys
+    -- of an issuer only when it moved.
+    version                    bigint not null default 1,
+    -- The background worker's last fetch of options.jwks_uri: when it
+    -- succeeded, when and why the last one failed (the set in use stays the
+    -- last good one), and when a token named an unknown kid.
+    jwks_fetched_at            timestamptz,
+    jwks_failed_at             timestamptz,
+    jwks_error                 text check (pg_catalog.length(jwks_error) <= 500),
+    created_at                 timestamptz not null default pg_catalog.now(),
+    updated_at                 timestamptz not null default pg_catalog.now()
+);
+
+-- Who an issuer's subject is here. One user may have several identities.
+-- user_id NULL is a tombstone: the user was deleted (or a user.deleted
+-- webhook came before its user.created), and the subject is never
+-- provisioned again.
+create table identity.identities (
+    issuer        text not null references identity.issuers (issuer) on delete cascade,
+    subject       text not null check (pg_catalog.length(subject) between 1 and 255),
+    user_id       uuid references identity.users (id) on delete set null,
+    created_at    timestamptz not null default pg_catalog.now(),
+    last_seen_at  timestamptz,
+    primary key (issuer, subject)
+);
+create index identities_user_idx on identity.identities (user_id) where user_id is not null;
+
+-- Webhook deliveries handled, by their svix-id: a repeat is a duplicate.
+create table identity.webhook_deliveries (
+    issuer       text not null references identity.issuers (issuer) on delete cascade,
+    svix_id      text not null check (pg_catalog.length(svix_id) between 1 and 255),
+    event_type   text not null check (pg_catalog.length(event_type) between 1 and 100),
+    status       text not null check (status in ('processed', 'ignored')),
+    user_id      uuid,
+    received_at  timestamptz not null default pg_catalog.now(),
+    primary key (issuer, svix_id)
+);
+
 -- Append-only: no foreign keys (the trail outlives what it names) and a
 -- trigger that refuses UPDATE, DELETE and TRUNCATE for every role, owner and
 -- superusers included.
@@ -335,6 +387,9 @@ alter table identity.feature_flags          enable row level security;
 alter table identity.feature_flag_overrides enable row level security;
 alter table identity.audit_log              enable row level security;
 alter table identity.events                 enable row level security;
+alter table identity.issuers                enable row level security;
+alter table identity.identities             enable row level security;
+alter table identity.webhook_deliveries     enable row level security;
 
 -- Backups keep everything (README "Backup and restore"): pg_dump skips the
 -- rows of an extension's tables unless they are registered, so every table
@@ -356,6 +411,9 @@ select pg_catalog.pg_extension_config_dump('identity.feature_flag_overrides', ''
 select pg_catalog.pg_extension_config_dump('identity.audit_log', '');
 select pg_catalog.pg_extension_config_dump('identity.events', '');
 select pg_catalog.pg_extension_config_dump('identity.audit_chain_tips', '');
+select pg_catalog.pg_extension_config_dump('identity.issuers', '');
+select pg_catalog.pg_extension_config_dump('identity.identities', '');
+select pg_catalog.pg_extension_config_dump('identity.webhook_deliveries', '');
 select pg_catalog.pg_extension_config_dump('identity.credential_usage_id_seq', '');
 select pg_catalog.pg_extension_config_dump('identity.audit_log_id_seq', '');
 select pg_catalog.pg_extension_config_dump('identity.events_id_seq', '');

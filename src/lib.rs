@@ -37,6 +37,7 @@ pub extern "C-unwind" fn _PG_init() {
     pg::gucs::init();
     pg::redact::install();
     pg::audit_queue::init();
+    pg::jwks_fetch::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

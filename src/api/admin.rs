@@ -65,7 +65,14 @@ pub const USER_FUNCTIONS: &[&str] = &[
     "identity.reveal_credential_secret(uuid)",
     "identity.record_credential_usage(uuid, numeric, bigint)",
     "identity.credential_usage(uuid)",
+    // Section 11: a client holding an external issuer's token gets ours.
+    "identity.exchange_external_token(text, interval)",
 ];
+
+/// Who receives an identity provider's webhooks (e.g. PostgREST's `anon`,
+/// since the provider has no token of ours): the signature is the
+/// credential, so this level may call handle_webhook and nothing else.
+pub const WEBHOOK_FUNCTIONS: &[&str] = &["identity.handle_webhook(text, jsonb, text)"];
 
 /// Back-office callers (e.g. Supabase `service_role`) get the user set and
 /// these: they may mint, revoke and manage keys and tokens.
@@ -83,10 +90,17 @@ pub const ADMIN_ONLY_FUNCTIONS: &[&str] = &[
     "identity.verify_audit_log()",
     // System-only acts of sections 6, 7 and 9.
     "identity.create_organization(text)",
+    "identity.set_organization_external_id(uuid, text)",
     "identity.provision_user(text, text, text, text, uuid, uuid)",
     "identity.set_feature_flag(text, boolean, integer, text)",
     "identity.set_feature_flag_override(text, uuid, boolean)",
     "identity.create_system_credential(uuid, text, text, numeric)",
+    // Section 11.
+    "identity.register_issuer(text, jsonb, jsonb)",
+    "identity.set_issuer_jwks(text, jsonb)",
+    "identity.remove_issuer(text)",
+    "identity.list_issuers()",
+    "identity.handle_webhook(text, jsonb, text)",
 ];
 
 /// Column-level SELECT the `user` level gets, under the RLS policies of
@@ -105,12 +119,14 @@ pub const USER_TABLE_GRANTS: &[&str] = &[
     "grant select on identity.feature_flags to {role}",
     "grant select on identity.feature_flag_overrides to {role}",
     "grant select on identity.audit_log to {role}",
+    "grant select (issuer, subject, user_id, created_at, last_seen_at) on identity.identities to {role}",
 ];
 
 pub fn functions_for(level: &str) -> Option<Vec<&'static str>> {
     match level {
         "hook" => Some(HOOK_FUNCTIONS.to_vec()),
         "user" => Some(USER_FUNCTIONS.to_vec()),
+        "webhook" => Some(WEBHOOK_FUNCTIONS.to_vec()),
         "admin" => Some(
             USER_FUNCTIONS
                 .iter()
@@ -164,7 +180,7 @@ fn grant_access(role: Option<&str>, level: Option<&str>) -> PgResult<()> {
         .ok_or_else(|| {
             IdentityError::invalid("unknown access level")
                 .detail(format!("level {level:?}"))
-                .hint("use one of: hook, user, admin")
+                .hint("use one of: hook, user, admin, webhook")
         })
         .pg()?;
     if !spi::role_exists(role)? {

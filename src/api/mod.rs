@@ -6,6 +6,7 @@ pub mod admin;
 pub mod credentials;
 pub mod flags;
 pub mod hook;
+pub mod issuers;
 pub mod jwt;
 pub mod keys;
 pub mod rls;

@@ -174,6 +174,9 @@ fn verdict(token: &str) -> crate::pg::error::PgResult<Verdict> {
     if token.starts_with(&prefix) && !token.contains('.') {
         return api_token_verdict(token);
     }
+    if let Some(signed_in) = crate::api::issuers::sign_in(token)? {
+        return external_verdict(signed_in);
+    }
     let (checks, claims) = crate::api::jwt::verify_jsonb(token, None).pg()?;
     Ok(match claims {
         Some(v) => Ok(Authenticated {
@@ -189,6 +192,33 @@ fn verdict(token: &str) -> crate::pg::error::PgResult<Verdict> {
             ))
         }
     })
+}
+
+/// A registered issuer's token (api::issuers::sign_in): our claims for its
+/// user, with the external token's exp.
+fn external_verdict(
+    signed_in: Result<crate::api::issuers::SignIn, crate::core::error::IdentityError>,
+) -> crate::pg::error::PgResult<Verdict> {
+    let si = match signed_in {
+        Ok(si) => si,
+        Err(e) => return Ok(Err((e.message.to_owned(), e.detail))),
+    };
+    let now = crate::pg::clock::now_unix();
+    let mut claims = match crate::api::issuers::our_claims(&si, now) {
+        Ok(c) => c,
+        Err(e) => return Ok(Err((e.message.to_owned(), e.detail))),
+    };
+    claims.insert("iat".into(), json!(now));
+    claims.insert("exp".into(), json!(si.exp));
+    let text = Value::Object(claims).to_string();
+    let jsonb = RawJsonb::parse_text(text.as_bytes())
+        .map_err(|e| crate::core::error::IdentityError::invalid("claims are not JSON").detail(e))
+        .pg()?;
+    Ok(Ok(Authenticated {
+        text,
+        jsonb,
+        role: Some("authenticated".into()),
+    }))
 }
 
 /// An API token's verdict, as verify_api_token decides it; the claims are

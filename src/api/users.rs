@@ -171,99 +171,179 @@ fn provision_user(
     check_name(first_name, "first_name must be 1 to 200 characters", 200).pg()?;
     check_name(last_name, "last_name must be 1 to 200 characters", 200).pg()?;
     spi::privileged(|| {
-        if let Some(org) = organization_id {
-            require_org(org)?;
-        }
-        if let Some(id) = user_id {
-            if spi::one::<bool>(
-                "select true from identity.deleted_users where id = $1",
-                &[id.into()],
+        provision(
+            &s,
+            Provisioned {
+                external_id: Some(external_id),
+                email,
+                first_name,
+                last_name,
+                organization_id,
+                user_id,
+                issuer: None,
+            },
+        )
+        .map(JsonB)
+    })
+}
+
+/// Sets (or, with NULL, clears) an organization's external id: the
+/// identity provider's id of it (Clerk's `org_...`), which an issuer's
+/// organization claim path (e.g. `o.id`) maps its users through. System
+/// only; audited.
+#[pg_extern(schema = "identity", volatile)]
+fn set_organization_external_id(
+    organization_id: Option<Uuid>,
+    external_id: Option<&str>,
+) -> PgResult<()> {
+    let s = actor::subject()?;
+    authz::require_system(&s, "only system may change organizations").pg()?;
+    let org = required(organization_id, "organization_id is required").pg()?;
+    check_name(external_id, "external_id must be 1 to 255 characters", 255).pg()?;
+    spi::privileged(|| {
+        require_org(org)?;
+        let taken = match external_id {
+            Some(x) => spi::one::<bool>(
+                "select true from identity.organizations where external_id = $1 and id <> $2",
+                &[x.into(), org.into()],
             )?
-            .is_some()
-            {
-                return Err(duplicate("user id belonged to a deleted user")
-                    .hint("ids of deleted users are never reused")
-                    .pg_error());
-            }
+            .is_some(),
+            None => false,
+        };
+        if taken {
+            return Err(
+                duplicate("an organization with this external_id already exists").pg_error(),
+            );
         }
-        // ON CONFLICT DO NOTHING on every unique index: a concurrent
-        // provisioner of the same external_id waits for the first, then
-        // finds its row below.
-        let inserted = spi::write_one::<JsonB>(
-            concat!(
-                include_str!("../../sql/queries/users_provision_user.sql"),
-                user_json!()
-            ),
-            &[
-                user_id.into(),
-                email.into(),
-                external_id.into(),
-                first_name.into(),
-                last_name.into(),
-                organization_id.into(),
-            ],
+        spi::run(
+            "update identity.organizations set external_id = $2, updated_at = now() where id = $1",
+            &[org.into(), external_id.into()],
         )?;
-        let Some(JsonB(user)) = inserted else {
-            let existing = spi::one::<JsonB>(
+        actor::audit(
+            &s,
+            Some(org.org_id()),
+            "organization.updated",
+            "organization",
+            Some(&uuid_text(org.as_bytes())),
+            json!({"external_id": external_id}),
+        )
+    })
+}
+
+/// What a provisioning creates a user from: provision_user's arguments, or
+/// an external issuer's token or webhook (`issuer`, recorded in the audit
+/// row and the event; `external_id` then the subject, or None).
+pub struct Provisioned<'a> {
+    pub external_id: Option<&'a str>,
+    pub email: &'a str,
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    pub organization_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+    pub issuer: Option<&'a str>,
+}
+
+/// provision_user's work, for a caller already authorised, inside
+/// `spi::privileged`, arguments checked: the user (or, for an external_id
+/// already provisioned, that user with `created` false), a first API token,
+/// a trial, a credential request, `user.created`; answers
+/// `{user, api_token, created}`.
+pub fn provision(s: &Subject, p: Provisioned) -> PgResult<Value> {
+    let Provisioned {
+        external_id,
+        email,
+        first_name,
+        last_name,
+        organization_id,
+        user_id,
+        issuer,
+    } = p;
+    if let Some(org) = organization_id {
+        require_org(org)?;
+    }
+    if let Some(id) = user_id {
+        if spi::one::<bool>(
+            "select true from identity.deleted_users where id = $1",
+            &[id.into()],
+        )?
+        .is_some()
+        {
+            return Err(duplicate("user id belonged to a deleted user")
+                .hint("ids of deleted users are never reused")
+                .pg_error());
+        }
+    }
+    // ON CONFLICT DO NOTHING on every unique index: a concurrent
+    // provisioner of the same external_id waits for the first, then
+    // finds its row below.
+    let inserted = spi::write_one::<JsonB>(
+        concat!(
+            include_str!("../../sql/queries/users_provision_user.sql"),
+            user_json!()
+        ),
+        &[
+            user_id.into(),
+            email.into(),
+            external_id.into(),
+            first_name.into(),
+            last_name.into(),
+            organization_id.into(),
+        ],
+    )?;
+    let Some(JsonB(user)) = inserted else {
+        let existing = match external_id {
+            Some(x) => spi::one::<JsonB>(
                 concat!(
                     "select ",
                     user_json!(),
                     " from identity.users u where u.external_id = $1"
                 ),
-                &[external_id.into()],
-            )?;
-            if let Some(JsonB(user)) = existing {
-                return Ok(JsonB(
-                    json!({"user": user, "api_token": null, "created": false}),
-                ));
-            }
-            let email_taken = spi::one::<bool>(
-                "select true from identity.users where lower(email) = lower($1)",
-                &[email.into()],
-            )?;
-            return Err(if email_taken.is_some() {
-                duplicate("a user with this email already exists")
-                    .hint("emails are unique regardless of case")
-            } else {
-                duplicate("a user with this id already exists")
-            }
-            .pg_error());
+                &[x.into()],
+            )?,
+            None => None,
         };
-        let id = id_of(&user);
-        let (token_id, token, _) =
-            tokens::issue(uuid(id), "default", Some(FIRST_TOKEN_SECONDS), &[], None)?;
-        let trial_days = gucs::trial_days();
-        if trial_days > 0 {
-            spi::run(
-                "insert into identity.subscriptions (user_id, plan, status, trial_ends_at) \
-                 values ($1, 'trial', 'trialing', now() + make_interval(days => $2))",
-                &[uuid(id).into(), trial_days.into()],
-            )?;
+        if let Some(JsonB(user)) = existing {
+            return Ok(json!({"user": user, "api_token": null, "created": false}));
         }
-        let org = organization_id;
-        audit_user(
-            &s,
-            org.map(|o| o.org_id()),
-            "user.provisioned",
-            id,
-            json!({"external_id": external_id, "api_token_id": uuid_text(token_id.as_bytes()), "trial_days": trial_days}),
+        let email_taken = spi::one::<bool>(
+            "select true from identity.users where lower(email) = lower($1)",
+            &[email.into()],
         )?;
-        spi::event(
-            "user.created",
-            Some(uuid(id)),
-            org,
-            json!({"user_id": id.text(), "external_id": external_id, "email": email, "is_service_user": false}),
+        return Err(if email_taken.is_some() {
+            duplicate("a user with this email already exists")
+                .hint("emails are unique regardless of case")
+        } else {
+            duplicate("a user with this id already exists")
+        }
+        .pg_error());
+    };
+    let id = id_of(&user);
+    let (token_id, token, _) =
+        tokens::issue(uuid(id), "default", Some(FIRST_TOKEN_SECONDS), &[], None)?;
+    let trial_days = gucs::trial_days();
+    if trial_days > 0 {
+        spi::run(
+            "insert into identity.subscriptions (user_id, plan, status, trial_ends_at) \
+             values ($1, 'trial', 'trialing', now() + make_interval(days => $2))",
+            &[uuid(id).into(), trial_days.into()],
         )?;
-        spi::event(
-            "credential.requested",
-            Some(uuid(id)),
-            org,
-            json!({"user_id": id.text(), "kind": "system", "reason": "provisioned"}),
-        )?;
-        Ok(JsonB(
-            json!({"user": user, "api_token": token, "created": true}),
-        ))
-    })
+    }
+    let org = organization_id;
+    let mut details = json!({"external_id": external_id, "api_token_id": uuid_text(token_id.as_bytes()), "trial_days": trial_days});
+    let mut payload = json!({"user_id": id.text(), "external_id": external_id, "email": email, "is_service_user": false});
+    if let Some(iss) = issuer {
+        details["issuer"] = json!(iss);
+        payload["issuer"] = json!(iss);
+    }
+    audit_user(s, org.map(|o| o.org_id()), "user.provisioned", id, details)?;
+    spi::event("user.created", Some(uuid(id)), org, payload)?;
+    spi::event(
+        "credential.requested",
+        Some(uuid(id)),
+        org,
+        json!({"user_id": id.text(), "kind": "system", "reason": "provisioned"}),
+    )?;
+    Ok(json!({"user": user, "api_token": token, "created": true}))
 }
 
 /// A service user in `organization_id` (org admin of it, or system), with
@@ -493,7 +573,15 @@ fn delete_user(user_id: Option<Uuid>) -> PgResult<()> {
     let id = required(user_id, "user_id is required").pg()?.user_id();
     let (rel, org) = actor::relation_to(&s, id)?;
     authz::may_administer_user(rel).pg()?;
-    spi::privileged(|| {
+    spi::privileged(|| delete(&s, id, org))
+}
+
+/// delete_user's work, for a caller already authorised, inside
+/// `spi::privileged`: tokens, credentials and the row go (or, while the
+/// user's own transaction holds its rows, the user is disabled and removed
+/// by the next call); the id stays refused; identities become tombstones.
+pub fn delete(s: &Subject, id: UserId, org: Option<OrgId>) -> PgResult<()> {
+    {
         let counts = spi::one::<JsonB>(
             include_str!("../../sql/queries/users_delete_user.sql"),
             &[uuid(id).into()],
@@ -527,14 +615,14 @@ fn delete_user(user_id: Option<Uuid>) -> PgResult<()> {
             )?;
             counts["deferred"] = json!(true);
         }
-        audit_user(&s, org, "user.deleted", id, counts)?;
+        audit_user(s, org, "user.deleted", id, counts)?;
         spi::event(
             "user.deleted",
             Some(uuid(id)),
             org.map(uuid),
             json!({"user_id": id.text()}),
         )
-    })
+    }
 }
 
 fn read_user(s: &Subject, id: UserId) -> PgResult<JsonB> {

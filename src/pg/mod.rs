@@ -12,6 +12,7 @@ pub mod gucs;
 pub mod ids;
 pub mod inval;
 pub mod jsonb;
+pub mod jwks_fetch;
 pub mod probe;
 pub mod redact;
 pub mod spi;

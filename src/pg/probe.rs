@@ -242,6 +242,12 @@ impl Row<'_> {
                 ))
             } == want
     }
+    /// A bigint column.
+    pub fn int8(&self, i: usize) -> Option<i64> {
+        let (d, n) = self.get(i);
+        // SAFETY: column i is a bigint column of the row (Table::columns).
+        unsafe { i64::from_datum(d, n) }
+    }
     /// A timestamptz as seconds since the Unix epoch (±infinity saturate).
     pub fn epoch_seconds(&self, i: usize) -> Option<i64> {
         let (d, n) = self.get(i);

@@ -52,6 +52,15 @@ pub const REVOKED_SESSIONS: Table = Table {
     columns: &[c"session_id"],
 };
 
+/// External issuers (API.md section 11), by `iss`: the version first, so a
+/// backend re-reads the set and options only when they moved.
+pub const ISSUERS: Table = Table {
+    name: c"issuers",
+    index: c"issuers_pkey",
+    key: KeyType::Text,
+    columns: &[c"version", c"jwks", c"options"],
+};
+
 /// What token checks need of an identity.users row.
 pub struct UserState {
     pub row: UserRow,

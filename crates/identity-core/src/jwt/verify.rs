@@ -51,6 +51,10 @@ pub enum CheckName {
     UserStatus,
     TokensValidAfter,
     ParentToken,
+    /// An external issuer's token: azp among the authorized parties.
+    Azp,
+    /// An external issuer's token: a subject.
+    Sub,
 }
 
 impl CheckName {
@@ -72,6 +76,8 @@ impl CheckName {
             CheckName::UserStatus => "user_status",
             CheckName::TokensValidAfter => "tokens_valid_after",
             CheckName::ParentToken => "parent_token",
+            CheckName::Azp => "azp",
+            CheckName::Sub => "sub",
         }
     }
 }
@@ -474,6 +480,8 @@ pub fn refusal_message(r: &Refusal) -> &'static str {
         (CheckName::ParentToken, _) => "JWT's API token is no longer valid",
         (CheckName::TokensValidAfter, _) => "JWT was issued before the user's tokens were revoked",
         (CheckName::UserStatus, _) => "JWT user is not active",
+        (CheckName::Azp, _) => "JWT authorized party is not allowed",
+        (CheckName::Sub, _) => "JWT has no subject",
     }
 }
 

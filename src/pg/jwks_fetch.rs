@@ -1,0 +1,362 @@
+//! The JWKS fetcher: a background worker per database that fetches the
+//! `jwks_uri` of external issuers (API.md section 11) on their schedule
+//! (`jwks_refresh_seconds`) and, when a token named a kid the set does not
+//! hold, at most once a minute per issuer. A verification never waits for
+//! the network: it reads the set last stored in identity.issuers, and an
+//! unknown kid only raises a flag here (`want_refresh`). A fetch that fails
+//! (server down, garbage, an invalid set) keeps the last good set and
+//! records when and why.
+//!
+//! Fetches run outside any transaction (no snapshot or lock is held while
+//! the network is slow), with a 5 s timeout, no redirects (the URL the
+//! system role registered is the one fetched), at most 64 KB of body, and
+//! HTTPS with the webpki roots (plain HTTP only to loopback, checked when
+//! the option is set).
+//!
+//! Started on demand, like the audit writer (RegisterDynamicBackgroundWorker):
+//! by register_issuer and set_issuer_jwks, and by every verification of an
+//! issuer's token (a lookup in shared memory when the worker runs). It stays
+//! while a fetch is due within `STAY`, and leaves otherwise, so an idle
+//! database is not held open (DROP DATABASE waits for connections).
+
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
+};
+use pgrx::{pg_guard, pg_shmem_init, pg_sys, PGRXSharedMemory, PgLwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+const WORKERS: usize = 16;
+/// How often the worker looks for due issuers.
+const TICK: Duration = Duration::from_millis(500);
+/// The worker leaves when no fetch is due within this.
+const STAY: f64 = 5.0;
+/// A worker without a heartbeat for this long is gone: replaced.
+const STALE_MS: i64 = 10_000;
+const RESTART: Duration = Duration::from_secs(5);
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Copy, Clone, Default)]
+struct Worker {
+    dboid: u32,
+    pid: i32,
+    seen_ms: i64,
+    starts: u32,
+    /// A token named an unknown kid: fetch what is past the minute.
+    wanted: bool,
+}
+
+#[derive(Copy, Clone, Default)]
+pub struct Fetchers {
+    workers: [Worker; WORKERS],
+}
+
+// SAFETY: plain integers and booleans, valid when zeroed, position-independent.
+unsafe impl PGRXSharedMemory for Fetchers {}
+
+// SAFETY: the name is unique to this library; created by pg_shmem_init! in
+// _PG_init (preloaded) before any backend uses it.
+static FETCHERS: PgLwLock<Fetchers> = unsafe { PgLwLock::new(c"identity_jwks_fetchers") };
+static INITIALISED: AtomicBool = AtomicBool::new(false);
+
+/// Requests the shared memory, only while preloading.
+pub fn init() {
+    // SAFETY: a backend global, read once in _PG_init.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        pg_shmem_init!(FETCHERS);
+        INITIALISED.store(true, Ordering::Relaxed);
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn my_db() -> u32 {
+    // SAFETY: MyDatabaseId is set in every backend connected to a database.
+    u32::from(unsafe { pg_sys::MyDatabaseId })
+}
+
+/// Makes sure this database has a fetcher; with `unknown_kid`, asks it to
+/// refetch what was last fetched over a minute ago. Never waits for it.
+pub fn wake(unknown_kid: bool) {
+    if !INITIALISED.load(Ordering::Relaxed) {
+        return;
+    }
+    let db = my_db();
+    let now = now_ms();
+    {
+        // The common case: a running worker, nothing to ask.
+        let q = FETCHERS.share();
+        if !unknown_kid
+            && q.workers
+                .iter()
+                .any(|w| w.dboid == db && now - w.seen_ms < STALE_MS)
+        {
+            return;
+        }
+    }
+    let start = {
+        let mut q = FETCHERS.exclusive();
+        if let Some(w) = q
+            .workers
+            .iter_mut()
+            .find(|w| w.dboid == db && now - w.seen_ms < STALE_MS)
+        {
+            w.wanted |= unknown_kid;
+            false
+        } else if let Some(w) = q
+            .workers
+            .iter_mut()
+            .find(|w| w.dboid == 0 || w.dboid == db || now - w.seen_ms >= STALE_MS)
+        {
+            *w = Worker {
+                dboid: db,
+                pid: 0,
+                seen_ms: now,
+                starts: 0,
+                wanted: unknown_kid,
+            };
+            true
+        } else {
+            false
+        }
+    };
+    if start {
+        let started = BackgroundWorkerBuilder::new("identity jwks fetcher")
+            .set_type("identity jwks fetcher")
+            .set_library("identity")
+            .set_function("identity_jwks_fetcher")
+            .set_argument(Some(pg_sys::Datum::from(db)))
+            .enable_spi_access()
+            .set_start_time(BgWorkerStartTime::RecoveryFinished)
+            .set_restart_time(Some(RESTART))
+            .load_dynamic()
+            .is_ok();
+        if !started {
+            let mut q = FETCHERS.exclusive();
+            for w in q.workers.iter_mut().filter(|w| w.dboid == db && w.pid == 0) {
+                *w = Worker::default();
+            }
+        }
+    }
+}
+
+/// The heartbeat; returns (and clears) the unknown-kid flag.
+fn beat(db: u32, pid: i32) -> bool {
+    let mut q = FETCHERS.exclusive();
+    let now = now_ms();
+    let mut wanted = false;
+    for w in q
+        .workers
+        .iter_mut()
+        .filter(|w| w.dboid == db && w.pid == pid)
+    {
+        w.seen_ms = now;
+        wanted |= std::mem::take(&mut w.wanted);
+    }
+    wanted
+}
+
+fn leave(db: u32, pid: i32) {
+    let mut q = FETCHERS.exclusive();
+    for w in q
+        .workers
+        .iter_mut()
+        .filter(|w| w.dboid == db && w.pid == pid)
+    {
+        *w = Worker::default();
+    }
+}
+
+/// The background worker of one database (its oid in the argument).
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn identity_jwks_fetcher(arg: pg_sys::Datum) {
+    let db = arg.value() as u32;
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    {
+        let mut q = FETCHERS.exclusive();
+        if let Some(w) = q.workers.iter_mut().find(|w| w.dboid == db) {
+            w.starts += 1;
+            if w.starts > 3 {
+                *w = Worker::default();
+                return;
+            }
+        }
+    }
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(db)), None);
+    // SAFETY: MyProcPid is this process' pid.
+    let pid = unsafe { pg_sys::MyProcPid };
+    {
+        let mut q = FETCHERS.exclusive();
+        let now = now_ms();
+        if q.workers
+            .iter()
+            .any(|w| w.dboid == db && w.pid != 0 && w.pid != pid && now - w.seen_ms < STALE_MS)
+        {
+            return;
+        }
+        let Some(i) = q.workers.iter().position(|w| w.dboid == db).or_else(|| {
+            q.workers
+                .iter()
+                .position(|w| w.dboid == 0 || now - w.seen_ms >= STALE_MS)
+        }) else {
+            return;
+        };
+        let keep = q.workers[i].dboid == db;
+        q.workers[i] = Worker {
+            dboid: db,
+            pid,
+            seen_ms: now,
+            starts: if keep { q.workers[i].starts } else { 0 },
+            wanted: keep && q.workers[i].wanted,
+        };
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(TIMEOUT))
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .proxy(None)
+        .user_agent("identity-jwks-fetcher")
+        .build()
+        .into();
+    let mut wanted = false;
+    loop {
+        wanted |= beat(db, pid);
+        let due = BackgroundWorker::transaction(|| due_issuers(wanted));
+        {
+            let mut q = FETCHERS.exclusive();
+            for w in q
+                .workers
+                .iter_mut()
+                .filter(|w| w.dboid == db && w.pid == pid)
+            {
+                w.starts = 0;
+            }
+        }
+        wanted = false;
+        for (issuer, uri) in due {
+            let outcome = fetch(&agent, &uri);
+            BackgroundWorker::transaction(|| store(&issuer, &uri, outcome));
+            if BackgroundWorker::sigterm_received() {
+                break;
+            }
+        }
+        let next = BackgroundWorker::transaction(next_due);
+        if next.is_none_or(|s| s > STAY)
+            && !FETCHERS
+                .share()
+                .workers
+                .iter()
+                .any(|w| w.dboid == db && w.pid == pid && w.wanted)
+        {
+            break;
+        }
+        if !BackgroundWorker::wait_latch(Some(TICK)) {
+            break;
+        }
+    }
+    leave(db, pid);
+}
+
+fn extension_here(c: &pgrx::spi::SpiClient) -> bool {
+    c.select(
+        "select pg_catalog.to_regclass('identity.issuers') is not null",
+        None,
+        &[],
+    )
+    .ok()
+    .and_then(|t| t.first().get_one::<bool>().ok().flatten())
+    .unwrap_or(false)
+}
+
+fn due_issuers(unknown_kid: bool) -> Vec<(String, String)> {
+    pgrx::Spi::connect(|c| {
+        if !extension_here(c) {
+            return Vec::new();
+        }
+        let Ok(t) = c.select(
+            include_str!("../../sql/queries/jwks_due.sql"),
+            None,
+            &[unknown_kid.into()],
+        ) else {
+            return Vec::new();
+        };
+        t.filter_map(|r| {
+            Some((
+                r.get::<String>(1).ok().flatten()?,
+                r.get::<String>(2).ok().flatten()?,
+            ))
+        })
+        .collect()
+    })
+}
+
+fn next_due() -> Option<f64> {
+    pgrx::Spi::connect(|c| {
+        if !extension_here(c) {
+            return None;
+        }
+        c.select(include_str!("../../sql/queries/jwks_next.sql"), None, &[])
+            .ok()
+            .and_then(|t| t.first().get_one::<f64>().ok().flatten())
+    })
+}
+
+/// GETs `uri` and checks the body is a valid set (core::external::parse_jwks):
+/// the set, or why not (no secret can be in it: a public URL's status or
+/// a parse error).
+fn fetch(agent: &ureq::Agent, uri: &str) -> Result<serde_json::Value, String> {
+    if let Err(e) = crate::core::external::check_jwks_uri(uri) {
+        return Err(e.message.to_string());
+    }
+    let mut resp = agent
+        .get(uri)
+        .header("accept", "application/json")
+        .call()
+        .map_err(|e| format!("fetch failed: {e}"))?;
+    if resp.status() != 200 {
+        return Err(format!("fetch answered HTTP {}", resp.status().as_u16()));
+    }
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(crate::core::external::MAX_JWKS_BYTES as u64)
+        .read_to_string()
+        .map_err(|e| format!("reading the body failed: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&body).map_err(|_| "the body is not JSON".to_string())?;
+    crate::core::external::parse_jwks(&v).map_err(|e| match e.detail {
+        Some(d) => format!("not a usable JWKS: {} ({d})", e.message),
+        None => format!("not a usable JWKS: {}", e.message),
+    })?;
+    Ok(v)
+}
+
+fn store(issuer: &str, uri: &str, outcome: Result<serde_json::Value, String>) {
+    pgrx::Spi::connect_mut(|c| {
+        if !extension_here(c) {
+            return;
+        }
+        // An ERROR here ends the worker (restarted after RESTART): never caught
+        // without a subtransaction.
+        let _ = match outcome {
+            Ok(set) => c.update(
+                include_str!("../../sql/queries/jwks_fetched.sql"),
+                None,
+                &[issuer.into(), uri.into(), pgrx::JsonB(set).into()],
+            ),
+            Err(why) => {
+                pgrx::log!("identity jwks fetcher: {issuer}: {why}");
+                c.update(
+                    include_str!("../../sql/queries/jwks_failed.sql"),
+                    None,
+                    &[issuer.into(), uri.into(), why.into()],
+                )
+            }
+        };
+    })
+}
