@@ -1,5 +1,5 @@
 -- What each function does and who may call it, shown by \df+ and
--- obj_description(). Levels are identity.grant_access's (hook, user, admin);
+-- obj_description(). Levels are identity.grant_access's (hook, user, admin, webhook);
 -- "system" is the admin level with no request claims. The README's function
 -- reference says more; interop/test_docs.py holds the two to the same names.
 comment on function identity.custom_access_token_hook(jsonb) is
@@ -50,6 +50,8 @@ comment on function identity.create_agent_token(uuid, interval, text[]) is
     'A JWT with aud agent and an act claim naming the agent, with scopes within the caller''s (at most 24 hours). Levels user, admin.';
 comment on function identity.create_organization(text) is
     'A new organization. Level admin, system only; audited.';
+comment on function identity.set_organization_external_id(uuid, text) is
+    'Sets or clears an organization''s identity-provider id (Clerk''s org_...), through which an issuer''s organization claim (e.g. o.id) places its users. Level admin, system only; audited.';
 comment on function identity.provision_user(text, text, text, text, uuid, uuid) is
     'Creates a user from an identity provider (idempotent on external_id) with a first API token, a trial and events. Level admin, system only; audited.';
 comment on function identity.create_service_user(text, uuid, uuid, text, text) is
@@ -130,6 +132,18 @@ comment on function identity.cached_table_changed() is
     'Trigger: tells every backend to reload its copy of this table (revocations, signing keys, users). Internal, not callable.';
 comment on function identity.verify_audit_log() is
     'Chains what is pending, then recomputes the audit trail''s hash chains: {valid, rows_checked, rows_pending, first_bad_id}. Level admin, system only.';
+comment on function identity.register_issuer(text, jsonb, jsonb) is
+    'Trusts an external identity provider (Clerk, Auth0, Supabase Auth, any OIDC issuer): its exact iss, its public JWKS (RS256, ES256, EdDSA; or options.jwks_uri, fetched by the background worker) and checked options (audience, authorized_parties, leeway, provisioning, organization_id, email_claim, name_claims, webhook_secret sealed at rest). Replaces them for an issuer already registered. Level admin, system only; audited.';
+comment on function identity.set_issuer_jwks(text, jsonb) is
+    'Replaces a registered issuer''s public keys (a rotation, effective from this commit). Level admin, system only; audited.';
+comment on function identity.remove_issuer(text) is
+    'Stops trusting an issuer: its tokens and webhooks are refused from this commit on; its identities go, its users stay. Level admin, system only; audited.';
+comment on function identity.list_issuers() is
+    'Every registered issuer: options (never the webhook secret), kids, the jwks_uri fetch state, how many users it signs in. Level admin, system only.';
+comment on function identity.exchange_external_token(text, interval) is
+    'Verifies a registered issuer''s token as identity.authenticate does (linking or provisioning its user) and returns an access JWT of ours with the hook''s claims and amr naming the issuer. Levels user, admin; audited.';
+comment on function identity.handle_webhook(text, jsonb, text) is
+    'One Svix-signed webhook delivery of an issuer (Clerk user.created, user.updated, user.deleted), idempotent on svix-id: {status: processed | duplicate | ignored, user_id}; a bad signature is 28000 and writes nothing. Levels webhook, admin; audited.';
 comment on function identity.audit_chain_pending(integer) is
     'Chains committed audit rows not chained yet to the tips of their chains (prev_id, prev_hash, row_hash); run by the background writer. Internal.';
 comment on function identity.audit_log_hash(identity.audit_log) is

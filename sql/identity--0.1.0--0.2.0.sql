@@ -174,6 +174,144 @@ revoke all on function identity.audit_log_hash(identity.audit_log) from public;
 revoke all on function identity.audit_chain_pending(integer) from public;
 revoke all on table identity.audit_chain_tips from public;
 
+-- External identity providers (API.md 11): issuers, identities, webhook
+-- deliveries, organizations' external ids, and their functions.
+alter table identity.organizations add column external_id text
+    check (pg_catalog.length(external_id) between 1 and 255);
+create unique index organizations_external_id_key on identity.organizations (external_id) where external_id is not null;
+create table identity.issuers (
+    issuer                     text primary key check (pg_catalog.length(issuer) between 1 and 255),
+    jwks                       jsonb not null check (pg_catalog.jsonb_typeof(jwks) = 'object'),
+    options                    jsonb not null default '{}' check (pg_catalog.jsonb_typeof(options) = 'object'),
+    webhook_secret_ciphertext  bytea,
+    version                    bigint not null default 1,
+    jwks_fetched_at            timestamptz,
+    jwks_failed_at             timestamptz,
+    jwks_error                 text check (pg_catalog.length(jwks_error) <= 500),
+    created_at                 timestamptz not null default pg_catalog.now(),
+    updated_at                 timestamptz not null default pg_catalog.now()
+);
+create table identity.identities (
+    issuer        text not null references identity.issuers (issuer) on delete cascade,
+    subject       text not null check (pg_catalog.length(subject) between 1 and 255),
+    user_id       uuid references identity.users (id) on delete set null,
+    created_at    timestamptz not null default pg_catalog.now(),
+    last_seen_at  timestamptz,
+    primary key (issuer, subject)
+);
+create index identities_user_idx on identity.identities (user_id) where user_id is not null;
+create table identity.webhook_deliveries (
+    issuer       text not null references identity.issuers (issuer) on delete cascade,
+    svix_id      text not null check (pg_catalog.length(svix_id) between 1 and 255),
+    event_type   text not null check (pg_catalog.length(event_type) between 1 and 100),
+    status       text not null check (status in ('processed', 'ignored')),
+    user_id      uuid,
+    received_at  timestamptz not null default pg_catalog.now(),
+    primary key (issuer, svix_id)
+);
+alter table identity.issuers enable row level security;
+alter table identity.identities enable row level security;
+alter table identity.webhook_deliveries enable row level security;
+create policy self on identity.identities for select
+    using (user_id = identity.uid() and identity.has_scope('users:read'));
+select pg_catalog.pg_extension_config_dump('identity.issuers', '');
+select pg_catalog.pg_extension_config_dump('identity.identities', '');
+select pg_catalog.pg_extension_config_dump('identity.webhook_deliveries', '');
+revoke all on table identity.issuers, identity.identities, identity.webhook_deliveries from public;
+CREATE  FUNCTION identity."register_issuer"(
+	"issuer" TEXT,
+	"jwks" jsonb,
+	"options" jsonb DEFAULT '{}'
+) RETURNS jsonb
+VOLATILE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'register_issuer_wrapper';
+CREATE  FUNCTION identity."set_issuer_jwks"(
+	"issuer" TEXT,
+	"jwks" jsonb
+) RETURNS jsonb
+VOLATILE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'set_issuer_jwks_wrapper';
+CREATE  FUNCTION identity."remove_issuer"(
+	"issuer" TEXT
+) RETURNS VOID
+VOLATILE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'remove_issuer_wrapper';
+CREATE  FUNCTION identity."list_issuers"() RETURNS SETOF jsonb
+STRICT STABLE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'list_issuers_wrapper';
+CREATE  FUNCTION identity."exchange_external_token"(
+	"token" TEXT,
+	"ttl" interval DEFAULT NULL
+) RETURNS TEXT
+VOLATILE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'exchange_external_token_wrapper';
+CREATE  FUNCTION identity."handle_webhook"(
+	"issuer" TEXT,
+	"headers" jsonb,
+	"body" TEXT
+) RETURNS jsonb
+VOLATILE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'handle_webhook_wrapper';
+CREATE  FUNCTION identity."set_organization_external_id"(
+	"organization_id" uuid,
+	"external_id" TEXT
+) RETURNS VOID
+VOLATILE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'set_organization_external_id_wrapper';
+
+revoke all on function identity."register_issuer"(text, jsonb, jsonb) from public;
+revoke all on function identity."set_issuer_jwks"(text, jsonb) from public;
+revoke all on function identity."remove_issuer"(text) from public;
+revoke all on function identity."list_issuers"() from public;
+revoke all on function identity."exchange_external_token"(text, interval) from public;
+revoke all on function identity."handle_webhook"(text, jsonb, text) from public;
+revoke all on function identity."set_organization_external_id"(uuid, text) from public;
+-- As above: the new functions (and the user level's column grant on
+-- identities) go to the roles that hold their level.
+do $$
+declare
+    g record;
+    r regrole;
+begin
+    for g in select * from (values
+        ('identity.authenticate(text)', 'function identity."exchange_external_token"(text, interval)'),
+        ('identity.retire_signing_key(text)', 'function identity."register_issuer"(text, jsonb, jsonb)'),
+        ('identity.retire_signing_key(text)', 'function identity."set_issuer_jwks"(text, jsonb)'),
+        ('identity.retire_signing_key(text)', 'function identity."remove_issuer"(text)'),
+        ('identity.retire_signing_key(text)', 'function identity."list_issuers"()'),
+        ('identity.retire_signing_key(text)', 'function identity."handle_webhook"(text, jsonb, text)'),
+        ('identity.retire_signing_key(text)', 'function identity."set_organization_external_id"(uuid, text)')) v(marker, granted)
+    loop
+        for r in
+            select distinct a.grantee::regrole
+            from pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+            where p.oid = g.marker::pg_catalog.regprocedure
+              and a.privilege_type = 'EXECUTE' and a.grantee <> 0 and a.grantee <> p.proowner
+        loop
+            execute pg_catalog.format('grant execute on %s to %s', g.granted, r);
+        end loop;
+    end loop;
+    -- The user level's table grants (marked by SELECT on the audit trail,
+    -- which only that level gets) now include identities.
+    for r in
+        select distinct a.grantee::regrole
+        from pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        where c.oid = 'identity.audit_log'::pg_catalog.regclass
+          and a.privilege_type = 'SELECT' and a.grantee <> 0 and a.grantee <> c.relowner
+    loop
+        execute pg_catalog.format(
+            'grant select (issuer, subject, user_id, created_at, last_seen_at) on identity.identities to %s', r);
+    end loop;
+end
+$$;
+
 -- Every function has a comment (sql/comments.sql, repeated here: 0.1.0 had
 -- four).
 comment on function identity.custom_access_token_hook(jsonb) is
@@ -224,6 +362,8 @@ comment on function identity.create_agent_token(uuid, interval, text[]) is
     'A JWT with aud agent and an act claim naming the agent, with scopes within the caller''s (at most 24 hours). Levels user, admin.';
 comment on function identity.create_organization(text) is
     'A new organization. Level admin, system only; audited.';
+comment on function identity.set_organization_external_id(uuid, text) is
+    'Sets or clears an organization''s identity-provider id (Clerk''s org_...), through which an issuer''s organization claim (e.g. o.id) places its users. Level admin, system only; audited.';
 comment on function identity.provision_user(text, text, text, text, uuid, uuid) is
     'Creates a user from an identity provider (idempotent on external_id) with a first API token, a trial and events. Level admin, system only; audited.';
 comment on function identity.create_service_user(text, uuid, uuid, text, text) is
@@ -304,6 +444,18 @@ comment on function identity.cached_table_changed() is
     'Trigger: tells every backend to reload its copy of this table (revocations, signing keys, users). Internal, not callable.';
 comment on function identity.verify_audit_log() is
     'Chains what is pending, then recomputes the audit trail''s hash chains: {valid, rows_checked, rows_pending, first_bad_id}. Level admin, system only.';
+comment on function identity.register_issuer(text, jsonb, jsonb) is
+    'Trusts an external identity provider (Clerk, Auth0, Supabase Auth, any OIDC issuer): its exact iss, its public JWKS (RS256, ES256, EdDSA; or options.jwks_uri, fetched by the background worker) and checked options (audience, authorized_parties, leeway, provisioning, organization_id, email_claim, name_claims, webhook_secret sealed at rest). Replaces them for an issuer already registered. Level admin, system only; audited.';
+comment on function identity.set_issuer_jwks(text, jsonb) is
+    'Replaces a registered issuer''s public keys (a rotation, effective from this commit). Level admin, system only; audited.';
+comment on function identity.remove_issuer(text) is
+    'Stops trusting an issuer: its tokens and webhooks are refused from this commit on; its identities go, its users stay. Level admin, system only; audited.';
+comment on function identity.list_issuers() is
+    'Every registered issuer: options (never the webhook secret), kids, the jwks_uri fetch state, how many users it signs in. Level admin, system only.';
+comment on function identity.exchange_external_token(text, interval) is
+    'Verifies a registered issuer''s token as identity.authenticate does (linking or provisioning its user) and returns an access JWT of ours with the hook''s claims and amr naming the issuer. Levels user, admin; audited.';
+comment on function identity.handle_webhook(text, jsonb, text) is
+    'One Svix-signed webhook delivery of an issuer (Clerk user.created, user.updated, user.deleted), idempotent on svix-id: {status: processed | duplicate | ignored, user_id}; a bad signature is 28000 and writes nothing. Levels webhook, admin; audited.';
 comment on function identity.audit_chain_pending(integer) is
     'Chains committed audit rows not chained yet to the tips of their chains (prev_id, prev_hash, row_hash); run by the background writer. Internal.';
 comment on function identity.audit_log_hash(identity.audit_log) is

@@ -32,7 +32,9 @@ const SECRET_ARGS: &[(&str, &[usize], &[&str])] = &[
     ("create_system_credential", &[3], &["secret"]),
     ("update_credential", &[2], &["changes"]),
     ("exchange_external_token", &[1], &["token"]),
-    ("handle_webhook", &[2, 3], &["payload", "signature"]),
+    ("handle_webhook", &[2, 3], &["headers", "body"]),
+    // Its options may hold a webhook_secret (also caught by shape below).
+    ("register_issuer", &[3], &["options"]),
 ];
 
 /// Settings whose values are secrets.
@@ -434,9 +436,19 @@ fn parameter_values(text: &str, params: &[usize], spans: &mut Vec<(usize, usize)
     }
 }
 
-/// API tokens and JWTs anywhere in the text, as whole words.
+/// API tokens, JWTs and Svix webhook secrets (`whsec_` and base64)
+/// anywhere in the text, as whole words.
 fn words(text: &str, spans: &mut Vec<(usize, usize)>) {
     let b = text.as_bytes();
+    for (s, _) in text.match_indices("whsec_") {
+        let e = s
+            + 6
+            + b[s + 6..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='))
+                .count();
+        spans.push((s, e));
+    }
     let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.';
     let mut i = 0;
     while i < b.len() {
@@ -495,6 +507,15 @@ mod tests {
     use rand::SeedableRng;
 
     const JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLWJ5dGVz";
+
+    #[test]
+    fn webhook_secrets_are_redacted_anywhere() {
+        let line = r#"statement: select identity.register_issuer('i', null, '{"webhook_secret": "whsec_Mf+Q9/8GKYqr=="}')"#;
+        let out = redact(line, &[]).unwrap();
+        assert!(!out.contains("Mf+Q9") && !out.contains("whsec_M"), "{out}");
+        let plain = redact("the secret whsec_AbC+/= leaked", &[]).unwrap();
+        assert_eq!(plain, "the secret [redacted] leaked");
+    }
 
     #[test]
     fn tokens_and_jwts_are_redacted_anywhere() {
