@@ -24,3 +24,5 @@ echo "== RLS helpers per row (bench/rls.sh)"
 bash bench/rls.sh
 echo "== core (criterion)"
 cargo bench -p identity-core --bench core -- --noplot 2>&1 | grep -E '^[a-z].*|time:' || true
+echo "== external issuers: authenticate with RS256 / ES256 external tokens vs our own JWTs (bench/external.sh)"
+bash bench/external.sh
