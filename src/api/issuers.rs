@@ -322,27 +322,50 @@ fn link(
             )));
         };
         let org = organization(claims, o)?;
-        let made = users::provision(
-            &Subject::System,
-            Provisioned {
-                external_id: o.match_external_id.then_some(subject),
-                email: &email,
-                first_name: first.as_deref(),
-                last_name: last.as_deref(),
-                organization_id: org,
-                user_id: None,
-                issuer: Some(iss),
-            },
+        let u = provision_subject(
+            iss,
+            subject,
+            o,
+            &email,
+            first.as_deref(),
+            last.as_deref(),
+            org,
         )?;
-        let u = UserId(
-            made["user"]["id"]
-                .as_str()
-                .and_then(parse_uuid)
-                .expect("a user has an id"),
-        );
-        insert_identity(iss, subject, Some(u))?;
         Ok(Ok((u, true)))
     })
+}
+
+/// A new user for `subject` at `iss` (provision_user's work, as system),
+/// linked to it.
+fn provision_subject(
+    iss: &str,
+    subject: &str,
+    o: &IssuerOptions,
+    email: &str,
+    first_name: Option<&str>,
+    last_name: Option<&str>,
+    organization_id: Option<Uuid>,
+) -> PgResult<UserId> {
+    let made = users::provision(
+        &Subject::System,
+        Provisioned {
+            external_id: o.match_external_id.then_some(subject),
+            email,
+            first_name,
+            last_name,
+            organization_id,
+            user_id: None,
+            issuer: Some(iss),
+        },
+    )?;
+    let u = UserId(
+        made["user"]["id"]
+            .as_str()
+            .and_then(parse_uuid)
+            .expect("a user has an id"),
+    );
+    insert_identity(iss, subject, Some(u))?;
+    Ok(u)
 }
 
 /// The user whose external_id is `subject`, when the issuer matches them.
@@ -762,9 +785,8 @@ fn act(
         }
         (Event::Deleted(_), Some(u)) => {
             insert_identity(iss, subject, Some(u))?;
-            let org = tables::user_state(u).and_then(|s| s.row.org_id());
-            if tables::user_state(u).is_some() {
-                users::delete(&Subject::System, u, org)?;
+            if let Some(state) = tables::user_state(u) {
+                users::delete(&Subject::System, u, state.row.org_id())?;
             }
             spi::run(
                 "update identity.identities set user_id = null where issuer = $1 and subject = $2",
@@ -822,25 +844,15 @@ fn act(
                 )?,
                 _ => None,
             };
-            let made = users::provision(
-                &Subject::System,
-                Provisioned {
-                    external_id: o.match_external_id.then_some(subject),
-                    email,
-                    first_name: d.first_name.as_deref(),
-                    last_name: d.last_name.as_deref(),
-                    organization_id: org,
-                    user_id: None,
-                    issuer: Some(iss),
-                },
+            let u = provision_subject(
+                iss,
+                subject,
+                o,
+                email,
+                d.first_name.as_deref(),
+                d.last_name.as_deref(),
+                org,
             )?;
-            let u = UserId(
-                made["user"]["id"]
-                    .as_str()
-                    .and_then(parse_uuid)
-                    .expect("a user has an id"),
-            );
-            insert_identity(iss, subject, Some(u))?;
             Ok(("processed", Some(u)))
         }
         (Event::Other(_), _) => Ok(("ignored", None)),
