@@ -250,10 +250,17 @@ def test_suspended_and_deleted_users_are_refused_and_never_reprovisioned(conn, c
     assert user_of(conn, sub) is None
 
 
-def test_concurrent_first_sign_ins_make_one_user(conn, clerk):
-    key, _ = clerk
+@pytest.mark.parametrize("match_external_id", [True, False])
+def test_concurrent_first_sign_ins_make_one_user(conn, match_external_id):
+    # Without the external id to meet on (match_external_id false), only the
+    # lock per (issuer, subject) keeps the 8 sign-ins from making 8 users.
+    iss = f"https://race-{str(match_external_id).lower()}.example.com"
+    key = Key("ES256", "race")
+    conn.execute("select identity.register_issuer(%s, %s, %s)", [iss, json.dumps({"keys": [key.jwk]}),
+                 json.dumps({"provisioning": "auto", "match_external_id": match_external_id})])
     sub = "user_2race" + uuid.uuid4().hex[:8]
-    token = key.sign(clerk_claims(sub))
+    now = int(time.time())
+    token = key.sign({"iss": iss, "sub": sub, "exp": now + 60, "iat": now, "email": f"{sub}@example.com"})
 
     def sign_in(_i):
         with psycopg.connect(**server("external_idp")) as c:
@@ -264,7 +271,8 @@ def test_concurrent_first_sign_ins_make_one_user(conn, clerk):
     subs, errors = run_concurrently(8, sign_in)
     assert not errors, errors
     assert len(set(subs)) == 1
-    assert conn.execute("select count(*) from identity.users where external_id = %s", [sub]).fetchone()[0] == 1
+    assert conn.execute("select count(*) from identity.users where email = %s", [f"{sub}@example.com"]).fetchone()[0] == 1
+    assert conn.execute("select count(*) from identity.identities where subject = %s", [sub]).fetchone()[0] == 1
 
 
 def test_rotation_through_set_issuer_jwks(conn):

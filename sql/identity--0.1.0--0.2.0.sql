@@ -53,127 +53,6 @@ CREATE FUNCTION identity."verify_audit_log"() RETURNS jsonb STRICT
     VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'verify_audit_log_wrapper';
 revoke all on function identity."verify_audit_log"() from public;
 
--- The new functions go to the roles that hold their level: every role
--- granted it under 0.1.0 (identity.grant_access) has a function only that
--- level has, and gets the new ones of that level, as grant_access gives
--- them now. User level (marked by identity.authenticate): pre_request.
--- Admin level (marked by identity.retire_signing_key): revoke_signing_key,
--- rekey, verify_audit_log.
-do $$
-declare
-    g record;
-    r regrole;
-begin
-    for g in select * from (values
-        ('identity.authenticate(text)', 'identity."pre_request"()'),
-        ('identity.retire_signing_key(text)', 'identity."revoke_signing_key"(text)'),
-        ('identity.retire_signing_key(text)', 'identity."rekey"(integer)'),
-        ('identity.retire_signing_key(text)', 'identity."verify_audit_log"()')) v(marker, granted)
-    loop
-        for r in
-            select distinct a.grantee::regrole
-            from pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
-            where p.oid = g.marker::pg_catalog.regprocedure
-              and a.privilege_type = 'EXECUTE' and a.grantee <> 0 and a.grantee <> p.proowner
-        loop
-            execute pg_catalog.format('grant execute on function %s to %s', g.granted, r);
-        end loop;
-    end loop;
-end
-$$;
-
--- The audit trail becomes tamper-evident (identity.verify_audit_log): three
--- columns, the row hash, the chain tips, the chaining that the database's
--- background writer runs, and an append-only trigger that lets exactly that
--- chaining through; then the rows 0.1.0 wrote are chained, in id order.
-alter table identity.audit_log add column prev_id bigint, add column prev_hash bytea, add column row_hash bytea;
-create index audit_log_unchained_idx on identity.audit_log (id) where row_hash is null;
--- The hash of an audit row: SHA-256 of its predecessor's hash and a
--- canonical JSON array of its columns (times in microseconds since the
--- epoch, so the text does not depend on TimeZone). Immutable and pure SQL,
--- so verification recomputes exactly what the chaining stored.
-create function identity.audit_log_hash(r identity.audit_log) returns bytea
-language sql immutable parallel safe set search_path = pg_catalog as $$
-    select pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.jsonb_build_array(
-        r.id, r.prev_id, pg_catalog.encode(r.prev_hash, 'hex'),
-        (pg_catalog.date_part('epoch', r.at) * 1000000)::bigint,
-        r.actor_id, r.actor_kind, r.actor_role, r.organization_id, r.action,
-        r.target_type, r.target_id, r.details)::text, 'UTF8'))
-$$;
-
--- The tip of each chain: its last row, and that row's hash.
-create table identity.audit_chain_tips (
-    chain      text primary key,          -- organization_id, or '' for the global chain
-    last_id    bigint not null,
-    last_hash  bytea not null
-);
-alter table identity.audit_chain_tips enable row level security;
-
--- Chains committed audit rows not chained yet, in id order, at most
--- max_rows of them; returns how many. Run by the database's background
--- writer (src/pg/audit_queue.rs) within milliseconds of their commit, so no
--- inserting transaction waits for another (an open transaction that wrote
--- audit rows never holds up anyone else's): a row joins its chain after it
--- committed.
-create function identity.audit_chain_pending(max_rows int) returns int
-language plpgsql set search_path = pg_catalog as $$
-declare
-    r identity.audit_log;
-    k text;
-    tip identity.audit_chain_tips;
-    -- The tips this call moves, read (and locked) once per chain, written
-    -- once at the end: {chain: [last_id, last_hash hex]}.
-    tips jsonb := '{}';
-    n int := 0;
-begin
-    -- One chainer at a time (the writer, verify_audit_log): two would lock
-    -- chain tips in different orders. Callers never take this lock.
-    perform pg_advisory_xact_lock(1231232, 1);
-    for r in select * from identity.audit_log where row_hash is null order by id limit max_rows
-             for update skip locked loop
-        k := coalesce(r.organization_id::text, '');
-        if not tips ? k then
-            select * into tip from identity.audit_chain_tips where chain = k for update;
-            tips := tips || jsonb_build_object(k, jsonb_build_array(tip.last_id, encode(tip.last_hash, 'hex')));
-        end if;
-        r.prev_id := (tips->k->>0)::bigint;
-        r.prev_hash := decode(tips->k->>1, 'hex');
-        r.row_hash := identity.audit_log_hash(r);
-        update identity.audit_log set prev_id = r.prev_id, prev_hash = r.prev_hash, row_hash = r.row_hash
-            where id = r.id;
-        tips := tips || jsonb_build_object(k, jsonb_build_array(r.id, encode(r.row_hash, 'hex')));
-        n := n + 1;
-    end loop;
-    insert into identity.audit_chain_tips (chain, last_id, last_hash)
-        select t.key, (t.value->>0)::bigint, decode(t.value->>1, 'hex') from jsonb_each(tips) t
-        on conflict (chain) do update set last_id = excluded.last_id, last_hash = excluded.last_hash;
-    return n;
-end
-$$;
-select pg_catalog.pg_extension_config_dump('identity.audit_chain_tips', '');
-create or replace function identity.audit_log_refuse_change() returns trigger
-language plpgsql set search_path = pg_catalog as $$
-begin
-    -- The one change allowed: chaining a row not chained yet, every other
-    -- column unchanged (identity.audit_chain_pending). A wrong hash written
-    -- this way only makes identity.verify_audit_log fail.
-    if tg_op = 'UPDATE' and old.row_hash is null and new.row_hash is not null
-       and (old.id, old.at, old.actor_id, old.actor_kind, old.actor_role, old.organization_id, old.action,
-            old.target_type, old.target_id, old.details)
-           is not distinct from
-           (new.id, new.at, new.actor_id, new.actor_kind, new.actor_role, new.organization_id, new.action,
-            new.target_type, new.target_id, new.details) then
-        return new;
-    end if;
-    raise exception 'identity.audit_log is append-only'
-        using errcode = '42501', detail = tg_op || ' is not allowed on the audit trail';
-end
-$$;
-select identity.audit_chain_pending(2147483647);
-revoke all on function identity.audit_log_hash(identity.audit_log) from public;
-revoke all on function identity.audit_chain_pending(integer) from public;
-revoke all on table identity.audit_chain_tips from public;
-
 -- External identity providers (API.md 11): issuers, identities, webhook
 -- deliveries, organizations' external ids, and their functions.
 alter table identity.organizations add column external_id text
@@ -273,21 +152,32 @@ revoke all on function identity."list_issuers"() from public;
 revoke all on function identity."exchange_external_token"(text, interval) from public;
 revoke all on function identity."handle_webhook"(text, jsonb, text) from public;
 revoke all on function identity."set_organization_external_id"(uuid, text) from public;
--- As above: the new functions (and the user level's column grant on
--- identities) go to the roles that hold their level.
+
+-- The new functions go to the roles that hold their level: every role
+-- granted it under 0.1.0 (identity.grant_access) has a function only that
+-- level has, and gets the new ones of that level, as grant_access gives
+-- them now. User level (marked by identity.authenticate): pre_request,
+-- exchange_external_token. Admin level (marked by
+-- identity.retire_signing_key): revoke_signing_key, rekey,
+-- verify_audit_log, the issuer functions, handle_webhook,
+-- set_organization_external_id.
 do $$
 declare
     g record;
     r regrole;
 begin
     for g in select * from (values
-        ('identity.authenticate(text)', 'function identity."exchange_external_token"(text, interval)'),
-        ('identity.retire_signing_key(text)', 'function identity."register_issuer"(text, jsonb, jsonb)'),
-        ('identity.retire_signing_key(text)', 'function identity."set_issuer_jwks"(text, jsonb)'),
-        ('identity.retire_signing_key(text)', 'function identity."remove_issuer"(text)'),
-        ('identity.retire_signing_key(text)', 'function identity."list_issuers"()'),
-        ('identity.retire_signing_key(text)', 'function identity."handle_webhook"(text, jsonb, text)'),
-        ('identity.retire_signing_key(text)', 'function identity."set_organization_external_id"(uuid, text)')) v(marker, granted)
+        ('identity.authenticate(text)', 'identity."pre_request"()'),
+        ('identity.retire_signing_key(text)', 'identity."revoke_signing_key"(text)'),
+        ('identity.retire_signing_key(text)', 'identity."rekey"(integer)'),
+        ('identity.retire_signing_key(text)', 'identity."verify_audit_log"()'),
+        ('identity.authenticate(text)', 'identity."exchange_external_token"(text, interval)'),
+        ('identity.retire_signing_key(text)', 'identity."register_issuer"(text, jsonb, jsonb)'),
+        ('identity.retire_signing_key(text)', 'identity."set_issuer_jwks"(text, jsonb)'),
+        ('identity.retire_signing_key(text)', 'identity."remove_issuer"(text)'),
+        ('identity.retire_signing_key(text)', 'identity."list_issuers"()'),
+        ('identity.retire_signing_key(text)', 'identity."handle_webhook"(text, jsonb, text)'),
+        ('identity.retire_signing_key(text)', 'identity."set_organization_external_id"(uuid, text)')) v(marker, granted)
     loop
         for r in
             select distinct a.grantee::regrole
@@ -295,7 +185,7 @@ begin
             where p.oid = g.marker::pg_catalog.regprocedure
               and a.privilege_type = 'EXECUTE' and a.grantee <> 0 and a.grantee <> p.proowner
         loop
-            execute pg_catalog.format('grant execute on %s to %s', g.granted, r);
+            execute pg_catalog.format('grant execute on function %s to %s', g.granted, r);
         end loop;
     end loop;
     -- The user level's table grants (marked by SELECT on the audit trail,
@@ -311,6 +201,98 @@ begin
     end loop;
 end
 $$;
+
+-- The audit trail becomes tamper-evident (identity.verify_audit_log): three
+-- columns, the row hash, the chain tips, the chaining that the database's
+-- background writer runs, and an append-only trigger that lets exactly that
+-- chaining through; then the rows 0.1.0 wrote are chained, in id order.
+alter table identity.audit_log add column prev_id bigint, add column prev_hash bytea, add column row_hash bytea;
+create index audit_log_unchained_idx on identity.audit_log (id) where row_hash is null;
+-- The hash of an audit row: SHA-256 of its predecessor's hash and a
+-- canonical JSON array of its columns (times in microseconds since the
+-- epoch, so the text does not depend on TimeZone). Immutable and pure SQL,
+-- so verification recomputes exactly what the chaining stored.
+create function identity.audit_log_hash(r identity.audit_log) returns bytea
+language sql immutable parallel safe set search_path = pg_catalog as $$
+    select pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.jsonb_build_array(
+        r.id, r.prev_id, pg_catalog.encode(r.prev_hash, 'hex'),
+        (pg_catalog.date_part('epoch', r.at) * 1000000)::bigint,
+        r.actor_id, r.actor_kind, r.actor_role, r.organization_id, r.action,
+        r.target_type, r.target_id, r.details)::text, 'UTF8'))
+$$;
+
+-- The tip of each chain: its last row, and that row's hash.
+create table identity.audit_chain_tips (
+    chain      text primary key,          -- organization_id, or '' for the global chain
+    last_id    bigint not null,
+    last_hash  bytea not null
+);
+alter table identity.audit_chain_tips enable row level security;
+
+-- Chains committed audit rows not chained yet, in id order, at most
+-- max_rows of them; returns how many. Run by the database's background
+-- writer (src/pg/audit_queue.rs) within milliseconds of their commit, so no
+-- inserting transaction waits for another (an open transaction that wrote
+-- audit rows never holds up anyone else's): a row joins its chain after it
+-- committed.
+create function identity.audit_chain_pending(max_rows int) returns int
+language plpgsql set search_path = pg_catalog as $$
+declare
+    r identity.audit_log;
+    k text;
+    tip identity.audit_chain_tips;
+    -- The tips this call moves, read (and locked) once per chain, written
+    -- once at the end: {chain: [last_id, last_hash hex]}.
+    tips jsonb := '{}';
+    n int := 0;
+begin
+    -- One chainer at a time (the writer, verify_audit_log): two would lock
+    -- chain tips in different orders. Callers never take this lock.
+    perform pg_advisory_xact_lock(1231232, 1);
+    for r in select * from identity.audit_log where row_hash is null order by id limit max_rows
+             for update skip locked loop
+        k := coalesce(r.organization_id::text, '');
+        if not tips ? k then
+            select * into tip from identity.audit_chain_tips where chain = k for update;
+            tips := tips || jsonb_build_object(k, jsonb_build_array(tip.last_id, encode(tip.last_hash, 'hex')));
+        end if;
+        r.prev_id := (tips->k->>0)::bigint;
+        r.prev_hash := decode(tips->k->>1, 'hex');
+        r.row_hash := identity.audit_log_hash(r);
+        update identity.audit_log set prev_id = r.prev_id, prev_hash = r.prev_hash, row_hash = r.row_hash
+            where id = r.id;
+        tips := tips || jsonb_build_object(k, jsonb_build_array(r.id, encode(r.row_hash, 'hex')));
+        n := n + 1;
+    end loop;
+    insert into identity.audit_chain_tips (chain, last_id, last_hash)
+        select t.key, (t.value->>0)::bigint, decode(t.value->>1, 'hex') from jsonb_each(tips) t
+        on conflict (chain) do update set last_id = excluded.last_id, last_hash = excluded.last_hash;
+    return n;
+end
+$$;
+select pg_catalog.pg_extension_config_dump('identity.audit_chain_tips', '');
+create or replace function identity.audit_log_refuse_change() returns trigger
+language plpgsql set search_path = pg_catalog as $$
+begin
+    -- The one change allowed: chaining a row not chained yet, every other
+    -- column unchanged (identity.audit_chain_pending). A wrong hash written
+    -- this way only makes identity.verify_audit_log fail.
+    if tg_op = 'UPDATE' and old.row_hash is null and new.row_hash is not null
+       and (old.id, old.at, old.actor_id, old.actor_kind, old.actor_role, old.organization_id, old.action,
+            old.target_type, old.target_id, old.details)
+           is not distinct from
+           (new.id, new.at, new.actor_id, new.actor_kind, new.actor_role, new.organization_id, new.action,
+            new.target_type, new.target_id, new.details) then
+        return new;
+    end if;
+    raise exception 'identity.audit_log is append-only'
+        using errcode = '42501', detail = tg_op || ' is not allowed on the audit trail';
+end
+$$;
+select identity.audit_chain_pending(2147483647);
+revoke all on function identity.audit_log_hash(identity.audit_log) from public;
+revoke all on function identity.audit_chain_pending(integer) from public;
+revoke all on table identity.audit_chain_tips from public;
 
 -- Every function has a comment (sql/comments.sql, repeated here: 0.1.0 had
 -- four).

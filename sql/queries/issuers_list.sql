@@ -1,5 +1,6 @@
--- src/api/issuers.rs: list_issuers. What an operator needs to see of each
--- issuer; the webhook secret only as whether one is set.
+-- src/api/issuers.rs: list_issuers (every issuer: $1 NULL) and the answer
+-- of register_issuer / set_issuer_jwks (issuer $1). What an operator needs
+-- to see of each; the webhook secret only as whether one is set.
 select pg_catalog.jsonb_build_object(
     'issuer', i.issuer,
     'options', i.options,
@@ -17,4 +18,5 @@ select pg_catalog.jsonb_build_object(
     'created_at', i.created_at,
     'updated_at', i.updated_at)
 from identity.issuers i
+where $1::text is null or i.issuer = $1
 order by i.issuer

@@ -51,10 +51,6 @@ thread_local! {
 /// At most this many issuers are remembered (then the map starts over).
 const MAX_CACHED: usize = 256;
 
-fn unauthenticated(message: &'static str) -> IdentityError {
-    IdentityError::unauthenticated(message)
-}
-
 fn corrupt() -> IdentityError {
     IdentityError::not_configured("an issuer's stored keys or options are corrupt")
         .hint("set them again with identity.register_issuer or identity.set_issuer_jwks")
@@ -175,19 +171,21 @@ pub fn sign_in(token: &str) -> PgResult<Option<Result<SignIn, IdentityError>>> {
         true => probe::with_latest_snapshot(|s| s.while_active(|| tables::user_state(user))),
     };
     let Some(state) = state else {
-        return Ok(Some(Err(
-            unauthenticated("JWT user is not active").detail("user deleted")
-        )));
+        return Ok(Some(Err(IdentityError::unauthenticated(
+            "JWT user is not active",
+        )
+        .detail("user deleted"))));
     };
     if !state.row.status.is_active() {
-        return Ok(Some(Err(
-            unauthenticated("JWT user is not active").detail(format!("user {}", state.row.status))
-        )));
+        return Ok(Some(Err(IdentityError::unauthenticated(
+            "JWT user is not active",
+        )
+        .detail(format!("user {}", state.row.status)))));
     }
     if let Some(tva) = state.tokens_valid_after.filter(|t| *t > i64::MIN) {
         let iat = claims.get("iat").and_then(Value::as_i64);
         if iat.is_none_or(|iat| iat < tva) {
-            return Ok(Some(Err(unauthenticated(
+            return Ok(Some(Err(IdentityError::unauthenticated(
                 "JWT was issued before the user's tokens were revoked",
             ))));
         }
@@ -213,7 +211,7 @@ pub fn our_claims(si: &SignIn, now: i64) -> Result<Map<String, Value>, IdentityE
         "external",
         now,
     )
-    .ok_or_else(|| unauthenticated("JWT user is not active"))?;
+    .ok_or_else(|| IdentityError::unauthenticated("JWT user is not active"))?;
     c.insert("amr".into(), external::amr(&si.issuer, now));
     Ok(c)
 }
@@ -276,26 +274,30 @@ fn link(
                 return Ok(Ok((u, false)));
             }
             Linked::Tombstone => {
-                return Ok(Err(
-                    unauthenticated("JWT user is not active").detail("user deleted")
-                ))
+                return Ok(Err(IdentityError::unauthenticated(
+                    "JWT user is not active",
+                )
+                .detail("user deleted")))
             }
             Linked::Unknown => {}
         }
         if !writable {
-            return Ok(Err(unauthenticated("JWT subject is not linked to a user")
-                .detail(
-                    "a first sign-in cannot link or provision in a read-only transaction",
-                )));
+            return Ok(Err(IdentityError::unauthenticated(
+                "JWT subject is not linked to a user",
+            )
+            .detail(
+                "a first sign-in cannot link or provision in a read-only transaction",
+            )));
         }
         spi::run(LINK_LOCK, &[iss.into(), subject.into()])?;
         // Another sign-in of the subject may have linked it meanwhile.
         match lookup(iss, subject)? {
             Linked::User(u, _) => return Ok(Ok((u, true))),
             Linked::Tombstone => {
-                return Ok(Err(
-                    unauthenticated("JWT user is not active").detail("user deleted")
-                ))
+                return Ok(Err(IdentityError::unauthenticated(
+                    "JWT user is not active",
+                )
+                .detail("user deleted")))
             }
             Linked::Unknown => {}
         }
@@ -305,15 +307,17 @@ fn link(
             return Ok(Ok((u, true)));
         }
         if o.provisioning == Provisioning::Off {
-            return Ok(Err(unauthenticated("JWT subject is not linked to a user")
-                .detail("the issuer's provisioning is off")
-                .hint(
-                    "provision the user first (a webhook, or identity.provision_user)",
-                )));
+            return Ok(Err(IdentityError::unauthenticated(
+                "JWT subject is not linked to a user",
+            )
+            .detail("the issuer's provisioning is off")
+            .hint(
+                "provision the user first (a webhook, or identity.provision_user)",
+            )));
         }
         let (email, first, last) = external::profile(claims, o);
         let Some(email) = email.filter(|e| crate::core::users::check_email(e).is_ok()) else {
-            return Ok(Err(unauthenticated(
+            return Ok(Err(IdentityError::unauthenticated(
                 "JWT carries no email to provision the user with",
             )
             .detail(format!("no valid {} claim", o.email_claim))
@@ -448,13 +452,11 @@ fn kids(keys: &[ExternalKey]) -> Value {
 }
 
 fn issuer_json(iss: &str) -> PgResult<Value> {
-    Ok(
-        spi::column::<JsonB>(include_str!("../../sql/queries/issuers_list.sql"), &[])?
-            .into_iter()
-            .map(|j| j.0)
-            .find(|v| v["issuer"] == iss)
-            .unwrap_or(Value::Null),
-    )
+    Ok(spi::one::<JsonB>(
+        include_str!("../../sql/queries/issuers_list.sql"),
+        &[Some(iss).into()],
+    )?
+    .map_or(Value::Null, |j| j.0))
 }
 
 /// Trusts `issuer` (the exact `iss` of its tokens): its public keys and
@@ -585,7 +587,10 @@ fn remove_issuer(issuer: Option<&str>) -> PgResult<()> {
 fn list_issuers() -> Result<SetOfIterator<'static, JsonB>, crate::pg::error::ErrorReport> {
     system("only system may list issuers")?;
     let rows = spi::privileged(|| {
-        spi::column::<JsonB>(include_str!("../../sql/queries/issuers_list.sql"), &[])
+        spi::column::<JsonB>(
+            include_str!("../../sql/queries/issuers_list.sql"),
+            &[None::<&str>.into()],
+        )
     })?;
     Ok(SetOfIterator::new(rows))
 }
@@ -600,10 +605,10 @@ fn exchange_external_token(
     ttl: default!(Option<Interval>, "NULL"),
 ) -> PgResult<String> {
     let token = token
-        .ok_or_else(|| unauthenticated("JWT is malformed").detail("token is null"))
+        .ok_or_else(|| IdentityError::unauthenticated("JWT is malformed").detail("token is null"))
         .pg()?;
     if token.len() > jwt::MAX_TOKEN_BYTES {
-        return Err(unauthenticated("JWT is malformed")
+        return Err(IdentityError::unauthenticated("JWT is malformed")
             .detail("token is over 16 KB")
             .pg_error());
     }
@@ -613,9 +618,11 @@ fn exchange_external_token(
     };
     let si = match sign_in(token)? {
         None => {
-            return Err(unauthenticated("JWT issuer is not registered")
-                .hint("identity.register_issuer trusts an identity provider")
-                .pg_error())
+            return Err(
+                IdentityError::unauthenticated("JWT issuer is not registered")
+                    .hint("identity.register_issuer trusts an identity provider")
+                    .pg_error(),
+            )
         }
         Some(r) => r.pg()?,
     };
@@ -684,7 +691,7 @@ fn handle_webhook(
         })
         .pg()?;
     let refused = |why: &'static str| {
-        unauthenticated("webhook signature is invalid")
+        IdentityError::unauthenticated("webhook signature is invalid")
             .detail(why)
             .pg_error()
     };
@@ -837,13 +844,8 @@ fn act(
             else {
                 return Ok(("ignored", None));
             };
-            let org = match o.organization {
-                OrgSource::Fixed(id) => spi::one::<Uuid>(
-                    "select id from identity.organizations where id = $1",
-                    &[Uuid::from_bytes(id).into()],
-                )?,
-                _ => None,
-            };
+            // Clerk's user events name no organization: a claim path gives none.
+            let org = organization(&Map::new(), o)?;
             let u = provision_subject(
                 iss,
                 subject,

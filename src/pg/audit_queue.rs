@@ -22,9 +22,8 @@
 //! without the ring (not preloaded, or full) `record` returns false and the
 //! caller writes the row in its own transaction instead.
 
-use pgrx::bgworkers::{
-    BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
-};
+use crate::pg::workers::{self, now_ms};
+use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::{pg_guard, pg_shmem_init, pg_sys, PGRXSharedMemory, PgLwLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -114,12 +113,6 @@ fn available() -> bool {
     INITIALISED.load(Ordering::Relaxed)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// How long a writer may go without a heartbeat (it loops every POLL).
 const STALE_MS: i64 = 2000;
 /// When the postmaster starts a writer again after it ended with an ERROR.
@@ -133,8 +126,7 @@ pub fn record(record: &[u8]) -> bool {
     if !available() || record.len() > SLOT_BYTES {
         return false;
     }
-    // SAFETY: MyDatabaseId is set in every backend connected to a database.
-    let db = u32::from(unsafe { pg_sys::MyDatabaseId });
+    let db = workers::my_db();
     {
         let mut q = QUEUE.exclusive();
         let Some(slot) = q.slots.iter_mut().find(|s| s.state == FREE) else {
@@ -157,8 +149,7 @@ pub fn wake() {
     if !available() {
         return;
     }
-    // SAFETY: MyDatabaseId is set in every backend connected to a database.
-    let db = u32::from(unsafe { pg_sys::MyDatabaseId });
+    let db = workers::my_db();
     let start = {
         let mut q = QUEUE.exclusive();
         // A writer for this database with a fresh heartbeat (or registered
@@ -187,19 +178,14 @@ pub fn wake() {
         }
     };
     if start {
-        let started = BackgroundWorkerBuilder::new("identity audit writer")
-            .set_type("identity audit writer")
-            .set_library("identity")
-            .set_function("identity_audit_writer")
-            .set_argument(Some(pg_sys::Datum::from(db)))
-            .enable_spi_access()
-            .set_start_time(BgWorkerStartTime::RecoveryFinished)
-            // After an ERROR (exit code 1); a writer that returns (idle) is
-            // not restarted. Longer than STALE_MS, so the restarted writer
-            // takes over its own stale slot.
-            .set_restart_time(Some(RESTART))
-            .load_dynamic()
-            .is_ok();
+        // RESTART is longer than STALE_MS, so a writer restarted after an
+        // ERROR takes over its own stale slot.
+        let started = workers::start(
+            "identity audit writer",
+            "identity_audit_writer",
+            db,
+            RESTART,
+        );
         if !started {
             let mut q = QUEUE.exclusive();
             for w in q.writers.iter_mut().filter(|w| w.dboid == db && w.pid == 0) {

@@ -19,9 +19,8 @@
 //! while a fetch is due within `STAY`, and leaves otherwise, so an idle
 //! database is not held open (DROP DATABASE waits for connections).
 
-use pgrx::bgworkers::{
-    BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
-};
+use crate::pg::workers::{self, my_db, now_ms};
+use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::{pg_guard, pg_shmem_init, pg_sys, PGRXSharedMemory, PgLwLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -66,17 +65,6 @@ pub fn init() {
         pg_shmem_init!(FETCHERS);
         INITIALISED.store(true, Ordering::Relaxed);
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn my_db() -> u32 {
-    // SAFETY: MyDatabaseId is set in every backend connected to a database.
-    u32::from(unsafe { pg_sys::MyDatabaseId })
 }
 
 /// Makes sure this database has a fetcher; with `unknown_kid`, asks it to
@@ -125,16 +113,12 @@ pub fn wake(unknown_kid: bool) {
         }
     };
     if start {
-        let started = BackgroundWorkerBuilder::new("identity jwks fetcher")
-            .set_type("identity jwks fetcher")
-            .set_library("identity")
-            .set_function("identity_jwks_fetcher")
-            .set_argument(Some(pg_sys::Datum::from(db)))
-            .enable_spi_access()
-            .set_start_time(BgWorkerStartTime::RecoveryFinished)
-            .set_restart_time(Some(RESTART))
-            .load_dynamic()
-            .is_ok();
+        let started = workers::start(
+            "identity jwks fetcher",
+            "identity_jwks_fetcher",
+            db,
+            RESTART,
+        );
         if !started {
             let mut q = FETCHERS.exclusive();
             for w in q.workers.iter_mut().filter(|w| w.dboid == db && w.pid == 0) {

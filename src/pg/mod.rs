@@ -16,3 +16,4 @@ pub mod jwks_fetch;
 pub mod probe;
 pub mod redact;
 pub mod spi;
+pub mod workers;
