@@ -24,7 +24,8 @@ as_root() {
 # 1. Debian packages (clang/libclang for bindgen come with server-dev).
 packages=(postgresql-15 postgresql-server-dev-15 postgresql-client-15 sudo
           build-essential pkg-config libclang-dev clang libssl-dev
-          python3 python3-venv ca-certificates pgbouncer)
+          python3 python3-venv ca-certificates pgbouncer
+          chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

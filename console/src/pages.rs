@@ -1,0 +1,1025 @@
+//! Routes and handlers. Every page and every action signs in again in its
+//! own transaction (db::begin) with the session's token; every POST carries
+//! the session's CSRF token; every answer carries a strict
+//! Content-Security-Policy and `Cache-Control: no-store`.
+//!
+//! A POST answers with a redirect (303) to a page, so a reload never
+//! repeats an action; a new API token travels from the POST to that page in
+//! the server-side session and is taken out of it when shown, so a reload
+//! does not show it again.
+
+use crate::db::{self, Caller, DbError, DbResult};
+use crate::session::{self, Flash, Reveal, View};
+use crate::views::*;
+use crate::App;
+use askama::Template;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+use std::sync::Arc;
+use uuid::Uuid;
+
+type AppState = State<Arc<App>>;
+
+/// The longest token accepted at sign-in (the extension refuses JWTs over
+/// 16 KB; API tokens are 40-odd characters).
+const MAX_TOKEN: usize = 16 * 1024;
+/// Audit rows per page.
+const AUDIT_PAGE: i64 = 25;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/service-users") }))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route(
+            "/service-users",
+            get(service_users).post(create_service_user),
+        )
+        .route("/service-users/{id}", get(service_user))
+        .route("/service-users/{id}/edit", post(edit))
+        .route("/service-users/{id}/suspend", post(suspend))
+        .route("/service-users/{id}/reactivate", post(reactivate))
+        .route("/service-users/{id}/delete", get(delete_form).post(delete))
+        .route("/service-users/{id}/tokens", post(create_token))
+        .route(
+            "/service-users/{id}/tokens/{token}/rotate",
+            post(rotate_token),
+        )
+        .route(
+            "/service-users/{id}/tokens/{token}/revoke",
+            post(revoke_token),
+        )
+        .route("/audit", get(audit))
+        .route("/credentials", get(credentials))
+        .route("/static/console.css", get(css))
+        .route("/static/console.js", get(js))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(middleware::from_fn(headers))
+        .with_state(app)
+}
+
+/// Security headers on every answer, and one log line per request: method,
+/// path (ids only: no token is ever in a URL) and status.
+async fn headers(req: Request<axum::body::Body>, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    let set = |h: &mut HeaderMap, k: header::HeaderName, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+         connect-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(h, header::CACHE_CONTROL, "no-store");
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    // same-origin, not no-referrer: with no-referrer Chromium sends `Origin:
+    // null` on the console's own forms, which same_origin() refuses.
+    set(h, header::REFERRER_POLICY, "same-origin");
+    set(
+        h,
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    eprintln!("console: {method} {path} {}", res.status().as_u16());
+    res
+}
+
+fn html(status: StatusCode, t: impl Template) -> Response {
+    match t.render() {
+        Ok(body) => (status, Html(body)).into_response(),
+        Err(e) => {
+            eprintln!("console: template: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn error_page(status: StatusCode, message: &str, hint: &str, signed_in: bool) -> Response {
+    html(
+        status,
+        ErrorPage {
+            status: status.as_u16(),
+            message: message.into(),
+            hint: hint.into(),
+            code: String::new(),
+            signed_in,
+        },
+    )
+}
+
+fn to_login() -> Response {
+    Redirect::to("/login").into_response()
+}
+
+/// The HTTP status for an extension error's SQLSTATE.
+fn status_of(e: &DbError) -> StatusCode {
+    match e.code() {
+        Some("42501") => StatusCode::FORBIDDEN,
+        Some("P0002") => StatusCode::NOT_FOUND,
+        Some("28000") => StatusCode::UNAUTHORIZED,
+        Some(c) if c.starts_with("22") || c.starts_with("23") => StatusCode::BAD_REQUEST,
+        Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        None => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn flash_of(e: &DbError) -> Flash {
+    Flash::Error {
+        message: e.message(),
+        hint: e.hint(),
+        code: e.code().map(str::to_string),
+    }
+}
+
+impl App {
+    fn session(&self, headers: &HeaderMap) -> Option<View> {
+        session::cookie(headers, session::COOKIE).and_then(|id| self.sessions.get(&id))
+    }
+
+    /// A POST's session: signed in, the CSRF token of the session, and (when
+    /// the browser says where the form came from) from this console.
+    fn post_session(&self, headers: &HeaderMap, csrf: &str) -> Result<View, Response> {
+        let Some(s) = self.session(headers) else {
+            return Err(error_page(
+                StatusCode::FORBIDDEN,
+                "you are not signed in",
+                "sign in first",
+                false,
+            ));
+        };
+        if !same_origin(headers) || !session::same(csrf, &s.csrf) {
+            return Err(error_page(
+                StatusCode::FORBIDDEN,
+                "the form was refused: it did not come from this console's page",
+                "reload the page and try again",
+                true,
+            ));
+        }
+        Ok(s)
+    }
+
+    /// Steps 1 to 3 of db.rs, then: the caller must be an admin of an
+    /// organization (checked on every request, so a demoted admin is out at
+    /// once).
+    async fn admin<'a>(
+        &self,
+        client: &'a mut deadpool_postgres::Object,
+        s: &View,
+    ) -> DbResult<Caller<'a>> {
+        let c = db::begin(client, &self.config.role, &s.token).await?;
+        if !c.me.is_org_admin() {
+            return Err(DbError::SignedOut(
+                "this console is for organization admins, and you are no longer one".into(),
+            ));
+        }
+        Ok(c)
+    }
+
+    fn frame(&self, s: &View, c: &Caller<'_>, flash: Option<Flash>) -> Frame {
+        Frame {
+            csrf: s.csrf.clone(),
+            who: c.me.email.clone(),
+            organization: c.me.organization_name.clone().unwrap_or_default(),
+            flash,
+        }
+    }
+
+    /// A GET page's answer: the page, or, when the session no longer
+    /// authenticates, back to sign-in; or the extension's error, as its
+    /// message and hint.
+    fn page(&self, s: &View, r: DbResult<Response>) -> Response {
+        match r {
+            Ok(r) => r,
+            Err(DbError::SignedOut(m)) => {
+                self.sessions.remove(&s.id);
+                signed_out(&m, self.config.secure_cookies)
+            }
+            Err(e) => html(
+                status_of(&e),
+                ErrorPage {
+                    status: status_of(&e).as_u16(),
+                    message: e.message(),
+                    hint: e.hint().unwrap_or_default(),
+                    code: e.code().unwrap_or_default().to_string(),
+                    signed_in: true,
+                },
+            ),
+        }
+    }
+
+    /// A POST's answer: a redirect to `back` with the outcome as a flash.
+    fn after(&self, s: &View, r: DbResult<(Flash, String)>, back: &str) -> Response {
+        match r {
+            Ok((flash, to)) => {
+                self.sessions.set_flash(&s.id, flash);
+                Redirect::to(&to).into_response()
+            }
+            Err(DbError::SignedOut(m)) => {
+                self.sessions.remove(&s.id);
+                signed_out(&m, self.config.secure_cookies)
+            }
+            Err(e) => {
+                self.sessions.set_flash(&s.id, flash_of(&e));
+                Redirect::to(back).into_response()
+            }
+        }
+    }
+}
+
+fn signed_out(message: &str, secure: bool) -> Response {
+    let mut r = error_page(
+        StatusCode::UNAUTHORIZED,
+        message,
+        "sign in again with a valid token",
+        false,
+    );
+    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(session::COOKIE, "", secure, Some(0)))
+    {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// When the browser names the form's origin (Origin, or Sec-Fetch-Site), it
+/// must be this console.
+fn same_origin(h: &HeaderMap) -> bool {
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if site != "same-origin" && site != "none" {
+            return false;
+        }
+    }
+    match (
+        h.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        h.get(header::HOST).and_then(|v| v.to_str().ok()),
+    ) {
+        (None, _) => true,
+        (Some(o), Some(host)) => {
+            o.strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"))
+                == Some(host)
+        }
+        (Some(_), None) => false,
+    }
+}
+
+// ---------------------------------------------------------------- sign-in
+
+async fn login_form(State(app): AppState, headers: HeaderMap) -> Response {
+    if app.session(&headers).is_some() {
+        return Redirect::to("/service-users").into_response();
+    }
+    let existing = session::cookie(&headers, session::LOGIN_COOKIE);
+    login_page(&app, existing, StatusCode::OK, None, None)
+}
+
+/// The sign-in form, with its double-submit CSRF token: the browser's
+/// current one when it has one (so that two tabs, or a page and its
+/// sub-requests, do not replace each other's), else a new one.
+fn login_page(
+    app: &App,
+    existing: Option<String>,
+    status: StatusCode,
+    message: Option<&str>,
+    hint: Option<&str>,
+) -> Response {
+    let csrf = existing
+        .filter(|c| c.len() == 43)
+        .unwrap_or_else(session::random_id);
+    let mut r = html(
+        status,
+        LoginPage {
+            csrf: csrf.clone(),
+            message: message.map(str::to_string),
+            hint: hint.map(str::to_string),
+        },
+    );
+    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(
+        session::LOGIN_COOKIE,
+        &csrf,
+        app.config.secure_cookies,
+        Some(3600),
+    )) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    token: String,
+}
+
+async fn login(State(app): AppState, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+    let expected = session::cookie(&headers, session::LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !same_origin(&headers) || !session::same(&f.csrf, &expected) {
+        return login_page(
+            &app,
+            None,
+            StatusCode::FORBIDDEN,
+            Some("the sign-in form was refused: it did not come from this console's page"),
+            Some("reload the page and try again"),
+        );
+    }
+    let token = f.token.trim();
+    if token.is_empty() || token.len() > MAX_TOKEN {
+        return login_page(
+            &app,
+            Some(expected),
+            StatusCode::BAD_REQUEST,
+            Some("paste an API token or an access JWT"),
+            Some("tokens are at most 16 KB"),
+        );
+    }
+    let r = async {
+        let mut client = app.pool.get().await?;
+        let c = db::begin(&mut client, &app.config.role, token).await?;
+        let me = c.me.clone();
+        c.tx.commit().await?;
+        Ok::<_, DbError>(me)
+    }
+    .await;
+    match r {
+        Ok(me) if me.is_org_admin() => {
+            let label = me.email.clone();
+            let id = app.sessions.create(token.to_string(), label);
+            let mut res = Redirect::to("/service-users").into_response();
+            let secure = app.config.secure_cookies;
+            for c in [
+                session::set_cookie(session::COOKIE, &id, secure, None),
+                session::set_cookie(session::LOGIN_COOKIE, "", secure, Some(0)),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&c) {
+                    res.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            res
+        }
+        Ok(_) => login_page(
+            &app,
+            Some(expected),
+            StatusCode::FORBIDDEN,
+            Some("this console is for organization admins"),
+            Some("sign in with the token of an admin of your organization"),
+        ),
+        Err(DbError::SignedOut(_)) => login_page(
+            &app,
+            Some(expected),
+            StatusCode::UNAUTHORIZED,
+            Some("that token does not authenticate"),
+            Some("it may be mistyped, expired or revoked, or its user suspended"),
+        ),
+        Err(e) => login_page(
+            &app,
+            Some(expected),
+            status_of(&e),
+            Some(&e.message()),
+            e.hint().as_deref(),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(State(app): AppState, headers: HeaderMap, Form(f): Form<CsrfOnly>) -> Response {
+    let s = match app.post_session(&headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    app.sessions.remove(&s.id);
+    let mut res = Redirect::to("/login").into_response();
+    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(
+        session::COOKIE,
+        "",
+        app.config.secure_cookies,
+        Some(0),
+    )) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
+// ---------------------------------------------------------- service users
+
+async fn service_users(State(app): AppState, headers: HeaderMap) -> Response {
+    let Some(s) = app.session(&headers) else {
+        return to_login();
+    };
+    let r = async {
+        let mut client = app.pool.get().await?;
+        let c = app.admin(&mut client, &s).await?;
+        let users: Vec<ServiceUser> =
+            db::json_list(&c.tx, include_str!("../sql/service_users.sql"), &[]).await?;
+        let (flash, _) = app.sessions.take(&s.id);
+        let frame = app.frame(&s, &c, flash);
+        c.tx.commit().await?;
+        Ok(html(StatusCode::OK, ServiceUsersPage { frame, users }))
+    }
+    .await;
+    app.page(&s, r)
+}
+
+#[derive(Deserialize)]
+struct NewServiceUser {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    application_name: String,
+    #[serde(default)]
+    application_id: String,
+    #[serde(default)]
+    description: String,
+}
+
+fn opt(s: &str) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+/// An optional uuid field: empty is None; anything else must parse.
+fn opt_uuid(s: &str) -> DbResult<Option<Uuid>> {
+    match opt(s) {
+        None => Ok(None),
+        Some(t) => t.parse().map(Some).map_err(|_| DbError::Refused {
+            code: "22023".into(),
+            message: "the application id is not a uuid".into(),
+            hint: Some("leave it empty, or paste the application's uuid".into()),
+        }),
+    }
+}
+
+async fn create_service_user(
+    State(app): AppState,
+    headers: HeaderMap,
+    Form(f): Form<NewServiceUser>,
+) -> Response {
+    let s = match app.post_session(&headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let r = async {
+        let application_id = opt_uuid(&f.application_id)?;
+        let mut client = app.pool.get().await?;
+        let c = app.admin(&mut client, &s).await?;
+        let row = c
+            .tx
+            .query_one(
+                "select user_id, token from identity.create_service_user($1, identity.org_id(), $2, $3, $4)",
+                &[
+                    &f.email.trim(),
+                    &application_id,
+                    &opt(&f.application_name),
+                    &opt(&f.description),
+                ],
+            )
+            .await?;
+        c.tx.commit().await?;
+        let id: Uuid = row.get(0);
+        let token: String = row.get(1);
+        app.sessions.set_reveal(
+            &s.id,
+            Reveal {
+                label: format!("the first API token of {}", f.email.trim()),
+                secret: token,
+            },
+        );
+        Ok((
+            Flash::Notice(format!("service user {} created", f.email.trim())),
+            format!("/service-users/{id}"),
+        ))
+    }
+    .await;
+    app.after(&s, r, "/service-users")
+}
+
+async fn service_user(State(app): AppState, headers: HeaderMap, Path(id): Path<Uuid>) -> Response {
+    let Some(s) = app.session(&headers) else {
+        return to_login();
+    };
+    let r = async {
+        let mut client = app.pool.get().await?;
+        let c = app.admin(&mut client, &s).await?;
+        let user = one_service_user(&c, id).await?;
+        let tokens: Vec<Token> =
+            db::json_list(&c.tx, include_str!("../sql/tokens.sql"), &[&id]).await?;
+        let (flash, reveal) = app.sessions.take(&s.id);
+        let frame = app.frame(&s, &c, flash);
+        c.tx.commit().await?;
+        Ok(html(
+            StatusCode::OK,
+            ServiceUserPage {
+                frame,
+                user,
+                tokens,
+                reveal,
+            },
+        ))
+    }
+    .await;
+    app.page(&s, r)
+}
+
+/// A service user of the caller's organization through identity.user_by_id
+/// (P0002 when the caller may not see them); a human user is not this
+/// console's business and answers the same.
+async fn one_service_user(c: &Caller<'_>, id: Uuid) -> DbResult<User> {
+    let user: Option<User> = db::json_one(&c.tx, "select identity.user_by_id($1)", &[&id]).await?;
+    match user {
+        Some(u) if u.is_service_user && u.organization_id == c.me.organization_id => Ok(u),
+        _ => Err(DbError::Refused {
+            code: "P0002".into(),
+            message: "no such service user".into(),
+            hint: Some("it may have been deleted; go back to the list".into()),
+        }),
+    }
+}
+
+#[derive(Deserialize)]
+struct EditForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    application_name: String,
+    #[serde(default)]
+    description: String,
+}
+
+async fn edit(
+    State(app): AppState,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Form(f): Form<EditForm>,
+) -> Response {
+    let s = match app.post_session(&headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let back = format!("/service-users/{id}");
+    let r = async {
+        let mut client = app.pool.get().await?;
+        let c = app.admin(&mut client, &s).await?;
+        one_service_user(&c, id).await?;
+        let changes = serde_json::json!({
+            "application_name": opt(&f.application_name),
+            "description": opt(&f.description),
+        });
+        c.tx.execute("select identity.update_user($1, $2)", &[&id, &changes])
+            .await?;
+        c.tx.commit().await?;
+        Ok((Flash::Notice("saved".into()), back.clone()))
+    }
+    .await;
+    app.after(&s, r, &back)
+}
+
+#[derive(Deserialize)]
+struct SuspendForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn suspend(
+    State(app): AppState,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Form(f): Form<SuspendForm>,
+) -> Response {
+    let s = match app.post_session(&headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let back = format!("/service-users/{id}");
+    let r = async {
+        let mut client = app.pool.get().await?;
+        let c = app.admin(&mut client, &s).await?;
+        let u = one_service_user(&c, id).await?;
+        c.tx.execute(
+            "select identity.suspend_user($1, $2)",
+            &[&id, &opt(&f.reason)],
+        )
+        .await?;
+        c.tx.commit().await?;
+        Ok((
+            Flash::Notice(format!(
+                "{} suspended: its tokens stop working at once",
+                u.email
+            )),
+            back.clone(),
+        ))
+    }
+    .await;
+    app.after(&s, r, &back)
+}
+
+async fn reactivate(
+    State(app): AppState,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    let s = match app.post_session(&headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let back = format!("/service-users/{id}");
+    let r = async {
+        let mut client = app.pool.get().await?;
+        let c = app.admin(&mut client, &s).await?;
+        let u = one_service_user(&c, id).await?;
+        c.tx.execute("select identity.reactivate_user($1)", &[&id])
+            .await?;
+        c.tx.commit().await?;
+        Ok((
+            Flash::Notice(format!("{} reactivated", u.email)),
+            back.clone(),
+        ))
+    }
+    .await;
+    app.after(&s, r, &back)
+}
+
+async fn delete_form(State(app): AppState, headers: HeaderMap, Path(id): Path<Uuid>) -> Response {
+    let Some(s) = app.session(&headers) else {
+        return to_login();
+    };
+    let r = async {
+        let mut client = app.pool.get().await?;
+        let c = app.admin(&mut client, &s).await?;
+        let user = one_service_user(&c, id).await?;
+        let (flash, _) = app.sessions.take(&s.id);
+        let frame = app.frame(&s, &c, flash);
+        c.tx.commit().await?;
+        Ok(html(StatusCode::OK, DeletePage { frame, user }))
+    }
+    .await;
+    app.page(&s, r)
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn delete(
+    State(app): AppState,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Form(f): Form<DeleteForm>,
+) -> Response {
+    let s = match app.post_session(&headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let back = format!("/service-users/{id}/delete");
+    let r = async {
+        let mut client = app.pool.get().await?;
+        let c = app.admin(&mut client, &s).await?;
+        let u = one_service_user(&c, id).await?;
+        if f.confirm.trim() != u.email {
+            return Err(DbError::Refused {
+                code: "22023".into(),
+                message: "the confirmation does not name this service user".into(),
+                hint: Some(format!("type {} to delete it", u.email)),
+            });
+        }
+        c.tx.execute("select identity.delete_user($1)", &[&id])
+            .await?;
+        c.tx.commit().await?;
+        Ok((
+            Flash::Notice(format!(
+                "{} deleted: its tokens are revoked; the audit trail stays",
+                u.email
+            )),
+            "/service-users".to_string(),
+        ))
+    }
+    .await;
+    app.after(&s, r, &back)
+}
+
+// ----------------------------------------------------------------- tokens
+
+#[derive(Deserialize)]
+struct NewToken {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    scopes: String,
+    #[serde(default)]
+    expires_days: String,
+}
+
+/// Scopes as typed: separated by commas or spaces.
+fn scopes(s: &str) -> Vec<String> {
+    s.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn small_int(s: &str, what: &str, allowed: &[i32]) -> DbResult<i32> {
+    s.trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|n| allowed.contains(n))
+        .ok_or_else(|| DbError::Refused {
+            code: "22023".into(),
+            message: format!("choose the {what} from the list"),
+            hint: None,
+        })
+}
+
+async fn create_token(
+    State(app): AppState,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Form(f): Form<NewToken>,
+) -> Response {
+    let s = match app.post_session(&headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let back = format!("/service-users/{id}");
+    let r = async {
+        let days = small_int(&f.expires_days, "expiry", &[1, 7, 30, 90, 365])?;
+        let mut client = app.pool.get().await?;
+        let c = app.admin(&mut client, &s).await?;
+        one_service_user(&c, id).await?;
+        let row = c
+            .tx
+            .query_one(
+                "select token from identity.create_api_token($1, $2, $3::int * interval '1 day', $4)",
+                &[&id, &f.name.trim(), &days, &scopes(&f.scopes)],
+            )
+            .await?;
+        c.tx.commit().await?;
+        app.sessions.set_reveal(
+            &s.id,
+            Reveal {
+                label: format!("the new token {}", f.name.trim()),
+                secret: row.get(0),
+            },
+        );
+        Ok((
+            Flash::Notice(format!("token {} created", f.name.trim())),
+            back.clone(),
+        ))
+    }
+    .await;
+    app.after(&s, r, &back)
+}
+
+#[derive(Deserialize)]
+struct RotateForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    grace_hours: String,
+}
+
+async fn rotate_token(
+    State(app): AppState,
+    headers: HeaderMap,
+    Path((id, token)): Path<(Uuid, Uuid)>,
+    Form(f): Form<RotateForm>,
+) -> Response {
+    let s = match app.post_session(&headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let back = format!("/service-users/{id}");
+    let r = async {
+        let hours = small_int(&f.grace_hours, "grace period", &[0, 1, 24, 168])?;
+        let mut client = app.pool.get().await?;
+        let c = app.admin(&mut client, &s).await?;
+        one_service_user(&c, id).await?;
+        let row =
+            c.tx.query_one(
+                "select token from identity.rotate_api_token($1, $2::int * interval '1 hour')",
+                &[&token, &hours],
+            )
+            .await?;
+        c.tx.commit().await?;
+        app.sessions.set_reveal(
+            &s.id,
+            Reveal {
+                label: "the rotated token".into(),
+                secret: row.get(0),
+            },
+        );
+        let grace = match hours {
+            0 => "the old token stopped working".to_string(),
+            1 => "the old token works for one more hour".to_string(),
+            h => format!("the old token works for {h} more hours"),
+        };
+        Ok((
+            Flash::Notice(format!("token rotated: {grace}")),
+            back.clone(),
+        ))
+    }
+    .await;
+    app.after(&s, r, &back)
+}
+
+async fn revoke_token(
+    State(app): AppState,
+    headers: HeaderMap,
+    Path((id, token)): Path<(Uuid, Uuid)>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    let s = match app.post_session(&headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let back = format!("/service-users/{id}");
+    let r = async {
+        let mut client = app.pool.get().await?;
+        let c = app.admin(&mut client, &s).await?;
+        one_service_user(&c, id).await?;
+        c.tx.execute("select identity.revoke_api_token($1)", &[&token])
+            .await?;
+        c.tx.commit().await?;
+        Ok((Flash::Notice("token revoked".into()), back.clone()))
+    }
+    .await;
+    app.after(&s, r, &back)
+}
+
+// ------------------------------------------------- audit and credentials
+
+#[derive(Deserialize, Default)]
+struct AuditQuery {
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    target: String,
+    /// Keyset paging: rows older than this id (anything else: the newest).
+    #[serde(default)]
+    before: String,
+}
+
+fn query_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+async fn audit(State(app): AppState, headers: HeaderMap, Query(q): Query<AuditQuery>) -> Response {
+    let Some(s) = app.session(&headers) else {
+        return to_login();
+    };
+    let before: Option<i64> = q.before.trim().parse().ok();
+    let r = async {
+        let mut client = app.pool.get().await?;
+        let c = app.admin(&mut client, &s).await?;
+        let (actor, action, target) = (opt(&q.actor), opt(&q.action), opt(&q.target));
+        // One row more than a page says whether there is an older page.
+        let mut rows: Vec<AuditRow> = db::json_list(
+            &c.tx,
+            include_str!("../sql/audit.sql"),
+            &[&actor, &action, &target, &before, &(AUDIT_PAGE + 1)],
+        )
+        .await?;
+        let older = if rows.len() as i64 > AUDIT_PAGE {
+            rows.truncate(AUDIT_PAGE as usize);
+            rows.last().map(|r| {
+                format!(
+                    "actor={}&action={}&target={}&before={}",
+                    query_escape(q.actor.trim()),
+                    query_escape(q.action.trim()),
+                    query_escape(q.target.trim()),
+                    r.id
+                )
+            })
+        } else {
+            None
+        };
+        let (flash, _) = app.sessions.take(&s.id);
+        let frame = app.frame(&s, &c, flash);
+        c.tx.commit().await?;
+        Ok(html(
+            StatusCode::OK,
+            AuditPage {
+                frame,
+                rows,
+                actor: q.actor.trim().to_string(),
+                action: q.action.trim().to_string(),
+                target: q.target.trim().to_string(),
+                older,
+                paged: before.is_some(),
+            },
+        ))
+    }
+    .await;
+    app.page(&s, r)
+}
+
+async fn credentials(State(app): AppState, headers: HeaderMap) -> Response {
+    let Some(s) = app.session(&headers) else {
+        return to_login();
+    };
+    let r = async {
+        let mut client = app.pool.get().await?;
+        let c = app.admin(&mut client, &s).await?;
+        let credentials: Vec<Credential> =
+            db::json_list(&c.tx, include_str!("../sql/credentials.sql"), &[]).await?;
+        let (flash, _) = app.sessions.take(&s.id);
+        let frame = app.frame(&s, &c, flash);
+        c.tx.commit().await?;
+        Ok(html(StatusCode::OK, CredentialsPage { frame, credentials }))
+    }
+    .await;
+    app.page(&s, r)
+}
+
+// ----------------------------------------------------------------- static
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../static/console.css"),
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../static/console.js"),
+    )
+        .into_response()
+}
+
+async fn not_found(State(app): AppState, method: Method, headers: HeaderMap) -> Response {
+    let signed_in = app.session(&headers).is_some();
+    if !signed_in && method == Method::GET {
+        return to_login();
+    }
+    error_page(StatusCode::NOT_FOUND, "no such page", "", signed_in)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        let mut h = HeaderMap::new();
+        assert!(same_origin(&h));
+        h.insert(header::HOST, "127.0.0.1:8787".parse().unwrap());
+        h.insert(header::ORIGIN, "http://127.0.0.1:8787".parse().unwrap());
+        assert!(same_origin(&h));
+        h.insert(header::ORIGIN, "http://evil.example".parse().unwrap());
+        assert!(!same_origin(&h));
+        h.insert(header::ORIGIN, "http://127.0.0.1:8787".parse().unwrap());
+        h.insert("sec-fetch-site", "cross-site".parse().unwrap());
+        assert!(!same_origin(&h));
+    }
+
+    #[test]
+    fn scope_lists() {
+        assert_eq!(scopes("a:read, b:write  c"), vec!["a:read", "b:write", "c"]);
+        assert!(scopes(" ").is_empty());
+        assert_eq!(query_escape("a b&c=é"), "a%20b%26c%3D%C3%A9");
+    }
+}
