@@ -86,3 +86,13 @@ def test_the_drift_check_sees_a_missing_or_extra_name():
     assert ("verify_jwt", ("text", "text")) in documented_functions()
     assert ("revoke_jwt", ("text", "timestamp with time zone")) in documented_functions()
     assert "identity.jwt_secret" in documented_settings()
+
+
+def test_readme_console_settings_are_the_consoles():
+    # The console's settings table (README "Admin console") names exactly the
+    # environment variables console/src/main.rs reads.
+    main = (pathlib.Path(__file__).resolve().parent.parent / "console" / "src" / "main.rs").read_text()
+    code = set(re.findall(r'"(IDENTITY_CONSOLE_[A-Z_]+)"', main))
+    docs = set(re.findall(r"^\| `(IDENTITY_CONSOLE_\w+)` \|", section("Admin console"), flags=re.M))
+    assert code and sorted(code - docs) == [], "read by the console, not in the README"
+    assert sorted(docs - code) == [], "in the README, not read by the console"

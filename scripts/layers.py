@@ -5,6 +5,10 @@ crate::store::{cache, tables}`, `super::x`) point to its own layer or a lower
 one (core < pg < store < api), and the references form no circle. Prints
 each offence and exits 1; `pg_sys` (Postgres FFI) may be named only under
 src/pg; prints "layers: ok (N modules, M edges)" otherwise.
+The admin console (console/) sits outside these layers and speaks only
+SQL: it may depend on neither the extension nor its core, and its code may
+change roles only with SET LOCAL ROLE (never SET ROLE, RESET ROLE or SET
+SESSION AUTHORIZATION, which would outlive the request's transaction).
 Run by scripts/test.sh."""
 import pathlib
 import re
@@ -85,6 +89,7 @@ def main():
             code = re.sub(r"//.*", "", path.read_text())
             if re.search(r"\bpg_sys\b", code):
                 errors.append(f"{mod}: names pg_sys outside src/pg")
+    errors += console_offences()
     for e in errors:
         print(e)
     edges = sum(len(v) for v in graph.values())
@@ -93,6 +98,25 @@ def main():
         return 1
     print(f"layers: ok ({len(graph)} modules, {edges} edges)")
     return 0
+
+
+def console_offences():
+    console = ROOT.parent / "console"
+    if not console.exists():
+        return []
+    errors = []
+    manifest = (console / "Cargo.toml").read_text()
+    for crate in ("identity", "identity-core"):
+        if re.search(rf'^\s*{re.escape(crate)}\s*=', manifest, re.M):
+            errors.append(f"console depends on {crate}: it must speak SQL only")
+    for path in list(console.rglob("*.rs")) + list(console.rglob("*.sql")):
+        if "node_modules" in path.parts or "demo" in path.parts:
+            continue
+        code = re.sub(r"(//|--).*", "", path.read_text()).lower()
+        for bad in (r"\bset\s+role\b", r"\breset\s+role\b", r"\bset\s+session\b", r"\bsecurity\s+definer\b"):
+            if re.search(bad, code):
+                errors.append(f"{path.relative_to(ROOT.parent)}: {bad} (the console acts only as its caller, per transaction)")
+    return errors
 
 
 if __name__ == "__main__":

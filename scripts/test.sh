@@ -2,15 +2,16 @@
 # The whole test suite from a fresh Debian 12 machine (README: "Test").
 # Layers, each ending in its own summary line:
 #   0. static checks          cargo fmt --check, cargo clippy -D warnings, scripts/layers.py
-#   1. core unit tests        `cargo test -p identity-core` (crates/identity-core: no pgrx, no Postgres)
+#   1. core unit tests        `cargo test -p identity-core` (crates/identity-core: no pgrx, no Postgres), `-p identity-console`
 # and then, on each supported PostgreSQL major (IDENTITY_PG_MAJORS, "15 18"
 # by default; scripts/pg.sh says where each lives):
 #   2. #[pg_test]             `cargo pgrx test pgNN` in a cluster run as $IDENTITY_OS_USER
 #   3. SQL scenario suite     pg_test/ (pg_regress, real roles, installed extension; then each file alone)
 #   4. interop                interop/ (psycopg, PyJWT, pgbouncer; jose + node-postgres in interop/js)
-#   5. hot standby            pg_test/standby.sh (a real streaming replica on loopback)
-#   6. package                pg_test/package.sh (`cargo pgrx package` files in a clean copy of the server)
-#   7. upgrade                pg_test/upgrade.sh (0.1.0 from commit 37ab521, ALTER EXTENSION UPDATE; PostgreSQL 15)
+#   5. console                console/e2e/run.sh (the admin console in headless Chromium, through pgbouncer)
+#   6. hot standby            pg_test/standby.sh (a real streaming replica on loopback)
+#   7. package                pg_test/package.sh (`cargo pgrx package` files in a clean copy of the server)
+#   8. upgrade                pg_test/upgrade.sh (0.1.0 from commit 37ab521, ALTER EXTENSION UPDATE; PostgreSQL 15)
 # and a last line "identity: N passed, M failed" over all layers and majors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,7 @@ count() { # sums "N passed; M failed" / "N passed, M failed" lines of a log
     passed=$((passed + p)); failed=$((failed + f))
 }
 
-echo "== 0/7 static checks (rustfmt, clippy -D warnings, layers)"
+echo "== 0/8 static checks (rustfmt, clippy -D warnings, layers)"
 # Each check is one "passed" or "failed" line. rustfmt and clippy come with
 # the machine's Rust toolchain (rustup components); if one is missing the
 # check says so and fails.
@@ -54,22 +55,23 @@ grep -E '^(rustfmt|clippy|clippy_pg18|layers): ' "$logs/static.log" > "$logs/sta
 count "$logs/static.summary"
 grep -q ' 1 failed' "$logs/static.summary" && status=1
 
-echo "== 1/7 core unit tests (cargo test -p identity-core, no Postgres)"
+echo "== 1/8 core unit tests (cargo test -p identity-core, no Postgres; the console's own unit tests)"
 cargo test -p identity-core 2>&1 | tee "$logs/core.log" || status=1
+cargo test -p identity-console 2>&1 | grep -vE '^\s+(Compiling|Checking)' | tee -a "$logs/core.log" || status=1
 count "$logs/core.log"
 
 for major in $IDENTITY_PG_MAJORS; do
     before_passed=$passed; before_failed=$failed
     export IDENTITY_PG=$major
     . scripts/pg.sh
-    echo "== 2/7 #[pg_test] on PostgreSQL $major (cargo pgrx test pg$major)"
+    echo "== 2/8 #[pg_test] on PostgreSQL $major (cargo pgrx test pg$major)"
     pgrx_root=/var/tmp/identity-pgrx$major
     rm -rf "$pgrx_root"; mkdir -p "$pgrx_root"; chown "$IDENTITY_OS_USER" "$pgrx_root"
     cargo pgrx test "pg$major" --runas "$IDENTITY_OS_USER" --pgdata "$pgrx_root/pgdata" 2>&1 \
         | grep -vE '^\s+(Compiling|Checking)' | tee "$logs/$major-pgrx.log" || status=1
     count "$logs/$major-pgrx.log"
 
-    echo "== 3/7 SQL scenario suite on PostgreSQL $major (pg_test/, installed extension, real roles)"
+    echo "== 3/8 SQL scenario suite on PostgreSQL $major (pg_test/, installed extension, real roles)"
     # `cargo pgrx test` installed its test build; install the real one.
     cargo pgrx install --pg-config "$PG_CONFIG" 2>&1 | tail -n 1
     bash pg_test/run.sh 2>&1 | tee "$logs/$major-scenarios.log" || status=1
@@ -78,23 +80,29 @@ for major in $IDENTITY_PG_MAJORS; do
     grep -E '^scenarios( alone)?:' "$logs/$major-scenarios.log" > "$logs/$major-scenarios.summary" || true
     count "$logs/$major-scenarios.summary"
 
-    echo "== 4/7 interop on PostgreSQL $major (real drivers, JSON-schema validation)"
+    echo "== 4/8 interop on PostgreSQL $major (real drivers, JSON-schema validation)"
     bash interop/run.sh 2>&1 | tee "$logs/$major-interop.log" || status=1
     grep -E '^[0-9]+ (passed|failed)|^[0-9]+ errors? in|^js interop: ' "$logs/$major-interop.log" > "$logs/$major-interop.summary" || true
     count "$logs/$major-interop.summary"
 
-    echo "== 5/7 hot standby on PostgreSQL $major (pg_basebackup -R replica)"
+    echo "== 5/8 admin console on PostgreSQL $major (headless Chromium, playwright-core)"
+    IDENTITY_CONSOLE_SCREENSHOTS="$PWD/target/console-screenshots/pg$major" bash console/e2e/run.sh 2>&1 \
+        | tee "$logs/$major-console.log" || status=1
+    grep -E '^console: ' "$logs/$major-console.log" > "$logs/$major-console.summary" || true
+    count "$logs/$major-console.summary"
+
+    echo "== 6/8 hot standby on PostgreSQL $major (pg_basebackup -R replica)"
     bash pg_test/standby.sh 2>&1 | tee "$logs/$major-standby.log" || status=1
     grep '^standby:' "$logs/$major-standby.log" > "$logs/$major-standby.summary" || true
     count "$logs/$major-standby.summary"
 
-    echo "== 6/7 package on PostgreSQL $major (cargo pgrx package into a clean server)"
+    echo "== 7/8 package on PostgreSQL $major (cargo pgrx package into a clean server)"
     bash pg_test/package.sh 2>&1 | tee "$logs/$major-package.log" || status=1
     grep '^package:' "$logs/$major-package.log" > "$logs/$major-package.summary" || true
     count "$logs/$major-package.summary"
     echo "PostgreSQL $major: $((passed - before_passed)) passed, $((failed - before_failed)) failed"
 done
-echo "== 7/7 upgrade from 0.1.0 on PostgreSQL 15 (pg_test/upgrade.sh)"
+echo "== 8/8 upgrade from 0.1.0 on PostgreSQL 15 (pg_test/upgrade.sh)"
 bash pg_test/upgrade.sh 2>&1 | tee "$logs/upgrade.log" || status=1
 grep '^upgrade:' "$logs/upgrade.log" > "$logs/upgrade.summary" || true
 count "$logs/upgrade.summary"
