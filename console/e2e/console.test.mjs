@@ -10,6 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, mkdirSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { chromium } from 'playwright-core';
 import pg from 'pg';
 
@@ -88,6 +89,20 @@ test('a signed-out browser reaches nothing', async () => {
   assert.equal(await serviceUserCount(), before_);
   assert.equal((await db.query('select status from identity.users where id = $1', [demo.ingest_id])).rows[0].status, 'active');
   await c.close();
+});
+
+test('a page of another site resolved to loopback (DNS rebinding) gets nothing', async () => {
+  const u = new URL(URL_);
+  const get = (host) => new Promise((resolve, reject) => {
+    const r = httpRequest({ host: u.hostname, port: u.port, path: '/login', headers: { Host: host } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    r.on('error', reject);
+    r.end();
+  });
+  assert.equal(await get(`evil.example:${u.port}`), 421);
+  assert.equal(await get(`localhost:${u.port}`), 200);
 });
 
 test('a token that does not authenticate is refused', async () => {

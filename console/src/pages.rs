@@ -61,16 +61,39 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(64 * 1024))
-        .layer(middleware::from_fn(headers))
+        .layer(middleware::from_fn_with_state(app.clone(), headers))
         .with_state(app)
+}
+
+/// A console on loopback answers only to a loopback host name: a page of
+/// another site whose name was made to resolve to 127.0.0.1 (DNS
+/// rebinding) gets nothing.
+fn loopback_host(h: &HeaderMap) -> bool {
+    let Some(host) = h.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if port.chars().all(|c| c.is_ascii_digit()) => n,
+        _ => host,
+    };
+    matches!(name, "127.0.0.1" | "localhost" | "[::1]")
 }
 
 /// Security headers on every answer, and one log line per request: method,
 /// path (ids only: no token is ever in a URL) and status.
-async fn headers(req: Request<axum::body::Body>, next: Next) -> Response {
+async fn headers(State(app): AppState, req: Request<axum::body::Body>, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut res = next.run(req).await;
+    let mut res = if app.config.listen.ip().is_loopback() && !loopback_host(req.headers()) {
+        error_page(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this console answers only on its loopback address",
+            "open it as http://127.0.0.1 or http://localhost",
+            false,
+        )
+    } else {
+        next.run(req).await
+    };
     let h = res.headers_mut();
     let set = |h: &mut HeaderMap, k: header::HeaderName, v: &'static str| {
         h.insert(k, HeaderValue::from_static(v));
@@ -1014,6 +1037,23 @@ mod tests {
         h.insert(header::ORIGIN, "http://127.0.0.1:8787".parse().unwrap());
         h.insert("sec-fetch-site", "cross-site".parse().unwrap());
         assert!(!same_origin(&h));
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        let mut h = HeaderMap::new();
+        assert!(!loopback_host(&h));
+        for (host, ok) in [
+            ("127.0.0.1:8787", true),
+            ("localhost:8787", true),
+            ("[::1]:8787", true),
+            ("localhost", true),
+            ("evil.example:8787", false),
+            ("127.0.0.1.evil.example", false),
+        ] {
+            h.insert(header::HOST, host.parse().unwrap());
+            assert_eq!(loopback_host(&h), ok, "{host}");
+        }
     }
 
     #[test]
