@@ -108,6 +108,8 @@ comment on function identity.org_id() is
     'The organization_id claim as uuid, or NULL (for RLS policies). Levels user, admin.';
 comment on function identity.is_service_user() is
     'The is_service_user claim, or NULL (for RLS policies). Levels user, admin.';
+comment on function identity.helper_support(internal) is
+    'Planner support function of the per-row helpers: an unwrapped call is planned as a once-per-execution InitPlan, as (select identity.uid()) is. Internal, not callable.';
 comment on function identity.jwt() is
     'The current claims as jsonb, or NULL. Levels user, admin.';
 comment on function identity.claim(text) is

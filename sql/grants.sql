@@ -35,6 +35,19 @@ create policy self on identity.identities for select
 create policy org_admin on identity.audit_log for select
     using (identity.is_admin() and organization_id = identity.org_id() and identity.has_scope('audit:read'));
 
+-- The per-row helpers are planned as once-per-execution InitPlans, as if
+-- every policy and query had wrapped them in (select ...) by hand
+-- (src/pg/planner.rs). Support functions are looked up when a query is
+-- planned, so attaching them after the policies exist is enough.
+alter function identity.uid() support identity.helper_support;
+alter function identity.org_id() support identity.helper_support;
+alter function identity.is_service_user() support identity.helper_support;
+alter function identity.user_role() support identity.helper_support;
+alter function identity.is_admin() support identity.helper_support;
+alter function identity.has_role(text) support identity.helper_support;
+alter function identity.has_scope(text) support identity.helper_support;
+alter function identity.claim(text) support identity.helper_support;
+
 -- Least privilege: nothing in schema identity is usable by PUBLIC.
 -- identity.grant_access(role, level) hands out exactly what a level needs.
 revoke all on schema identity from public;

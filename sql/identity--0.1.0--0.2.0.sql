@@ -153,6 +153,20 @@ revoke all on function identity."exchange_external_token"(text, interval) from p
 revoke all on function identity."handle_webhook"(text, jsonb, text) from public;
 revoke all on function identity."set_organization_external_id"(uuid, text) from public;
 
+-- The per-row RLS helpers get a planner support function: an unwrapped call
+-- is planned as a once-per-execution InitPlan (src/pg/planner.rs).
+CREATE FUNCTION identity."helper_support"(internal) RETURNS internal
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'identity_helper_support';
+revoke all on function identity.helper_support(internal) from public;
+alter function identity.uid() support identity.helper_support;
+alter function identity.org_id() support identity.helper_support;
+alter function identity.is_service_user() support identity.helper_support;
+alter function identity.user_role() support identity.helper_support;
+alter function identity.is_admin() support identity.helper_support;
+alter function identity.has_role(text) support identity.helper_support;
+alter function identity.has_scope(text) support identity.helper_support;
+alter function identity.claim(text) support identity.helper_support;
+
 -- The new functions go to the roles that hold their level: every role
 -- granted it under 0.1.0 (identity.grant_access) has a function only that
 -- level has, and gets the new ones of that level, as grant_access gives
@@ -402,6 +416,8 @@ comment on function identity.org_id() is
     'The organization_id claim as uuid, or NULL (for RLS policies). Levels user, admin.';
 comment on function identity.is_service_user() is
     'The is_service_user claim, or NULL (for RLS policies). Levels user, admin.';
+comment on function identity.helper_support(internal) is
+    'Planner support function of the per-row helpers: an unwrapped call is planned as a once-per-execution InitPlan, as (select identity.uid()) is. Internal, not callable.';
 comment on function identity.jwt() is
     'The current claims as jsonb, or NULL. Levels user, admin.';
 comment on function identity.claim(text) is

@@ -23,6 +23,9 @@ begin
     from pg_proc p
     where p.pronamespace = 'identity'::regnamespace and p.prokind = 'f'
       and p.prorettype <> 'trigger'::regtype
+      -- A planner support function (internal in, internal out) is called by
+      -- the planner only; SQL cannot call it at all.
+      and p.prorettype <> 'internal'::regtype
     order by 2
   loop
     argtypes := f.proargtypes::oid[];

@@ -21,11 +21,11 @@ with ext as (
     where n.nspname = 'identity'
 )
 select line from (
-    select format('function %s(%s) returns %s | %s %s | vol=%s strict=%s parallel=%s secdef=%s leakproof=%s | config=%s | acl=%s | comment=%s',
+    select format('function %s(%s) returns %s | %s %s | vol=%s strict=%s parallel=%s secdef=%s leakproof=%s support=%s | config=%s | acl=%s | comment=%s',
                   p.proname, pg_catalog.pg_get_function_arguments(p.oid), pg_catalog.pg_get_function_result(p.oid),
                   l.lanname, case when l.lanname in ('c', 'internal') then p.prosrc else pg_catalog.md5(p.prosrc) end,
                   p.provolatile, p.proisstrict, p.proparallel, p.prosecdef, p.proleakproof,
-                  p.proconfig, p.proacl, pg_catalog.obj_description(p.oid, 'pg_proc')) as line
+                  p.prosupport::pg_catalog.regproc, p.proconfig, p.proacl, pg_catalog.obj_description(p.oid, 'pg_proc')) as line
     from fns p join pg_catalog.pg_language l on l.oid = p.prolang
     union all
     select format('relation %s kind=%s rls=%s force=%s acl=%s comment=%s', c.relname, c.relkind,

@@ -76,8 +76,13 @@ crate::v1_function!(uuid identity_uid, pg_finfo_identity_uid => uid_answer);
 crate::v1_function!(uuid identity_org_id, pg_finfo_identity_org_id => org_id_answer);
 crate::v1_function!(bool identity_is_service_user, pg_finfo_identity_is_service_user => is_service_user_answer);
 
+// identity.helper_support (src/pg/planner.rs) is the planner support
+// function that sql/grants.sql attaches to every per-row helper: an
+// unwrapped call becomes a once-per-execution InitPlan.
 extension_sql!(
     r#"
+CREATE FUNCTION identity."helper_support"(internal) RETURNS internal
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'identity_helper_support';
 CREATE FUNCTION identity."uid"() RETURNS uuid STABLE PARALLEL SAFE
     LANGUAGE c AS 'MODULE_PATHNAME', 'identity_uid';
 CREATE FUNCTION identity."org_id"() RETURNS uuid STABLE PARALLEL SAFE

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod inval;
 pub mod jsonb;
 pub mod jwks_fetch;
+pub mod planner;
 pub mod probe;
 pub mod redact;
 pub mod spi;
