@@ -3,8 +3,8 @@
 # 10,000 API tokens, then 10,000 JWTs, then 20,000 more of each (the same
 # 1,000 API tokens and 10,000 distinct JWTs again); after each step it reports
 # the backend's Postgres memory contexts (pg_backend_memory_contexts) and its
-# resident set (VmRSS, which also counts the Rust heap of the per-backend
-# copies and the signature cache). Bounded means the second round adds
+# private memory (RssAnon: the Rust heap of the per-backend copies and the
+# signature cache too; not the shared buffers it touched). Bounded means the second round adds
 # (almost) nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,23 +27,23 @@ SQL
 psql -qAtX -v ON_ERROR_STOP=1 <<'SQL'
 select pg_backend_pid() as pid \gset
 \setenv BACKEND :pid
-\set contexts 'select ''  Postgres memory contexts: '' || sum(total_bytes) / 1024 || '' kB'' from pg_catalog.pg_backend_memory_contexts'
+\set contexts 'select ''  Postgres memory contexts: '' || (sum(total_bytes) / 1024)::bigint || '' kB'' from pg_catalog.pg_backend_memory_contexts'
 select identity.verify_api_token(token) is not null from bench.api limit 1 \g /dev/null
 select identity.verify_jwt(token) is not null from bench.jwts limit 1 \g /dev/null
 \echo start (one call each)
 :contexts;
-\! sed -n 's/^VmRSS:\s*/  resident set: /p' /proc/$BACKEND/status
+\! sed -n 's/^RssAnon:\s*/  private memory (RssAnon): /p' /proc/$BACKEND/status
 select count(identity.verify_api_token(token)) from bench.api, generate_series(1, 10) \g /dev/null
 \echo after 10,000 verify_api_token (1,000 tokens)
 :contexts;
-\! sed -n 's/^VmRSS:\s*/  resident set: /p' /proc/$BACKEND/status
+\! sed -n 's/^RssAnon:\s*/  private memory (RssAnon): /p' /proc/$BACKEND/status
 select count(identity.verify_jwt(token)) from bench.jwts \g /dev/null
 \echo after 10,000 verify_jwt (10,000 distinct tokens)
 :contexts;
-\! sed -n 's/^VmRSS:\s*/  resident set: /p' /proc/$BACKEND/status
+\! sed -n 's/^RssAnon:\s*/  private memory (RssAnon): /p' /proc/$BACKEND/status
 select count(identity.verify_api_token(token)) from bench.api, generate_series(1, 20) \g /dev/null
 select count(identity.verify_jwt(token)) from bench.jwts, generate_series(1, 2) \g /dev/null
 \echo after 20,000 more of each
 :contexts;
-\! sed -n 's/^VmRSS:\s*/  resident set: /p' /proc/$BACKEND/status
+\! sed -n 's/^RssAnon:\s*/  private memory (RssAnon): /p' /proc/$BACKEND/status
 SQL

@@ -8,6 +8,10 @@ bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 . scripts/pg.sh
 cargo pgrx install --release --pg-config "$PG_CONFIG" 2>&1 | tail -n 1
+# Everything is also kept in one log, whose lines with a target become the
+# summary table at the end.
+log=$(mktemp)
+exec > >(tee "$log") 2>&1
 echo "== hook: identity vs PL/pgSQL baseline (bench/hook.sh)"
 bash bench/hook.sh
 echo "== JWT HS256: identity vs plain-SQL pgcrypto baseline (bench/jwt.sh)"
@@ -26,3 +30,10 @@ echo "== core (criterion)"
 cargo bench -p identity-core --bench core -- --noplot 2>&1 | grep -E '^[a-z].*|time:' || true
 echo "== external issuers: authenticate with RS256 / ES256 external tokens vs our own JWTs (bench/external.sh)"
 bash bench/external.sh
+echo "== per-backend memory after 10,000 verifications (bench/memory.sh)"
+bash bench/memory.sh
+echo "== flat at scale: 1,000 / 40,000 / 1,000,000 users, tokens, revocations (bench/scale.sh)"
+bash bench/scale.sh
+echo
+echo "== summary: every measure with a target ($(date -u +%F), $(nproc) cores, $("$PG_CONFIG" --version))"
+grep -E '\(target' "$log" | sed -E 's/^ +//' | sort -u
