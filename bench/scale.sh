@@ -107,11 +107,11 @@ for n, desc, t, mem in rows:
     print(f"scale {int(n):>9,}: {desc}")
 names = ["verify_jwt (new token)", "verify_api_token", "custom_access_token_hook", "uid() per row, no InitPlan"]
 scales = list(per)
-print(f"{'':28s}" + "".join(f"{int(s):>14,}" for s in scales) + "   ratio (target <= 1.5)")
+print(f"{'':28s}" + "".join(f"{int(s):>14,}" for s in scales) + "   largest / smallest")
 for k in names:
     vals = [per[s][k] for s in scales]
     unit = "ns" if k.startswith("uid") else "us"
-    print(f"{k:28s}" + "".join(f"{v:11.2f} {unit}" for v in vals) + f"   {max(vals) / min(vals):5.2f}x")
+    print(f"{k:28s}" + "".join(f"{v:11.2f} {unit}" for v in vals) + f"   {max(vals) / min(vals):5.2f}x (target <= 1.5x)")
 print(f"{'private memory, warm-up':28s}" + "".join(f"{per[s]['rss']:11d} kB" if per[s]['rss'] is not None else f"{'?':>14s}" for s in scales))
 PY
 rm -f "$results"
