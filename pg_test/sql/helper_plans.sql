@@ -98,6 +98,54 @@ select set_config('request.jwt.claims', t.claims_b(), false) is not null as as_b
 select t.mine_inlined() as inlined_b, t.mine_planned() as planned_b, (select count(*) from t.my_items) as view_b;
 select set_config('request.jwt.claims', '', false) = '' as no_claims;
 
+-- Every other place a helper may stand plans and answers (no error): a
+-- function in FROM, VALUES, a CTE, a set operation, LATERAL, GROUP BY and
+-- ORDER BY, an aggregate's FILTER, a window, CASE, INSERT ... VALUES and
+-- RETURNING, ON CONFLICT DO UPDATE, UPDATE and DELETE quals, MERGE, a
+-- plpgsql assignment and IF, a correlated subquery, a cursor.
+select set_config('request.jwt.claims', t.claims_a(), false) is not null as as_a;
+select u from unnest(array[identity.uid(), identity.org_id()]) u order by 1;
+select * from (values (identity.uid()), (identity.org_id())) v(x) order by 1;
+with mine as (select id from t.items where owner = identity.uid())
+select count(*) as cte from mine;
+select count(*) as set_op from (select id from t.items where owner = identity.uid()
+                                union all select id from t.items where identity.has_scope('items:read') and id < 10) s;
+select count(*) as lateral_join from generate_series(1, 3) g,
+       lateral (select id from t.items where owner = identity.uid() and id % 10 = g) x;
+select needs = identity.user_role() as own_role, count(*) from t.items group by 1 order by 1;
+select id from t.items where owner = identity.uid() order by identity.claim('user_role'), id limit 2;
+select count(*) filter (where owner = identity.uid()) as filtered,
+       max(id) filter (where identity.is_admin()) as admin_max from t.items;
+select id, count(*) over (partition by owner = identity.uid()) as win from t.items order by id limit 2;
+select count(case when owner = identity.uid() then 1 end) as in_case from t.items;
+create table t.plan_notes (id int primary key, author uuid default identity.uid(), body text);
+insert into t.plan_notes values (1, identity.uid(), 'one') returning author = identity.uid() as returned_mine;
+insert into t.plan_notes (id, body) values (2, 'two');
+insert into t.plan_notes values (1, null, 'again') on conflict (id) do update set author = identity.org_id(), body = identity.claim('user_role')
+  returning id, author = identity.org_id() as conflict_updated, body;
+update t.plan_notes set body = 'mine' where author = identity.uid() returning id;
+delete from t.plan_notes where author = identity.org_id() returning id;
+merge into t.plan_notes n using (select 3 as id) s on n.id = s.id
+  when not matched and identity.is_admin() then insert values (s.id, identity.uid(), 'merged');
+select id, author = identity.uid() as mine, body from t.plan_notes order by id;
+do $$
+declare v uuid; n int;
+begin
+  v := identity.uid();
+  if identity.is_admin() and v = '00000000-0000-0000-0000-00000000d101' then
+    select count(*) into n from t.items where owner = identity.uid();
+    raise notice 'plpgsql: % rows', n;
+  end if;
+end $$;
+select count(*) as correlated from t.items i
+  where exists (select 1 from t.plan_notes n where n.id = i.id and n.author = identity.uid());
+begin;
+declare c cursor for select count(*) from t.items where owner = identity.uid();
+fetch c;
+close c;
+commit;
+select set_config('request.jwt.claims', '', false) = '' as no_claims;
+
 -- A policy, as a real role, with claims pinned by identity.authenticate:
 -- one prepared generic plan, two users in turn in one session.
 alter table t.items enable row level security;
