@@ -214,13 +214,31 @@ impl App {
         Ok(c)
     }
 
-    fn frame(&self, s: &View, c: &Caller<'_>, flash: Option<Flash>) -> Frame {
-        Frame {
+    /// The frame of a signed-in page, with the flash the last action left
+    /// (taken: a reload shows it no more), and the secret it left to show
+    /// once, also taken.
+    fn frame_and_reveal(&self, s: &View, c: &Caller<'_>) -> (Frame, Option<Reveal>) {
+        let (flash, reveal) = self.sessions.take(&s.id);
+        let frame = Frame {
             csrf: s.csrf.clone(),
             who: c.me.email.clone(),
             organization: c.me.organization_name.clone().unwrap_or_default(),
             flash,
-        }
+        };
+        (frame, reveal)
+    }
+
+    /// The frame of a page that shows no secret (one left unshown is
+    /// dropped all the same).
+    fn frame(&self, s: &View, c: &Caller<'_>) -> Frame {
+        self.frame_and_reveal(s, c).0
+    }
+
+    /// The session no longer authenticates: it ends, and the browser is
+    /// told why.
+    fn sign_out(&self, s: &View, message: &str) -> Response {
+        self.sessions.remove(&s.id);
+        signed_out(message, self.config.secure_cookies)
     }
 
     /// A GET page's answer: the page, or, when the session no longer
@@ -229,10 +247,7 @@ impl App {
     fn page(&self, s: &View, r: DbResult<Response>) -> Response {
         match r {
             Ok(r) => r,
-            Err(DbError::SignedOut(m)) => {
-                self.sessions.remove(&s.id);
-                signed_out(&m, self.config.secure_cookies)
-            }
+            Err(DbError::SignedOut(m)) => self.sign_out(s, &m),
             Err(e) => html(
                 status_of(&e),
                 ErrorPage {
@@ -246,22 +261,83 @@ impl App {
         }
     }
 
-    /// A POST's answer: a redirect to `back` with the outcome as a flash.
-    fn after(&self, s: &View, r: DbResult<(Flash, String)>, back: &str) -> Response {
+    /// A POST's answer: a redirect with the outcome as a flash (and the new
+    /// secret, if any, to show once), to where the action says, or back to
+    /// `back` with the error.
+    fn after(&self, s: &View, r: DbResult<Done>, back: &str) -> Response {
         match r {
-            Ok((flash, to)) => {
-                self.sessions.set_flash(&s.id, flash);
-                Redirect::to(&to).into_response()
+            Ok(done) => {
+                self.sessions.set_flash(&s.id, done.flash);
+                if let Some(reveal) = done.reveal {
+                    self.sessions.set_reveal(&s.id, reveal);
+                }
+                Redirect::to(&done.to).into_response()
             }
-            Err(DbError::SignedOut(m)) => {
-                self.sessions.remove(&s.id);
-                signed_out(&m, self.config.secure_cookies)
-            }
+            Err(DbError::SignedOut(m)) => self.sign_out(s, &m),
             Err(e) => {
                 self.sessions.set_flash(&s.id, flash_of(&e));
                 Redirect::to(back).into_response()
             }
         }
+    }
+}
+
+/// What an action did, once its transaction committed: the notice for the
+/// next page, that page, and a new secret to show there once.
+struct Done {
+    flash: Flash,
+    to: String,
+    reveal: Option<Reveal>,
+}
+
+impl Done {
+    fn to(to: impl Into<String>, notice: impl Into<String>) -> Self {
+        Done {
+            flash: Flash::Notice(notice.into()),
+            to: to.into(),
+            reveal: None,
+        }
+    }
+    fn revealing(mut self, label: impl Into<String>, secret: String) -> Self {
+        self.reveal = Some(Reveal {
+            label: label.into(),
+            secret,
+        });
+        self
+    }
+}
+
+/// One transaction as the signed-in admin (db::begin, then the admin check):
+/// inside `$body`, `$c` is the Caller; the block evaluates to
+/// `DbResult<body's value>`, Ok only once the transaction committed. An
+/// error (or `?` in the body) drops the transaction, which rolls it back.
+macro_rules! as_admin {
+    ($app:expr, $s:expr, |$c:ident| $body:expr) => {
+        async {
+            let mut client = $app.pool.get().await?;
+            let $c = $app.admin(&mut client, $s).await?;
+            let out = $body;
+            $c.tx.commit().await?;
+            Ok::<_, DbError>(out)
+        }
+        .await
+    };
+}
+
+/// The session of a POST (post_session), or its refusal, answered at once.
+macro_rules! posted {
+    ($app:expr, $headers:expr, $csrf:expr) => {
+        match $app.post_session(&$headers, &$csrf) {
+            Ok(s) => s,
+            Err(refusal) => return refusal,
+        }
+    };
+}
+
+/// Appends a Set-Cookie header.
+fn set_cookie(r: &mut Response, cookie: &str) {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        r.headers_mut().append(header::SET_COOKIE, v);
     }
 }
 
@@ -272,10 +348,10 @@ fn signed_out(message: &str, secure: bool) -> Response {
         "sign in again with a valid token",
         false,
     );
-    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(session::COOKIE, "", secure, Some(0)))
-    {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
+    set_cookie(
+        &mut r,
+        &session::set_cookie(session::COOKIE, "", secure, Some(0)),
+    );
     r
 }
 
@@ -332,14 +408,13 @@ fn login_page(
             hint: hint.map(str::to_string),
         },
     );
-    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(
+    let cookie = session::set_cookie(
         session::LOGIN_COOKIE,
         &csrf,
         app.config.secure_cookies,
         Some(3600),
-    )) {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
+    );
+    set_cookie(&mut r, &cookie);
     r
 }
 
@@ -386,14 +461,14 @@ async fn login(State(app): AppState, headers: HeaderMap, Form(f): Form<LoginForm
             let id = app.sessions.create(token.to_string(), label);
             let mut res = Redirect::to("/service-users").into_response();
             let secure = app.config.secure_cookies;
-            for c in [
-                session::set_cookie(session::COOKIE, &id, secure, None),
-                session::set_cookie(session::LOGIN_COOKIE, "", secure, Some(0)),
-            ] {
-                if let Ok(v) = HeaderValue::from_str(&c) {
-                    res.headers_mut().append(header::SET_COOKIE, v);
-                }
-            }
+            set_cookie(
+                &mut res,
+                &session::set_cookie(session::COOKIE, &id, secure, None),
+            );
+            set_cookie(
+                &mut res,
+                &session::set_cookie(session::LOGIN_COOKIE, "", secure, Some(0)),
+            );
             res
         }
         Ok(_) => login_page(
@@ -427,20 +502,11 @@ struct CsrfOnly {
 }
 
 async fn logout(State(app): AppState, headers: HeaderMap, Form(f): Form<CsrfOnly>) -> Response {
-    let s = match app.post_session(&headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = posted!(app, headers, f.csrf);
     app.sessions.remove(&s.id);
     let mut res = Redirect::to("/login").into_response();
-    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(
-        session::COOKIE,
-        "",
-        app.config.secure_cookies,
-        Some(0),
-    )) {
-        res.headers_mut().append(header::SET_COOKIE, v);
-    }
+    let cookie = session::set_cookie(session::COOKIE, "", app.config.secure_cookies, Some(0));
+    set_cookie(&mut res, &cookie);
     res
 }
 
@@ -450,17 +516,11 @@ async fn service_users(State(app): AppState, headers: HeaderMap) -> Response {
     let Some(s) = app.session(&headers) else {
         return to_login();
     };
-    let r = async {
-        let mut client = app.pool.get().await?;
-        let c = app.admin(&mut client, &s).await?;
-        let users: Vec<ServiceUser> =
-            db::json_list(&c.tx, include_str!("../sql/service_users.sql"), &[]).await?;
-        let (flash, _) = app.sessions.take(&s.id);
-        let frame = app.frame(&s, &c, flash);
-        c.tx.commit().await?;
-        Ok(html(StatusCode::OK, ServiceUsersPage { frame, users }))
-    }
-    .await;
+    let r = as_admin!(app, &s, |c| {
+        let users = db::json_list(&c.tx, include_str!("../sql/service_users.sql"), &[]).await?;
+        let frame = app.frame(&s, &c);
+        html(StatusCode::OK, ServiceUsersPage { frame, users })
+    });
     app.page(&s, r)
 }
 
@@ -500,42 +560,29 @@ async fn create_service_user(
     headers: HeaderMap,
     Form(f): Form<NewServiceUser>,
 ) -> Response {
-    let s = match app.post_session(&headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let r = async {
+    let s = posted!(app, headers, f.csrf);
+    let email = f.email.trim();
+    let r = as_admin!(app, &s, |c| {
         let application_id = opt_uuid(&f.application_id)?;
-        let mut client = app.pool.get().await?;
-        let c = app.admin(&mut client, &s).await?;
         let row = c
             .tx
             .query_one(
                 "select user_id, token from identity.create_service_user($1, identity.org_id(), $2, $3, $4)",
                 &[
-                    &f.email.trim(),
+                    &email,
                     &application_id,
                     &opt(&f.application_name),
                     &opt(&f.description),
                 ],
             )
             .await?;
-        c.tx.commit().await?;
         let id: Uuid = row.get(0);
-        let token: String = row.get(1);
-        app.sessions.set_reveal(
-            &s.id,
-            Reveal {
-                label: format!("the first API token of {}", f.email.trim()),
-                secret: token,
-            },
-        );
-        Ok((
-            Flash::Notice(format!("service user {} created", f.email.trim())),
+        Done::to(
             format!("/service-users/{id}"),
-        ))
-    }
-    .await;
+            format!("service user {email} created"),
+        )
+        .revealing(format!("the first API token of {email}"), row.get(1))
+    });
     app.after(&s, r, "/service-users")
 }
 
@@ -543,16 +590,11 @@ async fn service_user(State(app): AppState, headers: HeaderMap, Path(id): Path<U
     let Some(s) = app.session(&headers) else {
         return to_login();
     };
-    let r = async {
-        let mut client = app.pool.get().await?;
-        let c = app.admin(&mut client, &s).await?;
+    let r = as_admin!(app, &s, |c| {
         let user = one_service_user(&c, id).await?;
-        let tokens: Vec<Token> =
-            db::json_list(&c.tx, include_str!("../sql/tokens.sql"), &[&id]).await?;
-        let (flash, reveal) = app.sessions.take(&s.id);
-        let frame = app.frame(&s, &c, flash);
-        c.tx.commit().await?;
-        Ok(html(
+        let tokens = db::json_list(&c.tx, include_str!("../sql/tokens.sql"), &[&id]).await?;
+        let (frame, reveal) = app.frame_and_reveal(&s, &c);
+        html(
             StatusCode::OK,
             ServiceUserPage {
                 frame,
@@ -560,9 +602,8 @@ async fn service_user(State(app): AppState, headers: HeaderMap, Path(id): Path<U
                 tokens,
                 reveal,
             },
-        ))
-    }
-    .await;
+        )
+    });
     app.page(&s, r)
 }
 
@@ -597,14 +638,9 @@ async fn edit(
     Path(id): Path<Uuid>,
     Form(f): Form<EditForm>,
 ) -> Response {
-    let s = match app.post_session(&headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = posted!(app, headers, f.csrf);
     let back = format!("/service-users/{id}");
-    let r = async {
-        let mut client = app.pool.get().await?;
-        let c = app.admin(&mut client, &s).await?;
+    let r = as_admin!(app, &s, |c| {
         one_service_user(&c, id).await?;
         let changes = serde_json::json!({
             "application_name": opt(&f.application_name),
@@ -612,10 +648,8 @@ async fn edit(
         });
         c.tx.execute("select identity.update_user($1, $2)", &[&id, &changes])
             .await?;
-        c.tx.commit().await?;
-        Ok((Flash::Notice("saved".into()), back.clone()))
-    }
-    .await;
+        Done::to(&back, "saved")
+    });
     app.after(&s, r, &back)
 }
 
@@ -633,30 +667,20 @@ async fn suspend(
     Path(id): Path<Uuid>,
     Form(f): Form<SuspendForm>,
 ) -> Response {
-    let s = match app.post_session(&headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = posted!(app, headers, f.csrf);
     let back = format!("/service-users/{id}");
-    let r = async {
-        let mut client = app.pool.get().await?;
-        let c = app.admin(&mut client, &s).await?;
+    let r = as_admin!(app, &s, |c| {
         let u = one_service_user(&c, id).await?;
         c.tx.execute(
             "select identity.suspend_user($1, $2)",
             &[&id, &opt(&f.reason)],
         )
         .await?;
-        c.tx.commit().await?;
-        Ok((
-            Flash::Notice(format!(
-                "{} suspended: its tokens stop working at once",
-                u.email
-            )),
-            back.clone(),
-        ))
-    }
-    .await;
+        Done::to(
+            &back,
+            format!("{} suspended: its tokens stop working at once", u.email),
+        )
+    });
     app.after(&s, r, &back)
 }
 
@@ -666,24 +690,14 @@ async fn reactivate(
     Path(id): Path<Uuid>,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
-    let s = match app.post_session(&headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = posted!(app, headers, f.csrf);
     let back = format!("/service-users/{id}");
-    let r = async {
-        let mut client = app.pool.get().await?;
-        let c = app.admin(&mut client, &s).await?;
+    let r = as_admin!(app, &s, |c| {
         let u = one_service_user(&c, id).await?;
         c.tx.execute("select identity.reactivate_user($1)", &[&id])
             .await?;
-        c.tx.commit().await?;
-        Ok((
-            Flash::Notice(format!("{} reactivated", u.email)),
-            back.clone(),
-        ))
-    }
-    .await;
+        Done::to(&back, format!("{} reactivated", u.email))
+    });
     app.after(&s, r, &back)
 }
 
@@ -691,16 +705,11 @@ async fn delete_form(State(app): AppState, headers: HeaderMap, Path(id): Path<Uu
     let Some(s) = app.session(&headers) else {
         return to_login();
     };
-    let r = async {
-        let mut client = app.pool.get().await?;
-        let c = app.admin(&mut client, &s).await?;
+    let r = as_admin!(app, &s, |c| {
         let user = one_service_user(&c, id).await?;
-        let (flash, _) = app.sessions.take(&s.id);
-        let frame = app.frame(&s, &c, flash);
-        c.tx.commit().await?;
-        Ok(html(StatusCode::OK, DeletePage { frame, user }))
-    }
-    .await;
+        let frame = app.frame(&s, &c);
+        html(StatusCode::OK, DeletePage { frame, user })
+    });
     app.page(&s, r)
 }
 
@@ -718,14 +727,9 @@ async fn delete(
     Path(id): Path<Uuid>,
     Form(f): Form<DeleteForm>,
 ) -> Response {
-    let s = match app.post_session(&headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = posted!(app, headers, f.csrf);
     let back = format!("/service-users/{id}/delete");
-    let r = async {
-        let mut client = app.pool.get().await?;
-        let c = app.admin(&mut client, &s).await?;
+    let r = as_admin!(app, &s, |c| {
         let u = one_service_user(&c, id).await?;
         if f.confirm.trim() != u.email {
             return Err(DbError::Refused {
@@ -736,16 +740,14 @@ async fn delete(
         }
         c.tx.execute("select identity.delete_user($1)", &[&id])
             .await?;
-        c.tx.commit().await?;
-        Ok((
-            Flash::Notice(format!(
+        Done::to(
+            "/service-users",
+            format!(
                 "{} deleted: its tokens are revoked; the audit trail stays",
                 u.email
-            )),
-            "/service-users".to_string(),
-        ))
-    }
-    .await;
+            ),
+        )
+    });
     app.after(&s, r, &back)
 }
 
@@ -789,37 +791,22 @@ async fn create_token(
     Path(id): Path<Uuid>,
     Form(f): Form<NewToken>,
 ) -> Response {
-    let s = match app.post_session(&headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = posted!(app, headers, f.csrf);
     let back = format!("/service-users/{id}");
-    let r = async {
+    let name = f.name.trim();
+    let r = as_admin!(app, &s, |c| {
         let days = small_int(&f.expires_days, "expiry", &[1, 7, 30, 90, 365])?;
-        let mut client = app.pool.get().await?;
-        let c = app.admin(&mut client, &s).await?;
         one_service_user(&c, id).await?;
         let row = c
             .tx
             .query_one(
                 "select token from identity.create_api_token($1, $2, $3::int * interval '1 day', $4)",
-                &[&id, &f.name.trim(), &days, &scopes(&f.scopes)],
+                &[&id, &name, &days, &scopes(&f.scopes)],
             )
             .await?;
-        c.tx.commit().await?;
-        app.sessions.set_reveal(
-            &s.id,
-            Reveal {
-                label: format!("the new token {}", f.name.trim()),
-                secret: row.get(0),
-            },
-        );
-        Ok((
-            Flash::Notice(format!("token {} created", f.name.trim())),
-            back.clone(),
-        ))
-    }
-    .await;
+        Done::to(&back, format!("token {name} created"))
+            .revealing(format!("the new token {name}"), row.get(0))
+    });
     app.after(&s, r, &back)
 }
 
@@ -837,15 +824,10 @@ async fn rotate_token(
     Path((id, token)): Path<(Uuid, Uuid)>,
     Form(f): Form<RotateForm>,
 ) -> Response {
-    let s = match app.post_session(&headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = posted!(app, headers, f.csrf);
     let back = format!("/service-users/{id}");
-    let r = async {
+    let r = as_admin!(app, &s, |c| {
         let hours = small_int(&f.grace_hours, "grace period", &[0, 1, 24, 168])?;
-        let mut client = app.pool.get().await?;
-        let c = app.admin(&mut client, &s).await?;
         one_service_user(&c, id).await?;
         let row =
             c.tx.query_one(
@@ -853,25 +835,14 @@ async fn rotate_token(
                 &[&token, &hours],
             )
             .await?;
-        c.tx.commit().await?;
-        app.sessions.set_reveal(
-            &s.id,
-            Reveal {
-                label: "the rotated token".into(),
-                secret: row.get(0),
-            },
-        );
         let grace = match hours {
             0 => "the old token stopped working".to_string(),
             1 => "the old token works for one more hour".to_string(),
             h => format!("the old token works for {h} more hours"),
         };
-        Ok((
-            Flash::Notice(format!("token rotated: {grace}")),
-            back.clone(),
-        ))
-    }
-    .await;
+        Done::to(&back, format!("token rotated: {grace}"))
+            .revealing("the rotated token", row.get(0))
+    });
     app.after(&s, r, &back)
 }
 
@@ -881,21 +852,14 @@ async fn revoke_token(
     Path((id, token)): Path<(Uuid, Uuid)>,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
-    let s = match app.post_session(&headers, &f.csrf) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let s = posted!(app, headers, f.csrf);
     let back = format!("/service-users/{id}");
-    let r = async {
-        let mut client = app.pool.get().await?;
-        let c = app.admin(&mut client, &s).await?;
+    let r = as_admin!(app, &s, |c| {
         one_service_user(&c, id).await?;
         c.tx.execute("select identity.revoke_api_token($1)", &[&token])
             .await?;
-        c.tx.commit().await?;
-        Ok((Flash::Notice("token revoked".into()), back.clone()))
-    }
-    .await;
+        Done::to(&back, "token revoked")
+    });
     app.after(&s, r, &back)
 }
 
@@ -932,15 +896,19 @@ async fn audit(State(app): AppState, headers: HeaderMap, Query(q): Query<AuditQu
         return to_login();
     };
     let before: Option<i64> = q.before.trim().parse().ok();
-    let r = async {
-        let mut client = app.pool.get().await?;
-        let c = app.admin(&mut client, &s).await?;
-        let (actor, action, target) = (opt(&q.actor), opt(&q.action), opt(&q.target));
+    let (actor, action, target) = (q.actor.trim(), q.action.trim(), q.target.trim());
+    let r = as_admin!(app, &s, |c| {
         // One row more than a page says whether there is an older page.
         let mut rows: Vec<AuditRow> = db::json_list(
             &c.tx,
             include_str!("../sql/audit.sql"),
-            &[&actor, &action, &target, &before, &(AUDIT_PAGE + 1)],
+            &[
+                &opt(actor),
+                &opt(action),
+                &opt(target),
+                &before,
+                &(AUDIT_PAGE + 1),
+            ],
         )
         .await?;
         let older = if rows.len() as i64 > AUDIT_PAGE {
@@ -948,32 +916,29 @@ async fn audit(State(app): AppState, headers: HeaderMap, Query(q): Query<AuditQu
             rows.last().map(|r| {
                 format!(
                     "actor={}&action={}&target={}&before={}",
-                    query_escape(q.actor.trim()),
-                    query_escape(q.action.trim()),
-                    query_escape(q.target.trim()),
+                    query_escape(actor),
+                    query_escape(action),
+                    query_escape(target),
                     r.id
                 )
             })
         } else {
             None
         };
-        let (flash, _) = app.sessions.take(&s.id);
-        let frame = app.frame(&s, &c, flash);
-        c.tx.commit().await?;
-        Ok(html(
+        let frame = app.frame(&s, &c);
+        html(
             StatusCode::OK,
             AuditPage {
                 frame,
                 rows,
-                actor: q.actor.trim().to_string(),
-                action: q.action.trim().to_string(),
-                target: q.target.trim().to_string(),
+                actor: actor.to_string(),
+                action: action.to_string(),
+                target: target.to_string(),
                 older,
                 paged: before.is_some(),
             },
-        ))
-    }
-    .await;
+        )
+    });
     app.page(&s, r)
 }
 
@@ -981,17 +946,11 @@ async fn credentials(State(app): AppState, headers: HeaderMap) -> Response {
     let Some(s) = app.session(&headers) else {
         return to_login();
     };
-    let r = async {
-        let mut client = app.pool.get().await?;
-        let c = app.admin(&mut client, &s).await?;
-        let credentials: Vec<Credential> =
-            db::json_list(&c.tx, include_str!("../sql/credentials.sql"), &[]).await?;
-        let (flash, _) = app.sessions.take(&s.id);
-        let frame = app.frame(&s, &c, flash);
-        c.tx.commit().await?;
-        Ok(html(StatusCode::OK, CredentialsPage { frame, credentials }))
-    }
-    .await;
+    let r = as_admin!(app, &s, |c| {
+        let credentials = db::json_list(&c.tx, include_str!("../sql/credentials.sql"), &[]).await?;
+        let frame = app.frame(&s, &c);
+        html(StatusCode::OK, CredentialsPage { frame, credentials })
+    });
     app.page(&s, r)
 }
 
