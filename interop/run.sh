@@ -26,32 +26,13 @@ as_pg tee -a "$CLUSTER_DIR/data/postgresql.conf" >/dev/null <<CONF
 log_min_messages = debug5
 CONF
 as_pg "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" reload >/dev/null
-# pgbouncer (Debian package, installed by scripts/setup.sh) in transaction
-# mode with one server connection per pool, for test_pooling.py: every
-# client of a pool shares that one backend. It refuses to run as root.
+# pgbouncer (scripts/cluster.sh: transaction mode, one server connection per
+# pool), for test_pooling.py: every client of a pool shares that one backend.
 PGBOUNCER_PORT=${IDENTITY_PGBOUNCER_PORT:-28817}
-as_pg tee "$CLUSTER_DIR/pgbouncer.ini" >/dev/null <<INI
-[databases]
-pooling = host=127.0.0.1 port=$PGPORT dbname=pooling user=authenticator
-pooling_verified = host=127.0.0.1 port=$PGPORT dbname=pooling user=authenticator_verified
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PGBOUNCER_PORT
-unix_socket_dir =
-auth_type = any
-pool_mode = transaction
-default_pool_size = 1
-min_pool_size = 0
-reserve_pool_size = 0
-max_db_connections = 1
-max_client_conn = 100
-ignore_startup_parameters = extra_float_digits,options
-logfile = $CLUSTER_DIR/pgbouncer.log
-pidfile = $CLUSTER_DIR/pgbouncer.pid
-INI
-as_pg /usr/sbin/pgbouncer -d -q "$CLUSTER_DIR/pgbouncer.ini"
+bouncer_start "$PGBOUNCER_PORT" "pooling = host=127.0.0.1 port=$PGPORT dbname=pooling user=authenticator
+pooling_verified = host=127.0.0.1 port=$PGPORT dbname=pooling user=authenticator_verified"
 stop_all() {
-    [ -f "$CLUSTER_DIR/pgbouncer.pid" ] && kill "$(cat "$CLUSTER_DIR/pgbouncer.pid")" 2>/dev/null || true
+    bouncer_stop
     cluster_stop
 }
 trap stop_all EXIT

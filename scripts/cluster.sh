@@ -46,3 +46,38 @@ cluster_stop_dir() {
 cluster_stop() {
     [ -n "${CLUSTER_DIR:-}" ] && cluster_stop_dir "$CLUSTER_DIR"
 }
+
+# pgbouncer (Debian package, installed by scripts/setup.sh) in front of the
+# running cluster, on loopback, in transaction mode with one server
+# connection per pool: every client of a pool shares that one backend. It
+# refuses to run as root, so it runs as the cluster's OS user.
+#   bouncer_start PORT DATABASES   (DATABASES: the [databases] lines)
+#   bouncer_stop
+bouncer_start() {
+    local port=$1 databases=$2
+    as_pg tee "$CLUSTER_DIR/pgbouncer.ini" >/dev/null <<INI
+[databases]
+$databases
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = any
+pool_mode = transaction
+default_pool_size = 1
+min_pool_size = 0
+reserve_pool_size = 0
+max_db_connections = 1
+max_client_conn = 100
+ignore_startup_parameters = extra_float_digits,options
+logfile = $CLUSTER_DIR/pgbouncer.log
+pidfile = $CLUSTER_DIR/pgbouncer.pid
+INI
+    as_pg /usr/sbin/pgbouncer -d -q "$CLUSTER_DIR/pgbouncer.ini"
+}
+
+bouncer_stop() {
+    if [ -n "${CLUSTER_DIR:-}" ] && [ -f "$CLUSTER_DIR/pgbouncer.pid" ]; then
+        kill "$(cat "$CLUSTER_DIR/pgbouncer.pid")" 2>/dev/null || true
+    fi
+}

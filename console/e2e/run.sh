@@ -25,30 +25,13 @@ work=$CLUSTER_DIR
 console_pid=
 stop_all() {
     [ -n "$console_pid" ] && kill "$console_pid" 2>/dev/null || true
-    [ -f "$work/pgbouncer.pid" ] && kill "$(cat "$work/pgbouncer.pid")" 2>/dev/null || true
+    bouncer_stop
     cluster_stop
 }
 trap stop_all EXIT
 psql -X -q -c "create extension identity"
 psql -X -q -v out="$work/demo.json" -f console/demo/seed.sql
-as_pg tee "$work/pgbouncer.ini" >/dev/null <<INI
-[databases]
-postgres = host=127.0.0.1 port=$PGPORT dbname=postgres user=identity_console
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $BOUNCER_PORT
-unix_socket_dir =
-auth_type = any
-pool_mode = transaction
-default_pool_size = 1
-min_pool_size = 0
-reserve_pool_size = 0
-max_db_connections = 1
-max_client_conn = 100
-logfile = $work/pgbouncer.log
-pidfile = $work/pgbouncer.pid
-INI
-as_pg /usr/sbin/pgbouncer -d -q "$work/pgbouncer.ini"
+bouncer_start "$BOUNCER_PORT" "postgres = host=127.0.0.1 port=$PGPORT dbname=postgres user=identity_console"
 IDENTITY_CONSOLE_DATABASE_URL="host=127.0.0.1 port=$BOUNCER_PORT dbname=postgres user=identity_console" \
 IDENTITY_CONSOLE_LISTEN="127.0.0.1:$CONSOLE_PORT" IDENTITY_CONSOLE_POOL=4 \
     target/debug/identity-console 2> "$work/console.log" &

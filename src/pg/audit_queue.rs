@@ -100,8 +100,7 @@ static INITIALISED: AtomicBool = AtomicBool::new(false);
 /// Requests the ring's shared memory. Only while preloading (Postgres
 /// allows shared memory requests only then).
 pub fn init() {
-    // SAFETY: a backend global, read once in _PG_init.
-    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+    if crate::pg::workers::preloading() {
         pg_shmem_init!(QUEUE);
         INITIALISED.store(true, Ordering::Relaxed);
     }

@@ -60,8 +60,7 @@ static INITIALISED: AtomicBool = AtomicBool::new(false);
 
 /// Requests the shared memory, only while preloading.
 pub fn init() {
-    // SAFETY: a backend global, read once in _PG_init.
-    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+    if crate::pg::workers::preloading() {
         pg_shmem_init!(FETCHERS);
         INITIALISED.store(true, Ordering::Relaxed);
     }

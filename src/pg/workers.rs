@@ -6,6 +6,15 @@ use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
 use pgrx::pg_sys;
 use std::time::Duration;
 
+/// Whether the library is being preloaded (shared_preload_libraries), the
+/// only time Postgres accepts shared memory requests and worker
+/// registrations from it.
+pub fn preloading() -> bool {
+    // SAFETY: a backend global that Postgres sets before loading preloaded
+    // libraries; read only.
+    unsafe { pg_sys::process_shared_preload_libraries_in_progress }
+}
+
 /// Milliseconds since the Unix epoch (heartbeats in shared memory).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
