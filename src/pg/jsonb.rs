@@ -161,6 +161,14 @@ pub fn encoder_applies() -> bool {
     ENCODER_CHECKED_ON.contains(&(pg_sys::PG_VERSION_NUM / 10000)) && utf8_database()
 }
 
+/// Whether `core::jsonb::stored` may read and write this major's jsonb
+/// (checked on the same majors as the encoder, by the hook's differential
+/// `#[pg_test]`; the layout is encoding-independent: bytes are copied as
+/// they are stored).
+pub fn stored_layout_checked() -> bool {
+    ENCODER_CHECKED_ON.contains(&(pg_sys::PG_VERSION_NUM / 10000))
+}
+
 fn container_is(c: *mut JsonbContainer, flag: u32) -> bool {
     // SAFETY: c points at a valid container header.
     let h = unsafe { (*c).header };
@@ -528,6 +536,21 @@ fn string_value(s: &str) -> JsonbValue {
 }
 
 impl RawJsonb {
+    /// A complete jsonb varlena made by `core::jsonb` (its header holds its
+    /// length), copied into the current memory context.
+    pub fn copy_of(bytes: &[u8]) -> RawJsonb {
+        assert!(
+            bytes.len() >= 8,
+            "a jsonb varlena has a header and a root container"
+        );
+        // SAFETY: palloc'd (4-byte aligned, as every palloc is) with room
+        // for bytes.len() bytes.
+        let dst = unsafe { pg_sys::palloc(bytes.len()) }.cast::<u8>();
+        // SAFETY: dst was just palloc'd with bytes.len() bytes; the regions cannot overlap.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+        RawJsonb(dst.cast())
+    }
+
     /// jsonb_in over JSON text.
     pub fn parse_text(text: &[u8]) -> Result<RawJsonb, String> {
         let c =
@@ -583,13 +606,8 @@ impl Verified {
     /// A complete jsonb varlena (and its top claims) copied into the current
     /// memory context.
     pub fn from_parts(bytes: &[u8], top: std::rc::Rc<crate::core::jsonb::Top>) -> Verified {
-        // SAFETY: palloc'd (4-byte aligned, as every palloc is) and filled
-        // with a complete varlena, whose header holds its length.
-        let dst = unsafe { pg_sys::palloc(bytes.len()) }.cast::<u8>();
-        // SAFETY: dst was just palloc'd with bytes.len() bytes; the regions cannot overlap.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
         Verified {
-            jsonb: RawJsonb(dst.cast()),
+            jsonb: RawJsonb::copy_of(bytes),
             top: Some(top),
         }
     }

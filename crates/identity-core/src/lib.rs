@@ -10,6 +10,7 @@ pub mod claims;
 pub mod error;
 pub mod external;
 pub mod hashing;
+pub mod hook;
 pub mod ids;
 pub mod input;
 pub mod jsonb;

@@ -23,6 +23,8 @@
 //! except every 32nd, which holds the end offset (HAS_OFF). Numerics and
 //! containers are aligned to 4 bytes; the padding counts in their length.
 
+pub mod stored;
+
 const JB_CMASK: u32 = 0x0FFF_FFFF;
 const JB_FSCALAR: u32 = 0x1000_0000;
 const JB_FOBJECT: u32 = 0x2000_0000;
