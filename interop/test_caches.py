@@ -163,3 +163,85 @@ def test_parallel_workers_give_the_same_answers(admin, reader):
         assert "Gather" in plan, "the calls run in a parallel worker"
         rows = c.execute("select t, (identity.try_verify_jwt(t)).reason from unnest(%s::text[]) t", [[good, revoked]]).fetchall()
         assert dict(rows) == {good: None, revoked: "jti revoked"}, plan
+
+
+# verify_api_token remembers the tokens a backend verified and their users'
+# rows (src/store/cache.rs, verified_token): every change that matters is
+# seen on the next call all the same.
+
+
+def api_token(admin, uid, scopes=()):
+    (tid, tok) = admin.execute(
+        "select token_id, token from identity.create_api_token(%s, 'cache', interval '1 day', %s)", [uid, list(scopes)]
+    ).fetchone()
+    return tid, tok
+
+
+def verify_api(c, tok):
+    """The principal, or the refusal's message."""
+    try:
+        (p,) = c.execute("select identity.verify_api_token(%s)", [tok]).fetchone()
+        return p
+    except psycopg.errors.InvalidAuthorizationSpecification as e:
+        return e.diag.message_primary
+
+
+def test_api_token_changes_are_seen_at_once(admin, reader):
+    uid = user(admin, "api")
+    tid, tok = api_token(admin, uid, ["read"])
+    for _ in range(3):  # the second and third calls come from memory
+        p = verify_api(reader, tok)
+        assert p["token_id"] == str(tid) and p["scopes"] == ["read"] and p["user_role"] == "user"
+    # The user's row: role, organization, service flag.
+    (org,) = admin.execute("select identity.create_organization('Cache Org')").fetchone()
+    admin.execute("update identity.users set user_role = 'admin', organization_id = %s where id = %s", [org, uid])
+    p = verify_api(reader, tok)
+    assert p["user_role"] == "admin" and p["organization_id"] == str(org)
+    # The token's row: scopes, expiry (a direct UPDATE, as an operator might).
+    admin.execute("update identity.api_tokens set scopes = '{read,write}' where id = %s", [tid])
+    assert verify_api(reader, tok)["scopes"] == ["read", "write"]
+    admin.execute("update identity.api_tokens set expires_at = now() - interval '1 second' where id = %s", [tid])
+    assert verify_api(reader, tok) == "API token has expired"
+    admin.execute("update identity.api_tokens set expires_at = now() + interval '1 hour' where id = %s", [tid])
+    assert verify_api(reader, tok)["token_id"] == str(tid)
+    # Suspension, revocation, rotation, deletion.
+    admin.execute("select identity.suspend_user(%s)", [uid])
+    assert verify_api(reader, tok) == "API token's user is not active"
+    admin.execute("select identity.reactivate_user(%s)", [uid])
+    assert verify_api(reader, tok)["token_id"] == str(tid)
+    admin.execute("select identity.revoke_api_token(%s)", [tid])
+    assert verify_api(reader, tok) == "API token has been revoked"
+    tid2, tok2 = api_token(admin, uid)
+    assert verify_api(reader, tok2)["token_id"] == str(tid2)
+    (new,) = admin.execute("select token from identity.rotate_api_token(%s)", [tid2]).fetchone()
+    assert verify_api(reader, tok2) == "API token has been revoked", "rotated out, no grace"
+    assert verify_api(reader, new)["user_id"] == str(uid)
+    admin.execute("select identity.delete_user(%s)", [uid])
+    assert verify_api(reader, new) == "invalid API token"
+
+
+def test_an_api_token_revocation_rolled_back_is_never_seen(admin, reader):
+    uid = user(admin, "api-rollback")
+    tid, tok = api_token(admin, uid)
+    assert verify_api(reader, tok)["token_id"] == str(tid)
+    with psycopg.connect(**server(DB)) as writer:
+        writer.execute("select identity.revoke_api_token(%s)", [tid])
+        assert verify_api(writer, tok) == "API token has been revoked", "its own change counts"
+        assert verify_api(reader, tok)["token_id"] == str(tid), "uncommitted: not visible to others"
+        writer.rollback()
+        assert verify_api(writer, tok)["token_id"] == str(tid), "forgotten again on rollback"
+    assert verify_api(reader, tok)["token_id"] == str(tid)
+
+
+def test_last_used_at_is_written_at_most_once_a_minute(admin, reader):
+    uid = user(admin, "api-used")
+    tid, tok = api_token(admin, uid)
+    used = lambda: admin.execute("select last_used_at from identity.api_tokens where id = %s", [tid]).fetchone()[0]
+    assert used() is None
+    verify_api(reader, tok)
+    first = used()
+    assert first is not None
+    with psycopg.connect(**server(DB), autocommit=True) as other:
+        for c in (reader, other, reader, other):
+            verify_api(c, tok)
+    assert used() == first

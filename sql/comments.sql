@@ -131,7 +131,7 @@ comment on function identity.pre_request() is
 comment on function identity.grant_access(text, text) is
     'Grants a role a level (hook, user or admin): USAGE on the schema, EXECUTE on that level''s functions, column SELECT for user. Superuser only; audited.';
 comment on function identity.cached_table_changed() is
-    'Trigger: tells every backend to reload its copy of this table (revocations, signing keys, users). Internal, not callable.';
+    'Trigger: tells every backend to reload its copy of this table (revocations, signing keys, users, API tokens). Internal, not callable.';
 comment on function identity.verify_audit_log() is
     'Chains what is pending, then recomputes the audit trail''s hash chains: {valid, rows_checked, rows_pending, first_bad_id}. Level admin, system only.';
 comment on function identity.register_issuer(text, jsonb, jsonb) is

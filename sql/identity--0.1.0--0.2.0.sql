@@ -438,8 +438,23 @@ comment on function identity.pre_request() is
     'PostgREST db-pre-request: verifies x-api-key (or, in mode verified, the Bearer JWT), pins its claims for the transaction and switches to its role; PT401 when it does not authenticate. Levels user, admin.';
 comment on function identity.grant_access(text, text) is
     'Grants a role a level (hook, user or admin): USAGE on the schema, EXECUTE on that level''s functions, column SELECT for user. Superuser only; audited.';
+-- verify_api_token remembers the tokens it verified and their users' rows
+-- per backend (src/store/cache.rs, verified_token): the users trigger fires
+-- for every column a principal holds, and api_tokens gets one for every
+-- column but last_used_at (written at most once a minute by verification).
+drop trigger cached_table_changed on identity.users;
+create trigger cached_table_changed after insert or update of id, status, tokens_valid_after, is_service_user,
+    user_role, organization_id, application_id, email or delete or truncate on identity.users
+    for each statement execute function identity.cached_table_changed();
+create trigger cached_table_changed after insert or update of id, user_id, kind, name, token_hash, display_prefix,
+    last4, scopes, expires_at, revoked_at, rotated_from, created_by, created_at or delete or truncate
+    on identity.api_tokens
+    for each statement execute function identity.cached_table_changed();
+alter table identity.users enable always trigger cached_table_changed;
+alter table identity.api_tokens enable always trigger cached_table_changed;
+
 comment on function identity.cached_table_changed() is
-    'Trigger: tells every backend to reload its copy of this table (revocations, signing keys, users). Internal, not callable.';
+    'Trigger: tells every backend to reload its copy of this table (revocations, signing keys, users, API tokens). Internal, not callable.';
 comment on function identity.verify_audit_log() is
     'Chains what is pending, then recomputes the audit trail''s hash chains: {valid, rows_checked, rows_pending, first_bad_id}. Level admin, system only.';
 comment on function identity.register_issuer(text, jsonb, jsonb) is

@@ -175,6 +175,10 @@ create operator evil.= (leftarg = uuid, rightarg = uuid, function = evil.always_
 create operator evil.< (leftarg = timestamptz, rightarg = timestamptz, function = evil.loud_lt);
 grant usage on schema evil to public;
 update identity.api_tokens set last_used_at = null;
+-- A backend remembers the tokens it verified, and its own last_used_at write
+-- for a minute (a change of last_used_at alone tells no backend): a new
+-- connection sees the NULL and writes.
+\c
 set role authenticated;
 set search_path = evil, pg_catalog, public;
 select identity.verify_api_token(token) ->> 'token_id' = token_id::text as right_token from t.api where name = 'rotated_now';

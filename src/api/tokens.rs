@@ -58,8 +58,41 @@ impl Principal {
         self.user_id
     }
 
-    /// The principal as jsonb, built directly (no text round trip).
+    /// The principal as jsonb, written from Rust (`core::jsonb::stored`,
+    /// no jsonb FFI) on a major whose layout that was checked on.
     fn jsonb(&self) -> RawJsonb {
+        use crate::core::jsonb::stored::{object_document, Value};
+        if !crate::pg::jsonb::stored_layout_checked() {
+            return self.jsonb_by_postgres();
+        }
+        fn str(s: &str) -> Value<'_> {
+            Value::String(s.as_bytes())
+        }
+        fn opt(s: Option<&str>) -> Value<'_> {
+            s.map_or(Value::Null, str)
+        }
+        let scopes: Vec<Value> = self.scopes.iter().map(|s| str(s)).collect();
+        let (user_id, expires) = (self.user_id.text(), self.expires_at.map(token::rfc3339));
+        let row = &self.user.row;
+        // In jsonb key order: by length, then bytes.
+        let members = [
+            (&b"scopes"[..], Value::Array(&scopes)),
+            (b"user_id", str(&user_id)),
+            (b"token_id", str(&self.token_id)),
+            (b"user_role", str(row.user_role.as_str())),
+            (b"expires_at", opt(expires.as_deref())),
+            (b"is_service_user", Value::Bool(row.is_service_user)),
+            (b"organization_id", opt(row.organization_id.as_deref())),
+        ];
+        match object_document(&members, 256) {
+            Some(bytes) => RawJsonb::copy_of(&bytes),
+            None => self.jsonb_by_postgres(),
+        }
+    }
+
+    /// The same through Postgres' jsonb builder: for other majors, and the
+    /// reference the `#[pg_test]` below holds `jsonb` to.
+    fn jsonb_by_postgres(&self) -> RawJsonb {
         let mut b = Builder::new();
         b.begin_object();
         b.key("token_id");
@@ -90,7 +123,10 @@ pub fn verify(token_text: &str) -> PgResult<Principal> {
     let prefix = gucs::token_prefix();
     // Shape and checksum first: a typo never reaches a table.
     token::parse(token_text, &prefix).pg()?;
-    let row = tables::token_by_hash(&token::hash(token_text))
+    // The token's and its user's rows: from this backend's memory when it
+    // verified the token before and neither table changed since (cache.rs).
+    let hash = token::hash(token_text);
+    let (row, user) = crate::store::cache::verified_token(&hash)
         .ok_or_else(|| unauthenticated("invalid API token").detail("unknown token"))
         .pg()?;
     if row.revoked {
@@ -100,7 +136,7 @@ pub fn verify(token_text: &str) -> PgResult<Principal> {
     if row.expires_at.is_some_and(|e| e <= now) {
         return Err(unauthenticated("API token has expired").pg_error());
     }
-    let user = tables::user_state(row.user_id)
+    let user = user
         .ok_or_else(|| unauthenticated("API token's user does not exist"))
         .pg()?;
     if !user.row.status.is_active() {
@@ -108,7 +144,7 @@ pub fn verify(token_text: &str) -> PgResult<Principal> {
             .detail(format!("user {}", user.row.status))
             .pg_error());
     }
-    touch(&row, now)?;
+    touch(&row, &hash, now)?;
     Ok(Principal {
         token_id: row.id,
         user_id: row.user_id,
@@ -144,7 +180,11 @@ pub fn principal_claims(p: &Principal) -> serde_json::Map<String, Value> {
 /// with the caller's rights (no SECURITY DEFINER on the hot path); this one
 /// write runs as the table's owner (`probe::as_owner`). The caller's
 /// search_path is in force, so every name and operator below is qualified.
-fn touch(row: &tables::TokenRow, now: i64) -> PgResult<()> {
+/// A remembered row's last_used_at is this backend's last write (or try):
+/// other backends' writes do not invalidate it, so each backend tries at
+/// most once a minute per token and the statement's own condition keeps the
+/// column's writes at one a minute.
+fn touch(row: &tables::TokenRow, hash: &[u8; 32], now: i64) -> PgResult<()> {
     let fresh = row.last_used_at.is_some_and(|t| now - t < 60);
     if fresh || !writable() {
         return Ok(());
@@ -156,7 +196,9 @@ fn touch(row: &tables::TokenRow, now: i64) -> PgResult<()> {
             include_str!("../../sql/queries/tokens_touch.sql"),
             &[id.into()],
         )
-    })
+    })?;
+    crate::store::cache::token_touched(hash, now);
+    Ok(())
 }
 
 /// A scopes argument: at most 50 (checked first), none NULL, each valid,
@@ -553,4 +595,53 @@ fn rotate_api_token(
         )?;
         Ok(TableIterator::once((new_id, text, expires_at)))
     })
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use super::*;
+
+    /// A principal's jsonb written from Rust is the builder's, byte for
+    /// byte, with and without scopes, expiry, organization and service flag.
+    #[pg_test]
+    fn principal_jsonb_is_the_builders() {
+        use crate::core::claims::{UserRole, UserRow, UserStatus};
+        let mut n = 0;
+        for scopes in [
+            vec![],
+            vec!["read".to_string()],
+            (0..40).map(|i| format!("scope:{i}")).collect(),
+        ] {
+            for expires_at in [None, Some(1_900_000_000)] {
+                for (org, service) in [
+                    (None, false),
+                    (Some("00000000-0000-0000-0000-00000000000a"), true),
+                ] {
+                    for role in ["user", "admin"] {
+                        let p = Principal {
+                            token_id: "7f0c3c1e-8d52-4b8e-9a43-0d1b2c3d4e5f".into(),
+                            user_id: UserId([7; 16]),
+                            user: tables::UserState {
+                                email: "u@example.com".into(),
+                                tokens_valid_after: None,
+                                row: UserRow {
+                                    is_service_user: service,
+                                    user_role: UserRole::parse(role),
+                                    organization_id: org.map(str::to_string),
+                                    application_id: None,
+                                    status: UserStatus::parse("active"),
+                                },
+                            },
+                            scopes: scopes.clone(),
+                            expires_at,
+                        };
+                        assert_eq!(p.jsonb().bytes(), p.jsonb_by_postgres().bytes());
+                        n += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(n, 24);
+    }
 }

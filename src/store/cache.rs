@@ -3,7 +3,9 @@
 //! key, and the users whose tokens a check can refuse (not active, or with
 //! a tokens_valid_after: the partial index users_token_state) with the
 //! deleted users. With them verify_jwt reads no table at all, where it
-//! made three index probes, and sign_jwt none.
+//! made three index probes, and sign_jwt none. And, per key, the API tokens
+//! this backend verified with their users' rows (`verified_token`): a
+//! repeated verify_api_token reads no table either, where it made two.
 //!
 //! Invalidation is Postgres' own, the way its catalog caches work:
 //! - a statement-level trigger on identity.revoked_jwts, revoked_sessions
@@ -46,9 +48,9 @@ enum Copied<T> {
 
 struct Caches {
     registered: bool,
-    /// revoked_jwts, revoked_sessions, signing_keys, users, deleted_users
-    /// (InvalidOid: not known yet).
-    oids: [inval::Oid; 5],
+    /// revoked_jwts, revoked_sessions, signing_keys, users, deleted_users,
+    /// api_tokens (InvalidOid: not known yet).
+    oids: [inval::Oid; 6],
     jtis: Copied<HashSet<Box<[u8]>>>,
     sessions: Copied<HashSet<SessionId>>,
     /// None: not read yet; Some(None): no active key.
@@ -58,6 +60,10 @@ struct Caches {
     refusable: Copied<Refusable>,
     /// When `refusable` is TooBig: users probed, by id.
     users: HashMap<UserId, UserToken>,
+    /// API tokens verified here, by token hash; and their users' rows
+    /// (`verified_token`).
+    tokens: HashMap<[u8; 32], tables::TokenRow>,
+    user_rows: HashMap<UserId, tables::UserState>,
 }
 
 /// Users whose tokens a check can refuse: not active, or with a
@@ -87,12 +93,14 @@ thread_local! {
     static CACHES: RefCell<Caches> = {
         RefCell::new(Caches {
             registered: false,
-            oids: [inval::ALL; 5],
+            oids: [inval::ALL; 6],
             jtis: Copied::Unknown,
             sessions: Copied::Unknown,
             active_key: None,
             refusable: Copied::Unknown,
             users: HashMap::default(),
+            tokens: HashMap::default(),
+            user_rows: HashMap::default(),
         })
     };
 }
@@ -129,6 +137,10 @@ fn forget(relid: inval::Oid) {
         if hit(c.oids[3]) || hit(c.oids[4]) {
             c.refusable = Copied::Unknown;
             c.users.clear();
+            c.user_rows.clear();
+        }
+        if hit(c.oids[5]) {
+            c.tokens.clear();
         }
     });
 }
@@ -160,6 +172,8 @@ fn prepare() {
             c.active_key = None;
             c.refusable = Copied::Unknown;
             c.users.clear();
+            c.tokens.clear();
+            c.user_rows.clear();
         });
     }
 }
@@ -371,6 +385,78 @@ fn per_user(id: UserId) -> Option<UserToken> {
     refusable(state)
 }
 
+/// At most this many API tokens, and as many of their users' rows, are
+/// remembered per backend (then each map starts over).
+const MAX_TOKENS: usize = 8_192;
+
+/// An API token's row by token hash, and its user's row (None: no such
+/// token; the user's state None: no such user, not even a tombstone), for
+/// verify_api_token: from this backend's memory when it verified the token
+/// since the tables last changed, else probed under a fresh snapshot (kept
+/// when no invalidation arrived meanwhile). Unknown hashes are not
+/// remembered, so guessing fills nothing.
+///
+/// Invalidation is the copies' (module comment): the statement trigger on
+/// api_tokens fires for every change but one of last_used_at alone, the
+/// one on users for the columns a principal holds, so a revocation, expiry
+/// change, rotation, deletion, suspension or role change committed before
+/// the call is seen by it.
+pub fn verified_token(hash: &[u8; 32]) -> Option<(tables::TokenRow, Option<tables::UserState>)> {
+    prepare();
+    let known = CACHES.with(|c| {
+        let c = c.borrow();
+        let t = c.tokens.get(hash)?;
+        Some((t.clone(), c.user_rows.get(&t.user_id).cloned()))
+    });
+    match known {
+        Some((t, Some(u))) => return Some((t, Some(u))),
+        _ if !can_fill() => {
+            let t = tables::token_by_hash(hash)?;
+            let u = tables::user_state(t.user_id);
+            return Some((t, u));
+        }
+        _ => {}
+    }
+    set_oid(3, &tables::USERS);
+    set_oid(4, &tables::DELETED_USERS);
+    set_oid(5, &tables::API_TOKENS);
+    let before = invals();
+    let (t, u) = probe::with_latest_snapshot(|snapshot| {
+        let t = match known {
+            Some((t, None)) => t,
+            _ => tables::token_by_hash_in(hash, snapshot)?,
+        };
+        let u = tables::user_state_in(t.user_id, snapshot);
+        Some((t, u))
+    })?;
+    if invals() == before {
+        CACHES.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.tokens.len() >= MAX_TOKENS {
+                c.tokens.clear();
+            }
+            if c.user_rows.len() >= MAX_TOKENS {
+                c.user_rows.clear();
+            }
+            c.tokens.insert(*hash, t.clone());
+            if let Some(u) = &u {
+                c.user_rows.insert(t.user_id, u.clone());
+            }
+        });
+    }
+    Some((t, u))
+}
+
+/// Records that token `hash`'s last_used_at was just written (or found
+/// fresh) at `now`, so this backend does not try again within the minute.
+pub fn token_touched(hash: &[u8; 32], now: i64) {
+    CACHES.with(|c| {
+        if let Some(t) = c.borrow_mut().tokens.get_mut(hash) {
+            t.last_used_at = Some(now);
+        }
+    });
+}
+
 /// The active signing key (None: sign with HS256), read once per change.
 pub fn active_key(
     load: impl FnOnce() -> Result<Option<ActiveKey>, crate::core::error::IdentityError>,
@@ -405,7 +491,9 @@ CREATE TRIGGER cached_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     FOR EACH STATEMENT EXECUTE FUNCTION identity.cached_table_changed();
 CREATE TRIGGER cached_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON identity.signing_keys
     FOR EACH STATEMENT EXECUTE FUNCTION identity.cached_table_changed();
-CREATE TRIGGER cached_table_changed AFTER INSERT OR UPDATE OF status, tokens_valid_after OR DELETE OR TRUNCATE ON identity.users
+CREATE TRIGGER cached_table_changed AFTER INSERT OR UPDATE OF id, status, tokens_valid_after, is_service_user, user_role, organization_id, application_id, email OR DELETE OR TRUNCATE ON identity.users
+    FOR EACH STATEMENT EXECUTE FUNCTION identity.cached_table_changed();
+CREATE TRIGGER cached_table_changed AFTER INSERT OR UPDATE OF id, user_id, kind, name, token_hash, display_prefix, last4, scopes, expires_at, revoked_at, rotated_from, created_by, created_at OR DELETE OR TRUNCATE ON identity.api_tokens
     FOR EACH STATEMENT EXECUTE FUNCTION identity.cached_table_changed();
 CREATE TRIGGER cached_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON identity.deleted_users
     FOR EACH STATEMENT EXECUTE FUNCTION identity.cached_table_changed();
@@ -414,6 +502,7 @@ ALTER TABLE identity.revoked_sessions ENABLE ALWAYS TRIGGER cached_table_changed
 ALTER TABLE identity.signing_keys ENABLE ALWAYS TRIGGER cached_table_changed;
 ALTER TABLE identity.users ENABLE ALWAYS TRIGGER cached_table_changed;
 ALTER TABLE identity.deleted_users ENABLE ALWAYS TRIGGER cached_table_changed;
+ALTER TABLE identity.api_tokens ENABLE ALWAYS TRIGGER cached_table_changed;
 "#,
     name = "cache_triggers",
     requires = ["schema"],

@@ -4,7 +4,7 @@
 
 use crate::core::claims::{UserRole, UserRow, UserStatus};
 use crate::core::ids::{SessionId, TokenId, UserId};
-use crate::pg::probe::{probe, probe_in, Key, KeyType, Table};
+use crate::pg::probe::{probe, probe_in, Key, KeyType, Snapshot, Table};
 
 pub const USERS: Table = Table {
     name: c"users",
@@ -62,6 +62,7 @@ pub const ISSUERS: Table = Table {
 };
 
 /// What token checks need of an identity.users row.
+#[derive(Clone)]
 pub struct UserState {
     pub row: UserRow,
     /// Unix seconds; tokens issued before are refused.
@@ -79,8 +80,13 @@ pub fn user_by_id(id: UserId) -> Option<UserRow> {
 /// with status `deleted`, so the hook, verify_jwt and every actor check
 /// refuse them at once.
 pub fn user_state(id: UserId) -> Option<UserState> {
-    live_user(id).or_else(|| {
-        probe(&DELETED_USERS, Key::Uuid(id.0), |_| ()).map(|_| UserState {
+    user_state_in(id, Snapshot::active())
+}
+
+/// `user_state` under `snapshot`.
+pub fn user_state_in(id: UserId, snapshot: Snapshot) -> Option<UserState> {
+    live_user(id, snapshot).or_else(|| {
+        probe_in(&DELETED_USERS, Key::Uuid(id.0), snapshot, |_| ()).map(|_| UserState {
             row: UserRow {
                 is_service_user: false,
                 user_role: UserRole::User,
@@ -149,8 +155,8 @@ pub fn token_state(id: UserId, snapshot: crate::pg::probe::Snapshot) -> Option<U
     })
 }
 
-fn live_user(id: UserId) -> Option<UserState> {
-    probe(&USERS, Key::Uuid(id.0), |r| UserState {
+fn live_user(id: UserId, snapshot: Snapshot) -> Option<UserState> {
+    probe_in(&USERS, Key::Uuid(id.0), snapshot, |r| UserState {
         row: UserRow {
             is_service_user: r.bool(0).unwrap_or(false),
             user_role: UserRole::parse(&r.text(1).unwrap_or_default()),
@@ -188,6 +194,7 @@ pub const API_TOKENS: Table = Table {
 };
 
 /// What verification needs of an api_tokens row.
+#[derive(Clone)]
 pub struct TokenRow {
     pub id: String,
     pub user_id: UserId,
@@ -199,7 +206,12 @@ pub struct TokenRow {
 
 /// The api_tokens row whose token_hash is `hash`, if visible.
 pub fn token_by_hash(hash: &[u8; 32]) -> Option<TokenRow> {
-    probe(&API_TOKENS, Key::Bytea(hash), |r| TokenRow {
+    token_by_hash_in(hash, Snapshot::active())
+}
+
+/// `token_by_hash` under `snapshot`.
+pub fn token_by_hash_in(hash: &[u8; 32], snapshot: Snapshot) -> Option<TokenRow> {
+    probe_in(&API_TOKENS, Key::Bytea(hash), snapshot, |r| TokenRow {
         id: r.uuid(0).unwrap_or_default(),
         user_id: UserId(r.uuid_bytes(1).unwrap_or([0; 16])),
         scopes: r.text_array(2),

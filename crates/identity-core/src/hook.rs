@@ -110,6 +110,11 @@ fn shape(v: Value) -> Shape {
         Value::Numeric(b) => integer_or_number(b),
         Value::Container(c) if c.is_object() => Shape::Object,
         Value::Container(c) => array_shape(c),
+        Value::Array(elems) => {
+            let mut a = ArrayShape::default();
+            elems.iter().for_each(|e| a.add(*e));
+            a.shape()
+        }
     }
 }
 
@@ -121,14 +126,28 @@ fn integer_or_number(b: &[u8]) -> Shape {
     }
 }
 
-fn array_shape(c: Container) -> Shape {
-    let (mut strings, mut amr) = (true, true);
-    let walked = c.for_each_element(|e| {
+/// What the schema asks of an array's elements, gathered one by one.
+struct ArrayShape {
+    strings: bool,
+    amr: bool,
+}
+
+impl Default for ArrayShape {
+    fn default() -> Self {
+        ArrayShape {
+            strings: true,
+            amr: true,
+        }
+    }
+}
+
+impl ArrayShape {
+    fn add(&mut self, e: Value) {
         if let Value::String(_) = e {
             return;
         }
-        strings = false;
-        amr &= match e {
+        self.strings = false;
+        self.amr &= match e {
             Value::Container(o) if o.is_object() => {
                 matches!(o.get(b"method"), Some(Value::String(_)))
                     && match o.get(b"timestamp") {
@@ -139,15 +158,26 @@ fn array_shape(c: Container) -> Shape {
             }
             _ => false,
         };
-    });
-    if walked.is_none() {
+    }
+
+    fn shape(self) -> Shape {
+        Shape::Array {
+            strings: self.strings,
+            amr: self.amr,
+        }
+    }
+}
+
+fn array_shape(c: Container) -> Shape {
+    let mut a = ArrayShape::default();
+    if c.for_each_element(|e| a.add(e)).is_none() {
         // Unreadable elements: no array shape the schema accepts.
         return Shape::Array {
             strings: false,
             amr: false,
         };
     }
-    Shape::Array { strings, amr }
+    a.shape()
 }
 
 #[cfg(test)]

@@ -43,6 +43,9 @@ pub enum Value<'a> {
     /// A numeric varlena (its own header included).
     Numeric(&'a [u8]),
     Container(Container<'a>),
+    /// A new array of these elements (written only: reading gives
+    /// `Container`).
+    Array(&'a [Value<'a>]),
 }
 
 impl<'a> Container<'a> {
@@ -323,7 +326,24 @@ fn write_child(buf: &mut Vec<u8>, v: Value<'_>) -> Option<u32> {
         }
         Value::Numeric(b) => JENTRY_ISNUMERIC | aligned(buf, b)?,
         Value::Container(c) => JENTRY_ISCONTAINER | aligned(buf, c.c)?,
+        Value::Array(elems) => write_array(buf, elems)?,
     })
+}
+
+/// Appends an array container of `elems` and returns its JEntry.
+fn write_array(buf: &mut Vec<u8>, elems: &[Value<'_>]) -> Option<u32> {
+    let base = buf.len();
+    pad_to_int(buf);
+    let n = elems.len();
+    buf.extend_from_slice(&(n as u32 | JB_FARRAY).to_ne_bytes());
+    let entries = buf.len();
+    buf.resize(entries + 4 * n, 0);
+    let mut total = 0u32;
+    for (k, v) in elems.iter().enumerate() {
+        let meta = write_child(buf, *v)?;
+        set_entry(buf, entries, k, meta, &mut total)?;
+    }
+    container_entry(buf.len() - base)
 }
 
 /// A whole jsonb varlena holding the object `members` (as write_object).
@@ -421,6 +441,29 @@ mod tests {
     }
 
     #[test]
+    fn new_arrays_are_the_encoders_arrays() {
+        let strings: Vec<String> = (0..40).map(|i| format!("s{}", "x".repeat(i % 5))).collect();
+        let elems: Vec<Value> = strings
+            .iter()
+            .map(|s| Value::String(s.as_bytes()))
+            .collect();
+        let inner = [Value::Null, Value::Bool(true), Value::String(b"abc")];
+        let members = [
+            (&b"a"[..], Value::Array(&[])),
+            (b"b", Value::Array(&inner)),
+            (b"scopes", Value::Array(&elems)),
+        ];
+        let json = format!(
+            "{{\"a\": [], \"b\": [null, true, \"abc\"], \"scopes\": {}}}",
+            serde_json::to_string(&strings).unwrap()
+        );
+        assert_eq!(
+            object_document(&members, 0).unwrap(),
+            encode_object(json.as_bytes()).unwrap()
+        );
+    }
+
+    #[test]
     fn get_finds_every_member_and_nothing_else() {
         let many: Vec<String> = (0..50).map(|i| format!("\"key{i}\": {i}")).collect();
         let enc = encode_object(format!("{{{}}}", many.join(",")).as_bytes()).unwrap();
@@ -460,6 +503,7 @@ mod tests {
                 Value::Numeric(_) => "numeric",
                 Value::Container(c) if c.is_object() => "object",
                 Value::Container(_) => "array",
+                Value::Array(_) => unreachable!("reading gives containers"),
             })
         })
         .unwrap();
