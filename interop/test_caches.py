@@ -245,3 +245,131 @@ def test_last_used_at_is_written_at_most_once_a_minute(admin, reader):
         for c in (reader, other, reader, other):
             verify_api(c, tok)
     assert used() == first
+
+
+# Beyond 50,000 revoked rows the copies give way to the shared revocation
+# filters (src/pg/shared_filter.rs): a key the filter rules out costs no
+# probe, and nothing a revocation can do gets past it.
+
+BIG = "caches_filter_interop"
+
+
+@pytest.fixture(scope="module")
+def big():
+    """A database with 50,001 revoked jtis and sessions (the copies' limit
+    is 50,000), and a reader connection that has warmed up on it."""
+    with fresh_database(BIG) as admin:
+        admin.execute("insert into identity.revoked_jwts (jti, expires_at) "
+                      "select 'filler-' || i, now() + interval '1 day' from generate_series(1, 50001) i")
+        admin.execute("insert into identity.revoked_sessions (session_id) "
+                      "select md5('filler' || i)::uuid from generate_series(1, 50001) i")
+        # Counted now, so autovacuum does not invalidate the tables mid-test.
+        admin.execute("vacuum analyze identity.revoked_jwts, identity.revoked_sessions")
+        yield admin
+
+
+def big_user(admin):
+    (p,) = admin.execute("select identity.provision_user(%s, %s)", [f"idp|{uuid.uuid4()}", f"{uuid.uuid4()}@example.com"]).fetchone()
+    return p["user"]["id"]
+
+
+def probes(c):
+    """Index scans of the two revocation tables by c's backend not yet
+    reported (the counts grow across transactions until flushed, which
+    happens at most once a second, and only when idle: read inside one
+    transaction, differences are exact)."""
+    return c.execute("select pg_stat_get_xact_numscans('identity.revoked_jwts_pkey'::regclass), "
+                     "pg_stat_get_xact_numscans('identity.revoked_sessions_pkey'::regclass)").fetchone()
+
+
+def test_the_filter_spares_the_probes(big):
+    uid = big_user(big)
+    tokens = [token(big, uid) for _ in range(50)]
+    with psycopg.connect(**server(BIG)) as c:
+        assert verify(c, tokens[0]) is None  # the copies found too big; the filter built
+        before = probes(c)
+        assert all(verify(c, t) is None for t in tokens[1:])
+        assert probes(c) == before, "49 new tokens, no probe"
+        c.commit()
+        # A revoked key is a "maybe": probed, and refused.
+        big.execute("select identity.revoke_jwt(%s, now() + interval '1 hour')", [claims(tokens[0])["jti"]])
+        before = probes(c)
+        assert verify(c, tokens[0]) == "jti revoked"
+        assert probes(c)[0] == before[0] + 1
+
+
+def reader_on(db):
+    c = psycopg.connect(**server(db), autocommit=True)
+    return c
+
+
+def test_revocations_through_the_filter_are_seen_at_once(big):
+    uid = big_user(big)
+    t1, t2 = token(big, uid), token(big, uid)
+    with reader_on(BIG) as r:
+        for _ in range(2):
+            assert verify(r, t1) is None and verify(r, t2) is None
+        big.execute("select identity.revoke_jwt(%s, now() + interval '1 hour')", [claims(t1)["jti"]])
+        assert verify(r, t1) == "jti revoked"
+        big.execute("select identity.revoke_session(%s)", [claims(t2)["session_id"]])
+        assert verify(r, t2) == "session revoked"
+
+
+@pytest.mark.parametrize("how", ["disabled trigger", "disabled in one transaction", "replica role", "copy"])
+def test_no_way_of_inserting_a_revocation_gets_past_the_filter(big, how):
+    uid = big_user(big)
+    t, s = token(big, uid), token(big, uid)
+    jti, sid = claims(t)["jti"], claims(s)["session_id"]
+    with reader_on(BIG) as r:
+        assert verify(r, t) is None and verify(r, s) is None
+        if how == "disabled trigger":
+            # What pg_restore --disable-triggers does around its COPY.
+            for table in ("revoked_jwts", "revoked_sessions"):
+                big.execute(f"alter table identity.{table} disable trigger all")
+            big.execute("insert into identity.revoked_jwts (jti, expires_at) values (%s, now() + interval '1 hour')", [jti])
+            big.execute("insert into identity.revoked_sessions (session_id) values (%s)", [sid])
+            for table in ("revoked_jwts", "revoked_sessions"):
+                big.execute(f"alter table identity.{table} enable always trigger revocation_filter")
+                big.execute(f"alter table identity.{table} enable always trigger cached_table_changed")
+        elif how == "disabled in one transaction":
+            with psycopg.connect(**server(BIG)) as w:
+                w.execute("alter table identity.revoked_jwts disable trigger revocation_filter")
+                w.execute("alter table identity.revoked_sessions disable trigger revocation_filter")
+                w.execute("insert into identity.revoked_jwts (jti, expires_at) values (%s, now() + interval '1 hour')", [jti])
+                w.execute("insert into identity.revoked_sessions (session_id) values (%s)", [sid])
+                w.execute("alter table identity.revoked_jwts enable always trigger revocation_filter")
+                w.execute("alter table identity.revoked_sessions enable always trigger revocation_filter")
+        elif how == "replica role":
+            with psycopg.connect(**server(BIG)) as w:
+                w.execute("set local session_replication_role = replica")
+                w.execute("insert into identity.revoked_jwts (jti, expires_at) values (%s, now() + interval '1 hour')", [jti])
+                w.execute("insert into identity.revoked_sessions (session_id) values (%s)", [sid])
+        else:
+            with big.cursor().copy("copy identity.revoked_jwts (jti, expires_at) from stdin") as cp:
+                cp.write_row([jti, "2100-01-01"])
+            with big.cursor().copy("copy identity.revoked_sessions (session_id) from stdin") as cp:
+                cp.write_row([sid])
+        assert verify(r, t) == "jti revoked", how
+        assert verify(r, s) == "session revoked", how
+        # And the filter is in use again afterwards (rebuilt by the first
+        # call, which probes).
+        u, v = token(big, uid), token(big, uid)
+        r.execute("begin")
+        verify(r, u)
+        before = probes(r)
+        verify(r, v)
+        assert probes(r) == before, "no probe"
+        r.execute("commit")
+
+
+def test_a_rolled_back_revocation_stays_a_maybe_only(big):
+    uid = big_user(big)
+    t = token(big, uid)
+    with reader_on(BIG) as r:
+        assert verify(r, t) is None
+        with psycopg.connect(**server(BIG)) as w:
+            w.execute("select identity.revoke_jwt(%s, now() + interval '1 hour')", [claims(t)["jti"]])
+            assert verify(w, t) == "jti revoked"
+            assert verify(r, t) is None
+            w.rollback()
+        assert verify(r, t) is None, "a false positive of the filter is probed, not refused"

@@ -130,6 +130,8 @@ comment on function identity.pre_request() is
     'PostgREST db-pre-request: verifies x-api-key (or, in mode verified, the Bearer JWT), pins its claims for the transaction and switches to its role; PT401 when it does not authenticate. Levels user, admin.';
 comment on function identity.grant_access(text, text) is
     'Grants a role a level (hook, user or admin): USAGE on the schema, EXECUTE on that level''s functions, column SELECT for user. Superuser only; audited.';
+comment on function identity.revocation_added() is
+    'Trigger: adds a revoked jti or session to this database''s shared revocation filter. Internal, not callable.';
 comment on function identity.cached_table_changed() is
     'Trigger: tells every backend to reload its copy of this table (revocations, signing keys, users, API tokens). Internal, not callable.';
 comment on function identity.verify_audit_log() is

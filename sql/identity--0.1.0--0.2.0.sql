@@ -453,6 +453,20 @@ create trigger cached_table_changed after insert or update of id, user_id, kind,
 alter table identity.users enable always trigger cached_table_changed;
 alter table identity.api_tokens enable always trigger cached_table_changed;
 
+-- The shared revocation filters (src/pg/shared_filter.rs): a row trigger
+-- adds each revoked key before its transaction commits.
+create function identity.revocation_added() returns trigger
+    language c as 'MODULE_PATHNAME', 'identity_revocation_added';
+revoke all on function identity.revocation_added() from public;
+create trigger revocation_filter after insert or update on identity.revoked_jwts
+    for each row execute function identity.revocation_added('jti');
+create trigger revocation_filter after insert or update on identity.revoked_sessions
+    for each row execute function identity.revocation_added('session');
+alter table identity.revoked_jwts enable always trigger revocation_filter;
+alter table identity.revoked_sessions enable always trigger revocation_filter;
+comment on function identity.revocation_added() is
+    'Trigger: adds a revoked jti or session to this database''s shared revocation filter. Internal, not callable.';
+
 comment on function identity.cached_table_changed() is
     'Trigger: tells every backend to reload its copy of this table (revocations, signing keys, users, API tokens). Internal, not callable.';
 comment on function identity.verify_audit_log() is

@@ -35,6 +35,7 @@ mod identity {}
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     pg::gucs::init();
+    pg::shared_filter::init();
     pg::redact::install();
     pg::audit_queue::init();
     pg::jwks_fetch::init();

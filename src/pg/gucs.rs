@@ -41,6 +41,7 @@ pub static CLAIMS_SOURCE: GucSetting<ClaimsSource> =
     GucSetting::<ClaimsSource>::new(ClaimsSource::Request);
 pub static TRIAL_DAYS: GucSetting<i32> = GucSetting::<i32>::new(14);
 pub static JWT_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024);
+pub static REVOCATION_FILTER_KB: GucSetting<i32> = GucSetting::<i32>::new(2048);
 pub static TOKEN_PREFIX: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"idt"));
 
@@ -220,6 +221,16 @@ pub fn init() {
         GucContext::Suset,
         keep,
     );
+    GucRegistry::define_int_guc(
+        c"identity.revocation_filter_kb",
+        c"Shared memory per revocation filter, in kB (0: none; each database's revoked jtis and sessions get one each).",
+        c"16 bits per revoked key: the default holds about a million. Above 50,000 revoked rows verify_jwt asks the filter, and probes the table only for a maybe. Server start only.",
+        &REVOCATION_FILTER_KB,
+        0,
+        1_048_576,
+        GucContext::Postmaster,
+        GucFlags::UNIT_KB,
+    );
     GucRegistry::define_string_guc(
         c"identity.token_prefix",
         c"Prefix of opaque API tokens.",
@@ -323,6 +334,11 @@ pub fn jwt_issuer() -> Option<String> {
 /// identity.jwt_audience, `DEFAULT_AUDIENCE` when unset or empty.
 pub fn jwt_audience() -> String {
     string(&JWT_AUDIENCE).unwrap_or_else(|| DEFAULT_AUDIENCE.into())
+}
+
+/// identity.revocation_filter_kb (fixed at server start).
+pub fn revocation_filter_kb() -> usize {
+    REVOCATION_FILTER_KB.get().max(0) as usize
 }
 
 pub fn jwt_cache_size() -> usize {

@@ -16,5 +16,6 @@ pub mod jwks_fetch;
 pub mod planner;
 pub mod probe;
 pub mod redact;
+pub mod shared_filter;
 pub mod spi;
 pub mod workers;

@@ -242,6 +242,19 @@ impl Row<'_> {
                 ))
             } == want
     }
+    /// `f` over a text column's stored bytes (no copy, no UTF-8 check).
+    pub fn with_text_bytes<R>(&self, i: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let (d, null) = self.get(i);
+        if null {
+            return None;
+        }
+        // SAFETY: column i is a text column of the row; its bytes are read
+        // while the slot is valid (detoasting copies if needed).
+        let bytes = unsafe {
+            pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr()))
+        };
+        Some(f(bytes))
+    }
     /// A bigint column.
     pub fn int8(&self, i: usize) -> Option<i64> {
         let (d, n) = self.get(i);
@@ -405,6 +418,20 @@ pub fn scan_all(t: &Table, mut read: impl FnMut(&Row) -> bool) -> bool {
         pg_sys::index_close(idx, pg_sys::NoLock as pg_sys::LOCKMODE);
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
         complete
+    }
+}
+
+/// pg_class.reltuples of table `t`: the row count as of its last VACUUM or
+/// ANALYZE (-1: never counted).
+pub fn estimated_rows(t: &Table) -> f64 {
+    let r = rels(t);
+    // SAFETY: opens the relation (AccessShareLock until the transaction
+    // ends), reads its relcache pg_class row, closes it.
+    unsafe {
+        let rel = pg_sys::table_open(r.table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let n = (*(*rel).rd_rel).reltuples;
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        f64::from(n)
     }
 }
 

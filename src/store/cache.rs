@@ -31,6 +31,7 @@
 use crate::core::hashing::{HashMap, HashSet};
 use crate::core::ids::{SessionId, UserId};
 use crate::core::keys::{Alg, SigningKey};
+use crate::pg::shared_filter::{self, Kind};
 use crate::pg::{inval, probe};
 use crate::store::tables;
 pub use crate::store::tables::UserToken;
@@ -127,9 +128,11 @@ fn forget(relid: inval::Oid) {
         }
         if hit(c.oids[0]) {
             c.jtis = Copied::Unknown;
+            recheck(Kind::Jtis);
         }
         if hit(c.oids[1]) {
             c.sessions = Copied::Unknown;
+            recheck(Kind::Sessions);
         }
         if hit(c.oids[2]) {
             c.active_key = None;
@@ -142,6 +145,14 @@ fn forget(relid: inval::Oid) {
         if hit(c.oids[5]) {
             c.tokens.clear();
         }
+    });
+}
+
+fn recheck(kind: Kind) {
+    RECHECK.with(|r| {
+        let mut v = r.get();
+        v[kind as usize] = true;
+        r.set(v);
     });
 }
 
@@ -217,7 +228,13 @@ impl Fresh {
             &tables::REVOKED_JWTS,
             jti.as_bytes(),
             |r| r.text(0).map(|j| j.into_bytes().into()),
-            || tables::jti_revoked(jti),
+            || {
+                // The filter holds the stored bytes: the claim's are the
+                // same for ASCII, or in a UTF-8 database.
+                let comparable = jti.is_ascii() || crate::pg::jsonb::utf8_database();
+                !(comparable && filter_rules_out(Kind::Jtis, &tables::REVOKED_JWTS, jti.as_bytes()))
+                    && tables::jti_revoked(jti)
+            },
         )
     }
 
@@ -229,8 +246,140 @@ impl Fresh {
             &tables::REVOKED_SESSIONS,
             &id,
             |r| r.uuid_bytes(0).map(SessionId),
-            || tables::session_revoked(id),
+            || {
+                !filter_rules_out(Kind::Sessions, &tables::REVOKED_SESSIONS, &id.0)
+                    && tables::session_revoked(id)
+            },
         )
+    }
+}
+
+thread_local! {
+    /// Whether the revocation filter's trigger must be looked at again
+    /// before the filter is trusted (by kind): at first, and after any
+    /// invalidation of its table (`forget`), which every ALTER TABLE of it
+    /// sends.
+    static RECHECK: std::cell::Cell<[bool; 2]> = const { std::cell::Cell::new([true; 2]) };
+}
+
+/// A build that has not finished after this long was abandoned (its
+/// backend's statement failed): another backend may take it over.
+const BUILD_ABANDONED_MS: u64 = 60_000;
+/// A filter too small for its table is built again at most this often.
+const FULL_RETRY_MS: u64 = 300_000;
+
+/// True when the shared revocation filter of `table` (kind `kind`) shows
+/// `key` was never revoked, so the probe can be skipped; false means
+/// "probe" (maybe revoked, or no filter to trust: not preloaded, size 0, a
+/// standby, parallel mode, a database without a slot, a filter being
+/// built, or one whose trigger changed since it was built).
+///
+/// The filter is trusted only while its row trigger is the one it was
+/// built under, enabled ALWAYS: the trigger adds every key before its
+/// transaction commits, and any ALTER TABLE that could let a row in without
+/// it (DISABLE TRIGGER, as pg_restore --disable-triggers does, DROP TRIGGER)
+/// gives the trigger a new pg_trigger row version, seen here after the
+/// table's invalidation; the filter is then rebuilt. A build holds the
+/// table's SHARE lock (taken without waiting: no writer is in progress, none
+/// starts) while it scans, so no key can fall between the scan and the
+/// trigger.
+fn filter_rules_out(kind: Kind, table: &probe::Table, key: &[u8]) -> bool {
+    if !can_fill() || shared_filter::in_recovery() {
+        return false;
+    }
+    let Some(cell) = shared_filter::cell(kind, true) else {
+        return false;
+    };
+    let relid = probe::table_oid(table);
+    let (state, generation) = cell.state();
+    let now = crate::pg::workers::now_ms() as u64;
+    if state == shared_filter::READY && cell.relid() == relid {
+        if cell.added() as usize > cell.filter().capacity() {
+            // Over capacity: false positives grow; build it again.
+            cell.transition((state, generation), shared_filter::STALE);
+            return false;
+        }
+        let mut recheck = RECHECK.with(std::cell::Cell::get);
+        if recheck[kind as usize] {
+            if shared_filter::trigger_version(relid, shared_filter::TRIGGER) != Some(cell.trigger())
+            {
+                cell.transition((state, generation), shared_filter::STALE);
+                return false;
+            }
+            recheck[kind as usize] = false;
+            RECHECK.with(|r| r.set(recheck));
+        }
+        return !cell.filter().may_contain(key);
+    }
+    let since = now.saturating_sub(cell.built_ms());
+    let may_build = match state {
+        shared_filter::EMPTY => true,
+        shared_filter::READY => true, // built for a table since dropped
+        shared_filter::STALE => {
+            cell.added() as usize <= cell.filter().capacity() || since > FULL_RETRY_MS
+        }
+        _ => since > BUILD_ABANDONED_MS, // BUILDING
+    };
+    if may_build {
+        build(cell, (state, generation), kind, table, relid);
+    }
+    false
+}
+
+/// Builds `cell` from its table (see filter_rules_out), when it can take
+/// the build and the table's SHARE lock without waiting.
+fn build(
+    cell: shared_filter::CellRef,
+    from: (u32, u32),
+    kind: Kind,
+    table: &probe::Table,
+    relid: inval::Oid,
+) {
+    if !cell.transition(from, shared_filter::BUILDING) {
+        return; // another backend took it
+    }
+    let mine = (shared_filter::BUILDING, from.1.wrapping_add(1));
+    cell.set_building_since();
+    let Some(lock) = shared_filter::lock_out_writers(relid) else {
+        // Writers at work: later.
+        cell.transition(mine, shared_filter::STALE);
+        return;
+    };
+    let Some(version) = shared_filter::trigger_version(relid, shared_filter::TRIGGER) else {
+        lock.release();
+        cell.set_built(relid, 0, u64::MAX);
+        cell.transition(mine, shared_filter::STALE);
+        return;
+    };
+    let filter = cell.filter();
+    filter.clear();
+    let capacity = filter.capacity();
+    let mut keys = 0usize;
+    let complete = probe::scan_all(table, |r| {
+        let added = match kind {
+            Kind::Jtis => r.with_text_bytes(0, |b| filter.insert(b)).is_some(),
+            Kind::Sessions => r.uuid_bytes(0).map(|u| filter.insert(&u)).is_some(),
+        };
+        keys += usize::from(added);
+        keys <= capacity
+    });
+    lock.release();
+    cell.set_built(
+        relid,
+        version,
+        if complete { keys as u64 } else { u64::MAX },
+    );
+    let done = if complete {
+        shared_filter::READY
+    } else {
+        shared_filter::STALE
+    };
+    if cell.transition(mine, done) && complete {
+        RECHECK.with(|r| {
+            let mut v = r.get();
+            v[kind as usize] = false;
+            r.set(v);
+        });
     }
 }
 
@@ -262,6 +411,14 @@ where
     }
     set_oid(oid, table);
     let before = invals();
+    // The planner's row estimate says it is too big: no scan of MAX_ROWS
+    // rows to find out again after every change of a big table.
+    if probe::estimated_rows(table) > MAX_ROWS as f64 {
+        if invals() == before {
+            CACHES.with(|c| *copy(&mut c.borrow_mut()) = Copied::TooBig);
+        }
+        return probe();
+    }
     let mut set = HashSet::default();
     let complete = probe::scan_all(table, |r| {
         set.extend(read(r));
@@ -503,6 +660,15 @@ ALTER TABLE identity.signing_keys ENABLE ALWAYS TRIGGER cached_table_changed;
 ALTER TABLE identity.users ENABLE ALWAYS TRIGGER cached_table_changed;
 ALTER TABLE identity.deleted_users ENABLE ALWAYS TRIGGER cached_table_changed;
 ALTER TABLE identity.api_tokens ENABLE ALWAYS TRIGGER cached_table_changed;
+CREATE FUNCTION identity.revocation_added() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'identity_revocation_added';
+REVOKE ALL ON FUNCTION identity.revocation_added() FROM PUBLIC;
+CREATE TRIGGER revocation_filter AFTER INSERT OR UPDATE ON identity.revoked_jwts
+    FOR EACH ROW EXECUTE FUNCTION identity.revocation_added('jti');
+CREATE TRIGGER revocation_filter AFTER INSERT OR UPDATE ON identity.revoked_sessions
+    FOR EACH ROW EXECUTE FUNCTION identity.revocation_added('session');
+ALTER TABLE identity.revoked_jwts ENABLE ALWAYS TRIGGER revocation_filter;
+ALTER TABLE identity.revoked_sessions ENABLE ALWAYS TRIGGER revocation_filter;
 "#,
     name = "cache_triggers",
     requires = ["schema"],

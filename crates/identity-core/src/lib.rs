@@ -6,6 +6,7 @@ pub mod actor;
 pub mod aead;
 pub mod authz;
 pub mod b64;
+pub mod bloom;
 pub mod claims;
 pub mod error;
 pub mod external;
