@@ -373,3 +373,32 @@ def test_a_rolled_back_revocation_stays_a_maybe_only(big):
             assert verify(r, t) is None
             w.rollback()
         assert verify(r, t) is None, "a false positive of the filter is probed, not refused"
+
+
+def test_the_hook_sees_every_change_of_the_user_at_once(admin, reader):
+    """The hook reads the user's row from the backend's copy (src/store/cache.rs,
+    user_state): role, organization, service flag and status changes made by
+    another connection are in its very next answer."""
+    uid = user(admin, "hook")
+    ev = {"user_id": uid, "claims": {"aud": "authenticated", "exp": 2000000000, "iat": 1999996400, "sub": uid,
+          "email": "h@example.com", "phone": "", "role": "authenticated", "aal": "aal1",
+          "session_id": str(uuid.uuid4()), "is_anonymous": False}}
+
+    def hook():
+        (a,) = reader.execute("select identity.custom_access_token_hook(%s)", [psycopg.types.json.Jsonb(ev)]).fetchone()
+        return a
+
+    for _ in range(2):
+        assert hook()["claims"]["user_role"] == "user"
+    (org,) = admin.execute("select identity.create_organization('Hook Org')").fetchone()
+    admin.execute("update identity.users set user_role = 'admin', organization_id = %s where id = %s", [org, uid])
+    c = hook()["claims"]
+    assert c["user_role"] == "admin" and c["organization_id"] == str(org)
+    admin.execute("update identity.users set is_service_user = true where id = %s", [uid])
+    assert hook()["claims"]["is_service_user"] is True
+    admin.execute("select identity.suspend_user(%s)", [uid])
+    assert hook()["error"]["http_code"] == 403
+    admin.execute("select identity.reactivate_user(%s)", [uid])
+    assert "claims" in hook()
+    admin.execute("select identity.delete_user(%s)", [uid])
+    assert hook()["error"]["http_code"] == 403

@@ -1,7 +1,9 @@
 //! Section 2 of API.md: Supabase Auth's custom access token hook.
 //!
-//! Read-only and lock-free: one probe of identity.users' primary key index
-//! (`tables::user_by_id`, no SQL), no row locks (Supabase Auth holds a lock on
+//! Read-only and lock-free: the user's row from this backend's copy
+//! (`store::cache::user_state`, dropped by the users trigger's invalidation
+//! when any column it holds changes) or one probe of identity.users' primary
+//! key index, no SQL, no row locks (Supabase Auth holds a lock on
 //! the user's auth row while it calls us). It runs with the caller's rights:
 //! with no SQL inside there is no name resolution to hijack, so it needs no
 //! SECURITY DEFINER and no pinned search_path (which costs a GUC save and
@@ -80,8 +82,10 @@ fn answer_stored(event: &RawJsonb) -> Option<Result<RawJsonb, HookOutcome>> {
     if !jsonb::stored_layout_checked() {
         return None;
     }
-    crate::core::hook::answer(event.bytes(), tables::user_by_id)
-        .map(|r| r.map(|bytes| RawJsonb::copy_of(&bytes)))
+    crate::core::hook::answer(event.bytes(), |id| {
+        crate::store::cache::user_state(id).map(|u| u.row)
+    })
+    .map(|r| r.map(|bytes| RawJsonb::copy_of(&bytes)))
 }
 
 /// The answer through Postgres' jsonb functions (`Container`, `Builder`):
@@ -343,9 +347,16 @@ mod tests {
             // answer through Postgres' jsonb functions are the same, and
             // jsonb_in would make them from the answer's text.
             let raw = crate::pg::jsonb::RawJsonb::parse_text(ev.to_string().as_bytes()).unwrap();
-            if let Some(fast) = super::answer_stored(&raw) {
+            // Both under a snapshot that sees the users inserted above (the
+            // statement's own predates them; a call from SQL gets a new one).
+            let both = crate::pg::probe::with_latest_snapshot(|s| {
+                s.while_active(|| {
+                    super::answer_stored(&raw).map(|fast| (fast, super::answer(&raw).unwrap()))
+                })
+            });
+            if let Some(pair) = both {
                 stored += 1;
-                match (fast, super::answer(&raw).unwrap()) {
+                match pair {
                     (Ok(fast), Ok(reference)) => {
                         if fast.bytes() != reference.bytes() {
                             mismatches

@@ -604,6 +604,35 @@ pub fn verified_token(hash: &[u8; 32]) -> Option<(tables::TokenRow, Option<table
     Some((t, u))
 }
 
+/// User `id`'s row as token checks and the hook read it (None: no such
+/// user, not even a tombstone): from this backend's memory when it read it
+/// since identity.users and deleted_users last changed, else probed under
+/// a fresh snapshot (kept when no invalidation arrived meanwhile). The
+/// users trigger fires for every column it holds.
+pub fn user_state(id: UserId) -> Option<tables::UserState> {
+    prepare();
+    if let Some(u) = CACHES.with(|c| c.borrow().user_rows.get(&id).cloned()) {
+        return Some(u);
+    }
+    if !can_fill() {
+        return tables::user_state(id);
+    }
+    set_oid(3, &tables::USERS);
+    set_oid(4, &tables::DELETED_USERS);
+    let before = invals();
+    let u = probe::with_latest_snapshot(|snapshot| tables::user_state_in(id, snapshot))?;
+    if invals() == before {
+        CACHES.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.user_rows.len() >= MAX_TOKENS {
+                c.user_rows.clear();
+            }
+            c.user_rows.insert(id, u.clone());
+        });
+    }
+    Some(u)
+}
+
 /// Records that token `hash`'s last_used_at was just written (or found
 /// fresh) at `now`, so this backend does not try again within the minute.
 pub fn token_touched(hash: &[u8; 32], now: i64) {
