@@ -65,6 +65,8 @@ struct Caches {
     /// (`verified_token`).
     tokens: HashMap<[u8; 32], tables::TokenRow>,
     user_rows: HashMap<UserId, tables::UserState>,
+    /// Users the hook probed once (`user_state`).
+    seen_once: HashSet<UserId>,
 }
 
 /// Users whose tokens a check can refuse: not active, or with a
@@ -102,6 +104,7 @@ thread_local! {
             users: HashMap::default(),
             tokens: HashMap::default(),
             user_rows: HashMap::default(),
+            seen_once: HashSet::default(),
         })
     };
 }
@@ -604,17 +607,26 @@ pub fn verified_token(hash: &[u8; 32]) -> Option<(tables::TokenRow, Option<table
     Some((t, u))
 }
 
-/// User `id`'s row as token checks and the hook read it (None: no such
-/// user, not even a tombstone): from this backend's memory when it read it
-/// since identity.users and deleted_users last changed, else probed under
-/// a fresh snapshot (kept when no invalidation arrived meanwhile). The
-/// users trigger fires for every column it holds.
+/// User `id`'s row as the hook reads it (None: no such user, not even a
+/// tombstone): from this backend's memory when it read it since
+/// identity.users and deleted_users last changed (the users trigger fires
+/// for every column it holds); else probed. A user is remembered on its
+/// second probe since the memory was last cleared (under a fresh snapshot,
+/// kept when no invalidation arrived meanwhile), so a backend that answers
+/// for ever new users pays no snapshot and no copy for them.
 pub fn user_state(id: UserId) -> Option<tables::UserState> {
     prepare();
     if let Some(u) = CACHES.with(|c| c.borrow().user_rows.get(&id).cloned()) {
         return Some(u);
     }
-    if !can_fill() {
+    let again = CACHES.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.seen_once.len() >= MAX_TOKENS {
+            c.seen_once.clear();
+        }
+        !c.seen_once.insert(id)
+    });
+    if !again || !can_fill() {
         return tables::user_state(id);
     }
     set_oid(3, &tables::USERS);
