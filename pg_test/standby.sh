@@ -118,5 +118,30 @@ SQL
 )
 check "a key revoked on the primary is refused by a standby session that used it" \
       "before: true|after: key revoked|jwks: 0" "$(echo "$session" | paste -sd '|')"
+# Beyond 50,000 revoked rows the primary trusts its shared revocation
+# filter; a standby never does (no trigger fires during replay): its session
+# probes, and sees a jti revoked on the primary.
+p -c "insert into identity.revoked_jwts (jti, expires_at) select 'filler-' || i, now() + interval '1 day' from generate_series(1, 50001) i" >/dev/null
+p -c "vacuum analyze identity.revoked_jwts" >/dev/null
+p -c "insert into identity.users (id, email) values ('00000000-0000-0000-0000-00000000a003', 'big@example.com')" >/dev/null
+big_a=$(p -c "select identity.issue_access_token('00000000-0000-0000-0000-00000000a003')")
+big_b=$(p -c "select identity.issue_access_token('00000000-0000-0000-0000-00000000a003')")
+jti_a=$(p -c "select identity.decode_jwt('$big_a')#>>'{payload,jti}'")
+p -c "select (identity.try_verify_jwt('$big_a')).valid" >/dev/null  # the primary builds its filter
+wait_replay
+session=$(s -v ON_ERROR_STOP=1 <<SQL 2>&1
+select 'before: ' || (identity.try_verify_jwt('$big_a')).valid || ' ' || (identity.try_verify_jwt('$big_b')).valid;
+\! $primary -c "select identity.revoke_jwt('$jti_a', now() + interval '1 hour')" >/dev/null
+do \$\$ begin
+  for i in 1..100 loop
+    exit when exists (select 1 from identity.revoked_jwts where jti = '$jti_a');
+    perform pg_sleep(0.1);
+  end loop;
+end \$\$;
+select 'after: ' || (select coalesce(reason, 'valid') from identity.try_verify_jwt('$big_a')) || ' / ' || (identity.try_verify_jwt('$big_b')).valid;
+SQL
+)
+check "over 50,000 revoked jtis a standby session probes, and refuses a jti revoked on the primary" \
+      "before: true true|after: jti revoked / true" "$(echo "$session" | paste -sd '|')"
 echo "standby: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
