@@ -38,7 +38,10 @@ thread_local! {
 pub fn new_uuid() -> String {
     use rand::{RngCore, SeedableRng};
     let mut random = [0u8; 16];
-    let pid = std::process::id();
+    // Postgres' own copy of the pid (set in every process after its fork):
+    // a load, where std::process::id() is a getpid system call each time.
+    // SAFETY: a backend global, written once at process start.
+    let pid = unsafe { pgrx::pg_sys::MyProcPid } as u32;
     ID_RNG.with(|cell| {
         let mut g = cell.borrow_mut();
         if g.as_ref().is_none_or(|(p, _)| *p != pid) {

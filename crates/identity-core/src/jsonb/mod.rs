@@ -754,19 +754,28 @@ fn write_container<'a>(
     if data > c.len() {
         return None;
     }
-    // (offset, length) of child i, per getJsonbOffset / getJsonbLength.
-    let mut spans = Vec::with_capacity(children);
+    // (type, offset, length) of child i, per getJsonbOffset /
+    // getJsonbLength; on the stack for the small containers claims have.
+    let mut small = [(0u32, 0usize, 0usize); 48];
+    let mut large = Vec::new();
+    let spans: &mut [(u32, usize, usize)] = if children <= small.len() {
+        &mut small[..children]
+    } else {
+        large.resize(children, (0, 0, 0));
+        &mut large
+    };
     let mut off = 0usize;
-    for i in 0..children {
+    for (i, span) in spans.iter_mut().enumerate() {
         let e = read_u32(c, entries + 4 * i)?;
         let end = if e & JENTRY_HAS_OFF != 0 {
             (e & JENTRY_OFFLENMASK) as usize
         } else {
             off + (e & JENTRY_OFFLENMASK) as usize
         };
-        spans.push((e & JENTRY_TYPEMASK, off, end.checked_sub(off)?));
+        *span = (e & JENTRY_TYPEMASK, off, end.checked_sub(off)?);
         off = end;
     }
+    let spans = &*spans;
     let child = |i: usize| -> Option<(u32, &'a [u8])> {
         let (t, o, l) = spans[i];
         Some((t, c.get(data + o..data + o + l)?))

@@ -42,16 +42,22 @@ pub struct Standard<'a> {
     pub audience: Option<&'a str>,
 }
 
+/// A standard claim's value.
+enum StandardValue<'a> {
+    Int(i64),
+    Str(&'a str),
+}
+
 impl Standard<'_> {
-    fn claims(&self) -> Vec<(&'static str, Value)> {
-        let mut c = vec![
-            ("iat", Value::from(self.now)),
-            ("exp", Value::from(self.now + self.ttl)),
-            ("jti", Value::from(self.jti)),
-        ];
-        c.extend(self.issuer.map(|iss| ("iss", Value::from(iss))));
-        c.extend(self.audience.map(|aud| ("aud", Value::from(aud))));
-        c
+    /// In the order they are appended.
+    fn claims(&self) -> [(&'static str, Option<StandardValue<'_>>); 5] {
+        [
+            ("iat", Some(StandardValue::Int(self.now))),
+            ("exp", Some(StandardValue::Int(self.now + self.ttl))),
+            ("jti", Some(StandardValue::Str(self.jti))),
+            ("iss", self.issuer.map(StandardValue::Str)),
+            ("aud", self.audience.map(StandardValue::Str)),
+        ]
     }
 }
 
@@ -74,14 +80,14 @@ pub fn sign_hs256_json(
     standard: &Standard,
 ) -> String {
     let payload = with_standard_claims(payload, present, standard);
-    let mut token = String::with_capacity(HS256_HEADER_B64.len() + payload.len() * 4 / 3 + 50);
-    token.push_str(HS256_HEADER_B64);
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-    let sig = key.sign(token.as_bytes());
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(sig, &mut token);
-    token
+    let mut token = Vec::with_capacity(HS256_HEADER_B64.len() + payload.len() * 4 / 3 + 50);
+    token.extend_from_slice(HS256_HEADER_B64.as_bytes());
+    token.push(b'.');
+    crate::b64::encode_append(&payload, &mut token);
+    let sig = key.sign(&token);
+    token.push(b'.');
+    crate::b64::encode_append(&sig, &mut token);
+    String::from_utf8(token).expect("a header, base64url and dots are ASCII")
 }
 
 /// `sign_with_key` over claims already serialised as a compact JSON object,
@@ -118,12 +124,23 @@ fn with_standard_claims(
     debug_assert!(payload.first() == Some(&b'{') && payload.last() == Some(&b'}'));
     payload.pop();
     for (k, v) in standard.claims() {
+        let Some(v) = v else { continue };
         if !present(k) {
             if payload.len() > 1 {
                 payload.push(b',');
             }
-            payload.extend_from_slice(format!("\"{k}\":").as_bytes());
-            serde_json::to_writer(&mut payload, &v).expect("a string or an integer serialises");
+            payload.push(b'"');
+            payload.extend_from_slice(k.as_bytes());
+            payload.extend_from_slice(b"\":");
+            match v {
+                StandardValue::Int(n) => {
+                    use std::io::Write;
+                    write!(payload, "{n}").expect("a Vec takes every write")
+                }
+                StandardValue::Str(s) => {
+                    serde_json::to_writer(&mut payload, s).expect("a string serialises")
+                }
+            }
         }
     }
     payload.push(b'}');
