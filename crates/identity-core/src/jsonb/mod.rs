@@ -110,13 +110,14 @@ pub struct Top {
     pub iat: Option<Result<i64, ()>>,
     /// The text of the string claims below, one buffer (one allocation).
     text: String,
-    /// sub, jti, session_id, iss when they are strings: ranges of `text`.
-    strings: [Option<(u32, u32)>; 4],
+    /// sub, jti, session_id, iss, token_id when they are strings: ranges
+    /// of `text`.
+    strings: [Option<(u32, u32)>; 5],
     /// aud: a string, or the string elements of an array: ranges of `text`.
     aud: Vec<(u32, u32)>,
 }
 
-const TOP_STRINGS: [&str; 4] = ["sub", "jti", "session_id", "iss"];
+const TOP_STRINGS: [&str; 5] = ["sub", "jti", "session_id", "iss", "token_id"];
 
 impl Top {
     pub fn number(&self, k: &str) -> Option<Result<i64, ()>> {
@@ -231,7 +232,8 @@ pub fn encode_claims(json: &[u8]) -> Option<Encoded> {
     let mut p = Parser {
         s: json,
         i: 0,
-        tape: Vec::with_capacity(64),
+        // About one token per 8 bytes of a claims payload.
+        tape: Vec::with_capacity(json.len() / 6 + 16),
         arena: Vec::new(),
     };
     p.ws();
@@ -249,7 +251,11 @@ pub fn encode_claims(json: &[u8]) -> Option<Encoded> {
         arena: p.arena,
     };
     // Top-level pairs in input order: for duplicate keys the last one wins.
-    let mut top = Top::default();
+    // Room for sub, jti, session_id, iss, aud (one allocation).
+    let mut top = Top {
+        text: String::with_capacity(192),
+        ..Top::default()
+    };
     let mut i = 1;
     while i < doc.tape.len() {
         let k = doc.bytes(doc.tape[i]);
@@ -580,10 +586,18 @@ fn write_value(buf: &mut Vec<u8>, doc: &Doc, i: usize) -> Option<u32> {
             // (length, bytes), the later of equal keys first, keeping the
             // first of each run: the last value wins, as in
             // uniqueifyJsonbObject.
-            let mut pairs: Vec<(&[u8], u32)> = Vec::with_capacity(n as usize);
+            // On the stack for the objects claims have.
+            let mut small: [(&[u8], u32); 40] = [(&[], 0); 40];
+            let mut large = Vec::new();
+            let pairs: &mut [(&[u8], u32)] = if n as usize <= small.len() {
+                &mut small[..n as usize]
+            } else {
+                large.resize(n as usize, (&[][..], 0u32));
+                &mut large
+            };
             let mut e = i + 1;
-            for _ in 0..n {
-                pairs.push((doc.bytes(doc.tape[e]), (e + 1) as u32));
+            for p in pairs.iter_mut() {
+                *p = (doc.bytes(doc.tape[e]), (e + 1) as u32);
                 e = doc.next(e + 1);
             }
             pairs.sort_unstable_by(|(ka, va), (kb, vb)| {
@@ -592,7 +606,15 @@ fn write_value(buf: &mut Vec<u8>, doc: &Doc, i: usize) -> Option<u32> {
                     .then_with(|| ka.cmp(kb))
                     .then(vb.cmp(va))
             });
-            pairs.dedup_by(|later, earlier| later.0 == earlier.0);
+            // Keep the first of each run of equal keys (the later value).
+            let mut kept = 0;
+            for k in 0..pairs.len() {
+                if kept == 0 || pairs[kept - 1].0 != pairs[k].0 {
+                    pairs[kept] = pairs[k];
+                    kept += 1;
+                }
+            }
+            let pairs = &pairs[..kept];
             let base = buf.len();
             pad_to_int(buf);
             let n = pairs.len();
