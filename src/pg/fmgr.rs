@@ -7,6 +7,25 @@
 
 use pgrx::pg_sys;
 
+/// The trigger data of a call made by the trigger manager; an ERROR naming
+/// `function` when it was called any other way.
+///
+/// # Safety
+/// `fcinfo` is the function manager's call info of the running call, and
+/// the caller runs inside a `#[pg_guard]` (the ERROR raises).
+pub unsafe fn trigger_data(
+    fcinfo: pg_sys::FunctionCallInfo,
+    function: &str,
+) -> *mut pg_sys::TriggerData {
+    // SAFETY: fcinfo is this call's; context is a node or NULL.
+    let ctx = unsafe { (*fcinfo).context };
+    // SAFETY: ctx is non-null here and points at a Node.
+    if ctx.is_null() || unsafe { (*ctx).type_ } != pg_sys::NodeTag::T_TriggerData {
+        pgrx::error!("{function} is a trigger function");
+    }
+    ctx.cast()
+}
+
 /// The V1 info record every `pg_finfo_*` returns.
 pub static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
 

@@ -66,13 +66,9 @@ pub fn in_parallel_mode() -> bool {
 pub unsafe extern "C-unwind" fn identity_cached_table_changed(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    // SAFETY: fcinfo is this call's; context is a node or NULL.
-    let ctx = unsafe { (*fcinfo).context };
-    // SAFETY: ctx is non-null here and points at a Node.
-    if ctx.is_null() || unsafe { (*ctx).type_ } != pg_sys::NodeTag::T_TriggerData {
-        error!("identity_cached_table_changed is a trigger function");
-    }
-    let data = ctx.cast::<pg_sys::TriggerData>();
+    // SAFETY: called by the function manager with this call's fcinfo, in a
+    // #[pg_guard].
+    let data = unsafe { crate::pg::fmgr::trigger_data(fcinfo, "identity_cached_table_changed") };
     // SAFETY: a T_TriggerData node is a TriggerData whose relation is open.
     unsafe { pg_sys::CacheInvalidateRelcache((*data).tg_relation) };
     pg_sys::Datum::from(0)

@@ -404,13 +404,9 @@ pub const TRIGGER: &std::ffi::CStr = c"revocation_filter";
 pub unsafe extern "C-unwind" fn identity_revocation_added(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    // SAFETY: fcinfo is this call's; context is a node or NULL.
-    let ctx = unsafe { (*fcinfo).context };
-    // SAFETY: ctx is non-null here and points at a Node.
-    if ctx.is_null() || unsafe { (*ctx).type_ } != pg_sys::NodeTag::T_TriggerData {
-        pgrx::error!("identity_revocation_added is a trigger function");
-    }
-    let data = ctx.cast::<pg_sys::TriggerData>();
+    // SAFETY: called by the function manager with this call's fcinfo, in a
+    // #[pg_guard].
+    let data = unsafe { crate::pg::fmgr::trigger_data(fcinfo, "identity_revocation_added") };
     // SAFETY: a T_TriggerData node of a row trigger: its trigger, relation
     // and tuples are valid for this call.
     let (tuple, desc, kind) = unsafe {

@@ -590,21 +590,25 @@ pub fn verified_token(hash: &[u8; 32]) -> Option<(tables::TokenRow, Option<table
         Some((t, u))
     })?;
     if invals() == before {
-        CACHES.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.tokens.len() >= MAX_TOKENS {
-                c.tokens.clear();
-            }
-            if c.user_rows.len() >= MAX_TOKENS {
-                c.user_rows.clear();
-            }
-            c.tokens.insert(*hash, t.clone());
-            if let Some(u) = &u {
-                c.user_rows.insert(t.user_id, u.clone());
-            }
-        });
+        CACHES.with(|c| bounded_insert(&mut c.borrow_mut().tokens, *hash, t.clone()));
+        if let Some(u) = &u {
+            remember_user_row(t.user_id, u);
+        }
     }
     Some((t, u))
+}
+
+/// Inserts into a map of at most MAX_TOKENS entries (it starts over when
+/// full).
+fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, k: K, v: V) {
+    if map.len() >= MAX_TOKENS {
+        map.clear();
+    }
+    map.insert(k, v);
+}
+
+fn remember_user_row(id: UserId, u: &tables::UserState) {
+    CACHES.with(|c| bounded_insert(&mut c.borrow_mut().user_rows, id, u.clone()));
 }
 
 /// User `id`'s row as the hook reads it (None: no such user, not even a
@@ -634,13 +638,7 @@ pub fn user_state(id: UserId) -> Option<tables::UserState> {
     let before = invals();
     let u = probe::with_latest_snapshot(|snapshot| tables::user_state_in(id, snapshot))?;
     if invals() == before {
-        CACHES.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.user_rows.len() >= MAX_TOKENS {
-                c.user_rows.clear();
-            }
-            c.user_rows.insert(id, u.clone());
-        });
+        remember_user_row(id, &u);
     }
     Some(u)
 }

@@ -566,20 +566,12 @@ fn write_value(buf: &mut Vec<u8>, doc: &Doc, i: usize) -> Option<u32> {
             Some(JENTRY_ISNUMERIC | (pad + write_numeric(buf, neg, doc.bytes(t))))
         }
         Tok::Array { n, .. } => {
-            let base = buf.len();
-            pad_to_int(buf);
-            let n = n as usize;
-            buf.extend_from_slice(&(n as u32 | JB_FARRAY).to_ne_bytes());
-            let entries = buf.len();
-            buf.resize(entries + 4 * n, 0);
-            let mut total = 0u32;
             let mut e = i + 1;
-            for k in 0..n {
-                let meta = write_value(buf, doc, e)?;
+            write_array_container(buf, n as usize, |buf, _| {
+                let meta = write_value(buf, doc, e);
                 e = doc.next(e);
-                set_entry(buf, entries, k, meta, &mut total)?;
-            }
-            container_entry(buf.len() - base)
+                meta
+            })
         }
         Tok::Object { n, .. } => {
             // (key, value index, input position) of each pair; sorted by
@@ -615,28 +607,62 @@ fn write_value(buf: &mut Vec<u8>, doc: &Doc, i: usize) -> Option<u32> {
                 }
             }
             let pairs = &pairs[..kept];
-            let base = buf.len();
-            pad_to_int(buf);
-            let n = pairs.len();
-            buf.extend_from_slice(&(n as u32 | JB_FOBJECT).to_ne_bytes());
-            let entries = buf.len();
-            buf.resize(entries + 8 * n, 0);
-            let mut total = 0u32;
-            // All keys, then all values: child k is key k, child n + k value k.
-            for (k, (key, _)) in pairs.iter().enumerate() {
-                buf.extend_from_slice(key);
-                let meta = u32::try_from(key.len())
-                    .ok()
-                    .filter(|&l| l <= JENTRY_OFFLENMASK)?;
-                set_entry(buf, entries, k, meta, &mut total)?;
-            }
-            for (k, &(_, v)) in pairs.iter().enumerate() {
-                let meta = write_value(buf, doc, v as usize)?;
-                set_entry(buf, entries, n + k, meta, &mut total)?;
-            }
-            container_entry(buf.len() - base)
+            write_object_container(buf, pairs.iter().map(|p| p.0), |buf, k| {
+                write_value(buf, doc, pairs[k].1 as usize)
+            })
         }
     }
+}
+
+/// Appends an object container: `keys` (sorted as jsonb sorts them, no
+/// duplicates), then each value, written by `value(buf, k)` for member k,
+/// which returns its JEntry. Returns the container's JEntry (its length
+/// counts the alignment padding before it).
+fn write_object_container<'k>(
+    buf: &mut Vec<u8>,
+    keys: impl ExactSizeIterator<Item = &'k [u8]>,
+    mut value: impl FnMut(&mut Vec<u8>, usize) -> Option<u32>,
+) -> Option<u32> {
+    let base = buf.len();
+    pad_to_int(buf);
+    let n = keys.len();
+    buf.extend_from_slice(&(n as u32 | JB_FOBJECT).to_ne_bytes());
+    let entries = buf.len();
+    buf.resize(entries + 8 * n, 0);
+    let mut total = 0u32;
+    // All keys, then all values: child k is key k, child n + k value k.
+    for (k, key) in keys.enumerate() {
+        buf.extend_from_slice(key);
+        let meta = u32::try_from(key.len())
+            .ok()
+            .filter(|&l| l <= JENTRY_OFFLENMASK)?;
+        set_entry(buf, entries, k, meta, &mut total)?;
+    }
+    for k in 0..n {
+        let meta = value(buf, k)?;
+        set_entry(buf, entries, n + k, meta, &mut total)?;
+    }
+    container_entry(buf.len() - base)
+}
+
+/// Appends an array container of `n` elements, each written by
+/// `value(buf, k)` (as write_object_container).
+fn write_array_container(
+    buf: &mut Vec<u8>,
+    n: usize,
+    mut value: impl FnMut(&mut Vec<u8>, usize) -> Option<u32>,
+) -> Option<u32> {
+    let base = buf.len();
+    pad_to_int(buf);
+    buf.extend_from_slice(&(n as u32 | JB_FARRAY).to_ne_bytes());
+    let entries = buf.len();
+    buf.resize(entries + 4 * n, 0);
+    let mut total = 0u32;
+    for k in 0..n {
+        let meta = value(buf, k)?;
+        set_entry(buf, entries, k, meta, &mut total)?;
+    }
+    container_entry(buf.len() - base)
 }
 
 /// Records child `k`'s JEntry at `entries`: its length, or (every
@@ -904,9 +930,11 @@ fn escape_string(b: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// A numeric varlena (short or long header, short or long numeric format)
-/// as numeric_out writes it (get_str_from_var).
-fn write_numeric_text(v: &[u8], out: &mut Vec<u8>) -> Option<()> {
+/// A numeric varlena (short or long header, short or long numeric
+/// format) read apart: (negative, dscale, weight of the first digit, the
+/// base-10000 digits as native-endian i16 pairs). None for NaN and the
+/// infinities (never in a jsonb) and for bytes that are no numeric.
+fn numeric_parts(v: &[u8]) -> Option<(bool, usize, i32, &[u8])> {
     let first = *v.first()?;
     let (len, hdr) = if cfg!(target_endian = "little") && first & 0x01 == 0x01 {
         ((first >> 1) as usize, 1)
@@ -915,7 +943,7 @@ fn write_numeric_text(v: &[u8], out: &mut Vec<u8>) -> Option<()> {
     };
     let n = v.get(hdr..len)?;
     let w0 = u16::from_ne_bytes(n.get(..2)?.try_into().ok()?);
-    let (neg, dscale, weight, digits) = if w0 & 0xC000 == NUMERIC_SHORT {
+    let parts = if w0 & 0xC000 == NUMERIC_SHORT {
         let weight = if w0 & 0x0040 != 0 {
             (w0 & 0x003F) as i32 - 64
         } else {
@@ -936,11 +964,14 @@ fn write_numeric_text(v: &[u8], out: &mut Vec<u8>) -> Option<()> {
             n.get(4..)?,
         )
     } else {
-        return None; // NaN / infinities cannot be in a jsonb
-    };
-    if digits.len() % 2 != 0 {
         return None;
-    }
+    };
+    (parts.3.len() % 2 == 0).then_some(parts)
+}
+
+/// A numeric varlena as numeric_out writes it (get_str_from_var).
+fn write_numeric_text(v: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    let (neg, dscale, weight, digits) = numeric_parts(v)?;
     let nd = (digits.len() / 2) as i32;
     let at = |i: i32| -> Option<u16> {
         if i < 0 || i >= nd {

@@ -19,10 +19,10 @@
 //! writing to the parent's encoder, which a `#[pg_test]` holds to jsonb_in.
 
 use super::{
-    container_entry, int_align, pad_to_int, read_u32, set_entry, varlena_header, varlena_len,
-    JB_CMASK, JB_FARRAY, JB_FOBJECT, JB_FSCALAR, JENTRY_HAS_OFF, JENTRY_ISBOOL_FALSE,
-    JENTRY_ISBOOL_TRUE, JENTRY_ISCONTAINER, JENTRY_ISNULL, JENTRY_ISNUMERIC, JENTRY_OFFLENMASK,
-    JENTRY_TYPEMASK, NUMERIC_SHORT,
+    int_align, pad_to_int, read_u32, set_entry, varlena_header, varlena_len, write_array_container,
+    write_object_container, JB_CMASK, JB_FARRAY, JB_FOBJECT, JB_FSCALAR, JENTRY_HAS_OFF,
+    JENTRY_ISBOOL_FALSE, JENTRY_ISBOOL_TRUE, JENTRY_ISCONTAINER, JENTRY_ISNULL, JENTRY_ISNUMERIC,
+    JENTRY_OFFLENMASK, JENTRY_TYPEMASK,
 };
 
 /// A container inside a stored jsonb: the bytes from its header to the end
@@ -240,32 +240,7 @@ impl<'c, 'a> Walk<'c, 'a> {
 /// numeric_min_scale() = 0 says: every base-10000 digit of negative weight
 /// is zero. `None` for bytes that are not a finite numeric.
 pub fn numeric_is_integer(v: &[u8]) -> Option<bool> {
-    let first = *v.first()?;
-    let (len, hdr) = if cfg!(target_endian = "little") && first & 0x01 == 0x01 {
-        ((first >> 1) as usize, 1)
-    } else {
-        (varlena_len(v, 6)?, 4)
-    };
-    let n = v.get(hdr..len)?;
-    let w0 = u16::from_ne_bytes(n.get(..2)?.try_into().ok()?);
-    let (weight, digits) = if w0 & 0xC000 == NUMERIC_SHORT {
-        let weight = if w0 & 0x0040 != 0 {
-            (w0 & 0x003F) as i32 - 64
-        } else {
-            (w0 & 0x003F) as i32
-        };
-        (weight, n.get(2..)?)
-    } else if w0 & 0xC000 == 0 || w0 & 0xC000 == 0x4000 {
-        (
-            i16::from_ne_bytes(n.get(2..4)?.try_into().ok()?) as i32,
-            n.get(4..)?,
-        )
-    } else {
-        return None; // NaN and the infinities
-    };
-    if digits.len() % 2 != 0 {
-        return None;
-    }
+    let (_, _, weight, digits) = super::numeric_parts(v)?;
     // Digit k has weight `weight - k`.
     Some(
         digits
@@ -282,25 +257,9 @@ pub fn write_object(buf: &mut Vec<u8>, members: &[(&[u8], Value<'_>)]) -> Option
     debug_assert!(members
         .windows(2)
         .all(|w| super::super::claims::jsonb_key_order(w[0].0, w[1].0).is_lt()));
-    let base = buf.len();
-    pad_to_int(buf);
-    let n = members.len();
-    buf.extend_from_slice(&(n as u32 | JB_FOBJECT).to_ne_bytes());
-    let entries = buf.len();
-    buf.resize(entries + 8 * n, 0);
-    let mut total = 0u32;
-    for (k, (key, _)) in members.iter().enumerate() {
-        buf.extend_from_slice(key);
-        let meta = u32::try_from(key.len())
-            .ok()
-            .filter(|&l| l <= JENTRY_OFFLENMASK)?;
-        set_entry(buf, entries, k, meta, &mut total)?;
-    }
-    for (k, (_, v)) in members.iter().enumerate() {
-        let meta = write_child(buf, *v)?;
-        set_entry(buf, entries, n + k, meta, &mut total)?;
-    }
-    container_entry(buf.len() - base)
+    write_object_container(buf, members.iter().map(|m| m.0), |buf, k| {
+        write_child(buf, members[k].1)
+    })
 }
 
 /// Appends one child's data and returns its JEntry (type | length, the
@@ -332,18 +291,7 @@ fn write_child(buf: &mut Vec<u8>, v: Value<'_>) -> Option<u32> {
 
 /// Appends an array container of `elems` and returns its JEntry.
 fn write_array(buf: &mut Vec<u8>, elems: &[Value<'_>]) -> Option<u32> {
-    let base = buf.len();
-    pad_to_int(buf);
-    let n = elems.len();
-    buf.extend_from_slice(&(n as u32 | JB_FARRAY).to_ne_bytes());
-    let entries = buf.len();
-    buf.resize(entries + 4 * n, 0);
-    let mut total = 0u32;
-    for (k, v) in elems.iter().enumerate() {
-        let meta = write_child(buf, *v)?;
-        set_entry(buf, entries, k, meta, &mut total)?;
-    }
-    container_entry(buf.len() - base)
+    write_array_container(buf, elems.len(), |buf, k| write_child(buf, elems[k]))
 }
 
 /// A whole jsonb varlena holding the object `members` (as write_object).
@@ -387,7 +335,7 @@ pub fn wrapped_object(
 
 #[cfg(test)]
 mod tests {
-    use super::super::encode_object;
+    use super::super::{encode_object, NUMERIC_SHORT};
     use super::*;
 
     /// Every member of `json`, read from its encoding and written again,
