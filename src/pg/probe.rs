@@ -421,6 +421,45 @@ pub fn scan_all(t: &Table, mut read: impl FnMut(&Row) -> bool) -> bool {
     }
 }
 
+/// Walks every row of `t` in heap order (a sequential scan: for a whole
+/// table, several times faster than `scan_all`'s walk of the index) under a
+/// fresh snapshot, while `read` returns true. Returns false when stopped
+/// early. Interrupts are taken at every page (heapgetpage).
+pub fn scan_heap(t: &Table, mut read: impl FnMut(&Row) -> bool) -> bool {
+    let r = rels(t);
+    // SAFETY: the table is opened with AccessShareLock (kept until the
+    // transaction ends) and closed here; the registered snapshot, the scan
+    // and the slot are released before returning, and `read` sees each row
+    // only while the slot holds it.
+    unsafe {
+        let rel = pg_sys::table_open(r.table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
+        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+        let max = *r.attnums.iter().max().expect("at least one column");
+        let mut complete = true;
+        while pg_sys::table_scan_getnextslot(
+            scan,
+            pg_sys::ScanDirection::ForwardScanDirection,
+            slot,
+        ) {
+            pg_sys::slot_getsomeattrs_int(slot, max as i32);
+            if !read(&Row {
+                slot,
+                attnums: &r.attnums,
+            }) {
+                complete = false;
+                break;
+            }
+        }
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::table_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        complete
+    }
+}
+
 /// pg_class.reltuples of table `t`: the row count as of its last VACUUM or
 /// ANALYZE (-1: never counted).
 pub fn estimated_rows(t: &Table) -> f64 {
