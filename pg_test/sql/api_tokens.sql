@@ -185,3 +185,21 @@ select identity.verify_api_token(token) ->> 'token_id' = token_id::text as right
 reset search_path;
 reset role;
 select count(*) filter (where last_used_at is not null) as touched, count(*) as tokens from identity.api_tokens;
+-- The per-backend copies of token rows and users' rows (src/store/cache.rs)
+-- are dropped by statement triggers: on api_tokens for every column but
+-- last_used_at (a column added to the table must be added to the trigger),
+-- on users for every column the copies hold (src/store/tables.rs USERS).
+select array(select a.attname::text from pg_attribute a
+             where a.attrelid = 'identity.api_tokens'::regclass and a.attnum > 0 and not a.attisdropped
+               and a.attname <> 'last_used_at' order by a.attnum)
+     = array(select a.attname::text from pg_trigger t, unnest(t.tgattr::int2[]) n, pg_attribute a
+             where t.tgrelid = 'identity.api_tokens'::regclass and t.tgname = 'cached_table_changed'
+               and a.attrelid = t.tgrelid and a.attnum = n order by a.attnum) as api_tokens_every_column_but_last_used_at;
+select array(select a.attname::text from pg_trigger t, unnest(t.tgattr::int2[]) n, pg_attribute a
+             where t.tgrelid = 'identity.users'::regclass and t.tgname = 'cached_table_changed'
+               and a.attrelid = t.tgrelid and a.attnum = n order by a.attname)
+     @> array['application_id', 'email', 'id', 'is_service_user', 'organization_id', 'status', 'tokens_valid_after', 'user_role']
+     as users_trigger_covers_the_copies;
+-- The revocation filters' row triggers fire always (replica role too).
+select c.relname, t.tgname, t.tgenabled from pg_trigger t join pg_class c on c.oid = t.tgrelid
+where t.tgname = 'revocation_filter' order by 1;
