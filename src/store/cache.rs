@@ -120,6 +120,8 @@ fn forget(relid: inval::Oid) {
             // it happens anyway, nothing is lost: everything is reset on the
             // next read.
             RESET_ALL.with(|r| r.set(true));
+            recheck(Kind::Jtis);
+            recheck(Kind::Sessions);
             return;
         };
         let hit = |oid: inval::Oid| relid == inval::ALL || oid == inval::ALL || relid == oid;
@@ -312,7 +314,12 @@ fn filter_rules_out(kind: Kind, table: &probe::Table, key: &[u8]) -> bool {
             recheck[kind as usize] = false;
             RECHECK.with(|r| r.set(recheck));
         }
-        return !cell.filter().may_contain(key);
+        let absent = !cell.filter().may_contain(key);
+        // A rebuild clears the bits only after moving the state away from
+        // READY (and its stores are Release, the loads Acquire): when the
+        // state is still the one read above, no clear had begun when the
+        // bits were read.
+        return absent && cell.state() == (state, generation);
     }
     let since = now.saturating_sub(cell.built_ms());
     let may_build = match state {

@@ -77,7 +77,9 @@ impl<'a> Filter<'a> {
     }
 
     /// Clears every bit (only while no process can insert: the caller holds
-    /// a lock that keeps writers of the table out).
+    /// a lock that keeps writers of the table out; and a reader trusts a
+    /// negative only after seeing that no rebuild began meanwhile: the
+    /// stores are Release, the loads Acquire).
     pub fn clear(&self) {
         for w in self.words {
             w.store(0, Ordering::Release);
