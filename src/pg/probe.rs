@@ -388,7 +388,7 @@ pub fn table_oid(t: &Table) -> pg_sys::Oid {
 /// Walks every row of `t` in primary key order under a fresh snapshot
 /// (newer than every invalidation this backend has processed: see
 /// cache.rs), while `read` returns true. Returns false when stopped early.
-pub fn scan_all(t: &Table, mut read: impl FnMut(&Row) -> bool) -> bool {
+pub fn scan_all(t: &Table, read: impl FnMut(&Row) -> bool) -> bool {
     let r = rels(t);
     // SAFETY: as probe_in, with a registered snapshot released at the end
     // and a forward scan of the whole index.
@@ -399,20 +399,10 @@ pub fn scan_all(t: &Table, mut read: impl FnMut(&Row) -> bool) -> bool {
         let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
         let scan = begin_index_scan(rel, idx, snapshot, 0);
         pg_sys::index_rescan(scan, std::ptr::null_mut(), 0, std::ptr::null_mut(), 0);
-        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let max = *r.attnums.iter().max().expect("at least one column");
-        let mut complete = true;
-        while pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
-            pg_sys::slot_getsomeattrs_int(slot, max as i32);
-            if !read(&Row {
-                slot,
-                attnums: &r.attnums,
-            }) {
-                complete = false;
-                break;
-            }
-        }
-        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        // (The closure runs inside this block: the scan is open, the slot the table's.)
+        let complete = each_row(rel, &r.attnums, read, |slot| {
+            pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot)
+        });
         pg_sys::index_endscan(scan);
         pg_sys::UnregisterSnapshot(snapshot);
         pg_sys::index_close(idx, pg_sys::NoLock as pg_sys::LOCKMODE);
@@ -425,7 +415,7 @@ pub fn scan_all(t: &Table, mut read: impl FnMut(&Row) -> bool) -> bool {
 /// table, several times faster than `scan_all`'s walk of the index) under a
 /// fresh snapshot, while `read` returns true. Returns false when stopped
 /// early. Interrupts are taken at every page (heapgetpage).
-pub fn scan_heap(t: &Table, mut read: impl FnMut(&Row) -> bool) -> bool {
+pub fn scan_heap(t: &Table, read: impl FnMut(&Row) -> bool) -> bool {
     let r = rels(t);
     // SAFETY: the table is opened with AccessShareLock (kept until the
     // transaction ends) and closed here; the registered snapshot, the scan
@@ -435,27 +425,44 @@ pub fn scan_heap(t: &Table, mut read: impl FnMut(&Row) -> bool) -> bool {
         let rel = pg_sys::table_open(r.table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
         let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
+        // (The closure runs inside this block: the scan is open, the slot the table's.)
+        let complete = each_row(rel, &r.attnums, read, |slot| {
+            pg_sys::table_scan_getnextslot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot)
+        });
+        pg_sys::table_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        complete
+    }
+}
+
+/// Gives `read` each row `next` puts into a slot of `rel` (with columns
+/// `attnums` deformed), while both return true; false when `read` stopped.
+///
+/// # Safety
+/// `rel` is open for the call; `next` fills the slot it is given from a
+/// scan of `rel` that stays open for the call.
+unsafe fn each_row(
+    rel: pg_sys::Relation,
+    attnums: &[i16],
+    mut read: impl FnMut(&Row) -> bool,
+    mut next: impl FnMut(*mut pg_sys::TupleTableSlot) -> bool,
+) -> bool {
+    // SAFETY: a slot of rel's row type, dropped before returning; each row
+    // is deformed up to the largest column read, and `read` sees it only
+    // while the slot holds it.
+    unsafe {
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let max = *r.attnums.iter().max().expect("at least one column");
+        let max = *attnums.iter().max().expect("at least one column");
         let mut complete = true;
-        while pg_sys::table_scan_getnextslot(
-            scan,
-            pg_sys::ScanDirection::ForwardScanDirection,
-            slot,
-        ) {
+        while next(slot) {
             pg_sys::slot_getsomeattrs_int(slot, max as i32);
-            if !read(&Row {
-                slot,
-                attnums: &r.attnums,
-            }) {
+            if !read(&Row { slot, attnums }) {
                 complete = false;
                 break;
             }
         }
         pg_sys::ExecDropSingleTupleTableSlot(slot);
-        pg_sys::table_endscan(scan);
-        pg_sys::UnregisterSnapshot(snapshot);
-        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
         complete
     }
 }
