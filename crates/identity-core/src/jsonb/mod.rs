@@ -792,45 +792,21 @@ fn write_container<'a>(
     if depth > MAX_DEPTH * 4 {
         return None;
     }
-    let header = read_u32(c, 0)?;
-    let count = (header & JB_CMASK) as usize;
-    let object = header & JB_FOBJECT != 0;
-    let scalar = header & JB_FSCALAR != 0;
-    let children = if object { count.checked_mul(2)? } else { count };
-    let entries = 4usize;
-    let data = entries.checked_add(children.checked_mul(4)?)?;
-    if data > c.len() {
-        return None;
+    let container = stored::Container::at(c)?;
+    let count = container.len();
+    let object = container.header() & JB_FOBJECT != 0;
+    // The children in order, offsets summed as they go (getJsonbOffset):
+    // keys from child 0, values from child `count`, side by side.
+    let mut keys = stored::Walk::new(&container)?;
+    let mut values = stored::Walk::new(&container)?;
+    if object {
+        for _ in 0..count {
+            values.next()?;
+        }
     }
-    // (type, offset, length) of child i, per getJsonbOffset /
-    // getJsonbLength; on the stack for the small containers claims have.
-    let mut small = [(0u32, 0usize, 0usize); 48];
-    let mut large = Vec::new();
-    let spans: &mut [(u32, usize, usize)] = if children <= small.len() {
-        &mut small[..children]
-    } else {
-        large.resize(children, (0, 0, 0));
-        &mut large
-    };
-    let mut off = 0usize;
-    for (i, span) in spans.iter_mut().enumerate() {
-        let e = read_u32(c, entries + 4 * i)?;
-        let end = if e & JENTRY_HAS_OFF != 0 {
-            (e & JENTRY_OFFLENMASK) as usize
-        } else {
-            off + (e & JENTRY_OFFLENMASK) as usize
-        };
-        *span = (e & JENTRY_TYPEMASK, off, end.checked_sub(off)?);
-        off = end;
-    }
-    let spans = &*spans;
-    let child = |i: usize| -> Option<(u32, &'a [u8])> {
-        let (t, o, l) = spans[i];
-        Some((t, c.get(data + o..data + o + l)?))
-    };
-    if scalar {
-        let (t, b) = child(0)?;
-        return write_scalar(t, b, data + spans[0].1, c, out, depth);
+    if container.header() & JB_FSCALAR != 0 {
+        let (t, start, end) = values.next()?;
+        return write_scalar(t, c.get(start..end)?, start, c, out, depth);
     }
     out.push(if object { b'{' } else { b'[' });
     for i in 0..count {
@@ -838,7 +814,8 @@ fn write_container<'a>(
             out.push(b',');
         }
         if object {
-            let (t, k) = child(i)?;
+            let (t, start, end) = keys.next()?;
+            let k = c.get(start..end)?;
             if t != 0 {
                 return None;
             }
@@ -847,12 +824,9 @@ fn write_container<'a>(
             }
             escape_string(k, out);
             out.push(b':');
-            let (t, v) = child(i + count)?;
-            write_scalar(t, v, data + spans[i + count].1, c, out, depth)?;
-        } else {
-            let (t, v) = child(i)?;
-            write_scalar(t, v, data + spans[i].1, c, out, depth)?;
         }
+        let (t, start, end) = values.next()?;
+        write_scalar(t, c.get(start..end)?, start, c, out, depth)?;
     }
     out.push(if object { b'}' } else { b']' });
     Some(())

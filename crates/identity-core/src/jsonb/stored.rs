@@ -56,11 +56,17 @@ impl<'a> Container<'a> {
         Container::at(jsonb.get(4..len)?)
     }
 
-    fn at(c: &'a [u8]) -> Option<Container<'a>> {
+    /// The container at the start of `c` (its JEntries checked to fit).
+    pub(super) fn at(c: &'a [u8]) -> Option<Container<'a>> {
         let header = read_u32(c, 0)?;
         let this = Container { c, header };
         // The JEntries fit.
         (this.data_start()? <= c.len()).then_some(this)
+    }
+
+    /// Its header word (count and kind flags).
+    pub(super) fn header(&self) -> u32 {
+        self.header
     }
 
     fn count(&self) -> usize {
@@ -198,8 +204,9 @@ impl<'a> Container<'a> {
     }
 }
 
-/// The children of a container in order, their offsets summed as it goes.
-struct Walk<'c, 'a> {
+/// The children of a container in order, their offsets summed as it goes:
+/// (type, start, end) relative to the container's start, checked.
+pub(super) struct Walk<'c, 'a> {
     c: &'c Container<'a>,
     i: usize,
     off: usize,
@@ -207,7 +214,7 @@ struct Walk<'c, 'a> {
 }
 
 impl<'c, 'a> Walk<'c, 'a> {
-    fn new(c: &'c Container<'a>) -> Option<Self> {
+    pub(super) fn new(c: &'c Container<'a>) -> Option<Self> {
         Some(Walk {
             c,
             i: 0,
@@ -216,7 +223,7 @@ impl<'c, 'a> Walk<'c, 'a> {
         })
     }
 
-    fn next(&mut self) -> Option<(u32, usize, usize)> {
+    pub(super) fn next(&mut self) -> Option<(u32, usize, usize)> {
         let e = self.c.entry(self.i)?;
         let end = if e & JENTRY_HAS_OFF != 0 {
             (e & JENTRY_OFFLENMASK) as usize
