@@ -232,15 +232,7 @@ impl Row<'_> {
     }
     /// Whether a text column equals `want`, without building a String.
     pub fn text_is(&self, i: usize, want: &[u8]) -> bool {
-        let (d, null) = self.get(i);
-        // SAFETY: column i is a text column of the row; its bytes are
-        // compared while the slot is valid (detoasting copies if needed).
-        !null
-            && unsafe {
-                pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(
-                    d.cast_mut_ptr(),
-                ))
-            } == want
+        self.with_text_bytes(i, |b| b == want).unwrap_or(false)
     }
     /// `f` over a text column's stored bytes (no copy, no UTF-8 check).
     pub fn with_text_bytes<R>(&self, i: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {

@@ -541,13 +541,7 @@ fn per_user(id: UserId) -> Option<UserToken> {
     let before = invals();
     let state = probe::with_latest_snapshot(|snapshot| tables::token_state(id, snapshot))?;
     if invals() == before {
-        CACHES.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.users.len() >= MAX_USERS {
-                c.users.clear();
-            }
-            c.users.insert(id, state.clone());
-        });
+        CACHES.with(|c| bounded_insert(&mut c.borrow_mut().users, MAX_USERS, id, state.clone()));
     }
     refusable(state)
 }
@@ -597,7 +591,7 @@ pub fn verified_token(hash: &[u8; 32]) -> Option<(tables::TokenRow, Option<table
         Some((t, u))
     })?;
     if invals() == before {
-        CACHES.with(|c| bounded_insert(&mut c.borrow_mut().tokens, *hash, t.clone()));
+        CACHES.with(|c| bounded_insert(&mut c.borrow_mut().tokens, MAX_TOKENS, *hash, t.clone()));
         if let Some(u) = &u {
             remember_user_row(t.user_id, u);
         }
@@ -605,17 +599,16 @@ pub fn verified_token(hash: &[u8; 32]) -> Option<(tables::TokenRow, Option<table
     Some((t, u))
 }
 
-/// Inserts into a map of at most MAX_TOKENS entries (it starts over when
-/// full).
-fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, k: K, v: V) {
-    if map.len() >= MAX_TOKENS {
+/// Inserts into a map of at most `cap` entries (it starts over when full).
+fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, cap: usize, k: K, v: V) {
+    if map.len() >= cap {
         map.clear();
     }
     map.insert(k, v);
 }
 
 fn remember_user_row(id: UserId, u: &tables::UserState) {
-    CACHES.with(|c| bounded_insert(&mut c.borrow_mut().user_rows, id, u.clone()));
+    CACHES.with(|c| bounded_insert(&mut c.borrow_mut().user_rows, MAX_TOKENS, id, u.clone()));
 }
 
 /// User `id`'s row as the hook reads it (None: no such user, not even a
