@@ -358,11 +358,16 @@ fn sign_jwt(claims: Option<RawJsonb>, ttl: default!(Option<Interval>, "NULL")) -
 /// is exact too; serde is never the path for a stored object.
 fn sign_jsonb(claims: &RawJsonb, ttl: i64) -> PgResult<String> {
     if crate::pg::jsonb::encoder_applies() {
-        let mut keys: Vec<&[u8]> = Vec::with_capacity(32);
-        if let Some(text) =
-            crate::core::jsonb::object_to_json(claims.bytes(), &mut |k| keys.push(k))
-        {
-            return sign_text(text, &|k| keys.contains(&k.as_bytes()), ttl);
+        // Which of the claims the signer may fill are present: a bit each.
+        let mut present = 0u8;
+        if let Some(text) = crate::core::jsonb::object_to_json(claims.bytes(), &mut |k| {
+            present |= jwt::standard_claim_bit(k);
+        }) {
+            return sign_text(
+                text,
+                &|k| present & jwt::standard_claim_bit(k.as_bytes()) != 0,
+                ttl,
+            );
         }
     }
     // jsonb_out's text (`{"a": 1, ...}`), signed as is; serde reads it only

@@ -80,6 +80,33 @@ struct Doc<'a> {
 }
 
 impl Doc<'_> {
+    /// A string token's length and its first 8 bytes as a big-endian
+    /// integer, zero-padded: (length, head) orders keys as jsonb does,
+    /// except long keys sharing their head. (One 8-byte load where 8 bytes
+    /// are readable, not a copy into a buffer read back, which stalls.)
+    #[inline]
+    fn key_head(&self, t: Tok) -> (usize, u64) {
+        let Tok::Str { a, b, arena } = t else {
+            return (0, 0);
+        };
+        let src = if arena { &self.arena[..] } else { self.input };
+        let (a, len) = (a as usize, (b - a) as usize);
+        let w = match src.get(a..a + 8) {
+            Some(w) => u64::from_be_bytes(w.try_into().unwrap_or([0; 8])),
+            None => src[a..a + len.min(8)]
+                .iter()
+                .enumerate()
+                .fold(0, |v, (i, &c)| v | (c as u64) << (56 - 8 * i)),
+        };
+        let head = match len {
+            0 => 0,
+            1..=7 => w & !(u64::MAX >> (8 * len)),
+            _ => w,
+        };
+        (len, head)
+    }
+
+    #[inline]
     fn bytes(&self, t: Tok) -> &[u8] {
         match t {
             Tok::Str { a, b, arena: false } => &self.input[a as usize..b as usize],
@@ -87,6 +114,17 @@ impl Doc<'_> {
             Tok::Int { a, b, .. } => &self.input[a as usize..b as usize],
             _ => &[],
         }
+    }
+
+    /// Appends a string token's bytes; its JEntry (the length).
+    #[inline]
+    fn append(&self, buf: &mut Vec<u8>, t: Tok) -> Option<u32> {
+        let Tok::Str { a, b, arena } = t else {
+            return None;
+        };
+        let src = if arena { &self.arena[..] } else { self.input };
+        append(buf, src, a as usize, (b - a) as usize);
+        Some(b - a).filter(|&l| l <= JENTRY_OFFLENMASK)
     }
 
     /// The tape index after the value at `i`.
@@ -151,19 +189,40 @@ impl Top {
     }
 
     fn take(&mut self, key: &[u8], doc: &Doc, v: usize) {
-        let number = |i: usize| match doc.tape[i] {
-            t @ Tok::Int { neg, .. } => Ok(saturating_i64(neg, doc.bytes(t))),
-            _ => Err(()),
+        // Most keys are none of these: decided by length, then one
+        // comparison, not a comparison per name.
+        let slot = match key.len() {
+            3 => match key {
+                b"exp" | b"nbf" | b"iat" | b"aud" => None,
+                b"sub" => Some(0),
+                b"jti" => Some(1),
+                b"iss" => Some(3),
+                _ => return,
+            },
+            8 if key == b"token_id" => Some(4),
+            10 if key == b"session_id" => Some(2),
+            _ => return,
         };
+        // The input was checked to be UTF-8 and unescaping writes whole
+        // characters, so a string token is UTF-8; from_utf8 says so again.
         let string = |i: usize| match doc.tape[i] {
             t @ Tok::Str { .. } => std::str::from_utf8(doc.bytes(t)).ok(),
             _ => None,
+        };
+        if let Some(i) = slot {
+            debug_assert_eq!(TOP_STRINGS[i].as_bytes(), key);
+            self.strings[i] = string(v).map(|s| self.push(s));
+            return;
+        }
+        let number = |i: usize| match doc.tape[i] {
+            t @ Tok::Int { neg, .. } => Ok(saturating_i64(neg, doc.bytes(t))),
+            _ => Err(()),
         };
         match key {
             b"exp" => self.exp = Some(number(v)),
             b"nbf" => self.nbf = Some(number(v)),
             b"iat" => self.iat = Some(number(v)),
-            b"aud" => {
+            _ => {
                 self.aud.clear();
                 match doc.tape[v] {
                     Tok::Str { .. } => {
@@ -183,11 +242,6 @@ impl Top {
                         }
                     }
                     _ => {}
-                }
-            }
-            _ => {
-                if let Some(i) = TOP_STRINGS.iter().position(|t| t.as_bytes() == key) {
-                    self.strings[i] = string(v).map(|s| self.push(s));
                 }
             }
         }
@@ -264,7 +318,8 @@ pub fn encode_claims(json: &[u8]) -> Option<Encoded> {
     }
     let mut buf = Vec::with_capacity(json.len() + json.len() / 2 + 64);
     buf.extend_from_slice(&[0; 4]);
-    write_value(&mut buf, &doc, 0)?;
+    let mut members = Vec::with_capacity(doc.tape.len() / 2);
+    write_value(&mut buf, &doc, 0, &mut members)?;
     let len = u32::try_from(buf.len())
         .ok()
         .filter(|&l| l <= 0x3FFF_FFFF)?;
@@ -516,29 +571,67 @@ impl<'a> Parser<'a> {
 fn special(s: &[u8]) -> Option<usize> {
     let mut at = 0;
     #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::*;
-        while at + 16 <= s.len() {
-            // SAFETY: SSE2 is baseline on x86_64; 16 bytes at `at` are in `s`.
-            let m = unsafe {
-                let x = _mm_loadu_si128(s.as_ptr().add(at).cast());
-                let quote = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8));
-                let backslash = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8));
-                // x <= 0x1F (unsigned) exactly when max(x, 0x1F) == 0x1F.
-                let control =
-                    _mm_cmpeq_epi8(_mm_max_epu8(x, _mm_set1_epi8(0x1F)), _mm_set1_epi8(0x1F));
-                _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
-            };
-            if m != 0 {
-                return Some(at + m.trailing_zeros() as usize);
-            }
-            at += 16;
+    while let Some(w) = s.get(at..at + 16) {
+        let m = special_mask(w.try_into().ok()?);
+        if m != 0 {
+            return Some(at + m.trailing_zeros() as usize);
         }
+        at += 16;
     }
     s[at..]
         .iter()
         .position(|&c| NEEDS_ESCAPE[c as usize])
         .map(|n| at + n)
+}
+
+/// `special` for `c[at..end]`, as an offset from `at`. A short run (most
+/// keys and claim values) with 16 bytes of `c` readable from `at` is one
+/// SSE2 step, the bytes past `end` masked off, instead of a byte loop.
+#[inline]
+fn special_in(c: &[u8], at: usize, end: usize) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if end - at <= 16 {
+        if let Some(w) = c.get(at..at + 16) {
+            let m = special_mask(w.try_into().ok()?) & ((1u32 << (end - at)) - 1);
+            return (m != 0).then_some(m.trailing_zeros() as usize);
+        }
+    }
+    special(&c[at..end])
+}
+
+/// One bit per byte of `w` that is a quote, a backslash or a control
+/// character.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn special_mask(w: &[u8; 16]) -> u32 {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is baseline on x86_64; the load reads the 16 bytes of `w`.
+    unsafe {
+        let x = _mm_loadu_si128(w.as_ptr().cast());
+        let quote = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8));
+        // x <= 0x1F (unsigned) exactly when max(x, 0x1F) == 0x1F.
+        let control = _mm_cmpeq_epi8(_mm_max_epu8(x, _mm_set1_epi8(0x1F)), _mm_set1_epi8(0x1F));
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+    }
+}
+
+/// Appends `src[at..at + n]`. Up to 16 bytes with 16 readable from `at`
+/// (most keys and claim values): one fixed-size copy and a truncate, no
+/// call to memcpy.
+#[inline(always)]
+fn append(out: &mut Vec<u8>, src: &[u8], at: usize, n: usize) {
+    if n <= 16 {
+        if let Some(w) = src.get(at..at + 16) {
+            if let Ok(w) = <&[u8; 16]>::try_from(w) {
+                let len = out.len();
+                out.extend_from_slice(w);
+                out.truncate(len + n);
+                return;
+            }
+        }
+    }
+    out.extend_from_slice(&src[at..at + n]);
 }
 
 fn pad_to_int(buf: &mut Vec<u8>) -> u32 {
@@ -547,100 +640,143 @@ fn pad_to_int(buf: &mut Vec<u8>) -> u32 {
     pad as u32
 }
 
+/// One member of an object being written: its key's sort key (length,
+/// then the first 8 bytes big-endian, zero-padded: integer comparisons
+/// decide all but long keys with a common head) and tape indexes.
+#[derive(Clone, Copy)]
+struct Member {
+    /// (length, head): two words, each read back as it was stored (a
+    /// 16-byte load over two 8-byte stores would stall).
+    len: u64,
+    head: u64,
+    key: u32,
+    value: u32,
+}
+
 /// Appends the data of the value at tape index `i` and returns its JEntry
-/// (type | length).
-fn write_value(buf: &mut Vec<u8>, doc: &Doc, i: usize) -> Option<u32> {
+/// (type | length). `members` is scratch space, used as a stack.
+/// A scalar is written in place (most children are; a call per child of
+/// the whole container writer cost more than the writing), a container by
+/// `write_tape_container`.
+#[inline(always)]
+fn write_value(buf: &mut Vec<u8>, doc: &Doc, i: usize, members: &mut Vec<Member>) -> Option<u32> {
     match doc.tape[i] {
         Tok::Null => Some(JENTRY_ISNULL),
         Tok::Bool(true) => Some(JENTRY_ISBOOL_TRUE),
         Tok::Bool(false) => Some(JENTRY_ISBOOL_FALSE),
-        t @ Tok::Str { .. } => {
-            let s = doc.bytes(t);
-            buf.extend_from_slice(s);
-            u32::try_from(s.len())
-                .ok()
-                .filter(|&l| l <= JENTRY_OFFLENMASK)
-        }
+        t @ Tok::Str { .. } => doc.append(buf, t),
         t @ Tok::Int { neg, .. } => {
             let pad = pad_to_int(buf);
             Some(JENTRY_ISNUMERIC | (pad + write_numeric(buf, neg, doc.bytes(t))))
         }
+        _ => write_tape_container(buf, doc, i, members),
+    }
+}
+
+#[inline(never)]
+fn write_tape_container(
+    buf: &mut Vec<u8>,
+    doc: &Doc,
+    i: usize,
+    members: &mut Vec<Member>,
+) -> Option<u32> {
+    match doc.tape[i] {
         Tok::Array { n, .. } => {
             let mut e = i + 1;
             write_array_container(buf, n as usize, |buf, _| {
-                let meta = write_value(buf, doc, e);
+                let meta = write_value(buf, doc, e, members);
                 e = doc.next(e);
                 meta
             })
         }
         Tok::Object { n, .. } => {
-            // (key, value index, input position) of each pair; sorted by
-            // (length, bytes), the later of equal keys first, keeping the
-            // first of each run: the last value wins, as in
+            // Sorted by (length, bytes), the later of equal keys first,
+            // keeping the first of each run: the last value wins, as in
             // uniqueifyJsonbObject.
-            // On the stack for the objects claims have.
-            let mut small: [(&[u8], u32); 40] = [(&[], 0); 40];
-            let mut large = Vec::new();
-            let pairs: &mut [(&[u8], u32)] = if n as usize <= small.len() {
-                &mut small[..n as usize]
-            } else {
-                large.resize(n as usize, (&[][..], 0u32));
-                &mut large
-            };
+            let base = members.len();
             let mut e = i + 1;
-            for p in pairs.iter_mut() {
-                *p = (doc.bytes(doc.tape[e]), (e + 1) as u32);
+            for _ in 0..n {
+                let (len, head) = doc.key_head(doc.tape[e]);
+                members.push(Member {
+                    len: len as u64,
+                    head,
+                    key: e as u32,
+                    value: (e + 1) as u32,
+                });
                 e = doc.next(e + 1);
             }
-            pairs.sort_unstable_by(|(ka, va), (kb, vb)| {
-                ka.len()
-                    .cmp(&kb.len())
-                    .then_with(|| ka.cmp(kb))
-                    .then(vb.cmp(va))
-            });
+            let cmp = |a: &Member, b: &Member| {
+                (a.len, a.head).cmp(&(b.len, b.head)).then_with(|| {
+                    let (ka, kb) = (
+                        doc.bytes(doc.tape[a.key as usize]),
+                        doc.bytes(doc.tape[b.key as usize]),
+                    );
+                    if ka.len() > 8 {
+                        ka[8..].cmp(&kb[8..])
+                    } else {
+                        std::cmp::Ordering::Equal
+                    }
+                    .then(b.value.cmp(&a.value))
+                })
+            };
+            let pairs = &mut members[base..];
+            // Insertion sort: objects in claims are small and often sorted
+            // already (our own tokens are written in jsonb order).
+            for j in 1..pairs.len() {
+                let mut k = j;
+                while k > 0 && cmp(&pairs[k - 1], &pairs[k]).is_gt() {
+                    pairs.swap(k - 1, k);
+                    k -= 1;
+                }
+            }
             // Keep the first of each run of equal keys (the later value).
+            let same = |a: &Member, b: &Member| {
+                a.len == b.len
+                    && a.head == b.head
+                    && doc.bytes(doc.tape[a.key as usize]) == doc.bytes(doc.tape[b.key as usize])
+            };
             let mut kept = 0;
             for k in 0..pairs.len() {
-                if kept == 0 || pairs[kept - 1].0 != pairs[k].0 {
+                if kept == 0 || !same(&pairs[kept - 1], &pairs[k]) {
                     pairs[kept] = pairs[k];
                     kept += 1;
                 }
             }
-            let pairs = &pairs[..kept];
-            write_object_container(buf, pairs.iter().map(|p| p.0), |buf, k| {
-                write_value(buf, doc, pairs[k].1 as usize)
-            })
+            members.truncate(base + kept);
+            let r = write_object_container(buf, kept, |buf, c| {
+                if c < kept {
+                    doc.append(buf, doc.tape[members[base + c].key as usize])
+                } else {
+                    let v = members[base + c - kept].value as usize;
+                    write_value(buf, doc, v, members)
+                }
+            });
+            members.truncate(base);
+            r
         }
+        _ => None,
     }
 }
 
-/// Appends an object container: `keys` (sorted as jsonb sorts them, no
-/// duplicates), then each value, written by `value(buf, k)` for member k,
-/// which returns its JEntry. Returns the container's JEntry (its length
-/// counts the alignment padding before it).
-fn write_object_container<'k>(
+/// Appends an object container of `n` members: `child(buf, c)` writes
+/// child c and returns its JEntry: the keys first (c < n, in jsonb key
+/// order, no duplicates), then value c - n of key c - n. Returns the
+/// container's JEntry (its length counts the alignment padding before it).
+fn write_object_container(
     buf: &mut Vec<u8>,
-    keys: impl ExactSizeIterator<Item = &'k [u8]>,
-    mut value: impl FnMut(&mut Vec<u8>, usize) -> Option<u32>,
+    n: usize,
+    mut child: impl FnMut(&mut Vec<u8>, usize) -> Option<u32>,
 ) -> Option<u32> {
     let base = buf.len();
     pad_to_int(buf);
-    let n = keys.len();
     buf.extend_from_slice(&(n as u32 | JB_FOBJECT).to_ne_bytes());
     let entries = buf.len();
     buf.resize(entries + 8 * n, 0);
     let mut total = 0u32;
     // All keys, then all values: child k is key k, child n + k value k.
-    for (k, key) in keys.enumerate() {
-        buf.extend_from_slice(key);
-        let meta = u32::try_from(key.len())
-            .ok()
-            .filter(|&l| l <= JENTRY_OFFLENMASK)?;
-        set_entry(buf, entries, k, meta, &mut total)?;
-    }
-    for k in 0..n {
-        let meta = value(buf, k)?;
-        set_entry(buf, entries, n + k, meta, &mut total)?;
+    for c in 0..2 * n {
+        let meta = child(buf, c)?;
+        set_entry(buf, entries, c, meta, &mut total)?;
     }
     container_entry(buf.len() - base)
 }
@@ -822,7 +958,7 @@ fn write_container<'a>(
             if let Some(f) = top.as_mut() {
                 f(k);
             }
-            escape_string(k, out);
+            escape_string(c, start, end, out);
             out.push(b':');
         }
         let (t, start, end) = values.next()?;
@@ -843,7 +979,7 @@ fn write_scalar(
     depth: usize,
 ) -> Option<()> {
     match t {
-        0 => escape_string(b, out),
+        0 => escape_string(c, at, at + b.len(), out),
         JENTRY_ISNULL => out.extend_from_slice(b"null"),
         JENTRY_ISBOOL_TRUE => out.extend_from_slice(b"true"),
         JENTRY_ISBOOL_FALSE => out.extend_from_slice(b"false"),
@@ -871,14 +1007,16 @@ static NEEDS_ESCAPE: [bool; 256] = {
 
 /// escape_json: quotes, backslash, the short escapes, other control
 /// characters as \u00xx; every other byte as is (the stored bytes are in
-/// the database encoding; callers use this in UTF-8 databases only).
-fn escape_string(b: &[u8], out: &mut Vec<u8>) {
+/// the database encoding; callers use this in UTF-8 databases only). The
+/// string is `c[start..end]` (`c` around it lets short strings be read 16
+/// bytes at a time).
+fn escape_string(c: &[u8], start: usize, end: usize, out: &mut Vec<u8>) {
     out.push(b'"');
-    let mut start = 0;
-    while let Some(n) = special(&b[start..]) {
-        let i = start + n;
-        out.extend_from_slice(&b[start..i]);
-        match b[i] {
+    let mut at = start;
+    while let Some(n) = special_in(c, at, end) {
+        append(out, c, at, n);
+        let i = at + n;
+        match c[i] {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
             0x08 => out.extend_from_slice(b"\\b"),
@@ -898,9 +1036,9 @@ fn escape_string(b: &[u8], out: &mut Vec<u8>) {
                 ]);
             }
         }
-        start = i + 1;
+        at = i + 1;
     }
-    out.extend_from_slice(&b[start..]);
+    append(out, c, at, end - at);
     out.push(b'"');
 }
 

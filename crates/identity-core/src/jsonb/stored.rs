@@ -264,8 +264,15 @@ pub fn write_object(buf: &mut Vec<u8>, members: &[(&[u8], Value<'_>)]) -> Option
     debug_assert!(members
         .windows(2)
         .all(|w| super::super::claims::jsonb_key_order(w[0].0, w[1].0).is_lt()));
-    write_object_container(buf, members.iter().map(|m| m.0), |buf, k| {
-        write_child(buf, members[k].1)
+    let n = members.len();
+    write_object_container(buf, n, |buf, c| match members.get(c) {
+        Some((k, _)) => {
+            buf.extend_from_slice(k);
+            u32::try_from(k.len())
+                .ok()
+                .filter(|&l| l <= JENTRY_OFFLENMASK)
+        }
+        None => write_child(buf, members[c - n].1),
     })
 }
 

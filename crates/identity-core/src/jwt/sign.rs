@@ -42,6 +42,39 @@ pub struct Standard<'a> {
     pub audience: Option<&'a str>,
 }
 
+/// A bit for each claim `Standard` may fill (iat, exp, jti, iss, aud), 0
+/// for any other key: for callers that note which are present as they
+/// read the claims' keys.
+pub fn standard_claim_bit(key: &[u8]) -> u8 {
+    match key {
+        b"iat" => 1,
+        b"exp" => 2,
+        b"jti" => 4,
+        b"iss" => 8,
+        b"aud" => 16,
+        _ => 0,
+    }
+}
+
+/// Appends an integer's decimal digits (as `{n}` formats it).
+fn write_int(out: &mut Vec<u8>, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// A standard claim's value.
 enum StandardValue<'a> {
     Int(i64),
@@ -133,9 +166,15 @@ fn with_standard_claims(
             payload.extend_from_slice(k.as_bytes());
             payload.extend_from_slice(b"\":");
             match v {
-                StandardValue::Int(n) => {
-                    use std::io::Write;
-                    write!(payload, "{n}").expect("a Vec takes every write")
+                StandardValue::Int(n) => write_int(&mut payload, n),
+                // A jti, an issuer URL, an audience: nothing to escape, as
+                // a rule; serde escapes the rest.
+                StandardValue::Str(s)
+                    if !s.bytes().any(|c| c < 0x20 || c == b'"' || c == b'\\') =>
+                {
+                    payload.push(b'"');
+                    payload.extend_from_slice(s.as_bytes());
+                    payload.push(b'"');
                 }
                 StandardValue::Str(s) => {
                     serde_json::to_writer(&mut payload, s).expect("a string serialises")
@@ -145,4 +184,72 @@ fn with_standard_claims(
     }
     payload.push(b'}');
     payload
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_written_as_format_writes_them() {
+        for n in [0, 1, -1, 9, 10, 1_796_152_928, -42, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            write_int(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes(), "{n}");
+        }
+    }
+
+    #[test]
+    fn standard_claims_are_appended_as_serde_writes_them() {
+        let std = Standard {
+            now: 1_700_000_000,
+            ttl: 3600,
+            jti: "j-1",
+            issuer: Some("https://x.example/auth/v1"),
+            audience: Some("a \"quoted\"\\ \n aud"),
+        };
+        let out = with_standard_claims(br#"{"sub":"u"}"#.to_vec(), &|k| k == "iat", &std);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"sub": "u", "exp": 1_700_003_600, "jti": "j-1",
+                "iss": "https://x.example/auth/v1", "aud": "a \"quoted\"\\ \n aud"})
+        );
+        let expected = format!(
+            r#"{{"sub":"u","exp":1700003600,"jti":"j-1","iss":"https://x.example/auth/v1","aud":{}}}"#,
+            serde_json::to_string("a \"quoted\"\\ \n aud").unwrap()
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn each_kind_of_string_is_escaped_as_serde_escapes_it() {
+        for aud in ["plain", "q\"q", "b\\b", "c\u{1}c", "t\tt", "é ü", ""] {
+            let std = Standard {
+                now: 0,
+                ttl: 0,
+                jti: "j",
+                issuer: None,
+                audience: Some(aud),
+            };
+            let out = with_standard_claims(b"{}".to_vec(), &|k| k != "aud", &std);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!(r#"{{"aud":{}}}"#, serde_json::to_string(aud).unwrap()),
+                "{aud:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bit_per_claim_the_signer_fills() {
+        let bits: Vec<u8> = ["iat", "exp", "jti", "iss", "aud"]
+            .iter()
+            .map(|k| standard_claim_bit(k.as_bytes()))
+            .collect();
+        assert_eq!(bits, [1, 2, 4, 8, 16]);
+        for k in ["", "sub", "nbf", "ia", "iatx", "IAT"] {
+            assert_eq!(standard_claim_bit(k.as_bytes()), 0, "{k}");
+        }
+    }
 }
