@@ -4,6 +4,7 @@
 //! re-exported here, so callers say `core::jwt::split`, `core::jwt::check_with`.
 
 pub mod compact;
+pub mod hs256;
 pub mod sign;
 pub mod verify;
 

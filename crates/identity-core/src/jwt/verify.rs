@@ -4,10 +4,10 @@
 //! schedule HS256 signs and verifies with. Pure: `now` is an argument.
 
 use super::compact::*;
+use super::hs256::Hs256Key;
 use crate::error::{IdentityError, Result};
-use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
-use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 /// Minimum HS256 secret length (RFC 7518 3.2: a key of at least the hash size).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -175,26 +175,32 @@ pub struct Payload<'a> {
 /// outer blocks hashed), so a verification hashes only the token; a clone
 /// copies the two states.
 #[derive(Clone)]
-pub struct HmacKey(Hmac<Sha256>);
+pub struct HmacKey(Hs256Key);
 
 impl HmacKey {
     pub fn new(secret: &[u8]) -> HmacKey {
-        HmacKey(Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"))
+        HmacKey(Hs256Key::new(secret))
     }
 
     /// The HMAC-SHA256 of `input`.
     pub fn sign(&self, input: &[u8]) -> [u8; 32] {
-        let mut mac = self.0.clone();
-        mac.update(input);
-        mac.finalize().into_bytes().into()
+        self.0.mac(input)
     }
 
     /// Whether `sig` is the HMAC-SHA256 of `input` (compared in constant time).
     pub fn verify(&self, input: &[u8], sig: &[u8]) -> bool {
-        let mut mac = self.0.clone();
-        mac.update(input);
-        mac.verify_slice(sig).is_ok()
+        same_mac(&self.0.mac(input), sig)
     }
+
+    /// The MAC of `input` as a stream to compress between other work.
+    pub fn stream<'a>(&self, input: &'a [u8]) -> super::hs256::Stream<'a> {
+        self.0.stream(input)
+    }
+}
+
+/// Whether `sig` is `mac`, in constant time.
+fn same_mac(mac: &[u8; 32], sig: &[u8]) -> bool {
+    sig.len() == 32 && bool::from(mac.as_slice().ct_eq(sig))
 }
 
 /// The key a token's header selects.
@@ -258,9 +264,32 @@ pub fn check_with<C: Claims>(
             return Ok((checks, None));
         }
     };
+    // The key is chosen now, so that an HS256 MAC can be compressed while
+    // the payload is encoded (hs256.rs says why); a bad kid and the
+    // resolver's error still count only after the format check, as before.
+    let kid = match field("kid") {
+        None => Ok(None),
+        Some(Value::String(k)) if !k.is_empty() && k.len() <= 100 => Ok(Some(k.as_str())),
+        Some(_) => Err(()),
+    };
+    let key = kid.map(resolve);
+    let input = parts.signing_input(token).as_bytes();
+    let mut mac = match &key {
+        Ok(Ok(KeyChoice::Secret(k))) => Some(k.stream(input)),
+        _ => None,
+    };
     // The binary jsonb, when the fast encoder takes the payload (it accepts
-    // valid JSON objects only); otherwise the full validation decides.
-    let jsonb = crate::jsonb::encode_claims(&payload_bytes);
+    // valid JSON objects only); otherwise the full validation decides. One
+    // block of the MAC every third string.
+    let mut strings = 0u32;
+    let jsonb = crate::jsonb::encode_claims_with(&payload_bytes, || {
+        strings += 1;
+        if strings % 3 == 0 {
+            if let Some(m) = mac.as_mut() {
+                m.step();
+            }
+        }
+    });
     if jsonb.is_none() {
         if let Err(why) = payload_is_jsonb_object(&payload_bytes) {
             push(
@@ -272,10 +301,9 @@ pub fn check_with<C: Claims>(
         }
     }
     push(CheckName::Format, true, None);
-    let kid = match field("kid") {
-        None => None,
-        Some(Value::String(k)) if !k.is_empty() && k.len() <= 100 => Some(k.as_str()),
-        Some(_) => {
+    let key = match key {
+        Ok(k) => k?,
+        Err(()) => {
             push(
                 CheckName::Kid,
                 false,
@@ -284,7 +312,6 @@ pub fn check_with<C: Claims>(
             return Ok((checks, None));
         }
     };
-    let key = resolve(kid)?;
     match key {
         KeyChoice::UnknownKid => {
             push(CheckName::Kid, false, Some("unknown kid".into()));
@@ -323,12 +350,15 @@ pub fn check_with<C: Claims>(
         );
         return Ok((checks, None));
     }
-    let input = parts.signing_input(token).as_bytes();
     let sig_ok = match &key {
-        KeyChoice::Secret(mac) => {
+        KeyChoice::Secret(k) => {
             let mut sig = [0u8; 32];
+            let mac = match mac {
+                Some(m) => m.finish(),
+                None => k.sign(input),
+            };
             crate::b64::decode_into(parts.signature_b64.as_bytes(), &mut sig)
-                && mac.verify(input, &sig)
+                && same_mac(&mac, &sig)
         }
         KeyChoice::Public(k) => {
             b64_decode(parts.signature_b64).is_some_and(|sig| k.verify(input, &sig))
@@ -494,7 +524,9 @@ mod hs256_tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     #[allow(unused_imports)]
     use base64::Engine;
+    use hmac::{Hmac, Mac};
     use serde_json::json;
+    use sha2::Sha256;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
     const NOW: i64 = 1_800_000_000;
