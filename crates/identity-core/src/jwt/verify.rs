@@ -284,7 +284,7 @@ pub fn check_with<C: Claims>(
     let mut strings = 0u32;
     let jsonb = crate::jsonb::encode_claims_with(&payload_bytes, || {
         strings += 1;
-        if strings % 3 == 0 {
+        if strings.is_multiple_of(3) {
             if let Some(m) = mac.as_mut() {
                 m.step();
             }
