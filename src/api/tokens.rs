@@ -184,16 +184,20 @@ pub fn principal_claims(p: &Principal) -> serde_json::Map<String, Value> {
 /// other backends' writes do not invalidate it, so each backend tries at
 /// most once a minute per token and the statement's own condition keeps the
 /// column's writes at one a minute.
+/// The next try waits 60 to 120 s (`token::touch_after`), and the
+/// statement's plan is prepared once per backend.
 fn touch(row: &tables::TokenRow, hash: &[u8; 32], now: i64) -> PgResult<()> {
-    let fresh = row.last_used_at.is_some_and(|t| now - t < 60);
+    let wait = token::touch_after(hash, crate::pg::clock::backend_pid());
+    let fresh = row.last_used_at.is_some_and(|t| now - t < wait);
     if fresh || !writable() {
         return Ok(());
     }
     let id = Uuid::from_bytes(claims::uuid_bytes(&row.id).expect("uuid from the table"));
     let owner = probe::table_owner(&tables::API_TOKENS);
     probe::as_owner(owner, || {
-        spi::run(
+        spi::run_cached(
             include_str!("../../sql/queries/tokens_touch.sql"),
+            &[pgrx::PgOid::BuiltIn(pgrx::PgBuiltInOids::UUIDOID)],
             &[id.into()],
         )
     })?;

@@ -35,13 +35,18 @@ thread_local! {
 /// backend, and again whenever the pid changes, so a forked process never
 /// repeats its parent's stream; a getrandom syscall per token was a tenth
 /// of sign_jwt. Keys, API tokens and nonces still come from OsRng.
+/// This backend's pid (Postgres' own copy: a load, not a system call).
+pub fn backend_pid() -> u32 {
+    // SAFETY: a backend global, written once at process start.
+    unsafe { pgrx::pg_sys::MyProcPid as u32 }
+}
+
 pub fn new_uuid() -> String {
     use rand::{RngCore, SeedableRng};
     let mut random = [0u8; 16];
     // Postgres' own copy of the pid (set in every process after its fork):
     // a load, where std::process::id() is a getpid system call each time.
-    // SAFETY: a backend global, written once at process start.
-    let pid = unsafe { pgrx::pg_sys::MyProcPid } as u32;
+    let pid = backend_pid();
     ID_RNG.with(|cell| {
         let mut g = cell.borrow_mut();
         if g.as_ref().is_none_or(|(p, _)| *p != pid) {

@@ -189,12 +189,33 @@ pub fn audit(a: Audit) -> PgResult<()> {
     )
 }
 
-#[cfg(any(test, feature = "pg_test"))]
 thread_local! {
     /// Plans prepared once per backend and kept (SPI_keepplan). Postgres'
     /// plan cache re-plans them after DDL on the tables they read.
     static PLANS: std::cell::RefCell<std::collections::HashMap<&'static str, pgrx::spi::OwnedPreparedStatement>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// A statement through a plan prepared once per backend (`PLANS`): for a
+/// write on a hot path, where parsing and planning it each time cost more
+/// than running it.
+pub fn run_cached(
+    sql: &'static str,
+    arg_types: &[pgrx::PgOid],
+    args: &[DatumWithOid],
+) -> PgResult<()> {
+    Spi::connect_mut(|c| {
+        PLANS.with(|plans| {
+            let mut plans = plans.borrow_mut();
+            if !plans.contains_key(sql) {
+                let stmt = c.prepare_mut(sql, arg_types).map_err(spi_err)?.keep();
+                plans.insert(sql, stmt);
+            }
+            let stmt = plans.get(sql).expect("just inserted");
+            c.update(stmt, None, args).map_err(spi_err)?;
+            Ok(())
+        })
+    })
 }
 
 /// A read-only query through a plan prepared once per backend; `read` gets

@@ -132,6 +132,19 @@ pub fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// Seconds a backend waits after the last `last_used_at` write it knows of
+/// before it tries the next for this token: 60 (the column's own limit,
+/// which the UPDATE's condition enforces) plus 0-59 spread by the token's
+/// hash and the backend. Backends that learned of the same tokens at the
+/// same time (a restart, a pooler opening its connections) would otherwise
+/// all try every token in the same second a minute later, each try a
+/// statement.
+pub fn touch_after(hash: &[u8; 32], backend: u32) -> i64 {
+    let h = u64::from_le_bytes(hash[..8].try_into().expect("8 bytes"));
+    let b = (backend as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    60 + ((h ^ b) >> 7) as i64 % 60
+}
+
 /// RFC 3339 UTC text of Unix seconds (proleptic Gregorian; Howard Hinnant's
 /// civil-from-days), as JSON answers show timestamps.
 pub fn rfc3339(secs: i64) -> String {
@@ -173,6 +186,21 @@ pub fn is_slug(s: &str, max: usize, extra: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn touch_waits_a_minute_to_two_spread_by_token_and_backend() {
+        let waits: Vec<i64> = (0..200u32)
+            .map(|i| touch_after(&hash(&format!("t{i}")), 4242))
+            .collect();
+        assert!(waits.iter().all(|w| (60..120).contains(w)));
+        // Spread over the minute, not bunched.
+        let distinct: std::collections::HashSet<_> = waits.iter().collect();
+        assert!(distinct.len() > 40, "{}", distinct.len());
+        let h = hash("t0");
+        let by_backend: std::collections::HashSet<_> =
+            (0..50).map(|b| touch_after(&h, b)).collect();
+        assert!(by_backend.len() > 20, "{}", by_backend.len());
+    }
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 
