@@ -28,6 +28,7 @@
 //! In parallel mode (no new snapshot allowed) nothing is filled: a miss is
 //! probed under the statement's snapshot.
 
+use crate::core::bounded::FifoMap;
 use crate::core::hashing::{HashMap, HashSet};
 use crate::core::ids::{SessionId, UserId};
 use crate::core::keys::{Alg, SigningKey};
@@ -60,11 +61,11 @@ struct Caches {
     /// tombstones; a user in neither passes the checks.
     refusable: Copied<Refusable>,
     /// When `refusable` is TooBig: users probed, by id.
-    users: HashMap<UserId, UserToken>,
+    users: FifoMap<UserId, UserToken>,
     /// API tokens verified here, by token hash; and their users' rows
     /// (`verified_token`).
-    tokens: HashMap<[u8; 32], tables::TokenRow>,
-    user_rows: HashMap<UserId, tables::UserState>,
+    tokens: FifoMap<[u8; 32], tables::TokenRow>,
+    user_rows: FifoMap<UserId, tables::UserState>,
     /// Users the hook probed once (`user_state`).
     seen_once: HashSet<UserId>,
 }
@@ -85,7 +86,7 @@ pub struct ActiveKey {
     pub key: std::rc::Rc<SigningKey>,
 }
 
-/// At most this many users are remembered (then the map starts over).
+/// At most this many users are remembered (the oldest dropped first).
 const MAX_USERS: usize = 16_384;
 
 thread_local! {
@@ -101,9 +102,9 @@ thread_local! {
             sessions: Copied::Unknown,
             active_key: None,
             refusable: Copied::Unknown,
-            users: HashMap::default(),
-            tokens: HashMap::default(),
-            user_rows: HashMap::default(),
+            users: FifoMap::new(MAX_USERS),
+            tokens: FifoMap::new(MAX_TOKENS),
+            user_rows: FifoMap::new(MAX_TOKENS),
             seen_once: HashSet::default(),
         })
     };
@@ -541,13 +542,13 @@ fn per_user(id: UserId) -> Option<UserToken> {
     let before = invals();
     let state = probe::with_latest_snapshot(|snapshot| tables::token_state(id, snapshot))?;
     if invals() == before {
-        CACHES.with(|c| bounded_insert(&mut c.borrow_mut().users, MAX_USERS, id, state.clone()));
+        CACHES.with(|c| c.borrow_mut().users.insert(id, state.clone()));
     }
     refusable(state)
 }
 
 /// At most this many API tokens, and as many of their users' rows, are
-/// remembered per backend (then each map starts over).
+/// remembered per backend (the oldest dropped first).
 const MAX_TOKENS: usize = 8_192;
 
 /// An API token's row by token hash, and its user's row (None: no such
@@ -591,7 +592,7 @@ pub fn verified_token(hash: &[u8; 32]) -> Option<(tables::TokenRow, Option<table
         Some((t, u))
     })?;
     if invals() == before {
-        CACHES.with(|c| bounded_insert(&mut c.borrow_mut().tokens, MAX_TOKENS, *hash, t.clone()));
+        CACHES.with(|c| c.borrow_mut().tokens.insert(*hash, t.clone()));
         if let Some(u) = &u {
             remember_user_row(t.user_id, u);
         }
@@ -599,16 +600,8 @@ pub fn verified_token(hash: &[u8; 32]) -> Option<(tables::TokenRow, Option<table
     Some((t, u))
 }
 
-/// Inserts into a map of at most `cap` entries (it starts over when full).
-fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, cap: usize, k: K, v: V) {
-    if map.len() >= cap {
-        map.clear();
-    }
-    map.insert(k, v);
-}
-
 fn remember_user_row(id: UserId, u: &tables::UserState) {
-    CACHES.with(|c| bounded_insert(&mut c.borrow_mut().user_rows, MAX_TOKENS, id, u.clone()));
+    CACHES.with(|c| c.borrow_mut().user_rows.insert(id, u.clone()));
 }
 
 /// User `id`'s row as the hook reads it (None: no such user, not even a

@@ -7,6 +7,7 @@ pub mod aead;
 pub mod authz;
 pub mod b64;
 pub mod bloom;
+pub mod bounded;
 pub mod claims;
 pub mod error;
 pub mod external;

@@ -159,12 +159,27 @@ pub fn rfc3339(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    if !(0..=9999).contains(&y) {
+        return format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        );
+    }
+    // The common case by hand: verify_api_token writes one per call, and
+    // format! was a tenth of a verification.
+    let two = |v: i64| [b'0' + (v / 10) as u8, b'0' + (v % 10) as u8];
+    let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let mut b = *b"0000-00-00T00:00:00Z";
+    b[..2].copy_from_slice(&two(y / 100));
+    b[2..4].copy_from_slice(&two(y % 100));
+    b[5..7].copy_from_slice(&two(m));
+    b[8..10].copy_from_slice(&two(d));
+    b[11..13].copy_from_slice(&two(hh));
+    b[14..16].copy_from_slice(&two(mm));
+    b[17..19].copy_from_slice(&two(ss));
+    String::from_utf8(b.to_vec()).expect("ASCII digits")
 }
 
 /// A scope is 1 to 64 of `a-z 0-9 _ . : * -`, starting with a letter or digit.
@@ -186,6 +201,46 @@ pub fn is_slug(s: &str, max: usize, extra: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_by_hand_is_what_format_writes() {
+        let reference = |secs: i64| {
+            let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+            let z = days + 719_468;
+            let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+            let mp = (5 * doy + 2) / 153;
+            let d = doy - (153 * mp + 2) / 5 + 1;
+            let m = if mp < 10 { mp + 3 } else { mp - 9 };
+            let y = yoe + era * 400 + i64::from(m <= 2);
+            format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+                rem / 3600,
+                rem % 3600 / 60,
+                rem % 60
+            )
+        };
+        let mut secs: Vec<i64> = vec![
+            0,
+            -1,
+            1,
+            59,
+            60,
+            86_399,
+            86_400,
+            951_782_400,
+            1_709_164_800,
+            253_402_300_799,
+            253_402_300_800,
+            -62_167_219_200,
+            -62_167_219_201,
+        ];
+        secs.extend((0..2000i64).map(|i| i * 7_919_993 - 3_000_000_000));
+        for t in secs {
+            assert_eq!(rfc3339(t), reference(t), "{t}");
+        }
+    }
 
     #[test]
     fn touch_waits_a_minute_to_two_spread_by_token_and_backend() {
