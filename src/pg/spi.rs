@@ -192,8 +192,23 @@ pub fn audit(a: Audit) -> PgResult<()> {
 thread_local! {
     /// Plans prepared once per backend and kept (SPI_keepplan). Postgres'
     /// plan cache re-plans them after DDL on the tables they read.
-    static PLANS: std::cell::RefCell<std::collections::HashMap<&'static str, pgrx::spi::OwnedPreparedStatement>> =
+    static PLANS: std::cell::RefCell<std::collections::HashMap<&'static str, std::rc::Rc<pgrx::spi::OwnedPreparedStatement>>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The kept plan of `sql` (made by `prepare` the first time). The caller
+/// runs it with the map not borrowed: a statement may fire a trigger that
+/// comes back here.
+fn kept_plan(
+    sql: &'static str,
+    prepare: impl FnOnce() -> pgrx::spi::Result<pgrx::spi::OwnedPreparedStatement>,
+) -> PgResult<std::rc::Rc<pgrx::spi::OwnedPreparedStatement>> {
+    if let Some(p) = PLANS.with(|plans| plans.borrow().get(sql).cloned()) {
+        return Ok(p);
+    }
+    let p = std::rc::Rc::new(prepare().map_err(spi_err)?);
+    PLANS.with(|plans| plans.borrow_mut().insert(sql, p.clone()));
+    Ok(p)
 }
 
 /// A statement through a plan prepared once per backend (`PLANS`): for a
@@ -205,16 +220,9 @@ pub fn run_cached(
     args: &[DatumWithOid],
 ) -> PgResult<()> {
     Spi::connect_mut(|c| {
-        PLANS.with(|plans| {
-            let mut plans = plans.borrow_mut();
-            if !plans.contains_key(sql) {
-                let stmt = c.prepare_mut(sql, arg_types).map_err(spi_err)?.keep();
-                plans.insert(sql, stmt);
-            }
-            let stmt = plans.get(sql).expect("just inserted");
-            c.update(stmt, None, args).map_err(spi_err)?;
-            Ok(())
-        })
+        let stmt = kept_plan(sql, || Ok(c.prepare_mut(sql, arg_types)?.keep()))?;
+        c.update(&*stmt, None, args).map_err(spi_err)?;
+        Ok(())
     })
 }
 
@@ -228,15 +236,7 @@ pub fn select_cached<R>(
     read: impl FnOnce(pgrx::spi::SpiTupleTable) -> pgrx::spi::Result<R>,
 ) -> PgResult<R> {
     Spi::connect(|c| {
-        PLANS.with(|plans| {
-            let mut plans = plans.borrow_mut();
-            if !plans.contains_key(sql) {
-                let stmt = c.prepare(sql, arg_types).map_err(spi_err)?.keep();
-                plans.insert(sql, stmt);
-            }
-            let stmt = plans.get(sql).expect("just inserted");
-            let table = c.select(stmt, None, args).map_err(spi_err)?;
-            read(table).map_err(spi_err)
-        })
+        let stmt = kept_plan(sql, || Ok(c.prepare(sql, arg_types)?.keep()))?;
+        read(c.select(&*stmt, None, args).map_err(spi_err)?).map_err(spi_err)
     })
 }

@@ -34,12 +34,17 @@ impl<K: Hash + Eq + Clone, V> FifoMap<K, V> {
 
     /// Inserts or replaces `k`; a new key beyond the cap drops the oldest.
     pub fn insert(&mut self, k: K, v: V) {
-        if self.cap == 0 {
+        self.insert_within(k, v, self.cap);
+    }
+
+    /// `insert` with the cap given now (for a cap that is a setting).
+    pub fn insert_within(&mut self, k: K, v: V, cap: usize) {
+        if cap == 0 {
             return;
         }
         if self.map.insert(k.clone(), v).is_none() {
             self.order.push_back(k);
-            while self.map.len() > self.cap {
+            while self.map.len() > cap {
                 match self.order.pop_front() {
                     Some(old) => {
                         self.map.remove(&old);

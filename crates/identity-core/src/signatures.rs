@@ -14,8 +14,8 @@
 //! (the cold case) costs a hash, not copies. At most `capacity` tokens, the
 //! oldest replaced first: one entry freed per entry added, never a sweep.
 
-use crate::hashing::{process_hash, HashMap};
-use std::collections::VecDeque;
+use crate::bounded::FifoMap;
+use crate::hashing::process_hash;
 use subtle::ConstantTimeEq;
 
 /// Slots of the first-sighting marks.
@@ -29,17 +29,15 @@ struct Entry<P> {
 
 pub struct SignatureCache<P> {
     seen: Vec<u64>,
-    map: HashMap<u64, Entry<P>>,
-    /// Hashes in `map`, oldest first.
-    order: VecDeque<u64>,
+    /// By signature hash, the oldest dropped first.
+    map: FifoMap<u64, Entry<P>>,
 }
 
 impl<P> Default for SignatureCache<P> {
     fn default() -> Self {
         SignatureCache {
             seen: Vec::new(),
-            map: HashMap::default(),
-            order: VecDeque::new(),
+            map: FifoMap::new(usize::MAX),
         }
     }
 }
@@ -106,24 +104,12 @@ impl<P> SignatureCache<P> {
             secret_generation: generation,
             payload: payload(),
         };
-        if self.map.insert(h, entry).is_none() {
-            self.order.push_back(h);
-            while self.map.len() > capacity {
-                let Some(old) = self.order.pop_front() else {
-                    break;
-                };
-                self.map.remove(&old);
-            }
-        }
+        self.map.insert_within(h, entry, capacity);
     }
 
     /// How many tokens are remembered.
-    pub fn len(&self) -> usize {
+    pub fn remembered(&self) -> usize {
         self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 }
 
@@ -195,13 +181,13 @@ mod tests {
             c.offer(t, sig(t), 1, 3, || t.clone());
             c.offer(t, sig(t), 1, 3, || t.clone());
         }
-        assert_eq!(c.len(), 3);
+        assert_eq!(c.remembered(), 3);
         assert_eq!(c.lookup(&tokens[0], sig(&tokens[0]), 1), None);
         assert_eq!(c.lookup(&tokens[4], sig(&tokens[4]), 1), Some(&tokens[4]));
         let mut off = SignatureCache::default();
         for _ in 0..3 {
             off.offer(&tokens[0], sig(&tokens[0]), 1, 0, || 0);
         }
-        assert!(off.is_empty());
+        assert_eq!(off.remembered(), 0);
     }
 }

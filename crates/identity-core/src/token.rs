@@ -145,9 +145,9 @@ pub fn touch_after(hash: &[u8; 32], backend: u32) -> i64 {
     60 + ((h ^ b) >> 7) as i64 % 60
 }
 
-/// RFC 3339 UTC text of Unix seconds (proleptic Gregorian; Howard Hinnant's
-/// civil-from-days), as JSON answers show timestamps.
-pub fn rfc3339(secs: i64) -> String {
+/// Unix seconds as (year, month, day, seconds into the day): proleptic
+/// Gregorian, Howard Hinnant's civil-from-days.
+fn civil(secs: i64) -> (i64, i64, i64, i64) {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let z = days + 719_468;
@@ -158,7 +158,13 @@ pub fn rfc3339(secs: i64) -> String {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    (yoe + era * 400 + i64::from(m <= 2), m, d, rem)
+}
+
+/// RFC 3339 UTC text of Unix seconds (proleptic Gregorian; Howard Hinnant's
+/// civil-from-days), as JSON answers show timestamps.
+pub fn rfc3339(secs: i64) -> String {
+    let (y, m, d, rem) = civil(secs);
     if !(0..=9999).contains(&y) {
         return format!(
             "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
@@ -205,15 +211,7 @@ mod tests {
     #[test]
     fn rfc3339_by_hand_is_what_format_writes() {
         let reference = |secs: i64| {
-            let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-            let z = days + 719_468;
-            let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-            let mp = (5 * doy + 2) / 153;
-            let d = doy - (153 * mp + 2) / 5 + 1;
-            let m = if mp < 10 { mp + 3 } else { mp - 9 };
-            let y = yoe + era * 400 + i64::from(m <= 2);
+            let (y, m, d, rem) = civil(secs);
             format!(
                 "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
                 rem / 3600,
