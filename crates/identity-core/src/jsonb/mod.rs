@@ -775,20 +775,9 @@ fn write_tape_container(
 fn write_object_container(
     buf: &mut Vec<u8>,
     n: usize,
-    mut child: impl FnMut(&mut Vec<u8>, usize) -> Option<u32>,
+    child: impl FnMut(&mut Vec<u8>, usize) -> Option<u32>,
 ) -> Option<u32> {
-    let base = buf.len();
-    pad_to_int(buf);
-    buf.extend_from_slice(&(n as u32 | JB_FOBJECT).to_ne_bytes());
-    let entries = buf.len();
-    buf.resize(entries + 8 * n, 0);
-    let mut total = 0u32;
-    // All keys, then all values: child k is key k, child n + k value k.
-    for c in 0..2 * n {
-        let meta = child(buf, c)?;
-        set_entry(buf, entries, c, meta, &mut total)?;
-    }
-    container_entry(buf.len() - base)
+    write_children(buf, n as u32 | JB_FOBJECT, 2 * n, child)
 }
 
 /// Appends an array container of `n` elements, each written by
@@ -796,17 +785,28 @@ fn write_object_container(
 fn write_array_container(
     buf: &mut Vec<u8>,
     n: usize,
-    mut value: impl FnMut(&mut Vec<u8>, usize) -> Option<u32>,
+    value: impl FnMut(&mut Vec<u8>, usize) -> Option<u32>,
+) -> Option<u32> {
+    write_children(buf, n as u32 | JB_FARRAY, n, value)
+}
+
+/// A container with header word `header` and `children` children, each
+/// written by `child(buf, c)`, which returns its JEntry.
+fn write_children(
+    buf: &mut Vec<u8>,
+    header: u32,
+    children: usize,
+    mut child: impl FnMut(&mut Vec<u8>, usize) -> Option<u32>,
 ) -> Option<u32> {
     let base = buf.len();
     pad_to_int(buf);
-    buf.extend_from_slice(&(n as u32 | JB_FARRAY).to_ne_bytes());
+    buf.extend_from_slice(&header.to_ne_bytes());
     let entries = buf.len();
-    buf.resize(entries + 4 * n, 0);
+    buf.resize(entries + 4 * children, 0);
     let mut total = 0u32;
-    for k in 0..n {
-        let meta = value(buf, k)?;
-        set_entry(buf, entries, k, meta, &mut total)?;
+    for c in 0..children {
+        let meta = child(buf, c)?;
+        set_entry(buf, entries, c, meta, &mut total)?;
     }
     container_entry(buf.len() - base)
 }
