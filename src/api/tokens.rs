@@ -181,11 +181,11 @@ pub fn principal_claims(p: &Principal) -> serde_json::Map<String, Value> {
 /// write runs as the table's owner (`probe::as_owner`). The caller's
 /// search_path is in force, so every name and operator below is qualified.
 /// A remembered row's last_used_at is this backend's last write (or try):
-/// other backends' writes do not invalidate it, so each backend tries at
-/// most once a minute per token and the statement's own condition keeps the
-/// column's writes at one a minute.
-/// The next try waits 60 to 120 s (`token::touch_after`), and the
-/// statement's plan is prepared once per backend.
+/// other backends' writes do not invalidate it, so each backend tries again
+/// 60 to 120 s after it (`token::touch_after`: spread by token and backend,
+/// so backends do not all try at once) and the statement's own condition
+/// keeps the column's writes at one a minute. The statement's plan is
+/// prepared once per backend.
 fn touch(row: &tables::TokenRow, hash: &[u8; 32], now: i64) -> PgResult<()> {
     let wait = token::touch_after(hash, crate::pg::clock::backend_pid());
     let fresh = row.last_used_at.is_some_and(|t| now - t < wait);

@@ -30,17 +30,17 @@ thread_local! {
     static ID_RNG: std::cell::RefCell<Option<(u32, rand::rngs::StdRng)>> = const { std::cell::RefCell::new(None) };
 }
 
-/// A random uuid v4 as text (jti, session ids): unguessable, not a key.
-/// From rand's StdRng (ChaCha12, a CSPRNG) seeded from the OS once per
-/// backend, and again whenever the pid changes, so a forked process never
-/// repeats its parent's stream; a getrandom syscall per token was a tenth
-/// of sign_jwt. Keys, API tokens and nonces still come from OsRng.
 /// This backend's pid (Postgres' own copy: a load, not a system call).
 pub fn backend_pid() -> u32 {
     // SAFETY: a backend global, written once at process start.
     unsafe { pgrx::pg_sys::MyProcPid as u32 }
 }
 
+/// A random uuid v4 as text (jti, session ids): unguessable, not a key.
+/// From rand's StdRng (ChaCha12, a CSPRNG) seeded from the OS once per
+/// backend, and again whenever the pid changes, so a forked process never
+/// repeats its parent's stream; a getrandom syscall per token was a tenth
+/// of sign_jwt. Keys, API tokens and nonces still come from OsRng.
 pub fn new_uuid() -> String {
     use rand::{RngCore, SeedableRng};
     let mut random = [0u8; 16];

@@ -66,8 +66,8 @@ struct Caches {
     /// (`verified_token`).
     tokens: FifoMap<[u8; 32], tables::TokenRow>,
     user_rows: FifoMap<UserId, tables::UserState>,
-    /// Users the hook probed once (`user_state`).
-    seen_once: HashSet<UserId>,
+    /// Users the hook probed once (`user_state`), the oldest dropped first.
+    seen_once: FifoMap<UserId, ()>,
 }
 
 /// Users whose tokens a check can refuse: not active, or with a
@@ -105,7 +105,7 @@ thread_local! {
             users: FifoMap::new(MAX_USERS),
             tokens: FifoMap::new(MAX_TOKENS),
             user_rows: FifoMap::new(MAX_TOKENS),
-            seen_once: HashSet::default(),
+            seen_once: FifoMap::new(MAX_TOKENS),
         })
     };
 }
@@ -618,10 +618,11 @@ pub fn user_state(id: UserId) -> Option<tables::UserState> {
     }
     let again = CACHES.with(|c| {
         let mut c = c.borrow_mut();
-        if c.seen_once.len() >= MAX_TOKENS {
-            c.seen_once.clear();
+        let again = c.seen_once.get(&id).is_some();
+        if !again {
+            c.seen_once.insert(id, ());
         }
-        !c.seen_once.insert(id)
+        again
     });
     if !again || !can_fill() {
         return tables::user_state(id);
