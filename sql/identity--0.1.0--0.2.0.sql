@@ -489,3 +489,9 @@ comment on function identity.audit_log_hash(identity.audit_log) is
     'The hash of an audit row: SHA-256 of its predecessor''s hash and its columns. Internal (the chain trigger and verify_audit_log).';
 comment on function identity.audit_log_refuse_change() is
     'Trigger: refuses UPDATE (but filling the chain columns of a row not chained yet), DELETE and TRUNCATE of identity.audit_log. Internal, not callable.';
+
+-- users_token_state includes the columns a backend's copy reads, so the
+-- copy is loaded by an index-only scan (src/pg/probe.rs scan_all).
+drop index identity.users_token_state;
+create index users_token_state on identity.users (id) include (status, tokens_valid_after)
+    where status <> 'active' or tokens_valid_after <> '-infinity';

@@ -60,9 +60,11 @@ create unique index users_external_id_key on identity.users (external_id) where 
 create index users_organization_idx on identity.users (organization_id);
 create index users_created_by_idx on identity.users (created_by) where created_by is not null;
 -- The users whose tokens a check can refuse (not active, or a
--- tokens_valid_after): each backend holds this set (src/cache.rs), so
--- verify_jwt needs no probe for everyone else.
-create index users_token_state on identity.users (id)
+-- tokens_valid_after): each backend holds this set (src/store/cache.rs), so
+-- verify_jwt needs no probe for everyone else. The columns it reads are
+-- included, so a backend loads the set by an index-only scan (a few index
+-- pages, not one heap page per user).
+create index users_token_state on identity.users (id) include (status, tokens_valid_after)
     where status <> 'active' or tokens_valid_after <> '-infinity';
 
 -- Tombstones: delete_user removes the row (and, by cascade, tokens,

@@ -78,6 +78,26 @@ update identity.users set status = 'active', tokens_valid_after = now() + interv
 where id = '00000000-0000-0000-0000-0000000000d2';
 select v.valid, v.reason from t.tok, lateral identity.try_verify_jwt(token) v where name = 'user';
 
+-- A new backend loads the users a check can refuse by an index-only scan
+-- of users_token_state: from the index tuples where the visibility map
+-- says all-visible (after this VACUUM), from the heap where a change
+-- since left an index entry whose row is gone.
+insert into identity.users (id, email, status) values
+  ('00000000-0000-0000-0000-0000000000d3', 'jwt-d3@example.com', 'suspended'),
+  ('00000000-0000-0000-0000-0000000000d4', 'jwt-d4@example.com', 'active');
+insert into t.tok values
+  ('d3', identity.sign_jwt('{"sub": "00000000-0000-0000-0000-0000000000d3"}')),
+  ('d4', identity.sign_jwt('{"sub": "00000000-0000-0000-0000-0000000000d4"}'));
+vacuum identity.users;
+\c
+select name, v.valid, v.reason from t.tok, lateral identity.try_verify_jwt(token) v
+where name in ('d3', 'd4') order by name;
+update identity.users set status = 'active' where id = '00000000-0000-0000-0000-0000000000d3';
+update identity.users set status = 'disabled' where id = '00000000-0000-0000-0000-0000000000d4';
+\c
+select name, v.valid, v.reason from t.tok, lateral identity.try_verify_jwt(token) v
+where name in ('d3', 'd4') order by name;
+
 -- Configuration: no secret or a short one is 55000 with a hint, never the value.
 set identity.jwt_secret = '';
 select t.err(format('select identity.verify_jwt(%L)', token)) from t.tok where name = 'short_ttl';

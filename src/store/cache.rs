@@ -488,7 +488,11 @@ impl Fresh {
         let mut users = HashMap::default();
         let complete_users = probe::scan_all(&tables::USERS_TOKEN_STATE, |r| {
             if let Some(u) = r.uuid_bytes(0) {
-                let status = crate::core::claims::UserStatus::parse(&r.text(1).unwrap_or_default());
+                let status = r
+                    .with_text_bytes(1, |b| {
+                        crate::core::claims::UserStatus::parse(std::str::from_utf8(b).unwrap_or(""))
+                    })
+                    .unwrap_or(crate::core::claims::UserStatus::Disabled);
                 users.insert(
                     UserId(u),
                     UserToken {
