@@ -446,12 +446,7 @@ unsafe fn index_positions(idx: pg_sys::Relation, attnums: &[i16]) -> Option<Vec<
     };
     attnums
         .iter()
-        .map(|a| {
-            indkey
-                .iter()
-                .position(|k| k == a)
-                .map(|p| p as i16 + 1)
-        })
+        .map(|a| indkey.iter().position(|k| k == a).map(|p| p as i16 + 1))
         .collect()
 }
 
