@@ -360,7 +360,7 @@ fn sign_jsonb(claims: &RawJsonb, ttl: i64) -> PgResult<String> {
     if crate::pg::jsonb::encoder_applies() {
         // Which of the claims the signer may fill are present: a bit each.
         let mut present = 0u8;
-        if let Some(text) = crate::core::jsonb::object_to_json(claims.bytes(), &mut |k| {
+        if let Some(text) = crate::core::jsonb::object_to_json(claims.bytes(), |k| {
             present |= jwt::standard_claim_bit(k);
         }) {
             return sign_text(

@@ -211,15 +211,21 @@ pub fn uuid_v4(mut b: [u8; 16]) -> [u8; 16] {
 /// Canonical text of 16 uuid bytes.
 pub fn uuid_text(b: &[u8; 16]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(36);
+    // Into a fixed array, then one copy (a push per char checked capacity
+    // and encoded a char each time).
+    let mut out = [b'-'; 36];
+    let mut at = 0;
     for (i, x) in b.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
+            at += 1;
         }
-        out.push(HEX[(x >> 4) as usize] as char);
-        out.push(HEX[(x & 15) as usize] as char);
+        out[at] = HEX[(x >> 4) as usize];
+        out[at + 1] = HEX[(x & 15) as usize];
+        at += 2;
     }
-    out
+    std::str::from_utf8(&out)
+        .expect("hex digits and dashes")
+        .to_owned()
 }
 
 /// Checks the event's shape. `event_len` is the size of its JSON text (the
@@ -943,6 +949,23 @@ mod tests {
         let b = uuid_bytes(UID).unwrap();
         assert_eq!(b[0], 0x8c);
         assert_eq!(uuid_text(&b), UID);
+        // Every byte value in every position, against the formatter.
+        for v in 0..=255u8 {
+            let mut b = [0u8; 16];
+            for (i, x) in b.iter_mut().enumerate() {
+                *x = v.wrapping_add(i as u8 * 17);
+            }
+            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            let want = format!(
+                "{}-{}-{}-{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..]
+            );
+            assert_eq!(uuid_text(&b), want);
+        }
         assert!(uuid_bytes("8ccaa7af-909f-44e7-84cb-67cdccb56bz6").is_none());
     }
 
