@@ -362,6 +362,30 @@ def test_no_way_of_inserting_a_revocation_gets_past_the_filter(big, how):
         r.execute("commit")
 
 
+def test_a_new_connection_loads_no_copy_of_a_table_the_filter_holds():
+    """Over 1,000 revoked rows (cache.rs FILTERED_ROWS) a backend leaves
+    the table to the shared filter: a new connection's first check scans
+    neither revocation table (it used to copy both whole, up to 50,000
+    rows each), and a revocation is still refused at once."""
+    with fresh_database("caches_mid_interop") as admin:
+        admin.execute("insert into identity.revoked_jwts (jti, expires_at) "
+                      "select 'mid-' || i, now() + interval '1 day' from generate_series(1, 1500) i")
+        admin.execute("insert into identity.revoked_sessions (session_id) "
+                      "select md5('mid' || i)::uuid from generate_series(1, 1500) i")
+        admin.execute("vacuum analyze identity.revoked_jwts, identity.revoked_sessions")
+        uid = big_user(admin)
+        first, second, revoked = (token(admin, uid) for _ in range(3))
+        with psycopg.connect(**server("caches_mid_interop")) as c:
+            assert verify(c, first) is None  # builds the filter (once per server)
+        with psycopg.connect(**server("caches_mid_interop")) as c:
+            before = probes(c)
+            assert verify(c, second) is None
+            assert probes(c) == before, "no copy loaded and no probe"
+            c.commit()
+            admin.execute("select identity.revoke_jwt(%s, now() + interval '1 hour')", [claims(revoked)["jti"]])
+            assert verify(c, revoked) == "jti revoked"
+
+
 def test_a_rolled_back_revocation_stays_a_maybe_only(big):
     uid = big_user(big)
     t = token(big, uid)
