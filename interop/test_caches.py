@@ -382,8 +382,38 @@ def test_a_new_connection_loads_no_copy_of_a_table_the_filter_holds():
             assert verify(c, second) is None
             assert probes(c) == before, "no copy loaded and no probe"
             c.commit()
-            admin.execute("select identity.revoke_jwt(%s, now() + interval '1 hour')", [claims(revoked)["jti"]])
+            admin.execute("select identity.revoke_jwt(identity.decode_jwt(%s)->'payload'->>'jti', now() + interval '1 hour')",
+                          [revoked])
             assert verify(c, revoked) == "jti revoked"
+
+
+def test_a_short_connection_probes_its_users_and_loads_no_copy():
+    """With many users a check can refuse, a new connection probes the users
+    it meets (remembering each), and loads the copy of them (an index-only
+    scan of users_token_state) only once it has probed a quarter as many:
+    a short connection loads nothing, a long one loads it once, and the
+    answers are the same either way."""
+    with fresh_database("caches_users_interop") as admin:
+        admin.execute("insert into identity.users (id, email, status) select md5('su' || i)::uuid, "
+                      "'su' || i || '@example.com', 'suspended' from generate_series(1, 400) i")
+        ok, bad = big_user(admin), big_user(admin)
+        t_ok, t_bad = token(admin, ok), token(admin, bad)
+        admin.execute("select identity.suspend_user(%s)", [bad])
+        admin.execute("vacuum analyze identity.users")
+        (fillers,) = admin.execute("select array_agg(identity.sign_jwt(jsonb_build_object('sub', md5('su' || i)::uuid))) "
+                                   "from generate_series(1, 150) i").fetchone()
+        with psycopg.connect(**server("caches_users_interop")) as c:
+            loads = lambda: c.execute("select pg_stat_get_xact_numscans('identity.users_token_state'::regclass)").fetchone()[0]
+            assert verify(c, t_ok) is None
+            assert verify(c, t_bad) == "user suspended"
+            assert loads() == 0, "two users probed, no copy loaded"
+            assert all(verify(c, t) == "user suspended" for t in fillers)
+            assert loads() == 1, "loaded once, after about 100 probes"
+            assert verify(c, t_bad) == "user suspended" and verify(c, t_ok) is None
+            c.commit()
+            admin.execute("select identity.reactivate_user(%s)", [bad])
+            # Seen at once: reactivation keeps earlier tokens refused.
+            assert verify(c, t_bad) == "issued before the user's tokens_valid_after"
 
 
 def test_a_rolled_back_revocation_stays_a_maybe_only(big):

@@ -593,6 +593,20 @@ pub fn estimated_rows(t: &Table) -> f64 {
     }
 }
 
+/// pg_class.reltuples of `t`'s index (for a partial index, the rows it
+/// holds) as of its table's last VACUUM or ANALYZE (-1: never counted).
+pub fn estimated_index_rows(t: &Table) -> f64 {
+    let r = rels(t);
+    // SAFETY: opens the index (AccessShareLock until the transaction ends),
+    // reads its relcache pg_class row, closes it.
+    unsafe {
+        let idx = pg_sys::index_open(r.index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let n = (*(*idx).rd_rel).reltuples;
+        pg_sys::index_close(idx, pg_sys::NoLock as pg_sys::LOCKMODE);
+        f64::from(n)
+    }
+}
+
 /// The owner of table `t` (the role the extension's objects belong to).
 pub fn table_owner(t: &Table) -> pg_sys::Oid {
     let r = rels(t);

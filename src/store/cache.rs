@@ -84,8 +84,11 @@ struct Caches {
     /// The users a token check can refuse (users_token_state) and the
     /// tombstones; a user in neither passes the checks.
     refusable: Copied<Refusable>,
-    /// When `refusable` is TooBig: users probed, by id.
+    /// When `refusable` is TooBig, or not loaded yet: users probed, by id.
     users: FifoMap<UserId, UserToken>,
+    /// Users probed since `refusable` was last dropped (`user_token_state`
+    /// loads it only after as many probes as its load would cost).
+    probed: usize,
     /// API tokens verified here, by token hash; and their users' rows
     /// (`verified_token`).
     tokens: FifoMap<[u8; 32], tables::TokenRow>,
@@ -127,6 +130,7 @@ thread_local! {
             active_key: None,
             refusable: Copied::Unknown,
             users: FifoMap::new(MAX_USERS),
+            probed: 0,
             tokens: FifoMap::new(MAX_TOKENS),
             user_rows: FifoMap::new(MAX_TOKENS),
             seen_once: FifoMap::new(MAX_TOKENS),
@@ -170,6 +174,7 @@ fn forget(relid: inval::Oid) {
         if hit(c.oids[3]) || hit(c.oids[4]) {
             c.refusable = Copied::Unknown;
             c.users.clear();
+            c.probed = 0;
             c.user_rows.clear();
         }
         if hit(c.oids[5]) {
@@ -213,6 +218,7 @@ fn prepare() {
             c.active_key = None;
             c.refusable = Copied::Unknown;
             c.users.clear();
+            c.probed = 0;
             c.tokens.clear();
             c.user_rows.clear();
         });
@@ -482,8 +488,10 @@ impl Fresh {
     /// tokens_valid_after, status))` for a user they can refuse (not active, a
     /// tokens_valid_after, or deleted), `None` for one they pass (active with no
     /// tokens_valid_after, or no such user). From the copy of users_token_state
-    /// and the tombstones: no probe at all while that set is under MAX_ROWS;
-    /// beyond, one probe per user not seen yet.
+    /// and the tombstones, loaded once the backend has probed a quarter of
+    /// that set's users (at once when it is under 64): then no probe at all
+    /// while it is under MAX_ROWS; before, and beyond, one probe per user not
+    /// seen yet.
     pub fn user_token_state(&self, id: UserId) -> Option<UserToken> {
         enum Seen {
             Answer(Option<UserToken>),
@@ -501,7 +509,10 @@ impl Fresh {
                     Some(u) => Seen::Answer(refusable(u.clone())),
                     None => Seen::PerUser,
                 },
-                Copied::Unknown => Seen::Load,
+                Copied::Unknown => match c.users.get(&id) {
+                    Some(u) => Seen::Answer(refusable(u.clone())),
+                    None => Seen::Load,
+                },
             }
         });
         match seen {
@@ -514,6 +525,30 @@ impl Fresh {
         }
         set_oid(3, &tables::USERS);
         set_oid(4, &tables::DELETED_USERS);
+        // Ski rental: a backend probes users one by one (remembering each)
+        // until those probes have cost about what loading the copy costs
+        // (a probe about four rows' worth of the load), then loads it. A
+        // short connection checks its few users and loads nothing (with
+        // 4,000 refusable users the load was most of a new connection's
+        // first verify_jwt); a long one loads the copy once.
+        let rows = probe::estimated_index_rows(&tables::USERS_TOKEN_STATE);
+        if rows > MAX_ROWS as f64 {
+            CACHES.with(|c| c.borrow_mut().refusable = Copied::TooBig);
+            return per_user(id);
+        }
+        let probes_first = if rows < 64.0 {
+            0
+        } else {
+            (rows / 4.0) as usize
+        };
+        let probed = CACHES.with(|c| {
+            let mut c = c.borrow_mut();
+            c.probed += 1;
+            c.probed
+        });
+        if probed <= probes_first {
+            return per_user(id);
+        }
         let before = invals();
         let mut users = HashMap::default();
         let complete_users = probe::scan_all(&tables::USERS_TOKEN_STATE, |r| {
