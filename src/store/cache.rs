@@ -25,6 +25,10 @@
 //! runs at the next command) and forgotten again if it rolls back (Postgres
 //! replays the transaction's invalidations on abort).
 //! A table over MAX_ROWS rows is not copied; it is probed per call as before.
+//! A revocation table over FILTERED_ROWS is left to the shared filter when
+//! the server has one, and the refusable users are copied only after a
+//! backend has probed a quarter as many (`user_token_state`): a new
+//! connection loads no big copy for its first check.
 //! In parallel mode (no new snapshot allowed) nothing is filled: a miss is
 //! probed under the statement's snapshot.
 
@@ -330,7 +334,6 @@ fn filter_rules_out(kind: Kind, table: &probe::Table, key: &[u8]) -> bool {
     };
     let relid = probe::table_oid(table);
     let (state, generation) = cell.state();
-    let now = crate::pg::workers::now_ms() as u64;
     if state == shared_filter::READY && cell.relid() == relid {
         if cell.added() as usize > cell.filter().capacity() {
             // Over capacity: false positives grow; build it again.
@@ -354,6 +357,8 @@ fn filter_rules_out(kind: Kind, table: &probe::Table, key: &[u8]) -> bool {
         // bits were read.
         return absent && cell.state() == (state, generation);
     }
+    // (The clock only off the hot path: a READY filter needs none.)
+    let now = crate::pg::workers::now_ms() as u64;
     let since = now.saturating_sub(cell.built_ms());
     let may_build = match state {
         shared_filter::EMPTY => true,
