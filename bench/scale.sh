@@ -10,7 +10,9 @@
 # extension. Per call = a query over those 1,000 inputs minus an empty scan
 # of the same table, measured in a backend that already ran the same
 # workload once on other inputs (steady state: copies loaded, or found too
-# big and probed), minimum of 3 rounds. The copies hold whole tables under
+# big and probed), minimum of 3 rounds. The clusters of all scales run side
+# by side (one port each) and the rounds go through the scales in turn, so
+# a drift of the machine's speed during the run falls on every scale alike. The copies hold whole tables under
 # 50,000 rows (src/store/cache.rs, MAX_ROWS); above that every check is an
 # index probe, so 1,000 rows are copied and 1,000,000 probed.
 set -euo pipefail
@@ -19,8 +21,23 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 SCALES=${BENCH_SCALES:-1000 40000 1000000}
 results=$(mktemp)
+port_of() { # the cluster of scale N: its port (one per scale, side by side)
+    local i=0 s
+    for s in $SCALES; do
+        [ "$s" = "$1" ] && { echo $((${IDENTITY_BENCH_PORT:-28828} + i)); return; }
+        i=$((i + 1))
+    done
+}
+use_scale() { # point psql at the cluster of scale N
+    export PGHOST="$CLUSTER_ROOT/bench_scale_$1" PGPORT=$(port_of "$1") PGUSER=postgres PGDATABASE=postgres
+}
+stop_scales() {
+    for s in $SCALES; do cluster_stop_dir "$CLUSTER_ROOT/bench_scale_$s"; done
+}
+trap stop_scales EXIT
+declare -A rows_of times_of
 for n in $SCALES; do
-    cluster_start "bench_scale_$n" "${IDENTITY_BENCH_PORT:-28828}"
+    cluster_start "bench_scale_$n" "$(port_of "$n")"
     psql -qX -v ON_ERROR_STOP=1 -v n="$n" >/dev/null <<'SQL'
 create extension identity;
 create schema bench;
@@ -55,14 +72,17 @@ create table bench.million as select i.id from bench.inputs i, generate_series(1
 create function bench.uid_per_row() returns uuid stable parallel safe language c as '$libdir/identity', 'identity_uid';
 vacuum analyze;
 SQL
-    rows=$(psql -qAtX -c "select (select count(*) from identity.users) || ' users, ' || (select count(*) from identity.api_tokens) || ' API tokens, ' || (select count(*) from identity.revoked_jwts) || ' revoked jtis, ' || (select count(*) from identity.revoked_sessions) || ' revoked sessions'")
-    warm="select count(identity.verify_jwt(jwt_warm)) from bench.inputs \\g /dev/null
+    rows_of[$n]=$(psql -qAtX -c "select (select count(*) from identity.users) || ' users, ' || (select count(*) from identity.api_tokens) || ' API tokens, ' || (select count(*) from identity.revoked_jwts) || ' revoked jtis, ' || (select count(*) from identity.revoked_sessions) || ' revoked sessions'")
+done
+warm="select count(identity.verify_jwt(jwt_warm)) from bench.inputs \\g /dev/null
 select count(identity.verify_api_token(api)) from bench.inputs \\g /dev/null
 select count(identity.custom_access_token_hook(event)) from bench.inputs \\g /dev/null
 select set_config('request.jwt.claims', '{\"sub\": \"00000000-0000-0000-0000-000000000001\"}', false) \\g /dev/null
 set max_parallel_workers_per_gather = 0;"
-    t=""
-    for _ in 1 2 3; do
+for _ in 1 2 3; do
+    for n in $SCALES; do
+        use_scale "$n"
+        t=""
         t="$t $(exec_ms "select count(jwt) from bench.inputs" "$warm")"
         t="$t $(exec_ms "select count(identity.verify_jwt(jwt)) from bench.inputs" "$warm")"
         t="$t $(exec_ms "select count(identity.verify_api_token(api)) from bench.inputs" "$warm")"
@@ -72,9 +92,13 @@ set max_parallel_workers_per_gather = 0;"
         # constant.
         t="$t $(exec_ms "select count(*) from bench.million where id = '00000000-0000-0000-0000-000000000001'::uuid" "$warm")"
         t="$t $(exec_ms "select count(*) from bench.million where id = bench.uid_per_row()" "$warm")"
+        times_of[$n]="${times_of[$n]:-} $t"
     done
+done
+for n in $SCALES; do
+    use_scale "$n"
     # Memory: a fresh backend's private memory (RssAnon: not the shared buffers
-# it touched), then after the warm-up.
+    # it touched), then after the warm-up.
     mem=$(psql -qAtX <<SQL
 select pg_backend_pid() as pid \gset
 \setenv BACKEND :pid
@@ -83,9 +107,9 @@ $warm
 \! sed -n 's/^RssAnon:\s*\([0-9]*\).*/\1/p' /proc/\$BACKEND/status
 SQL
 )
-    echo "$n|$rows|$t|$(echo "$mem" | grep -E '^[0-9]+$' | tr '\n' ' ')" >> "$results"
-    cluster_stop
+    echo "$n|${rows_of[$n]}|${times_of[$n]}|$(echo "$mem" | grep -E '^[0-9]+$' | tr '\n' ' ')" >> "$results"
 done
+stop_scales
 echo "== flat at scale: per call, steady state, min of 3 rounds"
 python3 - "$results" <<'PY'
 import sys

@@ -582,27 +582,22 @@ unsafe fn each_row(
 /// pg_class.reltuples of table `t`: the row count as of its last VACUUM or
 /// ANALYZE (-1: never counted).
 pub fn estimated_rows(t: &Table) -> f64 {
-    let r = rels(t);
-    // SAFETY: opens the relation (AccessShareLock until the transaction
-    // ends), reads its relcache pg_class row, closes it.
-    unsafe {
-        let rel = pg_sys::table_open(r.table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        let n = (*(*rel).rd_rel).reltuples;
-        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
-        f64::from(n)
-    }
+    reltuples(rels(t).table)
 }
 
 /// pg_class.reltuples of `t`'s index (for a partial index, the rows it
 /// holds) as of its table's last VACUUM or ANALYZE (-1: never counted).
 pub fn estimated_index_rows(t: &Table) -> f64 {
-    let r = rels(t);
-    // SAFETY: opens the index (AccessShareLock until the transaction ends),
-    // reads its relcache pg_class row, closes it.
+    reltuples(rels(t).index)
+}
+
+fn reltuples(relid: pg_sys::Oid) -> f64 {
+    // SAFETY: opens the relation, a table or an index (AccessShareLock until
+    // the transaction ends), reads its relcache pg_class row, closes it.
     unsafe {
-        let idx = pg_sys::index_open(r.index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        let n = (*(*idx).rd_rel).reltuples;
-        pg_sys::index_close(idx, pg_sys::NoLock as pg_sys::LOCKMODE);
+        let rel = pg_sys::relation_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let n = (*(*rel).rd_rel).reltuples;
+        pg_sys::relation_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
         f64::from(n)
     }
 }
