@@ -224,7 +224,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"identity.revocation_filter_kb",
         c"Shared memory per revocation filter, in kB (0: none; each database's revoked jtis and sessions get one each).",
-        c"16 bits per revoked key: the default holds about a million. Above 50,000 revoked rows verify_jwt asks the filter, and probes the table only for a maybe. Server start only.",
+        c"16 bits per revoked key: the default holds about a million. Above 1,000 revoked rows verify_jwt asks the filter (a standby copies up to 50,000), and probes the table only for a maybe. Server start only.",
         &REVOCATION_FILTER_KB,
         0,
         1_048_576,

@@ -90,9 +90,11 @@ struct Caches {
     refusable: Copied<Refusable>,
     /// When `refusable` is TooBig, or not loaded yet: users probed, by id.
     users: FifoMap<UserId, UserToken>,
-    /// Users probed since `refusable` was last dropped (`user_token_state`
-    /// loads it only after as many probes as its load would cost).
+    /// Users probed since `refusable` was last dropped, and how many
+    /// `user_token_state` probes before it loads the copy (read once from
+    /// the index's row estimate; None: not yet).
     probed: usize,
+    probe_budget: Option<usize>,
     /// API tokens verified here, by token hash; and their users' rows
     /// (`verified_token`).
     tokens: FifoMap<[u8; 32], tables::TokenRow>,
@@ -135,6 +137,7 @@ thread_local! {
             refusable: Copied::Unknown,
             users: FifoMap::new(MAX_USERS),
             probed: 0,
+            probe_budget: None,
             tokens: FifoMap::new(MAX_TOKENS),
             user_rows: FifoMap::new(MAX_TOKENS),
             seen_once: FifoMap::new(MAX_TOKENS),
@@ -179,6 +182,7 @@ fn forget(relid: inval::Oid) {
             c.refusable = Copied::Unknown;
             c.users.clear();
             c.probed = 0;
+            c.probe_budget = None;
             c.user_rows.clear();
         }
         if hit(c.oids[5]) {
@@ -223,6 +227,7 @@ fn prepare() {
             c.refusable = Copied::Unknown;
             c.users.clear();
             c.probed = 0;
+            c.probe_budget = None;
             c.tokens.clear();
             c.user_rows.clear();
         });
@@ -536,22 +541,29 @@ impl Fresh {
         // short connection checks its few users and loads nothing (with
         // 4,000 refusable users the load was most of a new connection's
         // first verify_jwt); a long one loads the copy once.
-        let rows = probe::estimated_index_rows(&tables::USERS_TOKEN_STATE);
-        if rows > MAX_ROWS as f64 {
-            CACHES.with(|c| c.borrow_mut().refusable = Copied::TooBig);
-            return per_user(id);
-        }
-        let probes_first = if rows < 64.0 {
-            0
-        } else {
-            (rows / 4.0) as usize
+        let budget = match CACHES.with(|c| c.borrow().probe_budget) {
+            Some(b) => b,
+            None => {
+                let rows = probe::estimated_index_rows(&tables::USERS_TOKEN_STATE);
+                if rows > MAX_ROWS as f64 {
+                    CACHES.with(|c| c.borrow_mut().refusable = Copied::TooBig);
+                    return per_user(id);
+                }
+                let b = if rows < 64.0 {
+                    0
+                } else {
+                    (rows / 4.0) as usize
+                };
+                CACHES.with(|c| c.borrow_mut().probe_budget = Some(b));
+                b
+            }
         };
         let probed = CACHES.with(|c| {
             let mut c = c.borrow_mut();
             c.probed += 1;
             c.probed
         });
-        if probed <= probes_first {
+        if probed <= budget {
             return per_user(id);
         }
         let before = invals();
