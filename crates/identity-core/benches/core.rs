@@ -78,6 +78,14 @@ fn benches(c: &mut Criterion) {
         b.iter(|| jsonb::encode_claims(black_box(&payload)).unwrap())
     });
     let stored = jsonb::encode_object(&payload).unwrap();
+    c.bench_function(
+        "jsonb::shape encode (payload -> jsonb, from a template)",
+        |b| {
+            let mut shapes = jsonb::shape::Shapes::default();
+            shapes.encode(&payload, || {}).unwrap();
+            b.iter(|| shapes.encode(black_box(&payload), || {}).unwrap())
+        },
+    );
     c.bench_function("jsonb::object_to_json (jsonb -> text)", |b| {
         b.iter(|| jsonb::object_to_json(black_box(&stored), &mut |_| {}).unwrap())
     });

@@ -23,6 +23,7 @@
 //! except every 32nd, which holds the end offset (HAS_OFF). Numerics and
 //! containers are aligned to 4 bytes; the padding counts in their length.
 
+pub mod shape;
 pub mod stored;
 
 const JB_CMASK: u32 = 0x0FFF_FFFF;
@@ -287,6 +288,13 @@ pub fn encode_claims(json: &[u8]) -> Option<Encoded> {
 /// for the CPU to run between the parser's steps (verify_jwt compresses a
 /// block of its HMAC every few strings, jwt::hs256 says why).
 pub fn encode_claims_with(json: &[u8], tick: impl FnMut()) -> Option<Encoded> {
+    let (doc, top) = parse_claims(json, tick)?;
+    let bytes = write_doc(&doc, &mut ())?;
+    Some(Encoded { bytes, top })
+}
+
+/// The tape of a JSON object this encoder handles, and its top claims.
+fn parse_claims(json: &[u8], tick: impl FnMut()) -> Option<(Doc<'_>, Top)> {
     std::str::from_utf8(json).ok()?;
     // Tape positions are u32.
     u32::try_from(json.len()).ok()?;
@@ -324,15 +332,21 @@ pub fn encode_claims_with(json: &[u8], tick: impl FnMut()) -> Option<Encoded> {
         top.take(k, &doc, i + 1);
         i = doc.next(i + 1);
     }
+    Some((doc, top))
+}
+
+/// The jsonb (varlena header included) of a parsed document.
+fn write_doc<R: Rec>(doc: &Doc, rec: &mut R) -> Option<Vec<u8>> {
+    let json = doc.input;
     let mut buf = Vec::with_capacity(json.len() + json.len() / 2 + 64);
     buf.extend_from_slice(&[0; 4]);
     let mut members = Vec::with_capacity(doc.tape.len() / 2);
-    write_value(&mut buf, &doc, 0, &mut members)?;
+    write_value(&mut buf, doc, 0, &mut members, rec)?;
     let len = u32::try_from(buf.len())
         .ok()
         .filter(|&l| l <= 0x3FFF_FFFF)?;
     buf[..4].copy_from_slice(&varlena_header(len));
-    Some(Encoded { bytes: buf, top })
+    Some(buf)
 }
 
 /// SET_VARSIZE's 4-byte header.
@@ -669,8 +683,15 @@ struct Member {
 /// the whole container writer cost more than the writing), a container by
 /// `write_tape_container`.
 #[inline(always)]
-fn write_value(buf: &mut Vec<u8>, doc: &Doc, i: usize, members: &mut Vec<Member>) -> Option<u32> {
-    match doc.tape[i] {
+fn write_value<R: Rec>(
+    buf: &mut Vec<u8>,
+    doc: &Doc,
+    i: usize,
+    members: &mut Vec<Member>,
+    rec: &mut R,
+) -> Option<u32> {
+    let start = buf.len();
+    let meta = match doc.tape[i] {
         Tok::Null => Some(JENTRY_ISNULL),
         Tok::Bool(true) => Some(JENTRY_ISBOOL_TRUE),
         Tok::Bool(false) => Some(JENTRY_ISBOOL_FALSE),
@@ -679,22 +700,51 @@ fn write_value(buf: &mut Vec<u8>, doc: &Doc, i: usize, members: &mut Vec<Member>
             let pad = pad_to_int(buf);
             Some(JENTRY_ISNUMERIC | (pad + write_numeric(buf, neg, doc.bytes(t))))
         }
-        _ => write_tape_container(buf, doc, i, members),
+        _ => write_tape_container(buf, doc, i, members, rec),
+    };
+    if R::ON {
+        // Where the value's data starts: after any alignment padding.
+        let at = match doc.tape[i] {
+            Tok::Int { .. } | Tok::Object { .. } | Tok::Array { .. } => int_align(start),
+            _ => start,
+        };
+        rec.value(i, at, buf.len());
     }
+    meta
+}
+
+/// What the writer reports while it lays a document out, for
+/// `shape::Shape` (the hot path's `()` records nothing and compiles away).
+trait Rec {
+    const ON: bool;
+    /// The value at tape index `i` was written to `buf[start..end]`
+    /// (its data, after alignment padding).
+    fn value(&mut self, i: usize, start: usize, end: usize);
+    /// An object had duplicate keys (some values were dropped).
+    fn duplicates(&mut self);
+}
+
+impl Rec for () {
+    const ON: bool = false;
+    #[inline(always)]
+    fn value(&mut self, _: usize, _: usize, _: usize) {}
+    #[inline(always)]
+    fn duplicates(&mut self) {}
 }
 
 #[inline(never)]
-fn write_tape_container(
+fn write_tape_container<R: Rec>(
     buf: &mut Vec<u8>,
     doc: &Doc,
     i: usize,
     members: &mut Vec<Member>,
+    rec: &mut R,
 ) -> Option<u32> {
     match doc.tape[i] {
         Tok::Array { n, .. } => {
             let mut e = i + 1;
             write_array_container(buf, n as usize, |buf, _| {
-                let meta = write_value(buf, doc, e, members);
+                let meta = write_value(buf, doc, e, members, rec);
                 e = doc.next(e);
                 meta
             })
@@ -752,13 +802,16 @@ fn write_tape_container(
                     kept += 1;
                 }
             }
+            if kept < n as usize {
+                rec.duplicates();
+            }
             members.truncate(base + kept);
             let r = write_object_container(buf, kept, |buf, c| {
                 if c < kept {
                     doc.append(buf, doc.tape[members[base + c].key as usize])
                 } else {
                     let v = members[base + c - kept].value as usize;
-                    write_value(buf, doc, v, members)
+                    write_value(buf, doc, v, members, rec)
                 }
             });
             members.truncate(base);

@@ -282,7 +282,7 @@ pub fn check_with<C: Claims>(
     // valid JSON objects only); otherwise the full validation decides. One
     // block of the MAC every third string.
     let mut strings = 0u32;
-    let jsonb = crate::jsonb::encode_claims_with(&payload_bytes, || {
+    let jsonb = crate::jsonb::shape::encode_claims_shaped(&payload_bytes, || {
         strings += 1;
         if strings.is_multiple_of(3) {
             if let Some(m) = mac.as_mut() {
