@@ -390,7 +390,7 @@ def test_a_new_connection_loads_no_copy_of_a_table_the_filter_holds():
 def test_a_short_connection_probes_its_users_and_loads_no_copy():
     """With many users a check can refuse, a new connection probes the users
     it meets (remembering each), and loads the copy of them (an index-only
-    scan of users_token_state) only once it has probed a quarter as many:
+    scan of users_token_state) only once it has probed a sixteenth as many:
     a short connection loads nothing, a long one loads it once, and the
     answers are the same either way."""
     with fresh_database("caches_users_interop") as admin:
@@ -408,7 +408,7 @@ def test_a_short_connection_probes_its_users_and_loads_no_copy():
             assert verify(c, t_bad) == "user suspended"
             assert loads() == 0, "two users probed, no copy loaded"
             assert all(verify(c, t) == "user suspended" for t in fillers)
-            assert loads() == 1, "loaded once, after about 100 probes"
+            assert loads() == 1, "loaded once, after about 25 probes"
             assert verify(c, t_bad) == "user suspended" and verify(c, t_ok) is None
             c.commit()
             admin.execute("select identity.reactivate_user(%s)", [bad])

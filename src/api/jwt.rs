@@ -360,9 +360,11 @@ fn sign_jsonb(claims: &RawJsonb, ttl: i64) -> PgResult<String> {
     if crate::pg::jsonb::encoder_applies() {
         // Which of the claims the signer may fill are present: a bit each.
         let mut present = 0u8;
-        if let Some(text) = crate::core::jsonb::object_to_json(claims.bytes(), |k| {
-            present |= jwt::standard_claim_bit(k);
-        }) {
+        if let Some(text) =
+            crate::core::jsonb::text_shape::object_to_json_shaped(claims.bytes(), |k| {
+                present |= jwt::standard_claim_bit(k);
+            })
+        {
             return sign_text(
                 text,
                 &|k| present & jwt::standard_claim_bit(k.as_bytes()) != 0,

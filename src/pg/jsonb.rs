@@ -921,6 +921,39 @@ mod tests {
         out
     }
 
+    /// Objects written from a template (core::jsonb::text_shape, sign_jwt's
+    /// path) are jsonb_out's text too, and objects of one shape take it.
+    #[pg_test]
+    fn text_templates_match_jsonb_out() {
+        let mut r = StdRng::seed_from_u64(20261203);
+        let (mut written, mut hits) = (0u64, 0u64);
+        for i in 0..400 {
+            let doc = object(&mut r, 0);
+            let mut shapes = crate::core::jsonb::text_shape::TextShapes::default();
+            for v in 0..5 {
+                let text = if v == 0 {
+                    doc.clone()
+                } else {
+                    revalued(&doc, &mut r, false)
+                };
+                let j = RawJsonb::parse_text(text.as_bytes()).unwrap();
+                let ours = shapes
+                    .object_to_json(j.bytes(), |_| {})
+                    .expect("a stored object");
+                assert_eq!(
+                    String::from_utf8(ours).unwrap(),
+                    compact(&j.to_text()),
+                    "document {i} variant {v}"
+                );
+                written += 1;
+            }
+            hits += shapes.hits();
+        }
+        // Every object with a member, but each series' first, comes from
+        // its template (the keys are the same: revalued keeps plain keys).
+        assert!(hits > written * 6 / 10, "{hits} of {written}");
+    }
+
     /// Payloads encoded from a template (core::jsonb::shape) are jsonb_in's
     /// bytes too, and most payloads of one shape are encoded that way.
     #[pg_test]

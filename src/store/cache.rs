@@ -27,7 +27,7 @@
 //! A table over MAX_ROWS rows is not copied; it is probed per call as before.
 //! A revocation table over FILTERED_ROWS is left to the shared filter when
 //! the server has one, and the refusable users are copied only after a
-//! backend has probed a quarter as many (`user_token_state`): a new
+//! backend has probed a sixteenth as many (`user_token_state`): a new
 //! connection loads no big copy for its first check.
 //! In parallel mode (no new snapshot allowed) nothing is filled: a miss is
 //! probed under the statement's snapshot.
@@ -498,7 +498,7 @@ impl Fresh {
     /// tokens_valid_after, status))` for a user they can refuse (not active, a
     /// tokens_valid_after, or deleted), `None` for one they pass (active with no
     /// tokens_valid_after, or no such user). From the copy of users_token_state
-    /// and the tombstones, loaded once the backend has probed a quarter of
+    /// and the tombstones, loaded once the backend has probed a sixteenth of
     /// that set's users (at once when it is under 64): then no probe at all
     /// while it is under MAX_ROWS; before, and beyond, one probe per user not
     /// seen yet.
@@ -536,11 +536,17 @@ impl Fresh {
         set_oid(3, &tables::USERS);
         set_oid(4, &tables::DELETED_USERS);
         // Ski rental: a backend probes users one by one (remembering each)
-        // until those probes have cost about what loading the copy costs
-        // (a probe about four rows' worth of the load), then loads it. A
-        // short connection checks its few users and loads nothing (with
-        // 4,000 refusable users the load was most of a new connection's
-        // first verify_jwt); a long one loads the copy once.
+        // until those probes have cost about what loading the copy costs,
+        // then loads it. A short connection checks its few users and loads
+        // nothing (with 4,000 refusable users the load was most of a new
+        // connection's first verify_jwt); a long one loads the copy once.
+        // The price of a probe: in a new backend (bench/jwt.sh, 1,937
+        // refusable users of 100,000) 480 probes cost about 3 ms (each
+        // touches heap and index pages the backend has not mapped yet)
+        // and the load about 0.35 ms, so a probe is about 30 rows of the
+        // load; in a warm one about 8. A sixteenth: with a quarter, that
+        // benchmark's new backends spent 3 ms more on their first 1,000
+        // tokens.
         let budget = match CACHES.with(|c| c.borrow().probe_budget) {
             Some(b) => b,
             None => {
@@ -552,7 +558,7 @@ impl Fresh {
                 let b = if rows < 64.0 {
                     0
                 } else {
-                    (rows / 4.0) as usize
+                    (rows / 16.0) as usize
                 };
                 CACHES.with(|c| c.borrow_mut().probe_budget = Some(b));
                 b

@@ -89,6 +89,14 @@ fn benches(c: &mut Criterion) {
     c.bench_function("jsonb::object_to_json (jsonb -> text)", |b| {
         b.iter(|| jsonb::object_to_json(black_box(&stored), &mut |_| {}).unwrap())
     });
+    c.bench_function(
+        "jsonb::text_shape object_to_json (jsonb -> text, from a template)",
+        |b| {
+            let mut shapes = jsonb::text_shape::TextShapes::default();
+            shapes.object_to_json(&stored, |_| {}).unwrap();
+            b.iter(|| shapes.object_to_json(black_box(&stored), |_| {}).unwrap())
+        },
+    );
     c.bench_function("jwt::sign_hs256_json (700 B claims)", |b| {
         let key = jwt::HmacKey::new(secret);
         b.iter(|| jwt::sign_hs256_json(payload.clone(), &|_| false, &key, &std))

@@ -25,6 +25,7 @@
 
 pub mod shape;
 pub mod stored;
+pub mod text_shape;
 
 const JB_CMASK: u32 = 0x0FFF_FFFF;
 const JB_FSCALAR: u32 = 0x1000_0000;

@@ -109,7 +109,7 @@ impl<'a> Container<'a> {
     }
 
     /// (type, start, end) of child `i`, relative to the container's start.
-    fn span(&self, i: usize) -> Option<(u32, usize, usize)> {
+    pub(super) fn span(&self, i: usize) -> Option<(u32, usize, usize)> {
         let e = self.entry(i)?;
         // getJsonbOffset: the lengths before i, back to an end offset.
         let mut off = 0usize;
