@@ -170,7 +170,13 @@ pub fn verify_jsonb(
             }
             None => {
                 let (checks, claims) =
-                    jwt::check_with(token, cfg, resolver(cfg.now), Verified::parse)?;
+                    jwt::check_with_hint(token, cfg, resolver(cfg.now), Verified::parse, |top| {
+                        let session = top.string("session_id").flatten().and_then(parse_uuid);
+                        crate::store::cache::prefetch_revocations(
+                            top.string("jti").flatten(),
+                            session.map(SessionId),
+                        );
+                    })?;
                 if let (Some(v), Some(sig)) = (&claims, sig) {
                     remember(token, sig, v);
                 }

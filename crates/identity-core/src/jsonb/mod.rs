@@ -23,6 +23,7 @@
 //! except every 32nd, which holds the end offset (HAS_OFF). Numerics and
 //! containers are aligned to 4 bytes; the padding counts in their length.
 
+mod recent;
 pub mod shape;
 pub mod stored;
 pub mod text_shape;

@@ -28,11 +28,11 @@
 //!   the full encoder.
 //! - The input is checked to be UTF-8 as a whole, as before.
 //!
-//! Per backend (a thread): at most `SHAPES` templates of at most
-//! `MAX_TEMPLATE` bytes of payload each, most recently used first. A miss
-//! makes a template of the payload, with a back-off when misses repeat, so
-//! a stream of payloads of ever new shapes pays for a template rarely.
+//! Per backend (a thread): a few templates of at most `MAX_TEMPLATE` bytes
+//! of payload each, most recently used first; a miss makes a template of
+//! the payload, with a back-off when misses repeat (`recent`).
 
+use super::recent::Recent;
 use super::{
     append, pad_to_int, parse_claims, saturating_i64, set_entry, special, varlena_header,
     write_doc, write_numeric, Doc, Encoded, Rec, Tok, Top, JENTRY_ISBOOL_FALSE, JENTRY_ISBOOL_TRUE,
@@ -41,13 +41,8 @@ use super::{
 };
 use std::cell::RefCell;
 
-/// Templates kept per backend.
-const SHAPES: usize = 4;
 /// The longest payload a template is made of.
 const MAX_TEMPLATE: usize = 16 * 1024;
-/// After this many misses in a row, a template is made only every
-/// `BACKOFF_MAX`-th miss (at most).
-const BACKOFF_MAX: u32 = 64;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Kind {
@@ -532,52 +527,34 @@ fn same_at(s: &[u8], pos: usize, seg: &[u8]) -> bool {
     i == n || word(t, n - 8) == word(seg, n - 8)
 }
 
-/// A backend's templates, most recently used first (see the module comment).
+/// A backend's templates (see the module comment and `recent`).
 #[derive(Default)]
 pub struct Shapes {
-    shapes: Vec<Shape>,
+    shapes: Recent<Shape>,
     spans: Vec<(u32, u32)>,
-    /// Misses in a row, and the count of them at which the next template
-    /// is made.
-    misses: u32,
-    next_at: u32,
-    /// Payloads encoded from a template.
-    hits: u64,
 }
 
 impl Shapes {
     /// `encode_claims_with`'s answer, from a template when one matches.
     pub fn encode(&mut self, json: &[u8], mut tick: impl FnMut()) -> Option<Encoded> {
-        for k in 0..self.shapes.len() {
-            if let Some(e) = self.shapes[k].encode(json, &mut self.spans, &mut tick) {
-                if k > 0 {
-                    let s = self.shapes.remove(k);
-                    self.shapes.insert(0, s);
-                }
-                self.misses = 0;
-                self.next_at = 0;
-                self.hits += 1;
-                return Some(e);
-            }
+        let spans = &mut self.spans;
+        if let Some(e) = self.shapes.find(|s| s.encode(json, spans, &mut tick)) {
+            return Some(e);
         }
         let (doc, top) = parse_claims(json, &mut tick)?;
-        self.misses = self.misses.saturating_add(1);
-        if self.misses <= self.next_at {
+        if !self.shapes.make_one() {
             return write_doc(&doc, &mut ()).map(|bytes| Encoded { bytes, top });
         }
-        // Back off: the next template after twice as many misses.
-        self.next_at = (self.misses * 2).min(self.misses + BACKOFF_MAX);
         let (bytes, shape) = Shape::of(&doc)?;
         if let Some(s) = shape {
-            self.shapes.truncate(SHAPES - 1);
-            self.shapes.insert(0, s);
+            self.shapes.add(s);
         }
         Some(Encoded { bytes, top })
     }
 
     /// Payloads encoded from a template so far.
     pub fn hits(&self) -> u64 {
-        self.hits
+        self.shapes.hits()
     }
 
     /// Templates held.
@@ -586,7 +563,7 @@ impl Shapes {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.shapes.is_empty()
+        self.shapes.len() == 0
     }
 }
 
@@ -697,15 +674,18 @@ mod tests {
         }
     }
 
-    /// The text of `n` with fresh values.
-    fn render(n: &Node, r: &mut StdRng, out: &mut String) {
+    /// The text of `n` with fresh values; `fixed`: strings of 'x' and the
+    /// integer 1234 instead (every value keeps its size).
+    fn render(n: &Node, r: &mut StdRng, out: &mut String, fixed: bool) {
         match n {
+            Node::Str if fixed => out.push_str("\"xxxx\""),
             Node::Str => {
                 let len = r.gen_range(0..40);
                 out.push('"');
                 out.push_str(&string(r, len));
                 out.push('"');
             }
+            Node::Int if fixed => out.push_str("1234"),
             Node::Int => out.push_str(&int(r)),
             Node::Literal(l) => out.push_str(l),
             Node::Object(m) => {
@@ -715,7 +695,7 @@ mod tests {
                         out.push(',');
                     }
                     out.push_str(&format!("\"{k}\":"));
-                    render(v, r, out);
+                    render(v, r, out, fixed);
                 }
                 out.push('}');
             }
@@ -725,7 +705,7 @@ mod tests {
                     if i > 0 {
                         out.push(',');
                     }
-                    render(v, r, out);
+                    render(v, r, out, fixed);
                 }
                 out.push(']');
             }
@@ -751,43 +731,11 @@ mod tests {
                 out.push(',');
             }
             out.push_str(&format!("\"{k}\":"));
-            match v {
-                Node::Str | Node::Int => render(v, r, &mut out),
-                _ if nested_fixed => render_fixed(v, &mut out),
-                _ => render(v, r, &mut out),
-            }
+            let top_level = matches!(v, Node::Str | Node::Int);
+            render(v, r, &mut out, nested_fixed && !top_level);
         }
         out.push('}');
         out
-    }
-
-    fn render_fixed(n: &Node, out: &mut String) {
-        match n {
-            Node::Str => out.push_str("\"xxxx\""),
-            Node::Int => out.push_str("1234"),
-            Node::Literal(l) => out.push_str(l),
-            Node::Object(m) => {
-                out.push('{');
-                for (i, (k, v)) in m.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&format!("\"{k}\":"));
-                    render_fixed(v, out);
-                }
-                out.push('}');
-            }
-            Node::Array(a) => {
-                out.push('[');
-                for (i, v) in a.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    render_fixed(v, out);
-                }
-                out.push(']');
-            }
-        }
     }
 
     fn shape_of(json: &[u8]) -> Option<Shape> {
@@ -886,7 +834,7 @@ mod tests {
                 made += 1;
             }
         }
-        assert!(s.len() <= SHAPES);
+        assert!(s.len() <= 4);
         assert!(made < 20, "{made}");
         // A shape seen again matches, and resets the back-off.
         let p = br#"{"k199":"other value","sub":"y"}"#;

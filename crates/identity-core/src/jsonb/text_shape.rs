@@ -12,19 +12,18 @@
 //! written between them, as `write_container` writes them (the same
 //! function writes each value; bounds are checked as before).
 //!
-//! Per backend (a thread): at most `SHAPES` templates, most recently used
-//! first; a miss makes one, with a back-off when misses repeat.
+//! Per backend (a thread): a few templates, most recently used first; a
+//! miss makes one, with a back-off when misses repeat (`recent`).
 
+use super::recent::Recent;
 use super::{
     escape_string, read_u32, stored, varlena_len, write_scalar, JB_FARRAY, JB_FOBJECT,
     JENTRY_HAS_OFF, JENTRY_OFFLENMASK, JENTRY_TYPEMASK,
 };
 use std::cell::RefCell;
 
-const SHAPES: usize = 4;
 /// The largest root (header, JEntries and keys) a template is made of.
 const MAX_HEAD: usize = 16 * 1024;
-const BACKOFF_MAX: u32 = 64;
 
 /// One object's root: what a match compares, and its keys' text.
 pub struct TextShape {
@@ -132,13 +131,10 @@ impl TextShape {
     }
 }
 
-/// A backend's templates, most recently used first.
+/// A backend's templates (`recent`).
 #[derive(Default)]
 pub struct TextShapes {
-    shapes: Vec<TextShape>,
-    misses: u32,
-    next_at: u32,
-    hits: u64,
+    shapes: Recent<TextShape>,
 }
 
 impl TextShapes {
@@ -154,26 +150,20 @@ impl TextShapes {
             return None;
         }
         let mut out = Vec::with_capacity(len + len / 4);
-        for i in 0..self.shapes.len() {
-            if self.shapes[i].write(body, &mut key, &mut out).is_some() {
-                if i > 0 {
-                    let s = self.shapes.remove(i);
-                    self.shapes.insert(0, s);
-                }
-                self.misses = 0;
-                self.next_at = 0;
-                self.hits += 1;
-                return Some(out);
+        let written = self.shapes.find(|s| {
+            let r = s.write(body, &mut key, &mut out);
+            if r.is_none() {
+                // A template whose keys matched can have written part of it.
+                out.clear();
             }
-            // A template whose keys matched can have written part of it.
-            out.clear();
+            r
+        });
+        if written.is_some() {
+            return Some(out);
         }
-        self.misses = self.misses.saturating_add(1);
-        if self.misses > self.next_at {
-            self.next_at = (self.misses * 2).min(self.misses + BACKOFF_MAX);
+        if self.shapes.make_one() {
             if let Some(s) = TextShape::of(body) {
-                self.shapes.truncate(SHAPES - 1);
-                self.shapes.insert(0, s);
+                self.shapes.add(s);
             }
         }
         super::write_container(body, &mut out, Some(&mut key), 0)?;
@@ -182,7 +172,7 @@ impl TextShapes {
 
     /// Objects written from a template so far.
     pub fn hits(&self) -> u64 {
-        self.hits
+        self.shapes.hits()
     }
 }
 

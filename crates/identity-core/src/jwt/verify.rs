@@ -228,6 +228,21 @@ pub fn check_with<C: Claims>(
     resolve: impl FnOnce(Option<&str>) -> Result<KeyChoice>,
     parse: impl FnOnce(Payload) -> std::result::Result<C, String>,
 ) -> Result<(Vec<Check>, Option<C>)> {
+    check_with_hint(token, cfg, resolve, parse, |_| {})
+}
+
+/// `check_with`, and `hint` sees the payload's top claims as soon as the
+/// encoder has read them, before the signature is checked: for work the
+/// caller can start early (verify_jwt prefetches its revocation lookups
+/// while the HMAC finishes). Nothing may be decided on them there: the
+/// signature is not checked yet.
+pub fn check_with_hint<C: Claims>(
+    token: &str,
+    cfg: &VerifyConfig,
+    resolve: impl FnOnce(Option<&str>) -> Result<KeyChoice>,
+    parse: impl FnOnce(Payload) -> std::result::Result<C, String>,
+    hint: impl FnOnce(&crate::jsonb::Top),
+) -> Result<(Vec<Check>, Option<C>)> {
     let mut checks = Vec::with_capacity(10);
     let mut push = |name: CheckName, pass: bool, detail: Option<String>| {
         checks.push(Check { name, pass, detail });
@@ -290,6 +305,9 @@ pub fn check_with<C: Claims>(
             }
         }
     });
+    if let Some(e) = &jsonb {
+        hint(&e.top);
+    }
     if jsonb.is_none() {
         if let Err(why) = payload_is_jsonb_object(&payload_bytes) {
             push(
