@@ -125,7 +125,12 @@ mod tests {
             assert_eq!(f.may_contain(k), before);
         }
         assert!(f.may_contain(b"in"));
-        assert!(w.iter().map(|x| x.load(Ordering::Relaxed).count_ones()).sum::<u32>() <= K);
+        assert!(
+            w.iter()
+                .map(|x| x.load(Ordering::Relaxed).count_ones())
+                .sum::<u32>()
+                <= K
+        );
     }
 
     #[test]
