@@ -37,7 +37,7 @@ use super::{
     append, pad_to_int, parse_claims, saturating_i64, set_entry, special, varlena_header,
     write_doc, write_numeric, Doc, Encoded, Rec, Tok, Top, JENTRY_ISBOOL_FALSE, JENTRY_ISBOOL_TRUE,
     JENTRY_ISCONTAINER, JENTRY_ISNULL, JENTRY_ISNUMERIC, JENTRY_OFFLENMASK,
-    NUMERIC_SHORT_WEIGHT_MAX,
+    NUMERIC_SHORT_WEIGHT_MAX, TOP_STRINGS,
 };
 use std::cell::RefCell;
 
@@ -124,20 +124,15 @@ impl Rec for Offsets {
     }
 }
 
-/// The top claim slot of a root key (Top::take's names).
+/// The top claim slot of a root key: the string claims `Top` holds
+/// (TOP_STRINGS' order), then exp, nbf, iat and aud.
 fn top_slot(key: &[u8]) -> Option<u8> {
-    Some(match key {
-        b"sub" => 0,
-        b"jti" => 1,
-        b"session_id" => 2,
-        b"iss" => 3,
-        b"token_id" => 4,
-        b"exp" => 5,
-        b"nbf" => 6,
-        b"iat" => 7,
-        b"aud" => 8,
-        _ => return None,
-    })
+    const OTHERS: [&str; 4] = ["exp", "nbf", "iat", "aud"];
+    TOP_STRINGS
+        .iter()
+        .chain(OTHERS.iter())
+        .position(|k| k.as_bytes() == key)
+        .map(|i| i as u8)
 }
 
 impl Shape {
