@@ -150,8 +150,10 @@ pub fn verify_jsonb(
 ) -> Result<(Vec<Check>, Option<Verified>), IdentityError> {
     audience_arg(audience)?;
     jwt::prefetch(token);
-    let sig = signature_of(token).filter(|_| gucs::jwt_cache_size() > 0);
     let (checks, claims) = with_cfg(audience, |cfg| {
+        // After the settings and the clock are read, which do not wait on
+        // the token's cache lines (just asked for): its last dot does.
+        let sig = signature_of(token).filter(|_| gucs::jwt_cache_size() > 0);
         match sig.and_then(|sig| remembered(token, sig)) {
             Some(v) => {
                 if let Some(top) = v.top() {
@@ -198,8 +200,9 @@ pub fn verify_jsonb(
 /// session (a hint; `cache::prefetch_revocations`), so that the two lookups
 /// to come wait on memory at once, and early, rather than one after the other.
 fn prefetch_revocations(top: &crate::core::jsonb::Top) {
-    let session = top.string("session_id").flatten().and_then(parse_uuid);
-    crate::store::cache::prefetch_revocations(top.string("jti").flatten(), session.map(SessionId));
+    crate::store::cache::prefetch_revocations(top.string("jti").flatten(), || {
+        top.string("session_id").flatten().and_then(parse_uuid).map(SessionId)
+    });
 }
 
 /// An audience argument: at most 255 bytes (22023), like a jti.
@@ -271,11 +274,12 @@ fn stateful_checks<C: Claims>(
             status,
         }) = user(&fresh, UserId(sub))
         {
-            checks.push(check(
-                CheckName::UserStatus,
-                status.is_active(),
-                &format!("user {status}"),
-            ));
+            let active = status.is_active();
+            checks.push(Check {
+                name: CheckName::UserStatus,
+                pass: active,
+                detail: (!active).then(|| format!("user {status}")),
+            });
             let iat = c.number("iat").ok().flatten().unwrap_or(i64::MIN);
             let ok = tokens_valid_after.is_none_or(|va| iat >= va);
             checks.push(check(

@@ -335,7 +335,7 @@ const FULL_RETRY_MS: u64 = 300_000;
 /// the filter's block for the key is fetched into the CPU's cache now,
 /// while the token's HMAC is still being computed (at 40,000 revocations
 /// the two lookups waited on memory). No answer depends on it.
-pub fn prefetch_revocations(jti: Option<&str>, session: Option<SessionId>) {
+pub fn prefetch_revocations(jti: Option<&str>, session: impl FnOnce() -> Option<SessionId>) {
     let filtered = CACHES.with(|c| {
         let c = c.borrow();
         [
@@ -353,7 +353,8 @@ pub fn prefetch_revocations(jti: Option<&str>, session: Option<SessionId>) {
     if let (true, Some(j)) = (filtered[0], jti) {
         prefetch(Kind::Jtis, j.as_bytes());
     }
-    if let (true, Some(s)) = (filtered[1], session) {
+    // The session's UUID is parsed only when its filter is the one used.
+    if let Some(s) = filtered[1].then(session).flatten() {
         prefetch(Kind::Sessions, &s.0);
     }
 }
@@ -504,7 +505,11 @@ where
         }
         return probe();
     }
-    let mut set = HashSet::default();
+    // Sized for the estimate (at most the limit): no rehash while it loads.
+    let mut set = HashSet::with_capacity_and_hasher(
+        estimated.clamp(0.0, limit as f64) as usize,
+        Default::default(),
+    );
     let complete = probe::scan_all(table, |r| {
         set.extend(read(r));
         set.len() <= limit
@@ -601,7 +606,11 @@ impl Fresh {
             return per_user(id);
         }
         let before = invals();
-        let mut users = HashMap::default();
+        // Sized for the estimate the budget came from (a sixteenth of it).
+        let mut users = HashMap::with_capacity_and_hasher(
+            budget.saturating_mul(16).min(MAX_ROWS),
+            Default::default(),
+        );
         let complete_users = probe::scan_all(&tables::USERS_TOKEN_STATE, |r| {
             if let Some(u) = r.uuid_bytes(0) {
                 let status = r
