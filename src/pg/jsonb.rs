@@ -595,7 +595,11 @@ impl Verified {
     /// raising anyway is an ERROR, as for any input function.
     pub fn parse(p: crate::core::jwt::Payload) -> Result<Verified, String> {
         match p.jsonb.filter(|_| encoder_applies()) {
-            Some(e) => Ok(Verified::from_parts(&e.bytes, std::rc::Rc::new(e.top))),
+            Some(e) => {
+                let v = Verified::from_parts(&e.bytes, std::rc::Rc::new(e.top));
+                crate::core::jsonb::shape::recycle(e.bytes);
+                Ok(v)
+            }
             None => Ok(Verified {
                 jsonb: RawJsonb::parse_text(p.json)?,
                 top: None,

@@ -43,12 +43,12 @@ impl<P> Default for SignatureCache<P> {
 }
 
 /// The signature segment of a token with exactly the header `header_b64`
-/// (found by plain loops: core's memchr costs more to set up).
+/// (its last dot found 16 bytes at a time from the end).
 pub fn signature_of<'a>(token: &'a str, header_b64: &str) -> Option<&'a str> {
     if !(token.starts_with(header_b64) && token.as_bytes().get(header_b64.len()) == Some(&b'.')) {
         return None;
     }
-    let last = token.as_bytes().iter().rposition(|&c| c == b'.')?;
+    let last = crate::jwt::compact::last_dot(token.as_bytes())?;
     (last > header_b64.len()).then(|| &token[last + 1..])
 }
 

@@ -292,7 +292,7 @@ impl Shape {
         let n = self.n;
         let data = 8 + 8 * n;
         let grown = json.len().saturating_sub(self.text.len());
-        let mut buf = Vec::with_capacity(self.jsonb.len() + grown + 4 * n + 8);
+        let mut buf = spare(self.jsonb.len() + grown + 4 * n + 8);
         // The varlena header (set below), the root's header and its keys'
         // JEntries; room for the values' JEntries; the keys.
         buf.extend_from_slice(&self.jsonb[..8 + 4 * n]);
@@ -564,6 +564,25 @@ impl Shapes {
 
 thread_local! {
     static BACKEND: RefCell<Shapes> = RefCell::new(Shapes::default());
+    /// A jsonb buffer handed back by the caller once it has copied the
+    /// bytes out (`recycle`), for the next payload: no allocation per token.
+    static SPARE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// An empty buffer of at least `cap` bytes: the recycled one when big enough.
+fn spare(cap: usize) -> Vec<u8> {
+    let mut v = SPARE.with(std::cell::Cell::take);
+    v.clear();
+    v.reserve(cap);
+    v
+}
+
+/// Hands `bytes` (an `Encoded`'s, copied out) back for the next encoding;
+/// one buffer of at most 4 KB is kept.
+pub fn recycle(bytes: Vec<u8>) {
+    if bytes.capacity() <= 4096 {
+        SPARE.with(|s| s.set(bytes));
+    }
 }
 
 /// `encode_claims_with` through this thread's (backend's) templates.
@@ -767,6 +786,11 @@ mod tests {
                         }
                         assert!(same(&e, &full), "{p0}\n{p1}");
                         hits += 1;
+                        // Half the buffers come back (verify_jwt's copy
+                        // done): the next payloads are written into them.
+                        if hits % 2 == 0 {
+                            recycle(e.bytes);
+                        }
                     }
                     // Only a nested value of another length declines.
                     None => assert!(!fixed, "{p0}\n{p1}"),

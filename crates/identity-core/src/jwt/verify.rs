@@ -243,6 +243,40 @@ pub fn check_with_hint<C: Claims>(
     parse: impl FnOnce(Payload) -> std::result::Result<C, String>,
     hint: impl FnOnce(&crate::jsonb::Top),
 ) -> Result<(Vec<Check>, Option<C>)> {
+    PAYLOAD.with(|b| match b.try_borrow_mut() {
+        Ok(mut buf) => {
+            let r = check_in(&mut buf, token, cfg, resolve, parse, hint);
+            // Kept for the next call unless a large payload grew it.
+            if buf.capacity() > PAYLOAD_KEPT {
+                *buf = Vec::new();
+            }
+            r
+        }
+        // A verification inside a verification (a key resolver that ran
+        // SQL calling verify_jwt): never expected; its own buffer.
+        Err(_) => check_in(&mut Vec::new(), token, cfg, resolve, parse, hint),
+    })
+}
+
+thread_local! {
+    /// The decoded payload of the verification in progress, reused from
+    /// call to call: no allocation (and no zeroed copy) per token.
+    static PAYLOAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The payload buffer a thread keeps between verifications (bytes of
+/// capacity); a larger one, grown by a large payload, is let go.
+const PAYLOAD_KEPT: usize = 4096;
+
+/// `check_with_hint`, the payload decoded into `buf`.
+fn check_in<C: Claims>(
+    buf: &mut Vec<u8>,
+    token: &str,
+    cfg: &VerifyConfig,
+    resolve: impl FnOnce(Option<&str>) -> Result<KeyChoice>,
+    parse: impl FnOnce(Payload) -> std::result::Result<C, String>,
+    hint: impl FnOnce(&crate::jsonb::Top),
+) -> Result<(Vec<Check>, Option<C>)> {
     let mut checks = Vec::with_capacity(10);
     let mut push = |name: CheckName, pass: bool, detail: Option<String>| {
         checks.push(Check { name, pass, detail });
@@ -272,7 +306,7 @@ pub fn check_with_hint<C: Claims>(
         }
     };
     let field = |k: &str| header.as_ref().and_then(|h| h.get(k));
-    let payload_bytes = match b64("payload", parts.payload_b64) {
+    let payload_bytes = match b64_into("payload", parts.payload_b64, buf) {
         Ok(b) => b,
         Err(e) => {
             push(CheckName::Format, false, Some(reason(e)));
@@ -297,7 +331,7 @@ pub fn check_with_hint<C: Claims>(
     // valid JSON objects only); otherwise the full validation decides. One
     // block of the MAC every third string.
     let mut strings = 0u32;
-    let jsonb = crate::jsonb::shape::encode_claims_shaped(&payload_bytes, || {
+    let jsonb = crate::jsonb::shape::encode_claims_shaped(payload_bytes, || {
         strings += 1;
         if strings.is_multiple_of(3) {
             if let Some(m) = mac.as_mut() {
@@ -309,7 +343,7 @@ pub fn check_with_hint<C: Claims>(
         hint(&e.top);
     }
     if jsonb.is_none() {
-        if let Err(why) = payload_is_jsonb_object(&payload_bytes) {
+        if let Err(why) = payload_is_jsonb_object(payload_bytes) {
             push(
                 CheckName::Format,
                 false,
@@ -391,7 +425,7 @@ pub fn check_with_hint<C: Claims>(
         return Ok((checks, None));
     }
     let claims = match parse(Payload {
-        json: &payload_bytes,
+        json: payload_bytes,
         jsonb,
     }) {
         Ok(c) => c,
