@@ -201,7 +201,10 @@ pub fn verify_jsonb(
 /// to come wait on memory at once, and early, rather than one after the other.
 fn prefetch_revocations(top: &crate::core::jsonb::Top) {
     crate::store::cache::prefetch_revocations(top.string("jti").flatten(), || {
-        top.string("session_id").flatten().and_then(parse_uuid).map(SessionId)
+        top.string("session_id")
+            .flatten()
+            .and_then(parse_uuid)
+            .map(SessionId)
     });
 }
 

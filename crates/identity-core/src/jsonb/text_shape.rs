@@ -17,13 +17,18 @@
 
 use super::recent::Recent;
 use super::{
-    escape_string, read_u32, stored, varlena_len, write_scalar, JB_FARRAY, JB_FOBJECT,
-    JENTRY_HAS_OFF, JENTRY_OFFLENMASK, JENTRY_TYPEMASK,
+    escape_string, int_align, read_u32, stored, varlena_len, write_scalar, JB_FARRAY, JB_FOBJECT,
+    JENTRY_HAS_OFF, JENTRY_ISCONTAINER, JENTRY_OFFLENMASK, JENTRY_TYPEMASK,
 };
 use std::cell::RefCell;
 
 /// The largest root (header, JEntries and keys) a template is made of.
 const MAX_HEAD: usize = 16 * 1024;
+/// A nested object or array of the template up to this size is kept with
+/// its text; a member's value with the same bytes gets that text.
+const MAX_MEMO: usize = 512;
+/// At most this many bytes of nested values (and as much text) per template.
+const MAX_MEMOS: usize = 2048;
 
 /// One object's root: what a match compares, and its keys' text.
 pub struct TextShape {
@@ -35,6 +40,36 @@ pub struct TextShape {
     /// `{"k":` then `,"k":` per member, end to end; `ends[j]` ends member j's.
     text: Vec<u8>,
     ends: Vec<u32>,
+    /// Per member, when its value in the template was a small object or
+    /// array: that value's bytes (from its aligned start) and its text.
+    /// The same claims carry the same nested values call after call
+    /// (app_metadata, amr): compared, then copied, not walked and escaped.
+    memo: Vec<Option<(Vec<u8>, Vec<u8>)>>,
+}
+
+/// The root's values one after another: (JEntry type, start, end) in
+/// `body`; `None` for an entry out of bounds. `n` members, the values'
+/// data from `start` (the keys' end).
+fn values(
+    body: &[u8],
+    n: usize,
+    mut start: usize,
+) -> impl Iterator<Item = Option<(u32, usize, usize)>> + '_ {
+    let data = 4 + 8 * n;
+    (0..n).map(move |j| {
+        let e = read_u32(body, 4 + 4 * (n + j))?;
+        let end = if e & JENTRY_HAS_OFF != 0 {
+            data.checked_add((e & JENTRY_OFFLENMASK) as usize)?
+        } else {
+            start.checked_add((e & JENTRY_OFFLENMASK) as usize)?
+        };
+        if end < start || end > body.len() {
+            return None;
+        }
+        let v = (e & JENTRY_TYPEMASK, start, end);
+        start = end;
+        Some(v)
+    })
 }
 
 impl TextShape {
@@ -64,12 +99,28 @@ impl TextShape {
         if keys_end > MAX_HEAD {
             return None;
         }
+        let (mut memo, mut kept) = (Vec::new(), 0);
+        for (j, v) in values(body, n, keys_end).enumerate() {
+            let (t, start, end) = v?;
+            let bytes = body.get(int_align(start)..end);
+            let Some(bytes) = bytes.filter(|b| {
+                t == JENTRY_ISCONTAINER && b.len() <= MAX_MEMO && kept + b.len() <= MAX_MEMOS
+            }) else {
+                continue;
+            };
+            let mut value = Vec::new();
+            write_scalar(t, body.get(start..end)?, start, body, &mut value, 0)?;
+            kept += bytes.len();
+            memo.resize(j + 1, None);
+            memo[j] = Some((bytes.to_vec(), value));
+        }
         Some(TextShape {
             head: body.get(..4 + 4 * n)?.to_vec(),
             keys: body.get(data..keys_end)?.to_vec(),
             n,
             text,
             ends,
+            memo,
         })
     }
 
@@ -100,31 +151,22 @@ impl TextShape {
             key(&body[k..end]);
             k = end;
         }
-        let mut start = keys_end;
         let mut from = 0;
-        for j in 0..n {
+        for (j, v) in values(body, n, keys_end).enumerate() {
+            let (t, start, end) = v?;
             let to = self.ends[j] as usize;
             // Most keys' pieces are short: one 16-byte copy, no memcpy call.
             super::append(out, &self.text, from, to - from);
             from = to;
-            let e = read_u32(body, 4 + 4 * (n + j))?;
-            let end = if e & JENTRY_HAS_OFF != 0 {
-                data.checked_add((e & JENTRY_OFFLENMASK) as usize)?
-            } else {
-                start.checked_add((e & JENTRY_OFFLENMASK) as usize)?
-            };
-            if end < start {
-                return None;
+            if let Some(Some((bytes, text))) = self.memo.get(j) {
+                // The same nested bytes have the same text (write_scalar
+                // reads a container from its aligned start only).
+                if t == JENTRY_ISCONTAINER && body.get(int_align(start)..end) == Some(&bytes[..]) {
+                    out.extend_from_slice(text);
+                    continue;
+                }
             }
-            write_scalar(
-                e & JENTRY_TYPEMASK,
-                body.get(start..end)?,
-                start,
-                body,
-                out,
-                0,
-            )?;
-            start = end;
+            write_scalar(t, body.get(start..end)?, start, body, out, 0)?;
         }
         out.push(b'}');
         Some(())
@@ -270,6 +312,39 @@ mod tests {
         }
         // Every object but each series' first comes from its template.
         assert!(hits >= objects * 5 / 6, "{hits} of {objects}");
+    }
+
+    #[test]
+    fn a_nested_value_is_copied_only_when_its_bytes_are_the_templates() {
+        let mut shapes = TextShapes::default();
+        let t = br#"{"s":"x","m":{"a":[1,"x"],"b":{"c":true}},"z":[[]]}"#;
+        shapes
+            .object_to_json(&encode_object(t).unwrap(), |_| {})
+            .unwrap();
+        for doc in [
+            &t[..],
+            // Same nested values after a longer string: another alignment.
+            br#"{"s":"xyz","m":{"a":[1,"x"],"b":{"c":true}},"z":[[]]}"#,
+            br#"{"s":"xy","m":{"a":[1,"x"],"b":{"c":true}},"z":[[]]}"#,
+            // Same lengths, other bytes.
+            br#"{"s":"x","m":{"a":[2,"x"],"b":{"c":true}},"z":[[]]}"#,
+            br#"{"s":"x","m":{"a":[1,"y"],"b":{"c":false}},"z":[{}]}"#,
+            br#"{"s":"x","m":{"a":[1,"x"],"b":{"d":true}},"z":[[]]}"#,
+            // Other kinds and lengths.
+            br#"{"s":"x","m":[{"a":[1,"x"],"b":{"c":true}}],"z":"[[]]"}"#,
+            br#"{"s":"x","m":{"a":[1,"x","w"],"b":{"c":true}},"z":null}"#,
+            br#"{"s":"x","m":{},"z":[[1]]}"#,
+        ] {
+            let j = encode_object(doc).unwrap();
+            let want = object_to_json(&j, |_| {}).unwrap();
+            assert_eq!(
+                shapes.object_to_json(&j, |_| {}).unwrap(),
+                want,
+                "{}",
+                String::from_utf8_lossy(doc)
+            );
+        }
+        assert_eq!(shapes.hits(), 9, "every one from the template");
     }
 
     #[test]

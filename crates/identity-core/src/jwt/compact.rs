@@ -161,7 +161,11 @@ pub(crate) fn b64(name: &'static str, seg: &str) -> Result<Vec<u8>> {
 }
 
 /// `b64` into `buf` (its old bytes replaced): the decoded bytes.
-pub(crate) fn b64_into<'b>(name: &'static str, seg: &str, buf: &'b mut Vec<u8>) -> Result<&'b [u8]> {
+pub(crate) fn b64_into<'b>(
+    name: &'static str,
+    seg: &str,
+    buf: &'b mut Vec<u8>,
+) -> Result<&'b [u8]> {
     let n = crate::b64::decoded_len(seg.len()).ok_or_else(|| malformed(name, seg))?;
     buf.clear();
     buf.resize(n, 0);
