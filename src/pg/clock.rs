@@ -22,7 +22,7 @@ pub fn now_unix() -> i64 {
         // SAFETY: clock_gettime writes only the timespec it is given, which
         // lives on this stack frame for the call.
         if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
-            return ts.tv_sec as i64;
+            return ts.tv_sec;
         }
     }
     // SAFETY: GetCurrentTimestamp reads the system clock; no preconditions.
@@ -104,6 +104,6 @@ mod tests {
         }
         let start = super::now_unix();
         Spi::run("select pg_catalog.pg_sleep(1.2)").expect("spi");
-        assert!(super::now_unix() >= start + 1);
+        assert!(super::now_unix() > start);
     }
 }

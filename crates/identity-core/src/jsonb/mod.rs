@@ -595,19 +595,31 @@ impl<'a, T: FnMut()> Parser<'a, T> {
 /// per byte for the rest and elsewhere.
 #[inline]
 fn special(s: &[u8]) -> Option<usize> {
-    let mut at = 0;
     #[cfg(target_arch = "x86_64")]
+    return first_where(s, special_mask, |c| NEEDS_ESCAPE[c as usize]);
+    #[cfg(not(target_arch = "x86_64"))]
+    s.iter().position(|&c| NEEDS_ESCAPE[c as usize])
+}
+
+/// The first byte of `s` that `mask` marks (a bit per byte of 16), 16
+/// bytes per step, then `one` a byte at a time for the last few: the scan
+/// behind `special` and the JWT splitter's first dot.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn first_where(
+    s: &[u8],
+    mask: impl Fn(&[u8; 16]) -> u32,
+    one: impl Fn(u8) -> bool,
+) -> Option<usize> {
+    let mut at = 0;
     while let Some(w) = s.get(at..at + 16) {
-        let m = special_mask(w.try_into().ok()?);
+        let m = mask(w.try_into().ok()?);
         if m != 0 {
             return Some(at + m.trailing_zeros() as usize);
         }
         at += 16;
     }
-    s[at..]
-        .iter()
-        .position(|&c| NEEDS_ESCAPE[c as usize])
-        .map(|n| at + n)
+    s[at..].iter().position(|&c| one(c)).map(|n| at + n)
 }
 
 /// `special` for `c[at..end]`, as an offset from `at`. A short run (most

@@ -62,16 +62,10 @@ fn dot_mask(w: &[u8; 16]) -> u32 {
 /// The first dot of `b`: 16 bytes per step (SSE2), then a byte at a time.
 #[inline]
 pub(crate) fn first_dot(b: &[u8]) -> Option<usize> {
-    let mut at = 0;
     #[cfg(target_arch = "x86_64")]
-    while let Some(w) = b.get(at..at + 16) {
-        let m = dot_mask(w.try_into().ok()?);
-        if m != 0 {
-            return Some(at + m.trailing_zeros() as usize);
-        }
-        at += 16;
-    }
-    b[at..].iter().position(|&c| c == b'.').map(|i| at + i)
+    return crate::jsonb::first_where(b, dot_mask, |c| c == b'.');
+    #[cfg(not(target_arch = "x86_64"))]
+    b.iter().position(|&c| c == b'.')
 }
 
 /// The last dot of `b`: 16 bytes per step from the end (SSE2), then a byte
