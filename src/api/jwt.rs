@@ -114,7 +114,8 @@ pub fn sign_claims(claims: Map<String, Value>, ttl: i64, fill_aud: bool) -> PgRe
     }
 }
 
-fn check(name: CheckName, pass: bool, detail: &str) -> Check {
+/// A check's record; `detail` is written out only for a refusal.
+fn check(name: CheckName, pass: bool, detail: impl std::fmt::Display) -> Check {
     Check {
         name,
         pass,
@@ -277,12 +278,11 @@ fn stateful_checks<C: Claims>(
             status,
         }) = user(&fresh, UserId(sub))
         {
-            let active = status.is_active();
-            checks.push(Check {
-                name: CheckName::UserStatus,
-                pass: active,
-                detail: (!active).then(|| format!("user {status}")),
-            });
+            checks.push(check(
+                CheckName::UserStatus,
+                status.is_active(),
+                format_args!("user {status}"),
+            ));
             let iat = c.number("iat").ok().flatten().unwrap_or(i64::MIN);
             let ok = tokens_valid_after.is_none_or(|va| iat >= va);
             checks.push(check(

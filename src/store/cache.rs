@@ -45,6 +45,9 @@ use std::cell::RefCell;
 
 /// Above this many rows a table is probed instead of copied.
 const MAX_ROWS: usize = 50_000;
+/// A backend loads the copy of the refusable users after probing one user
+/// in this many of them (`user_token_state`'s ski rental).
+const PROBE_SHARE: usize = 16;
 
 /// Above this many rows a revocation table is not copied when this server
 /// has its shared filter (`filter_rules_out`): the filter answers as fast
@@ -591,7 +594,7 @@ impl Fresh {
                 let b = if rows < 64.0 {
                     0
                 } else {
-                    (rows / 16.0) as usize
+                    (rows / PROBE_SHARE as f64) as usize
                 };
                 CACHES.with(|c| c.borrow_mut().probe_budget = Some(b));
                 b
@@ -608,7 +611,7 @@ impl Fresh {
         let before = invals();
         // Sized for the estimate the budget came from (a sixteenth of it).
         let mut users = HashMap::with_capacity_and_hasher(
-            budget.saturating_mul(16).min(MAX_ROWS),
+            budget.saturating_mul(PROBE_SHARE).min(MAX_ROWS),
             Default::default(),
         );
         let complete_users = probe::scan_all(&tables::USERS_TOKEN_STATE, |r| {

@@ -569,6 +569,9 @@ thread_local! {
     static SPARE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
+/// The largest buffer `recycle` keeps (bytes of capacity).
+const SPARE_KEPT: usize = 4096;
+
 /// An empty buffer of at least `cap` bytes: the recycled one when big enough.
 fn spare(cap: usize) -> Vec<u8> {
     let mut v = SPARE.with(std::cell::Cell::take);
@@ -578,9 +581,9 @@ fn spare(cap: usize) -> Vec<u8> {
 }
 
 /// Hands `bytes` (an `Encoded`'s, copied out) back for the next encoding;
-/// one buffer of at most 4 KB is kept.
+/// one buffer of at most `SPARE_KEPT` bytes is kept.
 pub fn recycle(bytes: Vec<u8>) {
-    if bytes.capacity() <= 4096 {
+    if bytes.capacity() <= SPARE_KEPT {
         SPARE.with(|s| s.set(bytes));
     }
 }

@@ -151,7 +151,9 @@ pub(crate) fn parts_error(token: &str) -> IdentityError {
 }
 
 pub(crate) fn b64(name: &'static str, seg: &str) -> Result<Vec<u8>> {
-    crate::b64::decode(seg.as_bytes()).ok_or_else(|| malformed(name, seg))
+    let mut out = Vec::new();
+    b64_into(name, seg, &mut out)?;
+    Ok(out)
 }
 
 /// `b64` into `buf` (its old bytes replaced): the decoded bytes.

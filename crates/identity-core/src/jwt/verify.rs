@@ -243,18 +243,183 @@ pub fn check_with_hint<C: Claims>(
     parse: impl FnOnce(Payload) -> std::result::Result<C, String>,
     hint: impl FnOnce(&crate::jsonb::Top),
 ) -> Result<(Vec<Check>, Option<C>)> {
+    with_payload_buffer(|buf| {
+        let mut checks = Vec::with_capacity(10);
+        let mut push = |name: CheckName, pass: bool, detail: Option<String>| {
+            checks.push(Check { name, pass, detail });
+            pass
+        };
+        let reason = |e: IdentityError| match e.detail {
+            Some(d) => format!("{}: {d}", e.message),
+            None => e.message.to_string(),
+        };
+        let parts = match split(token) {
+            Ok(p) => p,
+            Err(e) => {
+                push(CheckName::Format, false, Some(reason(e)));
+                return Ok((checks, None));
+            }
+        };
+        // The header every HS256 token of ours carries is known without a parse.
+        let header = if parts.header_b64 == HS256_HEADER_B64 {
+            None
+        } else {
+            match json_object("header", parts.header_b64) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    push(CheckName::Format, false, Some(reason(e)));
+                    return Ok((checks, None));
+                }
+            }
+        };
+        let field = |k: &str| header.as_ref().and_then(|h| h.get(k));
+        let payload_bytes = match b64_into("payload", parts.payload_b64, buf) {
+            Ok(b) => b,
+            Err(e) => {
+                push(CheckName::Format, false, Some(reason(e)));
+                return Ok((checks, None));
+            }
+        };
+        // The key is chosen now, so that an HS256 MAC can be compressed while
+        // the payload is encoded (hs256.rs says why); a bad kid and the
+        // resolver's error still count only after the format check, as before.
+        let kid = match field("kid") {
+            None => Ok(None),
+            Some(Value::String(k)) if !k.is_empty() && k.len() <= 100 => Ok(Some(k.as_str())),
+            Some(_) => Err(()),
+        };
+        let key = kid.map(resolve);
+        let input = parts.signing_input(token).as_bytes();
+        let mut mac = match &key {
+            Ok(Ok(KeyChoice::Secret(k))) => Some(k.stream(input)),
+            _ => None,
+        };
+        // The binary jsonb, when the fast encoder takes the payload (it accepts
+        // valid JSON objects only); otherwise the full validation decides. One
+        // block of the MAC every third string.
+        let mut strings = 0u32;
+        let jsonb = crate::jsonb::shape::encode_claims_shaped(payload_bytes, || {
+            strings += 1;
+            if strings.is_multiple_of(3) {
+                if let Some(m) = mac.as_mut() {
+                    m.step();
+                }
+            }
+        });
+        if let Some(e) = &jsonb {
+            hint(&e.top);
+        }
+        if jsonb.is_none() {
+            if let Err(why) = payload_is_jsonb_object(payload_bytes) {
+                push(
+                    CheckName::Format,
+                    false,
+                    Some(format!("token is malformed: {why}")),
+                );
+                return Ok((checks, None));
+            }
+        }
+        push(CheckName::Format, true, None);
+        let key = match key {
+            Ok(k) => k?,
+            Err(()) => {
+                push(
+                    CheckName::Kid,
+                    false,
+                    Some("kid is not a short string".into()),
+                );
+                return Ok((checks, None));
+            }
+        };
+        match key {
+            KeyChoice::UnknownKid => {
+                push(CheckName::Kid, false, Some("unknown kid".into()));
+                return Ok((checks, None));
+            }
+            KeyChoice::RevokedKid => {
+                push(CheckName::Kid, false, Some(KEY_REVOKED.into()));
+                return Ok((checks, None));
+            }
+            _ => {}
+        }
+        // alg allow-list: exactly the selected key's algorithm ("none", and any
+        // other algorithm, are refused).
+        let allowed = match &key {
+            KeyChoice::Secret(_) => "HS256",
+            KeyChoice::Public(k) => k.alg().name(),
+            KeyChoice::UnknownKid | KeyChoice::RevokedKid => unreachable!(),
+        };
+        let alg = if header.is_none() {
+            "HS256"
+        } else {
+            field("alg").and_then(Value::as_str).unwrap_or("")
+        };
+        if !push(
+            CheckName::Alg,
+            alg == allowed,
+            (alg != allowed).then(|| format!("alg {alg:?} is not allowed")),
+        ) {
+            return Ok((checks, None));
+        }
+        if field("crit").is_some() {
+            push(
+                CheckName::Crit,
+                false,
+                Some("unsupported crit header".into()),
+            );
+            return Ok((checks, None));
+        }
+        let sig_ok = match &key {
+            KeyChoice::Secret(k) => {
+                let mut sig = [0u8; 32];
+                let mac = match mac {
+                    Some(m) => m.finish(),
+                    None => k.sign(input),
+                };
+                crate::b64::decode_into(parts.signature_b64.as_bytes(), &mut sig)
+                    && same_mac(&mac, &sig)
+            }
+            KeyChoice::Public(k) => {
+                b64_decode(parts.signature_b64).is_some_and(|sig| k.verify(input, &sig))
+            }
+            KeyChoice::UnknownKid | KeyChoice::RevokedKid => false,
+        };
+        if !push(
+            CheckName::Signature,
+            sig_ok,
+            (!sig_ok).then(|| "bad signature".to_string()),
+        ) {
+            return Ok((checks, None));
+        }
+        let claims = match parse(Payload {
+            json: payload_bytes,
+            jsonb,
+        }) {
+            Ok(c) => c,
+            Err(e) => {
+                push(CheckName::Claims, false, Some(e));
+                return Ok((checks, None));
+            }
+        };
+        let all = claim_checks(&claims, cfg, &mut checks);
+        Ok((checks, all.then_some(claims)))
+    })
+}
+
+/// Runs `f` with the thread's payload buffer (`PAYLOAD`), or a buffer of
+/// its own for a verification inside a verification (a key resolver that
+/// ran SQL calling verify_jwt: never expected).
+fn with_payload_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     PAYLOAD.with(|b| match b.try_borrow_mut() {
         Ok(mut buf) => {
-            let r = check_in(&mut buf, token, cfg, resolve, parse, hint);
+            let r = f(&mut buf);
             // Kept for the next call unless a large payload grew it.
             if buf.capacity() > PAYLOAD_KEPT {
                 *buf = Vec::new();
             }
             r
         }
-        // A verification inside a verification (a key resolver that ran
-        // SQL calling verify_jwt): never expected; its own buffer.
-        Err(_) => check_in(&mut Vec::new(), token, cfg, resolve, parse, hint),
+        Err(_) => f(&mut Vec::new()),
     })
 }
 
@@ -267,176 +432,6 @@ thread_local! {
 /// The payload buffer a thread keeps between verifications (bytes of
 /// capacity); a larger one, grown by a large payload, is let go.
 const PAYLOAD_KEPT: usize = 4096;
-
-/// `check_with_hint`, the payload decoded into `buf`.
-fn check_in<C: Claims>(
-    buf: &mut Vec<u8>,
-    token: &str,
-    cfg: &VerifyConfig,
-    resolve: impl FnOnce(Option<&str>) -> Result<KeyChoice>,
-    parse: impl FnOnce(Payload) -> std::result::Result<C, String>,
-    hint: impl FnOnce(&crate::jsonb::Top),
-) -> Result<(Vec<Check>, Option<C>)> {
-    let mut checks = Vec::with_capacity(10);
-    let mut push = |name: CheckName, pass: bool, detail: Option<String>| {
-        checks.push(Check { name, pass, detail });
-        pass
-    };
-    let reason = |e: IdentityError| match e.detail {
-        Some(d) => format!("{}: {d}", e.message),
-        None => e.message.to_string(),
-    };
-    let parts = match split(token) {
-        Ok(p) => p,
-        Err(e) => {
-            push(CheckName::Format, false, Some(reason(e)));
-            return Ok((checks, None));
-        }
-    };
-    // The header every HS256 token of ours carries is known without a parse.
-    let header = if parts.header_b64 == HS256_HEADER_B64 {
-        None
-    } else {
-        match json_object("header", parts.header_b64) {
-            Ok(h) => Some(h),
-            Err(e) => {
-                push(CheckName::Format, false, Some(reason(e)));
-                return Ok((checks, None));
-            }
-        }
-    };
-    let field = |k: &str| header.as_ref().and_then(|h| h.get(k));
-    let payload_bytes = match b64_into("payload", parts.payload_b64, buf) {
-        Ok(b) => b,
-        Err(e) => {
-            push(CheckName::Format, false, Some(reason(e)));
-            return Ok((checks, None));
-        }
-    };
-    // The key is chosen now, so that an HS256 MAC can be compressed while
-    // the payload is encoded (hs256.rs says why); a bad kid and the
-    // resolver's error still count only after the format check, as before.
-    let kid = match field("kid") {
-        None => Ok(None),
-        Some(Value::String(k)) if !k.is_empty() && k.len() <= 100 => Ok(Some(k.as_str())),
-        Some(_) => Err(()),
-    };
-    let key = kid.map(resolve);
-    let input = parts.signing_input(token).as_bytes();
-    let mut mac = match &key {
-        Ok(Ok(KeyChoice::Secret(k))) => Some(k.stream(input)),
-        _ => None,
-    };
-    // The binary jsonb, when the fast encoder takes the payload (it accepts
-    // valid JSON objects only); otherwise the full validation decides. One
-    // block of the MAC every third string.
-    let mut strings = 0u32;
-    let jsonb = crate::jsonb::shape::encode_claims_shaped(payload_bytes, || {
-        strings += 1;
-        if strings.is_multiple_of(3) {
-            if let Some(m) = mac.as_mut() {
-                m.step();
-            }
-        }
-    });
-    if let Some(e) = &jsonb {
-        hint(&e.top);
-    }
-    if jsonb.is_none() {
-        if let Err(why) = payload_is_jsonb_object(payload_bytes) {
-            push(
-                CheckName::Format,
-                false,
-                Some(format!("token is malformed: {why}")),
-            );
-            return Ok((checks, None));
-        }
-    }
-    push(CheckName::Format, true, None);
-    let key = match key {
-        Ok(k) => k?,
-        Err(()) => {
-            push(
-                CheckName::Kid,
-                false,
-                Some("kid is not a short string".into()),
-            );
-            return Ok((checks, None));
-        }
-    };
-    match key {
-        KeyChoice::UnknownKid => {
-            push(CheckName::Kid, false, Some("unknown kid".into()));
-            return Ok((checks, None));
-        }
-        KeyChoice::RevokedKid => {
-            push(CheckName::Kid, false, Some(KEY_REVOKED.into()));
-            return Ok((checks, None));
-        }
-        _ => {}
-    }
-    // alg allow-list: exactly the selected key's algorithm ("none", and any
-    // other algorithm, are refused).
-    let allowed = match &key {
-        KeyChoice::Secret(_) => "HS256",
-        KeyChoice::Public(k) => k.alg().name(),
-        KeyChoice::UnknownKid | KeyChoice::RevokedKid => unreachable!(),
-    };
-    let alg = if header.is_none() {
-        "HS256"
-    } else {
-        field("alg").and_then(Value::as_str).unwrap_or("")
-    };
-    if !push(
-        CheckName::Alg,
-        alg == allowed,
-        (alg != allowed).then(|| format!("alg {alg:?} is not allowed")),
-    ) {
-        return Ok((checks, None));
-    }
-    if field("crit").is_some() {
-        push(
-            CheckName::Crit,
-            false,
-            Some("unsupported crit header".into()),
-        );
-        return Ok((checks, None));
-    }
-    let sig_ok = match &key {
-        KeyChoice::Secret(k) => {
-            let mut sig = [0u8; 32];
-            let mac = match mac {
-                Some(m) => m.finish(),
-                None => k.sign(input),
-            };
-            crate::b64::decode_into(parts.signature_b64.as_bytes(), &mut sig)
-                && same_mac(&mac, &sig)
-        }
-        KeyChoice::Public(k) => {
-            b64_decode(parts.signature_b64).is_some_and(|sig| k.verify(input, &sig))
-        }
-        KeyChoice::UnknownKid | KeyChoice::RevokedKid => false,
-    };
-    if !push(
-        CheckName::Signature,
-        sig_ok,
-        (!sig_ok).then(|| "bad signature".to_string()),
-    ) {
-        return Ok((checks, None));
-    }
-    let claims = match parse(Payload {
-        json: payload_bytes,
-        jsonb,
-    }) {
-        Ok(c) => c,
-        Err(e) => {
-            push(CheckName::Claims, false, Some(e));
-            return Ok((checks, None));
-        }
-    };
-    let all = claim_checks(&claims, cfg, &mut checks);
-    Ok((checks, all.then_some(claims)))
-}
 
 /// The checks of a verified payload's claims (exp, nbf, iat, aud, iss),
 /// recorded in `checks`; true when all pass. Shared by `check_with` and by
