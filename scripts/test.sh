@@ -93,7 +93,9 @@ for major in $IDENTITY_PG_MAJORS; do
 
     echo "== 6/8 hot standby on PostgreSQL $major (pg_basebackup -R replica)"
     bash pg_test/standby.sh 2>&1 | tee "$logs/$major-standby.log" || status=1
-    grep '^standby:' "$logs/$major-standby.log" > "$logs/$major-standby.summary" || true
+    # ... and a logical-replication subscriber (publication, subscription).
+    bash pg_test/logical.sh 2>&1 | tee -a "$logs/$major-standby.log" || status=1
+    grep -E '^(standby|logical):' "$logs/$major-standby.log" > "$logs/$major-standby.summary" || true
     count "$logs/$major-standby.summary"
 
     echo "== 7/8 package on PostgreSQL $major (cargo pgrx package into a clean server)"

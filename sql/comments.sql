@@ -154,3 +154,13 @@ comment on function identity.audit_log_hash(identity.audit_log) is
     'The hash of an audit row: SHA-256 of its predecessor''s hash and its columns. Internal (the chain trigger and verify_audit_log).';
 comment on function identity.audit_log_refuse_change() is
     'Trigger: refuses UPDATE (but filling the chain columns of a row not chained yet), DELETE and TRUNCATE of identity.audit_log. Internal, not callable.';
+comment on function identity.worker_write_audit(jsonb) is
+    'The audit writer''s statement: inserts a batch of queued audit records (a jsonb array of objects) and chains what committed, unless another chainer holds the chain. Internal: the background writer, as identity_worker.';
+comment on function identity.worker_jwks_due(boolean) is
+    'The issuers whose jwks_uri the JWKS fetcher fetches now (unknown_kid: a token named a kid not in the set). Internal: the background fetcher, as identity_worker.';
+comment on function identity.worker_jwks_next() is
+    'Seconds until the next scheduled JWKS fetch (NULL: no issuer has a jwks_uri). Internal: the background fetcher, as identity_worker.';
+comment on function identity.worker_jwks_store(text, text, jsonb, text) is
+    'Stores a JWKS fetch of an issuer''s jwks_uri: the valid set, or why it failed. Internal: the background fetcher, as identity_worker.';
+comment on table identity.mutexes is
+    'Locks no other role can take: row 0 serialises the audit chainers; rows 1 to 1024 a subject''s first sign-in and webhooks and a user''s credential changes (a key hashed to a row). Never written after the install.';

@@ -54,3 +54,11 @@ revoke all on schema identity from public;
 revoke all on all tables in schema identity from public;
 revoke all on all sequences in schema identity from public;
 revoke all on all functions in schema identity from public;
+
+-- The background workers act as identity_worker (sql/schema.sql): the four
+-- functions they call, and nothing else.
+grant usage on schema identity to identity_worker;
+grant execute on function identity.worker_write_audit(jsonb) to identity_worker;
+grant execute on function identity.worker_jwks_due(boolean) to identity_worker;
+grant execute on function identity.worker_jwks_next() to identity_worker;
+grant execute on function identity.worker_jwks_store(text, text, jsonb, text) to identity_worker;

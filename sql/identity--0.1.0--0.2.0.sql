@@ -243,6 +243,12 @@ create table identity.audit_chain_tips (
 );
 alter table identity.audit_chain_tips enable row level security;
 
+-- Locks no other role can take (sql/schema.sql).
+create table identity.mutexes (id int primary key check (id between 0 and 1024));
+insert into identity.mutexes select g from pg_catalog.generate_series(0, 1024) g;
+alter table identity.mutexes enable row level security;
+revoke all on identity.mutexes from public;
+
 -- Chains committed audit rows not chained yet, in id order, at most
 -- max_rows of them; returns how many. Run by the database's background
 -- writer (src/pg/audit_queue.rs) within milliseconds of their commit, so no
@@ -262,7 +268,7 @@ declare
 begin
     -- One chainer at a time (the writer, verify_audit_log): two would lock
     -- chain tips in different orders. Callers never take this lock.
-    perform pg_advisory_xact_lock(1231232, 1);
+    perform from identity.mutexes m where m.id = 0 for update;
     for r in select * from identity.audit_log where row_hash is null order by id limit max_rows
              for update skip locked loop
         k := coalesce(r.organization_id::text, '');
@@ -495,3 +501,153 @@ comment on function identity.audit_log_refuse_change() is
 drop index identity.users_token_state;
 create index users_token_state on identity.users (id) include (status, tokens_valid_after)
     where status <> 'active' or tokens_valid_after <> '-infinity';
+
+-- The background workers act as identity_worker (sql/schema.sql).
+-- The background workers (src/pg/workers.rs: the audit writer, the JWKS
+-- fetcher) connect as the bootstrap superuser, the only role a worker can
+-- connect as before PostgreSQL 17, and before their first statement pin
+-- search_path to pg_catalog, pg_temp and act as identity_worker: a role
+-- that cannot log in, has no attribute, owns nothing, holds no privilege on
+-- any table and may execute only the four functions below (each SECURITY
+-- DEFINER with its search_path pinned). Nothing a database owner puts on a
+-- search_path, or in a schema, runs in them (CVE-2018-1058's class). The
+-- role is the cluster's, shared by every database with the extension; one
+-- found with any attribute or member is refused here.
+do $$
+declare
+    r record;
+begin
+    select a.oid, a.rolsuper, a.rolcanlogin, a.rolcreaterole, a.rolcreatedb, a.rolbypassrls, a.rolreplication
+        into r from pg_catalog.pg_authid a where a.rolname operator(pg_catalog.=) 'identity_worker';
+    if not found then
+        create role identity_worker nologin noinherit;
+    elsif r.rolsuper or r.rolcanlogin or r.rolcreaterole or r.rolcreatedb or r.rolbypassrls or r.rolreplication
+          or exists (select from pg_catalog.pg_auth_members m where m.roleid operator(pg_catalog.=) r.oid) then
+        raise exception 'role identity_worker exists and has attributes or members'
+            using errcode = '42501',
+                  hint = 'the background workers act as identity_worker: it must be NOLOGIN, with no attribute and no member';
+    end if;
+end
+$$;
+
+-- The audit writer's one statement: a batch of queued records (a jsonb
+-- array of objects) inserted, then every committed row not chained yet
+-- chained, unless another chainer holds the chain (then next round).
+create function identity.worker_write_audit(records jsonb) returns integer
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
+begin
+    if pg_catalog.jsonb_typeof(records) operator(pg_catalog.=) 'array' then
+        insert into identity.audit_log
+            (actor_id, actor_kind, actor_role, organization_id, action, target_type, target_id, details)
+        select (r operator(pg_catalog.->>) 'actor_id')::uuid, r operator(pg_catalog.->>) 'actor_kind',
+               (r operator(pg_catalog.->>) 'actor_role')::name, (r operator(pg_catalog.->>) 'organization_id')::uuid,
+               r operator(pg_catalog.->>) 'action', r operator(pg_catalog.->>) 'target_type',
+               r operator(pg_catalog.->>) 'target_id', coalesce(r operator(pg_catalog.->) 'details', '{}')
+        from pg_catalog.jsonb_array_elements(records) r
+        where pg_catalog.jsonb_typeof(r) operator(pg_catalog.=) 'object';
+    end if;
+    -- Never wait for another chainer (verify_audit_log): a writer that
+    -- blocks misses its heartbeat.
+    if not exists (select from identity.mutexes m where m.id operator(pg_catalog.=) 0 for update skip locked) then
+        return 0;
+    end if;
+    return identity.audit_chain_pending(1000);
+end
+$$;
+
+-- The issuers whose options.jwks_uri the JWKS fetcher fetches now: never
+-- fetched, or their last attempt older than their jwks_refresh_seconds,
+-- or, when a token named an unknown kid (unknown_kid), older than a minute
+-- (or the refresh interval, if shorter).
+create function identity.worker_jwks_due(unknown_kid boolean) returns table (issuer text, jwks_uri text)
+language sql stable security definer set search_path = pg_catalog, pg_temp as $$
+    select i.issuer, i.options operator(pg_catalog.->>) 'jwks_uri'
+    from identity.issuers i
+    where i.options operator(pg_catalog.?) 'jwks_uri'
+      and (greatest(i.jwks_fetched_at, i.jwks_failed_at) is null
+           or greatest(i.jwks_fetched_at, i.jwks_failed_at)
+              operator(pg_catalog.<=) (pg_catalog.now() operator(pg_catalog.-) pg_catalog.make_interval(secs => case
+                   when unknown_kid then least(60, coalesce((i.options operator(pg_catalog.->>) 'jwks_refresh_seconds')::int, 3600))
+                   else coalesce((i.options operator(pg_catalog.->>) 'jwks_refresh_seconds')::int, 3600) end)))
+    order by i.issuer
+$$;
+
+-- Seconds until the next scheduled fetch of any issuer with a jwks_uri
+-- (NULL: none has one): the fetcher stays only while one is near.
+create function identity.worker_jwks_next() returns double precision
+language sql stable security definer set search_path = pg_catalog, pg_temp as $$
+    select pg_catalog.min(pg_catalog.date_part('epoch',
+             (greatest(i.jwks_fetched_at, i.jwks_failed_at)
+              operator(pg_catalog.+) pg_catalog.make_interval(secs => coalesce((i.options operator(pg_catalog.->>) 'jwks_refresh_seconds')::int, 3600)))
+             operator(pg_catalog.-) pg_catalog.now()))::float8
+    from identity.issuers i
+    where i.options operator(pg_catalog.?) 'jwks_uri'
+$$;
+
+-- A fetch of issuer's jwks_uri: the valid set it gave (jwks; the version
+-- moves only when the set changed, the error is cleared), or why it failed
+-- (error; the set in use stays). Nothing when the issuer was removed or its
+-- jwks_uri changed meanwhile.
+create function identity.worker_jwks_store(issuer text, jwks_uri text, jwks jsonb, error text) returns void
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
+begin
+    if jwks is not null then
+        update identity.issuers i
+        set jwks = worker_jwks_store.jwks,
+            version = i.version operator(pg_catalog.+) (i.jwks is distinct from worker_jwks_store.jwks)::int,
+            updated_at = case when i.jwks is distinct from worker_jwks_store.jwks then pg_catalog.now() else i.updated_at end,
+            jwks_fetched_at = pg_catalog.now(),
+            jwks_error = null
+        where i.issuer operator(pg_catalog.=) worker_jwks_store.issuer
+          and i.options operator(pg_catalog.->>) 'jwks_uri' operator(pg_catalog.=) worker_jwks_store.jwks_uri;
+    else
+        update identity.issuers i
+        set jwks_failed_at = pg_catalog.now(),
+            jwks_error = pg_catalog.left(coalesce(worker_jwks_store.error, 'unknown'), 500)
+        where i.issuer operator(pg_catalog.=) worker_jwks_store.issuer
+          and i.options operator(pg_catalog.->>) 'jwks_uri' operator(pg_catalog.=) worker_jwks_store.jwks_uri;
+    end if;
+end
+$$;
+
+revoke all on function identity.worker_write_audit(jsonb) from public;
+revoke all on function identity.worker_jwks_due(boolean) from public;
+revoke all on function identity.worker_jwks_next() from public;
+revoke all on function identity.worker_jwks_store(text, text, jsonb, text) from public;
+grant usage on schema identity to identity_worker;
+grant execute on function identity.worker_write_audit(jsonb) to identity_worker;
+grant execute on function identity.worker_jwks_due(boolean) to identity_worker;
+grant execute on function identity.worker_jwks_next() to identity_worker;
+grant execute on function identity.worker_jwks_store(text, text, jsonb, text) to identity_worker;
+comment on function identity.worker_write_audit(jsonb) is
+    'The audit writer''s statement: inserts a batch of queued audit records (a jsonb array of objects) and chains what committed, unless another chainer holds the chain. Internal: the background writer, as identity_worker.';
+comment on function identity.worker_jwks_due(boolean) is
+    'The issuers whose jwks_uri the JWKS fetcher fetches now (unknown_kid: a token named a kid not in the set). Internal: the background fetcher, as identity_worker.';
+comment on function identity.worker_jwks_next() is
+    'Seconds until the next scheduled JWKS fetch (NULL: no issuer has a jwks_uri). Internal: the background fetcher, as identity_worker.';
+comment on function identity.worker_jwks_store(text, text, jsonb, text) is
+    'Stores a JWKS fetch of an issuer''s jwks_uri: the valid set, or why it failed. Internal: the background fetcher, as identity_worker.';
+comment on table identity.mutexes is
+    'Locks no other role can take: row 0 serialises the audit chainers; rows 1 to 1024 a subject''s first sign-in and webhooks and a user''s credential changes (a key hashed to a row). Never written after the install.';
+
+-- Logical replication's apply worker fires row triggers only: a row trigger
+-- on each cached table, ENABLE REPLICA, invalidates the per-backend copies
+-- on a subscriber (src/store/cache.rs).
+create trigger cached_row_applied after insert or update or delete on identity.revoked_jwts
+    for each row execute function identity.cached_table_changed();
+create trigger cached_row_applied after insert or update or delete on identity.revoked_sessions
+    for each row execute function identity.cached_table_changed();
+create trigger cached_row_applied after insert or update or delete on identity.signing_keys
+    for each row execute function identity.cached_table_changed();
+create trigger cached_row_applied after insert or update or delete on identity.users
+    for each row execute function identity.cached_table_changed();
+create trigger cached_row_applied after insert or update or delete on identity.api_tokens
+    for each row execute function identity.cached_table_changed();
+create trigger cached_row_applied after insert or update or delete on identity.deleted_users
+    for each row execute function identity.cached_table_changed();
+alter table identity.revoked_jwts enable replica trigger cached_row_applied;
+alter table identity.revoked_sessions enable replica trigger cached_row_applied;
+alter table identity.signing_keys enable replica trigger cached_row_applied;
+alter table identity.users enable replica trigger cached_row_applied;
+alter table identity.api_tokens enable replica trigger cached_row_applied;
+alter table identity.deleted_users enable replica trigger cached_row_applied;

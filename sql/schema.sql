@@ -294,6 +294,17 @@ create table identity.audit_chain_tips (
 );
 alter table identity.audit_chain_tips enable row level security;
 
+-- Locks that no other role can take or hold up: a role needs UPDATE on a
+-- table to lock its rows, and none is granted on this one (where an
+-- advisory lock's key is public, and any role can take it first). Row 0
+-- serialises the audit chainers; rows 1 to 1024 the critical sections of a
+-- subject's first sign-in and webhooks and of a user's credentials, a key
+-- hashed to a row (src/pg/locks.rs). Never written after the install, so
+-- locking a row never fails a REPEATABLE READ transaction.
+create table identity.mutexes (id int primary key check (id between 0 and 1024));
+insert into identity.mutexes select g from pg_catalog.generate_series(0, 1024) g;
+alter table identity.mutexes enable row level security;
+
 -- Chains committed audit rows not chained yet, in id order, at most
 -- max_rows of them; returns how many. Run by the database's background
 -- writer (src/pg/audit_queue.rs) within milliseconds of their commit, so no
@@ -313,7 +324,7 @@ declare
 begin
     -- One chainer at a time (the writer, verify_audit_log): two would lock
     -- chain tips in different orders. Callers never take this lock.
-    perform pg_advisory_xact_lock(1231232, 1);
+    perform from identity.mutexes m where m.id = 0 for update;
     for r in select * from identity.audit_log where row_hash is null order by id limit max_rows
              for update skip locked loop
         k := coalesce(r.organization_id::text, '');
@@ -333,6 +344,113 @@ begin
         select t.key, (t.value->>0)::bigint, decode(t.value->>1, 'hex') from jsonb_each(tips) t
         on conflict (chain) do update set last_id = excluded.last_id, last_hash = excluded.last_hash;
     return n;
+end
+$$;
+
+-- The background workers (src/pg/workers.rs: the audit writer, the JWKS
+-- fetcher) connect as the bootstrap superuser, the only role a worker can
+-- connect as before PostgreSQL 17, and before their first statement pin
+-- search_path to pg_catalog, pg_temp and act as identity_worker: a role
+-- that cannot log in, has no attribute, owns nothing, holds no privilege on
+-- any table and may execute only the four functions below (each SECURITY
+-- DEFINER with its search_path pinned). Nothing a database owner puts on a
+-- search_path, or in a schema, runs in them (CVE-2018-1058's class). The
+-- role is the cluster's, shared by every database with the extension; one
+-- found with any attribute or member is refused here.
+do $$
+declare
+    r record;
+begin
+    select a.oid, a.rolsuper, a.rolcanlogin, a.rolcreaterole, a.rolcreatedb, a.rolbypassrls, a.rolreplication
+        into r from pg_catalog.pg_authid a where a.rolname operator(pg_catalog.=) 'identity_worker';
+    if not found then
+        create role identity_worker nologin noinherit;
+    elsif r.rolsuper or r.rolcanlogin or r.rolcreaterole or r.rolcreatedb or r.rolbypassrls or r.rolreplication
+          or exists (select from pg_catalog.pg_auth_members m where m.roleid operator(pg_catalog.=) r.oid) then
+        raise exception 'role identity_worker exists and has attributes or members'
+            using errcode = '42501',
+                  hint = 'the background workers act as identity_worker: it must be NOLOGIN, with no attribute and no member';
+    end if;
+end
+$$;
+
+-- The audit writer's one statement: a batch of queued records (a jsonb
+-- array of objects) inserted, then every committed row not chained yet
+-- chained, unless another chainer holds the chain (then next round).
+create function identity.worker_write_audit(records jsonb) returns integer
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
+begin
+    if pg_catalog.jsonb_typeof(records) operator(pg_catalog.=) 'array' then
+        insert into identity.audit_log
+            (actor_id, actor_kind, actor_role, organization_id, action, target_type, target_id, details)
+        select (r operator(pg_catalog.->>) 'actor_id')::uuid, r operator(pg_catalog.->>) 'actor_kind',
+               (r operator(pg_catalog.->>) 'actor_role')::name, (r operator(pg_catalog.->>) 'organization_id')::uuid,
+               r operator(pg_catalog.->>) 'action', r operator(pg_catalog.->>) 'target_type',
+               r operator(pg_catalog.->>) 'target_id', coalesce(r operator(pg_catalog.->) 'details', '{}')
+        from pg_catalog.jsonb_array_elements(records) r
+        where pg_catalog.jsonb_typeof(r) operator(pg_catalog.=) 'object';
+    end if;
+    -- Never wait for another chainer (verify_audit_log): a writer that
+    -- blocks misses its heartbeat.
+    if not exists (select from identity.mutexes m where m.id operator(pg_catalog.=) 0 for update skip locked) then
+        return 0;
+    end if;
+    return identity.audit_chain_pending(1000);
+end
+$$;
+
+-- The issuers whose options.jwks_uri the JWKS fetcher fetches now: never
+-- fetched, or their last attempt older than their jwks_refresh_seconds,
+-- or, when a token named an unknown kid (unknown_kid), older than a minute
+-- (or the refresh interval, if shorter).
+create function identity.worker_jwks_due(unknown_kid boolean) returns table (issuer text, jwks_uri text)
+language sql stable security definer set search_path = pg_catalog, pg_temp as $$
+    select i.issuer, i.options operator(pg_catalog.->>) 'jwks_uri'
+    from identity.issuers i
+    where i.options operator(pg_catalog.?) 'jwks_uri'
+      and (greatest(i.jwks_fetched_at, i.jwks_failed_at) is null
+           or greatest(i.jwks_fetched_at, i.jwks_failed_at)
+              operator(pg_catalog.<=) (pg_catalog.now() operator(pg_catalog.-) pg_catalog.make_interval(secs => case
+                   when unknown_kid then least(60, coalesce((i.options operator(pg_catalog.->>) 'jwks_refresh_seconds')::int, 3600))
+                   else coalesce((i.options operator(pg_catalog.->>) 'jwks_refresh_seconds')::int, 3600) end)))
+    order by i.issuer
+$$;
+
+-- Seconds until the next scheduled fetch of any issuer with a jwks_uri
+-- (NULL: none has one): the fetcher stays only while one is near.
+create function identity.worker_jwks_next() returns double precision
+language sql stable security definer set search_path = pg_catalog, pg_temp as $$
+    select pg_catalog.min(pg_catalog.date_part('epoch',
+             (greatest(i.jwks_fetched_at, i.jwks_failed_at)
+              operator(pg_catalog.+) pg_catalog.make_interval(secs => coalesce((i.options operator(pg_catalog.->>) 'jwks_refresh_seconds')::int, 3600)))
+             operator(pg_catalog.-) pg_catalog.now()))::float8
+    from identity.issuers i
+    where i.options operator(pg_catalog.?) 'jwks_uri'
+$$;
+
+-- A fetch of issuer's jwks_uri: the valid set it gave (jwks; the version
+-- moves only when the set changed, the error is cleared), or why it failed
+-- (error; the set in use stays). Nothing when the issuer was removed or its
+-- jwks_uri changed meanwhile.
+create function identity.worker_jwks_store(issuer text, jwks_uri text, jwks jsonb, error text) returns void
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
+begin
+    if jwks is not null then
+        update identity.issuers i
+        set jwks = worker_jwks_store.jwks,
+            version = i.version operator(pg_catalog.+) (i.jwks is distinct from worker_jwks_store.jwks)::int,
+            updated_at = case when i.jwks is distinct from worker_jwks_store.jwks then pg_catalog.now() else i.updated_at end,
+            jwks_fetched_at = pg_catalog.now(),
+            jwks_error = null
+        where i.issuer operator(pg_catalog.=) worker_jwks_store.issuer
+          and i.options operator(pg_catalog.->>) 'jwks_uri' operator(pg_catalog.=) worker_jwks_store.jwks_uri;
+    else
+        update identity.issuers i
+        set jwks_failed_at = pg_catalog.now(),
+            jwks_error = pg_catalog.left(coalesce(worker_jwks_store.error, 'unknown'), 500)
+        where i.issuer operator(pg_catalog.=) worker_jwks_store.issuer
+          and i.options operator(pg_catalog.->>) 'jwks_uri' operator(pg_catalog.=) worker_jwks_store.jwks_uri;
+    end if;
 end
 $$;
 
@@ -396,7 +514,8 @@ alter table identity.webhook_deliveries     enable row level security;
 -- Backups keep everything (README "Backup and restore"): pg_dump skips the
 -- rows of an extension's tables unless they are registered, so every table
 -- that holds data, and the sequences behind its identity columns, is. The
--- extension inserts no row itself, so no filter is needed: a restore into a
+-- extension inserts no row itself but identity.mutexes' fixed rows, which
+-- CREATE EXTENSION makes again, so no filter is needed: a restore into a
 -- fresh database (CREATE EXTENSION, then these rows) gives back every row.
 select pg_catalog.pg_extension_config_dump('identity.organizations', '');
 select pg_catalog.pg_extension_config_dump('identity.users', '');

@@ -66,25 +66,27 @@ select (identity.verify_jwt(identity.create_websocket_token(), 'websocket'))->>'
 select identity.uid(), identity.actor()->>'kind' as kind, count(*) as rows_seen from t.docs group by 1, 2;
 select (identity.authenticate(api))->>'sub' as pinned_from_api_token from tokens;
 select identity.uid(), identity.is_admin(), count(*) as rows_seen from t.docs group by 1, 2;
--- A failed authenticate leaves no identity (it warns and returns NULL rather
--- than raising, so the clearing is not rolled back); a session cannot pin
--- claims itself.
-select identity.authenticate('garbage.token.here') is null as rejected;
-select identity.uid() is null as cleared, count(*) as rows_seen from t.docs;
-select (identity.authenticate(api))->>'sub' as pinned_again from tokens;
-select identity.authenticate('idt_' || repeat('0', 36)) is null as bad_api_token;
-select identity.uid() is null as cleared_again, count(*) as rows_seen from t.docs;
+-- A session cannot pin claims itself.
 select t.err($$set identity.verified_claims = '{"sub": "00000000-0000-0000-0000-00000000e001"}'$$) as set_pin;
 select t.err($$select set_config('identity.verified_claims', '{"sub": "00000000-0000-0000-0000-00000000e001"}', false)$$) as set_config_pin;
 select (identity.authenticate(api))->>'sub' as pinned_before_null from tokens;
 select identity.authenticate(null) is null as cleared_by_null, identity.uid() is null as uid_cleared;
-select (identity.authenticate(api))->>'sub' as pinned_at_commit from tokens;
+select (identity.authenticate(api))->>'sub' as pinned_again from tokens;
+-- A failed authenticate fails closed (it warns and returns NULL rather than
+-- raising, so the pin is not rolled back): nobody for the rest of the
+-- transaction, whatever is authenticated after it.
+select identity.authenticate('garbage.token.here') is null as rejected;
+select identity.uid() is null as cleared, count(*) as rows_seen from t.docs;
+select (identity.authenticate(api))->>'sub' as still_nobody from tokens;
+select identity.authenticate(null) is null as null_lifts_nothing;
+select identity.uid() is null as cleared_again, identity.actor()->>'kind' as kind, count(*) as rows_seen from t.docs;
 commit;
 -- Commit ended it: nothing of it is left for the next transaction.
 select identity.uid() is null as no_uid_after_commit, identity.jwt() is null as no_jwt,
        current_setting('identity.verified_claims') = '' as no_pin, count(*) as rows_seen from t.docs;
 -- An autocommit statement is its own transaction: the pin ends with it.
 select (identity.authenticate(jwt))->>'sub' as pinned_in_one_statement, identity.uid() as uid_in_it from tokens;
+select identity.authenticate('idt_' || repeat('0', 36)) is null as bad_api_token;
 select identity.uid() is null as gone_after_the_statement;
 -- Rollback ends it too.
 begin;

@@ -43,9 +43,11 @@ pub fn subject() -> PgResult<Subject> {
         Actor::System => Err(IdentityError::new(Kind::Forbidden, "no user in the request claims")
             .hint("set request.jwt.claims (or call identity.authenticate) with a user's token; only the admin level acts as system")
             .pg_error()),
-        Actor::Anon => Err(IdentityError::new(Kind::Forbidden, "the request claims name no user")
-            .hint("sign in: the claims need a sub that is a user id")
-            .pg_error()),
+        Actor::Anon => Err(revoked_claims().unwrap_or_else(|| {
+            IdentityError::new(Kind::Forbidden, "the request claims name no user")
+                .hint("sign in: the claims need a sub that is a user id")
+                .pg_error()
+        })),
         Actor::User { sub, scopes } => {
             let id = UserId(uuid_bytes(&sub).expect("canonical uuid"));
             let u = tables::user_state(id).ok_or_else(|| {
@@ -73,6 +75,19 @@ pub fn subject() -> PgResult<Subject> {
             }))
         }
     }
+}
+
+/// The 28000 for claims that name a user but fail a check verify_jwt
+/// applies (a revoked jti or session, the user's state, a revoked parent
+/// API token): such claims make an anonymous actor (`store::claims::view`),
+/// and a function that needs an actor says why. None for other claims.
+pub fn revoked_claims() -> Option<crate::pg::error::ErrorReport> {
+    let check = crate::store::claims::refusal()?;
+    Some(
+        IdentityError::unauthenticated("the request's token is no longer valid")
+            .detail(check.detail.unwrap_or_default())
+            .pg_error(),
+    )
 }
 
 /// One audit row for `s` acting on `target`.

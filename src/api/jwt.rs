@@ -2,7 +2,7 @@
 
 use crate::core::claims::{parse_uuid, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
-use crate::core::ids::{SessionId, TokenId, UserId};
+use crate::core::ids::{SessionId, UserId};
 use crate::core::jwt::{self, Check, CheckName, Claims, VerifyConfig};
 use crate::core::signatures::SignatureCache;
 use crate::pg::clock::{interval_seconds, new_uuid, now_unix};
@@ -10,6 +10,7 @@ use crate::pg::error::PgResult;
 use crate::pg::error::{Pg, PgError};
 use crate::pg::jsonb::{RawJsonb, Verified};
 use crate::pg::{gucs, spi};
+use crate::store::checks::stateful_checks;
 use crate::store::tables;
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
@@ -111,15 +112,6 @@ pub fn sign_claims(claims: Map<String, Value>, ttl: i64, fill_aud: bool) -> PgRe
             })
         }
         Signer::Secret(key) => issue(ttl, fill_aud, |std| jwt::sign_hs256(claims, &key, std)),
-    }
-}
-
-/// A check's record; `detail` is written out only for a refusal.
-fn check(name: CheckName, pass: bool, detail: impl std::fmt::Display) -> Check {
-    Check {
-        name,
-        pass,
-        detail: (!pass).then(|| detail.to_string()),
     }
 }
 
@@ -243,70 +235,6 @@ fn resolver(now: i64) -> impl FnOnce(Option<&str>) -> Result<jwt::KeyChoice, Ide
         }),
         None => Ok(jwt::KeyChoice::Secret(hmac_key()?)),
     }
-}
-
-/// Revocation and the user's state, after the stateless checks passed:
-/// the revoked jtis and sessions from this backend's copy (cache.rs); the
-/// user's state from `user` (None: no user checks, they would pass).
-fn stateful_checks<C: Claims>(
-    mut checks: Vec<Check>,
-    claims: Option<C>,
-    user: impl FnOnce(&crate::store::cache::Fresh, UserId) -> Option<crate::store::cache::UserToken>,
-) -> (Vec<Check>, Option<C>) {
-    let Some(c) = claims else {
-        return (checks, None);
-    };
-    let fresh = crate::store::cache::fresh();
-    let uuid_claim = |k: &str| c.string(k).and_then(parse_uuid);
-    if let Some(jti) = c.string("jti") {
-        checks.push(check(
-            CheckName::RevokedJti,
-            !fresh.jti_revoked(jti),
-            "jti revoked",
-        ));
-    }
-    if let Some(sid) = uuid_claim("session_id") {
-        checks.push(check(
-            CheckName::RevokedSession,
-            !fresh.session_revoked(SessionId(sid)),
-            "session revoked",
-        ));
-    }
-    if let Some(sub) = uuid_claim("sub") {
-        if let Some(tables::UserToken {
-            valid_after: tokens_valid_after,
-            status,
-        }) = user(&fresh, UserId(sub))
-        {
-            checks.push(check(
-                CheckName::UserStatus,
-                status.is_active(),
-                format_args!("user {status}"),
-            ));
-            let iat = c.number("iat").ok().flatten().unwrap_or(i64::MIN);
-            let ok = tokens_valid_after.is_none_or(|va| iat >= va);
-            checks.push(check(
-                CheckName::TokensValidAfter,
-                ok,
-                "issued before the user's tokens_valid_after",
-            ));
-        }
-    }
-    // A JWT derived from an API token (exchange_api_token, and websocket /
-    // agent tokens minted by a caller signed in with one) dies with it:
-    // revoked, deleted with its user, or rotated out after its grace. One
-    // primary-key probe, only for such tokens, always under the current
-    // snapshot (so standbys follow the primary as they replay). After the
-    // user's checks, so a deleted user's token says so.
-    if let Some(tid) = uuid_claim("token_id") {
-        checks.push(check(
-            CheckName::ParentToken,
-            tables::token_live(TokenId(tid), now_unix()),
-            "the API token it was derived from is revoked, expired or gone",
-        ));
-    }
-    let valid = checks.iter().all(|c| c.pass);
-    (checks, valid.then_some(c))
 }
 
 /// HS256 tokens whose signature this backend verified

@@ -26,6 +26,8 @@ use serde_json::{json, Value};
 #[derive(Clone, Copy)]
 struct Fast {
     generation: u64,
+    /// The invalidations taken in when it was filled (`cache::generation`).
+    invals: u64,
     uid: Option<UserId>,
     org_id: Option<OrgId>,
     is_service_user: Option<bool>,
@@ -33,15 +35,17 @@ struct Fast {
 
 thread_local! {
     static FAST: std::cell::Cell<Fast> =
-        const { std::cell::Cell::new(Fast { generation: 0, uid: None, org_id: None, is_service_user: None }) };
+        const { std::cell::Cell::new(Fast { generation: 0, invals: u64::MAX, uid: None, org_id: None, is_service_user: None }) };
 }
 
 #[pg_guard]
 extern "C-unwind" fn refresh_fast(generation: u64) {
     let v = view();
+    let invals = crate::store::cache::generation();
     FAST.with(|f| {
         f.set(Fast {
             generation,
+            invals,
             uid: v.uid,
             org_id: v.org_id,
             is_service_user: v.is_service_user,
@@ -49,11 +53,18 @@ extern "C-unwind" fn refresh_fast(generation: u64) {
     });
 }
 
+/// The invalidations taken in, after taking in what others committed (a
+/// revocation or a suspension moves it: the answers are built again).
+#[pg_guard]
+extern "C-unwind" fn store_generation() -> u64 {
+    crate::store::cache::generation()
+}
+
 #[inline(always)]
 fn fast() -> Fast {
     let generation = gucs::claims_generation();
     let f = FAST.with(|f| f.get());
-    if f.generation == generation {
+    if f.generation == generation && f.invals == store_generation() {
         return f;
     }
     refresh_fast(generation);
@@ -260,13 +271,26 @@ fn api_token_verdict(token: &str) -> crate::pg::error::PgResult<Verdict> {
 /// never carries one client's identity into the next transaction. NULL
 /// clears the pin.
 ///
-/// A token that does not authenticate clears the pin, raises a WARNING with
+/// A token that does not authenticate pins nobody, raises a WARNING with
 /// the reason (SQLSTATE 28000) and returns NULL, but does not raise an error:
-/// an error would roll the clearing back with the (sub)transaction (GUC
+/// an error would roll the pin back with the (sub)transaction (GUC
 /// changes are transactional) and leave an earlier pin of the same
 /// transaction in place. Configuration errors (55000) still raise.
+///
+/// A failure fails closed: it pins "nobody" (`actor::NOBODY`) for the rest
+/// of the transaction, so a caller that ignores the NULL acts as no one
+/// (actor `anon`, every helper NULL, every function that needs an actor
+/// refused; never the `system` of a caller without claims). Neither a later
+/// authenticate nor `authenticate(NULL)` lifts it before the transaction
+/// (or the savepoint the failure happened in) ends.
 #[pg_extern(schema = "identity", volatile, parallel_unsafe)]
 fn authenticate(token: Option<&str>) -> crate::pg::error::PgResult<Option<RawJsonb>> {
+    if gucs::pinned_claims_text().as_deref() == Some(actor::NOBODY) {
+        pgrx::warning!(
+            "identity.authenticate: an earlier identity.authenticate of this transaction failed (nobody is signed in until it ends)"
+        );
+        return Ok(None);
+    }
     gucs::pin_verified_claims(None);
     let Some(token) = token else { return Ok(None) };
     match verdict(token)? {
@@ -275,6 +299,7 @@ fn authenticate(token: Option<&str>) -> crate::pg::error::PgResult<Option<RawJso
             Ok(Some(a.jsonb))
         }
         Err((message, detail)) => {
+            gucs::pin_verified_claims(Some(actor::NOBODY));
             pgrx::warning!(
                 "identity.authenticate: {message} ({})",
                 detail.unwrap_or_default()

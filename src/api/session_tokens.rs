@@ -72,6 +72,11 @@ fn subject(user_id: Option<Uuid>) -> PgResult<(UserId, Lineage)> {
         .pg_error());
     }
     let actor = actor::current();
+    if actor == Actor::Anon {
+        if let Some(e) = actor::revoked_claims() {
+            return Err(e);
+        }
+    }
     let target = match (&user_id, &actor) {
         (Some(u), _) => UserId(*u.as_bytes()),
         (None, Actor::User { sub, .. }) => UserId(uuid_bytes(sub).expect("canonical")),

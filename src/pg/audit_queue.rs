@@ -258,6 +258,10 @@ pub extern "C-unwind" fn identity_audit_writer(arg: pg_sys::Datum) {
         }
     }
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(db)), None);
+    // Connected as the bootstrap superuser, with the database's settings:
+    // search_path pinned before any statement, and every statement run as
+    // identity_worker (insert_and_chain).
+    BackgroundWorker::transaction(super::workers::pin_search_path);
     // SAFETY: MyProcPid is this process' pid.
     let pid = unsafe { pg_sys::MyProcPid };
     {
@@ -376,52 +380,39 @@ fn leave(db: u32, pid: i32) -> bool {
 }
 
 /// Inserts a batch of records into identity.audit_log and chains every
-/// committed row not chained yet (if the extension is in this database).
-/// Some(rows chained) when the statements ran, None when they failed.
+/// committed row not chained yet (if the extension is in this database), as
+/// the role identity_worker through identity.worker_write_audit (its only
+/// privilege). Some(rows chained) when the statement ran, None when it
+/// failed or the role does not exist.
 fn insert_and_chain(batch: &[serde_json::Value]) -> Option<i64> {
     // No error is caught here: catching one without a subtransaction would
     // leave the transaction unusable. An ERROR (the extension dropped under
     // the writer, say) ends this worker; the postmaster starts it again
     // after RESTART, and it takes its in-flight records again.
     let records = pgrx::JsonB(serde_json::Value::Array(batch.to_vec()));
-    pgrx::Spi::connect_mut(|c| {
-        let exists = c
-            .select(
-                "select pg_catalog.to_regprocedure('identity.audit_chain_pending(integer)') is not null",
-                None,
-                &[],
-            )
-            .ok()
-            .and_then(|t| t.first().get_one::<bool>().ok().flatten())
-            .unwrap_or(false);
-        if !exists {
-            return Some(0);
-        }
-        if !batch.is_empty() {
+    super::workers::as_worker_role(|| {
+        pgrx::Spi::connect_mut(|c| {
+            let exists = c
+                .select(
+                    "select pg_catalog.to_regprocedure('identity.worker_write_audit(pg_catalog.jsonb)') is not null",
+                    None,
+                    &[],
+                )
+                .ok()
+                .and_then(|t| t.first().get_one::<bool>().ok().flatten())
+                .unwrap_or(false);
+            if !exists {
+                return Some(0);
+            }
             c.update(
-                include_str!("../../sql/queries/audit_queue_insert.sql"),
+                "select identity.worker_write_audit($1)",
                 None,
                 &[records.into()],
             )
-            .ok()?;
-        }
-        // Never wait for another chainer (verify_audit_log): a writer that
-        // blocks misses its heartbeat. Chain next round instead.
-        let free = c
-            .update(
-                "select pg_catalog.pg_try_advisory_xact_lock(1231232, 1)",
-                None,
-                &[],
-            )
-            .ok()
-            .and_then(|t| t.first().get_one::<bool>().ok().flatten())
-            .unwrap_or(false);
-        if !free {
-            return Some(0);
-        }
-        c.update("select identity.audit_chain_pending(1000)", None, &[])
             .ok()
             .and_then(|t| t.first().get_one::<i32>().ok().flatten())
             .map(i64::from)
+        })
     })
+    .flatten()
 }

@@ -363,6 +363,11 @@ pub fn claims_source() -> ClaimsSource {
 
 /// The claims text the helpers read: pinned verified claims if any, else, in
 /// `request` mode, request.jwt.claims.
+/// The claims pinned by identity.authenticate in this transaction, if any.
+pub fn pinned_claims_text() -> Option<String> {
+    string(&VERIFIED_CLAIMS)
+}
+
 pub fn current_claims_text() -> Option<String> {
     string(&VERIFIED_CLAIMS).or_else(|| match claims_source() {
         ClaimsSource::Request => string(&REQUEST_CLAIMS),

@@ -171,6 +171,8 @@ pub extern "C-unwind" fn identity_jwks_fetcher(arg: pg_sys::Datum) {
         }
     }
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(db)), None);
+    // As the audit writer: search_path pinned, statements as identity_worker.
+    BackgroundWorker::transaction(super::workers::pin_search_path);
     // SAFETY: MyProcPid is this process' pid.
     let pid = unsafe { pg_sys::MyProcPid };
     {
@@ -247,7 +249,7 @@ pub extern "C-unwind" fn identity_jwks_fetcher(arg: pg_sys::Datum) {
 
 fn extension_here(c: &pgrx::spi::SpiClient) -> bool {
     c.select(
-        "select pg_catalog.to_regclass('identity.issuers') is not null",
+        "select pg_catalog.to_regprocedure('identity.worker_jwks_store(pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.text)') is not null",
         None,
         &[],
     )
@@ -256,37 +258,45 @@ fn extension_here(c: &pgrx::spi::SpiClient) -> bool {
     .unwrap_or(false)
 }
 
+/// The issuers due for a fetch (identity.worker_jwks_due, as identity_worker).
 fn due_issuers(unknown_kid: bool) -> Vec<(String, String)> {
-    pgrx::Spi::connect(|c| {
-        if !extension_here(c) {
-            return Vec::new();
-        }
-        let Ok(t) = c.select(
-            include_str!("../../sql/queries/jwks_due.sql"),
-            None,
-            &[unknown_kid.into()],
-        ) else {
-            return Vec::new();
-        };
-        t.filter_map(|r| {
-            Some((
-                r.get::<String>(1).ok().flatten()?,
-                r.get::<String>(2).ok().flatten()?,
-            ))
+    super::workers::as_worker_role(|| {
+        pgrx::Spi::connect(|c| {
+            if !extension_here(c) {
+                return Vec::new();
+            }
+            let Ok(t) = c.select(
+                "select w.issuer, w.jwks_uri from identity.worker_jwks_due($1) w",
+                None,
+                &[unknown_kid.into()],
+            ) else {
+                return Vec::new();
+            };
+            t.filter_map(|r| {
+                Some((
+                    r.get::<String>(1).ok().flatten()?,
+                    r.get::<String>(2).ok().flatten()?,
+                ))
+            })
+            .collect()
         })
-        .collect()
     })
+    .unwrap_or_default()
 }
 
+/// Seconds until the next scheduled fetch (identity.worker_jwks_next).
 fn next_due() -> Option<f64> {
-    pgrx::Spi::connect(|c| {
-        if !extension_here(c) {
-            return None;
-        }
-        c.select(include_str!("../../sql/queries/jwks_next.sql"), None, &[])
-            .ok()
-            .and_then(|t| t.first().get_one::<f64>().ok().flatten())
+    super::workers::as_worker_role(|| {
+        pgrx::Spi::connect(|c| {
+            if !extension_here(c) {
+                return None;
+            }
+            c.select("select identity.worker_jwks_next()", None, &[])
+                .ok()
+                .and_then(|t| t.first().get_one::<f64>().ok().flatten())
+        })
     })
+    .flatten()
 }
 
 /// GETs `uri` and checks the body is a valid set (core::external::parse_jwks):
@@ -320,26 +330,25 @@ fn fetch(agent: &ureq::Agent, uri: &str) -> Result<serde_json::Value, String> {
 }
 
 fn store(issuer: &str, uri: &str, outcome: Result<serde_json::Value, String>) {
-    pgrx::Spi::connect_mut(|c| {
-        if !extension_here(c) {
-            return;
-        }
-        // An ERROR here ends the worker (restarted after RESTART): never caught
-        // without a subtransaction.
-        let _ = match outcome {
-            Ok(set) => c.update(
-                include_str!("../../sql/queries/jwks_fetched.sql"),
-                None,
-                &[issuer.into(), uri.into(), pgrx::JsonB(set).into()],
-            ),
-            Err(why) => {
-                pgrx::log!("identity jwks fetcher: {issuer}: {why}");
-                c.update(
-                    include_str!("../../sql/queries/jwks_failed.sql"),
-                    None,
-                    &[issuer.into(), uri.into(), why.into()],
-                )
+    super::workers::as_worker_role(|| {
+        pgrx::Spi::connect_mut(|c| {
+            if !extension_here(c) {
+                return;
             }
-        };
-    })
+            let (set, why) = match outcome {
+                Ok(set) => (Some(pgrx::JsonB(set)), None),
+                Err(why) => {
+                    pgrx::log!("identity jwks fetcher: {issuer}: {why}");
+                    (None, Some(why))
+                }
+            };
+            // An ERROR here ends the worker (restarted after RESTART): never
+            // caught without a subtransaction.
+            let _ = c.update(
+                "select identity.worker_jwks_store($1, $2, $3, $4)",
+                None,
+                &[issuer.into(), uri.into(), set.into(), why.into()],
+            );
+        })
+    });
 }

@@ -45,3 +45,58 @@ pub fn start(name: &str, function: &str, db: u32, restart: Duration) -> bool {
         .load_dynamic()
         .is_ok()
 }
+
+/// The role the workers act as (sql/schema.sql): NOLOGIN, no attribute, no
+/// privilege on any table, EXECUTE on the `identity.worker_*` functions only.
+const WORKER_ROLE: &std::ffi::CStr = c"identity_worker";
+
+/// Pins this worker's search_path to `pg_catalog, pg_temp`, over whatever
+/// the database's or the bootstrap role's settings put there (applied when
+/// the worker connected): no operator or function of another schema can
+/// resolve in its statements. Called once, right after connecting, inside a
+/// transaction.
+pub fn pin_search_path() {
+    // SAFETY: SetConfigOption copies both strings (NUL-terminated statics);
+    // search_path's check and assign hooks read no catalog. At PGC_SUSET
+    // with source PGC_S_OVERRIDE no later setting of a lower source can
+    // replace it; an invalid value would raise an ERROR, not return.
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+        );
+    }
+}
+
+/// Runs `f` as the role identity_worker (a security-restricted operation,
+/// as REFRESH MATERIALIZED VIEW runs as a view's owner), then acts as the
+/// connecting role again. None, and `f` not run, when the role does not
+/// exist (the extension is not installed anywhere yet). Must run inside a
+/// transaction (the role is looked up in the catalog). An ERROR in `f`
+/// ends the worker's transaction, and the abort restores the user id.
+pub fn as_worker_role<R>(f: impl FnOnce() -> R) -> Option<R> {
+    // SAFETY: get_role_oid reads the syscache inside the caller's
+    // transaction; the name is a NUL-terminated static; missing_ok = true
+    // returns InvalidOid instead of raising.
+    let role = unsafe { pg_sys::get_role_oid(WORKER_ROLE.as_ptr(), true) };
+    if role == pg_sys::InvalidOid {
+        return None;
+    }
+    let mut saved_user = pg_sys::InvalidOid;
+    let mut saved_context: std::ffi::c_int = 0;
+    // SAFETY: both out-pointers are to locals that live for the call.
+    unsafe { pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context) };
+    let restricted = saved_context
+        | pg_sys::SECURITY_LOCAL_USERID_CHANGE as std::ffi::c_int
+        | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int;
+    // SAFETY: `role` is an existing role's oid; the flags are Postgres' own.
+    // Switching the current user is what SECURITY DEFINER calls do; it is
+    // undone below, or by the transaction's abort on an ERROR.
+    unsafe { pg_sys::SetUserIdAndSecContext(role, restricted) };
+    let r = f();
+    // SAFETY: the values read above.
+    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
+    Some(r)
+}

@@ -8,9 +8,13 @@
 //! repeated verify_api_token reads no table either, where it made two.
 //!
 //! Invalidation is Postgres' own, the way its catalog caches work:
-//! - a statement-level trigger on identity.revoked_jwts, revoked_sessions
-//!   and signing_keys (ENABLE ALWAYS, so replication apply fires it too)
-//!   calls CacheInvalidateRelcache on its table. The message is
+//! - a statement-level trigger on identity.revoked_jwts, revoked_sessions,
+//!   signing_keys, users, deleted_users and api_tokens calls
+//!   CacheInvalidateRelcache on its table. Logical replication's apply
+//!   worker fires row triggers only, never statement ones: a row trigger
+//!   on each (`cached_row_applied`, ENABLE REPLICA, so it fires only where
+//!   session_replication_role is replica, as in the apply worker) sends
+//!   the same message for each applied row on a subscriber. The message is
 //!   transactional: other backends receive it when the writer commits
 //!   (nothing on rollback); it is also written to the WAL with the commit,
 //!   so hot standbys drop their copies when they replay it.
@@ -247,6 +251,14 @@ enum Known {
 
 fn invals() -> u64 {
     INVALS.with(std::cell::Cell::get)
+}
+
+/// The invalidations this backend has taken in, after taking in those
+/// committed up to now: a view of the claims built at one count is stale
+/// at another (`claims::view`).
+pub fn generation() -> u64 {
+    prepare();
+    invals()
 }
 
 /// Copies are filled only outside parallel mode (a fill needs a fresh
@@ -825,6 +837,24 @@ ALTER TABLE identity.signing_keys ENABLE ALWAYS TRIGGER cached_table_changed;
 ALTER TABLE identity.users ENABLE ALWAYS TRIGGER cached_table_changed;
 ALTER TABLE identity.deleted_users ENABLE ALWAYS TRIGGER cached_table_changed;
 ALTER TABLE identity.api_tokens ENABLE ALWAYS TRIGGER cached_table_changed;
+CREATE TRIGGER cached_row_applied AFTER INSERT OR UPDATE OR DELETE ON identity.revoked_jwts
+    FOR EACH ROW EXECUTE FUNCTION identity.cached_table_changed();
+CREATE TRIGGER cached_row_applied AFTER INSERT OR UPDATE OR DELETE ON identity.revoked_sessions
+    FOR EACH ROW EXECUTE FUNCTION identity.cached_table_changed();
+CREATE TRIGGER cached_row_applied AFTER INSERT OR UPDATE OR DELETE ON identity.signing_keys
+    FOR EACH ROW EXECUTE FUNCTION identity.cached_table_changed();
+CREATE TRIGGER cached_row_applied AFTER INSERT OR UPDATE OR DELETE ON identity.users
+    FOR EACH ROW EXECUTE FUNCTION identity.cached_table_changed();
+CREATE TRIGGER cached_row_applied AFTER INSERT OR UPDATE OR DELETE ON identity.api_tokens
+    FOR EACH ROW EXECUTE FUNCTION identity.cached_table_changed();
+CREATE TRIGGER cached_row_applied AFTER INSERT OR UPDATE OR DELETE ON identity.deleted_users
+    FOR EACH ROW EXECUTE FUNCTION identity.cached_table_changed();
+ALTER TABLE identity.revoked_jwts ENABLE REPLICA TRIGGER cached_row_applied;
+ALTER TABLE identity.revoked_sessions ENABLE REPLICA TRIGGER cached_row_applied;
+ALTER TABLE identity.signing_keys ENABLE REPLICA TRIGGER cached_row_applied;
+ALTER TABLE identity.users ENABLE REPLICA TRIGGER cached_row_applied;
+ALTER TABLE identity.api_tokens ENABLE REPLICA TRIGGER cached_row_applied;
+ALTER TABLE identity.deleted_users ENABLE REPLICA TRIGGER cached_row_applied;
 CREATE FUNCTION identity.revocation_added() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'identity_revocation_added';
 REVOKE ALL ON FUNCTION identity.revocation_added() FROM PUBLIC;

@@ -1,32 +1,59 @@
 //! The parsed claims of the current request, kept per backend: a copy of
 //! settings (`request.jwt.claims`, the pin `identity.verified_claims`,
-//! `identity.claims_source`), rebuilt only when the claims generation that
-//! their assign hooks bump has moved (`pg::gucs`). The RLS helpers, the
-//! actor of every management function and the token minters read it.
+//! `identity.claims_source`), rebuilt when the claims generation that their
+//! assign hooks bump has moved (`pg::gucs`), or when this backend took in an
+//! invalidation of any table (`cache::generation`): claims that name a user
+//! pass exactly the stateful checks verify_jwt applies (`checks::refusal`)
+//! when the view is built, so a revocation, a suspension, a moved
+//! tokens_valid_after or a revoked parent API token committed anywhere takes
+//! effect at this backend's next call. The RLS helpers, the actor of every
+//! management function and the token minters read it.
 
 use crate::core::actor::{self, ClaimsView};
 use crate::pg::gucs::{self, ClaimsSource};
 use std::cell::RefCell;
 
+/// What a view was built for: the claims generation, their source, and the
+/// invalidations taken in so far.
+type Key = (u64, ClaimsSource, u64);
+
 thread_local! {
-    static VIEW: RefCell<Option<(u64, ClaimsSource, std::rc::Rc<ClaimsView>)>> = const { RefCell::new(None) };
+    static VIEW: RefCell<Option<(Key, std::rc::Rc<ClaimsView>)>> = const { RefCell::new(None) };
 }
 
-/// The current claims view, rebuilt only when the claims changed.
+/// The current claims view, rebuilt only when the claims or the extension's
+/// state changed.
 pub fn view() -> std::rc::Rc<ClaimsView> {
     let generation = gucs::claims_generation();
     let source = gucs::claims_source();
+    let invals = crate::store::cache::generation();
     if let Some(v) = VIEW.with(|c| {
         c.borrow()
             .as_ref()
-            .filter(|(g, s, _)| *g == generation && *s == source)
-            .map(|(_, _, v)| v.clone())
+            .filter(|(k, _)| *k == (generation, source, invals))
+            .map(|(_, v)| v.clone())
     }) {
         return v;
     }
-    let v = std::rc::Rc::new(actor::view_from_text(
-        gucs::current_claims_text().as_deref(),
-    ));
-    VIEW.with(|c| *c.borrow_mut() = Some((generation, source, v.clone())));
+    let mut v = actor::view_from_text(gucs::current_claims_text().as_deref());
+    if let Some(claims) = v.claims.as_ref().filter(|_| v.uid.is_some()) {
+        if crate::store::checks::refusal(claims).is_some() {
+            v = actor::refused_view();
+        }
+    }
+    let v = std::rc::Rc::new(v);
+    // The checks took in messages themselves: key the view on the count
+    // after them, when it reflects every change they saw.
+    let key = (generation, source, crate::store::cache::generation());
+    VIEW.with(|c| *c.borrow_mut() = Some((key, v.clone())));
     v
+}
+
+/// Why the current claims are refused by a stateful check (a revoked jti
+/// or session, the user's state, the parent API token), for the 28000 of a
+/// function that needs an actor; None when they pass or name no user.
+pub fn refusal() -> Option<crate::core::jwt::Check> {
+    let v = actor::view_from_text(gucs::current_claims_text().as_deref());
+    let claims = v.claims.as_ref().filter(|_| v.uid.is_some())?;
+    crate::store::checks::refusal(claims)
 }

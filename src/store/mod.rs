@@ -5,5 +5,6 @@
 //! `pg`; never on `api`.
 
 pub mod cache;
+pub mod checks;
 pub mod claims;
 pub mod tables;

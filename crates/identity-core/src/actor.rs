@@ -248,6 +248,23 @@ fn uuid_claim(c: &serde_json::Map<String, Value>, k: &str) -> Option<[u8; 16]> {
         .and_then(|u| super::claims::uuid_bytes(&u))
 }
 
+/// What a failed identity.authenticate pins for the rest of its
+/// transaction: claims text that is not an object, so the view is
+/// `refused_view()`'s (anonymous, every helper NULL).
+pub const NOBODY: &str = "null";
+
+/// The view of claims that name a user but fail a check of the
+/// extension's state (a revoked jti or session, a user suspended or whose
+/// tokens_valid_after moved, a revoked parent API token), or of a pinned
+/// "nobody" (a failed identity.authenticate): an anonymous actor, never the
+/// system; every helper answers NULL.
+pub fn refused_view() -> ClaimsView {
+    ClaimsView {
+        kind: ActorKind::Anon,
+        ..Default::default()
+    }
+}
+
 /// The view of claims text (None or blank: no claims, the `system` actor).
 pub fn view_from_text(text: Option<&str>) -> ClaimsView {
     let Some(text) = text.filter(|t| !t.trim().is_empty()) else {

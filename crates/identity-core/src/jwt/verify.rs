@@ -113,6 +113,20 @@ pub trait Claims {
     fn aud_contains(&self, want: &str) -> bool;
 }
 
+/// Claims behind a reference are read through it (the claims view of a
+/// request checks the map it keeps).
+impl<T: Claims + ?Sized> Claims for &T {
+    fn number(&self, k: &str) -> std::result::Result<Option<i64>, ()> {
+        (**self).number(k)
+    }
+    fn string(&self, k: &str) -> Option<&str> {
+        (**self).string(k)
+    }
+    fn aud_contains(&self, want: &str) -> bool {
+        (**self).aud_contains(want)
+    }
+}
+
 impl Claims for Map<String, Value> {
     fn number(&self, k: &str) -> std::result::Result<Option<i64>, ()> {
         match self.get(k) {
