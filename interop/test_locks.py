@@ -96,3 +96,44 @@ def test_a_user_changing_their_own_row_gets_an_answer_not_a_wait(admin):
     admin.execute("select identity.suspend_user(%s)", [uid])
     with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
         admin.execute("select identity.verify_api_token(%s)", [token])
+
+
+def test_a_role_without_privileges_blocks_no_lock_of_the_extension(admin):
+    """Every advisory-lock key the extension used to take (the audit chain's
+    (1231232, 1), a subject's first sign-in (1231233, ...), a user's
+    credentials (0x1dc7ed, ...)) held by a role with no privilege at all,
+    and that role trying the lock rows themselves: verify_audit_log (which
+    chains), a default credential and an audited refusal all go through
+    under the 2 s statement_timeout."""
+    with psycopg.connect(**server("postgres"), autocommit=True) as su:
+        su.execute("drop role if exists locks_nobody")
+        su.execute("create role locks_nobody login")
+    uid, _ = new_user(admin, "lock-blocker")
+    (cred,) = admin.execute("select identity.create_system_credential(%s, 'openrouter', 'sk-or-v1-locks-0009', 100)->>'id'",
+                            [uid]).fetchone()
+    b = uuid_first4(uid)
+    nobody = psycopg.connect(**{**server(DB), "user": "locks_nobody"})
+    try:
+        nobody.execute("select pg_advisory_lock(1231232, 1)")
+        nobody.execute("select pg_advisory_lock(%s, %s)", [0x1dc7ed, b])
+        for k in range(-2048, 2048):
+            nobody.execute("select pg_try_advisory_lock(1231233, %s)", [k])
+        for sql in ("select from identity.mutexes for update", "select count(*) from identity.mutexes",
+                    "lock table identity.mutexes in access exclusive mode"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                nobody.execute(sql)
+            nobody.rollback()
+        nobody.execute("select pg_advisory_lock(1231232, 1)")  # still held, in a new transaction
+        assert admin.execute("select identity.verify_audit_log()->>'valid'").fetchone()[0] == "true"
+        admin.execute("select identity.set_default_credential(%s)", [cred])
+        with pytest.raises(psycopg.errors.NoDataFound):
+            admin.execute("select identity.retire_signing_key('locks-nope')")
+    finally:
+        nobody.close()
+        with psycopg.connect(**server("postgres"), autocommit=True) as su:
+            su.execute("drop role if exists locks_nobody")
+
+
+def uuid_first4(uid):
+    """The user's key in the old advisory lock: the first 4 bytes of its id."""
+    return int.from_bytes(bytes.fromhex(uid.replace("-", "")[:8]), "big", signed=True)

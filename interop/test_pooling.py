@@ -75,15 +75,16 @@ select identity.uid()::text, identity.org_id()::text, identity.actor(), identity
 """
 
 
-def observe(cur, expect_user):
+def observe(cur, expect_user, nobody=False):
     """Every form of identity in this transaction; checks it names exactly
-    `expect_user` (a world entry, or None for no identity)."""
+    `expect_user` (a world entry, or None for no identity: no pin, or with
+    `nobody` the pin of a failed identity.authenticate)."""
     uid, org, actor, jwt, sub, pin, role, owners, pid = cur.execute(OBSERVE).fetchone()
     seen = {"uid": uid, "actor": actor.get("user_id"), "sub": sub, "owners": owners,
             "jwt": jwt.get("sub") if jwt else None}
     if expect_user is None:
         assert seen == {"uid": None, "actor": None, "sub": None, "owners": [], "jwt": None}, seen
-        assert org is None and pin == "", (org, pin)
+        assert org is None and pin == ("null" if nobody else ""), (org, pin)
     else:
         want = expect_user["id"]
         assert seen == {"uid": want, "actor": want, "sub": want, "owners": [want], "jwt": want}, seen
@@ -110,7 +111,8 @@ def request(conn, world, kind, u, mode):
         elif kind == "authenticate_api_token":
             cur.execute("begin")
             cur.execute("select identity.authenticate(%s)", [me["api"]])
-            _, _, pid = observe(cur, me if not me.get("revoked") else None)
+            # A revoked token pins nobody for the rest of the transaction.
+            _, _, pid = observe(cur, me if not me.get("revoked") else None, nobody=bool(me.get("revoked")))
             cur.execute("commit")
         elif kind == "authenticate_then_rollback":
             cur.execute("begin")
@@ -262,3 +264,51 @@ def test_a_session_level_pin_cannot_be_made(world):
         c.execute("reset all")
         c.execute("discard all")
         observe(c.cursor(), None)
+
+
+@pytest.mark.parametrize("transport", ["pgbouncer", "direct"])
+def test_a_failed_authenticate_pins_nobody_until_the_transaction_ends(world, transport):
+    """An app at the admin level that ignores authenticate's NULL acts as
+    nobody, not as the system, for the rest of that transaction (through
+    pgbouncer's one server connection too); its next transaction, and the
+    next client's, start clean."""
+    admin = world["admin"]
+    admin.execute("do $$ begin create role pool_admin_app login; exception when duplicate_object then null; end $$")
+    admin.execute("select identity.grant_access('pool_admin_app', 'admin')")
+    admin.execute("grant pool_admin_app to authenticator")
+    conns = []
+    try:
+        if transport == "pgbouncer":
+            conns = [psycopg.connect(**{**pgbouncer(DB)}) for _ in range(2)]
+            for c in conns:  # the pool's one server connection, as the admin app
+                c.execute("begin")
+                c.execute("set local role pool_admin_app")
+                c.execute("commit")
+        else:
+            conns = [psycopg.connect(**{**server(DB), "user": "pool_admin_app"}, autocommit=True)]
+        first = conns[0]
+        with first.cursor() as cur:
+            cur.execute("begin")
+            cur.execute("set local role pool_admin_app")
+            cur.execute("select identity.authenticate('idt_' || repeat('0', 36))")
+            assert cur.fetchone()[0] is None
+            cur.execute("select identity.uid(), identity.jwt(), identity.actor()->>'kind'")
+            assert cur.fetchone() == (None, None, "anon")
+            cur.execute("select identity.authenticate(null)")
+            cur.execute("select identity.authenticate(%s)", [world["a"]["jwt"]])
+            assert cur.fetchone()[0] is None
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                cur.execute("select identity.suspend_user(%s)", [world["b"]["id"]])
+            cur.execute("rollback")
+        for c in conns:  # the next transaction, on this client and the next
+            with c.cursor() as cur:
+                cur.execute("begin")
+                cur.execute("set local role pool_admin_app")
+                cur.execute("select identity.actor()->>'kind', current_setting('identity.verified_claims')")
+                assert cur.fetchone() == ("system", "")
+                cur.execute("rollback")
+        (status,) = admin.execute("select status from identity.users where id = %s", [world["b"]["id"]]).fetchone()
+        assert status == "active"
+    finally:
+        for c in conns:
+            c.close()

@@ -1,7 +1,7 @@
 \i pg_test/fixtures.sql
 -- Every function of the extension, with every bad input cast to each of its
 -- parameter types: NULL, '', 1 MB, invalid uuid text, control characters,
--- wrong JSON shapes, token look-alikes. Each call ends in NULL, a value, or a
+-- wrong JSON shapes, JSON nested 300 levels deep, token look-alikes. Each call ends in NULL, a value, or a
 -- documented SQLSTATE (22xxx bad argument, 28000, 42501, P0002, 23505, 55000);
 -- never an internal error, and the postmaster never restarts. All inside a
 -- transaction that is rolled back.
@@ -12,7 +12,9 @@ insert into inputs values
   ('null', null), ('empty', ''), ('1 MB', repeat('a', 1048576)), ('bad uuid', 'not-a-uuid'),
   ('control chars', E'\x01\x02\x7f'), ('json fragment', '{"a":'), ('json array', '[1,2]'),
   ('json string', '"str"'), ('json null', 'null'), ('json object', '{}'), ('jwt-ish', 'a.b.c'),
-  ('token-ish', 'idt_' || repeat('0', 36)), ('unicode', 'é€😀');
+  ('token-ish', 'idt_' || repeat('0', 36)), ('unicode', 'é€😀'),
+  ('deep json', repeat('[', 300) || repeat(']', 300)),
+  ('deep object', repeat('{"a":', 300) || '1' || repeat('}', 300));
 create temp table results (fn text, label text, state text);
 do $$
 declare

@@ -229,20 +229,13 @@ fn audit(
     )
 }
 
-/// Serializes the changes of one user's credentials (defaults, credit)
-/// with a transaction-scoped advisory lock keyed on the user, not a lock on
-/// the user's row: a user's own open transaction after a credential change
-/// never delays an admin's update_user, suspend_user or delete_user of that
-/// user. The key pair is (a constant naming this lock, the first 4 bytes of
-/// the user id): two users sharing a key only queue behind each other.
+/// Serializes the changes of one user's credentials (defaults, credit):
+/// `store::locks`, keyed on the user, not a lock on the user's row (a
+/// user's own open transaction after a credential change never delays an
+/// admin's update_user, suspend_user or delete_user of that user), and not
+/// an advisory lock any role could take first.
 fn lock_owner(owner: Uuid) -> PgResult<()> {
-    const CREDENTIALS_OF_USER: i32 = 0x1d_c7ed;
-    let b = owner.as_bytes();
-    let key = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-    spi::run(
-        "select pg_catalog.pg_advisory_xact_lock($1, $2)",
-        &[CREDENTIALS_OF_USER.into(), key.into()],
-    )
+    crate::store::locks::lock(crate::store::locks::Mutex::CredentialsOf(*owner.as_bytes()))
 }
 
 /// Makes `id` the only default of `owner`: the owner's row is locked first,

@@ -23,6 +23,7 @@ use crate::core::svix;
 use crate::pg::clock::{interval_seconds, new_uuid, now_unix};
 use crate::pg::error::{Pg, PgError, PgResult};
 use crate::pg::ids::{FromUuid, ToUuid};
+use crate::pg::jsonb::RawJsonb;
 use crate::pg::{gucs, jwks_fetch, probe, spi};
 use crate::store::tables;
 use pgrx::datum::Interval;
@@ -216,10 +217,12 @@ pub fn our_claims(si: &SignIn, now: i64) -> Result<Map<String, Value>, IdentityE
     Ok(c)
 }
 
-/// The advisory lock of one (issuer, subject): concurrent first sign-ins
-/// and webhook deliveries of one subject take turns, so one user results.
-const LINK_LOCK: &str = "select pg_catalog.pg_advisory_xact_lock(1231233, \
-     pg_catalog.hashtext($1 || pg_catalog.chr(1) || $2))";
+/// The lock of one (issuer, subject) (`store::locks`): concurrent first
+/// sign-ins and webhook deliveries of one subject take turns, so one user
+/// results.
+fn lock_subject(issuer: &str, subject: &str) -> PgResult<()> {
+    crate::store::locks::lock(crate::store::locks::Mutex::Subject { issuer, subject })
+}
 
 enum Linked {
     Unknown,
@@ -289,7 +292,7 @@ fn link(
                 "a first sign-in cannot link or provision in a read-only transaction",
             )));
         }
-        spi::run(LINK_LOCK, &[iss.into(), subject.into()])?;
+        lock_subject(iss, subject)?;
         // Another sign-in of the subject may have linked it meanwhile.
         match lookup(iss, subject)? {
             Linked::User(u, _) => return Ok(Ok((u, true))),
@@ -466,8 +469,8 @@ fn issuer_json(iss: &str) -> PgResult<Value> {
 #[pg_extern(schema = "identity", volatile)]
 fn register_issuer(
     issuer: Option<&str>,
-    jwks: Option<JsonB>,
-    options: default!(Option<JsonB>, "'{}'"),
+    jwks: Option<RawJsonb>,
+    options: default!(Option<RawJsonb>, "'{}'"),
 ) -> PgResult<JsonB> {
     let s = system("only system may register issuers")?;
     let iss = issuer_arg(issuer).pg()?;
@@ -476,7 +479,17 @@ fn register_issuer(
             .hint("our own tokens are verified with identity.verify_jwt; register other issuers only")
             .pg_error());
     }
-    let options = options.map_or(json!({}), |o| o.0);
+    // Depth and size are checked before any parse (22023, never XX000).
+    let options = match options {
+        Some(o) => o
+            .bounded("options are too large or too deeply nested")
+            .pg()?,
+        None => json!({}),
+    };
+    let jwks = jwks
+        .map(|j| j.bounded("jwks is too large or too deeply nested"))
+        .transpose()
+        .pg()?;
     if options.to_string().len() > 16 * 1024 {
         return Err(IdentityError::invalid("options are too large")
             .detail("at most 16 KB")
@@ -484,7 +497,7 @@ fn register_issuer(
     }
     let (o, secret, stored) = external::parse_options(&options).pg()?;
     let (jwks, keys) = match jwks {
-        Some(JsonB(j)) => {
+        Some(j) => {
             let keys = jwks_arg(&j).pg()?;
             (j, keys)
         }
@@ -541,10 +554,13 @@ fn secret_aad(iss: &str) -> Vec<u8> {
 /// from this commit on, tokens of keys no longer in the set are refused).
 /// System only; audited.
 #[pg_extern(schema = "identity", volatile)]
-fn set_issuer_jwks(issuer: Option<&str>, jwks: Option<JsonB>) -> PgResult<JsonB> {
+fn set_issuer_jwks(issuer: Option<&str>, jwks: Option<RawJsonb>) -> PgResult<JsonB> {
     let s = system("only system may change issuers")?;
     let iss = issuer_arg(issuer).pg()?;
-    let JsonB(jwks) = required(jwks, "jwks is required").pg()?;
+    let jwks = required(jwks, "jwks is required")
+        .pg()?
+        .bounded("jwks is too large or too deeply nested")
+        .pg()?;
     let keys = jwks_arg(&jwks).pg()?;
     spi::privileged(|| {
         let found = spi::write_one::<bool>(
@@ -668,7 +684,7 @@ fn header<'a>(headers: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
 #[pg_extern(schema = "identity", volatile)]
 fn handle_webhook(
     issuer: Option<&str>,
-    headers: Option<JsonB>,
+    headers: Option<RawJsonb>,
     body: Option<&str>,
 ) -> PgResult<JsonB> {
     let body = required(body, "body is required").pg()?;
@@ -682,7 +698,10 @@ fn handle_webhook(
             .pg_error());
     }
     let iss = issuer_arg(issuer).pg()?;
-    let JsonB(headers) = required(headers, "headers are required").pg()?;
+    let headers = required(headers, "headers are required")
+        .pg()?
+        .bounded("headers are too large or too deeply nested")
+        .pg()?;
     let headers = headers
         .as_object()
         .filter(|h| h.len() <= 200)
@@ -778,7 +797,7 @@ fn act(
         Event::Deleted(s) => s.as_str(),
         Event::Other(_) => return Ok(("ignored", None)),
     };
-    spi::run(LINK_LOCK, &[iss.into(), subject.into()])?;
+    lock_subject(iss, subject)?;
     let linked = match lookup(iss, subject)? {
         Linked::User(u, _) => Some(u),
         Linked::Tombstone => return Ok(("ignored", None)),

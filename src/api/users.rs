@@ -84,7 +84,7 @@ pub fn user_json(id: UserId) -> PgResult<Value> {
 /// Takes user `id`'s row for an admin's change (update_user, suspend,
 /// reactivate, delete) without waiting: a user's own open transaction must
 /// never delay an admin's action on them. Credential changes no longer lock
-/// the user's row (an advisory lock serializes them, `credentials::lock_owner`)
+/// the user's row (a row of identity.mutexes serializes them, `credentials::lock_owner`)
 /// and foreign-key share locks do not conflict with this one, so the row is
 /// free unless another transaction is itself changing the user; then the
 /// answer is 55P03 at once ("retry"), never an indefinite wait.

@@ -7,4 +7,5 @@
 pub mod cache;
 pub mod checks;
 pub mod claims;
+pub mod locks;
 pub mod tables;
