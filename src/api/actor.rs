@@ -110,19 +110,15 @@ pub fn audit(
     })
 }
 
-/// One audit row that must outlive the caller's transaction (a secret
-/// revealed, an attempt refused): queued for the database's background
-/// writer (pg::audit_queue), which commits it on its own, so a rollback or
-/// an error in the caller does not erase it. When the queue cannot take it,
-/// it is written in the caller's transaction as `audit` writes.
-pub fn audit_outside(
+/// The record of an audit row, as the background writer inserts it.
+fn outside_record(
     s: &Subject,
     organization_id: Option<OrgId>,
     action: &'static str,
     target_type: &'static str,
     target_id: Option<&str>,
     details: serde_json::Value,
-) -> PgResult<()> {
+) -> Vec<u8> {
     let record = serde_json::json!({
         "actor_id": s.id().map(|u| u.text()),
         "actor_kind": s.kind().as_str(),
@@ -133,25 +129,40 @@ pub fn audit_outside(
         "target_id": target_id,
         "details": details,
     });
-    let bytes = serde_json::to_vec(&record).expect("serialisable");
-    if crate::pg::audit_queue::record(&bytes) {
+    serde_json::to_vec(&record).expect("serialisable")
+}
+
+/// One audit row that must outlive the caller's transaction and be written
+/// before the caller goes on (a secret revealed): queued for the database's
+/// background writer (pg::audit_queue), which commits it on its own, so a
+/// rollback or an error in the caller does not erase it. When the queue
+/// cannot take it (the database's share of the ring is used up, or the
+/// library is not preloaded), the caller's work is refused (55P03, try
+/// again), never done unaudited.
+pub fn audit_outside(
+    s: &Subject,
+    organization_id: Option<OrgId>,
+    action: &'static str,
+    target_type: &'static str,
+    target_id: Option<&str>,
+    details: serde_json::Value,
+) -> PgResult<()> {
+    let bytes = outside_record(s, organization_id, action, target_type, target_id, details);
+    if crate::pg::audit_queue::record(&bytes, crate::pg::audit_queue::Class::Essential) {
         return Ok(());
     }
-    crate::pg::spi::privileged(|| {
-        audit(
-            s,
-            organization_id,
-            action,
-            target_type,
-            target_id,
-            record["details"].clone(),
-        )
-    })
+    Err(IdentityError::new(Kind::Busy, "the audit trail cannot take the record now")
+        .hint("try again shortly; nothing was done (the library must be in shared_preload_libraries)")
+        .pg_error())
 }
 
 /// `e`, after recording the refused attempt (`<target_type>.refused`, with
 /// the operation and the SQLSTATE; never the target's organization, which
-/// the caller may not know) outside the caller's transaction.
+/// the caller may not know) outside the caller's transaction. Repeats of
+/// one refusal by one actor (same action, operation and SQLSTATE) within a
+/// minute are one row with a count (`audit_queue::Class::Refusal`); when
+/// the database's share of the ring for refusals is used up, the attempt is
+/// not recorded (the caller's error is raised all the same).
 pub fn refused(
     s: &Subject,
     target_type: &'static str,
@@ -162,7 +173,16 @@ pub fn refused(
 ) -> crate::pg::error::ErrorReport {
     // Ids are short; an oversized argument is recorded cut.
     let target_id = target_id.map(|t| &t[..t.floor_char_boundary(200)]);
-    let _ = audit_outside(
+    let role = crate::pg::gucs::session_user_name();
+    let key = refusal_key(&[
+        s.id().map(|u| u.text()).unwrap_or_default().as_bytes(),
+        s.kind().as_str().as_bytes(),
+        role.as_deref().unwrap_or_default().as_bytes(),
+        action.as_bytes(),
+        operation.as_bytes(),
+        e.sqlstate().as_bytes(),
+    ]);
+    let bytes = outside_record(
         s,
         None,
         action,
@@ -170,7 +190,20 @@ pub fn refused(
         target_id,
         serde_json::json!({"operation": operation, "sqlstate": e.sqlstate(), "message": e.message}),
     );
+    let _ = crate::pg::audit_queue::record(&bytes, crate::pg::audit_queue::Class::Refusal(key));
     e.pg_error()
+}
+
+/// A refusal's key: FNV-1a over its parts, each ended by 0xff.
+fn refusal_key(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in part.iter().chain(std::iter::once(&0xffu8)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }
 
 /// A live user's (id, organization), or None (unknown or deleted).

@@ -19,8 +19,17 @@
 //! a writer that is gone.
 //!
 //! Needs the library in shared_preload_libraries (as everything here does);
-//! without the ring (not preloaded, or full) `record` returns false and the
-//! caller writes the row in its own transaction instead.
+//! without the ring (not preloaded, or full) `record` returns false: a
+//! secret is then not revealed (`Class::Essential`), a refusal not recorded.
+//!
+//! No database can take the ring from another, and refusals cannot take it
+//! from reveals: a database holds at most `SHARE` slots (queued or in
+//! flight), refusals at most `REFUSAL_SHARE` of them, and refusals never
+//! take the last `RESERVE` free slots of the ring. Repeated refusals of one
+//! actor (`Class::Refusal`'s key: who, the action, the operation, the
+//! SQLSTATE) are written once per identity.audit_refusal_window: the first at once, the rest
+//! counted in shared memory (`repeats`) and written as one row with
+//! `details.repeated` (how many more) when the window closes.
 
 use crate::pg::workers::{self, now_ms};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
@@ -29,6 +38,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 const SLOTS: usize = 512;
+/// What one database may hold of the ring (queued or in flight).
+const SHARE: usize = SLOTS / 4;
+/// ... of which refusals.
+const REFUSAL_SHARE: usize = SHARE / 2;
+/// Free slots that refusals never take (reveals of every database do).
+const RESERVE: usize = SLOTS / 4;
+/// Refusal windows open at once (across databases).
+const REPEATS: usize = 64;
 pub const SLOT_BYTES: usize = 2000;
 const WRITERS: usize = 16;
 const POLL: Duration = Duration::from_millis(20);
@@ -43,6 +60,8 @@ const IN_FLIGHT: u8 = 2;
 #[derive(Copy, Clone)]
 struct Slot {
     state: u8,
+    /// A refusal's record (counts towards REFUSAL_SHARE).
+    refusal: bool,
     dboid: u32,
     len: u32,
     data: [u8; SLOT_BYTES],
@@ -63,10 +82,36 @@ struct Writer {
     starts: u32,
 }
 
+/// A window of repeated refusals: opened by the first (queued at once),
+/// counting the ones after it; the writer writes the count when it closes.
+#[derive(Copy, Clone)]
+struct Repeat {
+    /// 0: unused.
+    dboid: u32,
+    key: u64,
+    /// When the window closes (the recording backend's
+    /// identity.audit_refusal_window after its first refusal).
+    until_ms: i64,
+    /// Refusals after the first, not written yet.
+    count: u32,
+    len: u32,
+    data: [u8; SLOT_BYTES],
+}
+
+const NO_REPEAT: Repeat = Repeat {
+    dboid: 0,
+    key: 0,
+    until_ms: 0,
+    count: 0,
+    len: 0,
+    data: [0; SLOT_BYTES],
+};
+
 #[derive(Copy, Clone)]
 pub struct Queue {
     slots: [Slot; SLOTS],
     writers: [Writer; WRITERS],
+    repeats: [Repeat; REPEATS],
 }
 
 impl Default for Queue {
@@ -74,6 +119,7 @@ impl Default for Queue {
         Queue {
             slots: [Slot {
                 state: FREE,
+                refusal: false,
                 dboid: 0,
                 len: 0,
                 data: [0; SLOT_BYTES],
@@ -84,6 +130,7 @@ impl Default for Queue {
                 seen_ms: 0,
                 starts: 0,
             }; WRITERS],
+            repeats: [NO_REPEAT; REPEATS],
         }
     }
 }
@@ -117,27 +164,131 @@ const STALE_MS: i64 = 2000;
 /// When the postmaster starts a writer again after it ended with an ERROR.
 const RESTART: Duration = Duration::from_secs(3);
 
+/// What a record is, for the ring's shares.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Class {
+    /// Must be written before the caller may go on (a secret revealed):
+    /// the caller refuses its work when it cannot be queued.
+    Essential,
+    /// An attempt refused, by its key (who, what, how it failed): repeats
+    /// within identity.audit_refusal_window are counted into one row.
+    Refusal(u64),
+}
+
 /// Queues `record` (a JSON object's text, at most SLOT_BYTES) for this
-/// database's writer, starting the writer when there is none. False when
-/// the ring is unavailable or full, or the record too long: the caller then
-/// writes it itself.
-pub fn record(record: &[u8]) -> bool {
+/// database's writer, starting the writer when there is none. True when it
+/// is queued, or (a refusal) counted into its open window; false when the
+/// ring is unavailable, the record too long, or the database's share (or,
+/// for a refusal, the refusals' share or the reserve) is used up.
+pub fn record(record: &[u8], class: Class) -> bool {
     if !available() || record.len() > SLOT_BYTES {
         return false;
     }
     let db = workers::my_db();
-    {
+    let window_ms = crate::pg::gucs::audit_refusal_window_ms();
+    let queued = {
         let mut q = QUEUE.exclusive();
-        let Some(slot) = q.slots.iter_mut().find(|s| s.state == FREE) else {
-            return false;
-        };
-        slot.state = QUEUED;
-        slot.dboid = db;
-        slot.len = record.len() as u32;
-        slot.data[..record.len()].copy_from_slice(record);
+        queue_in(&mut q, db, record, class, now_ms(), window_ms)
+    };
+    if queued {
+        wake();
     }
-    wake();
+    queued
+}
+
+/// `record`'s work under the lock.
+fn queue_in(q: &mut Queue, db: u32, record: &[u8], class: Class, now: i64, window_ms: i64) -> bool {
+    if let Class::Refusal(key) = class {
+        if let Some(r) = q
+            .repeats
+            .iter_mut()
+            .find(|r| r.dboid == db && r.key == key && now < r.until_ms)
+        {
+            r.count = r.count.saturating_add(1);
+            return true;
+        }
+    }
+    let used = q.slots.iter().filter(|s| s.state != FREE && s.dboid == db);
+    let (mine, refusals) = used.fold((0, 0), |(m, r), s| (m + 1, r + usize::from(s.refusal)));
+    let free = q.slots.iter().filter(|s| s.state == FREE).count();
+    let fits = match class {
+        Class::Essential => mine < SHARE && free > 0,
+        Class::Refusal(_) => mine < SHARE && refusals < REFUSAL_SHARE && free > RESERVE,
+    };
+    let Class::Refusal(key) = class else {
+        return fits && put(q, db, record, false);
+    };
+    // A new window: the first refusal is written now (or, when it cannot
+    // be queued, counted, and written when the window closes).
+    let window = q
+        .repeats
+        .iter()
+        .position(|r| r.dboid == 0 || (now >= r.until_ms && r.count == 0));
+    let queued = fits && put(q, db, record, true);
+    if let Some(i) = window {
+        let r = &mut q.repeats[i];
+        *r = Repeat {
+            dboid: db,
+            key,
+            until_ms: now + window_ms,
+            count: u32::from(!queued),
+            len: record.len() as u32,
+            data: r.data,
+        };
+        r.data[..record.len()].copy_from_slice(record);
+        return true;
+    }
+    queued
+}
+
+/// Puts `record` in a free slot.
+fn put(q: &mut Queue, db: u32, record: &[u8], refusal: bool) -> bool {
+    let Some(slot) = q.slots.iter_mut().find(|s| s.state == FREE) else {
+        return false;
+    };
+    slot.state = QUEUED;
+    slot.refusal = refusal;
+    slot.dboid = db;
+    slot.len = record.len() as u32;
+    slot.data[..record.len()].copy_from_slice(record);
     true
+}
+
+/// The closed refusal windows of database `db` with repeats to write: each
+/// its first record with `details.repeated` (how many more); their
+/// windows are freed. Windows without
+/// repeats are freed once closed.
+fn closed_windows(db: u32, now: i64) -> Vec<serde_json::Value> {
+    let mut q = QUEUE.exclusive();
+    let mut out = Vec::new();
+    for r in q.repeats.iter_mut() {
+        if r.dboid != db || now < r.until_ms {
+            continue;
+        }
+        if r.count > 0 {
+            if let Ok(mut v) =
+                serde_json::from_slice::<serde_json::Value>(&r.data[..r.len as usize])
+            {
+                if let Some(d) = v
+                    .get_mut("details")
+                    .and_then(serde_json::Value::as_object_mut)
+                {
+                    d.insert("repeated".into(), r.count.into());
+                }
+                out.push(v);
+            }
+        }
+        *r = Repeat {
+            data: r.data,
+            ..NO_REPEAT
+        };
+    }
+    out
+}
+
+/// Whether database `db` has refusal windows with repeats still to write.
+fn windows_pending(q: &Queue, db: u32) -> bool {
+    q.repeats.iter().any(|r| r.dboid == db && r.count > 0)
 }
 
 /// Makes sure this database has a writer: it inserts queued records and
@@ -226,6 +377,7 @@ fn release(db: u32, taken: &[(usize, Vec<u8>)]) {
         let s = &mut q.slots[*i];
         if s.dboid == db && s.state == IN_FLIGHT {
             s.state = FREE;
+            s.refusal = false;
             s.dboid = 0;
         }
     }
@@ -301,10 +453,15 @@ pub extern "C-unwind" fn identity_audit_writer(arg: pg_sys::Datum) {
     loop {
         let taken = take(db, pid, 64, reclaim);
         reclaim = false;
-        let batch: Vec<serde_json::Value> = taken
+        let mut batch: Vec<serde_json::Value> = taken
             .iter()
             .filter_map(|(_, bytes)| serde_json::from_slice(bytes).ok())
             .collect();
+        // Closed refusal windows: one row each with their count. Lost if
+        // this transaction fails (as a crash loses the ring).
+        let windows = closed_windows(db, now_ms());
+        let counted = !windows.is_empty();
+        batch.extend(windows);
         // Insert the queued records and chain what committed, in one
         // transaction of this worker's own.
         let done = BackgroundWorker::transaction(|| insert_and_chain(&batch));
@@ -318,7 +475,7 @@ pub extern "C-unwind" fn identity_audit_writer(arg: pg_sys::Datum) {
                 w.starts = 0;
             }
         }
-        if taken.is_empty() && done == Some(0) {
+        if taken.is_empty() && !counted && done == Some(0) {
             let stop = !BackgroundWorker::wait_latch(Some(POLL));
             idle += POLL;
             // Leave only when nothing is queued, checked under the lock that
@@ -372,7 +529,7 @@ fn free_writer(q: &mut Queue, db: u32, pid: i32) {
 /// (then it must go on); true when it may exit.
 fn leave(db: u32, pid: i32) -> bool {
     let mut q = QUEUE.exclusive();
-    if q.slots.iter().any(|s| s.dboid == db && s.state == QUEUED) {
+    if q.slots.iter().any(|s| s.dboid == db && s.state == QUEUED) || windows_pending(&q, db) {
         return false;
     }
     free_writer(&mut q, db, pid);

@@ -42,6 +42,7 @@ pub static CLAIMS_SOURCE: GucSetting<ClaimsSource> =
 pub static TRIAL_DAYS: GucSetting<i32> = GucSetting::<i32>::new(14);
 pub static JWT_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024);
 pub static REVOCATION_FILTER_KB: GucSetting<i32> = GucSetting::<i32>::new(2048);
+pub static AUDIT_REFUSAL_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static TOKEN_PREFIX: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"idt"));
 
@@ -222,6 +223,16 @@ pub fn init() {
         keep,
     );
     GucRegistry::define_int_guc(
+        c"identity.audit_refusal_window",
+        c"Seconds during which repeated refusals of one actor are one audit row with a count.",
+        c"The first refusal is written at once; the ones after it in the window are counted and written as one row (details.repeated) when it closes.",
+        &AUDIT_REFUSAL_WINDOW,
+        1,
+        3600,
+        GucContext::Suset,
+        keep,
+    );
+    GucRegistry::define_int_guc(
         c"identity.revocation_filter_kb",
         c"Shared memory per revocation filter, in kB (0: none; each database's revoked jtis and sessions get one each).",
         c"16 bits per revoked key: the default holds about a million. Above 1,000 revoked rows verify_jwt asks the filter (a standby copies up to 50,000), and probes the table only for a maybe. Server start only.",
@@ -334,6 +345,11 @@ pub fn jwt_issuer() -> Option<String> {
 /// identity.jwt_audience, `DEFAULT_AUDIENCE` when unset or empty.
 pub fn jwt_audience() -> String {
     string(&JWT_AUDIENCE).unwrap_or_else(|| DEFAULT_AUDIENCE.into())
+}
+
+/// identity.audit_refusal_window, in ms.
+pub fn audit_refusal_window_ms() -> i64 {
+    i64::from(AUDIT_REFUSAL_WINDOW.get().max(1)) * 1000
 }
 
 /// identity.revocation_filter_kb (fixed at server start).
