@@ -68,6 +68,14 @@ def test_admin_actions_do_not_wait_for_the_users_transaction(admin, change):
         # Deleted for every check at once, whatever the open transaction does.
         with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
             admin.execute("select identity.verify_api_token(%s)", [token])
+        # A deferred deletion cannot be undone: the user is not there for
+        # update_user, reactivate_user or suspend_user.
+        for sql in ("select identity.update_user(%s, '{\"status\": \"active\"}')",
+                    "select identity.reactivate_user(%s)", "select identity.suspend_user(%s)"):
+            with pytest.raises(psycopg.errors.NoDataFound):
+                admin.execute(sql, [uid])
+        with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
+            admin.execute("select identity.verify_api_token(%s)", [token])
         user.commit()
     finally:
         user.close()

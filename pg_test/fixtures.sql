@@ -28,12 +28,15 @@ exception when others then
 end
 $$;
 -- t.act(user): act as that user (claims as the hook builds them from the
--- row, issued now, or just a sub), or as system with NULL.
+-- row, or just a sub), or as system with NULL. The claims are those of a
+-- token issued after every change so far (iat the next second: a change of
+-- role, organization or status refuses tokens issued up to the end of its
+-- second).
 create or replace function t.act(u uuid) returns void language sql security definer set search_path = pg_catalog as $$
   select set_config('request.jwt.claims', coalesce((
     select jsonb_build_object('sub', x.id, 'role', 'authenticated', 'user_role', x.user_role,
                               'organization_id', x.organization_id, 'is_service_user', x.is_service_user,
-                              'iat', pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()))::bigint)::text
+                              'iat', pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()))::bigint + 1)::text
     from identity.users x where x.id = u), case when u is null then '' else jsonb_build_object('sub', u)::text end), false) $$;
 grant execute on function t.act(uuid) to public;
 grant usage on schema t to public;

@@ -14,7 +14,11 @@ update identity.users u set
     is_service_user = case when $2 ? 'is_service_user' then ($2->>'is_service_user')::boolean else u.is_service_user end,
     organization_id = case when $2 ? 'organization_id' then ($2->>'organization_id')::uuid else u.organization_id end,
     external_id = case when $2 ? 'external_id' then $2->>'external_id' else u.external_id end,
-    tokens_valid_after = case when $2 ? 'status' and $2->>'status' <> 'active' and u.status = 'active'
-    then now() else u.tokens_valid_after end,
+    tokens_valid_after = case
+    when $2 ? 'status' and $2->>'status' <> 'active' and u.status = 'active' then now()
+    when $2 ? 'user_role' and $2->>'user_role' is distinct from u.user_role then now()
+    when $2 ? 'organization_id' and ($2->>'organization_id')::uuid is distinct from u.organization_id then now()
+    when $2 ? 'is_service_user' and ($2->>'is_service_user')::boolean is distinct from u.is_service_user then now()
+    else u.tokens_valid_after end,
     updated_at = now()
     where u.id = $1 returning

@@ -130,7 +130,7 @@ pub fn verify_checks<C: Claims>(
     })?;
     // Every check listed (explain_jwt): the user's row probed.
     let user = |_: &crate::store::cache::Fresh, id| {
-        tables::token_state(id, crate::pg::probe::Snapshot::active())
+        crate::pg::probe::with_newest_snapshot(|snapshot| tables::token_state(id, snapshot))
     };
     Ok(stateful_checks(checks, claims, user))
 }
@@ -444,20 +444,15 @@ fn revoke_jwt(jti: Option<&str>, expires_at: Option<TimestampWithTimeZone>) -> P
         .ok_or_else(|| IdentityError::invalid("jti must be 1 to 255 characters"))
         .pg()?;
     let expires_at = required(expires_at, "expires_at is required").pg()?;
+    // Who revokes, resolved before the revocation (which may be of the
+    // caller's own token).
+    let s = crate::api::actor::recorded()?;
     spi::run(
         "insert into identity.revoked_jwts (jti, expires_at) values ($1, $2) \
          on conflict (jti) do update set expires_at = greatest(identity.revoked_jwts.expires_at, excluded.expires_at)",
         &[jti.into(), expires_at.into()],
     )?;
-    spi::audit(spi::Audit {
-        actor_id: None,
-        actor_kind: "system",
-        organization_id: None,
-        action: "jwt.revoked",
-        target_type: "jwt",
-        target_id: Some(jti),
-        details: json!({}),
-    })
+    crate::api::actor::audit(&s, None, "jwt.revoked", "jwt", Some(jti), json!({}))
 }
 
 /// Revokes every token of a session (the session_id claim). Audited.
@@ -465,20 +460,20 @@ fn revoke_jwt(jti: Option<&str>, expires_at: Option<TimestampWithTimeZone>) -> P
 #[search_path(pg_catalog, pg_temp)]
 fn revoke_session(session_id: Option<pgrx::Uuid>) -> PgResult<()> {
     let sid = required(session_id, "session_id is required").pg()?;
+    let s = crate::api::actor::recorded()?;
     spi::run(
         "insert into identity.revoked_sessions (session_id) values ($1) on conflict (session_id) do nothing",
         &[sid.into()],
     )?;
     let text = uuid_text(sid.as_bytes());
-    spi::audit(spi::Audit {
-        actor_id: None,
-        actor_kind: "system",
-        organization_id: None,
-        action: "session.revoked",
-        target_type: "session",
-        target_id: Some(&text),
-        details: json!({}),
-    })
+    crate::api::actor::audit(
+        &s,
+        None,
+        "session.revoked",
+        "session",
+        Some(&text),
+        json!({}),
+    )
 }
 
 /// `{header, payload}` of a token, without verifying anything: for debugging.

@@ -127,15 +127,7 @@ fn read_active_signing_key() -> Result<Option<ActiveKey>, IdentityError> {
 }
 
 fn audit(action: &'static str, kid: &str, details: Value) -> PgResult<()> {
-    spi::audit(spi::Audit {
-        actor_id: None,
-        actor_kind: "system",
-        organization_id: None,
-        action,
-        target_type: "signing_key",
-        target_id: Some(kid),
-        details,
-    })
+    crate::api::actor::audit_by_caller(action, "signing_key", Some(kid), details)
 }
 
 /// A new key pair (ES256, RS256 or EdDSA), stored as `next`; returns its kid.
@@ -230,8 +222,11 @@ fn retire_signing_key(kid: Option<&str>) -> PgResult<()> {
 /// `e`, after recording the refused attempt on key `kid` outside the
 /// caller's transaction (`signing_key.refused`).
 fn refused(kid: &str, operation: &str, e: IdentityError) -> crate::pg::error::ErrorReport {
+    // The caller as recorded (a refusal is recorded even when the claims
+    // name no usable user: then as the system it fell back to before).
+    let s = crate::api::actor::recorded().unwrap_or(crate::core::authz::Subject::System);
     crate::api::actor::refused(
-        &crate::core::authz::Subject::System,
+        &s,
         "signing_key",
         "signing_key.refused",
         Some(kid),
@@ -413,15 +408,12 @@ fn rekey(batch_size: default!(Option<i32>, 1000)) -> PgResult<i64> {
             }
         }
         if credentials + signing_keys > 0 {
-            spi::audit(spi::Audit {
-                actor_id: None,
-                actor_kind: "system",
-                organization_id: None,
-                action: "encryption.rekeyed",
-                target_type: "encryption_key",
-                target_id: Some(&aead::key_id_hex(&ring.current_id())),
-                details: json!({"credentials": credentials, "signing_keys": signing_keys}),
-            })?;
+            crate::api::actor::audit_by_caller(
+                "encryption.rekeyed",
+                "encryption_key",
+                Some(&aead::key_id_hex(&ring.current_id())),
+                json!({"credentials": credentials, "signing_keys": signing_keys}),
+            )?;
         }
         Ok(credentials + signing_keys)
     })

@@ -88,6 +88,22 @@ pub fn user_json(id: UserId) -> PgResult<Value> {
 /// and foreign-key share locks do not conflict with this one, so the row is
 /// free unless another transaction is itself changing the user; then the
 /// answer is 55P03 at once ("retry"), never an indefinite wait.
+/// P0002 for a user whose deletion was deferred (its tombstone is in
+/// identity.deleted_users while its own transaction held its rows): only
+/// the next delete_user may touch it, so no update_user or reactivation
+/// brings a deleted user back.
+fn refuse_if_deleted(id: UserId) -> PgResult<()> {
+    let deleted = spi::one::<bool>(
+        "select exists (select from identity.deleted_users d where d.id operator(pg_catalog.=) $1)",
+        &[uuid(id).into()],
+    )?
+    .unwrap_or(false);
+    if deleted {
+        return Err(authz::not_found("user does not exist").pg_error());
+    }
+    Ok(())
+}
+
 fn take_user_row(id: UserId) -> PgResult<()> {
     let got = spi::column_mut::<bool>(
         "select true from identity.users where id = $1 for no key update skip locked",
@@ -458,6 +474,7 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
     }
     let fields: Vec<&String> = changes.as_object().expect("checked").keys().collect();
     spi::privileged(|| {
+        refuse_if_deleted(id)?;
         take_user_row(id)?;
         if let Some(email) = changes.get("email").and_then(Value::as_str) {
             let taken = spi::one::<bool>(
@@ -475,7 +492,10 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
             require_org(Uuid::from_bytes(o))?;
         }
         // One statement: each column keeps its value unless `changes` names
-        // it. Leaving `active` moves tokens_valid_after, as suspend_user does.
+        // it. Leaving `active` moves tokens_valid_after, as suspend_user does,
+        // and so does a change of role or organization (or of the service
+        // user flag): a JWT carrying the old ones is refused from this commit
+        // on, never acting with them in RLS until it expires.
         let user = spi::write_one::<JsonB>(
             concat!(
                 include_str!("../../sql/queries/users_update_user.sql"),
@@ -518,6 +538,7 @@ fn set_status(user_id: Option<Uuid>, suspend: bool, reason: Option<&str>) -> PgR
     let (rel, org) = actor::relation_to(&s, id)?;
     authz::may_administer_user(rel).pg()?;
     spi::privileged(|| {
+        refuse_if_deleted(id)?;
         take_user_row(id)?;
         if suspend {
             spi::run(

@@ -312,9 +312,23 @@ impl Snapshot {
     }
 }
 
-/// Probes `t` for primary key `key`; `read` sees the row while it is valid.
+/// Probes `t` for primary key `key` under the newest snapshot
+/// (`with_newest_snapshot`); `read` sees the row while it is valid.
 pub fn probe<R>(t: &Table, key: Key, read: impl FnOnce(&Row) -> R) -> Option<R> {
-    probe_in(t, key, Snapshot::active(), read)
+    with_newest_snapshot(|snapshot| probe_in(t, key, snapshot, read))
+}
+
+/// Runs `f` under a snapshot that sees every change committed before the
+/// call, whatever the transaction's isolation level: a REPEATABLE READ or
+/// SERIALIZABLE transaction that began before a revocation, a suspension or
+/// a key's revocation committed still sees it in every check. In parallel
+/// mode (no new snapshot may be taken) the statement's snapshot.
+pub fn with_newest_snapshot<R>(f: impl FnOnce(Snapshot) -> R) -> R {
+    if crate::pg::inval::in_parallel_mode() {
+        f(Snapshot::active())
+    } else {
+        with_latest_snapshot(f)
+    }
 }
 
 /// Runs `f` with a fresh registered snapshot (newer than every invalidation

@@ -10,6 +10,9 @@ use crate::core::jwt::{Check, CheckName, Claims};
 use crate::pg::clock::now_unix;
 use crate::store::tables;
 
+/// The longest jti identity.revoke_jwt stores (identity.revoked_jwts).
+pub const MAX_JTI_BYTES: usize = 255;
+
 /// A check's record; `detail` is written out only for a refusal.
 pub fn check(name: CheckName, pass: bool, detail: impl std::fmt::Display) -> Check {
     Check {
@@ -32,19 +35,42 @@ pub fn stateful_checks<C: Claims>(
     };
     let fresh = crate::store::cache::fresh();
     let uuid_claim = |k: &str| c.string(k).and_then(parse_uuid);
-    if let Some(jti) = c.string("jti") {
-        checks.push(check(
+    // A claim that names what revoke_jwt, revoke_session or an API token's
+    // revocation could match, but in a form none of them can: such a token
+    // could never be revoked, so it is refused.
+    let present = |k: &str| c.string(k).is_some() || c.number(k) != Ok(None);
+    match c.string("jti") {
+        Some(jti) if jti.is_empty() || jti.len() > MAX_JTI_BYTES => checks.push(check(
+            CheckName::RevokedJti,
+            false,
+            format_args!(
+                "jti empty or longer than {MAX_JTI_BYTES} bytes (it could never be revoked)"
+            ),
+        )),
+        Some(jti) => checks.push(check(
             CheckName::RevokedJti,
             !fresh.jti_revoked(jti),
             "jti revoked",
-        ));
+        )),
+        None if present("jti") => checks.push(check(
+            CheckName::RevokedJti,
+            false,
+            "jti is not a string (it could never be revoked)",
+        )),
+        None => {}
     }
-    if let Some(sid) = uuid_claim("session_id") {
-        checks.push(check(
+    match uuid_claim("session_id") {
+        Some(sid) => checks.push(check(
             CheckName::RevokedSession,
             !fresh.session_revoked(SessionId(sid)),
             "session revoked",
-        ));
+        )),
+        None if present("session_id") => checks.push(check(
+            CheckName::RevokedSession,
+            false,
+            "session_id is not a UUID (it could never be revoked)",
+        )),
+        None => {}
     }
     if let Some(sub) = uuid_claim("sub") {
         if let Some(tables::UserToken {
@@ -72,12 +98,18 @@ pub fn stateful_checks<C: Claims>(
     // primary-key probe, only for such tokens, always under the current
     // snapshot (so standbys follow the primary as they replay). After the
     // user's checks, so a deleted user's token says so.
-    if let Some(tid) = uuid_claim("token_id") {
-        checks.push(check(
+    match uuid_claim("token_id") {
+        Some(tid) => checks.push(check(
             CheckName::ParentToken,
             tables::token_live(TokenId(tid), now_unix()),
             "the API token it was derived from is revoked, expired or gone",
-        ));
+        )),
+        None if present("token_id") => checks.push(check(
+            CheckName::ParentToken,
+            false,
+            "token_id is not a UUID",
+        )),
+        None => {}
     }
     let valid = checks.iter().all(|c| c.pass);
     (checks, valid.then_some(c))

@@ -80,7 +80,7 @@ pub fn user_by_id(id: UserId) -> Option<UserRow> {
 /// with status `deleted`, so the hook, verify_jwt and every actor check
 /// refuse them at once.
 pub fn user_state(id: UserId) -> Option<UserState> {
-    user_state_in(id, Snapshot::active())
+    crate::pg::probe::with_newest_snapshot(|snapshot| user_state_in(id, snapshot))
 }
 
 /// `user_state` under `snapshot`.
@@ -206,7 +206,7 @@ pub struct TokenRow {
 
 /// The api_tokens row whose token_hash is `hash`, if visible.
 pub fn token_by_hash(hash: &[u8; 32]) -> Option<TokenRow> {
-    token_by_hash_in(hash, Snapshot::active())
+    crate::pg::probe::with_newest_snapshot(|snapshot| token_by_hash_in(hash, snapshot))
 }
 
 /// `token_by_hash` under `snapshot`.
