@@ -19,8 +19,10 @@ psql -qX -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 create extension identity;
 create schema bench;
 create table bench.tokens (kind text primary key, token text);
-select identity.provision_user('ext-bench', 'bench@example.com');
--- One issuer per algorithm, each with its key's public JWK only.
+-- One issuer per algorithm, each with its key's public JWK only, and a user
+-- of its own (an issuer links only users of no other issuer).
+select identity.provision_user('ext-bench-rs256', 'bench-rs256@example.com');
+select identity.provision_user('ext-bench-es256', 'bench@example.com');
 do $$
 declare
     alg text;
@@ -33,17 +35,18 @@ begin
         iss := 'https://' || lower(alg) || '.idp.example';
         perform identity.register_issuer(iss,
             jsonb_build_object('keys', jsonb_path_query_array(identity.jwks(), '$.keys[*] ? (@.kid == $k)',
-                                                               jsonb_build_object('k', kid))));
+                                                               jsonb_build_object('k', kid))),
+            '{"audience": "authenticated", "match_external_id": true}');
         insert into bench.tokens values ('external_' || lower(alg),
-            identity.sign_jwt(jsonb_build_object('iss', iss, 'sub', 'ext-bench'), '1 day'));
+            identity.sign_jwt(jsonb_build_object('iss', iss, 'sub', 'ext-bench-' || lower(alg)), '1 day'));
         if alg = 'ES256' then
             insert into bench.tokens values ('ours_es256',
-                identity.issue_access_token((select id from identity.users where external_id = 'ext-bench'), '1 day'));
+                identity.issue_access_token((select id from identity.users where external_id = 'ext-bench-es256'), '1 day'));
         end if;
         perform identity.retire_signing_key(kid);
     end loop;
     insert into bench.tokens values ('ours_hs256',
-        identity.issue_access_token((select id from identity.users where external_id = 'ext-bench'), '1 day'));
+        identity.issue_access_token((select id from identity.users where external_id = 'ext-bench-es256'), '1 day'));
 end $$;
 create procedure bench.loop(kind text, n int, inout us float8) language plpgsql as $$
 declare

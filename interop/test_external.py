@@ -54,7 +54,8 @@ def clerk_claims(sub, **extra):
     now = int(time.time())
     c = {"azp": "https://app.example.com", "exp": now + 60, "iat": now, "nbf": now - 5,
          "iss": CLERK, "sid": "sess_2abcDEF", "sub": sub, "v": 2,
-         "o": {"id": "org_2clerkorg", "rol": "admin", "slg": "acme"}, "email": f"{sub}@example.com"}
+         "o": {"id": "org_2clerkorg", "rol": "admin", "slg": "acme"}, "email": f"{sub}@example.com",
+         "email_verified": True}
     c.update(extra)
     return c
 
@@ -73,10 +74,11 @@ def conn():
 def clerk(conn):
     key = Key("RS256", "ins_clerk_1")
     (org,) = conn.execute("select identity.create_organization('Acme')").fetchone()
-    conn.execute("select identity.set_organization_external_id(%s, 'org_2clerkorg')", [org])
     conn.execute("select identity.register_issuer(%s, %s, %s)", [CLERK, json.dumps({"keys": [key.jwk]}), json.dumps({
-        "authorized_parties": ["https://app.example.com"], "provisioning": "auto",
+        "authorized_parties": ["https://app.example.com"], "provisioning": "auto", "match_external_id": True,
         "organization_id": "o.id", "webhook_secret": WHSEC})])
+    # Clerk's org id, as Clerk's: only this issuer's o.id claim places users there.
+    conn.execute("select identity.set_organization_external_id(%s, 'org_2clerkorg', %s)", [org, CLERK])
     return key, org
 
 
@@ -199,7 +201,7 @@ def test_every_forged_token_is_refused(conn, clerk, variant):
 def test_auth0_tokens_need_the_audience_and_a_linked_subject(conn):
     key = Key("RS256", "auth0-1")
     conn.execute("select identity.register_issuer(%s, %s, %s)", [AUTH0, json.dumps({"keys": [key.jwk]}),
-                 json.dumps({"audience": "https://api.example.com"})])
+                 json.dumps({"audience": "https://api.example.com", "match_external_id": True})])
     now = int(time.time())
     claims = {"iss": AUTH0, "sub": "auth0|65f1c0ffee", "aud": ["https://api.example.com", AUTH0 + "userinfo"],
               "iat": now, "exp": now + 300, "scope": "openid profile email", "azp": "abc123"}
@@ -208,7 +210,7 @@ def test_auth0_tokens_need_the_audience_and_a_linked_subject(conn):
     assert got is None and any("not linked" in n for n in notices)
     got, _ = authenticate(conn, key.sign(dict(claims, aud="https://other.example.com")))
     assert got is None
-    # provision_user's external id links on the first sign-in.
+    # provision_user's external id links on the first sign-in (match_external_id).
     (p,) = conn.execute("select identity.provision_user('auth0|65f1c0ffee', 'zed@example.com')").fetchone()
     got, _ = authenticate(conn, key.sign(claims))
     assert got["sub"] == p["user"]["id"]
@@ -220,12 +222,18 @@ def test_supabase_shaped_tokens_with_es256_and_eddsa(conn, alg):
     iss = f"{SUPABASE}/{alg}"
     key = Key(alg, f"sb-{alg}")
     conn.execute("select identity.register_issuer(%s, %s, %s)", [iss, json.dumps({"keys": [key.jwk]}),
-                 json.dumps({"audience": "authenticated", "provisioning": "auto"})])
+                 json.dumps({"audience": "authenticated", "provisioning": "auto",
+                             "email_verified_claim": "user_metadata.email_verified"})])
     now = int(time.time())
     sub = str(uuid.uuid4())
     claims = {"iss": iss, "sub": sub, "aud": "authenticated", "exp": now + 3600, "iat": now, "role": "authenticated",
               "email": f"{sub[:8]}@supabase.example.com", "session_id": str(uuid.uuid4()), "aal": "aal1",
-              "amr": [{"method": "password", "timestamp": now}], "is_anonymous": False, "phone": ""}
+              "amr": [{"method": "password", "timestamp": now}], "is_anonymous": False, "phone": "",
+              "user_metadata": {"email_verified": False}}
+    # An email Supabase Auth has not verified provisions nobody.
+    got, notices = authenticate(conn, key.sign(claims))
+    assert got is None and any("user_metadata.email_verified claim is not true" in n for n in notices)
+    claims["user_metadata"]["email_verified"] = True
     got, _ = authenticate(conn, key.sign(claims))
     assert got is not None and got["sub"] != sub and got["email"] == claims["email"]
     # The key's alg only: the same key claiming another alg is refused.
@@ -257,10 +265,11 @@ def test_concurrent_first_sign_ins_make_one_user(conn, match_external_id):
     iss = f"https://race-{str(match_external_id).lower()}.example.com"
     key = Key("ES256", "race")
     conn.execute("select identity.register_issuer(%s, %s, %s)", [iss, json.dumps({"keys": [key.jwk]}),
-                 json.dumps({"provisioning": "auto", "match_external_id": match_external_id})])
+                 json.dumps({"provisioning": "auto", "match_external_id": match_external_id, "any_audience": True})])
     sub = "user_2race" + uuid.uuid4().hex[:8]
     now = int(time.time())
-    token = key.sign({"iss": iss, "sub": sub, "exp": now + 60, "iat": now, "email": f"{sub}@example.com"})
+    token = key.sign({"iss": iss, "sub": sub, "exp": now + 60, "iat": now, "email": f"{sub}@example.com",
+                      "email_verified": True})
 
     def sign_in(_i):
         with psycopg.connect(**server("external_idp")) as c:
@@ -278,9 +287,10 @@ def test_concurrent_first_sign_ins_make_one_user(conn, match_external_id):
 def test_rotation_through_set_issuer_jwks(conn):
     iss = "https://rotate.example.com"
     old, new = Key("ES256", "old"), Key("ES256", "new")
-    conn.execute("select identity.register_issuer(%s, %s, '{\"provisioning\": \"auto\"}')", [iss, json.dumps({"keys": [old.jwk]})])
+    conn.execute("select identity.register_issuer(%s, %s, '{\"provisioning\": \"auto\", \"any_audience\": true}')",
+                 [iss, json.dumps({"keys": [old.jwk]})])
     now = int(time.time())
-    c = {"iss": iss, "sub": "rot-1", "exp": now + 60, "iat": now, "email": "rot1@example.com"}
+    c = {"iss": iss, "sub": "rot-1", "exp": now + 60, "iat": now, "email": "rot1@example.com", "email_verified": True}
     assert authenticate(conn, old.sign(c))[0] is not None
     assert authenticate(conn, new.sign(c))[0] is None
     conn.execute("select identity.set_issuer_jwks(%s, %s)", [iss, json.dumps({"keys": [old.jwk, new.jwk]})])
@@ -296,13 +306,18 @@ def test_rotation_through_set_issuer_jwks(conn):
 
 def test_issuer_management_is_checked_system_only_and_audited(conn):
     key = Key("RS256", "m1")
+    aud = {"audience": "api"}
     bad = [
-        ("not-a-jwks", {"nokeys": []}, {}),
-        ("private key", {"keys": [dict(key.jwk, d="AAAA")]}, {}),
-        ("symmetric", {"keys": [{"kty": "oct", "k": "c2VjcmV0c2VjcmV0"}]}, {}),
-        ("bad option", {"keys": [key.jwk]}, {"provisioning": "sometimes"}),
-        ("plain http", {"keys": [key.jwk]}, {"jwks_uri": "http://example.com/jwks"}),
-        ("bad secret", {"keys": [key.jwk]}, {"webhook_secret": "whsec_x"}),
+        ("not-a-jwks", {"nokeys": []}, aud),
+        ("private key", {"keys": [dict(key.jwk, d="AAAA")]}, aud),
+        ("symmetric", {"keys": [{"kty": "oct", "k": "c2VjcmV0c2VjcmV0"}]}, aud),
+        ("bad option", {"keys": [key.jwk]}, dict(aud, provisioning="sometimes")),
+        ("plain http", {"keys": [key.jwk]}, dict(aud, jwks_uri="http://example.com/jwks")),
+        ("bad secret", {"keys": [key.jwk]}, dict(aud, webhook_secret="whsec_x")),
+        # Neither aud nor azp checked, and no explicit any_audience.
+        ("no audience", {"keys": [key.jwk]}, {}),
+        ("no audience, auto", {"keys": [key.jwk]}, {"provisioning": "auto"}),
+        ("any_audience with an audience", {"keys": [key.jwk]}, dict(aud, any_audience=True)),
     ]
     for name, jwks, options in bad:
         with pytest.raises(psycopg.errors.InvalidParameterValue):
@@ -314,7 +329,7 @@ def test_issuer_management_is_checked_system_only_and_audited(conn):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("select identity.register_issuer('https://x.example.com', %s)", [json.dumps({"keys": [key.jwk]})])
     conn.execute("select identity.register_issuer('https://m.example.com', %s, %s)",
-                 [json.dumps({"keys": [key.jwk]}), json.dumps({"webhook_secret": WHSEC})])
+                 [json.dumps({"keys": [key.jwk]}), json.dumps({"webhook_secret": WHSEC, "audience": "api"})])
     (row,) = conn.execute("select row_to_json(i)::text from identity.issuers i where issuer = 'https://m.example.com'").fetchone()
     assert "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" not in row and "whsec" not in row
     listed = [r[0] for r in conn.execute("select identity.list_issuers()")]
@@ -374,10 +389,10 @@ def test_jwks_uri_is_fetched_rotated_and_survives_a_bad_server(conn):
     iss = "https://uri.example.com"
     conn.execute("select identity.register_issuer(%s, null, %s)", [iss, json.dumps({
         "jwks_uri": f"http://127.0.0.1:{srv.port}/.well-known/jwks.json", "jwks_refresh_seconds": 2,
-        "provisioning": "auto"})])
+        "provisioning": "auto", "any_audience": True})])
     wait_for(conn, iss, lambda i: i["kids"] == ["uri-a"])
     now = int(time.time())
-    c = {"iss": iss, "sub": "uri-1", "exp": now + 120, "iat": now, "email": "uri1@example.com"}
+    c = {"iss": iss, "sub": "uri-1", "exp": now + 120, "iat": now, "email": "uri1@example.com", "email_verified": True}
     assert authenticate(conn, a.sign(c))[0] is not None
     # Rotation at the provider: a token of the new key is refused until the
     # worker fetched the new set (never waited for), then accepted.
@@ -413,14 +428,16 @@ def delivery(event, secret=WHSEC, msg_id=None, at=None, body=None):
     return headers, body
 
 
-def clerk_user(ty, sub, email=None, first="Grace", last="Hopper"):
+def clerk_user(ty, sub, email=None, first="Grace", last="Hopper", status="verified"):
     if ty == "user.deleted":
         return {"type": ty, "object": "event", "data": {"id": sub, "deleted": True, "object": "user"}}
     return {"type": ty, "object": "event", "data": {
         "id": sub, "object": "user", "first_name": first, "last_name": last,
         "primary_email_address_id": "idn_primary",
-        "email_addresses": [{"id": "idn_other", "email_address": f"other-{sub}@example.com"},
-                            {"id": "idn_primary", "email_address": email or f"{sub}@example.com"}]}}
+        "email_addresses": [{"id": "idn_other", "email_address": f"other-{sub}@example.com",
+                             "verification": {"status": "verified", "strategy": "email_code"}},
+                            {"id": "idn_primary", "email_address": email or f"{sub}@example.com",
+                             "verification": {"status": status, "strategy": "email_code"}}]}}
 
 
 def hook(conn, headers, body, role="anon"):
@@ -526,3 +543,49 @@ def test_eight_concurrent_deliveries_of_one_event(conn, clerk):
     assert statuses == ["duplicate"] * 7 + ["processed"]
     assert len({r["user_id"] for r in results}) == 1
     assert conn.execute("select count(*) from identity.users where external_id = %s", [sub]).fetchone()[0] == 1
+
+
+def test_another_issuer_never_reaches_clerks_users(conn, clerk):
+    # A second registered issuer with every permissive option signs Clerk's
+    # subjects, Clerk's organization id and webhooks about Clerk's users:
+    # none of it reaches them (issue 30, item 3).
+    key, org = clerk
+    sub = "user_2victim" + uuid.uuid4().hex[:8]
+    victim, _ = authenticate(conn, key.sign(clerk_claims(sub)))
+    assert victim["organization_id"] == str(org)
+    evil, evil_secret = Key("ES256", "evil-1"), "whsec_" + "QkJC" * 8
+    iss = "https://evil.example.com"
+    conn.execute("select identity.register_issuer(%s, %s, %s)", [iss, json.dumps({"keys": [evil.jwk]}), json.dumps({
+        "any_audience": True, "provisioning": "auto", "match_external_id": True,
+        "organization_id": "o.id", "webhook_secret": evil_secret})])
+    now = int(time.time())
+    claims = {"iss": iss, "sub": sub, "exp": now + 60, "iat": now, "email": f"evil-{sub}@evil.example.com",
+              "email_verified": True, "o": {"id": "org_2clerkorg"}}
+    got, _ = authenticate(conn, evil.sign(claims))
+    assert got is not None and got["sub"] != victim["sub"] and got["organization_id"] is None
+    with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
+        conn.execute("select identity.exchange_external_token(%s)", [key.sign(dict(clerk_claims(sub), iss=iss))])
+
+    def evil_hook(event):
+        headers, body = delivery(event, secret=evil_secret)
+        return conn.execute("select identity.handle_webhook(%s, %s, %s)", [iss, json.dumps(headers), body]).fetchone()[0]
+
+    assert evil_hook(clerk_user("user.updated", sub, email=f"mallory-{sub}@evil.example.com"))["user_id"] != victim["sub"]
+    assert evil_hook(clerk_user("user.deleted", sub))["user_id"] != victim["sub"]
+    user = conn.execute("select identity.user_by_id(%s)", [victim["sub"]]).fetchone()[0]
+    assert (user["email"], user["first_name"], user["organization_id"]) == (f"{sub}@example.com", None, str(org))
+    assert authenticate(conn, key.sign(clerk_claims(sub)))[0]["sub"] == victim["sub"]
+    # Clerk's own webhook still reaches its user.
+    assert hook(conn, *delivery(clerk_user("user.updated", sub)))["user_id"] == victim["sub"]
+    conn.execute("select identity.remove_issuer(%s)", [iss])
+
+
+def test_an_email_clerk_has_not_verified_is_never_taken(conn, clerk):
+    # issue 30, item 11: neither to provision with nor to replace a user's email.
+    sub = "user_2unv" + uuid.uuid4().hex[:8]
+    got = hook(conn, *delivery(clerk_user("user.created", sub, status="unverified")))
+    assert got == {"status": "ignored", "user_id": None} and user_of(conn, sub) is None
+    got = hook(conn, *delivery(clerk_user("user.created", sub)))
+    assert got["status"] == "processed"
+    got = hook(conn, *delivery(clerk_user("user.updated", sub, email=f"unv-{sub}@example.com", status="unverified")))
+    assert got["status"] == "processed" and user_of(conn, sub)["email"] == f"{sub}@example.com"

@@ -50,8 +50,8 @@ comment on function identity.create_agent_token(uuid, interval, text[]) is
     'A JWT with aud agent and an act claim naming the agent, with scopes within the caller''s (at most 24 hours). Levels user, admin.';
 comment on function identity.create_organization(text) is
     'A new organization. Level admin, system only; audited.';
-comment on function identity.set_organization_external_id(uuid, text) is
-    'Sets or clears an organization''s identity-provider id (Clerk''s org_...), through which an issuer''s organization claim (e.g. o.id) places its users. Level admin, system only; audited.';
+comment on function identity.set_organization_external_id(uuid, text, text) is
+    'Sets or clears an organization''s identity-provider id (Clerk''s org_...) and the registered issuer it is an id of: only that issuer''s organization claim (e.g. o.id) places its users there (with no issuer, no claim does). Level admin, system only; audited.';
 comment on function identity.provision_user(text, text, text, text, uuid, uuid) is
     'Creates a user from an identity provider (idempotent on external_id) with a first API token, a trial and events. Level admin, system only; audited.';
 comment on function identity.create_service_user(text, uuid, uuid, text, text) is
@@ -137,7 +137,7 @@ comment on function identity.cached_table_changed() is
 comment on function identity.verify_audit_log() is
     'Chains what is pending, then recomputes the audit trail''s hash chains: {valid, rows_checked, rows_pending, first_bad_id}. Level admin, system only.';
 comment on function identity.register_issuer(text, jsonb, jsonb) is
-    'Trusts an external identity provider (Clerk, Auth0, Supabase Auth, any OIDC issuer): its exact iss, its public JWKS (RS256, ES256, EdDSA; or options.jwks_uri, fetched by the background worker) and checked options (audience, authorized_parties, leeway, provisioning, organization_id, email_claim, name_claims, webhook_secret sealed at rest). Replaces them for an issuer already registered. Level admin, system only; audited.';
+    'Trusts an external identity provider (Clerk, Auth0, Supabase Auth, any OIDC issuer): its exact iss, its public JWKS (RS256, ES256, EdDSA; or options.jwks_uri, fetched by the background worker) and checked options (audience or authorized_parties, one of them required unless any_audience is true; leeway, provisioning, organization_id, email_claim, email_verified_claim, name_claims, match_external_id, webhook_secret sealed at rest). Replaces them for an issuer already registered. Level admin, system only; audited.';
 comment on function identity.set_issuer_jwks(text, jsonb) is
     'Replaces a registered issuer''s public keys (a rotation, effective from this commit). Level admin, system only; audited.';
 comment on function identity.remove_issuer(text) is

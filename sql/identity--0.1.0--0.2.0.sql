@@ -58,6 +58,17 @@ revoke all on function identity."verify_audit_log"() from public;
 alter table identity.organizations add column external_id text
     check (pg_catalog.length(external_id) between 1 and 255);
 create unique index organizations_external_id_key on identity.organizations (external_id) where external_id is not null;
+-- Whose ids they are: an issuer links through users.external_id only its
+-- own users (or, with match_external_id, provision_user's), and places
+-- users only in organizations whose external id is its own.
+alter table identity.organizations add column external_issuer text
+    check (pg_catalog.length(external_issuer) between 1 and 255);
+alter table identity.organizations add constraint external_issuer_has_id
+    check (external_issuer is null or external_id is not null);
+alter table identity.users add column external_issuer text
+    check (pg_catalog.length(external_issuer) between 1 and 255);
+alter table identity.users add constraint external_issuer_has_id
+    check (external_issuer is null or external_id is not null);
 create table identity.issuers (
     issuer                     text primary key check (pg_catalog.length(issuer) between 1 and 255),
     jwks                       jsonb not null check (pg_catalog.jsonb_typeof(jwks) = 'object'),
@@ -139,7 +150,8 @@ LANGUAGE c
 AS 'MODULE_PATHNAME', 'handle_webhook_wrapper';
 CREATE  FUNCTION identity."set_organization_external_id"(
 	"organization_id" uuid,
-	"external_id" TEXT
+	"external_id" TEXT,
+	"issuer" TEXT DEFAULT NULL
 ) RETURNS VOID
 VOLATILE
 LANGUAGE c
@@ -151,7 +163,7 @@ revoke all on function identity."remove_issuer"(text) from public;
 revoke all on function identity."list_issuers"() from public;
 revoke all on function identity."exchange_external_token"(text, interval) from public;
 revoke all on function identity."handle_webhook"(text, jsonb, text) from public;
-revoke all on function identity."set_organization_external_id"(uuid, text) from public;
+revoke all on function identity."set_organization_external_id"(uuid, text, text) from public;
 
 -- The per-row RLS helpers get a planner support function: an unwrapped call
 -- is planned as a once-per-execution InitPlan (src/pg/planner.rs).
@@ -191,7 +203,7 @@ begin
         ('identity.retire_signing_key(text)', 'identity."remove_issuer"(text)'),
         ('identity.retire_signing_key(text)', 'identity."list_issuers"()'),
         ('identity.retire_signing_key(text)', 'identity."handle_webhook"(text, jsonb, text)'),
-        ('identity.retire_signing_key(text)', 'identity."set_organization_external_id"(uuid, text)')) v(marker, granted)
+        ('identity.retire_signing_key(text)', 'identity."set_organization_external_id"(uuid, text, text)')) v(marker, granted)
     loop
         for r in
             select distinct a.grantee::regrole
@@ -364,8 +376,8 @@ comment on function identity.create_agent_token(uuid, interval, text[]) is
     'A JWT with aud agent and an act claim naming the agent, with scopes within the caller''s (at most 24 hours). Levels user, admin.';
 comment on function identity.create_organization(text) is
     'A new organization. Level admin, system only; audited.';
-comment on function identity.set_organization_external_id(uuid, text) is
-    'Sets or clears an organization''s identity-provider id (Clerk''s org_...), through which an issuer''s organization claim (e.g. o.id) places its users. Level admin, system only; audited.';
+comment on function identity.set_organization_external_id(uuid, text, text) is
+    'Sets or clears an organization''s identity-provider id (Clerk''s org_...) and the registered issuer it is an id of: only that issuer''s organization claim (e.g. o.id) places its users there (with no issuer, no claim does). Level admin, system only; audited.';
 comment on function identity.provision_user(text, text, text, text, uuid, uuid) is
     'Creates a user from an identity provider (idempotent on external_id) with a first API token, a trial and events. Level admin, system only; audited.';
 comment on function identity.create_service_user(text, uuid, uuid, text, text) is
@@ -478,7 +490,7 @@ comment on function identity.cached_table_changed() is
 comment on function identity.verify_audit_log() is
     'Chains what is pending, then recomputes the audit trail''s hash chains: {valid, rows_checked, rows_pending, first_bad_id}. Level admin, system only.';
 comment on function identity.register_issuer(text, jsonb, jsonb) is
-    'Trusts an external identity provider (Clerk, Auth0, Supabase Auth, any OIDC issuer): its exact iss, its public JWKS (RS256, ES256, EdDSA; or options.jwks_uri, fetched by the background worker) and checked options (audience, authorized_parties, leeway, provisioning, organization_id, email_claim, name_claims, webhook_secret sealed at rest). Replaces them for an issuer already registered. Level admin, system only; audited.';
+    'Trusts an external identity provider (Clerk, Auth0, Supabase Auth, any OIDC issuer): its exact iss, its public JWKS (RS256, ES256, EdDSA; or options.jwks_uri, fetched by the background worker) and checked options (audience or authorized_parties, one of them required unless any_audience is true; leeway, provisioning, organization_id, email_claim, email_verified_claim, name_claims, match_external_id, webhook_secret sealed at rest). Replaces them for an issuer already registered. Level admin, system only; audited.';
 comment on function identity.set_issuer_jwks(text, jsonb) is
     'Replaces a registered issuer''s public keys (a rotation, effective from this commit). Level admin, system only; audited.';
 comment on function identity.remove_issuer(text) is

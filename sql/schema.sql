@@ -24,7 +24,11 @@ create table identity.organizations (
     updated_at  timestamptz not null default pg_catalog.now(),
     -- The identity provider's id of the organization (Clerk's org_...):
     -- where an issuer's organization claim (e.g. o.id) sends its users.
-    external_id text check (pg_catalog.length(external_id) between 1 and 255)
+    external_id text check (pg_catalog.length(external_id) between 1 and 255),
+    -- The issuer whose id external_id is: only that issuer's organization
+    -- claim places users here (NULL: no issuer's claim does).
+    external_issuer text check (pg_catalog.length(external_issuer) between 1 and 255),
+    constraint external_issuer_has_id check (external_issuer is null or external_id is not null)
 );
 create unique index organizations_external_id_key on identity.organizations (external_id) where external_id is not null;
 
@@ -50,8 +54,15 @@ create table identity.users (
     metadata           jsonb not null default '{}' check (pg_catalog.jsonb_typeof(metadata) = 'object'),
     created_at         timestamptz not null default pg_catalog.now(),
     updated_at         timestamptz not null default pg_catalog.now(),
+    -- The registered issuer whose subject external_id is (it provisioned
+    -- the user, or first linked it): only that issuer links a subject to
+    -- the user through external_id. NULL: provision_user's (or
+    -- update_user's) external_id, linked only by an issuer with
+    -- match_external_id, which then becomes its issuer.
+    external_issuer    text check (pg_catalog.length(external_issuer) between 1 and 255),
     -- A service user belongs to an organization.
-    constraint service_user_has_org check (not is_service_user or organization_id is not null)
+    constraint service_user_has_org check (not is_service_user or organization_id is not null),
+    constraint external_issuer_has_id check (external_issuer is null or external_id is not null)
 );
 -- Emails are unique regardless of case; external ids (an identity provider's
 -- user id) are unique when present.

@@ -14,6 +14,9 @@ update identity.users u set
     is_service_user = case when $2 ? 'is_service_user' then ($2->>'is_service_user')::boolean else u.is_service_user end,
     organization_id = case when $2 ? 'organization_id' then ($2->>'organization_id')::uuid else u.organization_id end,
     external_id = case when $2 ? 'external_id' then $2->>'external_id' else u.external_id end,
+    -- A new external_id is no issuer's (as provision_user's is not).
+    external_issuer = case when $2 ? 'external_id' and ($2->>'external_id') is distinct from u.external_id
+    then null else u.external_issuer end,
     tokens_valid_after = case
     when $2 ? 'status' and $2->>'status' <> 'active' and u.status = 'active' then now()
     when $2 ? 'user_role' and $2->>'user_role' is distinct from u.user_role then now()

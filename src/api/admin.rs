@@ -90,7 +90,7 @@ pub const ADMIN_ONLY_FUNCTIONS: &[&str] = &[
     "identity.verify_audit_log()",
     // System-only acts of sections 6, 7 and 9.
     "identity.create_organization(text)",
-    "identity.set_organization_external_id(uuid, text)",
+    "identity.set_organization_external_id(uuid, text, text)",
     "identity.provision_user(text, text, text, text, uuid, uuid)",
     "identity.set_feature_flag(text, boolean, integer, text)",
     "identity.set_feature_flag_override(text, uuid, boolean)",

@@ -8,8 +8,11 @@
 //! (its alg must be the key's: `none`, HS256 and any confusion refused),
 //! its `iss` exactly, its options (`aud`, `azp`, leeway); its subject is
 //! then mapped to our user through identity.identities (or linked to the
-//! user whose external_id it is, or provisioned), and the user's state is
-//! checked as for every other token. The claims pinned or signed are ours.
+//! user whose external_id it is, when that user is this issuer's or, with
+//! match_external_id, provision_user's; or provisioned), and the user's
+//! state is checked as for every other token. The claims pinned or signed
+//! are ours. Every link is scoped to its issuer: one issuer's tokens and
+//! webhooks never reach another issuer's users or organizations.
 
 use crate::api::actor;
 use crate::api::users::{self, Provisioned};
@@ -304,7 +307,7 @@ fn link(
             }
             Linked::Unknown => {}
         }
-        if let Some(u) = by_external_id(subject, o)? {
+        if let Some(u) = by_external_id(iss, subject, o)? {
             insert_identity(iss, subject, Some(u))?;
             audit_link(iss, subject, u, "identity.linked")?;
             return Ok(Ok((u, true)));
@@ -320,15 +323,22 @@ fn link(
         }
         let (email, first, last) = external::profile(claims, o);
         let Some(email) = email.filter(|e| crate::core::users::check_email(e).is_ok()) else {
+            let unverified = external::string_at(claims, &o.email_claim, 320).is_some()
+                && !external::email_verified(claims, o);
             return Ok(Err(IdentityError::unauthenticated(
                 "JWT carries no email to provision the user with",
             )
-            .detail(format!("no valid {} claim", o.email_claim))
+            .detail(if unverified {
+                format!("the {} claim is not true", o.email_verified_claim)
+            } else {
+                format!("no valid {} claim", o.email_claim)
+            })
             .hint(
-                "add the email to the provider's session token, or set the option email_claim",
+                "add the email and whether it is verified to the provider's session token, \
+                 or set the options email_claim and email_verified_claim",
             )));
         };
-        let org = organization(claims, o)?;
+        let org = organization(iss, claims, o)?;
         let u = provision_subject(
             iss,
             subject,
@@ -343,7 +353,10 @@ fn link(
 }
 
 /// A new user for `subject` at `iss` (provision_user's work, as system),
-/// linked to it.
+/// linked to it. With match_external_id the subject becomes its
+/// external_id (and `iss` its external_issuer), unless another user holds
+/// that id (another issuer's, which is never linked): then the new user
+/// has none.
 fn provision_subject(
     iss: &str,
     subject: &str,
@@ -353,10 +366,19 @@ fn provision_subject(
     last_name: Option<&str>,
     organization_id: Option<Uuid>,
 ) -> PgResult<UserId> {
+    let external_id = match o.match_external_id {
+        false => None,
+        true => spi::one::<bool>(
+            "select true from identity.users where external_id = $1",
+            &[subject.into()],
+        )?
+        .is_none()
+        .then_some(subject),
+    };
     let made = users::provision(
         &Subject::System,
         Provisioned {
-            external_id: o.match_external_id.then_some(subject),
+            external_id,
             email,
             first_name,
             last_name,
@@ -375,21 +397,29 @@ fn provision_subject(
     Ok(u)
 }
 
-/// The user whose external_id is `subject`, when the issuer matches them.
-fn by_external_id(subject: &str, o: &IssuerOptions) -> PgResult<Option<UserId>> {
+/// The user whose external_id is `subject`, when the issuer matches
+/// external ids: a user of this issuer, or one of no issuer
+/// (provision_user's), which becomes this issuer's; never another
+/// issuer's user.
+fn by_external_id(iss: &str, subject: &str, o: &IssuerOptions) -> PgResult<Option<UserId>> {
     if !o.match_external_id {
         return Ok(None);
     }
-    Ok(spi::one::<Uuid>(
-        "select id from identity.users where external_id = $1",
-        &[subject.into()],
+    Ok(spi::write_one::<Uuid>(
+        include_str!("../../sql/queries/identities_match_external_id.sql"),
+        &[subject.into(), iss.into()],
     )?
     .map(|u| u.user_id()))
 }
 
-/// Where a new user of this issuer goes: the fixed organization, or the one
-/// whose external_id the claim holds (none found: no organization).
-fn organization(claims: &Map<String, Value>, o: &IssuerOptions) -> PgResult<Option<Uuid>> {
+/// Where a new user of `iss` goes: the fixed organization, or the one whose
+/// external_id the claim holds and whose external_issuer is `iss` (none
+/// found: no organization; another issuer's organization is never one).
+fn organization(
+    iss: &str,
+    claims: &Map<String, Value>,
+    o: &IssuerOptions,
+) -> PgResult<Option<Uuid>> {
     Ok(match &o.organization {
         OrgSource::None => None,
         OrgSource::Fixed(id) => {
@@ -402,8 +432,9 @@ fn organization(claims: &Map<String, Value>, o: &IssuerOptions) -> PgResult<Opti
         OrgSource::Claim(path) => match external::string_at(claims, path, 255) {
             None => None,
             Some(x) => spi::one::<Uuid>(
-                "select id from identity.organizations where external_id = $1",
-                &[x.into()],
+                "select id from identity.organizations where external_id = $1 \
+                 and external_issuer = $2",
+                &[x.into(), iss.into()],
             )?,
         },
     })
@@ -801,7 +832,7 @@ fn act(
     let linked = match lookup(iss, subject)? {
         Linked::User(u, _) => Some(u),
         Linked::Tombstone => return Ok(("ignored", None)),
-        Linked::Unknown => by_external_id(subject, o)?,
+        Linked::Unknown => by_external_id(iss, subject, o)?,
     };
     match (event, linked) {
         (Event::Deleted(_), None) => {
@@ -864,7 +895,7 @@ fn act(
                 return Ok(("ignored", None));
             };
             // Clerk's user events name no organization: a claim path gives none.
-            let org = organization(&Map::new(), o)?;
+            let org = organization(iss, &Map::new(), o)?;
             let u = provision_subject(
                 iss,
                 subject,

@@ -204,20 +204,41 @@ fn provision_user(
 }
 
 /// Sets (or, with NULL, clears) an organization's external id: the
-/// identity provider's id of it (Clerk's `org_...`), which an issuer's
-/// organization claim path (e.g. `o.id`) maps its users through. System
+/// identity provider's id of it (Clerk's `org_...`), and the registered
+/// `issuer` it is an id of: only that issuer's organization claim path
+/// (e.g. `o.id`) places users here (with no issuer, no claim does). System
 /// only; audited.
 #[pg_extern(schema = "identity", volatile)]
 fn set_organization_external_id(
     organization_id: Option<Uuid>,
     external_id: Option<&str>,
+    issuer: default!(Option<&str>, "NULL"),
 ) -> PgResult<()> {
     let s = actor::subject()?;
     authz::require_system(&s, "only system may change organizations").pg()?;
     let org = required(organization_id, "organization_id is required").pg()?;
     check_name(external_id, "external_id must be 1 to 255 characters", 255).pg()?;
+    if let Some(iss) = issuer {
+        crate::core::external::check_issuer(iss).pg()?;
+        if external_id.is_none() {
+            return Err(IdentityError::invalid("an issuer needs an external_id")
+                .hint("NULL external_id clears the organization's id and its issuer")
+                .pg_error());
+        }
+    }
     spi::privileged(|| {
         require_org(org)?;
+        if let Some(iss) = issuer {
+            let known = spi::one::<bool>(
+                "select true from identity.issuers where issuer = $1",
+                &[iss.into()],
+            )?;
+            if known.is_none() {
+                return Err(authz::not_found("issuer is not registered")
+                    .hint("identity.register_issuer first")
+                    .pg_error());
+            }
+        }
         let taken = match external_id {
             Some(x) => spi::one::<bool>(
                 "select true from identity.organizations where external_id = $1 and id <> $2",
@@ -232,8 +253,9 @@ fn set_organization_external_id(
             );
         }
         spi::run(
-            "update identity.organizations set external_id = $2, updated_at = now() where id = $1",
-            &[org.into(), external_id.into()],
+            "update identity.organizations set external_id = $2, external_issuer = $3, \
+             updated_at = now() where id = $1",
+            &[org.into(), external_id.into(), issuer.into()],
         )?;
         actor::audit(
             &s,
@@ -241,14 +263,15 @@ fn set_organization_external_id(
             "organization.updated",
             "organization",
             Some(&uuid_text(org.as_bytes())),
-            json!({"external_id": external_id}),
+            json!({"external_id": external_id, "issuer": issuer}),
         )
     })
 }
 
 /// What a provisioning creates a user from: provision_user's arguments, or
 /// an external issuer's token or webhook (`issuer`, recorded in the audit
-/// row and the event; `external_id` then the subject, or None).
+/// row and the event, and as the user's external_issuer; `external_id` then
+/// the subject, or None).
 pub struct Provisioned<'a> {
     pub external_id: Option<&'a str>,
     pub email: &'a str,
@@ -304,22 +327,38 @@ pub fn provision(s: &Subject, p: Provisioned) -> PgResult<Value> {
             first_name.into(),
             last_name.into(),
             organization_id.into(),
+            issuer.filter(|_| external_id.is_some()).into(),
         ],
     )?;
     let Some(JsonB(user)) = inserted else {
+        // The user of this external_id: for provision_user (system), any;
+        // for an issuer, only its own (never another issuer's user, nor
+        // provision_user's: linking those is match_external_id's, before).
         let existing = match external_id {
             Some(x) => spi::one::<JsonB>(
                 concat!(
                     "select ",
                     user_json!(),
-                    " from identity.users u where u.external_id = $1"
+                    " from identity.users u where u.external_id = $1 \
+                      and ($2::text is null or u.external_issuer = $2)"
                 ),
-                &[x.into()],
+                &[x.into(), issuer.into()],
             )?,
             None => None,
         };
         if let Some(JsonB(user)) = existing {
             return Ok(json!({"user": user, "api_token": null, "created": false}));
+        }
+        if let (Some(x), Some(_)) = (external_id, issuer) {
+            let taken = spi::one::<bool>(
+                "select true from identity.users where external_id = $1",
+                &[x.into()],
+            )?;
+            if taken.is_some() {
+                return Err(duplicate("a user with this external_id already exists")
+                    .hint("the subject is another issuer's user, or provision_user's")
+                    .pg_error());
+            }
         }
         let email_taken = spi::one::<bool>(
             "select true from identity.users where lower(email) = lower($1)",

@@ -60,13 +60,22 @@ pub struct IssuerOptions {
     pub provisioning: Provisioning,
     pub organization: OrgSource,
     pub email_claim: String,
+    /// The claim path saying the email was verified: the email is taken
+    /// (for provisioning) only when it holds `true` (or `"true"`).
+    pub email_verified_claim: String,
     /// First and last name claim paths.
     pub name_claims: (String, String),
     pub jwks_uri: Option<String>,
     pub jwks_refresh_seconds: i64,
-    /// Whether a subject equal to a user's external_id (provision_user's)
-    /// links to that user on its first sign-in.
+    /// Whether a subject equal to a user's external_id links to that user
+    /// on its first sign-in (or webhook), and whether the users this issuer
+    /// provisions get the subject as their external_id. Only users of no
+    /// issuer (provision_user's, then recorded as this issuer's) or of this
+    /// issuer are linked, never another issuer's. Off by default.
     pub match_external_id: bool,
+    /// Tokens of any audience are accepted: the explicit opt-out of the
+    /// rule that an issuer names an `audience` or `authorized_parties`.
+    pub any_audience: bool,
 }
 
 impl Default for IssuerOptions {
@@ -78,10 +87,12 @@ impl Default for IssuerOptions {
             provisioning: Provisioning::Off,
             organization: OrgSource::None,
             email_claim: "email".into(),
+            email_verified_claim: "email_verified".into(),
             name_claims: ("given_name".into(), "family_name".into()),
             jwks_uri: None,
             jwks_refresh_seconds: DEFAULT_REFRESH_SECONDS,
-            match_external_id: true,
+            match_external_id: false,
+            any_audience: false,
         }
     }
 }
@@ -166,6 +177,9 @@ pub fn check_jwks_uri(uri: &str) -> Result<()> {
     }
 }
 
+const ANY_AUDIENCE_HINT: &str = "set options.audience (aud) or options.authorized_parties \
+     (azp), or \"any_audience\": true to accept every token of the issuer";
+
 /// Checked options, the webhook secret's key bytes, and the options as stored.
 pub type ParsedOptions = (IssuerOptions, Option<Vec<u8>>, Map<String, Value>);
 
@@ -227,17 +241,24 @@ pub fn parse_options(v: &Value) -> Result<ParsedOptions> {
                     Some(id) => OrgSource::Fixed(id),
                     None if check_claim_path(&s) => OrgSource::Claim(s),
                     None => {
-                        return Err(bad("organization_id must be an organization's uuid or a claim path")
-                            .hint("e.g. \"o.id\" for Clerk's active organization"))
+                        return Err(bad(
+                            "organization_id must be an organization's uuid or a claim path",
+                        )
+                        .hint("e.g. \"o.id\" for Clerk's active organization"))
                     }
                 }
             }
             "email_claim" => o.email_claim = path(k, v)?,
+            "email_verified_claim" => o.email_verified_claim = path(k, v)?,
+            "any_audience" => {
+                o.any_audience = v
+                    .as_bool()
+                    .ok_or_else(|| bad("any_audience must be a boolean"))?
+            }
             "name_claims" => {
-                let a = v
-                    .as_array()
-                    .filter(|a| a.len() == 2)
-                    .ok_or_else(|| bad("name_claims must be an array of two claim paths (first, last)"))?;
+                let a = v.as_array().filter(|a| a.len() == 2).ok_or_else(|| {
+                    bad("name_claims must be an array of two claim paths (first, last)")
+                })?;
                 o.name_claims = (path(k, &a[0])?, path(k, &a[1])?);
             }
             "jwks_uri" => {
@@ -257,16 +278,33 @@ pub fn parse_options(v: &Value) -> Result<ParsedOptions> {
                     .ok_or_else(|| bad("match_external_id must be a boolean"))?
             }
             "webhook_secret" => {
-                let s = v.as_str().ok_or_else(|| bad("webhook_secret must be a string"))?;
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| bad("webhook_secret must be a string"))?;
                 secret = Some(crate::svix::parse_secret(s)?);
             }
-            _ => {
-                return Err(bad("unknown issuer option").detail(format!("option {k:?}")).hint(
-                    "options: audience, authorized_parties, leeway, provisioning, organization_id, \
-                     email_claim, name_claims, jwks_uri, jwks_refresh_seconds, match_external_id, webhook_secret",
-                ))
-            }
+            _ => return Err(bad("unknown issuer option")
+                .detail(format!("option {k:?}"))
+                .hint(
+                    "options: audience, authorized_parties, any_audience, leeway, provisioning, \
+                     organization_id, email_claim, email_verified_claim, name_claims, jwks_uri, \
+                     jwks_refresh_seconds, match_external_id, webhook_secret",
+                )),
         }
+    }
+    // A provider signs tokens for every application of it: without an
+    // audience or authorized parties, any of them would sign in here.
+    let scoped = o.audience.is_some() || !o.authorized_parties.is_empty();
+    if !scoped && !o.any_audience {
+        return Err(bad("an issuer needs an audience or authorized_parties")
+            .detail("without either, a token of any application of the provider is accepted")
+            .hint(ANY_AUDIENCE_HINT));
+    }
+    if scoped && o.any_audience {
+        return Err(
+            bad("any_audience contradicts audience and authorized_parties")
+                .hint("drop any_audience, or drop audience and authorized_parties"),
+        );
     }
     let mut stored = m.clone();
     stored.remove("webhook_secret");
@@ -432,15 +470,28 @@ pub fn peek_issuer(token: &str) -> Option<String> {
     serde_json::from_slice::<Iss>(&bytes).ok()?.iss
 }
 
-/// The profile a token carries for provisioning: email, first and last
-/// name, from the option's claim paths.
+/// Whether the token says its email was verified: the claim at
+/// `email_verified_claim` is `true` (or the string `"true"`, as some
+/// providers send it). Absent is not verified: nothing says the provider
+/// checked that the subject owns the address.
+pub fn email_verified(claims: &Map<String, Value>, o: &IssuerOptions) -> bool {
+    match claim_at(claims, &o.email_verified_claim) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s == "true",
+        _ => false,
+    }
+}
+
+/// The profile a token carries for provisioning: email (only when
+/// verified, see email_verified), first and last name, from the options'
+/// claim paths.
 pub fn profile(
     claims: &Map<String, Value>,
     o: &IssuerOptions,
 ) -> (Option<String>, Option<String>, Option<String>) {
     let s = |p: &str, max| string_at(claims, p, max).map(str::to_owned);
     (
-        s(&o.email_claim, 320),
+        s(&o.email_claim, 320).filter(|_| email_verified(claims, o)),
         s(&o.name_claims.0, 200),
         s(&o.name_claims.1, 200),
     )
@@ -494,13 +545,19 @@ mod tests {
             json!({"jwks_uri": "ftp://example.com"}),
             json!({"webhook_secret": "whsec_!!"}),
             json!({"colour": "red"}),
-            json!([]),
+            json!({"email_verified_claim": "a..b"}),
+            json!({"match_external_id": "yes"}),
         ] {
+            // Each with an audience: refused for the option itself.
+            let mut bad = bad.as_object().unwrap().clone();
+            bad.insert("audience".into(), json!("api"));
+            let bad = Value::Object(bad);
             assert!(parse_options(&bad).is_err(), "{bad}");
         }
-        let (o, _, _) =
-            parse_options(&json!({"organization_id": "0b7c2c36-8e5b-4b59-9a4c-7f0e8b1f3a11"}))
-                .unwrap();
+        assert!(parse_options(&json!([])).is_err());
+        let (o, _, _) = parse_options(&json!({"audience": "api",
+            "organization_id": "0b7c2c36-8e5b-4b59-9a4c-7f0e8b1f3a11"}))
+        .unwrap();
         assert!(matches!(o.organization, OrgSource::Fixed(_)));
         assert!(check_jwks_uri("http://127.0.0.1:8080/jwks").is_ok());
         assert!(check_jwks_uri("http://[::1]:8080/jwks").is_ok());
@@ -600,5 +657,70 @@ mod tests {
             Some("https://i")
         );
         assert_eq!(peek_issuer("garbage"), None);
+    }
+    #[test]
+    fn an_issuer_names_an_audience_or_opts_out_explicitly() {
+        // Neither aud nor azp checked: every token of the provider, for any
+        // of its applications, would sign in here.
+        for open in [
+            json!({}),
+            json!({"provisioning": "auto"}),
+            json!({"leeway": 5}),
+        ] {
+            let e = parse_options(&open)
+                .err()
+                .unwrap_or_else(|| panic!("{open} accepted"));
+            assert_eq!(e.sqlstate(), "22023", "{open}");
+        }
+        assert!(parse_options(&json!({"audience": "api"})).is_ok());
+        assert!(parse_options(&json!({"authorized_parties": ["https://app"]})).is_ok());
+        let (o, _, stored) = parse_options(&json!({"any_audience": true})).unwrap();
+        assert!(o.any_audience && o.audience.is_none() && o.authorized_parties.is_empty());
+        assert_eq!(stored.get("any_audience"), Some(&json!(true)));
+        for bad in [
+            json!({"any_audience": false}),
+            json!({"any_audience": "yes"}),
+            json!({"any_audience": true, "audience": "api"}),
+            json!({"any_audience": true, "authorized_parties": ["https://app"]}),
+        ] {
+            assert!(parse_options(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn match_external_id_is_off_unless_asked_for() {
+        assert!(!IssuerOptions::default().match_external_id);
+        let (o, _, _) = parse_options(&json!({"audience": "api"})).unwrap();
+        assert!(!o.match_external_id);
+        let (o, _, _) =
+            parse_options(&json!({"audience": "api", "match_external_id": true})).unwrap();
+        assert!(o.match_external_id);
+    }
+
+    #[test]
+    fn an_unverified_email_is_never_taken() {
+        let o = IssuerOptions::default();
+        let c = |v: Value| v.as_object().unwrap().clone();
+        let email = |v: Value| profile(&c(v), &o).0;
+        assert_eq!(
+            email(json!({"email": "a@b.c", "email_verified": true})).as_deref(),
+            Some("a@b.c")
+        );
+        assert_eq!(
+            email(json!({"email": "a@b.c", "email_verified": "true"})).as_deref(),
+            Some("a@b.c")
+        );
+        // False, absent, or anything but true: no email (names still come).
+        for v in [
+            json!({"email": "a@b.c", "email_verified": false}),
+            json!({"email": "a@b.c"}),
+            json!({"email": "a@b.c", "email_verified": "false"}),
+            json!({"email": "a@b.c", "email_verified": 1}),
+            json!({"email": "a@b.c", "email_verified": null}),
+        ] {
+            assert_eq!(email(v.clone()), None, "{v}");
+        }
+        let p = profile(&c(json!({"email": "a@b.c", "given_name": "Ada"})), &o);
+        assert_eq!(p.1.as_deref(), Some("Ada"));
     }
 }

@@ -156,7 +156,9 @@ fn text(m: &Map<String, Value>, k: &str, max: usize) -> Option<String> {
 
 /// A Clerk event body (`{"type", "data": {...}}`): for users, the id, the
 /// primary email address (the one `primary_email_address_id` names, else
-/// the first), first and last name. 22023 for a body of the wrong shape.
+/// the first) when Clerk verified it (`verification.status` `verified`:
+/// an address not verified, or not said to be, is never taken), first and
+/// last name. 22023 for a body of the wrong shape.
 pub fn parse_event(body: &Value) -> Result<Event> {
     let bad =
         |d: &'static str| IdentityError::invalid("webhook body is not a Clerk event").detail(d);
@@ -183,7 +185,17 @@ pub fn parse_event(body: &Value) -> Result<Event> {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let address = |e: &Value| e.as_object().and_then(|e| text(e, "email_address", 320));
+    let verified = |e: &Map<String, Value>| {
+        e.get("verification")
+            .and_then(|v| v.get("status"))
+            .and_then(Value::as_str)
+            == Some("verified")
+    };
+    let address = |e: &Value| {
+        e.as_object()
+            .filter(|e| verified(e))
+            .and_then(|e| text(e, "email_address", 320))
+    };
     let email = emails
         .iter()
         .find(|e| primary.is_some() && e.get("id").and_then(Value::as_str) == primary)
@@ -285,8 +297,8 @@ mod tests {
         "id": "user_2abc", "first_name": "Ada", "last_name": null,
         "primary_email_address_id": "idn_2",
         "email_addresses": [
-            {"id": "idn_1", "email_address": "old@example.com"},
-            {"id": "idn_2", "email_address": "ada@example.com"}
+            {"id": "idn_1", "email_address": "old@example.com", "verification": {"status": "verified"}},
+            {"id": "idn_2", "email_address": "ada@example.com", "verification": {"status": "verified"}}
         ]}});
         assert_eq!(
             parse_event(&created).unwrap(),
@@ -309,5 +321,41 @@ mod tests {
         );
         assert!(parse_event(&json!({"type": "user.created", "data": {}})).is_err());
         assert!(parse_event(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn an_email_clerk_has_not_verified_is_never_taken() {
+        let event = |verification: Value| {
+            json!({"type": "user.created", "data": {"id": "user_2abc",
+            "primary_email_address_id": "idn_1",
+            "email_addresses": [
+                {"id": "idn_0", "email_address": "other@example.com", "verification": {"status": "verified"}},
+                {"id": "idn_1", "email_address": "victim@example.com", "verification": verification}
+            ]}})
+        };
+        let email = |v: Value| match parse_event(&event(v)).unwrap() {
+            Event::Created(d) => d.email,
+            e => panic!("{e:?}"),
+        };
+        assert_eq!(
+            email(json!({"status": "verified", "strategy": "email_code"})).as_deref(),
+            Some("victim@example.com")
+        );
+        // Unverified, failed, expired, or nothing said: no email at all (not
+        // another address in its place).
+        for v in [
+            json!({"status": "unverified", "strategy": "email_code"}),
+            json!({"status": "expired"}),
+            json!(null),
+            json!("verified"),
+        ] {
+            assert_eq!(email(v.clone()), None, "{v}");
+        }
+        let mut absent = event(json!(null));
+        absent["data"]["email_addresses"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("verification");
+        assert!(matches!(parse_event(&absent).unwrap(), Event::Created(d) if d.email.is_none()));
     }
 }
