@@ -193,10 +193,13 @@ def test_huge_and_deep_arguments_are_refused_before_work(admin):
 
 def act_as(c, uid, sql, args=()):
     """(sqlstate or 'ok', value) of `sql` as user `uid`, claims as the hook
-    builds them from the user's row now; rolled back."""
+    builds them from the user's row now (issued after every change so far:
+    a change of role or organization refuses tokens issued up to the end of
+    its second); rolled back."""
     (claims,) = c.execute(
         "select jsonb_build_object('sub', id, 'role', 'authenticated', 'user_role', user_role, "
-        "'organization_id', organization_id, 'is_service_user', is_service_user) from identity.users where id = %s",
+        "'organization_id', organization_id, 'is_service_user', is_service_user, "
+        "'iat', floor(extract(epoch from clock_timestamp()))::bigint + 1) from identity.users where id = %s",
         [uid]).fetchone()
     c.autocommit = False
     try:

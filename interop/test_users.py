@@ -136,8 +136,11 @@ def claims_of(conn, user_id):
     """Claims as the hook puts them into a JWT, read as a superuser."""
     uid, role, org, svc = conn.execute(
         "select id, user_role, organization_id, is_service_user from identity.users where id = %s", [user_id]).fetchone()
+    # Issued after every change made so far: a change of role or
+    # organization refuses tokens issued up to the end of its second.
     return json.dumps({"sub": str(uid), "role": "authenticated", "user_role": role,
-                       "organization_id": str(org) if org else None, "is_service_user": svc})
+                       "organization_id": str(org) if org else None, "is_service_user": svc,
+                       "iat": int(time.time()) + 1})
 
 
 # Audit rows written in the caller's transaction. Reveals and refusals are
