@@ -589,3 +589,21 @@ def test_an_email_clerk_has_not_verified_is_never_taken(conn, clerk):
     assert got["status"] == "processed"
     got = hook(conn, *delivery(clerk_user("user.updated", sub, email=f"unv-{sub}@example.com", status="unverified")))
     assert got["status"] == "processed" and user_of(conn, sub)["email"] == f"{sub}@example.com"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]"])
+def test_jwks_uri_on_a_private_address_is_never_fetched(conn, host):
+    """An https jwks_uri whose host is (or resolves to) a loopback address is
+    refused by the fetcher before it connects, unless
+    identity.jwks_allow_private_addresses is on. (Private and link-local
+    ranges are refused the same way, `address_allowed`'s unit test; no test
+    here may send traffic to them.)"""
+    iss = f"https://private-{host.strip('[]').replace(':', '-')}.example.com"
+    conn.execute("select identity.register_issuer(%s, null, %s)", [iss, json.dumps({
+        "jwks_uri": f"https://{host}:9/.well-known/jwks.json", "audience": "private-app"})])
+    try:
+        row = wait_for(conn, iss, lambda i: i.get("jwks_error") is not None)
+        assert "may not reach" in row["jwks_error"], row["jwks_error"]
+        assert row["kids"] == []
+    finally:
+        conn.execute("select identity.remove_issuer(%s)", [iss])

@@ -35,6 +35,7 @@ pub static JWT_LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(30);
 pub static ACCESS_TOKEN_TTL: GucSetting<i32> = GucSetting::<i32>::new(3600);
 pub static ENCRYPTION_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static REDACT_LOGS: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static JWKS_ALLOW_PRIVATE: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static PREVIOUS_ENCRYPTION_KEYS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 pub static CLAIMS_SOURCE: GucSetting<ClaimsSource> =
@@ -202,6 +203,14 @@ pub fn init() {
         GucContext::Suset,
         keep,
     );
+    GucRegistry::define_bool_guc(
+        c"identity.jwks_allow_private_addresses",
+        c"Lets the JWKS fetcher reach https jwks_uris on private, link-local and loopback addresses.",
+        c"Off: every address a jwks_uri's host resolves to must be public (plain http goes to loopback only, either way). Set in the server's configuration (reload).",
+        &JWKS_ALLOW_PRIVATE,
+        GucContext::Sighup,
+        keep,
+    );
     GucRegistry::define_int_guc(
         c"identity.trial_days",
         c"Length of the trial subscription provision_user creates (0: none).",
@@ -332,6 +341,11 @@ pub fn encryption_key() -> Option<String> {
 
 pub fn redact_logs() -> bool {
     REDACT_LOGS.get()
+}
+
+/// identity.jwks_allow_private_addresses (server configuration).
+pub fn jwks_allow_private() -> bool {
+    JWKS_ALLOW_PRIVATE.get()
 }
 
 pub fn previous_encryption_keys() -> Option<String> {

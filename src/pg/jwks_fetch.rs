@@ -200,16 +200,15 @@ pub extern "C-unwind" fn identity_jwks_fetcher(arg: pg_sys::Datum) {
             wanted: keep && q.workers[i].wanted,
         };
     }
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(TIMEOUT))
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .proxy(None)
-        .user_agent("identity-jwks-fetcher")
-        .build()
-        .into();
+    let mut agent = new_agent();
     let mut wanted = false;
     loop {
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: a worker re-reading the configuration files on SIGHUP,
+            // between transactions, as Postgres' own background processes do.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            agent = new_agent();
+        }
         wanted |= beat(db, pid);
         let due = BackgroundWorker::transaction(|| due_issuers(wanted));
         {
@@ -245,6 +244,62 @@ pub extern "C-unwind" fn identity_jwks_fetcher(arg: pg_sys::Datum) {
         }
     }
     leave(db, pid);
+}
+
+/// The fetcher's HTTP client: no proxy, no redirect, a global timeout,
+/// and a resolver that refuses a host any of whose addresses the fetcher
+/// may not reach (`core::external::address_allowed`); it connects only to
+/// the addresses it checked, so a name cannot resolve to another address
+/// between the check and the connection.
+fn new_agent() -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(TIMEOUT))
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .proxy(None)
+        .user_agent("identity-jwks-fetcher")
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::new(),
+        CheckedResolver {
+            allow_private: crate::pg::gucs::jwks_allow_private(),
+        },
+    )
+}
+
+/// Resolves as ureq does, then checks every address.
+#[derive(Debug)]
+struct CheckedResolver {
+    allow_private: bool,
+}
+
+impl ureq::unversioned::resolver::Resolver for CheckedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let addrs = ureq::unversioned::resolver::DefaultResolver::default()
+            .resolve(uri, config, timeout)?;
+        let https = uri.scheme_str() == Some("https");
+        if let Some(bad) = addrs
+            .iter()
+            .find(|a| !crate::core::external::address_allowed(a.ip(), https, self.allow_private))
+        {
+            return Err(ureq::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} resolves to {}, an address the fetcher may not reach \
+                     (private, link-local or loopback: identity.jwks_allow_private_addresses)",
+                    uri.host().unwrap_or_default(),
+                    bad.ip()
+                ),
+            )));
+        }
+        Ok(addrs)
+    }
 }
 
 fn extension_here(c: &pgrx::spi::SpiClient) -> bool {

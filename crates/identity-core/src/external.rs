@@ -177,6 +177,54 @@ pub fn check_jwks_uri(uri: &str) -> Result<()> {
     }
 }
 
+/// Whether the JWKS fetcher may connect to `ip` for a jwks_uri of scheme
+/// `https` (true) or plain http (false). Plain http goes to loopback only.
+/// https goes to public addresses only unless `allow_private` (a superuser's
+/// setting): never to loopback, private (RFC 1918, unique local), shared
+/// (100.64/10), link-local, unspecified, multicast, broadcast or
+/// documentation addresses, an IPv4 address mapped into IPv6 judged as the
+/// IPv4 one. Every address a name resolves to must pass.
+pub fn address_allowed(ip: std::net::IpAddr, https: bool, allow_private: bool) -> bool {
+    use std::net::IpAddr;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    if !https {
+        return ip.is_loopback();
+    }
+    if allow_private {
+        return !ip.is_unspecified() && !ip.is_multicast();
+    }
+    match ip {
+        IpAddr::V4(a) => {
+            let [o0, o1, ..] = a.octets();
+            !(a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || a.is_broadcast()
+                || a.is_documentation()
+                || o0 == 0
+                || (o0 == 100 && (64..128).contains(&o1))
+                || (o0 == 198 && (o1 == 18 || o1 == 19))
+                || o0 >= 240)
+        }
+        IpAddr::V6(a) => {
+            let seg0 = a.segments()[0];
+            !(a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (seg0 & 0xfe00) == 0xfc00
+                || (seg0 & 0xffc0) == 0xfe80
+                || (seg0 & 0xffc0) == 0xfec0
+                || seg0 == 0x2001 && a.segments()[1] == 0x0db8
+                || a.segments()[..6] == [0, 0, 0, 0, 0, 0])
+        }
+    }
+}
+
 const ANY_AUDIENCE_HINT: &str = "set options.audience (aud) or options.authorized_parties \
      (azp), or \"any_audience\": true to accept every token of the issuer";
 
@@ -504,6 +552,55 @@ pub fn amr(issuer: &str, now: i64) -> Value {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_fetcher_connects_to_public_addresses_only_unless_allowed() {
+        let ip = |t: &str| t.parse::<std::net::IpAddr>().unwrap();
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "192.0.2.1",
+            "198.18.0.1",
+            "2001:db8::1",
+            "::127.0.0.1",
+        ] {
+            assert!(!address_allowed(ip(private), true, false), "{private}");
+        }
+        for public in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(address_allowed(ip(public), true, false), "{public}");
+        }
+        assert!(address_allowed(ip("10.1.2.3"), true, true));
+        assert!(address_allowed(ip("127.0.0.1"), true, true));
+        assert!(!address_allowed(ip("0.0.0.0"), true, true));
+        // Plain http: loopback only, setting or not.
+        assert!(address_allowed(ip("127.0.0.1"), false, false));
+        assert!(address_allowed(ip("::1"), false, false));
+        assert!(!address_allowed(ip("10.0.0.1"), false, true));
+        assert!(!address_allowed(ip("8.8.8.8"), false, true));
+    }
+
     use super::*;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
