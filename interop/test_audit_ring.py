@@ -10,18 +10,10 @@ import psycopg
 import pytest
 
 from conftest import fresh_database, server
+from test_audit_outside import wait_for
 
 OWNER = "00000000-0000-0000-0000-0000000e4001"
 SHARE = 512 // 4
-
-
-def wait_for(c, sql, args=(), seconds=15.0):
-    end = time.time() + seconds
-    while time.time() < end:
-        if c.execute(sql, args).fetchone()[0]:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def with_credential(c, secret):

@@ -26,8 +26,12 @@ create policy self_or_org_admin on identity.subscriptions for select
     using ((user_id = identity.uid()
             or (identity.is_admin() and user_id in (select u.id from identity.users u where u.organization_id = identity.org_id())))
            and identity.has_scope('users:read'));
+-- Flags are the deployment's, not an organization's (no organization_id):
+-- their list and descriptions are read directly by organization admins only
+-- (with users:read); every user reads their own answers through
+-- identity.feature_flags() and current_user().
 create policy signed_in_users on identity.feature_flags for select
-    using (identity.uid() is not null);
+    using (identity.is_admin() and identity.org_id() is not null and identity.has_scope('users:read'));
 create policy self on identity.feature_flag_overrides for select
     using (user_id = identity.uid() and identity.has_scope('users:read'));
 create policy self on identity.identities for select

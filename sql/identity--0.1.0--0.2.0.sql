@@ -663,3 +663,7 @@ alter table identity.signing_keys enable replica trigger cached_row_applied;
 alter table identity.users enable replica trigger cached_row_applied;
 alter table identity.api_tokens enable replica trigger cached_row_applied;
 alter table identity.deleted_users enable replica trigger cached_row_applied;
+
+-- The flags' list and descriptions: organization admins only (sql/grants.sql).
+alter policy signed_in_users on identity.feature_flags
+    using (identity.is_admin() and identity.org_id() is not null and identity.has_scope('users:read'));

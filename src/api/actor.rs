@@ -13,7 +13,7 @@ use crate::pg::spi;
 use crate::store::tables;
 
 pub fn current() -> Actor {
-    actor::from_view(&crate::store::claims::view())
+    actor::from_view(&crate::store::claims::fresh_view())
 }
 
 /// Whether the calling role holds the admin grant level (EXECUTE on an
@@ -37,7 +37,7 @@ pub fn caller_is_admin_level() -> PgResult<bool> {
 /// grant level; a user-level role without claims is refused (42501), so
 /// forgetting to set claims never escalates.
 pub fn subject() -> PgResult<Subject> {
-    let view = crate::store::claims::view();
+    let view = crate::store::claims::fresh_view();
     match actor::from_view(&view) {
         Actor::System if caller_is_admin_level()? => Ok(Subject::System),
         Actor::System => Err(IdentityError::new(Kind::Forbidden, "no user in the request claims")

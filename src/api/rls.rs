@@ -35,13 +35,13 @@ struct Fast {
 
 thread_local! {
     static FAST: std::cell::Cell<Fast> =
-        const { std::cell::Cell::new(Fast { generation: 0, invals: u64::MAX, uid: None, org_id: None, is_service_user: None }) };
+        const { std::cell::Cell::new(Fast { generation: 0, invals: crate::store::cache::NOT_LISTENING - 1, uid: None, org_id: None, is_service_user: None }) };
 }
 
 #[pg_guard]
 extern "C-unwind" fn refresh_fast(generation: u64) {
     let v = view();
-    let invals = crate::store::cache::generation();
+    let invals = crate::store::cache::generation_seen();
     FAST.with(|f| {
         f.set(Fast {
             generation,
@@ -53,18 +53,14 @@ extern "C-unwind" fn refresh_fast(generation: u64) {
     });
 }
 
-/// The invalidations taken in, after taking in what others committed (a
-/// revocation or a suspension moves it: the answers are built again).
-#[pg_guard]
-extern "C-unwind" fn store_generation() -> u64 {
-    crate::store::cache::generation()
-}
-
 #[inline(always)]
 fn fast() -> Fast {
     let generation = gucs::claims_generation();
     let f = FAST.with(|f| f.get());
-    if f.generation == generation && f.invals == store_generation() {
+    // The invalidations taken in so far (a revocation or a suspension
+    // committed elsewhere moves it at this backend's next transaction or
+    // lock): the answers are built again.
+    if f.generation == generation && f.invals == crate::store::cache::generation_seen_no_call() {
         return f;
     }
     refresh_fast(generation);

@@ -130,6 +130,8 @@ pub struct ActiveKey {
 const MAX_USERS: usize = 16_384;
 
 thread_local! {
+    /// Whether `forget` listens to this backend's relcache messages.
+    static LISTENING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static RESET_ALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Relcache messages processed so far: a fill stores its result only if
     /// none arrived while it read (its snapshot may predate that message).
@@ -221,6 +223,7 @@ fn prepare() {
         if !c.registered {
             inval::listen(forget);
             c.registered = true;
+            LISTENING.with(|l| l.set(true));
         }
     });
     // Messages committed by others up to now (cheap when there are none).
@@ -260,6 +263,31 @@ pub fn generation() -> u64 {
     prepare();
     invals()
 }
+
+/// The invalidations this backend has taken in so far, without taking in
+/// new ones (Postgres does at every transaction start and every lock a
+/// statement takes): what a per-row helper compares, a thread-local read
+/// once the listener is registered.
+pub fn generation_seen() -> u64 {
+    if !LISTENING.with(std::cell::Cell::get) {
+        return generation();
+    }
+    invals()
+}
+
+/// `generation_seen` that never calls into Postgres (for the fast helpers'
+/// unguarded path): `NOT_LISTENING` until the listener is registered.
+pub fn generation_seen_no_call() -> u64 {
+    if LISTENING.with(std::cell::Cell::get) {
+        invals()
+    } else {
+        NOT_LISTENING
+    }
+}
+
+/// What `generation_seen_no_call` answers before the listener exists: a
+/// count no view is ever built at.
+pub const NOT_LISTENING: u64 = u64::MAX;
 
 /// Copies are filled only outside parallel mode (a fill needs a fresh
 /// snapshot, which parallel workers cannot take).

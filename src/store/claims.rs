@@ -22,11 +22,13 @@ thread_local! {
 }
 
 /// The current claims view, rebuilt only when the claims or the extension's
-/// state changed.
+/// state changed (as far as this backend has taken in: Postgres takes in
+/// what others committed at every transaction start and lock; `fresh_view`
+/// takes it in first).
 pub fn view() -> std::rc::Rc<ClaimsView> {
     let generation = gucs::claims_generation();
     let source = gucs::claims_source();
-    let invals = crate::store::cache::generation();
+    let invals = crate::store::cache::generation_seen();
     if let Some(v) = VIEW.with(|c| {
         c.borrow()
             .as_ref()
@@ -44,9 +46,16 @@ pub fn view() -> std::rc::Rc<ClaimsView> {
     let v = std::rc::Rc::new(v);
     // The checks took in messages themselves: key the view on the count
     // after them, when it reflects every change they saw.
-    let key = (generation, source, crate::store::cache::generation());
+    let key = (generation, source, crate::store::cache::generation_seen());
     VIEW.with(|c| *c.borrow_mut() = Some((key, v.clone())));
     v
+}
+
+/// The current claims view after taking in every change committed before
+/// the call: for the actor of a management function.
+pub fn fresh_view() -> std::rc::Rc<ClaimsView> {
+    crate::store::cache::generation();
+    view()
 }
 
 /// Why the current claims are refused by a stateful check (a revoked jti
