@@ -19,8 +19,8 @@ use crate::core::redact::{self, Secrets};
 use crate::pg::gucs;
 use pgrx::pg_sys;
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::ffi::{CStr, CString};
+use std::sync::{Mutex, MutexGuard};
 
 /// The hook that was installed before ours, called after ours.
 static mut PREVIOUS: pg_sys::emit_log_hook_type = None;
@@ -39,8 +39,13 @@ struct Analysed {
     secrets: Secrets,
 }
 
-thread_local! {
-    static LAST: RefCell<Option<Analysed>> = const { RefCell::new(None) };
+/// A static, not a thread_local: the hook also runs while the backend exits,
+/// after thread-locals are destroyed (touching one then panics, and the
+/// panic aborts the backend). One thread: the lock is never contended.
+static LAST: Mutex<Option<Analysed>> = Mutex::new(None);
+
+fn last() -> MutexGuard<'static, Option<Analysed>> {
+    LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Installs the hook. Called once, from _PG_init in the postmaster (or a
@@ -139,10 +144,10 @@ unsafe fn redact_error(edata: *mut pg_sys::ErrorData) {
     };
     // What the statement says about secrets: from the cache while
     // debug_query_string is our copy (its original is gone).
-    let mut secrets = LAST.with_borrow(|last| match (ours, last) {
+    let mut secrets = match (ours, last().as_ref()) {
         (true, Some(a)) => Some(a.secrets.clone()),
         _ => None,
-    });
+    };
     if ours && secrets.is_none() {
         // Our copy without its analysis (after a panic): fail closed.
         secrets = Some(Secrets::fail_closed());
@@ -161,11 +166,10 @@ unsafe fn redact_error(edata: *mut pg_sys::ErrorData) {
                         redact::fingerprint(&stmt),
                         syntax,
                     );
-                    let hit = LAST.with_borrow(|last| {
-                        last.as_ref()
-                            .filter(|a| a.key == key)
-                            .map(|a| a.secrets.clone())
-                    });
+                    let hit = last()
+                        .as_ref()
+                        .filter(|a| a.key == key)
+                        .map(|a| a.secrets.clone());
                     match hit {
                         Some(s) => s,
                         None => {
@@ -183,10 +187,10 @@ unsafe fn redact_error(edata: *mut pg_sys::ErrorData) {
                             } else {
                                 (now, 0, 0, syntax)
                             };
-                            LAST.set(Some(Analysed {
+                            *last() = Some(Analysed {
                                 key,
                                 secrets: s.clone(),
-                            }));
+                            });
                             s
                         }
                     }
@@ -200,13 +204,11 @@ unsafe fn redact_error(edata: *mut pg_sys::ErrorData) {
         secrets.set_all_params();
         // SAFETY: inside error reporting, one thread.
         unsafe { replace_statement(redact::NOT_LOGGED) };
-        LAST.with_borrow_mut(|last| {
-            if let Some(a) = last.as_mut() {
-                // SAFETY: as above.
-                a.key.0 = unsafe { pg_sys::debug_query_string } as usize;
-                a.secrets = secrets.clone();
-            }
-        });
+        if let Some(a) = last().as_mut() {
+            // SAFETY: as above.
+            a.key.0 = unsafe { pg_sys::debug_query_string } as usize;
+            a.secrets = secrets.clone();
+        }
     }
     // The other SQL texts of the report: the internal query (a statement of
     // its own) and a logged statement in the message (`execute <name>: ...`,
@@ -266,5 +268,5 @@ unsafe fn fail_closed(edata: *mut pg_sys::ErrorData) {
     }
     // SAFETY: inside error reporting, one thread.
     unsafe { replace_statement(redact::NOT_LOGGED) };
-    LAST.set(None);
+    *last() = None;
 }
