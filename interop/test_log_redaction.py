@@ -139,3 +139,89 @@ def test_only_a_superuser_turns_redaction_off(db):
             assert c.execute("show identity.redact_logs").fetchone()[0] == "on"
     finally:
         db.execute("drop role redact_probe")
+
+
+# Issue 30, item 4: the leaks the first redactor let through, and item 5: a
+# statement built to make it spin.
+PGRST_CALL = (
+    'WITH pgrst_source AS (SELECT pgrst_call.pgrst_scalar FROM (SELECT $1::json AS json_data) pgrst_payload, '
+    'LATERAL (SELECT "provider", "name", "secret" FROM json_to_record(pgrst_payload.json_data) '
+    'AS _("provider" text, "name" text, "secret" text) LIMIT 1) pgrst_body , '
+    'LATERAL (SELECT "identity"."create_credential"("provider" := pgrst_body."provider", '
+    '"name" := pgrst_body."name", "secret" := pgrst_body."secret") pgrst_scalar) pgrst_call) '
+    'SELECT null::bigint AS total_result_set, pg_catalog.count(_postgrest_t) AS page_total, '
+    "coalesce((json_agg(_postgrest_t.pgrst_scalar)->0)::text, 'null') AS body, "
+    "nullif(current_setting('response.headers', true), '') AS response_headers, "
+    "nullif(current_setting('response.status', true), '') AS response_status, '' AS response_inserted "
+    'FROM (SELECT "pgrst_source".* FROM "pgrst_source") _postgrest_t')
+
+
+def run_issue30(c, tag):
+    """The reproduced leaks, each with a fresh secret; returns them."""
+    USER = {"on": "00000000-0000-0000-0000-0000000e3001", "off": "00000000-0000-0000-0000-0000000e3002"}[tag]
+    c.execute("insert into identity.users (id, email) values (%s, %s)", [USER, f"issue30-{tag}@example.com"])
+    for s in LOGGING:
+        c.execute(s)
+    used = {name: f"sk-or-v1-{name}-{tag}-{rnd.token_hex(8)}" for name in
+            ["pgrst", "pgrstbad", "syntax", "comment", "trim", "execute", "backslash", "jsondetail"]}
+    cur = psycopg.ClientCursor(c)
+
+    def failing(run, *args):
+        with pytest.raises(psycopg.Error):
+            with c.transaction():
+                c.execute("select set_config('request.jwt.claims', %s, true)",
+                          [json.dumps({"sub": USER, "role": "authenticated"})])
+                run(*args)
+
+    with c.transaction():
+        c.execute("select set_config('request.jwt.claims', %s, true)", [json.dumps({"sub": USER, "role": "authenticated"})])
+        # supabase.rpc('create_credential', {...}) through PostgREST: the body is $1.
+        c.execute(PGRST_CALL.replace("$1", "%s"),
+                  [json.dumps({"provider": "openrouter", "name": "p-" + tag, "secret": used["pgrst"]})])
+        # A comment inside the call; an expression around the parameter.
+        cur.execute("select identity.create_credential/**/('openrouter', %s, %s)", ["c-" + tag, used["comment"]])
+        c.execute("select identity.create_credential('openrouter', %s, trim(%s))", ["t-" + tag, used["trim"]])
+        c.execute("prepare p30(text, text, text) as select identity.create_credential($1, $2, $3)")
+        cur.execute("execute p30('openrouter', %s, %s)", ["e-" + tag, used["execute"]])
+        c.execute("deallocate p30")
+    # A malformed PostgREST body: Postgres' JSON error quotes it.
+    failing(lambda: c.execute(PGRST_CALL.replace("$1", "%s"),
+                              ['{"provider": "openrouter", "name": "b", "secret": ' + used["pgrstbad"] + '}']))
+    # A syntax error at the literal; a malformed JSON literal; an E'' string
+    # ending in a backslash (used to panic the redactor).
+    failing(lambda: c.execute(f"select identity.create_credential('openrouter', 'main' '{used['syntax']}')"))
+    failing(lambda: c.execute("select identity.update_credential('00000000-0000-0000-0000-000000000001', "
+                              f"'{{\"secret\": \"{used['jsondetail']}\", }}')"))
+    failing(lambda: c.execute(f"select identity.verify_jwt(E'{used['backslash']}\\')"))
+    return used
+
+
+def test_issue30_leaks_stay_out_of_the_log(db):
+    offset = os.path.getsize(LOG)
+    used = run_issue30(db, "on")
+    log = log_since(offset)
+    assert "pgrst_body" in log and "JSON data" in log and "[not logged: redacted]" in log, log[-3000:]
+    assert {name: log.count(value) for name, value in used.items() if value in log} == {}
+
+
+def test_issue30_the_same_calls_leak_without_redaction(db):
+    db.execute("set identity.redact_logs = off")
+    try:
+        offset = os.path.getsize(LOG)
+        used = run_issue30(db, "off")
+        log = log_since(offset)
+    finally:
+        db.execute("reset identity.redact_logs")
+    assert [name for name, value in used.items() if value not in log] == []
+
+
+def test_issue30_a_huge_adversarial_statement_is_answered_at_once(db):
+    for size in [2 << 20, (1 << 20) - 64]:
+        stmt = ("select 1/0 /* verify_jwt( " * (size // 26 + 1))[:size] + " */"
+        start = time.monotonic()
+        with pytest.raises(psycopg.Error):
+            db.execute("set statement_timeout = '5s'")
+            db.execute(stmt)
+        elapsed = time.monotonic() - start
+        db.execute("reset statement_timeout")
+        assert elapsed < 3, f"{size} bytes: {elapsed:.2f} s"
