@@ -229,17 +229,24 @@ unsafe fn redact_error(edata: *mut pg_sys::ErrorData) {
     if let Some(q) = internal_out {
         e.internalquery = palloc_copy(&q);
     }
-    for field in [
-        &mut e.message,
-        &mut e.detail,
-        &mut e.detail_log,
-        &mut e.hint,
-        &mut e.context,
-        &mut e.internalquery,
+    // A report this extension raised (its Rust source file) quotes no
+    // literal of the statement: its message, detail and hint keep their
+    // words. The context (Postgres' own lines) and internal query do not.
+    // SAFETY: filename is NULL or the static source file name of the report.
+    let raised_here = unsafe { text(e.filename) }.is_some_and(|f| f.ends_with(".rs"));
+    let ours = secrets.for_our_text();
+    for (field, own_words) in [
+        (&mut e.message, raised_here),
+        (&mut e.detail, raised_here),
+        (&mut e.detail_log, raised_here),
+        (&mut e.hint, raised_here),
+        (&mut e.context, false),
+        (&mut e.internalquery, false),
     ] {
+        let rules = if own_words { &ours } else { &secrets };
         // SAFETY: each field is NULL or a palloc'd string of this report.
         let t = unsafe { text(*field) };
-        if let Some(r) = t.and_then(|t| redact::field(&t, &secrets, input_error)) {
+        if let Some(r) = t.and_then(|t| redact::field(&t, rules, input_error)) {
             *field = palloc_copy(&r);
         }
     }

@@ -117,6 +117,19 @@ pub struct Secrets {
 }
 
 impl Secrets {
+    /// For a text this extension wrote itself (never a quote of the
+    /// statement's literals, by the rule that no error names a secret): the
+    /// same parameters, JSON keys and token shapes, without the rules for
+    /// Postgres' own texts (literal echoes, quoted input), which would
+    /// mask our own words where they happen to match a literal.
+    pub fn for_our_text(&self) -> Secrets {
+        Secrets {
+            sensitive: false,
+            too_many_literals: false,
+            ..self.clone()
+        }
+    }
+
     /// Only these parameters are secret.
     pub fn with_params(params: &[usize]) -> Self {
         Secrets {
