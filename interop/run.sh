@@ -24,6 +24,8 @@ trap cluster_stop EXIT
 # The whole cluster logs at debug5 for test_no_secrets_in_logs.py.
 as_pg tee -a "$CLUSTER_DIR/data/postgresql.conf" >/dev/null <<CONF
 log_min_messages = debug5
+# The JWKS tests serve their key sets over plain http on loopback.
+identity.jwks_allow_private_addresses = on
 CONF
 as_pg "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" reload >/dev/null
 # pgbouncer (scripts/cluster.sh: transaction mode, one server connection per

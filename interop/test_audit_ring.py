@@ -13,7 +13,7 @@ from conftest import fresh_database, server
 from test_audit_outside import wait_for
 
 OWNER = "00000000-0000-0000-0000-0000000e4001"
-SHARE = 512 // 4
+SHARE = 512 // 8
 
 
 def with_credential(c, secret):
@@ -50,9 +50,22 @@ def test_repeated_refusals_are_one_row_with_a_count():
         assert wait_state(c, q, (1, 1), 2) == (1, 1)
         # The window closes: one more row, counting the other 49.
         assert wait_state(c, q, (2, 50), 20) == (2, 50)
-        (repeated,) = c.execute("select (details->>'repeated')::int from identity.audit_log "
-                                "where action = 'signing_key.refused' and details ? 'repeated'").fetchone()
-        assert repeated == 49
+        (repeated, distinct) = c.execute(
+            "select (details->>'repeated')::int, (details->>'distinct_targets')::int from identity.audit_log "
+            "where action = 'signing_key.refused' and details ? 'repeated'").fetchone()
+        assert (repeated, distinct) == (49, 1)
+        # Many targets tried by one actor in a window: one row, and how many.
+        c.execute("set identity.audit_refusal_window = 3")
+        for i in range(40):
+            with pytest.raises(psycopg.errors.NoDataFound):
+                c.execute("select identity.retire_signing_key(%s)", [f"ring-probe-{i}"])
+        q2 = ("select count(*)::int, max((details->>'distinct_targets')::int) from identity.audit_log "
+              "where action = 'signing_key.refused' and target_id like 'ring-probe-%'")
+        rows, targets, end = 0, None, time.time() + 20
+        while time.time() < end and not (rows == 2 and targets is not None):
+            time.sleep(0.1)
+            rows, targets = c.execute(q2).fetchone()
+        assert rows == 2 and targets is not None and 20 <= targets <= 64, (rows, targets)
         assert c.execute("select count(*) from identity.audit_log where action = 'signing_key.refused' "
                          "and details->>'operation' = 'revoke'").fetchone()[0] == 1
         assert c.execute("select identity.verify_audit_log()->>'valid'").fetchone()[0] == "true"

@@ -591,19 +591,27 @@ def test_an_email_clerk_has_not_verified_is_never_taken(conn, clerk):
     assert got["status"] == "processed" and user_of(conn, sub)["email"] == f"{sub}@example.com"
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]"])
-def test_jwks_uri_on_a_private_address_is_never_fetched(conn, host):
-    """An https jwks_uri whose host is (or resolves to) a loopback address is
-    refused by the fetcher before it connects, unless
-    identity.jwks_allow_private_addresses is on. (Private and link-local
-    ranges are refused the same way, `address_allowed`'s unit test; no test
-    here may send traffic to them.)"""
-    iss = f"https://private-{host.strip('[]').replace(':', '-')}.example.com"
-    conn.execute("select identity.register_issuer(%s, null, %s)", [iss, json.dumps({
-        "jwks_uri": f"https://{host}:9/.well-known/jwks.json", "audience": "private-app"})])
+@pytest.mark.parametrize("uri", ["https://127.0.0.1:9/jwks.json", "https://localhost:9/jwks.json",
+                                 "https://[::1]:9/jwks.json", "http://127.0.0.1:9/jwks.json"])
+def test_jwks_uri_on_a_private_address_is_never_fetched(conn, uri):
+    """With identity.jwks_allow_private_addresses off (the default; the
+    interop cluster turns it on for its loopback key servers), a jwks_uri
+    whose host is (or resolves to) a loopback address, over https or plain
+    http, is refused by the fetcher before it connects. (Private and
+    link-local ranges are refused the same way, `address_allowed`'s unit
+    test; no test here may send traffic to them.)"""
+    conn.execute("alter system set identity.jwks_allow_private_addresses = off")
+    conn.execute("select pg_reload_conf()")
+    time.sleep(0.5)
+    iss = "https://private-" + uri.split("//")[1].split("/")[0].replace(":", "-").strip("[]") + ".example.com"
     try:
+        conn.execute("select identity.register_issuer(%s, null, %s)", [iss, json.dumps({
+            "jwks_uri": uri, "audience": "private-app"})])
         row = wait_for(conn, iss, lambda i: i.get("jwks_error") is not None)
         assert "may not reach" in row["jwks_error"], row["jwks_error"]
         assert row["kids"] == []
     finally:
         conn.execute("select identity.remove_issuer(%s)", [iss])
+        conn.execute("alter system reset identity.jwks_allow_private_addresses")
+        conn.execute("select pg_reload_conf()")
+        time.sleep(0.5)

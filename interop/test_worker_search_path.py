@@ -1,6 +1,8 @@
 """The background workers (the audit writer, the JWKS fetcher) never run
 code planted by a database owner who is not a superuser (CVE-2018-1058's
-class, as TimescaleDB's CVE-2022-24128): the owner of a database puts
+class, as TimescaleDB's CVE-2022-24128), and no setting of theirs stops the
+workers' transactions (read-only, timeouts, plpgsql's extra errors): the
+owner of a database puts
 hostile operators and functions, named like every operator and function the
 workers use, in a schema first on the database's and on the bootstrap
 role's search_path, and makes the workers run. None of them runs, and the
@@ -89,6 +91,12 @@ def hostile():
             assert not owner.execute("select rolsuper from pg_roles where rolname = current_user").fetchone()[0]
             plant(owner)
             owner.execute("alter database worker_path set search_path = evil, pg_catalog, public")
+            # Settings that would make the workers' transactions fail (a
+            # writer that fails leaves reveals unaudited): pinned too.
+            for setting in ["default_transaction_read_only = on", "statement_timeout = 1", "lock_timeout = 1",
+                            "idle_in_transaction_session_timeout = 1", "plpgsql.extra_errors = 'all'",
+                            "default_transaction_isolation = 'serializable'", "synchronous_commit = off"]:
+                owner.execute(f"alter database worker_path set {setting}")
         # What a superuser could do: the bootstrap role's own setting there.
         su.execute(f"alter role {boot} in database worker_path set search_path = evil, pg_catalog, public")
         yield su

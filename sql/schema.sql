@@ -428,12 +428,15 @@ language sql stable security definer set search_path = pg_catalog, pg_temp as $$
 $$;
 
 -- Seconds until the next scheduled fetch of any issuer with a jwks_uri
--- (NULL: none has one): the fetcher stays only while one is near.
+-- (NULL: none has one; 0 for one never fetched, as one registered while the
+-- fetcher looked, before its registration committed): the fetcher stays
+-- only while one is near.
 create function identity.worker_jwks_next() returns double precision
 language sql stable security definer set search_path = pg_catalog, pg_temp as $$
     select pg_catalog.min(pg_catalog.date_part('epoch',
-             (greatest(i.jwks_fetched_at, i.jwks_failed_at)
-              operator(pg_catalog.+) pg_catalog.make_interval(secs => coalesce((i.options operator(pg_catalog.->>) 'jwks_refresh_seconds')::int, 3600)))
+             coalesce(greatest(i.jwks_fetched_at, i.jwks_failed_at)
+                      operator(pg_catalog.+) pg_catalog.make_interval(secs => coalesce((i.options operator(pg_catalog.->>) 'jwks_refresh_seconds')::int, 3600)),
+                      pg_catalog.now())
              operator(pg_catalog.-) pg_catalog.now()))::float8
     from identity.issuers i
     where i.options operator(pg_catalog.?) 'jwks_uri'

@@ -113,6 +113,9 @@ select identity.authenticate(null) is null as cleared;
 select t.err($$select identity.suspend_user('00000000-0000-0000-0000-0000000000e1')$$) as suspend_after_null;
 select identity.authenticate(:'after') is null as second_refused;
 select identity.uid() as uid_after_second;
+-- RESET ALL (which resets superuser-only settings too) lifts nothing.
+reset all;
+select identity.actor()->>'kind' as kind_after_reset_all;
 rollback;
 -- The next transaction starts clean: system again for the admin level.
 begin;

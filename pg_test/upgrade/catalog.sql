@@ -2,7 +2,8 @@
 -- database with a fresh install (pg_test/upgrade.sh). One line per object
 -- property that a user or a client can observe: functions (signature,
 -- result, language, symbol, volatility, strictness, parallel safety,
--- security, settings, grants, comment), tables and columns (type, default,
+-- security, settings, grants as a set: not the order they were made in,
+-- comment), tables and columns (type, default,
 -- nullability, identity, grants), indexes, constraints, triggers (and
 -- whether they fire), policies, row level security, sequences, schema
 -- grants, the extension's members and the tables pg_dump keeps.
@@ -25,16 +26,16 @@ select line from (
                   p.proname, pg_catalog.pg_get_function_arguments(p.oid), pg_catalog.pg_get_function_result(p.oid),
                   l.lanname, case when l.lanname in ('c', 'internal') then p.prosrc else pg_catalog.md5(p.prosrc) end,
                   p.provolatile, p.proisstrict, p.proparallel, p.prosecdef, p.proleakproof,
-                  p.prosupport::pg_catalog.regproc, p.proconfig, p.proacl, pg_catalog.obj_description(p.oid, 'pg_proc')) as line
+                  p.prosupport::pg_catalog.regproc, p.proconfig, (select pg_catalog.array_agg(x::text order by x::text) from pg_catalog.unnest(p.proacl) x), pg_catalog.obj_description(p.oid, 'pg_proc')) as line
     from fns p join pg_catalog.pg_language l on l.oid = p.prolang
     union all
     select format('relation %s kind=%s rls=%s force=%s acl=%s comment=%s', c.relname, c.relkind,
-                  c.relrowsecurity, c.relforcerowsecurity, c.relacl, pg_catalog.obj_description(c.oid, 'pg_class'))
+                  c.relrowsecurity, c.relforcerowsecurity, (select pg_catalog.array_agg(x::text order by x::text) from pg_catalog.unnest(c.relacl) x), pg_catalog.obj_description(c.oid, 'pg_class'))
     from rels c where c.relkind in ('r', 'p', 'v', 'm', 'S')
     union all
     select format('column %s.%s %s notnull=%s default=%s identity=%s generated=%s acl=%s', c.relname, a.attname,
                   pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
-                  pg_catalog.pg_get_expr(ad.adbin, ad.adrelid), a.attidentity, a.attgenerated, a.attacl)
+                  pg_catalog.pg_get_expr(ad.adbin, ad.adrelid), a.attidentity, a.attgenerated, (select pg_catalog.array_agg(x::text order by x::text) from pg_catalog.unnest(a.attacl) x))
     from rels c join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
     left join pg_catalog.pg_attrdef ad on ad.adrelid = c.oid and ad.adnum = a.attnum
     where c.relkind in ('r', 'p', 'v', 'm')
@@ -56,7 +57,7 @@ select line from (
                   pg_catalog.format_type(s.seqtypid, null), s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcycle)
     from pg_catalog.pg_sequence s join rels c on c.oid = s.seqrelid
     union all
-    select format('schema %s owner=%s acl=%s comment=%s', n.nspname, n.nspowner::regrole, n.nspacl,
+    select format('schema %s owner=%s acl=%s comment=%s', n.nspname, n.nspowner::regrole, (select pg_catalog.array_agg(x::text order by x::text) from pg_catalog.unnest(n.nspacl) x),
                   pg_catalog.obj_description(n.oid, 'pg_namespace'))
     from pg_catalog.pg_namespace n where n.nspname = 'identity'
     union all

@@ -24,4 +24,5 @@ update identity.users u set
     when $2 ? 'is_service_user' and ($2->>'is_service_user')::boolean is distinct from u.is_service_user then now()
     else u.tokens_valid_after end,
     updated_at = now()
-    where u.id = $1 returning
+    -- Never a user whose deletion was deferred (its tombstone committed).
+    where u.id = $1 and not exists (select from identity.deleted_users d where d.id = u.id) returning

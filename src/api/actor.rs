@@ -179,9 +179,11 @@ pub fn audit_outside(
 /// the operation and the SQLSTATE; never the target's organization, which
 /// the caller may not know) outside the caller's transaction. Repeats of
 /// one refusal by one actor (same action, operation and SQLSTATE) within a
-/// minute are one row with a count (`audit_queue::Class::Refusal`); when
-/// the database's share of the ring for refusals is used up, the attempt is
-/// not recorded (the caller's error is raised all the same).
+/// minute are one row at once and one more with a count and an estimate of
+/// how many targets were tried (`audit_queue::Class::Refusal`); when the
+/// database's share of the ring for refusals is used up, the attempt is
+/// counted as dropped (one `audit.refusals_dropped` row says how many), and
+/// the caller's error is raised all the same.
 pub fn refused(
     s: &Subject,
     target_type: &'static str,
@@ -209,7 +211,11 @@ pub fn refused(
         target_id,
         serde_json::json!({"operation": operation, "sqlstate": e.sqlstate(), "message": e.message}),
     );
-    let _ = crate::pg::audit_queue::record(&bytes, crate::pg::audit_queue::Class::Refusal(key));
+    let target = refusal_key(&[target_id.unwrap_or_default().as_bytes()]);
+    let _ = crate::pg::audit_queue::record(
+        &bytes,
+        crate::pg::audit_queue::Class::Refusal { key, target },
+    );
     e.pg_error()
 }
 

@@ -571,7 +571,7 @@ fn register_issuer(
                    "jwks_uri": o.jwks_uri, "webhook_secret": secret.is_some()}),
         )?;
         if o.jwks_uri.is_some() {
-            jwks_fetch::wake(true);
+            jwks_fetch::wake_after_commit();
         }
         issuer_json(iss).map(JsonB)
     })

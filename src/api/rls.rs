@@ -352,6 +352,14 @@ fn pre_request() -> crate::pg::error::PgResult<Option<crate::pg::error::CustomEr
         Credential::Bearer(_) if gucs::claims_source() == ClaimsSource::Request => return Ok(None),
         Credential::Bearer(t) => verdict(t)?,
     };
+    if gucs::pinned_claims_text().as_deref() == Some(actor::NOBODY) {
+        // A failed authenticate earlier in this transaction: nobody, still.
+        return Ok(Some(CustomError {
+            sqlstate: *b"PT401",
+            message: "an earlier identity.authenticate of this transaction failed".into(),
+            detail: None,
+        }));
+    }
     gucs::pin_verified_claims(None);
     let a = match verdict {
         Ok(a) => a,

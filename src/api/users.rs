@@ -579,17 +579,25 @@ fn set_status(user_id: Option<Uuid>, suspend: bool, reason: Option<&str>) -> PgR
     spi::privileged(|| {
         refuse_if_deleted(id)?;
         take_user_row(id)?;
-        if suspend {
-            spi::run(
-                "update identity.users set status = 'suspended', status_reason = $2, tokens_valid_after = now(), \
-                        updated_at = now() where id = $1",
+        // Never a user whose deletion was deferred, even one whose tombstone
+        // committed after refuse_if_deleted looked.
+        let changed = if suspend {
+            spi::write_one::<bool>(
+                "update identity.users u set status = 'suspended', status_reason = $2, tokens_valid_after = now(), \
+                        updated_at = now() where u.id = $1 \
+                        and not exists (select from identity.deleted_users d where d.id = u.id) returning true",
                 &[uuid(id).into(), reason.into()],
-            )?;
+            )?
         } else {
-            spi::run(
-                "update identity.users set status = 'active', status_reason = null, updated_at = now() where id = $1",
+            spi::write_one::<bool>(
+                "update identity.users u set status = 'active', status_reason = null, updated_at = now() \
+                        where u.id = $1 and not exists (select from identity.deleted_users d where d.id = u.id) \
+                        returning true",
                 &[uuid(id).into()],
-            )?;
+            )?
+        };
+        if changed.is_none() {
+            return Err(authz::not_found("user does not exist").pg_error());
         }
         let (action, event) = if suspend {
             ("user.suspended", "user.suspended")

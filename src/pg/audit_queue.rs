@@ -25,7 +25,9 @@
 //! No database can take the ring from another, and refusals cannot take it
 //! from reveals: a database holds at most `SHARE` slots (queued or in
 //! flight), refusals at most `REFUSAL_SHARE` of them, and refusals never
-//! take the last `RESERVE` free slots of the ring. Repeated refusals of one
+//! take the last `RESERVE` free slots of the ring. A database whose oldest
+//! record has waited `STUCK_MS` (its writer cannot write) gets no more
+//! reveals queued: they are refused, never queued to be lost. Repeated refusals of one
 //! actor (`Class::Refusal`'s key: who, the action, the operation, the
 //! SQLSTATE) are written once per identity.audit_refusal_window: the first at once, the rest
 //! counted in shared memory (`repeats`) and written as one row with
@@ -39,7 +41,11 @@ use std::time::Duration;
 
 const SLOTS: usize = 512;
 /// What one database may hold of the ring (queued or in flight).
-const SHARE: usize = SLOTS / 4;
+const SHARE: usize = SLOTS / 8;
+/// A database whose oldest record has waited this long has a writer that
+/// cannot write (its settings, a lock, a dropped table): its reveals are
+/// refused until the writer catches up, never queued to be lost.
+const STUCK_MS: i64 = 5_000;
 /// ... of which refusals.
 const REFUSAL_SHARE: usize = SHARE / 2;
 /// Free slots that refusals never take (reveals of every database do).
@@ -63,6 +69,8 @@ struct Slot {
     /// A refusal's record (counts towards REFUSAL_SHARE).
     refusal: bool,
     dboid: u32,
+    /// When it was queued (ms since the epoch).
+    queued_ms: i64,
     len: u32,
     data: [u8; SLOT_BYTES],
 }
@@ -92,8 +100,12 @@ struct Repeat {
     /// When the window closes (the recording backend's
     /// identity.audit_refusal_window after its first refusal).
     until_ms: i64,
-    /// Refusals after the first, not written yet.
+    /// Refusals after the first, not written yet (the first too when it
+    /// could not be queued).
     count: u32,
+    /// One bit per target hash (mod 64) seen in the window: a linear
+    /// counting estimate of how many targets were tried.
+    targets: u64,
     len: u32,
     data: [u8; SLOT_BYTES],
 }
@@ -103,6 +115,7 @@ const NO_REPEAT: Repeat = Repeat {
     key: 0,
     until_ms: 0,
     count: 0,
+    targets: 0,
     len: 0,
     data: [0; SLOT_BYTES],
 };
@@ -112,6 +125,8 @@ pub struct Queue {
     slots: [Slot; SLOTS],
     writers: [Writer; WRITERS],
     repeats: [Repeat; REPEATS],
+    /// Refusals neither queued nor counted, by database (0: unused).
+    dropped: [(u32, u32); WRITERS],
 }
 
 impl Default for Queue {
@@ -121,6 +136,7 @@ impl Default for Queue {
                 state: FREE,
                 refusal: false,
                 dboid: 0,
+                queued_ms: 0,
                 len: 0,
                 data: [0; SLOT_BYTES],
             }; SLOTS],
@@ -131,6 +147,7 @@ impl Default for Queue {
                 starts: 0,
             }; WRITERS],
             repeats: [NO_REPEAT; REPEATS],
+            dropped: [(0, 0); WRITERS],
         }
     }
 }
@@ -170,9 +187,10 @@ pub enum Class {
     /// Must be written before the caller may go on (a secret revealed):
     /// the caller refuses its work when it cannot be queued.
     Essential,
-    /// An attempt refused, by its key (who, what, how it failed): repeats
-    /// within identity.audit_refusal_window are counted into one row.
-    Refusal(u64),
+    /// An attempt refused, by its key (who, what, how it failed) and a hash
+    /// of its target: repeats within identity.audit_refusal_window are
+    /// counted into one row, with an estimate of how many targets differed.
+    Refusal { key: u64, target: u64 },
 }
 
 /// Queues `record` (a JSON object's text, at most SLOT_BYTES) for this
@@ -198,25 +216,29 @@ pub fn record(record: &[u8], class: Class) -> bool {
 
 /// `record`'s work under the lock.
 fn queue_in(q: &mut Queue, db: u32, record: &[u8], class: Class, now: i64, window_ms: i64) -> bool {
-    if let Class::Refusal(key) = class {
+    if let Class::Refusal { key, target } = class {
         if let Some(r) = q
             .repeats
             .iter_mut()
             .find(|r| r.dboid == db && r.key == key && now < r.until_ms)
         {
             r.count = r.count.saturating_add(1);
+            r.targets |= 1u64 << (target % 64);
             return true;
         }
     }
     let used = q.slots.iter().filter(|s| s.state != FREE && s.dboid == db);
-    let (mine, refusals) = used.fold((0, 0), |(m, r), s| (m + 1, r + usize::from(s.refusal)));
+    let (mine, refusals, oldest) = used.fold((0, 0, now), |(m, r, o), s| {
+        (m + 1, r + usize::from(s.refusal), o.min(s.queued_ms))
+    });
     let free = q.slots.iter().filter(|s| s.state == FREE).count();
+    let stuck = now - oldest >= STUCK_MS;
     let fits = match class {
-        Class::Essential => mine < SHARE && free > 0,
-        Class::Refusal(_) => mine < SHARE && refusals < REFUSAL_SHARE && free > RESERVE,
+        Class::Essential => mine < SHARE && free > 0 && !stuck,
+        Class::Refusal { .. } => mine < SHARE && refusals < REFUSAL_SHARE && free > RESERVE,
     };
-    let Class::Refusal(key) = class else {
-        return fits && put(q, db, record, false);
+    let Class::Refusal { key, target } = class else {
+        return fits && put(q, db, record, false, now);
     };
     // A new window: the first refusal is written now (or, when it cannot
     // be queued, counted, and written when the window closes).
@@ -224,7 +246,7 @@ fn queue_in(q: &mut Queue, db: u32, record: &[u8], class: Class, now: i64, windo
         .repeats
         .iter()
         .position(|r| r.dboid == 0 || (now >= r.until_ms && r.count == 0));
-    let queued = fits && put(q, db, record, true);
+    let queued = fits && put(q, db, record, true, now);
     if let Some(i) = window {
         let r = &mut q.repeats[i];
         *r = Repeat {
@@ -232,23 +254,49 @@ fn queue_in(q: &mut Queue, db: u32, record: &[u8], class: Class, now: i64, windo
             key,
             until_ms: now + window_ms,
             count: u32::from(!queued),
+            targets: 1u64 << (target % 64),
             len: record.len() as u32,
             data: r.data,
         };
         r.data[..record.len()].copy_from_slice(record);
         return true;
     }
+    if !queued {
+        // Neither queued nor counted in a window: counted as dropped, and
+        // the writer records how many (`take_dropped`).
+        match q.dropped.iter_mut().find(|d| d.0 == db || d.0 == 0) {
+            Some(d) => *d = (db, d.1.saturating_add(1)),
+            None => q.dropped[0].1 = q.dropped[0].1.saturating_add(1),
+        }
+    }
     queued
 }
 
+/// A record of the refusals of database `db` that could be neither queued
+/// nor counted (the ring's refusal share and windows were full): how many,
+/// as one row of its own; the count starts again.
+fn take_dropped(db: u32) -> Option<serde_json::Value> {
+    let mut q = QUEUE.exclusive();
+    let d = q.dropped.iter_mut().find(|d| d.0 == db && d.1 > 0)?;
+    let n = d.1;
+    *d = (0, 0);
+    Some(serde_json::json!({
+        "actor_kind": "system",
+        "action": "audit.refusals_dropped",
+        "target_type": "audit_log",
+        "details": {"count": n},
+    }))
+}
+
 /// Puts `record` in a free slot.
-fn put(q: &mut Queue, db: u32, record: &[u8], refusal: bool) -> bool {
+fn put(q: &mut Queue, db: u32, record: &[u8], refusal: bool, now: i64) -> bool {
     let Some(slot) = q.slots.iter_mut().find(|s| s.state == FREE) else {
         return false;
     };
     slot.state = QUEUED;
     slot.refusal = refusal;
     slot.dboid = db;
+    slot.queued_ms = now;
     slot.len = record.len() as u32;
     slot.data[..record.len()].copy_from_slice(record);
     true
@@ -274,6 +322,7 @@ fn closed_windows(db: u32, now: i64) -> Vec<serde_json::Value> {
                     .and_then(serde_json::Value::as_object_mut)
                 {
                     d.insert("repeated".into(), r.count.into());
+                    d.insert("distinct_targets".into(), distinct(r.targets).into());
                 }
                 out.push(v);
             }
@@ -284,6 +333,18 @@ fn closed_windows(db: u32, now: i64) -> Vec<serde_json::Value> {
         };
     }
     out
+}
+
+/// How many targets a window's bitmap stands for: linear counting over 64
+/// bits (exact for a few, an estimate for many; 64 bits all set: "64 or
+/// more").
+fn distinct(bits: u64) -> u64 {
+    let zeros = u64::from(bits.count_zeros());
+    if zeros == 0 {
+        return 64;
+    }
+    let estimate = -64.0 * (zeros as f64 / 64.0).ln();
+    estimate.round().max(f64::from(bits.count_ones().min(1))) as u64
 }
 
 /// Whether database `db` has refusal windows with repeats still to write.
@@ -462,6 +523,7 @@ pub extern "C-unwind" fn identity_audit_writer(arg: pg_sys::Datum) {
         let windows = closed_windows(db, now_ms());
         let counted = !windows.is_empty();
         batch.extend(windows);
+        batch.extend(take_dropped(db));
         // Insert the queued records and chain what committed, in one
         // transaction of this worker's own.
         let done = BackgroundWorker::transaction(|| insert_and_chain(&batch));

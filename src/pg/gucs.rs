@@ -278,7 +278,10 @@ pub fn init() {
             c"",
             &VERIFIED_CLAIMS,
             GucContext::Suset,
-            GucFlags::default(),
+            // RESET ALL (which resets even superuser-only settings, for any
+            // role) must not lift a pin, a failed authenticate's "nobody"
+            // above all; the transaction's end does.
+            GucFlags::NO_RESET_ALL,
             None,
             Some(claims_changed),
             None,
@@ -396,6 +399,22 @@ pub fn claims_source() -> ClaimsSource {
 /// The claims pinned by identity.authenticate in this transaction, if any.
 pub fn pinned_claims_text() -> Option<String> {
     string(&VERIFIED_CLAIMS)
+}
+
+/// `current_claims_text`, and whether it is the pin of identity.authenticate
+/// (verified with every check in this transaction) rather than
+/// request.jwt.claims.
+pub fn current_claims_text_pinned() -> (Option<String>, bool) {
+    match string(&VERIFIED_CLAIMS) {
+        Some(pin) => (Some(pin), true),
+        None => (
+            match claims_source() {
+                ClaimsSource::Request => string(&REQUEST_CLAIMS),
+                ClaimsSource::Verified => None,
+            },
+            false,
+        ),
+    }
 }
 
 pub fn current_claims_text() -> Option<String> {

@@ -127,6 +127,16 @@ pub fn wake(unknown_kid: bool) {
     }
 }
 
+/// `wake(true)` once the current transaction commits (nothing on
+/// rollback): a fetcher woken before the commit would look for the new or
+/// changed issuer, not see it yet, and leave.
+pub fn wake_after_commit() {
+    if !INITIALISED.load(Ordering::Relaxed) {
+        return;
+    }
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, || wake(true));
+}
+
 /// The heartbeat; returns (and clears) the unknown-kid flag.
 fn beat(db: u32, pid: i32) -> bool {
     let mut q = FETCHERS.exclusive();

@@ -229,11 +229,13 @@ unsafe fn redact_error(edata: *mut pg_sys::ErrorData) {
     if let Some(q) = internal_out {
         e.internalquery = palloc_copy(&q);
     }
-    // A report this extension raised (its Rust source file) quotes no
-    // literal of the statement: its message, detail and hint keep their
+    // A report this extension raised through its own errors (a Rust source
+    // file, never XX000: a panic or internal error may quote data) quotes
+    // no literal of the statement: its message, detail and hint keep their
     // words. The context (Postgres' own lines) and internal query do not.
     // SAFETY: filename is NULL or the static source file name of the report.
-    let raised_here = unsafe { text(e.filename) }.is_some_and(|f| f.ends_with(".rs"));
+    let raised_here =
+        state != "XX000" && unsafe { text(e.filename) }.is_some_and(|f| f.ends_with(".rs"));
     let ours = secrets.for_our_text();
     for (field, own_words) in [
         (&mut e.message, raised_here),

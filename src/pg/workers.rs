@@ -50,23 +50,56 @@ pub fn start(name: &str, function: &str, db: u32, restart: Duration) -> bool {
 /// privilege on any table, EXECUTE on the `identity.worker_*` functions only.
 const WORKER_ROLE: &std::ffi::CStr = c"identity_worker";
 
-/// Pins this worker's search_path to `pg_catalog, pg_temp`, over whatever
-/// the database's or the bootstrap role's settings put there (applied when
-/// the worker connected): no operator or function of another schema can
-/// resolve in its statements. Called once, right after connecting, inside a
-/// transaction.
+/// The settings a background worker pins over what the database's or the
+/// bootstrap role's settings (applied when it connected, and writable by a
+/// database owner who is not a superuser) put there: no operator or
+/// function of another schema resolves in its statements (search_path),
+/// and no setting can make its transactions read-only, time them out, stop
+/// them committing durably, or make its plpgsql fail (a writer that fails
+/// leaves reveals unaudited).
+const PINNED: &[(&std::ffi::CStr, &std::ffi::CStr)] = &[
+    (c"search_path", c"pg_catalog, pg_temp"),
+    (c"default_transaction_read_only", c"off"),
+    (c"default_transaction_isolation", c"read committed"),
+    (c"default_transaction_deferrable", c"off"),
+    (c"statement_timeout", c"0"),
+    (c"lock_timeout", c"0"),
+    (c"idle_in_transaction_session_timeout", c"0"),
+    (c"transaction_timeout", c"0"),
+    (c"synchronous_commit", c"on"),
+    (c"row_security", c"on"),
+    (c"standard_conforming_strings", c"on"),
+    (c"transform_null_equals", c"off"),
+    (c"exit_on_error", c"off"),
+    (c"plpgsql.extra_errors", c"none"),
+    (c"plpgsql.extra_warnings", c"none"),
+    (c"plpgsql.variable_conflict", c"error"),
+];
+
+/// Pins `PINNED`. Called once, right after connecting, inside a
+/// transaction. A setting this major does not have is skipped (the plpgsql
+/// ones are set as placeholders that plpgsql takes when it loads).
 pub fn pin_search_path() {
-    // SAFETY: SetConfigOption copies both strings (NUL-terminated statics);
-    // search_path's check and assign hooks read no catalog. At PGC_SUSET
-    // with source PGC_S_OVERRIDE no later setting of a lower source can
-    // replace it; an invalid value would raise an ERROR, not return.
-    unsafe {
-        pg_sys::SetConfigOption(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
-            pg_sys::GucSource::PGC_S_OVERRIDE,
-        );
+    for (name, value) in PINNED {
+        let custom = name.to_bytes().contains(&b'.');
+        // SAFETY: GetConfigOption reads the named setting (missing_ok: NULL
+        // when this major has none); the name is a NUL-terminated static.
+        let exists =
+            custom || !unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) }.is_null();
+        if !exists {
+            continue;
+        }
+        // SAFETY: SetConfigOption copies both strings (NUL-terminated
+        // statics). At PGC_SUSET with source PGC_S_OVERRIDE no later setting
+        // of a lower source replaces it; an invalid value raises an ERROR.
+        unsafe {
+            pg_sys::SetConfigOption(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_SUSET,
+                pg_sys::GucSource::PGC_S_OVERRIDE,
+            );
+        }
     }
 }
 

@@ -6,8 +6,9 @@
 //! pass exactly the stateful checks verify_jwt applies (`checks::refusal`)
 //! when the view is built, so a revocation, a suspension, a moved
 //! tokens_valid_after or a revoked parent API token committed anywhere takes
-//! effect at this backend's next call. The RLS helpers, the actor of every
-//! management function and the token minters read it.
+//! effect at this backend's next call (a pin of identity.authenticate was
+//! checked when it was made, in this transaction). The RLS helpers, the
+//! actor of every management function and the token minters read it.
 
 use crate::core::actor::{self, ClaimsView};
 use crate::pg::gucs::{self, ClaimsSource};
@@ -37,8 +38,13 @@ pub fn view() -> std::rc::Rc<ClaimsView> {
     }) {
         return v;
     }
-    let mut v = actor::view_from_text(gucs::current_claims_text().as_deref());
-    if let Some(claims) = v.claims.as_ref().filter(|_| v.uid.is_some()) {
+    // Claims from request.jwt.claims (their signature checked by PostgREST,
+    // not their state) pass the stateful checks here; a pin of
+    // identity.authenticate passed every check in this transaction (an API
+    // token's claims carry no iat: tokens_valid_after is not theirs).
+    let (text, pinned) = gucs::current_claims_text_pinned();
+    let mut v = actor::view_from_text(text.as_deref());
+    if let Some(claims) = v.claims.as_ref().filter(|_| v.uid.is_some() && !pinned) {
         if crate::store::checks::refusal(claims).is_some() {
             v = actor::refused_view();
         }
@@ -62,7 +68,8 @@ pub fn fresh_view() -> std::rc::Rc<ClaimsView> {
 /// or session, the user's state, the parent API token), for the 28000 of a
 /// function that needs an actor; None when they pass or name no user.
 pub fn refusal() -> Option<crate::core::jwt::Check> {
-    let v = actor::view_from_text(gucs::current_claims_text().as_deref());
-    let claims = v.claims.as_ref().filter(|_| v.uid.is_some())?;
+    let (text, pinned) = gucs::current_claims_text_pinned();
+    let v = actor::view_from_text(text.as_deref());
+    let claims = v.claims.as_ref().filter(|_| v.uid.is_some() && !pinned)?;
     crate::store::checks::refusal(claims)
 }

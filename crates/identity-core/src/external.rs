@@ -178,7 +178,8 @@ pub fn check_jwks_uri(uri: &str) -> Result<()> {
 }
 
 /// Whether the JWKS fetcher may connect to `ip` for a jwks_uri of scheme
-/// `https` (true) or plain http (false). Plain http goes to loopback only.
+/// `https` (true) or plain http (false). Plain http goes to loopback only,
+/// and only when `allow_private`.
 /// https goes to public addresses only unless `allow_private` (a superuser's
 /// setting): never to loopback, private (RFC 1918, unique local), shared
 /// (100.64/10), link-local, unspecified, multicast, broadcast or
@@ -191,7 +192,10 @@ pub fn address_allowed(ip: std::net::IpAddr, https: bool, allow_private: bool) -
         v4 => v4,
     };
     if !https {
-        return ip.is_loopback();
+        // Plain http: a loopback test server, and only where a superuser
+        // allowed private addresses (else any loopback port would answer a
+        // role that registers issuers).
+        return allow_private && ip.is_loopback();
     }
     if allow_private {
         return !ip.is_unspecified() && !ip.is_multicast();
@@ -207,20 +211,30 @@ pub fn address_allowed(ip: std::net::IpAddr, https: bool, allow_private: bool) -
                 || a.is_broadcast()
                 || a.is_documentation()
                 || o0 == 0
+                || (o0 == 192 && o1 == 0 && a.octets()[2] == 0)
                 || (o0 == 100 && (64..128).contains(&o1))
                 || (o0 == 198 && (o1 == 18 || o1 == 19))
                 || o0 >= 240)
         }
         IpAddr::V6(a) => {
-            let seg0 = a.segments()[0];
+            let g = a.segments();
             !(a.is_loopback()
                 || a.is_unspecified()
                 || a.is_multicast()
-                || (seg0 & 0xfe00) == 0xfc00
-                || (seg0 & 0xffc0) == 0xfe80
-                || (seg0 & 0xffc0) == 0xfec0
-                || seg0 == 0x2001 && a.segments()[1] == 0x0db8
-                || a.segments()[..6] == [0, 0, 0, 0, 0, 0])
+                || (g[0] & 0xfe00) == 0xfc00
+                || (g[0] & 0xffc0) == 0xfe80
+                || (g[0] & 0xffc0) == 0xfec0
+                // Documentation; Teredo (2001::/32) and 6to4 (2002::/16),
+                // which tunnel to IPv4 addresses of any kind.
+                || g[0] == 0x2001 && (g[1] == 0x0db8 || g[1] == 0)
+                || g[0] == 0x2002
+                // NAT64 (64:ff9b::/96, 64:ff9b:1::/48): an IPv4 address
+                // behind a translator.
+                || g[0] == 0x0064 && g[1] == 0xff9b
+                // IPv4-compatible (::a.b.c.d) and IPv4-translated
+                // (::ffff:0:a.b.c.d).
+                || g[..6] == [0, 0, 0, 0, 0, 0]
+                || g[..6] == [0, 0, 0, 0, 0xffff, 0])
         }
     }
 }
@@ -555,7 +569,7 @@ mod tests {
     #[test]
     fn the_fetcher_connects_to_public_addresses_only_unless_allowed() {
         let ip = |t: &str| t.parse::<std::net::IpAddr>().unwrap();
-        for private in [
+        let private = [
             "127.0.0.1",
             "10.1.2.3",
             "172.16.0.1",
@@ -578,25 +592,34 @@ mod tests {
             "198.18.0.1",
             "2001:db8::1",
             "::127.0.0.1",
-        ] {
-            assert!(!address_allowed(ip(private), true, false), "{private}");
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "2002:a00:1::",
+            "2001:0:4136:e378::1",
+            "::ffff:0:10.0.0.1",
+            "192.0.0.8",
+        ];
+        for a in private {
+            assert!(!address_allowed(ip(a), true, false), "{a}");
         }
-        for public in [
+        let public = [
             "8.8.8.8",
             "1.1.1.1",
             "172.32.0.1",
             "100.128.0.1",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
-        ] {
-            assert!(address_allowed(ip(public), true, false), "{public}");
+        ];
+        for a in public {
+            assert!(address_allowed(ip(a), true, false), "{a}");
         }
         assert!(address_allowed(ip("10.1.2.3"), true, true));
         assert!(address_allowed(ip("127.0.0.1"), true, true));
         assert!(!address_allowed(ip("0.0.0.0"), true, true));
-        // Plain http: loopback only, setting or not.
-        assert!(address_allowed(ip("127.0.0.1"), false, false));
-        assert!(address_allowed(ip("::1"), false, false));
+        // Plain http: loopback only, and only where private addresses are allowed.
+        assert!(!address_allowed(ip("127.0.0.1"), false, false));
+        assert!(address_allowed(ip("127.0.0.1"), false, true));
+        assert!(address_allowed(ip("::1"), false, true));
         assert!(!address_allowed(ip("10.0.0.1"), false, true));
         assert!(!address_allowed(ip("8.8.8.8"), false, true));
     }

@@ -20,9 +20,44 @@ pub fn process_hash<T: Hash>(v: T) -> u64 {
     foldhash::fast::FixedState::with_seed(*KEY.get_or_init(rand::random)).hash_one(v)
 }
 
+/// HMAC-SHA256 of `parts` (each ended by a 0xff byte, which no UTF-8 text
+/// has) under `key`, spread over 1..=`rows`: the same row in every backend
+/// of the server, and one that no caller without the key can aim at.
+pub fn keyed_row(key: &[u8], parts: &[&[u8]], rows: u32) -> u32 {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    for part in parts {
+        mac.update(part);
+        mac.update(&[0xff]);
+    }
+    let out = mac.finalize().into_bytes();
+    1 + u32::from_be_bytes([out[0], out[1], out[2], out[3]]) % rows.max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyed_rows_depend_on_the_key_and_spread() {
+        let rows: HashSet<u32> = (0..5000u32)
+            .map(|i| keyed_row(b"k1", &[b"credentials", &i.to_be_bytes()], 1024))
+            .collect();
+        assert!(rows.iter().all(|r| (1..=1024).contains(r)));
+        assert!(rows.len() > 900, "{}", rows.len());
+        let moved = (0..64u32)
+            .filter(|i| {
+                keyed_row(b"k1", &[&i.to_be_bytes()], 1024)
+                    != keyed_row(b"k2", &[&i.to_be_bytes()], 1024)
+            })
+            .count();
+        assert!(moved > 60, "another key, other rows: {moved}");
+        assert_ne!(
+            keyed_row(b"k", &[b"ab", b"c"], 1 << 30),
+            keyed_row(b"k", &[b"a", b"bc"], 1 << 30)
+        );
+    }
 
     #[test]
     fn a_process_hash_is_stable_and_spreads() {
