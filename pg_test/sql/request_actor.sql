@@ -122,3 +122,16 @@ begin;
 set local role service_role;
 select identity.actor()->>'kind' as kind_next_transaction;
 rollback;
+
+-- Claims set for a whole session stop acting when their exp passes (with
+-- identity.jwt_leeway), though no table changed.
+set identity.jwt_leeway = 0;
+select set_config('request.jwt.claims', jsonb_build_object('sub', '00000000-0000-0000-0000-0000000000e3',
+       'role', 'authenticated', 'iat', extract(epoch from now())::bigint + 1,
+       'exp', extract(epoch from now())::bigint + 2)::text, false) \gset
+select identity.uid() as uid_before_exp, identity.user_role() as role_before_exp;
+select pg_sleep(3);
+select identity.uid() as uid_after_exp, identity.user_role() as role_after_exp;
+select t.err($$select identity.current_user()$$) as current_user_after_exp;
+select set_config('request.jwt.claims', '', false) \gset
+reset identity.jwt_leeway;

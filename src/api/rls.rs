@@ -28,6 +28,8 @@ struct Fast {
     generation: u64,
     /// The invalidations taken in when it was filled (`cache::generation`).
     invals: u64,
+    /// Until when the answers hold (Unix seconds; `claims::view_holds_until`).
+    until: i64,
     uid: Option<UserId>,
     org_id: Option<OrgId>,
     is_service_user: Option<bool>,
@@ -35,17 +37,19 @@ struct Fast {
 
 thread_local! {
     static FAST: std::cell::Cell<Fast> =
-        const { std::cell::Cell::new(Fast { generation: 0, invals: crate::store::cache::NOT_LISTENING - 1, uid: None, org_id: None, is_service_user: None }) };
+        const { std::cell::Cell::new(Fast { generation: 0, invals: crate::store::cache::NOT_LISTENING - 1, until: i64::MAX, uid: None, org_id: None, is_service_user: None }) };
 }
 
 #[pg_guard]
 extern "C-unwind" fn refresh_fast(generation: u64) {
     let v = view();
     let invals = crate::store::cache::generation_seen();
+    let until = crate::store::claims::view_holds_until();
     FAST.with(|f| {
         f.set(Fast {
             generation,
             invals,
+            until,
             uid: v.uid,
             org_id: v.org_id,
             is_service_user: v.is_service_user,
@@ -60,7 +64,10 @@ fn fast() -> Fast {
     // The invalidations taken in so far (a revocation or a suspension
     // committed elsewhere moves it at this backend's next transaction or
     // lock): the answers are built again.
-    if f.generation == generation && f.invals == crate::store::cache::generation_seen_no_call() {
+    if f.generation == generation
+        && f.invals == crate::store::cache::generation_seen_no_call()
+        && (f.until == i64::MAX || crate::pg::clock::now_unix() < f.until)
+    {
         return f;
     }
     refresh_fast(generation);

@@ -18,8 +18,34 @@ use std::cell::RefCell;
 /// invalidations taken in so far.
 type Key = (u64, ClaimsSource, u64);
 
+/// A view, and until when it holds (Unix seconds; `i64::MAX`: no limit):
+/// claims set for a whole session outlive their `exp`, and a JWT derived
+/// from an API token outlives that token's expiry, without any table
+/// changing.
+struct Cached {
+    key: Key,
+    until: i64,
+    view: std::rc::Rc<ClaimsView>,
+}
+
 thread_local! {
-    static VIEW: RefCell<Option<(Key, std::rc::Rc<ClaimsView>)>> = const { RefCell::new(None) };
+    static VIEW: RefCell<Option<Cached>> = const { RefCell::new(None) };
+}
+
+/// How often a view of a JWT derived from an API token is checked again
+/// (the token's expiry, or a rotation's grace ending, moves no table).
+const DERIVED_RECHECK_SECONDS: i64 = 60;
+
+/// When request claims expire: their `exp` with identity.jwt_leeway
+/// (`i64::MAX` without one).
+fn expires(claims: &serde_json::Map<String, serde_json::Value>) -> i64 {
+    claims
+        .get("exp")
+        .and_then(serde_json::Value::as_f64)
+        .filter(|e| e.is_finite())
+        .map_or(i64::MAX, |e| {
+            (e.floor() as i64).saturating_add(gucs::jwt_leeway())
+        })
 }
 
 /// The current claims view, rebuilt only when the claims or the extension's
@@ -33,8 +59,9 @@ pub fn view() -> std::rc::Rc<ClaimsView> {
     if let Some(v) = VIEW.with(|c| {
         c.borrow()
             .as_ref()
-            .filter(|(k, _)| *k == (generation, source, invals))
-            .map(|(_, v)| v.clone())
+            .filter(|c| c.key == (generation, source, invals))
+            .filter(|c| c.until == i64::MAX || crate::pg::clock::now_unix() < c.until)
+            .map(|c| c.view.clone())
     }) {
         return v;
     }
@@ -44,8 +71,19 @@ pub fn view() -> std::rc::Rc<ClaimsView> {
     // token's claims carry no iat: tokens_valid_after is not theirs).
     let (text, pinned) = gucs::current_claims_text_pinned();
     let mut v = actor::view_from_text(text.as_deref());
+    let mut until = i64::MAX;
     if let Some(claims) = v.claims.as_ref().filter(|_| v.uid.is_some() && !pinned) {
-        if crate::store::checks::refusal(claims).is_some() {
+        let now = crate::pg::clock::now_unix();
+        let expires = expires(claims);
+        // A derived JWT's API token may expire (or a rotation's grace end)
+        // with no table changing: checked again a minute on.
+        let recheck = if claims.contains_key("token_id") {
+            now.saturating_add(DERIVED_RECHECK_SECONDS)
+        } else {
+            i64::MAX
+        };
+        until = expires.min(recheck);
+        if now >= expires || crate::store::checks::refusal(claims).is_some() {
             v = actor::refused_view();
         }
     }
@@ -53,8 +91,20 @@ pub fn view() -> std::rc::Rc<ClaimsView> {
     // The checks took in messages themselves: key the view on the count
     // after them, when it reflects every change they saw.
     let key = (generation, source, crate::store::cache::generation_seen());
-    VIEW.with(|c| *c.borrow_mut() = Some((key, v.clone())));
+    VIEW.with(|c| {
+        *c.borrow_mut() = Some(Cached {
+            key,
+            until,
+            view: v.clone(),
+        })
+    });
     v
+}
+
+/// Until when the current view holds (`i64::MAX`: no limit): what the fast
+/// helpers keep beside their answers.
+pub fn view_holds_until() -> i64 {
+    VIEW.with(|c| c.borrow().as_ref().map_or(i64::MAX, |c| c.until))
 }
 
 /// The current claims view after taking in every change committed before
@@ -71,5 +121,12 @@ pub fn refusal() -> Option<crate::core::jwt::Check> {
     let (text, pinned) = gucs::current_claims_text_pinned();
     let v = actor::view_from_text(text.as_deref());
     let claims = v.claims.as_ref().filter(|_| v.uid.is_some() && !pinned)?;
+    if crate::pg::clock::now_unix() >= expires(claims) {
+        return Some(crate::store::checks::check(
+            crate::core::jwt::CheckName::Exp,
+            false,
+            "expired",
+        ));
+    }
     crate::store::checks::refusal(claims)
 }
