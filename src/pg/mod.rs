@@ -9,6 +9,7 @@ pub mod clock;
 pub mod error;
 pub mod fmgr;
 pub mod gucs;
+pub mod http_errors;
 pub mod ids;
 pub mod inval;
 pub mod jsonb;

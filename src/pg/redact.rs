@@ -72,6 +72,12 @@ unsafe extern "C-unwind" fn redact_hook(edata: *mut pg_sys::ErrorData) {
             let _ = std::panic::catch_unwind(|| unsafe { fail_closed(edata) });
         }
     }
+    if !edata.is_null() {
+        // After the redaction: inside a PostgREST request our errors leave
+        // as PostgREST's custom errors with their HTTP status.
+        // SAFETY: edata is the live ErrorData of this report.
+        let _ = std::panic::catch_unwind(|| unsafe { crate::pg::http_errors::rewrite(edata) });
+    }
     // SAFETY: PREVIOUS is the hook installed before ours, or None.
     if let Some(prev) = unsafe { PREVIOUS } {
         // SAFETY: as for our own call.

@@ -13,6 +13,7 @@ pub mod error;
 pub mod external;
 pub mod hashing;
 pub mod hook;
+pub mod http;
 pub mod ids;
 pub mod input;
 pub mod jsonb;
