@@ -74,6 +74,26 @@ pub const USER_FUNCTIONS: &[&str] = &[
 /// credential, so this level may call handle_webhook and nothing else.
 pub const WEBHOOK_FUNCTIONS: &[&str] = &["identity.handle_webhook(text, jsonb, text)"];
 
+/// PostgREST's anonymous role (`anon`): what an anonymous request runs before
+/// it has an identity, and nothing more. pre_request (which verifies an
+/// `x-api-key` and switches the request to `authenticated`), the webhook
+/// entry point (its signature is the credential), and the RLS helpers,
+/// because a policy that calls them runs as the querying role (for an
+/// anonymous request they answer NULL). No token is minted, read or
+/// changed at this level.
+pub const ANON_FUNCTIONS: &[&str] = &[
+    "identity.pre_request()",
+    "identity.handle_webhook(text, jsonb, text)",
+    "identity.uid()",
+    "identity.jwt()",
+    "identity.claim(text)",
+    "identity.org_id()",
+    "identity.user_role()",
+    "identity.is_service_user()",
+    "identity.is_admin()",
+    "identity.has_role(text)",
+    "identity.has_scope(text)",
+];
 /// Back-office callers (e.g. Supabase `service_role`) get the user set and
 /// these: they may mint, revoke and manage keys and tokens.
 pub const ADMIN_ONLY_FUNCTIONS: &[&str] = &[
@@ -127,6 +147,7 @@ pub fn functions_for(level: &str) -> Option<Vec<&'static str>> {
         "hook" => Some(HOOK_FUNCTIONS.to_vec()),
         "user" => Some(USER_FUNCTIONS.to_vec()),
         "webhook" => Some(WEBHOOK_FUNCTIONS.to_vec()),
+        "anon" => Some(ANON_FUNCTIONS.to_vec()),
         "admin" => Some(
             USER_FUNCTIONS
                 .iter()
@@ -180,7 +201,7 @@ fn grant_access(role: Option<&str>, level: Option<&str>) -> PgResult<()> {
         .ok_or_else(|| {
             IdentityError::invalid("unknown access level")
                 .detail(format!("level {level:?}"))
-                .hint("use one of: hook, user, admin, webhook")
+                .hint("use one of: hook, anon, user, admin, webhook")
         })
         .pg()?;
     if !spi::role_exists(role)? {
