@@ -80,8 +80,25 @@ pub struct CustomError {
     pub detail: Option<String>,
 }
 
+/// A palloc'd copy of `s` in the current memory context (ErrorContext while
+/// an error is reported); a NUL in `s` (never in our output) gives the
+/// marker.
+pub fn palloc_copy(s: &str) -> *mut std::ffi::c_char {
+    let c = std::ffi::CString::new(s)
+        .unwrap_or_else(|_| std::ffi::CString::from(c"[not logged: redacted]"));
+    // SAFETY: pstrdup copies a NUL-terminated string into palloc'd memory.
+    unsafe { pgrx::pg_sys::pstrdup(c.as_ptr()) }
+}
+
+/// The five characters of an `ErrorData.sqlerrcode` (elog.h's unpacking).
+pub fn sqlstate_text(code: i32) -> String {
+    (0..5)
+        .map(|i| char::from(((code >> (6 * i)) & 0x3F) as u8 + b'0'))
+        .collect()
+}
+
 /// MAKE_SQLSTATE of elog.h: six bits per character.
-fn make_sqlstate(c: [u8; 5]) -> i32 {
+pub fn make_sqlstate(c: [u8; 5]) -> i32 {
     c.iter()
         .enumerate()
         .map(|(i, &ch)| ((ch.wrapping_sub(b'0') & 0x3F) as i32) << (6 * i))

@@ -12,23 +12,7 @@
 //! log, which it does unless log_min_messages is above ERROR).
 
 use pgrx::pg_sys;
-use std::ffi::{CStr, CString};
-
-/// MAKE_SQLSTATE('P','G','R','S','T').
-fn pgrst() -> i32 {
-    b"PGRST"
-        .iter()
-        .enumerate()
-        .map(|(i, &ch)| ((ch.wrapping_sub(b'0') & 0x3F) as i32) << (6 * i))
-        .sum()
-}
-
-/// The five characters of a SQLSTATE code.
-fn sqlstate(code: i32) -> String {
-    (0..5)
-        .map(|i| char::from(((code >> (6 * i)) & 0x3F) as u8 + b'0'))
-        .collect()
-}
+use std::ffi::CStr;
 
 /// Whether the current statement is part of a PostgREST request.
 fn in_request() -> bool {
@@ -53,13 +37,6 @@ unsafe fn text(p: *const std::ffi::c_char) -> Option<String> {
     Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
 }
 
-fn palloc_copy(s: &str) -> *mut std::ffi::c_char {
-    let c = CString::new(s.replace('\0', "")).unwrap_or_default();
-    // SAFETY: pstrdup copies a NUL-terminated string into palloc'd memory
-    // (ErrorContext while an error is reported).
-    unsafe { pg_sys::pstrdup(c.as_ptr()) }
-}
-
 /// Rewrites `edata` as a PGRST custom error when it is an ERROR this
 /// extension raised inside a PostgREST request.
 ///
@@ -71,7 +48,7 @@ pub unsafe fn rewrite(edata: *mut pg_sys::ErrorData) {
     if e.elevel != pgrx::PgLogLevel::ERROR as i32 || !in_request() {
         return;
     }
-    let state = sqlstate(e.sqlerrcode);
+    let state = crate::pg::error::sqlstate_text(e.sqlerrcode);
     // SAFETY: filename is NULL or the static source file name of the report.
     let ours = state != "XX000" && unsafe { text(e.filename) }.is_some_and(|f| f.ends_with(".rs"));
     if !ours || state == "PGRST" {
@@ -85,9 +62,9 @@ pub unsafe fn rewrite(edata: *mut pg_sys::ErrorData) {
         detail.as_deref(),
         hint.as_deref(),
     );
-    e.sqlerrcode = pgrst();
-    e.message = palloc_copy(&body);
-    e.detail = palloc_copy(&crate::core::http::response(&state));
+    e.sqlerrcode = crate::pg::error::make_sqlstate(*b"PGRST");
+    e.message = crate::pg::error::palloc_copy(&body);
+    e.detail = crate::pg::error::palloc_copy(&crate::core::http::response(&state));
     e.hint = std::ptr::null_mut();
 }
 
@@ -95,6 +72,7 @@ pub unsafe fn rewrite(edata: *mut pg_sys::ErrorData) {
 mod tests {
     #[test]
     fn the_code_is_pgrst() {
-        assert_eq!(super::sqlstate(super::pgrst()), "PGRST");
+        use crate::pg::error::{make_sqlstate, sqlstate_text};
+        assert_eq!(sqlstate_text(make_sqlstate(*b"PGRST")), "PGRST");
     }
 }

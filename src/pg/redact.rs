@@ -97,22 +97,6 @@ unsafe fn text<'a>(p: *const std::ffi::c_char) -> Option<Cow<'a, str>> {
     Some(unsafe { CStr::from_ptr(p) }.to_string_lossy())
 }
 
-/// A palloc'd copy of `s` in the current memory context (ErrorContext while
-/// an error is reported); a NUL in `s` (never in our output) gives the
-/// marker.
-fn palloc_copy(s: &str) -> *mut std::ffi::c_char {
-    let c = CString::new(s).unwrap_or_else(|_| CString::from(c"[not logged: redacted]"));
-    // SAFETY: pstrdup copies a NUL-terminated string into palloc'd memory.
-    unsafe { pg_sys::pstrdup(c.as_ptr()) }
-}
-
-/// The report's SQLSTATE as its five characters.
-fn sqlstate(code: i32) -> String {
-    (0..5)
-        .map(|i| char::from(((code >> (6 * i)) & 0x3F) as u8 + b'0'))
-        .collect()
-}
-
 /// Sets debug_query_string to a TopMemoryContext copy of `s`.
 ///
 /// # Safety
@@ -138,7 +122,7 @@ unsafe fn replace_statement(s: &str) {
 unsafe fn redact_error(edata: *mut pg_sys::ErrorData) {
     // SAFETY: the contract; the fields are NULL or palloc'd strings.
     let e = unsafe { &mut *edata };
-    let state = sqlstate(e.sqlerrcode);
+    let state = crate::pg::error::sqlstate_text(e.sqlerrcode);
     let syntax = state == "42601";
     // SAFETY: a plain global of the backend, read in its only thread.
     let backslash_quotes = unsafe { !pg_sys::standard_conforming_strings };
@@ -233,7 +217,7 @@ unsafe fn redact_error(edata: *mut pg_sys::ErrorData) {
     }
     let input_error = redact::input_error(&state);
     if let Some(q) = internal_out {
-        e.internalquery = palloc_copy(&q);
+        e.internalquery = crate::pg::error::palloc_copy(&q);
     }
     // A report this extension raised through its own errors (a Rust source
     // file, never XX000: a panic or internal error may quote data) quotes
@@ -255,7 +239,7 @@ unsafe fn redact_error(edata: *mut pg_sys::ErrorData) {
         // SAFETY: each field is NULL or a palloc'd string of this report.
         let t = unsafe { text(*field) };
         if let Some(r) = t.and_then(|t| redact::field(&t, rules, input_error)) {
-            *field = palloc_copy(&r);
+            *field = crate::pg::error::palloc_copy(&r);
         }
     }
 }
@@ -278,7 +262,7 @@ unsafe fn fail_closed(edata: *mut pg_sys::ErrorData) {
         &mut e.internalquery,
     ] {
         if !field.is_null() {
-            *field = palloc_copy(redact::NOT_LOGGED);
+            *field = crate::pg::error::palloc_copy(redact::NOT_LOGGED);
         }
     }
     // SAFETY: inside error reporting, one thread.
