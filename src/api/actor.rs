@@ -90,22 +90,17 @@ pub fn revoked_claims() -> Option<crate::pg::error::ErrorReport> {
     )
 }
 
-/// The actor an admin-level function records (revocations, signing keys,
-/// rekey): the user its claims name (who must be active and pass
-/// verify_jwt's checks, as for every management function), else the
-/// system. Never a blanket `system` for a call made with a user's claims.
-pub fn recorded() -> PgResult<Subject> {
-    subject()
-}
-
-/// One audit row by the caller (`recorded`), without an organization.
+/// One audit row by the caller of an admin-level function (revocations,
+/// signing keys, rekey), without an organization: the user its claims name
+/// (`subject`: active, passing verify_jwt's checks), else the system; never
+/// a blanket `system` for a call made with a user's claims.
 pub fn audit_by_caller(
     action: &'static str,
     target_type: &'static str,
     target_id: Option<&str>,
     details: serde_json::Value,
 ) -> PgResult<()> {
-    let s = recorded()?;
+    let s = subject()?;
     audit(&s, None, action, target_type, target_id, details)
 }
 

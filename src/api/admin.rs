@@ -14,8 +14,21 @@ use serde_json::json;
 /// What Supabase Auth's hook caller needs, and nothing more.
 pub const HOOK_FUNCTIONS: &[&str] = &["identity.custom_access_token_hook(jsonb)"];
 
-/// Self-service functions for end users (e.g. Supabase `authenticated`, and
-/// `anon`: policies calling the RLS helpers run as the querying role).
+/// The per-row RLS helpers: every level whose role may query a table with
+/// policies that call them (policies run as the querying role) gets them.
+pub const RLS_HELPER_FUNCTIONS: &[&str] = &[
+    "identity.uid()",
+    "identity.jwt()",
+    "identity.claim(text)",
+    "identity.org_id()",
+    "identity.user_role()",
+    "identity.is_service_user()",
+    "identity.is_admin()",
+    "identity.has_role(text)",
+    "identity.has_scope(text)",
+];
+/// Self-service functions for end users (e.g. Supabase `authenticated`),
+/// with the RLS helpers.
 pub const USER_FUNCTIONS: &[&str] = &[
     "identity.decode_jwt(text)",
     "identity.verify_jwt(text, text)",
@@ -30,15 +43,6 @@ pub const USER_FUNCTIONS: &[&str] = &[
     "identity.create_websocket_token(uuid, interval)",
     "identity.create_agent_token(uuid, interval, text[])",
     "identity.jwks()",
-    "identity.uid()",
-    "identity.jwt()",
-    "identity.claim(text)",
-    "identity.org_id()",
-    "identity.user_role()",
-    "identity.is_service_user()",
-    "identity.is_admin()",
-    "identity.has_role(text)",
-    "identity.has_scope(text)",
     "identity.actor()",
     "identity.authenticate(text)",
     "identity.pre_request()",
@@ -79,20 +83,11 @@ pub const WEBHOOK_FUNCTIONS: &[&str] = &["identity.handle_webhook(text, jsonb, t
 /// `x-api-key` and switches the request to `authenticated`), the webhook
 /// entry point (its signature is the credential), and the RLS helpers,
 /// because a policy that calls them runs as the querying role (for an
-/// anonymous request they answer NULL). No token is minted, read or
-/// changed at this level.
+/// anonymous request they answer NULL; `RLS_HELPER_FUNCTIONS`, added in
+/// `functions_for`). No token is minted, read or changed at this level.
 pub const ANON_FUNCTIONS: &[&str] = &[
     "identity.pre_request()",
     "identity.handle_webhook(text, jsonb, text)",
-    "identity.uid()",
-    "identity.jwt()",
-    "identity.claim(text)",
-    "identity.org_id()",
-    "identity.user_role()",
-    "identity.is_service_user()",
-    "identity.is_admin()",
-    "identity.has_role(text)",
-    "identity.has_scope(text)",
 ];
 /// Back-office callers (e.g. Supabase `service_role`) get the user set and
 /// these: they may mint, revoke and manage keys and tokens.
@@ -145,16 +140,10 @@ pub const USER_TABLE_GRANTS: &[&str] = &[
 pub fn functions_for(level: &str) -> Option<Vec<&'static str>> {
     match level {
         "hook" => Some(HOOK_FUNCTIONS.to_vec()),
-        "user" => Some(USER_FUNCTIONS.to_vec()),
+        "user" => Some([USER_FUNCTIONS, RLS_HELPER_FUNCTIONS].concat()),
         "webhook" => Some(WEBHOOK_FUNCTIONS.to_vec()),
-        "anon" => Some(ANON_FUNCTIONS.to_vec()),
-        "admin" => Some(
-            USER_FUNCTIONS
-                .iter()
-                .chain(ADMIN_ONLY_FUNCTIONS)
-                .copied()
-                .collect(),
-        ),
+        "anon" => Some([ANON_FUNCTIONS, RLS_HELPER_FUNCTIONS].concat()),
+        "admin" => Some([USER_FUNCTIONS, RLS_HELPER_FUNCTIONS, ADMIN_ONLY_FUNCTIONS].concat()),
         _ => None,
     }
 }

@@ -446,7 +446,7 @@ fn revoke_jwt(jti: Option<&str>, expires_at: Option<TimestampWithTimeZone>) -> P
     let expires_at = required(expires_at, "expires_at is required").pg()?;
     // Who revokes, resolved before the revocation (which may be of the
     // caller's own token).
-    let s = crate::api::actor::recorded()?;
+    let s = crate::api::actor::subject()?;
     spi::run(
         "insert into identity.revoked_jwts (jti, expires_at) values ($1, $2) \
          on conflict (jti) do update set expires_at = greatest(identity.revoked_jwts.expires_at, excluded.expires_at)",
@@ -460,7 +460,7 @@ fn revoke_jwt(jti: Option<&str>, expires_at: Option<TimestampWithTimeZone>) -> P
 #[search_path(pg_catalog, pg_temp)]
 fn revoke_session(session_id: Option<pgrx::Uuid>) -> PgResult<()> {
     let sid = required(session_id, "session_id is required").pg()?;
-    let s = crate::api::actor::recorded()?;
+    let s = crate::api::actor::subject()?;
     spi::run(
         "insert into identity.revoked_sessions (session_id) values ($1) on conflict (session_id) do nothing",
         &[sid.into()],

@@ -224,7 +224,7 @@ fn retire_signing_key(kid: Option<&str>) -> PgResult<()> {
 fn refused(kid: &str, operation: &str, e: IdentityError) -> crate::pg::error::ErrorReport {
     // The caller as recorded (a refusal is recorded even when the claims
     // name no usable user: then as the system it fell back to before).
-    let s = crate::api::actor::recorded().unwrap_or(crate::core::authz::Subject::System);
+    let s = crate::api::actor::subject().unwrap_or(crate::core::authz::Subject::System);
     crate::api::actor::refused(
         &s,
         "signing_key",

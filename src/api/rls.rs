@@ -288,7 +288,7 @@ fn api_token_verdict(token: &str) -> crate::pg::error::PgResult<Verdict> {
 /// (or the savepoint the failure happened in) ends.
 #[pg_extern(schema = "identity", volatile, parallel_unsafe)]
 fn authenticate(token: Option<&str>) -> crate::pg::error::PgResult<Option<RawJsonb>> {
-    if gucs::pinned_claims_text().as_deref() == Some(actor::NOBODY) {
+    if gucs::nobody_pinned() {
         pgrx::warning!(
             "identity.authenticate: an earlier identity.authenticate of this transaction failed (nobody is signed in until it ends)"
         );
@@ -359,7 +359,7 @@ fn pre_request() -> crate::pg::error::PgResult<Option<crate::pg::error::CustomEr
         Credential::Bearer(_) if gucs::claims_source() == ClaimsSource::Request => return Ok(None),
         Credential::Bearer(t) => verdict(t)?,
     };
-    if gucs::pinned_claims_text().as_deref() == Some(actor::NOBODY) {
+    if gucs::nobody_pinned() {
         // A failed authenticate earlier in this transaction: nobody, still.
         return Ok(Some(CustomError {
             sqlstate: *b"PT401",

@@ -31,7 +31,8 @@
 //! actor (`Class::Refusal`'s key: who, the action, the operation, the
 //! SQLSTATE) are written once per identity.audit_refusal_window: the first at once, the rest
 //! counted in shared memory (`repeats`) and written as one row with
-//! `details.repeated` (how many more) when the window closes.
+//! `details.repeated` (how many refusals it stands for) and
+//! `details.distinct_targets` when the window closes.
 
 use crate::pg::workers::{self, now_ms};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
@@ -42,12 +43,12 @@ use std::time::Duration;
 const SLOTS: usize = 512;
 /// What one database may hold of the ring (queued or in flight).
 const SHARE: usize = SLOTS / 8;
+/// ... of which refusals.
+const REFUSAL_SHARE: usize = SHARE / 2;
 /// A database whose oldest record has waited this long has a writer that
 /// cannot write (its settings, a lock, a dropped table): its reveals are
 /// refused until the writer catches up, never queued to be lost.
 const STUCK_MS: i64 = 5_000;
-/// ... of which refusals.
-const REFUSAL_SHARE: usize = SHARE / 2;
 /// Free slots that refusals never take (reveals of every database do).
 const RESERVE: usize = SLOTS / 4;
 /// Refusal windows open at once (across databases).
@@ -343,8 +344,7 @@ fn distinct(bits: u64) -> u64 {
     if zeros == 0 {
         return 64;
     }
-    let estimate = -64.0 * (zeros as f64 / 64.0).ln();
-    estimate.round().max(f64::from(bits.count_ones().min(1))) as u64
+    (-64.0 * (zeros as f64 / 64.0).ln()).round() as u64
 }
 
 /// Whether database `db` has refusal windows with repeats still to write.
@@ -474,7 +474,7 @@ pub extern "C-unwind" fn identity_audit_writer(arg: pg_sys::Datum) {
     // Connected as the bootstrap superuser, with the database's settings:
     // search_path pinned before any statement, and every statement run as
     // identity_worker (insert_and_chain).
-    BackgroundWorker::transaction(super::workers::pin_search_path);
+    BackgroundWorker::transaction(super::workers::pin_settings);
     // SAFETY: MyProcPid is this process' pid.
     let pid = unsafe { pg_sys::MyProcPid };
     {

@@ -396,9 +396,10 @@ pub fn claims_source() -> ClaimsSource {
 
 /// The claims text the helpers read: pinned verified claims if any, else, in
 /// `request` mode, request.jwt.claims.
-/// The claims pinned by identity.authenticate in this transaction, if any.
-pub fn pinned_claims_text() -> Option<String> {
-    string(&VERIFIED_CLAIMS)
+/// Whether a failed identity.authenticate pinned nobody in this transaction
+/// (`core::actor::NOBODY`).
+pub fn nobody_pinned() -> bool {
+    string(&VERIFIED_CLAIMS).as_deref() == Some(crate::core::actor::NOBODY)
 }
 
 /// `current_claims_text`, and whether it is the pin of identity.authenticate

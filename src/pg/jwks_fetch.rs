@@ -182,7 +182,7 @@ pub extern "C-unwind" fn identity_jwks_fetcher(arg: pg_sys::Datum) {
     }
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(db)), None);
     // As the audit writer: search_path pinned, statements as identity_worker.
-    BackgroundWorker::transaction(super::workers::pin_search_path);
+    BackgroundWorker::transaction(super::workers::pin_settings);
     // SAFETY: MyProcPid is this process' pid.
     let pid = unsafe { pg_sys::MyProcPid };
     {

@@ -79,7 +79,7 @@ const PINNED: &[(&std::ffi::CStr, &std::ffi::CStr)] = &[
 /// Pins `PINNED`. Called once, right after connecting, inside a
 /// transaction. A setting this major does not have is skipped (the plpgsql
 /// ones are set as placeholders that plpgsql takes when it loads).
-pub fn pin_search_path() {
+pub fn pin_settings() {
     for (name, value) in PINNED {
         let custom = name.to_bytes().contains(&b'.');
         // SAFETY: GetConfigOption reads the named setting (missing_ok: NULL

@@ -84,7 +84,6 @@ enum Copied<T> {
 }
 
 struct Caches {
-    registered: bool,
     /// revoked_jwts, revoked_sessions, signing_keys, users, deleted_users,
     /// api_tokens (InvalidOid: not known yet).
     oids: [inval::Oid; 6],
@@ -138,7 +137,6 @@ thread_local! {
     static INVALS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     static CACHES: RefCell<Caches> = {
         RefCell::new(Caches {
-            registered: false,
             oids: [inval::ALL; 6],
             jtis: Copied::Unknown,
             sessions: Copied::Unknown,
@@ -218,14 +216,10 @@ fn set_oid(i: usize, t: &probe::Table) {
 }
 
 fn prepare() {
-    CACHES.with(|c| {
-        let mut c = c.borrow_mut();
-        if !c.registered {
-            inval::listen(forget);
-            c.registered = true;
-            LISTENING.with(|l| l.set(true));
-        }
-    });
+    if !LISTENING.with(std::cell::Cell::get) {
+        inval::listen(forget);
+        LISTENING.with(|l| l.set(true));
+    }
     // Messages committed by others up to now (cheap when there are none).
     inval::accept();
     if RESET_ALL.with(|r| r.replace(false)) {
@@ -269,10 +263,10 @@ pub fn generation() -> u64 {
 /// statement takes): what a per-row helper compares, a thread-local read
 /// once the listener is registered.
 pub fn generation_seen() -> u64 {
-    if !LISTENING.with(std::cell::Cell::get) {
-        return generation();
+    match generation_seen_no_call() {
+        NOT_LISTENING => generation(),
+        seen => seen,
     }
-    invals()
 }
 
 /// `generation_seen` that never calls into Postgres (for the fast helpers'

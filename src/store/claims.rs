@@ -2,7 +2,7 @@
 //! settings (`request.jwt.claims`, the pin `identity.verified_claims`,
 //! `identity.claims_source`), rebuilt when the claims generation that their
 //! assign hooks bump has moved (`pg::gucs`), or when this backend took in an
-//! invalidation of any table (`cache::generation`): claims that name a user
+//! invalidation of any table (`cache::generation_seen`): claims that name a user
 //! pass exactly the stateful checks verify_jwt applies (`checks::refusal`)
 //! when the view is built, so a revocation, a suspension, a moved
 //! tokens_valid_after or a revoked parent API token committed anywhere takes
@@ -26,6 +26,9 @@ struct Cached {
     key: Key,
     until: i64,
     view: std::rc::Rc<ClaimsView>,
+    /// Why request claims that name a user were refused (the view is then
+    /// anonymous), for the 28000 of a function that needs an actor.
+    refused: Option<crate::core::jwt::Check>,
 }
 
 thread_local! {
@@ -72,6 +75,7 @@ pub fn view() -> std::rc::Rc<ClaimsView> {
     let (text, pinned) = gucs::current_claims_text_pinned();
     let mut v = actor::view_from_text(text.as_deref());
     let mut until = i64::MAX;
+    let mut refused = None;
     if let Some(claims) = v.claims.as_ref().filter(|_| v.uid.is_some() && !pinned) {
         let now = crate::pg::clock::now_unix();
         let expires = expires(claims);
@@ -83,7 +87,16 @@ pub fn view() -> std::rc::Rc<ClaimsView> {
             i64::MAX
         };
         until = expires.min(recheck);
-        if now >= expires || crate::store::checks::refusal(claims).is_some() {
+        refused = if now >= expires {
+            Some(crate::store::checks::check(
+                crate::core::jwt::CheckName::Exp,
+                false,
+                "expired",
+            ))
+        } else {
+            crate::store::checks::refusal(claims)
+        };
+        if refused.is_some() {
             v = actor::refused_view();
         }
     }
@@ -96,6 +109,7 @@ pub fn view() -> std::rc::Rc<ClaimsView> {
             key,
             until,
             view: v.clone(),
+            refused,
         })
     });
     v
@@ -114,19 +128,11 @@ pub fn fresh_view() -> std::rc::Rc<ClaimsView> {
     view()
 }
 
-/// Why the current claims are refused by a stateful check (a revoked jti
-/// or session, the user's state, the parent API token), for the 28000 of a
-/// function that needs an actor; None when they pass or name no user.
+/// Why the current claims are refused (expired, or a stateful check: a
+/// revoked jti or session, the user's state, the parent API token), for the
+/// 28000 of a function that needs an actor; None when they pass, name no
+/// user, or are a pin. What the current view was built with.
 pub fn refusal() -> Option<crate::core::jwt::Check> {
-    let (text, pinned) = gucs::current_claims_text_pinned();
-    let v = actor::view_from_text(text.as_deref());
-    let claims = v.claims.as_ref().filter(|_| v.uid.is_some() && !pinned)?;
-    if crate::pg::clock::now_unix() >= expires(claims) {
-        return Some(crate::store::checks::check(
-            crate::core::jwt::CheckName::Exp,
-            false,
-            "expired",
-        ));
-    }
-    crate::store::checks::refusal(claims)
+    view();
+    VIEW.with(|c| c.borrow().as_ref().and_then(|c| c.refused.clone()))
 }
