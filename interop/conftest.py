@@ -47,3 +47,34 @@ def run_concurrently(n, fn):
     for t in threads:
         t.join()
     return results, errors
+
+
+# Supabase Auth's minimum claims schema (required fields and their JSON types).
+CLAIMS_SCHEMA = {
+    "type": "object",
+    "required": ["aud", "exp", "iat", "sub", "email", "phone", "role", "aal", "session_id", "is_anonymous"],
+    "properties": {
+        "aud": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "exp": {"type": "integer"}, "iat": {"type": "integer"}, "nbf": {"type": "integer"},
+        "iss": {"type": "string"}, "jti": {"type": "string"}, "sub": {"type": "string"},
+        "email": {"type": "string"}, "phone": {"type": "string"}, "role": {"type": "string"},
+        "aal": {"type": "string", "enum": ["aal1", "aal2", "aal3"]},
+        "session_id": {"type": "string"}, "is_anonymous": {"type": "boolean"},
+        "app_metadata": {"type": "object"}, "user_metadata": {"type": "object"},
+        "amr": {"type": "array", "items": {"oneOf": [
+            {"type": "string"},
+            {"type": "object", "required": ["method"],
+             "properties": {"method": {"type": "string"}, "timestamp": {"type": "integer"}}}]}},
+        # Ours:
+        "is_service_user": {"type": "boolean"},
+        "user_role": {"type": "string", "enum": ["admin", "user", "system"]},
+        "organization_id": {"type": ["string", "null"]},
+        "application_id": {"type": ["string", "null"]},
+    },
+}
+OK_SCHEMA = {"type": "object", "required": ["claims"], "additionalProperties": False,
+             "properties": {"claims": CLAIMS_SCHEMA}}
+ERR_SCHEMA = {"type": "object", "required": ["error"], "additionalProperties": False,
+              "properties": {"error": {"type": "object", "required": ["http_code", "message"],
+                                       "properties": {"http_code": {"type": "integer"},
+                                                      "message": {"type": "string"}}}}}

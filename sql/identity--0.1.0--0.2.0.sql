@@ -670,3 +670,32 @@ alter table identity.deleted_users enable replica trigger cached_row_applied;
 -- The flags' list and descriptions: organization admins only (sql/grants.sql).
 alter policy signed_in_users on identity.feature_flags
     using (identity.is_admin() and identity.org_id() is not null and identity.has_scope('users:read'));
+
+-- Supabase Auth's users (API.md 13): identity follows auth.users.
+alter table identity.users add column phone text check (pg_catalog.length(phone) between 1 and 32);
+create table identity.supabase_auth_users (
+    user_id    uuid primary key references identity.users (id) on delete cascade,
+    -- identity suspended the user because auth.users.banned_until was in
+    -- the future; lifting the ban reactivates only such a user.
+    banned     boolean not null default false,
+    linked_at  timestamptz not null default pg_catalog.now()
+);
+alter table identity.supabase_auth_users enable row level security;
+select pg_catalog.pg_extension_config_dump('identity.supabase_auth_users', '');
+CREATE FUNCTION identity.supabase_auth_follow() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'identity_supabase_auth_follow';
+REVOKE ALL ON FUNCTION identity.supabase_auth_follow() FROM PUBLIC;
+CREATE FUNCTION identity."link_supabase_auth"() RETURNS jsonb
+    STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'link_supabase_auth_wrapper';
+revoke all on function identity."link_supabase_auth"() from public;
+CREATE FUNCTION identity."unlink_supabase_auth"() RETURNS jsonb
+    STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'unlink_supabase_auth_wrapper';
+revoke all on function identity."unlink_supabase_auth"() from public;
+comment on function identity.link_supabase_auth() is
+    'From now on identity.users follows Supabase Auth''s auth.users (email, phone, bans, deletes; flags from raw_app_meta_data at creation), and every auth user gets the identity user of the same id. Answers {created, linked, unlinked}. Level admin, system only; idempotent; audited.';
+comment on function identity.unlink_supabase_auth() is
+    'Stops following auth.users: its triggers and the links go, the users stay. Answers {unlinked}. Level admin, system only; audited.';
+comment on function identity.supabase_auth_follow() is
+    'Trigger on auth.users (link_supabase_auth): follows the row into identity.users; never fails or delays Supabase Auth''s statement. Internal.';
+comment on table identity.supabase_auth_users is
+    'The users identity follows from auth.users (link_supabase_auth), and whether a Supabase Auth ban suspended them.';

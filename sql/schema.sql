@@ -60,6 +60,8 @@ create table identity.users (
     -- update_user's) external_id, linked only by an issuer with
     -- match_external_id, which then becomes its issuer.
     external_issuer    text check (pg_catalog.length(external_issuer) between 1 and 255),
+    -- Supabase Auth's phone for a user linked from auth.users (E.164 digits).
+    phone              text check (pg_catalog.length(phone) between 1 and 32),
     -- A service user belongs to an organization.
     constraint service_user_has_org check (not is_service_user or organization_id is not null),
     constraint external_issuer_has_id check (external_issuer is null or external_id is not null)
@@ -86,6 +88,17 @@ create table identity.deleted_users (
     id          uuid primary key,
     deleted_at  timestamptz not null default pg_catalog.now(),
     deleted_by  uuid
+);
+
+-- The users identity follows from Supabase Auth's auth.users
+-- (link_supabase_auth, API.md 13): the identity user of the same id was
+-- created from that auth user, or linked to it by the backfill.
+create table identity.supabase_auth_users (
+    user_id    uuid primary key references identity.users (id) on delete cascade,
+    -- identity suspended the user because auth.users.banned_until was in
+    -- the future; lifting the ban reactivates only such a user.
+    banned     boolean not null default false,
+    linked_at  timestamptz not null default pg_catalog.now()
 );
 
 create table identity.api_tokens (
@@ -510,6 +523,7 @@ create index events_unprocessed_idx on identity.events (id) where processed_at i
 alter table identity.organizations          enable row level security;
 alter table identity.users                  enable row level security;
 alter table identity.deleted_users          enable row level security;
+alter table identity.supabase_auth_users    enable row level security;
 alter table identity.api_tokens             enable row level security;
 alter table identity.signing_keys           enable row level security;
 alter table identity.revoked_jwts           enable row level security;
@@ -534,6 +548,7 @@ alter table identity.webhook_deliveries     enable row level security;
 select pg_catalog.pg_extension_config_dump('identity.organizations', '');
 select pg_catalog.pg_extension_config_dump('identity.users', '');
 select pg_catalog.pg_extension_config_dump('identity.deleted_users', '');
+select pg_catalog.pg_extension_config_dump('identity.supabase_auth_users', '');
 select pg_catalog.pg_extension_config_dump('identity.api_tokens', '');
 select pg_catalog.pg_extension_config_dump('identity.signing_keys', '');
 select pg_catalog.pg_extension_config_dump('identity.revoked_jwts', '');

@@ -116,6 +116,9 @@ pub const ADMIN_ONLY_FUNCTIONS: &[&str] = &[
     "identity.remove_issuer(text)",
     "identity.list_issuers()",
     "identity.handle_webhook(text, jsonb, text)",
+    // Section 13.
+    "identity.link_supabase_auth()",
+    "identity.unlink_supabase_auth()",
 ];
 
 /// Column-level SELECT the `user` level gets, under the RLS policies of
@@ -123,7 +126,7 @@ pub const ADMIN_ONLY_FUNCTIONS: &[&str] = &[
 pub const USER_TABLE_GRANTS: &[&str] = &[
     "grant select (id, name, metadata, created_at, updated_at) on identity.organizations to {role}",
     "grant select (id, email, external_id, first_name, last_name, organization_id, user_role, is_service_user, status, \
-     application_id, application_name, description, created_by, created_by_name, metadata, created_at, updated_at) \
+     application_id, application_name, description, created_by, created_by_name, metadata, created_at, updated_at, phone) \
      on identity.users to {role}",
     "grant select (id, user_id, kind, name, display_prefix, last4, scopes, expires_at, revoked_at, last_used_at, \
      rotated_from, created_at) on identity.api_tokens to {role}",

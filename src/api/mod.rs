@@ -11,5 +11,6 @@ pub mod jwt;
 pub mod keys;
 pub mod rls;
 pub mod session_tokens;
+pub mod supabase;
 pub mod tokens;
 pub mod users;

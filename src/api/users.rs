@@ -33,7 +33,7 @@ macro_rules! user_json {
            'user_role', u.user_role, 'is_service_user', u.is_service_user, 'status', u.status, \
            'application_id', u.application_id, 'application_name', u.application_name, \
            'description', u.description, 'created_by', u.created_by, 'created_by_name', u.created_by_name, \
-           'created_at', u.created_at, 'updated_at', u.updated_at, 'metadata', u.metadata)"
+           'created_at', u.created_at, 'updated_at', u.updated_at, 'metadata', u.metadata, 'phone', u.phone)"
     };
 }
 
@@ -104,7 +104,7 @@ fn refuse_if_deleted(id: UserId) -> PgResult<()> {
     Ok(())
 }
 
-fn take_user_row(id: UserId) -> PgResult<()> {
+pub(crate) fn take_user_row(id: UserId) -> PgResult<()> {
     let got = spi::column_mut::<bool>(
         "select true from identity.users where id = $1 for no key update skip locked",
         &[uuid(id).into()],
@@ -120,7 +120,7 @@ fn take_user_row(id: UserId) -> PgResult<()> {
     Ok(())
 }
 
-fn audit_user(
+pub(crate) fn audit_user(
     s: &Subject,
     org: Option<OrgId>,
     action: &'static str,
@@ -599,6 +599,12 @@ fn set_status(user_id: Option<Uuid>, suspend: bool, reason: Option<&str>) -> PgR
         if changed.is_none() {
             return Err(authz::not_found("user does not exist").pg_error());
         }
+        // An admin's decision: a later unban in Supabase Auth never undoes
+        // it (API.md 13).
+        spi::run(
+            "update identity.supabase_auth_users set banned = false where user_id = $1 and banned",
+            &[uuid(id).into()],
+        )?;
         let (action, event) = if suspend {
             ("user.suspended", "user.suspended")
         } else {

@@ -6,6 +6,8 @@
 //! `api` only names the SQL symbol and the safe Rust function that answers.
 
 use pgrx::pg_sys;
+/// A Postgres object id (a role, a table), as the layers above name it.
+pub use pgrx::pg_sys::Oid;
 
 /// The trigger data of a call made by the trigger manager; an ERROR naming
 /// `function` when it was called any other way.
@@ -138,6 +140,107 @@ macro_rules! v1_void_raising {
             }
             // SAFETY: fcinfo is the function manager's call info for this call.
             unsafe { $crate::pg::fmgr::null_datum(fcinfo) }
+        }
+        #[no_mangle]
+        pub extern "C" fn $finfo() -> &'static pgrx::pg_sys::Pg_finfo_record {
+            &$crate::pg::fmgr::V1
+        }
+    };
+}
+
+/// What a row trigger's function learns of the call: the operation, the
+/// table (and its owner), and the uuid column `id` of the row (the new row
+/// for INSERT and UPDATE, the old one for DELETE; None when the column is
+/// missing, NULL or not a uuid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowEvent {
+    pub op: RowOp,
+    pub relation: pg_sys::Oid,
+    pub relation_owner: pg_sys::Oid,
+    pub id: Option<[u8; 16]>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowOp {
+    Insert,
+    Update,
+    Delete,
+}
+
+/// The RowEvent of a trigger call; an ERROR unless it is an AFTER ... FOR
+/// EACH ROW call on INSERT, UPDATE or DELETE.
+///
+/// # Safety
+/// `fcinfo` is the function manager's call info of the running call, and
+/// the caller runs inside a `#[pg_guard]` (the ERROR raises).
+pub unsafe fn row_event(fcinfo: pg_sys::FunctionCallInfo, function: &str) -> RowEvent {
+    // SAFETY: the contract above.
+    let data = unsafe { trigger_data(fcinfo, function) };
+    // SAFETY: a T_TriggerData node (checked by trigger_data) is a
+    // TriggerData whose relation is open and whose tuples are valid for the
+    // call; tg_event is a bit set (trigger.h's TRIGGER_FIRED_* macros).
+    unsafe {
+        let ev = (*data).tg_event;
+        let op = match ev & pg_sys::TRIGGER_EVENT_OPMASK {
+            pg_sys::TRIGGER_EVENT_INSERT => RowOp::Insert,
+            pg_sys::TRIGGER_EVENT_UPDATE => RowOp::Update,
+            pg_sys::TRIGGER_EVENT_DELETE => RowOp::Delete,
+            _ => pgrx::error!("{function} is a row trigger on INSERT, UPDATE or DELETE"),
+        };
+        let row_level = ev & pg_sys::TRIGGER_EVENT_ROW != 0;
+        let after = ev & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_AFTER;
+        if !row_level || !after {
+            pgrx::error!("{function} is an AFTER ... FOR EACH ROW trigger");
+        }
+        let rel = (*data).tg_relation;
+        let tuple = match op {
+            RowOp::Update => (*data).tg_newtuple,
+            RowOp::Insert | RowOp::Delete => (*data).tg_trigtuple,
+        };
+        let desc = (*rel).rd_att;
+        let attnum = pg_sys::SPI_fnumber(desc, c"id".as_ptr());
+        let mut id = None;
+        if attnum > 0 && !tuple.is_null() && pg_sys::SPI_gettypeid(desc, attnum) == pg_sys::UUIDOID
+        {
+            let mut isnull = false;
+            let d = pg_sys::SPI_getbinval(tuple, desc, attnum, &mut isnull);
+            if !isnull {
+                // A uuid datum points at its 16 bytes.
+                let p = d.cast_mut_ptr::<u8>();
+                let mut b = [0u8; 16];
+                std::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), 16);
+                id = Some(b);
+            }
+        }
+        RowEvent {
+            op,
+            relation: (*rel).rd_id,
+            relation_owner: (*(*rel).rd_rel).relowner,
+            id,
+        }
+    }
+}
+
+/// `v1_row_trigger!(identity_x, pg_finfo_identity_x => handler)`: an AFTER
+/// ROW trigger function whose `handler(RowEvent)` does the work; the
+/// trigger's result is a NULL pointer (ignored for AFTER triggers).
+#[macro_export]
+macro_rules! v1_row_trigger {
+    ($sym:ident, $finfo:ident => $handler:path) => {
+        /// # Safety
+        /// Called only by the trigger manager, with this call's `fcinfo`.
+        #[no_mangle]
+        #[pgrx::pg_guard]
+        pub unsafe extern "C-unwind" fn $sym(
+            fcinfo: pgrx::pg_sys::FunctionCallInfo,
+        ) -> pgrx::pg_sys::Datum {
+            // SAFETY: called by the function manager with this call's fcinfo,
+            // inside this #[pg_guard].
+            let event = unsafe { $crate::pg::fmgr::row_event(fcinfo, stringify!($sym)) };
+            $handler(event);
+            // A NULL pointer, not SQL NULL: the trigger manager refuses a
+            // NULL result even where it ignores the value.
+            pgrx::pg_sys::Datum::from(0)
         }
         #[no_mangle]
         pub extern "C" fn $finfo() -> &'static pgrx::pg_sys::Pg_finfo_record {

@@ -26,6 +26,18 @@ pub fn one<T: FromDatum + IntoDatum>(
     })
 }
 
+/// `one` in read-write mode: the statement sees every write of this
+/// transaction so far (SPI increments the command counter and takes a new
+/// snapshot first, as a VOLATILE plpgsql function's statements do), where
+/// `one` sees the calling statement's snapshot. For triggers, whose
+/// statement's snapshot predates the row they fire for.
+pub fn one_fresh<T: FromDatum + IntoDatum>(
+    sql: &'static str,
+    args: &[DatumWithOid],
+) -> PgResult<Option<T>> {
+    write_one(sql, args)
+}
+
 /// A statement that writes (INSERT/UPDATE/DELETE ... RETURNING allowed).
 ///
 /// Runs the statement to completion (no row limit): SPI's limit stops the
@@ -118,25 +130,110 @@ pub fn run_for_role(template: &str, role: &str) -> PgResult<()> {
 /// their reads and writes in here. On error the (sub)transaction abort
 /// restores the user id and the setting, as it does for SECURITY DEFINER.
 pub fn privileged<R>(f: impl FnOnce() -> R) -> R {
-    let owner = crate::pg::probe::schema_owner();
+    pinned_as(crate::pg::probe::schema_owner(), &[], f)
+}
+
+/// `privileged`'s switch for any role `owner` (e.g. the owner of a table a
+/// trigger fires on, to read that table), with `settings` set too (each a
+/// (name, value) pair, e.g. a `lock_timeout`), all undone after `f`.
+pub fn pinned_as<R>(
+    owner: pg_sys::Oid,
+    settings: &[(&'static CStr, &'static CStr)],
+    f: impl FnOnce() -> R,
+) -> R {
     // SAFETY: NewGUCNestLevel / set_config_option / AtEOXact_GUC pair up within this closure; an
     // error aborts the (sub)transaction, which unwinds both the GUC nest level and the user id.
     crate::pg::probe::as_owner(owner, || unsafe {
         let nest = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
+        for (name, value) in std::iter::once((c"search_path", c"pg_catalog, pg_temp"))
+            .chain(settings.iter().copied())
+        {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
         let out = f();
         pg_sys::AtEOXact_GUC(true, nest);
         out
     })
+}
+
+/// An error caught by `attempt`: its SQLSTATE (five characters) and
+/// message, as Postgres reported it.
+#[derive(Debug, Clone)]
+pub struct Caught {
+    pub sqlstate: String,
+    pub message: String,
+}
+
+/// Runs `f` in a subtransaction: its writes stay when it returns Ok, and
+/// are undone, with every lock, setting and user id it took, when it
+/// returns Err or raises (a Postgres ERROR or a panic), which is then
+/// answered as `Caught` instead of failing the caller's statement. A query
+/// cancel is not caught.
+pub fn attempt<R>(f: impl FnOnce() -> PgResult<R>) -> Result<R, Caught> {
+    use pgrx::pg_sys::panic::CaughtError;
+    use std::panic::AssertUnwindSafe;
+    // SAFETY: the subtransaction begun here is released or rolled back on
+    // every path below, in this frame, with the memory context and
+    // resource owner of the caller restored after each (as plpgsql does
+    // for an EXCEPTION block); an ERROR inside `f` is caught by
+    // PgTryBuilder, which copies and flushes the error state.
+    let (context, owner) = unsafe {
+        let context = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(context);
+        (context, owner)
+    };
+    let f = AssertUnwindSafe(f);
+    let done = pgrx::PgTryBuilder::new(AssertUnwindSafe(move || {
+        let f = f;
+        match (f.0)() {
+            Ok(r) => Ok(r),
+            // Raised, so that its SQLSTATE reaches the catch below.
+            Err(e) => {
+                e.report(pgrx::PgLogLevel::ERROR);
+                unreachable!("an ERROR report does not return")
+            }
+        }
+    }))
+    .catch_others(|e| {
+        let r = match &e {
+            CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+            CaughtError::RustPanic { ereport, .. } => ereport,
+        };
+        // A cancel (statement_timeout, pg_cancel_backend) is the caller's,
+        // not f's failure: it goes on up, as plpgsql's WHEN OTHERS lets it
+        // (the transaction's abort ends the subtransaction too).
+        if r.sql_error_code() == pgrx::PgSqlErrorCode::ERRCODE_QUERY_CANCELED {
+            e.rethrow();
+        }
+        Err(Caught {
+            sqlstate: crate::pg::error::sqlstate_text(r.sql_error_code() as i32),
+            message: r.message().to_owned(),
+        })
+    })
+    .execute();
+    // SAFETY: as above: the subtransaction is this call's, still current.
+    unsafe {
+        if done.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::MemoryContextSwitchTo(context);
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(context);
+        pg_sys::CurrentResourceOwner = owner;
+    }
+    done
 }
 
 /// One row in identity.events and a NOTIFY identity_events carrying its id

@@ -22,6 +22,7 @@ pub mod keys;
 pub mod redact;
 pub mod request;
 pub mod signatures;
+pub mod supabase;
 pub mod svix;
 pub mod token;
 pub mod users;

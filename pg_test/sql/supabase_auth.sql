@@ -1,0 +1,136 @@
+\i pg_test/fixtures.sql
+\o /dev/null
+\i pg_test/supabase_fixture.sql
+\o
+-- Supabase Auth's users (API.md 13): identity.users follows auth.users,
+-- written as Supabase Auth writes it (supabase_auth_admin, no right in
+-- schema identity), flags from raw_app_meta_data only.
+select identity.create_organization('Supabase org') as org \gset
+insert into identity.organizations (id, name) values ('00000000-0000-0000-0000-00000000a0a0', 'Acme via app_metadata');
+-- Before the link: two auth users, one already an identity user (same
+-- id), one phone-only (identity needs an email), one whose email an
+-- identity user of another id has.
+insert into identity.users (id, email) values ('00000000-0000-0000-0000-0000000b0002', 'already@example.com');
+insert into identity.users (id, email) values ('00000000-0000-0000-0000-0000000b00ff', 'taken@example.com');
+insert into identity.users (id, email) values ('00000000-0000-0000-0000-0000000b00fe', 'identity-only@example.com');
+insert into auth.users (id, email, raw_app_meta_data, created_at) values
+  ('00000000-0000-0000-0000-0000000b0001', 'first@example.com', '{"provider": "email", "providers": ["email"]}', now()),
+  ('00000000-0000-0000-0000-0000000b0002', 'already@example.com', '{}', now()),
+  ('00000000-0000-0000-0000-0000000b0003', 'taken@example.com', '{}', now());
+insert into auth.users (id, phone, created_at) values ('00000000-0000-0000-0000-0000000b0004', '15550004', now());
+-- Only system links; a database without auth.users says so (below).
+select t.err($$select identity.link_supabase_auth()$$) as link_with_claims
+from (select set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-0000000b0002", "role": "authenticated"}', false)) s;
+select set_config('request.jwt.claims', '', false) is not null as claims_reset;
+select identity.link_supabase_auth() as first_link;
+select identity.link_supabase_auth() as second_link;
+select tgname, tgdeferrable, tginitdeferred from pg_trigger
+where tgrelid = 'auth.users'::regclass and not tgisinternal order by tgname;
+select u.id, u.email, u.phone, u.is_service_user, u.organization_id is not null as has_org, l.banned
+from identity.supabase_auth_users l join identity.users u on u.id = l.user_id order by u.id;
+-- Supabase Auth's admin API (auth.admin.createUser): INSERT, then the
+-- app_metadata by an UPDATE in the same transaction: the flags are read
+-- when it commits.
+set session authorization supabase_auth_admin;
+set search_path = auth, public;
+begin;
+insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at)
+values ('00000000-0000-0000-0000-0000000b0010', 'authenticated', 'authenticated', 'svc@example.com',
+        '{"provider": "email", "providers": ["email"]}', '{}', now());
+update auth.users set raw_app_meta_data = raw_app_meta_data
+    || '{"is_service_user": true, "organization_id": "00000000-0000-0000-0000-00000000a0a0", "user_role": "admin", "application_name": "billing"}'
+where id = '00000000-0000-0000-0000-0000000b0010';
+commit;
+-- A sign-up whose user_metadata claims every flag: none is taken.
+insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at)
+values ('00000000-0000-0000-0000-0000000b0011', 'authenticated', 'authenticated', 'mallory@example.com',
+        '{"provider": "email", "providers": ["email"]}',
+        '{"is_service_user": true, "organization_id": "00000000-0000-0000-0000-00000000a0a0", "user_role": "admin"}', now());
+-- An app_metadata of the wrong shape: left unlinked, the sign-up goes on.
+insert into auth.users (id, email, raw_app_meta_data, created_at)
+values ('00000000-0000-0000-0000-0000000b0012', 'badmeta@example.com', '{"is_service_user": true}', now());
+-- Inserted and deleted in one transaction: nothing to follow.
+begin;
+insert into auth.users (id, email, created_at) values ('00000000-0000-0000-0000-0000000b0013', 'gone@example.com', now());
+delete from auth.users where id = '00000000-0000-0000-0000-0000000b0013';
+commit;
+reset search_path;
+reset session authorization;
+select u.id, u.email, u.is_service_user, u.user_role, u.organization_id, u.application_name
+from identity.users u where u.id in ('00000000-0000-0000-0000-0000000b0010', '00000000-0000-0000-0000-0000000b0011',
+                                     '00000000-0000-0000-0000-0000000b0012', '00000000-0000-0000-0000-0000000b0013')
+order by u.id;
+-- The hook, as Supabase Auth calls it, gives the service user's claims.
+select identity.grant_access('supabase_auth_admin', 'hook') is not null as hook_granted;
+set session authorization supabase_auth_admin;
+begin;
+set local statement_timeout to '2000';
+select h -> 'claims' ->> 'is_service_user' as service, h -> 'claims' ->> 'organization_id' as org,
+       h -> 'claims' ->> 'user_role' as user_role
+from "identity"."custom_access_token_hook"('{"user_id": "00000000-0000-0000-0000-0000000b0010", "claims": {"aud": "authenticated", "exp": 1900000000, "iat": 1800000000, "sub": "00000000-0000-0000-0000-0000000b0010", "email": "svc@example.com", "phone": "", "role": "authenticated", "aal": "aal1", "session_id": "00000000-0000-0000-0000-00000000c0c0", "is_anonymous": false}, "authentication_method": "password"}'::text::jsonb) h;
+commit;
+reset session authorization;
+-- Ban: the user is suspended at once (their API token refused); the
+-- lifted ban reactivates them.
+select token as svc_token from identity.create_api_token('00000000-0000-0000-0000-0000000b0010', 'svc') \gset
+set session authorization supabase_auth_admin;
+update auth.users set banned_until = now() + interval '1 day' where id = '00000000-0000-0000-0000-0000000b0010';
+reset session authorization;
+select status, status_reason from identity.users where id = '00000000-0000-0000-0000-0000000b0010';
+select t.state(format('select identity.verify_api_token(%L)', :'svc_token')) as banned_token;
+set session authorization supabase_auth_admin;
+update auth.users set banned_until = null where id = '00000000-0000-0000-0000-0000000b0010';
+reset session authorization;
+select status from identity.users where id = '00000000-0000-0000-0000-0000000b0010';
+select identity.verify_api_token(:'svc_token') ->> 'user_id' as unbanned_token_user;
+-- An admin's suspension is not the ban's to lift.
+select identity.suspend_user('00000000-0000-0000-0000-0000000b0011', 'fraud review');
+set session authorization supabase_auth_admin;
+update auth.users set banned_until = now() + interval '1 hour' where id = '00000000-0000-0000-0000-0000000b0011';
+update auth.users set banned_until = null where id = '00000000-0000-0000-0000-0000000b0011';
+reset session authorization;
+select status, status_reason from identity.users where id = '00000000-0000-0000-0000-0000000b0011';
+-- ... nor a ban the admin overruled (reactivated during the ban).
+set session authorization supabase_auth_admin;
+update auth.users set banned_until = now() + interval '1 hour' where id = '00000000-0000-0000-0000-0000000b0001';
+reset session authorization;
+select identity.reactivate_user('00000000-0000-0000-0000-0000000b0001');
+select identity.suspend_user('00000000-0000-0000-0000-0000000b0001', 'admin decision');
+set session authorization supabase_auth_admin;
+update auth.users set banned_until = null where id = '00000000-0000-0000-0000-0000000b0001';
+reset session authorization;
+select status, status_reason from identity.users where id = '00000000-0000-0000-0000-0000000b0001';
+-- Email and phone follow; an email another identity user has is not
+-- taken (WARNING), and Supabase Auth's statement still succeeds.
+set session authorization supabase_auth_admin;
+update auth.users set email = 'svc-new@example.com', phone = '15550010' where id = '00000000-0000-0000-0000-0000000b0010';
+update auth.users set email = 'identity-only@example.com' where id = '00000000-0000-0000-0000-0000000b0011';
+select email from auth.users where id = '00000000-0000-0000-0000-0000000b0011';
+reset session authorization;
+select id, email, phone from identity.users where id in ('00000000-0000-0000-0000-0000000b0010', '00000000-0000-0000-0000-0000000b0011') order by id;
+-- Soft delete (deleted_at, the email overwritten by a hash in the same
+-- UPDATE): the user is deleted, the hash never followed.
+set session authorization supabase_auth_admin;
+update auth.users set deleted_at = now(), email = md5(email) || '@deleted.invalid'
+where id = '00000000-0000-0000-0000-0000000b0010';
+reset session authorization;
+select count(*) as soft_deleted_left, (select count(*) from identity.deleted_users where id = '00000000-0000-0000-0000-0000000b0010') as tombstones
+from identity.users where id = '00000000-0000-0000-0000-0000000b0010';
+select t.state(format('select identity.verify_api_token(%L)', :'svc_token')) as deleted_token;
+-- Hard delete.
+set session authorization supabase_auth_admin;
+delete from auth.users where id = '00000000-0000-0000-0000-0000000b0002';
+reset session authorization;
+select count(*) as hard_deleted_left from identity.users where id = '00000000-0000-0000-0000-0000000b0002';
+-- Every refusal left an audit row (as system).
+select action, target_id, actor_kind, details ->> 'cause' as cause, details ->> 'sqlstate' as sqlstate
+from identity.audit_log where action like 'supabase_auth.%' order by id;
+-- Unlinked: auth.users changes are no longer followed; the users stay.
+select identity.unlink_supabase_auth() as unlinked;
+select count(*) as triggers_left from pg_trigger where tgrelid = 'auth.users'::regclass and not tgisinternal;
+set session authorization supabase_auth_admin;
+update auth.users set email = 'after-unlink@example.com' where id = '00000000-0000-0000-0000-0000000b0001';
+reset session authorization;
+select email from identity.users where id = '00000000-0000-0000-0000-0000000b0001';
+drop schema auth cascade;
+select t.err($$select identity.link_supabase_auth()$$) as no_auth_users;
