@@ -30,6 +30,7 @@ insert into identity.users (id, email, organization_id, user_role) values
 -- JWTs: every refusal with its code.
 create table t.rj (name text primary key, token text, audience text);
 grant select on t.rj to public;
+grant insert on t.rj to service_role;
 set role service_role;
 insert into t.rj values
   ('valid',          identity.sign_jwt('{"sub": "00000000-0000-0000-0000-000000003101"}'), null),
@@ -44,6 +45,11 @@ insert into t.rj values
 select identity.revoke_jwt('reasons-revoked', now() + interval '1 day');
 select identity.revoke_session('00000000-0000-0000-0000-0000000031e1');
 reset role;
+-- (The API token of the user about to be suspended, for the API token part below.)
+create table t.ra (name text primary key, token_id uuid, token text);
+grant select on t.ra to public;
+grant insert on t.ra to service_role;
+insert into t.ra select 'suspended_user', token_id, token from identity.create_api_token('00000000-0000-0000-0000-000000003102', 'suspended');
 update identity.users set status = 'suspended' where id = '00000000-0000-0000-0000-000000003102';
 insert into t.rj select 'bad_signature', split_part(a.token, '.', 1) || '.' || split_part(a.token, '.', 2) || '.' || split_part(b.token, '.', 3), null
   from t.rj a, t.rj b where a.name = 'valid' and b.name = 'expired';
@@ -68,8 +74,6 @@ reset role;
 
 -- API tokens: try_verify_api_token never raises; verify_api_token's DETAIL
 -- carries the same code.
-create table t.ra (name text primary key, token_id uuid, token text);
-grant select on t.ra to public;
 set role service_role;
 insert into t.ra select 'valid', token_id, token from identity.create_api_token('00000000-0000-0000-0000-000000003101', 'valid', scopes => array['users:read']);
 insert into t.ra select 'expired', token_id, token from identity.create_api_token('00000000-0000-0000-0000-000000003101', 'expired');
@@ -77,7 +81,6 @@ insert into t.ra select 'revoked', token_id, token from identity.create_api_toke
 insert into t.ra select 'unknown', token_id, token from identity.create_api_token('00000000-0000-0000-0000-000000003103', 'unknown');
 select identity.revoke_api_token(token_id) from t.ra where name = 'revoked';
 reset role;
-insert into t.ra select 'suspended_user', * from identity.create_api_token('00000000-0000-0000-0000-000000003102', 'suspended');
 update identity.api_tokens set expires_at = now() - interval '1 minute' where id = (select token_id from t.ra where name = 'expired');
 -- A deleted user's tokens go with it: the token is then unknown.
 delete from identity.users where id = '00000000-0000-0000-0000-000000003103';
@@ -88,7 +91,7 @@ insert into t.ra values ('wrong_prefix', null, 'sk_live_000000000000000000000000
   ('null', null, null);
 
 set role authenticated;
-select name, v.valid, v.code, v.principal - 'token_id' - 'expires_at' as principal,
+select name, v.valid, v.code, v.principal->>'user_id' as principal_user, v.principal->'scopes' as scopes,
        (v.principal->>'token_id')::uuid is not distinct from a.token_id and v.valid as same_token
 from t.ra a, lateral identity.try_verify_api_token(a.token) v order by name;
 select name, t.code(format('select identity.verify_api_token(%L)', token)) as verify_api_token
@@ -96,7 +99,7 @@ from t.ra where name <> 'null' order by name;
 -- The principal is verify_api_token's, exactly.
 select v.principal = identity.verify_api_token(a.token) as same_principal
 from t.ra a, lateral identity.try_verify_api_token(a.token) v where a.name = 'valid';
--- The other paths of an API token: exchange, user_by_api_token, authenticate.
+-- exchange_api_token's refusals carry the same codes.
 select t.code('select identity.exchange_api_token(null)') as exchange_null;
 select t.code(format('select identity.exchange_api_token(%L)', token)) as exchange_revoked from t.ra where name = 'revoked';
 reset role;
