@@ -35,7 +35,7 @@ def tokens(db):
     for name in ["valid", "revoked", "expired"]:
         t[name] = db.execute("select token from identity.create_api_token(%s, %s)", [UID, name]).fetchone()[0]
     t["suspended"] = db.execute("select token from identity.create_api_token(%s, 's')", [SUSPENDED]).fetchone()[0]
-    db.execute("select identity.revoke_api_token(token_id) from identity.api_tokens where name = 'revoked' and user_id = %s", [UID])
+    db.execute("select identity.revoke_api_token(id) from identity.api_tokens where name = 'revoked' and user_id = %s", [UID])
     db.execute("update identity.api_tokens set expires_at = now() - interval '1 minute' where name = 'expired' and user_id = %s", [UID])
     db.execute("update identity.users set status = 'suspended' where id = %s", [SUSPENDED])
     v = t["valid"]
@@ -114,7 +114,7 @@ def test_api_token_refusals_and_try_verify_api_token(db):
 
 
 def test_other_errors_carry_their_kinds_code(db):
-    with psycopg.connect(**server(DB)) as c:
+    with psycopg.connect(**server(DB), autocommit=True) as c:
         c.execute("set role authenticated")
         c.execute("select set_config('request.jwt.claims', %s, false)", [json.dumps({"sub": UID, "role": "authenticated"})])
         for sql, state, code in [
@@ -125,7 +125,6 @@ def test_other_errors_carry_their_kinds_code(db):
         ]:
             with pytest.raises(psycopg.Error) as e:
                 c.execute(sql)
-            c.rollback()
             assert (e.value.sqlstate, code_of(e.value.diag.message_detail)) == (state, code), sql
 
 
