@@ -205,7 +205,10 @@ fn verdict(token: &str) -> crate::pg::error::PgResult<Verdict> {
         }),
         None => {
             let r = crate::core::jwt::first_refusal(&checks).expect("a failed check");
-            Err((crate::core::jwt::refusal_message(&r).to_owned(), Some(r.detail())))
+            Err((
+                crate::core::jwt::refusal_message(&r).to_owned(),
+                Some(r.detail()),
+            ))
         }
     })
 }

@@ -22,8 +22,8 @@ use crate::api::jwt::sign_claims;
 use crate::core::authz::{self, Subject};
 use crate::core::claims::{self, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
-use crate::core::reason::Reason;
 use crate::core::ids::{OrgId, UserId};
+use crate::core::reason::Reason;
 use crate::core::token;
 use crate::pg::clock::{interval_seconds, new_uuid, now_unix};
 use crate::pg::error::ErrorReport;
@@ -153,8 +153,9 @@ pub fn check(token_text: &str) -> PgResult<Result<Principal, IdentityError>> {
         ));
     }
     let Some(user) = user else {
-        return Ok(Err(unauthenticated("API token's user does not exist")
-            .reason(Reason::UserDeleted)));
+        return Ok(Err(
+            unauthenticated("API token's user does not exist").reason(Reason::UserDeleted)
+        ));
     };
     if !user.row.status.is_active() {
         let reason = match user.row.status {

@@ -25,8 +25,8 @@ pub fn sqlerrcode(kind: Kind) -> PgSqlErrorCode {
 /// `IdentityError::detail_text`: the reason code first, always.
 #[track_caller]
 pub fn report(e: IdentityError) -> ErrorReport {
-    let mut r = ErrorReport::new(sqlerrcode(e.kind), e.message, "identity")
-        .set_detail(e.detail_text());
+    let mut r =
+        ErrorReport::new(sqlerrcode(e.kind), e.message, "identity").set_detail(e.detail_text());
     if let Some(h) = e.hint {
         r = r.set_hint(h);
     }

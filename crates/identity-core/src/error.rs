@@ -161,7 +161,10 @@ mod tests {
     #[test]
     fn detail_text_starts_with_the_code() {
         let e = IdentityError::invalid("token is malformed").detail("expected 3 parts, found 2");
-        assert_eq!(e.detail_text(), "invalid_argument: expected 3 parts, found 2");
+        assert_eq!(
+            e.detail_text(),
+            "invalid_argument: expected 3 parts, found 2"
+        );
         let e = IdentityError::unauthenticated("JWT has expired").reason(Reason::TokenExpired);
         assert_eq!(e.code(), Reason::TokenExpired);
         assert_eq!(e.detail_text(), "token_expired");

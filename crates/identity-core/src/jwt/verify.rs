@@ -842,13 +842,27 @@ mod hs256_tests {
                 "alg_not_allowed",
             ),
             (
-                format!("{}.{}.{}", h(r#"{"alg":"HS256","crit":["x"]}"#), parts[1], parts[2]),
+                format!(
+                    "{}.{}.{}",
+                    h(r#"{"alg":"HS256","crit":["x"]}"#),
+                    parts[1],
+                    parts[2]
+                ),
                 &c,
                 "unsupported_header",
             ),
-            (format!("{}.{}.AAAA", parts[0], parts[1]), &c, "bad_signature"),
             (
-                format!("{}.{}.{}", h(r#"{"alg":"HS256","kid":7}"#), parts[1], parts[2]),
+                format!("{}.{}.AAAA", parts[0], parts[1]),
+                &c,
+                "bad_signature",
+            ),
+            (
+                format!(
+                    "{}.{}.{}",
+                    h(r#"{"alg":"HS256","kid":7}"#),
+                    parts[1],
+                    parts[2]
+                ),
                 &c,
                 "unknown_kid",
             ),
@@ -872,16 +886,36 @@ mod hs256_tests {
                 "jti is not a string (it could never be revoked)",
                 Reason::InvalidClaims,
             ),
-            (CheckName::RevokedSession, "session revoked", Reason::SessionRevoked),
+            (
+                CheckName::RevokedSession,
+                "session revoked",
+                Reason::SessionRevoked,
+            ),
             (
                 CheckName::TokensValidAfter,
                 "issued before the user's tokens_valid_after",
                 Reason::TokenRevoked,
             ),
-            (CheckName::ParentToken, "the API token it was derived from is revoked", Reason::TokenRevoked),
-            (CheckName::ParentToken, "token_id is not a UUID", Reason::InvalidClaims),
-            (CheckName::UserStatus, "user suspended", Reason::UserSuspended),
-            (CheckName::UserStatus, "user disabled", Reason::UserSuspended),
+            (
+                CheckName::ParentToken,
+                "the API token it was derived from is revoked",
+                Reason::TokenRevoked,
+            ),
+            (
+                CheckName::ParentToken,
+                "token_id is not a UUID",
+                Reason::InvalidClaims,
+            ),
+            (
+                CheckName::UserStatus,
+                "user suspended",
+                Reason::UserSuspended,
+            ),
+            (
+                CheckName::UserStatus,
+                "user disabled",
+                Reason::UserSuspended,
+            ),
             (CheckName::UserStatus, "user deleted", Reason::UserDeleted),
             (CheckName::Azp, "azp", Reason::WrongAuthorizedParty),
             (CheckName::Sub, "no sub", Reason::MissingSubject),
