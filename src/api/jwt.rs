@@ -631,6 +631,12 @@ mod tests {
             reason("select reason from identity.try_verify_jwt($1, 'other')").as_deref(),
             Some(r#"wrong aud (expected "other")"#)
         );
+        // The refusal's reason code (API.md 16), NULL when valid.
+        assert_eq!(
+            reason("select code from identity.try_verify_jwt($1, 'other')").as_deref(),
+            Some("wrong_audience")
+        );
+        assert_eq!(reason("select code from identity.try_verify_jwt($1)"), None);
         assert_eq!(
             reason("select reason from identity.try_verify_jwt($1)"),
             None
@@ -645,6 +651,10 @@ mod tests {
         assert_eq!(
             reason("select reason from identity.try_verify_jwt($1)").as_deref(),
             Some("expired")
+        );
+        assert_eq!(
+            reason("select code from identity.try_verify_jwt($1)").as_deref(),
+            Some("token_expired")
         );
         let explained = Spi::get_one_with_args::<bool>(
             "select (identity.explain_jwt($1))->'valid' = 'false'",

@@ -660,6 +660,57 @@ fn rotate_api_token(
 mod tests {
     use super::*;
 
+    /// try_verify_api_token answers a row for any text, with the refusal's
+    /// reason code, and the principal verify_api_token answers.
+    #[pg_test]
+    fn try_verify_api_token_never_raises() {
+        let row = |t: Option<&str>| {
+            Spi::get_two_with_args::<bool, String>(
+                "select valid, code from identity.try_verify_api_token($1)",
+                &[t.into()],
+            )
+            .unwrap()
+        };
+        let huge = "x".repeat(1 << 20);
+        let zeros = format!("{}_{}", gucs::token_prefix(), "0".repeat(36));
+        for (t, code) in [
+            (None, "missing_token"),
+            (Some(""), "malformed"),
+            (Some("garbage"), "malformed"),
+            (Some(huge.as_str()), "malformed"),
+            (Some("a.b.c"), "malformed"),
+            (Some(zeros.as_str()), "bad_checksum"),
+        ] {
+            assert_eq!(row(t), (Some(false), Some(code.to_string())));
+        }
+        Spi::run("insert into identity.users (id, email) values ('00000000-0000-0000-0000-0000000031f1', 'try@tokens.test')")
+            .unwrap();
+        let token = Spi::get_one::<String>(
+            "select token from identity.create_api_token('00000000-0000-0000-0000-0000000031f1', 'try')",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(row(Some(&token)), (Some(true), None));
+        let same = Spi::get_one_with_args::<bool>(
+            "select principal = identity.verify_api_token($1) from identity.try_verify_api_token($1)",
+            &[token.as_str().into()],
+        )
+        .unwrap();
+        assert_eq!(same, Some(true));
+        Spi::run("update identity.api_tokens set revoked_at = now() where user_id = '00000000-0000-0000-0000-0000000031f1'")
+            .unwrap();
+        assert_eq!(
+            row(Some(&token)),
+            (Some(false), Some("token_revoked".to_string()))
+        );
+        Spi::run("delete from identity.users where id = '00000000-0000-0000-0000-0000000031f1'")
+            .unwrap();
+        assert_eq!(
+            row(Some(&token)),
+            (Some(false), Some("unknown_token".to_string()))
+        );
+    }
+
     /// A principal's jsonb written from Rust is the builder's, byte for
     /// byte, with and without scopes, expiry, organization and service flag.
     #[pg_test]
