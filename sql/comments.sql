@@ -13,7 +13,7 @@ comment on function identity.issue_access_token(uuid, interval) is
 comment on function identity.verify_jwt(text, text) is
     'Verifies a JWT (signature, alg, exp/nbf/iat, aud, iss, revocations, the user''s state) and returns its claims; 28000 with the reason in DETAIL. Levels user, admin.';
 comment on function identity.try_verify_jwt(text, text) is
-    'verify_jwt without an exception: one row (valid, claims, reason). Levels user, admin.';
+    'verify_jwt without an exception: one row (valid, claims, reason, code: the reason code of the refusal, NULL when valid). Levels user, admin.';
 comment on function identity.explain_jwt(text) is
     'Every verification check of a JWT in order, with its outcome, for troubleshooting. Level admin.';
 comment on function identity.generate_signing_key(text) is
@@ -36,6 +36,8 @@ comment on function identity.create_api_token(uuid, text, interval, text[]) is
     'A new API token (shown once; only its hash is stored) for the caller, a service user of the organization the caller administers, or anyone for system. Levels user, admin; audited.';
 comment on function identity.verify_api_token(text) is
     'The principal of an API token (checksum first, then an index probe by hash); 28000 when it does not authenticate. Works on standbys. Levels user, admin.';
+comment on function identity.try_verify_api_token(text) is
+    'verify_api_token without an exception, for any text: one row (valid, code: the reason code of the refusal, principal: what verify_api_token answers). Levels user, admin.';
 comment on function identity.exchange_api_token(text, interval) is
     'An access JWT for an API token''s user, valid while the token stands. Levels user, admin; audited.';
 comment on function identity.list_api_tokens(uuid) is

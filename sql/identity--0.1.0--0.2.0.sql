@@ -318,13 +318,74 @@ begin
         return new;
     end if;
     raise exception 'identity.audit_log is append-only'
-        using errcode = '42501', detail = tg_op || ' is not allowed on the audit trail';
+        using errcode = '42501', detail = 'forbidden: ' || tg_op || ' is not allowed on the audit trail';
 end
 $$;
 select identity.audit_chain_pending(2147483647);
 revoke all on function identity.audit_log_hash(identity.audit_log) from public;
 revoke all on function identity.audit_chain_pending(integer) from public;
 revoke all on table identity.audit_chain_tips from public;
+
+-- Reason codes (API.md 16): try_verify_jwt answers a fourth column, code
+-- (its OUT columns change, so it is dropped and made again, with the grants
+-- it had; its new symbol lets 0.1.0's definition keep working until this
+-- update), and try_verify_api_token is new, for the roles of the user level
+-- (marked by identity.authenticate).
+do $$
+declare
+    r regrole;
+    had regrole[] := array(
+        select distinct a.grantee::regrole
+        from pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+        where p.oid = 'identity.try_verify_jwt(text, text)'::pg_catalog.regprocedure
+          and a.privilege_type = 'EXECUTE' and a.grantee <> 0 and a.grantee <> p.proowner);
+begin
+    drop function identity.try_verify_jwt(text, text);
+    CREATE  FUNCTION identity."try_verify_jwt"(
+    	"token" TEXT,
+    	"audience" TEXT DEFAULT NULL
+    ) RETURNS TABLE (
+    	"valid" bool,
+    	"claims" jsonb,
+    	"reason" TEXT,
+    	"code" TEXT
+    )
+    STABLE PARALLEL SAFE
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'try_verify_jwt_coded_wrapper';
+    revoke all on function identity."try_verify_jwt"(text, text) from public;
+    foreach r in array had loop
+        execute pg_catalog.format('grant execute on function identity."try_verify_jwt"(text, text) to %s', r);
+    end loop;
+end
+$$;
+CREATE  FUNCTION identity."try_verify_api_token"(
+	"token" TEXT
+) RETURNS TABLE (
+	"valid" bool,
+	"code" TEXT,
+	"principal" jsonb
+)
+VOLATILE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'try_verify_api_token_wrapper';
+revoke all on function identity."try_verify_api_token"(text) from public;
+do $$
+declare
+    r regrole;
+begin
+    for r in
+        select distinct a.grantee::regrole
+        from pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+        where p.oid = 'identity.authenticate(text)'::pg_catalog.regprocedure
+          and a.privilege_type = 'EXECUTE' and a.grantee <> 0 and a.grantee <> p.proowner
+    loop
+        execute pg_catalog.format('grant execute on function identity."try_verify_api_token"(text) to %s', r);
+    end loop;
+end
+$$;
+-- Errors of the audit trail's trigger and of the install's role check carry
+-- their code (forbidden) too: in the definitions above.
 
 -- Every function has a comment (sql/comments.sql, repeated here: 0.1.0 had
 -- four).
@@ -339,7 +400,7 @@ comment on function identity.issue_access_token(uuid, interval) is
 comment on function identity.verify_jwt(text, text) is
     'Verifies a JWT (signature, alg, exp/nbf/iat, aud, iss, revocations, the user''s state) and returns its claims; 28000 with the reason in DETAIL. Levels user, admin.';
 comment on function identity.try_verify_jwt(text, text) is
-    'verify_jwt without an exception: one row (valid, claims, reason). Levels user, admin.';
+    'verify_jwt without an exception: one row (valid, claims, reason, code: the reason code of the refusal, NULL when valid). Levels user, admin.';
 comment on function identity.explain_jwt(text) is
     'Every verification check of a JWT in order, with its outcome, for troubleshooting. Level admin.';
 comment on function identity.generate_signing_key(text) is
@@ -362,6 +423,8 @@ comment on function identity.create_api_token(uuid, text, interval, text[]) is
     'A new API token (shown once; only its hash is stored) for the caller, a service user of the organization the caller administers, or anyone for system. Levels user, admin; audited.';
 comment on function identity.verify_api_token(text) is
     'The principal of an API token (checksum first, then an index probe by hash); 28000 when it does not authenticate. Works on standbys. Levels user, admin.';
+comment on function identity.try_verify_api_token(text) is
+    'verify_api_token without an exception, for any text: one row (valid, code: the reason code of the refusal, principal: what verify_api_token answers). Levels user, admin.';
 comment on function identity.exchange_api_token(text, interval) is
     'An access JWT for an API token''s user, valid while the token stands. Levels user, admin; audited.';
 comment on function identity.list_api_tokens(uuid) is
@@ -536,7 +599,7 @@ begin
     elsif r.rolsuper or r.rolcanlogin or r.rolcreaterole or r.rolcreatedb or r.rolbypassrls or r.rolreplication
           or exists (select from pg_catalog.pg_auth_members m where m.roleid operator(pg_catalog.=) r.oid) then
         raise exception 'role identity_worker exists and has attributes or members'
-            using errcode = '42501',
+            using errcode = '42501', detail = 'forbidden',
                   hint = 'the background workers act as identity_worker: it must be NOLOGIN, with no attribute and no member';
     end if;
 end

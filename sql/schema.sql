@@ -392,7 +392,7 @@ begin
     elsif r.rolsuper or r.rolcanlogin or r.rolcreaterole or r.rolcreatedb or r.rolbypassrls or r.rolreplication
           or exists (select from pg_catalog.pg_auth_members m where m.roleid operator(pg_catalog.=) r.oid) then
         raise exception 'role identity_worker exists and has attributes or members'
-            using errcode = '42501',
+            using errcode = '42501', detail = 'forbidden',
                   hint = 'the background workers act as identity_worker: it must be NOLOGIN, with no attribute and no member';
     end if;
 end
@@ -498,7 +498,7 @@ begin
         return new;
     end if;
     raise exception 'identity.audit_log is append-only'
-        using errcode = '42501', detail = tg_op || ' is not allowed on the audit trail';
+        using errcode = '42501', detail = 'forbidden: ' || tg_op || ' is not allowed on the audit trail';
 end
 $$;
 create trigger audit_log_no_update_delete before update or delete on identity.audit_log

@@ -52,10 +52,12 @@ pub fn subject() -> PgResult<Subject> {
             let id = UserId(uuid_bytes(&sub).expect("canonical uuid"));
             let u = tables::user_state(id).ok_or_else(|| {
                 IdentityError::unauthenticated("the request's user does not exist")
+                    .reason(crate::core::reason::Reason::UserDeleted)
             }).pg()?;
             if !u.row.status.is_active() {
                 return Err(IdentityError::unauthenticated("the request's user is not active")
                     .detail(format!("user {}", u.row.status))
+                    .reason(crate::core::reason::Reason::UserSuspended)
                     .pg_error());
             }
             let org = u.row.org_id();
@@ -85,6 +87,7 @@ pub fn revoked_claims() -> Option<crate::pg::error::ErrorReport> {
     let check = crate::store::claims::refusal()?;
     Some(
         IdentityError::unauthenticated("the request's token is no longer valid")
+            .reason(check.code())
             .detail(check.detail.unwrap_or_default())
             .pg_error(),
     )

@@ -35,6 +35,7 @@ pub const USER_FUNCTIONS: &[&str] = &[
     "identity.try_verify_jwt(text, text)",
     // The token is the credential: the service-user sign-in path.
     "identity.verify_api_token(text)",
+    "identity.try_verify_api_token(text)",
     "identity.exchange_api_token(text, interval)",
     "identity.create_api_token(uuid, text, interval, text[])",
     "identity.list_api_tokens(uuid)",

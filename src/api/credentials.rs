@@ -622,6 +622,7 @@ fn record_credential_usage(
                 &[id.into()],
             )?;
             return Err(IdentityError::new(Kind::Forbidden, "credit limit reached")
+                .reason(crate::core::reason::Reason::UsageExceeded)
                 .detail(format!(
                     "remaining credit {}",
                     remaining.unwrap_or_default()

@@ -22,6 +22,7 @@ use crate::core::error::{required, IdentityError};
 use crate::core::external::{self, ExternalKey, IssuerOptions, OrgSource, Provisioning};
 use crate::core::ids::{OrgId, UserId};
 use crate::core::jwt::{self, VerifyConfig};
+use crate::core::reason::Reason;
 use crate::core::svix;
 use crate::pg::clock::{interval_seconds, new_uuid, now_unix};
 use crate::pg::error::{Pg, PgError, PgResult};
@@ -178,20 +179,23 @@ pub fn sign_in(token: &str) -> PgResult<Option<Result<SignIn, IdentityError>>> {
         return Ok(Some(Err(IdentityError::unauthenticated(
             "JWT user is not active",
         )
-        .detail("user deleted"))));
+        .detail("user deleted")
+        .reason(Reason::UserDeleted))));
     };
     if !state.row.status.is_active() {
         return Ok(Some(Err(IdentityError::unauthenticated(
             "JWT user is not active",
         )
-        .detail(format!("user {}", state.row.status)))));
+        .detail(format!("user {}", state.row.status))
+        .reason(Reason::UserSuspended))));
     }
     if let Some(tva) = state.tokens_valid_after.filter(|t| *t > i64::MIN) {
         let iat = claims.get("iat").and_then(Value::as_i64);
         if iat.is_none_or(|iat| iat < tva) {
             return Ok(Some(Err(IdentityError::unauthenticated(
                 "JWT was issued before the user's tokens were revoked",
-            ))));
+            )
+            .reason(Reason::TokenRevoked))));
         }
     }
     Ok(Some(Ok(SignIn {
@@ -215,7 +219,9 @@ pub fn our_claims(si: &SignIn, now: i64) -> Result<Map<String, Value>, IdentityE
         "external",
         now,
     )
-    .ok_or_else(|| IdentityError::unauthenticated("JWT user is not active"))?;
+    .ok_or_else(|| {
+        IdentityError::unauthenticated("JWT user is not active").reason(Reason::UserSuspended)
+    })?;
     c.insert("amr".into(), external::amr(&si.issuer, now));
     Ok(c)
 }
@@ -283,7 +289,8 @@ fn link(
                 return Ok(Err(IdentityError::unauthenticated(
                     "JWT user is not active",
                 )
-                .detail("user deleted")))
+                .detail("user deleted")
+                .reason(Reason::UserDeleted)))
             }
             Linked::Unknown => {}
         }
@@ -291,6 +298,7 @@ fn link(
             return Ok(Err(IdentityError::unauthenticated(
                 "JWT subject is not linked to a user",
             )
+            .reason(Reason::NotLinked)
             .detail(
                 "a first sign-in cannot link or provision in a read-only transaction",
             )));
@@ -303,7 +311,8 @@ fn link(
                 return Ok(Err(IdentityError::unauthenticated(
                     "JWT user is not active",
                 )
-                .detail("user deleted")))
+                .detail("user deleted")
+                .reason(Reason::UserDeleted)))
             }
             Linked::Unknown => {}
         }
@@ -316,6 +325,7 @@ fn link(
             return Ok(Err(IdentityError::unauthenticated(
                 "JWT subject is not linked to a user",
             )
+            .reason(Reason::NotLinked)
             .detail("the issuer's provisioning is off")
             .hint(
                 "provision the user first (a webhook, or identity.provision_user)",
@@ -328,6 +338,7 @@ fn link(
             return Ok(Err(IdentityError::unauthenticated(
                 "JWT carries no email to provision the user with",
             )
+            .reason(Reason::NotLinked)
             .detail(if unverified {
                 format!("the {} claim is not true", o.email_verified_claim)
             } else {
@@ -652,11 +663,16 @@ fn exchange_external_token(
     ttl: default!(Option<Interval>, "NULL"),
 ) -> PgResult<String> {
     let token = token
-        .ok_or_else(|| IdentityError::unauthenticated("JWT is malformed").detail("token is null"))
+        .ok_or_else(|| {
+            IdentityError::unauthenticated("JWT is malformed")
+                .detail("token is null")
+                .reason(Reason::MissingToken)
+        })
         .pg()?;
     if token.len() > jwt::MAX_TOKEN_BYTES {
         return Err(IdentityError::unauthenticated("JWT is malformed")
             .detail("token is over 16 KB")
+            .reason(Reason::TokenTooLarge)
             .pg_error());
     }
     let ttl = match ttl {
@@ -667,6 +683,7 @@ fn exchange_external_token(
         None => {
             return Err(
                 IdentityError::unauthenticated("JWT issuer is not registered")
+                    .reason(Reason::UnknownIssuer)
                     .hint("identity.register_issuer trusts an identity provider")
                     .pg_error(),
             )
@@ -740,9 +757,10 @@ fn handle_webhook(
             IdentityError::invalid("headers must be a JSON object of at most 200 headers")
         })
         .pg()?;
-    let refused = |why: &'static str| {
+    let refused = |r: svix::Refusal| {
         IdentityError::unauthenticated("webhook signature is invalid")
-            .detail(why)
+            .detail(r.reason())
+            .reason(r.code())
             .pg_error()
     };
     let sealed = spi::privileged(|| {
@@ -753,7 +771,7 @@ fn handle_webhook(
     })?;
     // An unknown issuer, or one without a secret, answers as a bad signature.
     let Some(sealed) = sealed else {
-        return Err(refused(svix::Refusal::BadSignature.reason()));
+        return Err(refused(svix::Refusal::BadSignature));
     };
     let secret = crate::api::keys::encryption_key()
         .and_then(|k| k.open(&sealed, &secret_aad(iss)))
@@ -767,7 +785,7 @@ fn handle_webhook(
         body.as_bytes(),
         now_unix(),
     )
-    .map_err(|r| refused(r.reason()))?;
+    .map_err(refused)?;
     let id = id.expect("verified");
     let parsed: Value = serde_json::from_str(body)
         .map_err(|_| IdentityError::invalid("webhook body is not JSON"))

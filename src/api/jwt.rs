@@ -281,9 +281,9 @@ pub fn serde_claims(p: jwt::Payload) -> Result<Map<String, Value>, String> {
     }
 }
 
+/// The 28000 of the first failed check, with its reason code.
 pub fn refuse(checks: &[Check]) -> IdentityError {
-    let r = jwt::first_refusal(checks).expect("a failed check");
-    IdentityError::new(Kind::Unauthenticated, jwt::refusal_message(&r)).detail(r.reason)
+    jwt::first_refusal(checks).expect("a failed check").error()
 }
 
 /// Signs `claims` with HS256 (identity.jwt_secret), filling iat, exp
@@ -394,8 +394,56 @@ fn verify_jwt(
     }
 }
 
-/// verify_jwt without the exception: one row (valid, claims, reason).
-#[pg_extern(schema = "identity", stable, parallel_safe)]
+/// One row of try_verify_jwt: valid, claims, reason, and the refusal's
+/// reason code (NULL when valid).
+type TryRow = (bool, Option<RawJsonb>, Option<String>, Option<&'static str>);
+
+fn try_verify_row(token: Option<&str>, audience: Option<&str>) -> PgResult<TryRow> {
+    use crate::core::reason::Reason;
+    Ok(match token {
+        None => (
+            false,
+            None,
+            Some("token is null".to_string()),
+            Some(Reason::MissingToken.as_str()),
+        ),
+        Some(t) => match verify_jsonb(t, audience).pg()? {
+            (_, Some(c)) => (true, Some(c.jsonb), None, None),
+            (checks, None) => {
+                let r = jwt::first_refusal(&checks);
+                let code = r.as_ref().map(|r| r.code.as_str());
+                (false, None, r.map(|r| r.reason), code)
+            }
+        },
+    })
+}
+
+/// verify_jwt without the exception: one row (valid, claims, reason, code:
+/// the refusal's reason code, NULL when valid). Its symbol is new in 0.2.0
+/// (the SQL name is 0.1.0's): 0.1.0's three-column definition keeps calling
+/// `try_verify_jwt_wrapper` below until ALTER EXTENSION UPDATE.
+#[pg_extern(schema = "identity", name = "try_verify_jwt", stable, parallel_safe)]
+fn try_verify_jwt_coded(
+    token: Option<&str>,
+    audience: default!(Option<&str>, "NULL"),
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(valid, bool),
+            name!(claims, Option<RawJsonb>),
+            name!(reason, Option<String>),
+            name!(code, Option<&'static str>),
+        ),
+    >,
+    crate::pg::error::ErrorReport,
+> {
+    Ok(TableIterator::once(try_verify_row(token, audience)?))
+}
+
+/// 0.1.0's try_verify_jwt (valid, claims, reason), for a database whose
+/// library is upgraded before its SQL (README "Upgrades"); no SQL of its own.
+#[pg_extern(sql = false, stable, parallel_safe)]
 fn try_verify_jwt(
     token: Option<&str>,
     audience: default!(Option<&str>, "NULL"),
@@ -410,14 +458,8 @@ fn try_verify_jwt(
     >,
     crate::pg::error::ErrorReport,
 > {
-    let row = match token {
-        None => (false, None, Some("token is null".to_string())),
-        Some(t) => match verify_jsonb(t, audience).pg()? {
-            (_, Some(c)) => (true, Some(c.jsonb), None),
-            (checks, None) => (false, None, jwt::first_refusal(&checks).map(|r| r.reason)),
-        },
-    };
-    Ok(TableIterator::once(row))
+    let (valid, claims, reason, _) = try_verify_row(token, audience)?;
+    Ok(TableIterator::once((valid, claims, reason)))
 }
 
 /// Every check with pass/fail, and the decoded (unverified) header and
@@ -589,6 +631,12 @@ mod tests {
             reason("select reason from identity.try_verify_jwt($1, 'other')").as_deref(),
             Some(r#"wrong aud (expected "other")"#)
         );
+        // The refusal's reason code (API.md 16), NULL when valid.
+        assert_eq!(
+            reason("select code from identity.try_verify_jwt($1, 'other')").as_deref(),
+            Some("wrong_audience")
+        );
+        assert_eq!(reason("select code from identity.try_verify_jwt($1)"), None);
         assert_eq!(
             reason("select reason from identity.try_verify_jwt($1)"),
             None
@@ -603,6 +651,10 @@ mod tests {
         assert_eq!(
             reason("select reason from identity.try_verify_jwt($1)").as_deref(),
             Some("expired")
+        );
+        assert_eq!(
+            reason("select code from identity.try_verify_jwt($1)").as_deref(),
+            Some("token_expired")
         );
         let explained = Spi::get_one_with_args::<bool>(
             "select (identity.explain_jwt($1))->'valid' = 'false'",

@@ -207,7 +207,7 @@ fn verdict(token: &str) -> crate::pg::error::PgResult<Verdict> {
             let r = crate::core::jwt::first_refusal(&checks).expect("a failed check");
             Err((
                 crate::core::jwt::refusal_message(&r).to_owned(),
-                Some(r.reason),
+                Some(r.detail()),
             ))
         }
     })
@@ -220,12 +220,12 @@ fn external_verdict(
 ) -> crate::pg::error::PgResult<Verdict> {
     let si = match signed_in {
         Ok(si) => si,
-        Err(e) => return Ok(Err((e.message.to_owned(), e.detail))),
+        Err(e) => return Ok(Err((e.message.to_owned(), Some(e.detail_text())))),
     };
     let now = crate::pg::clock::now_unix();
     let mut claims = match crate::api::issuers::our_claims(&si, now) {
         Ok(c) => c,
-        Err(e) => return Ok(Err((e.message.to_owned(), e.detail))),
+        Err(e) => return Ok(Err((e.message.to_owned(), Some(e.detail_text())))),
     };
     claims.insert("iat".into(), json!(now));
     claims.insert("exp".into(), json!(si.exp));
@@ -243,7 +243,7 @@ fn external_verdict(
 /// An API token's verdict, as verify_api_token decides it; the claims are
 /// `tokens::principal_claims`.
 fn api_token_verdict(token: &str) -> crate::pg::error::PgResult<Verdict> {
-    Ok(match crate::api::tokens::verify(token) {
+    Ok(match crate::api::tokens::check(token)? {
         Ok(p) => {
             let claims = crate::api::tokens::principal_claims(&p);
             let role = claims
@@ -258,11 +258,9 @@ fn api_token_verdict(token: &str) -> crate::pg::error::PgResult<Verdict> {
                 .pg()?;
             Ok(Authenticated { text, jsonb, role })
         }
-        // verify's errors are 28000 refusals (API tokens need no key).
-        Err(report) => Err((
-            report.message().to_owned(),
-            report.detail().map(str::to_owned),
-        )),
+        // verify's refusals are 28000 (API tokens need no key); their
+        // DETAIL starts with the reason code.
+        Err(e) => Err((e.message.to_owned(), Some(e.detail_text()))),
     })
 }
 
@@ -364,7 +362,7 @@ fn pre_request() -> crate::pg::error::PgResult<Option<crate::pg::error::CustomEr
         return Ok(Some(CustomError {
             sqlstate: *b"PT401",
             message: "an earlier identity.authenticate of this transaction failed".into(),
-            detail: None,
+            detail: Some(crate::core::reason::Reason::AuthenticationFailed.detail(None)),
         }));
     }
     gucs::pin_verified_claims(None);
@@ -383,7 +381,9 @@ fn pre_request() -> crate::pg::error::PgResult<Option<crate::pg::error::CustomEr
             return Ok(Some(CustomError {
                 sqlstate: *b"PT403",
                 message: "the token's role may not be taken by a request".into(),
-                detail: Some("a superuser role".into()),
+                detail: Some(
+                    crate::core::reason::Reason::Forbidden.detail(Some("a superuser role")),
+                ),
             }));
         }
         gucs::set_local_role(role).pg()?;

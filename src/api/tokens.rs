@@ -23,6 +23,7 @@ use crate::core::authz::{self, Subject};
 use crate::core::claims::{self, uuid_text};
 use crate::core::error::{required, IdentityError, Kind};
 use crate::core::ids::{OrgId, UserId};
+use crate::core::reason::Reason;
 use crate::core::token;
 use crate::pg::clock::{interval_seconds, new_uuid, now_unix};
 use crate::pg::error::ErrorReport;
@@ -120,38 +121,59 @@ impl Principal {
 
 /// Every check of verify_api_token, in order; 28000 with the reason.
 pub fn verify(token_text: &str) -> PgResult<Principal> {
+    check(token_text)?.pg()
+}
+
+/// Every check of verify_api_token, in order: Ok(Err) is the 28000 refusal
+/// (with its reason code), for any text; Err only what is no fault of the
+/// token (an SPI failure of the last_used_at write).
+pub fn check(token_text: &str) -> PgResult<Result<Principal, IdentityError>> {
     let prefix = gucs::token_prefix();
     // Shape and checksum first: a typo never reaches a table.
-    token::parse(token_text, &prefix).pg()?;
+    if let Err(e) = token::parse(token_text, &prefix) {
+        return Ok(Err(e));
+    }
     // The token's and its user's rows: from this backend's memory when it
     // verified the token before and neither table changed since (cache.rs).
     let hash = token::hash(token_text);
-    let (row, user) = crate::store::cache::verified_token(&hash)
-        .ok_or_else(|| unauthenticated("invalid API token").detail("unknown token"))
-        .pg()?;
+    let Some((row, user)) = crate::store::cache::verified_token(&hash) else {
+        return Ok(Err(unauthenticated("invalid API token")
+            .detail("unknown token")
+            .reason(Reason::UnknownToken)));
+    };
     if row.revoked {
-        return Err(unauthenticated("API token has been revoked").pg_error());
+        return Ok(Err(
+            unauthenticated("API token has been revoked").reason(Reason::TokenRevoked)
+        ));
     }
     let now = now_unix();
     if row.expires_at.is_some_and(|e| e <= now) {
-        return Err(unauthenticated("API token has expired").pg_error());
+        return Ok(Err(
+            unauthenticated("API token has expired").reason(Reason::TokenExpired)
+        ));
     }
-    let user = user
-        .ok_or_else(|| unauthenticated("API token's user does not exist"))
-        .pg()?;
+    let Some(user) = user else {
+        return Ok(Err(
+            unauthenticated("API token's user does not exist").reason(Reason::UserDeleted)
+        ));
+    };
     if !user.row.status.is_active() {
-        return Err(unauthenticated("API token's user is not active")
+        let reason = match user.row.status {
+            claims::UserStatus::Deleted => Reason::UserDeleted,
+            _ => Reason::UserSuspended,
+        };
+        return Ok(Err(unauthenticated("API token's user is not active")
             .detail(format!("user {}", user.row.status))
-            .pg_error());
+            .reason(reason)));
     }
     touch(&row, &hash, now)?;
-    Ok(Principal {
+    Ok(Ok(Principal {
         token_id: row.id,
         user_id: row.user_id,
         user,
         scopes: row.scopes,
         expires_at: row.expires_at,
-    })
+    }))
 }
 
 /// The claims identity.authenticate pins for a valid API token: who, the
@@ -425,6 +447,34 @@ fn verify_api_token(token: Option<&str>) -> PgResult<Option<RawJsonb>> {
     Ok(Some(verify(t)?.jsonb()))
 }
 
+/// verify_api_token without the exception, for any text (NULL, huge,
+/// garbage): one row (valid, code, principal); code is the refusal's reason
+/// code (`missing_token` for NULL), NULL when valid; principal is what
+/// verify_api_token answers, NULL when refused.
+#[pg_extern(schema = "identity", volatile)]
+fn try_verify_api_token(
+    token: Option<&str>,
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(valid, bool),
+            name!(code, Option<&'static str>),
+            name!(principal, Option<RawJsonb>),
+        ),
+    >,
+    crate::pg::error::ErrorReport,
+> {
+    let row = match token {
+        None => (false, Some(Reason::MissingToken.as_str()), None),
+        Some(t) => match check(t)? {
+            Ok(p) => (true, None, Some(p.jsonb())),
+            Err(e) => (false, Some(e.code().as_str()), None),
+        },
+    };
+    Ok(TableIterator::once(row))
+}
+
 /// A short-lived access JWT for the token's user (the service-user sign-in
 /// path): claims as the hook builds them, `amr` method `api_token`, the
 /// token's scopes, a new session_id. ttl defaults to identity.access_token_ttl
@@ -435,7 +485,11 @@ fn exchange_api_token(
     ttl: default!(Option<Interval>, "NULL"),
 ) -> PgResult<String> {
     let token = token
-        .ok_or_else(|| unauthenticated("invalid API token").detail("token is null"))
+        .ok_or_else(|| {
+            unauthenticated("invalid API token")
+                .detail("token is null")
+                .reason(Reason::MissingToken)
+        })
         .pg()?;
     let p = verify(token)?;
     let ttl = match ttl {
@@ -454,7 +508,7 @@ fn exchange_api_token(
         "api_token",
         now,
     )
-    .ok_or_else(|| unauthenticated("API token's user is not active"))
+    .ok_or_else(|| unauthenticated("API token's user is not active").reason(Reason::UserSuspended))
     .pg()?;
     c.insert("scopes".into(), json!(p.scopes));
     // The JWT dies with the token (api::jwt::stateful_checks, parent_token).
@@ -605,6 +659,57 @@ fn rotate_api_token(
 #[pg_schema]
 mod tests {
     use super::*;
+
+    /// try_verify_api_token answers a row for any text, with the refusal's
+    /// reason code, and the principal verify_api_token answers.
+    #[pg_test]
+    fn try_verify_api_token_never_raises() {
+        let row = |t: Option<&str>| {
+            Spi::get_two_with_args::<bool, String>(
+                "select valid, code from identity.try_verify_api_token($1)",
+                &[t.into()],
+            )
+            .unwrap()
+        };
+        let huge = "x".repeat(1 << 20);
+        let zeros = format!("{}_{}", gucs::token_prefix(), "0".repeat(36));
+        for (t, code) in [
+            (None, "missing_token"),
+            (Some(""), "malformed"),
+            (Some("garbage"), "malformed"),
+            (Some(huge.as_str()), "malformed"),
+            (Some("a.b.c"), "malformed"),
+            (Some(zeros.as_str()), "bad_checksum"),
+        ] {
+            assert_eq!(row(t), (Some(false), Some(code.to_string())));
+        }
+        Spi::run("insert into identity.users (id, email) values ('00000000-0000-0000-0000-0000000031f1', 'try@tokens.test')")
+            .unwrap();
+        let token = Spi::get_one::<String>(
+            "select token from identity.create_api_token('00000000-0000-0000-0000-0000000031f1', 'try')",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(row(Some(&token)), (Some(true), None));
+        let same = Spi::get_one_with_args::<bool>(
+            "select principal = identity.verify_api_token($1) from identity.try_verify_api_token($1)",
+            &[token.as_str().into()],
+        )
+        .unwrap();
+        assert_eq!(same, Some(true));
+        Spi::run("update identity.api_tokens set revoked_at = now() where user_id = '00000000-0000-0000-0000-0000000031f1'")
+            .unwrap();
+        assert_eq!(
+            row(Some(&token)),
+            (Some(false), Some("token_revoked".to_string()))
+        );
+        Spi::run("delete from identity.users where id = '00000000-0000-0000-0000-0000000031f1'")
+            .unwrap();
+        assert_eq!(
+            row(Some(&token)),
+            (Some(false), Some("unknown_token".to_string()))
+        );
+    }
 
     /// A principal's jsonb written from Rust is the builder's, byte for
     /// byte, with and without scopes, expiry, organization and service flag.

@@ -21,13 +21,12 @@ pub fn sqlerrcode(kind: Kind) -> PgSqlErrorCode {
 }
 
 /// A domain error as the Postgres error pgrx raises (the core crate knows
-/// nothing of pgrx, so this is a function, not a `From`).
+/// nothing of pgrx, so this is a function, not a `From`). Its DETAIL is
+/// `IdentityError::detail_text`: the reason code first, always.
 #[track_caller]
 pub fn report(e: IdentityError) -> ErrorReport {
-    let mut r = ErrorReport::new(sqlerrcode(e.kind), e.message, "identity");
-    if let Some(d) = e.detail {
-        r = r.set_detail(d);
-    }
+    let mut r =
+        ErrorReport::new(sqlerrcode(e.kind), e.message, "identity").set_detail(e.detail_text());
     if let Some(h) = e.hint {
         r = r.set_hint(h);
     }
@@ -59,13 +58,21 @@ impl<T> Pg<T> for Result<T, IdentityError> {
 }
 
 /// SPI failures are internal errors; their text comes from Postgres and
-/// contains no bound parameter values.
+/// contains no bound parameter values. DETAIL: the code `internal`.
 pub fn spi(e: pgrx::spi::Error) -> ErrorReport {
     ErrorReport::new(
         PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         format!("identity: {e}"),
         "identity",
     )
+    .set_detail(crate::core::reason::Reason::Internal.as_str())
+}
+
+/// The reason code an error's DETAIL starts with (`core::reason::code_of`).
+pub fn code_of(r: &ErrorReport) -> Option<crate::core::reason::Reason> {
+    r.detail()
+        .and_then(crate::core::reason::code_of)
+        .and_then(crate::core::reason::Reason::parse)
 }
 
 /// An error to raise with an SQLSTATE that pgrx's `PgSqlErrorCode` cannot
@@ -77,6 +84,7 @@ pub fn spi(e: pgrx::spi::Error) -> ErrorReport {
 pub struct CustomError {
     pub sqlstate: [u8; 5],
     pub message: String,
+    /// Starts with the reason code, as every DETAIL (`Reason::detail`).
     pub detail: Option<String>,
 }
 

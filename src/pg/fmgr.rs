@@ -23,7 +23,12 @@ pub unsafe fn trigger_data(
     let ctx = unsafe { (*fcinfo).context };
     // SAFETY: ctx is non-null here and points at a Node.
     if ctx.is_null() || unsafe { (*ctx).type_ } != pg_sys::NodeTag::T_TriggerData {
-        pgrx::error!("{function} is a trigger function");
+        pgrx::ereport!(
+            ERROR,
+            pgrx::PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+            format!("{function} is a trigger function"),
+            crate::core::reason::Reason::Internal.as_str()
+        );
     }
     ctx.cast()
 }

@@ -426,7 +426,14 @@ pub unsafe extern "C-unwind" fn identity_revocation_added(
         let kind = match arg {
             b"jti" => Kind::Jtis,
             b"session" => Kind::Sessions,
-            _ => pgrx::error!("identity_revocation_added needs the argument jti or session"),
+            _ => {
+                pgrx::ereport!(
+                    ERROR,
+                    pgrx::PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                    "identity_revocation_added needs the argument jti or session",
+                    crate::core::reason::Reason::Internal.as_str()
+                );
+            }
         };
         (tuple, (*d.tg_relation).rd_att, kind)
     };

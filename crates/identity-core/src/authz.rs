@@ -102,6 +102,7 @@ pub fn forbidden(message: &'static str) -> IdentityError {
 pub fn require_scope(s: &Subject, scope: &'static str) -> Result<()> {
     if matches!(s, Subject::User(Caller { derived: true, .. })) && !scope.ends_with(":read") {
         return Err(forbidden("a websocket or agent token cannot do this")
+            .reason(crate::reason::Reason::DerivedToken)
             .detail(format!("needs scope {scope:?} and a sign-in token"))
             .hint("sign in with an access token or an API token"));
     }
@@ -109,6 +110,7 @@ pub fn require_scope(s: &Subject, scope: &'static str) -> Result<()> {
         Subject::User(Caller {
             scopes: Some(have), ..
         }) if !covered(have, scope) => Err(forbidden("the token's scopes do not allow this")
+            .reason(crate::reason::Reason::InsufficientScope)
             .detail(format!("needs scope {scope:?}"))),
         _ => Ok(()),
     }

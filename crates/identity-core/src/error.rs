@@ -5,7 +5,13 @@
 //! never put a token, key, password or credential into `message`, `detail` or
 //! `hint` (the constructors below take `&'static str` for the message so that
 //! a secret cannot be formatted into it by accident).
+//!
+//! Every error carries a reason code of the catalog (`crate::reason`): the
+//! one it was given (`.reason(...)`), else its kind's. `detail_text` is the
+//! DETAIL Postgres shows, `code` or `code: detail`: the one place DETAIL is
+//! made, so no error goes out without its code.
 
+pub use crate::reason::Reason;
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +54,8 @@ pub struct IdentityError {
     pub message: &'static str,
     pub detail: Option<String>,
     pub hint: Option<std::borrow::Cow<'static, str>>,
+    /// The reason code, when more specific than the kind's.
+    pub reason: Option<Reason>,
 }
 
 impl IdentityError {
@@ -57,6 +65,7 @@ impl IdentityError {
             message,
             detail: None,
             hint: None,
+            reason: None,
         }
     }
     pub fn invalid(message: &'static str) -> Self {
@@ -80,6 +89,19 @@ impl IdentityError {
     pub fn hint(mut self, hint: impl Into<std::borrow::Cow<'static, str>>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+    /// The reason code of the catalog this error carries.
+    pub fn reason(mut self, reason: Reason) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+    /// The error's code: the one given, else its kind's.
+    pub fn code(&self) -> Reason {
+        self.reason.unwrap_or(Reason::of_kind(self.kind))
+    }
+    /// The DETAIL raised: `code`, or `code: detail`.
+    pub fn detail_text(&self) -> String {
+        self.code().detail(self.detail.as_deref())
     }
     pub fn sqlstate(&self) -> &'static str {
         self.kind.sqlstate()
@@ -134,5 +156,20 @@ mod tests {
             "token is malformed (expected 3 parts, found 2)"
         );
         assert_eq!(e.sqlstate(), "22023");
+    }
+
+    #[test]
+    fn detail_text_starts_with_the_code() {
+        let e = IdentityError::invalid("token is malformed").detail("expected 3 parts, found 2");
+        assert_eq!(
+            e.detail_text(),
+            "invalid_argument: expected 3 parts, found 2"
+        );
+        let e = IdentityError::unauthenticated("JWT has expired").reason(Reason::TokenExpired);
+        assert_eq!(e.code(), Reason::TokenExpired);
+        assert_eq!(e.detail_text(), "token_expired");
+        let e = IdentityError::new(Kind::Busy, "busy");
+        assert_eq!(e.detail_text(), "busy");
+        assert_eq!(IdentityError::duplicate("x").detail_text(), "duplicate");
     }
 }

@@ -19,6 +19,7 @@ pub mod input;
 pub mod jsonb;
 pub mod jwt;
 pub mod keys;
+pub mod reason;
 pub mod redact;
 pub mod request;
 pub mod signatures;

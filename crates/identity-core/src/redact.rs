@@ -70,6 +70,7 @@ const SECRET_ARGS: &[(&str, &[usize], &[&str])] = &[
     ("authenticate", &[1], &["token"]),
     ("verify_jwt", &[1], &["token"]),
     ("try_verify_jwt", &[1], &["token"]),
+    ("try_verify_api_token", &[1], &["token"]),
     ("explain_jwt", &[1], &["token"]),
     ("decode_jwt", &[1], &["token"]),
     ("create_credential", &[3], &["secret"]),
@@ -1522,6 +1523,14 @@ mod tests {
         assert_eq!(secret_params(stmt), vec![3]);
         assert_eq!(
             secret_params("select * from identity.verify_api_token($1) v"),
+            vec![1]
+        );
+        assert_eq!(
+            secret_params("select * from identity.try_verify_api_token($1) v"),
+            vec![1]
+        );
+        assert_eq!(
+            secret_params("select * from identity.try_verify_api_token(token => $1)"),
             vec![1]
         );
         assert_eq!(

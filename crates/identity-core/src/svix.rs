@@ -53,6 +53,16 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The reason code of the catalog (`crate::reason`).
+    pub const fn code(self) -> crate::reason::Reason {
+        use crate::reason::Reason;
+        match self {
+            Refusal::MissingHeader => Reason::MissingHeader,
+            Refusal::BadTimestamp | Refusal::TooOld | Refusal::TooNew => Reason::BadTimestamp,
+            Refusal::NoSignature | Refusal::BadSignature => Reason::BadSignature,
+        }
+    }
+
     pub const fn reason(self) -> &'static str {
         match self {
             Refusal::MissingHeader => "svix-id, svix-timestamp and svix-signature are required",

@@ -97,7 +97,14 @@ impl<'a> Parsed<'a> {
 /// Checks shape, prefix and checksum. Errors are 28000 (the caller presented
 /// it as a credential) and never contain the token.
 pub fn parse<'a>(token: &'a str, expected_prefix: &str) -> Result<Parsed<'a>> {
-    let bad = |why: &'static str| IdentityError::unauthenticated("invalid API token").detail(why);
+    let bad = |why: &'static str| {
+        IdentityError::unauthenticated("invalid API token")
+            .detail(why)
+            .reason(match why {
+                "checksum mismatch" => crate::reason::Reason::BadChecksum,
+                _ => crate::reason::Reason::Malformed,
+            })
+    };
     let total = expected_prefix.len() + 1 + RANDOM_LEN + CHECKSUM_LEN;
     if token.len() != total {
         return Err(bad("wrong length"));

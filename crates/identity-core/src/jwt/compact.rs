@@ -5,6 +5,7 @@
 //! alphabet are checked in exactly one place.
 
 use crate::error::{IdentityError, Result};
+use crate::reason::Reason;
 use serde_json::{Map, Value};
 
 /// The header every HS256 token here carries, base64url: `{"alg":"HS256","typ":"JWT"}`.
@@ -107,13 +108,15 @@ pub fn prefetch(token: &str) {
 /// alphabet. The error never echoes the token.
 pub fn split(token: &str) -> Result<Parts<'_>> {
     if token.is_empty() {
-        return Err(IdentityError::invalid("token is empty"));
+        return Err(IdentityError::invalid("token is empty").reason(Reason::Malformed));
     }
     if token.len() > MAX_TOKEN_BYTES {
-        return Err(IdentityError::invalid("token is too large").detail(format!(
-            "{} bytes, the limit is {MAX_TOKEN_BYTES}",
-            token.len()
-        )));
+        return Err(IdentityError::invalid("token is too large")
+            .reason(Reason::TokenTooLarge)
+            .detail(format!(
+                "{} bytes, the limit is {MAX_TOKEN_BYTES}",
+                token.len()
+            )));
     }
     let parts_error = || parts_error(token);
     // The first and the last dot, 16 bytes at a time from either end: both
@@ -131,11 +134,14 @@ pub fn split(token: &str) -> Result<Parts<'_>> {
     for (name, seg) in [("header", h), ("signature", s)] {
         if !is_b64url(seg) {
             return Err(IdentityError::invalid("token is malformed")
+                .reason(Reason::Malformed)
                 .detail(format!("{name} is not base64url")));
         }
     }
     if h.is_empty() || p.is_empty() {
-        return Err(IdentityError::invalid("token is malformed").detail("empty header or payload"));
+        return Err(IdentityError::invalid("token is malformed")
+            .reason(Reason::Malformed)
+            .detail("empty header or payload"));
     }
     Ok(Parts {
         header_b64: h,
@@ -147,6 +153,7 @@ pub fn split(token: &str) -> Result<Parts<'_>> {
 pub(crate) fn parts_error(token: &str) -> IdentityError {
     let n = token.matches('.').count() + 1;
     IdentityError::invalid("token is malformed")
+        .reason(Reason::Malformed)
         .detail(format!("expected 3 dot-separated parts, found {n}"))
 }
 
@@ -174,12 +181,16 @@ pub(crate) fn b64_into<'b>(
 /// Why `seg` does not decode: a dot in it means more than three parts.
 pub(crate) fn malformed(name: &'static str, seg: &str) -> IdentityError {
     if seg.contains('.') {
-        return IdentityError::invalid("token is malformed").detail(format!(
-            "expected 3 dot-separated parts, found {}",
-            seg.matches('.').count() + 3
-        ));
+        return IdentityError::invalid("token is malformed")
+            .reason(Reason::Malformed)
+            .detail(format!(
+                "expected 3 dot-separated parts, found {}",
+                seg.matches('.').count() + 3
+            ));
     }
-    IdentityError::invalid("token is malformed").detail(format!("{name} is not valid base64url"))
+    IdentityError::invalid("token is malformed")
+        .reason(Reason::Malformed)
+        .detail(format!("{name} is not valid base64url"))
 }
 
 /// Decodes a base64url JSON segment that must be a JSON object.
@@ -188,8 +199,10 @@ pub fn json_object(name: &'static str, seg: &str) -> Result<Map<String, Value>> 
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(IdentityError::invalid("token is malformed")
+            .reason(Reason::Malformed)
             .detail(format!("{name} is not a JSON object"))),
         Err(_) => Err(IdentityError::invalid("token is malformed")
+            .reason(Reason::Malformed)
             .detail(format!("{name} is not valid JSON"))),
     }
 }

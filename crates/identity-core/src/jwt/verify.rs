@@ -6,6 +6,7 @@
 use super::compact::*;
 use super::hs256::Hs256Key;
 use crate::error::{IdentityError, Result};
+use crate::reason::Reason;
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
@@ -88,12 +89,70 @@ impl std::fmt::Display for CheckName {
     }
 }
 
-/// Why a token was refused: the reason text of API.md section 3.
+impl Check {
+    /// The reason code of this check's failure (`crate::reason`), from its
+    /// name and detail: what `try_verify_jwt` answers as `code` and every
+    /// refusal's DETAIL starts with.
+    pub fn code(&self) -> Reason {
+        let d = self.detail.as_deref().unwrap_or_default();
+        match self.name {
+            CheckName::Format if d.starts_with("token is too large") => Reason::TokenTooLarge,
+            CheckName::Format => Reason::Malformed,
+            CheckName::Alg => Reason::AlgNotAllowed,
+            CheckName::Kid if d == KEY_REVOKED => Reason::KeyRevoked,
+            CheckName::Kid => Reason::UnknownKid,
+            CheckName::Crit => Reason::UnsupportedHeader,
+            CheckName::Signature => Reason::BadSignature,
+            CheckName::Claims => Reason::InvalidClaims,
+            CheckName::Exp if d == NO_EXP => Reason::MissingExp,
+            CheckName::Exp => Reason::TokenExpired,
+            CheckName::Nbf => Reason::NotYetValid,
+            CheckName::Iat => Reason::IssuedInFuture,
+            CheckName::Aud => Reason::WrongAudience,
+            CheckName::Iss => Reason::WrongIssuer,
+            // A jti, session_id or token_id in a form nothing could revoke.
+            CheckName::RevokedJti | CheckName::RevokedSession | CheckName::ParentToken
+                if d.contains("could never be revoked") || d.contains("is not a UUID") =>
+            {
+                Reason::InvalidClaims
+            }
+            CheckName::RevokedJti | CheckName::TokensValidAfter | CheckName::ParentToken => {
+                Reason::TokenRevoked
+            }
+            CheckName::RevokedSession => Reason::SessionRevoked,
+            CheckName::UserStatus if d == "user deleted" => Reason::UserDeleted,
+            CheckName::UserStatus => Reason::UserSuspended,
+            CheckName::Azp => Reason::WrongAuthorizedParty,
+            CheckName::Sub => Reason::MissingSubject,
+        }
+    }
+}
+
+/// Why a token was refused: the reason text of API.md section 3, and its
+/// code of the catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     pub check: CheckName,
     pub reason: String,
+    pub code: Reason,
 }
+
+impl Refusal {
+    /// The refusal's DETAIL: `code: reason`.
+    pub fn detail(&self) -> String {
+        self.code.detail(Some(&self.reason))
+    }
+
+    /// The refusal as the 28000 error verify_jwt raises.
+    pub fn error(&self) -> IdentityError {
+        IdentityError::unauthenticated(refusal_message(self))
+            .detail(self.reason.clone())
+            .reason(self.code)
+    }
+}
+
+/// The exp check's detail for a token without exp.
+pub const NO_EXP: &str = "no exp claim";
 
 fn b64_decode(seg: &str) -> Option<Vec<u8>> {
     crate::b64::decode(seg.as_bytes())
@@ -480,7 +539,7 @@ pub fn claim_checks<C: Claims>(claims: &C, cfg: &VerifyConfig, checks: &mut Vec<
         }
     };
     all &= match exp {
-        None => push(CheckName::Exp, false, Some("no exp claim".into())),
+        None => push(CheckName::Exp, false, Some(NO_EXP.into())),
         Some(exp) => push(
             CheckName::Exp,
             cfg.now < exp.saturating_add(cfg.leeway),
@@ -540,6 +599,7 @@ pub fn check_hs256(
 pub fn first_refusal(checks: &[Check]) -> Option<Refusal> {
     checks.iter().find(|c| !c.pass).map(|c| Refusal {
         check: c.name,
+        code: c.code(),
         reason: c
             .detail
             .clone()
@@ -553,7 +613,7 @@ pub const KEY_REVOKED: &str = "key revoked";
 
 pub fn refusal_message(r: &Refusal) -> &'static str {
     match (r.check, r.reason.as_str()) {
-        (CheckName::Exp, "no exp claim") => "JWT has no exp claim",
+        (CheckName::Exp, NO_EXP) => "JWT has no exp claim",
         (CheckName::Exp, _) => "JWT has expired",
         (CheckName::Format, _) => "JWT is malformed",
         (CheckName::Alg, _) => "JWT algorithm is not allowed",
@@ -745,6 +805,128 @@ mod hs256_tests {
         assert!(refusal(&sign(json!({"exp": "soon"})), &c)
             .unwrap()
             .contains("exp is not a number"));
+    }
+
+    fn code(token: &str, cfg: &VerifyConfig) -> Option<&'static str> {
+        let (checks, _) = check_hs256(token, SECRET, cfg);
+        first_refusal(&checks).map(|r| {
+            assert!(r.detail().starts_with(&format!("{}: ", r.code)));
+            assert_eq!(r.error().code(), r.code);
+            r.code.as_str()
+        })
+    }
+
+    #[test]
+    fn each_refusal_has_its_code() {
+        let c = cfg();
+        let with_iss = VerifyConfig {
+            issuer: Some("https://issuer"),
+            ..cfg()
+        };
+        let t = sign(json!({"sub": "u1"}));
+        let parts: Vec<&str> = t.split('.').collect();
+        let h = |j: &str| URL_SAFE_NO_PAD.encode(j);
+        for (token, cfg, want) in [
+            (sign(json!({"exp": NOW - 31})), &c, "token_expired"),
+            (sign(json!({"nbf": NOW + 31})), &c, "not_yet_valid"),
+            (sign(json!({"iat": NOW + 31})), &c, "issued_in_future"),
+            (sign(json!({"aud": "other"})), &c, "wrong_audience"),
+            (sign(json!({})), &with_iss, "wrong_issuer"),
+            (sign(json!({"exp": "soon"})), &c, "invalid_claims"),
+            ("a.b".to_string(), &c, "malformed"),
+            (String::new(), &c, "malformed"),
+            ("x".repeat(MAX_TOKEN_BYTES + 1), &c, "token_too_large"),
+            (
+                format!("{}.{}.", h(r#"{"alg":"none"}"#), parts[1]),
+                &c,
+                "alg_not_allowed",
+            ),
+            (
+                format!(
+                    "{}.{}.{}",
+                    h(r#"{"alg":"HS256","crit":["x"]}"#),
+                    parts[1],
+                    parts[2]
+                ),
+                &c,
+                "unsupported_header",
+            ),
+            (
+                format!("{}.{}.AAAA", parts[0], parts[1]),
+                &c,
+                "bad_signature",
+            ),
+            (
+                format!(
+                    "{}.{}.{}",
+                    h(r#"{"alg":"HS256","kid":7}"#),
+                    parts[1],
+                    parts[2]
+                ),
+                &c,
+                "unknown_kid",
+            ),
+        ] {
+            assert_eq!(code(&token, cfg), Some(want), "{want}");
+        }
+        assert_eq!(code(&t, &c), None);
+        let no_exp = |d: &str| Check {
+            name: CheckName::Exp,
+            pass: false,
+            detail: Some(d.into()),
+        };
+        assert_eq!(no_exp(NO_EXP).code(), Reason::MissingExp);
+        assert_eq!(no_exp("expired").code(), Reason::TokenExpired);
+        for (name, detail, want) in [
+            (CheckName::Kid, KEY_REVOKED, Reason::KeyRevoked),
+            (CheckName::Kid, "unknown kid", Reason::UnknownKid),
+            (CheckName::RevokedJti, "jti revoked", Reason::TokenRevoked),
+            (
+                CheckName::RevokedJti,
+                "jti is not a string (it could never be revoked)",
+                Reason::InvalidClaims,
+            ),
+            (
+                CheckName::RevokedSession,
+                "session revoked",
+                Reason::SessionRevoked,
+            ),
+            (
+                CheckName::TokensValidAfter,
+                "issued before the user's tokens_valid_after",
+                Reason::TokenRevoked,
+            ),
+            (
+                CheckName::ParentToken,
+                "the API token it was derived from is revoked",
+                Reason::TokenRevoked,
+            ),
+            (
+                CheckName::ParentToken,
+                "token_id is not a UUID",
+                Reason::InvalidClaims,
+            ),
+            (
+                CheckName::UserStatus,
+                "user suspended",
+                Reason::UserSuspended,
+            ),
+            (
+                CheckName::UserStatus,
+                "user disabled",
+                Reason::UserSuspended,
+            ),
+            (CheckName::UserStatus, "user deleted", Reason::UserDeleted),
+            (CheckName::Azp, "azp", Reason::WrongAuthorizedParty),
+            (CheckName::Sub, "no sub", Reason::MissingSubject),
+        ] {
+            let c = Check {
+                name,
+                pass: false,
+                detail: Some(detail.into()),
+            };
+            assert_eq!(c.code(), want, "{name} {detail}");
+        }
     }
 
     #[test]
