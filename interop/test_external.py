@@ -7,6 +7,7 @@ own library."""
 import datetime
 import http.server
 import json
+import pathlib
 import threading
 import time
 import uuid
@@ -615,3 +616,68 @@ def test_jwks_uri_on_a_private_address_is_never_fetched(conn, uri):
         conn.execute("alter system reset identity.jwks_allow_private_addresses")
         conn.execute("select pg_reload_conf()")
         time.sleep(0.5)
+
+
+# --- Supabase Auth's own tokens (API.md 13) -----------------------------------
+
+SUPABASE_FIXTURE = (pathlib.Path(__file__).resolve().parent.parent / "pg_test" / "supabase_fixture.sql").read_text()
+
+
+def supabase_token(key, iss, sub, email, **over):
+    """An access token shaped as Supabase Auth issues them (ES256, kid)."""
+    now = int(time.time())
+    c = {"iss": iss, "sub": sub, "aud": "authenticated", "exp": now + 3600, "iat": now, "email": email,
+         "phone": "", "app_metadata": {"provider": "email", "providers": ["email"]}, "user_metadata": {},
+         "role": "authenticated", "aal": "aal1", "amr": [{"method": "password", "timestamp": now}],
+         "session_id": str(uuid.uuid4()), "is_anonymous": False}
+    c.update(over)
+    return key.sign(c, headers={"typ": "JWT"})
+
+
+def test_supabase_auths_own_tokens_through_its_jwks_uri(conn):
+    conn.execute(SUPABASE_FIXTURE)
+    linked, other = str(uuid.uuid4()), str(uuid.uuid4())
+    conn.execute("insert into auth.users (id, email, created_at) values (%s, 'sb-linked@example.com', now())", [linked])
+    conn.execute("select identity.link_supabase_auth()")
+    # A user identity made itself (not from auth.users).
+    conn.execute("insert into identity.users (id, email) values (%s, 'sb-other@example.com')", [other])
+    srv = JwksServer()
+    a, b = Key("ES256", "sb-a"), Key("ES256", "sb-b")
+    srv.serve([a])
+    iss = "https://abcdefghijklmnop.supabase.co/auth/v1"
+    try:
+        # Registered by jwks_uri alone: no key pasted; refused until fetched.
+        conn.execute("select identity.register_issuer(%s, null, %s)", [iss, json.dumps({
+            "jwks_uri": f"http://127.0.0.1:{srv.port}/auth/v1/.well-known/jwks.json", "jwks_refresh_seconds": 2,
+            "audience": "authenticated", "subject_is_user_id": True})])
+        wait_for(conn, iss, lambda i: i["kids"] == ["sb-a"], timeout=10)
+        claims, _ = authenticate(conn, supabase_token(a, iss, linked, "sb-linked@example.com"))
+        assert claims is not None and claims["sub"] == linked
+        # pre_request, with identity.claims_source 'verified' (it verifies
+        # the Bearer JWT itself), as PostgREST runs it.
+        with conn.transaction():
+            conn.execute("set local identity.claims_source = 'verified'")
+            conn.execute("select set_config('request.headers', %s, true)",
+                         [json.dumps({"authorization": "Bearer " + supabase_token(a, iss, linked, "x@example.com")})])
+            conn.execute("select identity.pre_request()")
+            assert str(conn.execute("select identity.uid()").fetchone()[0]) == linked
+        # Any other user, and a sub that is no uuid: refused.
+        for sub in [other, str(uuid.uuid4()), "not-a-uuid"]:
+            claims, _ = authenticate(conn, supabase_token(a, iss, sub, "sb-other@example.com"))
+            assert claims is None, sub
+        with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification) as e:
+            conn.execute("select identity.exchange_external_token(%s)", [supabase_token(a, iss, other, "o@example.com")])
+        assert e.value.diag.message_detail.startswith("not_linked")
+        # Rotation at Supabase: the new key's tokens are accepted once fetched.
+        srv.serve([a, b])
+        end = time.time() + 20
+        while authenticate(conn, supabase_token(b, iss, linked, "sb-linked@example.com"))[0] is None:
+            assert time.time() < end, "the rotated key never arrived"
+            time.sleep(0.3)
+        # A ban in Supabase Auth refuses its own tokens at once.
+        conn.execute("update auth.users set banned_until = now() + interval '1 day' where id = %s", [linked])
+        assert authenticate(conn, supabase_token(a, iss, linked, "sb-linked@example.com"))[0] is None
+    finally:
+        srv.stop()
+        conn.execute("select identity.remove_issuer(%s)", [iss])
+        conn.execute("select identity.unlink_supabase_auth()")

@@ -1,7 +1,11 @@
 \i pg_test/fixtures.sql
+\set ECHO none
 \o /dev/null
+set client_min_messages = warning;
 \i pg_test/supabase_fixture.sql
+reset client_min_messages;
 \o
+\set ECHO all
 -- Supabase Auth's users (API.md 13): identity.users follows auth.users,
 -- written as Supabase Auth writes it (supabase_auth_admin, no right in
 -- schema identity), flags from raw_app_meta_data only.

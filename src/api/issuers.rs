@@ -273,6 +273,9 @@ fn link(
     o: &IssuerOptions,
 ) -> PgResult<Result<(UserId, bool), IdentityError>> {
     let writable = gucs::transaction_writable();
+    if o.subject_is_user_id {
+        return supabase_user(subject);
+    }
     spi::privileged(|| {
         match lookup(iss, subject)? {
             Linked::User(u, stale) => {
@@ -360,6 +363,30 @@ fn link(
             org,
         )?;
         Ok(Ok((u, true)))
+    })
+}
+
+/// The user a Supabase Auth token's `sub` names: one linked from
+/// auth.users (link_supabase_auth), never another (a service user made in
+/// identity, another issuer's user): 28000. Nothing is written.
+fn supabase_user(subject: &str) -> PgResult<Result<(UserId, bool), IdentityError>> {
+    let refused = || {
+        IdentityError::unauthenticated("JWT subject is not a user linked from auth.users")
+            .reason(Reason::NotLinked)
+            .hint("identity.link_supabase_auth() links Supabase Auth's users")
+    };
+    let Some(id) = parse_uuid(subject) else {
+        return Ok(Err(refused()));
+    };
+    let linked = spi::privileged(|| {
+        spi::one::<bool>(
+            "select true from identity.supabase_auth_users where user_id operator(pg_catalog.=) $1",
+            &[Uuid::from_bytes(id).into()],
+        )
+    })?;
+    Ok(match linked {
+        Some(_) => Ok((UserId(id), false)),
+        None => Err(refused()),
     })
 }
 

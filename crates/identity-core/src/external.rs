@@ -73,6 +73,10 @@ pub struct IssuerOptions {
     /// issuer (provision_user's, then recorded as this issuer's) or of this
     /// issuer are linked, never another issuer's. Off by default.
     pub match_external_id: bool,
+    /// Supabase Auth's own tokens (API.md 13): the `sub` is the id of our
+    /// user linked from auth.users (link_supabase_auth), never a subject to
+    /// link or provision; a token naming any other user is refused.
+    pub subject_is_user_id: bool,
     /// Tokens of any audience are accepted: the explicit opt-out of the
     /// rule that an issuer names an `audience` or `authorized_parties`.
     pub any_audience: bool,
@@ -92,6 +96,7 @@ impl Default for IssuerOptions {
             jwks_uri: None,
             jwks_refresh_seconds: DEFAULT_REFRESH_SECONDS,
             match_external_id: false,
+            subject_is_user_id: false,
             any_audience: false,
         }
     }
@@ -338,6 +343,11 @@ pub fn parse_options(v: &Value) -> Result<ParsedOptions> {
                 o.match_external_id = v
                     .as_bool()
                     .ok_or_else(|| bad("match_external_id must be a boolean"))?
+            }
+            "subject_is_user_id" => {
+                o.subject_is_user_id = v
+                    .as_bool()
+                    .ok_or_else(|| bad("subject_is_user_id must be a boolean"))?
             }
             "webhook_secret" => {
                 let s = v
@@ -667,6 +677,7 @@ mod tests {
             json!({"colour": "red"}),
             json!({"email_verified_claim": "a..b"}),
             json!({"match_external_id": "yes"}),
+            json!({"subject_is_user_id": "yes"}),
         ] {
             // Each with an audience: refused for the option itself.
             let mut bad = bad.as_object().unwrap().clone();
@@ -815,6 +826,9 @@ mod tests {
         let (o, _, _) =
             parse_options(&json!({"audience": "api", "match_external_id": true})).unwrap();
         assert!(o.match_external_id);
+        let o = parse_options(&json!({"audience": "authenticated", "subject_is_user_id": true}))
+            .unwrap();
+        assert!(o.subject_is_user_id && !IssuerOptions::default().subject_is_user_id);
     }
 
     #[test]
