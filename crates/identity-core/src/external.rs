@@ -826,8 +826,9 @@ mod tests {
         let (o, _, _) =
             parse_options(&json!({"audience": "api", "match_external_id": true})).unwrap();
         assert!(o.match_external_id);
-        let o = parse_options(&json!({"audience": "authenticated", "subject_is_user_id": true}))
-            .unwrap();
+        let (o, _, _) =
+            parse_options(&json!({"audience": "authenticated", "subject_is_user_id": true}))
+                .unwrap();
         assert!(o.subject_is_user_id && !IssuerOptions::default().subject_is_user_id);
     }
 
