@@ -661,6 +661,19 @@ def test_supabase_auths_own_tokens_through_its_jwks_uri(conn):
                          [json.dumps({"authorization": "Bearer " + supabase_token(a, iss, linked, "x@example.com")})])
             conn.execute("select identity.pre_request()")
             assert str(conn.execute("select identity.uid()").fetchone()[0]) == linked
+        # verify_jwt and try_verify_jwt accept it too (its claims), and refuse
+        # another audience.
+        t = supabase_token(a, iss, linked, "sb-linked@example.com")
+        (claims,) = conn.execute("select identity.verify_jwt(%s)", [t]).fetchone()
+        assert claims["sub"] == linked and claims["iss"] == iss
+        assert conn.execute("select valid, code from identity.try_verify_jwt(%s)", [t]).fetchone() == (True, None)
+        assert conn.execute("select valid, code from identity.try_verify_jwt(%s, 'other')", [t]).fetchone() == (
+            False, "wrong_audience")
+        t = supabase_token(a, iss, other, "sb-other@example.com")
+        assert conn.execute("select valid, code from identity.try_verify_jwt(%s)", [t]).fetchone() == (
+            False, "not_linked")
+        with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
+            conn.execute("select identity.verify_jwt(%s)", [t])
         # Any other user, and a sub that is no uuid: refused.
         for sub in [other, str(uuid.uuid4()), "not-a-uuid"]:
             claims, _ = authenticate(conn, supabase_token(a, iss, sub, "sb-other@example.com"))

@@ -118,6 +118,8 @@ pub struct SignIn {
     pub issuer: String,
     /// The external token's exp.
     pub exp: Option<i64>,
+    /// The external token's verified claims.
+    pub claims: Map<String, Value>,
 }
 
 /// Verifies `token` if its `iss` names a registered issuer (None: it does
@@ -203,7 +205,48 @@ pub fn sign_in(token: &str) -> PgResult<Option<Result<SignIn, IdentityError>>> {
         state,
         issuer: iss,
         exp: claims.get("exp").and_then(Value::as_i64),
+        claims,
     })))
+}
+
+/// verify_jwt's answer for a token of a registered issuer whose `sub` is
+/// our user id (`subject_is_user_id`: Supabase Auth's own access tokens):
+/// Some(Ok(its claims)) when sign_in accepts it (and it names `audience`,
+/// when one is asked for), Some(Err(the 28000 refusal)); None for any
+/// other token (ours, or another issuer's, which verify_jwt never accepts).
+/// Writes nothing: such an issuer links and provisions no one.
+pub fn verify_user_id_token(
+    token: &str,
+    audience: Option<&str>,
+) -> PgResult<Option<Result<Map<String, Value>, IdentityError>>> {
+    let Some(iss) = external::peek_issuer(token) else {
+        return Ok(None);
+    };
+    if gucs::jwt_issuer().as_deref() == Some(iss.as_str()) {
+        return Ok(None);
+    }
+    match registered(&iss).pg()? {
+        Some(i) if i.options.subject_is_user_id => {}
+        _ => return Ok(None),
+    }
+    Ok(match sign_in(token)? {
+        Some(Ok(si)) => {
+            let names = |a: &str| match si.claims.get("aud") {
+                Some(Value::String(s)) => s == a,
+                Some(Value::Array(v)) => v.iter().any(|x| x.as_str() == Some(a)),
+                _ => false,
+            };
+            match audience {
+                Some(a) if !names(a) => Some(Err(IdentityError::unauthenticated(
+                    "JWT audience does not match",
+                )
+                .reason(Reason::WrongAudience))),
+                _ => Some(Ok(si.claims)),
+            }
+        }
+        Some(Err(e)) => Some(Err(e)),
+        None => None,
+    })
 }
 
 /// Our claims for a sign-in: the hook's (internal uuid `sub`, user_role,

@@ -390,8 +390,35 @@ fn verify_jwt(
     let (checks, claims) = verify_jsonb(token, audience).pg()?;
     match claims {
         Some(c) => Ok(Some(c.jsonb)),
-        None => Err(refuse(&checks).pg_error()),
+        None => match external_user_id_token(token, audience)? {
+            Some(Ok(c)) => Ok(Some(c)),
+            Some(Err(e)) => Err(e.pg_error()),
+            None => Err(refuse(&checks).pg_error()),
+        },
     }
+}
+
+/// A token our keys refused that a registered issuer with
+/// `subject_is_user_id` (Supabase Auth's own tokens) vouches for
+/// (`issuers::verify_user_id_token`); None: not such a token, our refusal
+/// stands. Only on the refusal path: our own tokens never pay for it.
+fn external_user_id_token(
+    token: &str,
+    audience: Option<&str>,
+) -> PgResult<Option<Result<RawJsonb, IdentityError>>> {
+    Ok(
+        match crate::api::issuers::verify_user_id_token(token, audience)? {
+            Some(Ok(claims)) => {
+                let text = serde_json::to_vec(&Value::Object(claims)).expect("serialisable");
+                Some(
+                    RawJsonb::parse_text(&text)
+                        .map_err(|_| IdentityError::unauthenticated("JWT is malformed")),
+                )
+            }
+            Some(Err(e)) => Some(Err(e)),
+            None => None,
+        },
+    )
 }
 
 /// One row of try_verify_jwt: valid, claims, reason, and the refusal's
@@ -409,11 +436,20 @@ fn try_verify_row(token: Option<&str>, audience: Option<&str>) -> PgResult<TryRo
         ),
         Some(t) => match verify_jsonb(t, audience).pg()? {
             (_, Some(c)) => (true, Some(c.jsonb), None, None),
-            (checks, None) => {
-                let r = jwt::first_refusal(&checks);
-                let code = r.as_ref().map(|r| r.code.as_str());
-                (false, None, r.map(|r| r.reason), code)
-            }
+            (checks, None) => match external_user_id_token(t, audience)? {
+                Some(Ok(c)) => (true, Some(c), None, None),
+                Some(Err(e)) => (
+                    false,
+                    None,
+                    Some(e.detail.clone().unwrap_or_else(|| e.message.to_string())),
+                    Some(e.code().as_str()),
+                ),
+                None => {
+                    let r = jwt::first_refusal(&checks);
+                    let code = r.as_ref().map(|r| r.code.as_str());
+                    (false, None, r.map(|r| r.reason), code)
+                }
+            },
         },
     })
 }
