@@ -14,3 +14,4 @@ pub mod session_tokens;
 pub mod supabase;
 pub mod tokens;
 pub mod users;
+pub mod verify;

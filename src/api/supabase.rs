@@ -492,3 +492,47 @@ fn unlink_supabase_auth() -> PgResult<JsonB> {
         Ok(JsonB(answer))
     })
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use crate::pg::spi;
+    use pgrx::prelude::*;
+
+    /// The follower's subtransaction: a failure inside it (here while
+    /// switched to another role, as the follower is) undoes its writes and
+    /// the role switch, and the caller's transaction goes on as itself; a
+    /// success keeps its writes.
+    #[pg_test]
+    fn attempt_undoes_a_failure_and_keeps_a_success() {
+        Spi::run("create table attempt_rows (n int)").unwrap();
+        Spi::run("create role attempt_other nologin").unwrap();
+        let me = Spi::get_one::<String>("select current_user::text").unwrap();
+        let other = Spi::get_one::<crate::pg::fmgr::Oid>("select 'attempt_other'::regrole::oid")
+            .unwrap()
+            .unwrap();
+        let failed = spi::attempt(|| {
+            spi::run("insert into attempt_rows values (1)", &[])?;
+            spi::pinned_as(other, &[], || {
+                spi::run("select 1 / 0", &[]) // an ERROR, as the other role
+            })
+        });
+        let caught = failed.unwrap_err();
+        assert_eq!(caught.sqlstate, "22012");
+        assert_eq!(
+            Spi::get_one::<String>("select current_user::text").unwrap(),
+            me
+        );
+        assert_eq!(
+            Spi::get_one::<String>("select current_setting('search_path')").unwrap(),
+            Spi::get_one::<String>("select reset_val from pg_settings where name = 'search_path'")
+                .unwrap()
+        );
+        let kept = spi::attempt(|| spi::run("insert into attempt_rows values (2)", &[]));
+        assert!(kept.is_ok());
+        assert_eq!(
+            Spi::get_one::<String>("select string_agg(n::text, ',') from attempt_rows").unwrap(),
+            Some("2".into())
+        );
+    }
+}
