@@ -637,7 +637,8 @@ def supabase_token(key, iss, sub, email, **over):
 def test_supabase_auths_own_tokens_through_its_jwks_uri(conn):
     conn.execute(SUPABASE_FIXTURE)
     linked, other = str(uuid.uuid4()), str(uuid.uuid4())
-    conn.execute("insert into auth.users (id, email, created_at) values (%s, 'sb-linked@example.com', now())", [linked])
+    conn.execute("insert into auth.users (id, email, email_confirmed_at, created_at)"
+                 " values (%s, 'sb-linked@example.com', now(), now())", [linked])
     conn.execute("select identity.link_supabase_auth()")
     # A user identity made itself (not from auth.users).
     conn.execute("insert into identity.users (id, email) values (%s, 'sb-other@example.com')", [other])
@@ -663,9 +664,13 @@ def test_supabase_auths_own_tokens_through_its_jwks_uri(conn):
             assert str(conn.execute("select identity.uid()").fetchone()[0]) == linked
         # verify_jwt and try_verify_jwt accept it too (its claims), and refuse
         # another audience.
-        t = supabase_token(a, iss, linked, "sb-linked@example.com")
+        t = supabase_token(a, iss, linked, "sb-linked@example.com", user_role="system", is_service_user=True,
+                           organization_id=str(uuid.uuid4()), scopes=["*"])
         (claims,) = conn.execute("select identity.verify_jwt(%s)", [t]).fetchone()
         assert claims["sub"] == linked and claims["iss"] == iss
+        # identity's claim names say what identity.users says, never the token.
+        assert (claims["user_role"], claims["is_service_user"], claims["organization_id"]) == ("user", False, None)
+        assert "scopes" not in claims
         assert conn.execute("select valid, code from identity.try_verify_jwt(%s)", [t]).fetchone() == (True, None)
         assert conn.execute("select valid, code from identity.try_verify_jwt(%s, 'other')", [t]).fetchone() == (
             False, "wrong_audience")

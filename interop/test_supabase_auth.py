@@ -47,9 +47,10 @@ def sign_up(conn, email, app=None, user_meta=None, uid=None):
     uid = uid or str(uuid.uuid4())
     with conn.transaction():
         conn.execute(
-            "insert into auth.users (instance_id, id, aud, role, email, encrypted_password, raw_app_meta_data,"
-            " raw_user_meta_data, created_at, updated_at) values ('00000000-0000-0000-0000-000000000000', %s,"
-            " 'authenticated', 'authenticated', %s, 'x', %s, %s, now(), now())",
+            "insert into auth.users (instance_id, id, aud, role, email, email_confirmed_at, encrypted_password,"
+            " raw_app_meta_data, raw_user_meta_data, created_at, updated_at) values"
+            " ('00000000-0000-0000-0000-000000000000', %s, 'authenticated', 'authenticated', %s, now(), 'x', %s, %s,"
+            " now(), now())",
             [uid, email, json.dumps({"provider": "email", "providers": ["email"]}), json.dumps(user_meta or {})])
         if app:
             conn.execute("update auth.users set raw_app_meta_data = raw_app_meta_data || %s::jsonb where id = %s",
@@ -205,9 +206,39 @@ def test_never_waits_on_identitys_locks_nor_fails_the_statement(admin):
         "select count(*) from identity.audit_log where action = 'supabase_auth.not_followed' and target_id = %s",
         [uid]).fetchone()
     assert audited == 1
-    # link_supabase_auth again takes what the trigger could not.
-    admin.execute("select identity.link_supabase_auth()")
+    # The ban is pending, and the next follow of any auth user does it.
+    assert user(admin, uid)[0]["status"] == "active"
+    with auth() as c:
+        sign_up(c, "busy-next@example.com")
     assert user(admin, uid)[0]["status"] == "suspended"
+
+
+def test_a_deletion_that_finds_the_row_busy_refuses_tokens_at_once_and_completes_later(admin):
+    with auth() as c:
+        uid = sign_up(c, "busy-delete@example.com")
+    (token,) = admin.execute("select token from identity.create_api_token(%s, 'k')", [uid]).fetchone()
+    holder = psycopg.connect(**server(DB))
+    holder.execute("select 1 from identity.users where id = %s for update", [uid])
+    release = threading.Timer(3.0, holder.rollback)
+    release.start()
+    try:
+        with auth() as c:
+            started = time.monotonic()
+            c.execute("delete from auth.users where id = %s", [uid])
+            c.commit()
+            took = time.monotonic() - started
+    finally:
+        release.join()
+        holder.close()
+    assert took < 1.0, took
+    # Its API tokens were revoked at once: refused now.
+    with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
+        admin.execute("select identity.verify_api_token(%s)", [token])
+    # link_supabase_auth follows links whose auth row is gone: the deletion completes.
+    admin.execute("select identity.link_supabase_auth()")
+    assert user(admin, uid) is None
+    (links,) = admin.execute("select count(*) from identity.supabase_auth_users where user_id = %s", [uid]).fetchone()
+    assert links == 0
 
 
 def test_never_waits_for_an_identity_transaction_taking_the_same_email(admin):
@@ -231,6 +262,18 @@ def test_never_waits_for_an_identity_transaction_taking_the_same_email(admin):
     assert took < 1.0, took
     assert any("is not linked or not followed" in n for n in notices), notices
     assert user(admin, uid) is None
+
+
+def test_an_unconfirmed_email_is_no_user_until_confirmed(admin):
+    uid = str(uuid.uuid4())
+    with auth() as c:
+        c.execute("insert into auth.users (id, email, created_at) values (%s, 'cfo@victim.example', now())", [uid])
+        c.commit()
+    assert user(admin, uid) is None
+    # ... so it holds no email in identity.
+    admin.execute("select identity.provision_user('user_cfo', 'cfo@victim.example')")
+    (n,) = admin.execute("select count(*) from identity.users where lower(email) = 'cfo@victim.example'").fetchone()
+    assert n == 1
 
 
 def test_a_row_identity_cannot_take_is_left_unlinked(admin):

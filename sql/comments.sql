@@ -167,7 +167,7 @@ comment on function identity.worker_jwks_store(text, text, jsonb, text) is
 comment on table identity.mutexes is
     'Locks no other role can take: row 0 serialises the audit chainers; rows 1 to 1024 a subject''s first sign-in and webhooks and a user''s credential changes (a key hashed to a row). Never written after the install.';
 comment on function identity.link_supabase_auth() is
-    'From now on identity.users follows Supabase Auth''s auth.users (email, phone, bans, deletes; flags from raw_app_meta_data at creation), and every auth user gets the identity user of the same id. Answers {created, linked, unlinked}. Level admin, system only; idempotent; audited.';
+    'From now on identity.users follows Supabase Auth''s auth.users (email, phone, bans, deletes; flags from raw_app_meta_data at creation), and every auth user with a confirmed email gets the identity user of the same id. Answers {created, linked, unlinked}. Level admin, system only; idempotent; audited.';
 comment on function identity.unlink_supabase_auth() is
     'Stops following auth.users: its triggers and the links go, the users stay. Answers {unlinked}. Level admin, system only; audited.';
 comment on function identity.supabase_auth_follow() is

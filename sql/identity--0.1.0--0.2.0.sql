@@ -741,8 +741,12 @@ create table identity.supabase_auth_users (
     -- identity suspended the user because auth.users.banned_until was in
     -- the future; lifting the ban reactivates only such a user.
     banned     boolean not null default false,
+    -- a deletion or ban identity could not do at once (the user's row was
+    -- busy): retried by the next follow and by link_supabase_auth.
+    pending    boolean not null default false,
     linked_at  timestamptz not null default pg_catalog.now()
 );
+create index supabase_auth_users_pending_idx on identity.supabase_auth_users (user_id) where pending;
 alter table identity.supabase_auth_users enable row level security;
 select pg_catalog.pg_extension_config_dump('identity.supabase_auth_users', '');
 CREATE FUNCTION identity.supabase_auth_follow() RETURNS trigger
@@ -755,7 +759,7 @@ CREATE FUNCTION identity."unlink_supabase_auth"() RETURNS jsonb
     STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'unlink_supabase_auth_wrapper';
 revoke all on function identity."unlink_supabase_auth"() from public;
 comment on function identity.link_supabase_auth() is
-    'From now on identity.users follows Supabase Auth''s auth.users (email, phone, bans, deletes; flags from raw_app_meta_data at creation), and every auth user gets the identity user of the same id. Answers {created, linked, unlinked}. Level admin, system only; idempotent; audited.';
+    'From now on identity.users follows Supabase Auth''s auth.users (email, phone, bans, deletes; flags from raw_app_meta_data at creation), and every auth user with a confirmed email gets the identity user of the same id. Answers {created, linked, unlinked}. Level admin, system only; idempotent; audited.';
 comment on function identity.unlink_supabase_auth() is
     'Stops following auth.users: its triggers and the links go, the users stay. Answers {unlinked}. Level admin, system only; audited.';
 comment on function identity.supabase_auth_follow() is

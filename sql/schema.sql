@@ -98,8 +98,12 @@ create table identity.supabase_auth_users (
     -- identity suspended the user because auth.users.banned_until was in
     -- the future; lifting the ban reactivates only such a user.
     banned     boolean not null default false,
+    -- a deletion or ban identity could not do at once (the user's row was
+    -- busy): retried by the next follow and by link_supabase_auth.
+    pending    boolean not null default false,
     linked_at  timestamptz not null default pg_catalog.now()
 );
+create index supabase_auth_users_pending_idx on identity.supabase_auth_users (user_id) where pending;
 
 create table identity.api_tokens (
     id              uuid primary key default pg_catalog.gen_random_uuid(),

@@ -11,17 +11,23 @@ reset client_min_messages;
 -- schema identity), flags from raw_app_meta_data only.
 select identity.create_organization('Supabase org') as org \gset
 insert into identity.organizations (id, name) values ('00000000-0000-0000-0000-00000000a0a0', 'Acme via app_metadata');
--- Before the link: two auth users, one already an identity user (same
--- id), one phone-only (identity needs an email), one whose email an
--- identity user of another id has.
+-- Before the link: auth users, one already an identity user (same id
+-- and email, any case), one whose email an identity user of another id
+-- has, one whose id an identity user of another email has.
 insert into identity.users (id, email) values ('00000000-0000-0000-0000-0000000b0002', 'already@example.com');
 insert into identity.users (id, email) values ('00000000-0000-0000-0000-0000000b00ff', 'taken@example.com');
 insert into identity.users (id, email) values ('00000000-0000-0000-0000-0000000b00fe', 'identity-only@example.com');
-insert into auth.users (id, email, raw_app_meta_data, created_at) values
-  ('00000000-0000-0000-0000-0000000b0001', 'first@example.com', '{"provider": "email", "providers": ["email"]}', now()),
-  ('00000000-0000-0000-0000-0000000b0002', 'already@example.com', '{}', now()),
-  ('00000000-0000-0000-0000-0000000b0003', 'taken@example.com', '{}', now());
+insert into identity.users (id, email) values ('00000000-0000-0000-0000-0000000b00fd', 'identity-only-2@example.com');
+insert into identity.users (id, email) values ('00000000-0000-0000-0000-0000000b0005', 'different@example.com');
+insert into auth.users (id, email, email_confirmed_at, raw_app_meta_data, created_at) values
+  ('00000000-0000-0000-0000-0000000b0001', 'first@example.com', now(), '{"provider": "email", "providers": ["email"]}', now()),
+  ('00000000-0000-0000-0000-0000000b0002', 'Already@Example.com', now(), '{}', now()),
+  ('00000000-0000-0000-0000-0000000b0003', 'taken@example.com', now(), '{}', now()),
+  -- The same id as an identity user of another email: not taken over.
+  ('00000000-0000-0000-0000-0000000b0005', 'other@example.com', now(), '{}', now());
+-- Phone-only (no email) and an email not confirmed yet: not users yet.
 insert into auth.users (id, phone, created_at) values ('00000000-0000-0000-0000-0000000b0004', '15550004', now());
+insert into auth.users (id, email, created_at) values ('00000000-0000-0000-0000-0000000b0006', 'unconfirmed@example.com', now());
 -- Only system links; a database without auth.users says so (below).
 select t.err($$select identity.link_supabase_auth()$$) as link_with_claims
 from (select set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-0000000b0002", "role": "authenticated"}', false)) s;
@@ -38,24 +44,24 @@ from identity.supabase_auth_users l join identity.users u on u.id = l.user_id or
 set session authorization supabase_auth_admin;
 set search_path = auth, public;
 begin;
-insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at)
-values ('00000000-0000-0000-0000-0000000b0010', 'authenticated', 'authenticated', 'svc@example.com',
+insert into auth.users (id, aud, role, email, email_confirmed_at, raw_app_meta_data, raw_user_meta_data, created_at)
+values ('00000000-0000-0000-0000-0000000b0010', 'authenticated', 'authenticated', 'svc@example.com', now(),
         '{"provider": "email", "providers": ["email"]}', '{}', now());
 update auth.users set raw_app_meta_data = raw_app_meta_data
     || '{"is_service_user": true, "organization_id": "00000000-0000-0000-0000-00000000a0a0", "user_role": "admin", "application_name": "billing"}'
 where id = '00000000-0000-0000-0000-0000000b0010';
 commit;
 -- A sign-up whose user_metadata claims every flag: none is taken.
-insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at)
-values ('00000000-0000-0000-0000-0000000b0011', 'authenticated', 'authenticated', 'mallory@example.com',
+insert into auth.users (id, aud, role, email, email_confirmed_at, raw_app_meta_data, raw_user_meta_data, created_at)
+values ('00000000-0000-0000-0000-0000000b0011', 'authenticated', 'authenticated', 'mallory@example.com', now(),
         '{"provider": "email", "providers": ["email"]}',
         '{"is_service_user": true, "organization_id": "00000000-0000-0000-0000-00000000a0a0", "user_role": "admin"}', now());
 -- An app_metadata of the wrong shape: left unlinked, the sign-up goes on.
-insert into auth.users (id, email, raw_app_meta_data, created_at)
-values ('00000000-0000-0000-0000-0000000b0012', 'badmeta@example.com', '{"is_service_user": true}', now());
+insert into auth.users (id, email, email_confirmed_at, raw_app_meta_data, created_at)
+values ('00000000-0000-0000-0000-0000000b0012', 'badmeta@example.com', now(), '{"is_service_user": true}', now());
 -- Inserted and deleted in one transaction: nothing to follow.
 begin;
-insert into auth.users (id, email, created_at) values ('00000000-0000-0000-0000-0000000b0013', 'gone@example.com', now());
+insert into auth.users (id, email, email_confirmed_at, created_at) values ('00000000-0000-0000-0000-0000000b0013', 'gone@example.com', now(), now());
 delete from auth.users where id = '00000000-0000-0000-0000-0000000b0013';
 commit;
 reset search_path;
@@ -126,8 +132,26 @@ set session authorization supabase_auth_admin;
 delete from auth.users where id = '00000000-0000-0000-0000-0000000b0002';
 reset session authorization;
 select count(*) as hard_deleted_left from identity.users where id = '00000000-0000-0000-0000-0000000b0002';
+-- An email confirmed late makes the user then.
+set session authorization supabase_auth_admin;
+update auth.users set email_confirmed_at = now() where id = '00000000-0000-0000-0000-0000000b0006';
+reset session authorization;
+select email, status from identity.users where id = '00000000-0000-0000-0000-0000000b0006';
+-- An email that cannot be followed never blocks a ban in the same UPDATE.
+set session authorization supabase_auth_admin;
+update auth.users set email = 'identity-only-2@example.com', banned_until = 'infinity'
+where id = '00000000-0000-0000-0000-0000000b0006';
+reset session authorization;
+select email, status, status_reason from identity.users where id = '00000000-0000-0000-0000-0000000b0006';
+-- update_user's status is an admin's decision too: a later unban leaves it.
+select identity.update_user('00000000-0000-0000-0000-0000000b0006', '{"status": "active"}') is not null as admin_reactivated;
+select identity.update_user('00000000-0000-0000-0000-0000000b0006', '{"status": "suspended"}') is not null as admin_suspended;
+set session authorization supabase_auth_admin;
+update auth.users set banned_until = null where id = '00000000-0000-0000-0000-0000000b0006';
+reset session authorization;
+select status from identity.users where id = '00000000-0000-0000-0000-0000000b0006';
 -- Every refusal left an audit row (as system).
-select action, target_id, actor_kind, details ->> 'cause' as cause, details ->> 'sqlstate' as sqlstate
+select action, target_id, actor_kind, details ->> 'cause' as cause, details ->> 'step' as step, details ->> 'sqlstate' as sqlstate
 from identity.audit_log where action like 'supabase_auth.%' order by id;
 -- Unlinked: auth.users changes are no longer followed; the users stay.
 select identity.unlink_supabase_auth() as unlinked;
@@ -138,3 +162,17 @@ reset session authorization;
 select email from identity.users where id = '00000000-0000-0000-0000-0000000b0001';
 drop schema auth cascade;
 select t.err($$select identity.link_supabase_auth()$$) as no_auth_users;
+-- An auth.users that is not Supabase Auth's (any role that may create a
+-- schema could make one): refused, nothing taken.
+do $$ begin create role not_supabase nologin; exception when duplicate_object then null; end $$;
+grant create on database :"DBNAME" to not_supabase;
+set session authorization not_supabase;
+create schema auth;
+create table auth.users (id uuid primary key, email text, phone text, raw_app_meta_data jsonb,
+    email_confirmed_at timestamptz, banned_until timestamptz, deleted_at timestamptz);
+insert into auth.users values ('00000000-0000-0000-0000-0000000b0001', 'evil@example.com', null, '{"user_role": "admin"}', now(), null, null);
+reset session authorization;
+select t.err($$select identity.link_supabase_auth()$$) as untrusted_auth_users;
+select email from identity.users where id = '00000000-0000-0000-0000-0000000b0001';
+drop schema auth cascade;
+revoke create on database :"DBNAME" from not_supabase;

@@ -3,6 +3,7 @@
 select pg_catalog.jsonb_build_object(
            'email', nullif(u.email::text, ''),
            'phone', nullif(u.phone::text, ''),
+           'confirmed', u.email_confirmed_at is not null,
            'app', u.raw_app_meta_data,
            'banned', coalesce(u.banned_until operator(pg_catalog.>) pg_catalog.now(), false),
            'deleted', u.deleted_at is not null)

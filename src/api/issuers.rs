@@ -241,7 +241,22 @@ pub fn verify_user_id_token(
                     "JWT audience does not match",
                 )
                 .reason(Reason::WrongAudience))),
-                _ => Some(Ok(si.claims)),
+                _ => {
+                    // The token's own claims, but identity's names say what
+                    // identity.users says (a claim of the same name in
+                    // Supabase's token, from its hook or anywhere, is not
+                    // ours to pass on).
+                    let mut c = si.claims;
+                    for k in ["scopes", "token_id"] {
+                        c.remove(k);
+                    }
+                    let row = &si.state.row;
+                    c.insert("user_role".into(), Value::from(row.user_role.as_str()));
+                    c.insert("is_service_user".into(), Value::from(row.is_service_user));
+                    c.insert("organization_id".into(), json!(row.organization_id));
+                    c.insert("application_id".into(), json!(row.application_id));
+                    Some(Ok(c))
+                }
             }
         }
         Some(Err(e)) => Some(Err(e)),

@@ -2,20 +2,25 @@
 //!
 //! `link_supabase_auth()` puts three triggers on auth.users (their one
 //! function is `identity.supabase_auth_follow`, below) and backfills; from
-//! then on every auth user has the identity user of the same id, whose
-//! email, phone, ban and deletion follow the auth row. The flags come from
-//! `raw_app_meta_data` only (`core::supabase`).
+//! then on every auth user with a confirmed email has the identity user of
+//! the same id, whose email, phone, ban and deletion follow the auth row.
+//! The flags come from `raw_app_meta_data` only (`core::supabase`).
 //!
-//! The triggers fire in Supabase Auth's own statements, as
-//! `supabase_auth_admin`, which has no right in schema identity: the
-//! follower reads the auth row as the table's owner and writes identity's
-//! rows as identity's owner (`spi::pinned_as`), with `lock_timeout` at
-//! 1 ms, inside a subtransaction (`spi::attempt`). Whatever fails (an email
-//! another identity user has, an organization that does not exist, a row
-//! another transaction holds) is undone, reported as a WARNING and an audit
-//! row, and the auth statement goes on: identity never fails or delays
-//! Supabase Auth. Such a user is left unlinked (the hook treats it as
-//! unknown) until `link_supabase_auth()` runs again.
+//! auth.users is trusted only as Supabase makes it: a plain table whose
+//! owner and schema owner are a superuser or `supabase_auth_admin`, with
+//! the column types identity reads (`auth_table`). The triggers fire in
+//! Supabase Auth's own statements, as `supabase_auth_admin`, which has no
+//! right in schema identity: the follower reads the auth row as the
+//! table's owner (`spi::as_untrusted_owner`: row security off, every
+//! setting its statement changed thrown away) and writes identity's rows
+//! as identity's owner with `lock_timeout` 1 ms, each step in its own
+//! subtransaction (`spi::attempt`): a deletion first (its tombstone
+//! alone, so the user is refused even when the rest must wait), then a
+//! ban, then email and phone, so one failing step never blocks another.
+//! What fails is undone, reported as a WARNING and an audit row, and the
+//! auth statement goes on: identity never fails or delays Supabase Auth.
+//! A deletion or ban that could not be done is marked pending and retried
+//! by the next follow of any auth user and by `link_supabase_auth()`.
 
 use crate::api::{actor, users};
 use crate::core::authz::{self, Subject};
@@ -38,13 +43,18 @@ const FOLLOW_SETTINGS: &[(&CStr, &CStr)] = &[(c"lock_timeout", c"1ms")];
 /// Link and unlink's DDL, without DROP ... IF EXISTS's NOTICEs.
 const QUIET: &[(&CStr, &CStr)] = &[(c"client_min_messages", c"warning")];
 
-/// What caused a follow: a trigger's row event, or the backfill.
+/// Pending deletions and bans retried after each follow, at most.
+const RETRIES_PER_FOLLOW: i64 = 4;
+
+/// What caused a follow: a trigger's row event, the backfill, or the
+/// retry of a pending step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cause {
     Inserted,
     Updated,
     Deleted,
     Backfill,
+    Retry,
 }
 
 impl Cause {
@@ -54,6 +64,7 @@ impl Cause {
             Cause::Updated => "update",
             Cause::Deleted => "delete",
             Cause::Backfill => "backfill",
+            Cause::Retry => "retry",
         }
     }
 }
@@ -62,6 +73,7 @@ impl Cause {
 struct AuthRow {
     email: Option<String>,
     phone: Option<String>,
+    confirmed: bool,
     app: Value,
     banned: bool,
     deleted: bool,
@@ -70,24 +82,50 @@ struct AuthRow {
 #[derive(Default)]
 struct Counts {
     created: i64,
-    linked: i64,
     unlinked: i64,
 }
 
-/// auth.users (its oid and owner), or None on a database without it.
-fn auth_users() -> PgResult<Option<(Oid, Oid)>> {
-    let owner = spi::privileged(|| {
-        spi::one_fresh::<Oid>(
-            "select c.relowner from pg_catalog.pg_class c \
-             where c.oid operator(pg_catalog.=) pg_catalog.to_regclass('auth.users')",
+/// auth.users as identity follows it.
+#[derive(Clone, Copy)]
+struct AuthTable {
+    rel: Oid,
+    owner: Oid,
+}
+
+/// auth.users, or None on a database without it; Err (42501) when it is
+/// not the table Supabase makes (a view, an owner or schema owner that is
+/// neither a superuser nor supabase_auth_admin, columns of other types):
+/// any role that may create a schema could otherwise have identity take
+/// its rows as users.
+fn auth_table() -> PgResult<Option<AuthTable>> {
+    let Some(JsonB(v)) = spi::privileged(|| {
+        spi::one_fresh::<JsonB>(
+            include_str!("../../sql/queries/supabase_auth_table.sql"),
             &[],
         )
-    })?;
-    let Some(owner) = owner else { return Ok(None) };
-    let rel = spi::privileged(|| {
-        spi::one_fresh::<Oid>("select pg_catalog.to_regclass('auth.users')::oid", &[])
-    })?;
-    Ok(rel.map(|r| (r, owner)))
+    })?
+    else {
+        return Ok(None);
+    };
+    let oid = |k: &str| Oid::from(v[k].as_i64().unwrap_or(0) as u32);
+    let refused = |what: &'static str| {
+        Err(authz::forbidden(what)
+            .hint("auth.users must be Supabase Auth's: a table owned, with its schema, by a superuser or supabase_auth_admin")
+            .pg_error())
+    };
+    if v["plain"] != json!(true) {
+        return refused("auth.users is not a plain table");
+    }
+    if v["trusted"] != json!(true) {
+        return refused("auth.users or schema auth is owned by an untrusted role");
+    }
+    if v["columns"] != json!(true) {
+        return refused("auth.users does not have the columns identity reads, of their types");
+    }
+    Ok(Some(AuthTable {
+        rel: oid("rel"),
+        owner: oid("owner"),
+    }))
 }
 
 fn no_auth_users() -> crate::pg::error::ErrorReport {
@@ -96,14 +134,15 @@ fn no_auth_users() -> crate::pg::error::ErrorReport {
         "auth.users does not exist",
         "identity",
     )
+    .set_detail("not_configured")
     .set_hint(
         "link_supabase_auth is for a database where Supabase Auth keeps its users (schema auth)",
     )
 }
 
 /// The auth row of `id`, read as the table's owner; None when it is gone.
-fn read_row(owner: Oid, id: Uuid) -> PgResult<Option<AuthRow>> {
-    let row = spi::pinned_as(owner, &[], || {
+fn read_row(t: AuthTable, id: Uuid) -> PgResult<Option<AuthRow>> {
+    let row = spi::as_untrusted_owner(t.owner, || {
         spi::one_fresh::<JsonB>(
             include_str!("../../sql/queries/supabase_auth_row.sql"),
             &[id.into()],
@@ -112,6 +151,7 @@ fn read_row(owner: Oid, id: Uuid) -> PgResult<Option<AuthRow>> {
     Ok(row.map(|JsonB(v)| AuthRow {
         email: v["email"].as_str().map(str::to_owned),
         phone: v["phone"].as_str().map(str::to_owned),
+        confirmed: v["confirmed"].as_bool().unwrap_or(false),
         app: v["app"].clone(),
         banned: v["banned"].as_bool().unwrap_or(false),
         deleted: v["deleted"].as_bool().unwrap_or(false),
@@ -134,49 +174,156 @@ fn org_of(id: Uuid) -> PgResult<Option<Option<crate::core::ids::OrgId>>> {
     }))
 }
 
-/// Why a row cannot be taken: the reconcile's own refusals (the audit row
+/// Why a row cannot be taken: the follower's own refusals (the audit row
 /// and the WARNING carry the text; never an email or a metadata value).
 fn cannot(what: &'static str) -> crate::pg::error::ErrorReport {
     crate::core::error::IdentityError::invalid(what).pg_error()
 }
 
+/// A WARNING and an audit row (as system) for a step that failed; a
+/// retry that fails again stays pending, unreported.
+fn not_followed(id: Uuid, cause: Cause, step: &'static str, e: &spi::Caught) {
+    if cause == Cause::Retry {
+        return;
+    }
+    let text = uuid_text(id.as_bytes());
+    pgrx::warning!(
+        "identity: auth user {text} is not linked or not followed ({step}, {}): {}",
+        e.sqlstate,
+        e.message
+    );
+    // If even the audit row fails, the WARNING above stays the record, and
+    // the auth statement goes on.
+    let _ = spi::attempt(|| {
+        spi::privileged(|| {
+            actor::audit(
+                &Subject::System,
+                None,
+                "supabase_auth.not_followed",
+                "user",
+                Some(&text),
+                json!({"cause": cause.as_str(), "step": step, "sqlstate": e.sqlstate, "reason": e.message}),
+            )
+        })
+    });
+}
+
+/// One step of a follow, as identity's owner, never waiting, in its own
+/// subtransaction; None (reported) when it failed.
+fn step<R>(
+    id: Uuid,
+    cause: Cause,
+    name: &'static str,
+    f: impl FnOnce() -> PgResult<R>,
+) -> Option<R> {
+    let owner = crate::pg::probe::schema_owner();
+    match spi::attempt(|| spi::pinned_as(owner, FOLLOW_SETTINGS, f)) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            not_followed(id, cause, name, &e);
+            None
+        }
+    }
+}
+
+/// Marks a linked user's deletion or ban as still to do (retried).
+fn mark_pending(id: Uuid, cause: Cause) {
+    step(id, cause, "pending", || {
+        spi::run(
+            "update identity.supabase_auth_users set pending = true where user_id operator(pg_catalog.=) $1",
+            &[id.into()],
+        )
+    });
+}
+
 /// Brings identity's user `id` in step with its auth row (`row`; None:
-/// deleted). Inside `spi::privileged`-like switch as identity's owner.
-fn reconcile(id: Uuid, row: Option<AuthRow>, cause: Cause, counts: &mut Counts) -> PgResult<()> {
-    let uid = id.user_id();
-    let linked = spi::one_fresh::<bool>(
-        "select banned from identity.supabase_auth_users where user_id operator(pg_catalog.=) $1",
-        &[id.into()],
-    )?;
+/// deleted).
+fn reconcile(id: Uuid, row: Option<AuthRow>, cause: Cause, counts: &mut Counts) {
+    let Some(linked) = step(id, cause, "read", || {
+        spi::one_fresh::<bool>(
+            "select banned from identity.supabase_auth_users where user_id operator(pg_catalog.=) $1",
+            &[id.into()],
+        )
+    }) else {
+        return;
+    };
     let row = match row {
         Some(r) if !r.deleted => r,
         // Deleted (soft or hard): the soft delete's email hash is never
-        // followed. Only a linked user goes; the link goes with it.
+        // followed. Only a linked user goes.
         _ => {
             if linked.is_some() {
-                if let Some(org) = org_of(id)? {
-                    users::delete(&Subject::System, uid, org)?;
-                }
-                spi::run(
-                    "delete from identity.supabase_auth_users where user_id operator(pg_catalog.=) $1",
-                    &[id.into()],
-                )?;
+                delete_linked(id, cause);
             }
-            return Ok(());
+            return;
         }
     };
     let by_ban = match linked {
         Some(b) => b,
-        // Only an insert (at its commit) or the backfill links; an update
-        // of an auth user identity did not take changes nothing.
-        None if cause == Cause::Updated => return Ok(()),
+        // An email not confirmed yet makes no user (an address anyone can
+        // type would otherwise hold the email in identity): the update
+        // that confirms it does.
+        None if !row.confirmed || cause == Cause::Retry => return,
         None => {
-            link_new(id, &row, cause, counts)?;
+            let made = step(id, cause, "link", || link_new(id, &row, cause, counts));
+            if made.is_none() {
+                counts.unlinked += 1;
+                return;
+            }
             false
         }
     };
-    // Email and phone follow the auth row (identity's other columns are
-    // identity's own: update_user changes them).
+    let active = step(id, cause, "read", || {
+        spi::one_fresh::<String>(
+            "select status from identity.users where id operator(pg_catalog.=) $1",
+            &[id.into()],
+        )
+    });
+    let Some(active) = active else { return };
+    let bs = ban_step(row.banned, active.as_deref() == Some("active"), by_ban);
+    if step(id, cause, "ban", || ban(id.user_id(), bs)).is_none() {
+        mark_pending(id, cause);
+    }
+    if row.confirmed {
+        step(id, cause, "email", || follow_contact(id, &row));
+    }
+}
+
+/// The deletion of a linked user: its tombstone and the revocation of its
+/// API tokens first, alone, then the deletion as delete_user does it; what
+/// could not be done is pending.
+fn delete_linked(id: Uuid, cause: Cause) {
+    // Neither needs the user's row: the tombstone keeps the id from coming
+    // back, the revocation refuses the user's API tokens from this commit
+    // on even when the deletion itself must wait for the row.
+    let tombstone = step(id, cause, "delete", || {
+        spi::run(
+            "insert into identity.deleted_users (id) values ($1) on conflict do nothing",
+            &[id.into()],
+        )?;
+        spi::run(
+            "update identity.api_tokens set revoked_at = pg_catalog.now() \
+             where user_id operator(pg_catalog.=) $1 and revoked_at is null",
+            &[id.into()],
+        )
+    });
+    let done = step(id, cause, "delete", || {
+        if let Some(org) = org_of(id)? {
+            users::delete(&Subject::System, id.user_id(), org)?;
+        }
+        spi::run(
+            "delete from identity.supabase_auth_users where user_id operator(pg_catalog.=) $1",
+            &[id.into()],
+        )
+    });
+    if tombstone.is_none() || done.is_none() {
+        mark_pending(id, cause);
+    }
+}
+
+/// Email and phone follow the auth row (identity's other columns are
+/// identity's own: update_user changes them).
+fn follow_contact(id: Uuid, row: &AuthRow) -> PgResult<()> {
     if let Some(email) = &row.email {
         let changed = spi::write_one::<bool>(
             "update identity.users u set email = $2, updated_at = pg_catalog.now() \
@@ -188,7 +335,7 @@ fn reconcile(id: Uuid, row: Option<AuthRow>, cause: Cause, counts: &mut Counts) 
                 &Subject::System,
                 org_of(id)?.flatten(),
                 "user.updated",
-                uid,
+                id.user_id(),
                 json!({"fields": ["email"], "source": "supabase_auth"}),
             )?;
         }
@@ -197,18 +344,13 @@ fn reconcile(id: Uuid, row: Option<AuthRow>, cause: Cause, counts: &mut Counts) 
         "update identity.users u set phone = $2, updated_at = pg_catalog.now() \
          where u.id operator(pg_catalog.=) $1 and u.phone is distinct from $2",
         &[id.into(), row.phone.as_deref().into()],
-    )?;
-    let active = spi::one_fresh::<String>(
-        "select status from identity.users where id operator(pg_catalog.=) $1",
-        &[id.into()],
-    )?
-    .is_some_and(|s| s == "active");
-    ban(uid, ban_step(row.banned, active, by_ban))
+    )
 }
 
 /// The identity user of a new auth user: created with its app_metadata's
-/// flags or, for the backfill only, an identity user of the same id
-/// linked. A deleted identity user's id is never taken again.
+/// flags or, for the backfill only, an identity user of the same id and
+/// email (any case) linked, never a service user nor another issuer's. A
+/// deleted identity user's id is never taken again.
 fn link_new(id: Uuid, row: &AuthRow, cause: Cause, counts: &mut Counts) -> PgResult<()> {
     if spi::one_fresh::<bool>(
         "select true from identity.deleted_users where id operator(pg_catalog.=) $1",
@@ -218,25 +360,30 @@ fn link_new(id: Uuid, row: &AuthRow, cause: Cause, counts: &mut Counts) -> PgRes
     {
         return Err(cannot("the id belonged to a deleted identity user"));
     }
-    let exists = spi::one_fresh::<bool>(
-        "select true from identity.users where id operator(pg_catalog.=) $1",
-        &[id.into()],
-    )?
-    .is_some();
-    if exists {
-        if cause != Cause::Backfill {
-            return Err(cannot("an identity user with this id exists"));
-        }
-        spi::run(
-            "insert into identity.supabase_auth_users (user_id) values ($1)",
-            &[id.into()],
-        )?;
-        counts.linked += 1;
-        return Ok(());
-    }
     let Some(email) = &row.email else {
         return Err(cannot("the auth user has no email"));
     };
+    let same = spi::one_fresh::<bool>(
+        "select pg_catalog.lower(u.email) operator(pg_catalog.=) pg_catalog.lower($2) \
+                and not u.is_service_user and u.external_issuer is null \
+         from identity.users u where u.id operator(pg_catalog.=) $1",
+        &[id.into(), email.as_str().into()],
+    )?;
+    match same {
+        Some(true) if cause == Cause::Backfill => {
+            spi::run(
+                "insert into identity.supabase_auth_users (user_id) values ($1)",
+                &[id.into()],
+            )?;
+            return Ok(());
+        }
+        Some(_) => {
+            return Err(cannot(
+                "an identity user of this id exists (the backfill links one only of the same email, not a service user nor another issuer's)",
+            ))
+        }
+        None => {}
+    }
     let flags = flags_from_app_metadata(Some(&row.app)).map_err(cannot)?;
     let org = flags.organization_id.map(Uuid::from_bytes);
     spi::write_one::<bool>(
@@ -254,10 +401,9 @@ fn link_new(id: Uuid, row: &AuthRow, cause: Cause, counts: &mut Counts) -> PgRes
     )?;
     counts.created += 1;
     let uid = id.user_id();
-    let org_id = org.map(|o| o.org_id());
     users::audit_user(
         &Subject::System,
-        org_id,
+        org.map(|o| o.org_id()),
         "user.created",
         uid,
         json!({"source": "supabase_auth", "is_service_user": flags.is_service_user,
@@ -282,9 +428,14 @@ fn link_new(id: Uuid, row: &AuthRow, cause: Cause, counts: &mut Counts) -> PgRes
 }
 
 /// A ban's step on a linked user, as suspend_user and reactivate_user do
-/// it (audited as system, an event, tokens refused at once).
+/// it (audited as system, an event, tokens refused at once); clears a
+/// pending mark.
 fn ban(uid: UserId, step: BanStep) -> PgResult<()> {
     let id = uid.uuid();
+    spi::run(
+        "update identity.supabase_auth_users set pending = false where user_id operator(pg_catalog.=) $1 and pending",
+        &[id.into()],
+    )?;
     let (sql, action, reason): (&'static str, &'static str, Option<&str>) = match step {
         BanStep::Keep => return Ok(()),
         BanStep::Forget => {
@@ -331,59 +482,59 @@ fn ban(uid: UserId, step: BanStep) -> PgResult<()> {
     )
 }
 
-/// One auth user followed: read, reconciled, all in a subtransaction;
-/// on failure undone, a WARNING and an audit row, never an error.
-fn follow(id: Uuid, cause: Cause, auth_owner: Oid, counts: &mut Counts) {
-    let done = spi::attempt(|| {
-        let row = match cause {
-            Cause::Deleted => None,
-            _ => read_row(auth_owner, id)?,
-        };
-        let owner = crate::pg::probe::schema_owner();
-        spi::pinned_as(owner, FOLLOW_SETTINGS, || reconcile(id, row, cause, counts))
+/// One auth user followed: its row read, then reconciled step by step.
+fn follow(id: Uuid, cause: Cause, t: AuthTable, counts: &mut Counts) {
+    let row = match cause {
+        Cause::Deleted => Ok(None),
+        _ => spi::attempt(|| read_row(t, id)),
+    };
+    match row {
+        Ok(row) => reconcile(id, row, cause, counts),
+        Err(e) => not_followed(id, cause, "read", &e),
+    }
+}
+
+/// Pending deletions and bans (a step that found the user's row busy),
+/// a few at a time, each followed again from its auth row.
+fn retry_pending(t: AuthTable, limit: i64, followed_now: Uuid) {
+    let owner = crate::pg::probe::schema_owner();
+    let ids = spi::attempt(|| {
+        spi::pinned_as(owner, FOLLOW_SETTINGS, || {
+            spi::column_mut::<Uuid>(
+                "select l.user_id from identity.supabase_auth_users l \
+                 where l.pending and l.user_id operator(pg_catalog.<>) $2 \
+                 order by l.user_id limit $1 for update skip locked",
+                &[limit.into(), followed_now.into()],
+            )
+        })
     });
-    if let Err(e) = done {
-        counts.unlinked += 1;
-        let text = uuid_text(id.as_bytes());
-        pgrx::warning!(
-            "identity: auth user {text} is not linked or not followed ({}): {}",
-            e.sqlstate,
-            e.message
-        );
-        // The audit row is the follower's own: if even it fails, the
-        // WARNING above stays the record, and the auth statement goes on.
-        let _ = spi::attempt(|| {
-            spi::privileged(|| {
-                actor::audit(
-                    &Subject::System,
-                    None,
-                    "supabase_auth.not_followed",
-                    "user",
-                    Some(&text),
-                    json!({"cause": cause.as_str(), "sqlstate": e.sqlstate, "reason": e.message}),
-                )
-            })
-        });
+    for id in ids.unwrap_or_default() {
+        follow(id, Cause::Retry, t, &mut Counts::default());
     }
 }
 
 /// The trigger on auth.users (identity.supabase_auth_follow).
 fn followed(ev: RowEvent) {
-    let Ok(Some((rel, owner))) = auth_users() else {
-        pgrx::warning!("identity: supabase_auth_follow fires only on auth.users");
-        return;
+    let t = match spi::attempt(auth_table) {
+        Ok(Some(t)) if t.rel == ev.relation => t,
+        Ok(_) => {
+            pgrx::warning!("identity: supabase_auth_follow follows auth.users only");
+            return;
+        }
+        Err(e) => {
+            pgrx::warning!("identity: auth.users is not followed: {}", e.message);
+            return;
+        }
     };
-    if ev.relation != rel {
-        pgrx::warning!("identity: supabase_auth_follow fires only on auth.users");
-        return;
-    }
     let Some(id) = ev.id else { return };
     let cause = match ev.op {
         RowOp::Insert => Cause::Inserted,
         RowOp::Update => Cause::Updated,
         RowOp::Delete => Cause::Deleted,
     };
-    follow(Uuid::from_bytes(id), cause, owner, &mut Counts::default());
+    let id = Uuid::from_bytes(id);
+    follow(id, cause, t, &mut Counts::default());
+    retry_pending(t, RETRIES_PER_FOLLOW, id);
 }
 
 crate::v1_row_trigger!(identity_supabase_auth_follow, pg_finfo_identity_supabase_auth_follow => followed);
@@ -398,45 +549,58 @@ REVOKE ALL ON FUNCTION identity.supabase_auth_follow() FROM PUBLIC;
     requires = ["schema"],
 );
 
-/// From now on identity.users follows auth.users; every auth user without
-/// an identity user gets one (same id). `{created, linked, unlinked}`:
-/// identity users made now, auth users followed in all, auth users left
-/// unlinked (each with a WARNING). System only; idempotent (a second call
-/// also follows what the triggers could not).
+/// From now on identity.users follows auth.users; every auth user with a
+/// confirmed email and without an identity user gets one (same id).
+/// `{created, linked, unlinked}`: identity users made now, auth users
+/// followed in all, auth users left unlinked (each with a WARNING). Links
+/// whose auth row is gone are followed as deletions, pending steps retried.
+/// System only; idempotent.
 #[pg_extern(schema = "identity", volatile)]
 fn link_supabase_auth() -> PgResult<JsonB> {
     let s = actor::subject()?;
     authz::require_system(&s, "only system may link Supabase Auth").pg()?;
-    let (rel, auth_owner) = auth_users()?.ok_or_else(no_auth_users)?;
+    let t = auth_table()?.ok_or_else(no_auth_users)?;
     spi::privileged(|| {
+        // DROP TRIGGER needs the table's owner's rights.
         let may = spi::one_fresh::<bool>(
-            "select pg_catalog.has_table_privilege($1, 'TRIGGER') and pg_catalog.has_table_privilege($1, 'SELECT')",
-            &[rel.into()],
+            "select pg_catalog.pg_has_role($1, 'USAGE')",
+            &[t.owner.into()],
         )?
         .unwrap_or(false);
         if !may {
-            return Err(authz::forbidden("identity's owner may not put a trigger on auth.users")
-                .hint("grant trigger, select on auth.users to the owner of schema identity (or make it the table's owner)")
+            return Err(authz::forbidden("identity's owner may not manage triggers on auth.users")
+                .hint("create the extension as a superuser (on Supabase: supabase_admin), or grant auth.users' owner to identity's owner")
                 .pg_error());
         }
         Ok(())
     })?;
-    // The DROP ... IF EXISTS of a first link would NOTICE.
     spi::pinned_as(crate::pg::probe::schema_owner(), QUIET, || {
         spi::run(
             include_str!("../../sql/queries/supabase_auth_link.sql"),
             &[],
         )
     })?;
-    let ids = spi::pinned_as(auth_owner, &[], || {
+    let ids = spi::as_untrusted_owner(t.owner, || {
         spi::column_mut::<Uuid>("select u.id from auth.users u order by u.id", &[])
     })?;
     let mut counts = Counts::default();
-    for id in ids {
+    for id in &ids {
         check_for_interrupts!();
-        follow(id, Cause::Backfill, auth_owner, &mut counts);
+        follow(*id, Cause::Backfill, t, &mut counts);
     }
-    let (linked, answer) = spi::privileged(|| -> PgResult<(i64, Value)> {
+    // Links whose auth row is gone (a deletion that could not be done).
+    let gone = spi::privileged(|| {
+        spi::column_mut::<Uuid>(
+            "select l.user_id from identity.supabase_auth_users l \
+             where l.user_id operator(pg_catalog.<>) all ($1::uuid[]) order by 1",
+            &[ids.into()],
+        )
+    })?;
+    for id in gone {
+        check_for_interrupts!();
+        follow(id, Cause::Deleted, t, &mut counts);
+    }
+    spi::privileged(|| {
         let linked = spi::one_fresh::<i64>(
             "select pg_catalog.count(*) from identity.supabase_auth_users",
             &[],
@@ -452,10 +616,8 @@ fn link_supabase_auth() -> PgResult<JsonB> {
             None,
             answer.clone(),
         )?;
-        Ok((linked, answer))
-    })?;
-    let _ = linked;
-    Ok(JsonB(answer))
+        Ok(JsonB(answer))
+    })
 }
 
 /// Stops following auth.users: the triggers go, and so do the links (the
@@ -465,7 +627,13 @@ fn link_supabase_auth() -> PgResult<JsonB> {
 fn unlink_supabase_auth() -> PgResult<JsonB> {
     let s = actor::subject()?;
     authz::require_system(&s, "only system may unlink Supabase Auth").pg()?;
-    let exists = auth_users()?.is_some();
+    let exists = spi::privileged(|| {
+        spi::one_fresh::<bool>(
+            "select pg_catalog.to_regclass('auth.users') is not null",
+            &[],
+        )
+    })?
+    .unwrap_or(false);
     if exists {
         spi::pinned_as(crate::pg::probe::schema_owner(), QUIET, || {
             spi::run(

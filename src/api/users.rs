@@ -553,6 +553,9 @@ fn update_user(user_id: Option<Uuid>, changes: Option<RawJsonb>) -> PgResult<Jso
             details["credentials_moved"] = json!(moved);
         }
         audit_user(&s, org, "user.updated", id, details)?;
+        if changes.get("status").is_some() {
+            forget_ban(id)?;
+        }
         if let Some(st) = changes.get("status").and_then(Value::as_str) {
             spi::event(
                 if st == "active" {
@@ -599,12 +602,7 @@ fn set_status(user_id: Option<Uuid>, suspend: bool, reason: Option<&str>) -> PgR
         if changed.is_none() {
             return Err(authz::not_found("user does not exist").pg_error());
         }
-        // An admin's decision: a later unban in Supabase Auth never undoes
-        // it (API.md 13).
-        spi::run(
-            "update identity.supabase_auth_users set banned = false where user_id = $1 and banned",
-            &[uuid(id).into()],
-        )?;
+        forget_ban(id)?;
         let (action, event) = if suspend {
             ("user.suspended", "user.suspended")
         } else {
@@ -618,6 +616,15 @@ fn set_status(user_id: Option<Uuid>, suspend: bool, reason: Option<&str>) -> PgR
             json!({"user_id": id.text()}),
         )
     })
+}
+
+/// An admin's status decision (suspend_user, reactivate_user, update_user's
+/// `status`): a later unban in Supabase Auth never undoes it (API.md 13).
+fn forget_ban(id: UserId) -> PgResult<()> {
+    spi::run(
+        "update identity.supabase_auth_users set banned = false where user_id = $1 and banned",
+        &[uuid(id).into()],
+    )
 }
 
 /// Suspends a user at once: API tokens, the hook and verify_jwt refuse them

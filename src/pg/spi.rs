@@ -130,15 +130,34 @@ pub fn run_for_role(template: &str, role: &str) -> PgResult<()> {
 /// their reads and writes in here. On error the (sub)transaction abort
 /// restores the user id and the setting, as it does for SECURITY DEFINER.
 pub fn privileged<R>(f: impl FnOnce() -> R) -> R {
-    pinned_as(crate::pg::probe::schema_owner(), &[], f)
+    pinned(crate::pg::probe::schema_owner(), &[], true, f)
 }
 
-/// `privileged`'s switch for any role `owner` (e.g. the owner of a table a
-/// trigger fires on, to read that table), with `settings` set too (each a
-/// (name, value) pair, e.g. a `lock_timeout`), all undone after `f`.
+/// `privileged`'s switch for identity's own owner with `settings` set too
+/// (each a (name, value) pair, e.g. a `lock_timeout`), all undone after `f`.
 pub fn pinned_as<R>(
     owner: pg_sys::Oid,
     settings: &[(&'static CStr, &'static CStr)],
+    f: impl FnOnce() -> R,
+) -> R {
+    pinned(owner, settings, true, f)
+}
+
+/// Runs `f` (one read of a table identity does not own) as that table's
+/// owner `owner`, a role identity does not trust: search_path pinned,
+/// `row_security` off (a policy of theirs raises instead of running), and
+/// every setting `f`'s statement changed, even with `set_config(..,
+/// false)`, thrown away after it, as Postgres does after a restricted
+/// operation (REFRESH MATERIALIZED VIEW), so nothing of theirs outlives
+/// the read.
+pub fn as_untrusted_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    pinned(owner, &[(c"row_security", c"off")], false, f)
+}
+
+fn pinned<R>(
+    owner: pg_sys::Oid,
+    settings: &[(&'static CStr, &'static CStr)],
+    keep_settings: bool,
     f: impl FnOnce() -> R,
 ) -> R {
     // SAFETY: NewGUCNestLevel / set_config_option / AtEOXact_GUC pair up within this closure; an
@@ -160,7 +179,7 @@ pub fn pinned_as<R>(
             );
         }
         let out = f();
-        pg_sys::AtEOXact_GUC(true, nest);
+        pg_sys::AtEOXact_GUC(keep_settings, nest);
         out
     })
 }
