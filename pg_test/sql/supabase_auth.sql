@@ -153,6 +153,22 @@ select status from identity.users where id = '00000000-0000-0000-0000-0000000b00
 -- Every refusal left an audit row (as system).
 select action, target_id, actor_kind, details ->> 'cause' as cause, details ->> 'step' as step, details ->> 'sqlstate' as sqlstate
 from identity.audit_log where action like 'supabase_auth.%' order by id;
+-- A policy of auth.users' owner never runs in identity's reads of it (row
+-- security off: the read fails instead), and nothing it would set
+-- outlives them.
+set session authorization supabase_auth_admin;
+create function auth.sneaky() returns boolean language plpgsql as $$
+begin perform pg_catalog.set_config('search_path', 'auth, pg_catalog', false); return true; end $$;
+alter table auth.users force row level security;
+create policy sneaky on auth.users using (auth.sneaky());
+reset session authorization;
+show search_path;
+select t.err($$select identity.link_supabase_auth()$$) as forced_policy;
+show search_path;
+set session authorization supabase_auth_admin;
+drop policy sneaky on auth.users;
+alter table auth.users no force row level security;
+reset session authorization;
 -- Unlinked: auth.users changes are no longer followed; the users stay.
 select identity.unlink_supabase_auth() as unlinked;
 select count(*) as triggers_left from pg_trigger where tgrelid = 'auth.users'::regclass and not tgisinternal;
