@@ -13,6 +13,9 @@ PGRX_VERSION=0.18.1
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 PG17_ROOT=${PG17_ROOT:-/opt/identity/pg17}
 PG17_CONFIG=$PG17_ROOT/bin/pg_config
+# The contrib modules the tests load: auto_explain (interop's log
+# redaction), pgcrypto (bench/jwt.sh's baseline).
+PG17_CONTRIB="auto_explain pgcrypto"
 # If the mirror no longer serves the version trixie's index names, this
 # one (same pool) is fetched instead, checked against its .dsc's SHA-256.
 PG17_FALLBACK=17.11
@@ -78,10 +81,15 @@ fi
 # own lists and cache under the build directory): the system's apt stays
 # bookworm-only. Upstream's orig tarball, no Debian patches; configured with
 # what the tests need: server, client programs, pg_config, server headers,
-# pgxs with pg_regress, and pgcrypto (bench/jwt.sh's baseline). No docs, no
-# readline, no ICU (like PyPI's 18).
-if ! "$PG17_CONFIG" --version 2>/dev/null | grep -q "PostgreSQL 17" \
-   || [ ! -x "$("$PG17_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" ]; then
+# pgxs with pg_regress, and the contrib modules of PG17_CONTRIB. No docs,
+# no readline, no ICU (like PyPI's 18).
+pg17_ready() {
+    "$PG17_CONFIG" --version 2>/dev/null | grep -q "PostgreSQL 17" || return 1
+    local lib; lib=$("$PG17_CONFIG" --pkglibdir)
+    [ -x "$lib/pgxs/src/test/regress/pg_regress" ] || return 1
+    for m in $PG17_CONTRIB; do [ -f "$lib/$m.so" ] || return 1; done
+}
+if ! pg17_ready; then
     build=/var/tmp/identity-pg17-build
     log "building PostgreSQL 17 from trixie's postgresql-17 source into $PG17_ROOT"
     as_root rm -rf "$build"; mkdir -p "$build"/apt/{lists/partial,cache/archives/partial,parts} "$build/src"
@@ -102,10 +110,10 @@ if ! "$PG17_CONFIG" --version 2>/dev/null | grep -q "PostgreSQL 17" \
         cd "$build"/postgresql-17*/
         ./configure -q --prefix="$PG17_ROOT" --without-readline --without-icu --with-openssl >/dev/null
         make -s -j"$(nproc)" >/dev/null
-        make -s -C contrib/pgcrypto -j"$(nproc)" >/dev/null
+        for m in $PG17_CONTRIB; do make -s -C "contrib/$m" -j"$(nproc)" >/dev/null; done
         as_root rm -rf "$PG17_ROOT"
         as_root make -s install >/dev/null
-        as_root make -s -C contrib/pgcrypto install >/dev/null
+        for m in $PG17_CONTRIB; do as_root make -s -C "contrib/$m" install >/dev/null; done
     )
     as_root chmod -R a+rX "$PG17_ROOT"
     as_root rm -rf "$build"
