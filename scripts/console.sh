@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The admin console (API.md section 12) with demo data: sets up what is
 # missing, builds and installs the release build of the extension, starts a
-# throwaway cluster (PostgreSQL 15; IDENTITY_PG=18 for 18), loads
+# throwaway cluster (PostgreSQL 15; IDENTITY_PG=17 or 18 for those), loads
 # console/demo/seed.sql (two organizations, their admins, a member, service
 # users, tokens, credentials, audit rows), builds the console and runs it
 # on 127.0.0.1 until Ctrl-C, printing the URL and the demo admin's token.

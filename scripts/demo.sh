@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up what is missing, builds and installs the release build, starts a
-# throwaway cluster (PostgreSQL 15; IDENTITY_PG=18 for 18), runs
+# throwaway cluster (PostgreSQL 15; IDENTITY_PG=17 or 18 for those), runs
 # demo/demo.sql and stops the cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."

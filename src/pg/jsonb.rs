@@ -151,9 +151,9 @@ pub fn utf8_database() -> bool {
 /// The Postgres majors whose on-disk jsonb format `core::jsonb`'s encoder
 /// was checked against, byte for byte (the `#[pg_test]` over 3,000
 /// generated documents, which `scripts/test.sh` runs on each supported
-/// major: 15 and 18). Built for any other major, the encoder is not used and
+/// major: 15, 17 and 18). Built for any other major, the encoder is not used and
 /// verify_jwt falls back to jsonb_in until it is checked there too.
-const ENCODER_CHECKED_ON: &[u32] = &[15, 18];
+const ENCODER_CHECKED_ON: &[u32] = &[15, 17, 18];
 
 /// Whether verify_jwt may store the encoder's bytes as the payload's jsonb:
 /// a UTF-8 database, on a Postgres major the encoder was checked against.

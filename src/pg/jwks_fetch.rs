@@ -232,12 +232,20 @@ pub extern "C-unwind" fn identity_jwks_fetcher(arg: pg_sys::Datum) {
             }
         }
         wanted = false;
+        // sigterm_received() clears the flag it reads: a SIGTERM seen here
+        // must end the outer loop too (else, with a fetch due within STAY,
+        // the worker never leaves and the server cannot shut down).
+        let mut stopping = false;
         for (issuer, uri) in due {
             let outcome = fetch(&agent, &uri);
             BackgroundWorker::transaction(|| store(&issuer, &uri, outcome));
             if BackgroundWorker::sigterm_received() {
+                stopping = true;
                 break;
             }
+        }
+        if stopping {
+            break;
         }
         let next = BackgroundWorker::transaction(next_due);
         if next.is_none_or(|s| s > STAY)

@@ -673,7 +673,7 @@ pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
 
 /// `index_beginscan` with `nkeys` keys and no order-bys. PostgreSQL 18 added
 /// an instrumentation argument (NULL: none), the one signature change
-/// between the supported majors on this path.
+/// between the supported majors (15, 17, 18) on this path.
 ///
 /// # Safety
 /// `rel` and `idx` are open (the table and one of its indexes), `snapshot`
@@ -684,7 +684,7 @@ unsafe fn begin_index_scan(
     snapshot: pg_sys::Snapshot,
     nkeys: i32,
 ) -> pg_sys::IndexScanDesc {
-    #[cfg(feature = "pg15")]
+    #[cfg(any(feature = "pg15", feature = "pg17"))]
     // SAFETY: the caller's contract.
     return unsafe { pg_sys::index_beginscan(rel, idx, snapshot, nkeys, 0) };
     #[cfg(feature = "pg18")]
