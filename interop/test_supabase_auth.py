@@ -8,6 +8,7 @@ parameter), and every hook answer validated against the hook's schema.
 
 Needs PGHOST/PGPORT of a cluster with the extension installed (test.sh starts one).
 """
+import contextlib
 import json
 import pathlib
 import threading
@@ -79,6 +80,33 @@ def user(admin, uid):
         "select jsonb_build_object('email', email, 'phone', phone, 'status', status, 'is_service_user',"
         " is_service_user, 'user_role', user_role, 'organization_id', organization_id)"
         " from identity.users where id = %s", [uid]).fetchone()
+
+
+@contextlib.contextmanager
+def held_for_3s(sql, args):
+    """Another transaction holds what `sql` locks, for 3 s at most (a
+    regression that waits for it shows as a 3 s statement, not a hang)."""
+    holder = psycopg.connect(**server(DB))
+    holder.execute(sql, args)
+    release = threading.Timer(3.0, holder.rollback)
+    release.start()
+    try:
+        yield
+    finally:
+        release.join()
+        holder.close()
+
+
+def timed_as_auth(*statements):
+    """Supabase Auth's statements in one transaction: (seconds, notices)."""
+    notices = []
+    with auth() as c:
+        c.add_notice_handler(lambda d: notices.append(d.message_primary))
+        started = time.monotonic()
+        for sql, args in statements:
+            c.execute(sql, args)
+        c.commit()
+        return time.monotonic() - started, notices
 
 
 def test_supabase_auth_admin_has_no_right_in_schema_identity(admin):
@@ -184,22 +212,9 @@ def test_eight_concurrent_sign_ups(admin):
 def test_never_waits_on_identitys_locks_nor_fails_the_statement(admin):
     with auth() as c:
         uid = sign_up(c, "busy@example.com")
-    holder = psycopg.connect(**server(DB))
-    # Another transaction holds the identity user's row (for 3 s at most).
-    holder.execute("select 1 from identity.users where id = %s for update", [uid])
-    release = threading.Timer(3.0, holder.rollback)
-    release.start()
-    try:
-        notices = []
-        with auth() as c:
-            c.add_notice_handler(lambda d: notices.append(d.message_primary))
-            started = time.monotonic()
-            c.execute("update auth.users set banned_until = now() + interval '1 day' where id = %s", [uid])
-            c.commit()
-            took = time.monotonic() - started
-    finally:
-        release.join()
-        holder.close()
+    with held_for_3s("select 1 from identity.users where id = %s for update", [uid]):
+        took, notices = timed_as_auth(
+            ("update auth.users set banned_until = now() + interval '1 day' where id = %s", [uid]))
     assert took < 1.0, took
     assert any("is not linked or not followed" in n for n in notices), notices
     (audited,) = admin.execute(
@@ -217,19 +232,8 @@ def test_a_deletion_that_finds_the_row_busy_refuses_tokens_at_once_and_completes
     with auth() as c:
         uid = sign_up(c, "busy-delete@example.com")
     (token,) = admin.execute("select token from identity.create_api_token(%s, 'k')", [uid]).fetchone()
-    holder = psycopg.connect(**server(DB))
-    holder.execute("select 1 from identity.users where id = %s for update", [uid])
-    release = threading.Timer(3.0, holder.rollback)
-    release.start()
-    try:
-        with auth() as c:
-            started = time.monotonic()
-            c.execute("delete from auth.users where id = %s", [uid])
-            c.commit()
-            took = time.monotonic() - started
-    finally:
-        release.join()
-        holder.close()
+    with held_for_3s("select 1 from identity.users where id = %s for update", [uid]):
+        took, _ = timed_as_auth(("delete from auth.users where id = %s", [uid]))
     assert took < 1.0, took
     # Its API tokens were revoked at once: refused now.
     with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
@@ -242,23 +246,13 @@ def test_a_deletion_that_finds_the_row_busy_refuses_tokens_at_once_and_completes
 
 
 def test_never_waits_for_an_identity_transaction_taking_the_same_email(admin):
-    holder = psycopg.connect(**server(DB))
+    uid = str(uuid.uuid4())
     # An open identity transaction inserting the email: a plain insert of
-    # the same email would wait for it (the unique index), here until the
-    # holder gives up after 3 s.
-    holder.execute("insert into identity.users (email) values ('race@example.com')")
-    release = threading.Timer(3.0, holder.rollback)
-    release.start()
-    try:
-        notices = []
-        with auth() as c:
-            c.add_notice_handler(lambda d: notices.append(d.message_primary))
-            started = time.monotonic()
-            uid = sign_up(c, "race@example.com")
-            took = time.monotonic() - started
-    finally:
-        release.join()
-        holder.close()
+    # the same email would wait for it (the unique index).
+    with held_for_3s("insert into identity.users (email) values ('race@example.com')", []):
+        took, notices = timed_as_auth(
+            ("insert into auth.users (id, email, email_confirmed_at, created_at)"
+             " values (%s, 'race@example.com', now(), now())", [uid]))
     assert took < 1.0, took
     assert any("is not linked or not followed" in n for n in notices), notices
     assert user(admin, uid) is None
