@@ -748,6 +748,7 @@ create table identity.supabase_auth_users (
 );
 create index supabase_auth_users_pending_idx on identity.supabase_auth_users (user_id) where pending;
 alter table identity.supabase_auth_users enable row level security;
+revoke all on identity.supabase_auth_users from public;
 select pg_catalog.pg_extension_config_dump('identity.supabase_auth_users', '');
 CREATE FUNCTION identity.supabase_auth_follow() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'identity_supabase_auth_follow';
@@ -758,6 +759,32 @@ revoke all on function identity."link_supabase_auth"() from public;
 CREATE FUNCTION identity."unlink_supabase_auth"() RETURNS jsonb
     STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'unlink_supabase_auth_wrapper';
 revoke all on function identity."unlink_supabase_auth"() from public;
+-- The grant levels (identity.grant_access) as they stand: the admin level
+-- (whoever may register an issuer) gets link and unlink, the user level
+-- (whoever may read users' emails) the new column phone.
+do $$
+declare
+    r regrole;
+begin
+    for r in
+        select distinct a.grantee::regrole
+        from pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+        where p.oid = 'identity.register_issuer(text, jsonb, jsonb)'::pg_catalog.regprocedure
+          and a.privilege_type = 'EXECUTE' and a.grantee <> 0 and a.grantee <> p.proowner
+    loop
+        execute pg_catalog.format('grant execute on function identity."link_supabase_auth"() to %s', r);
+        execute pg_catalog.format('grant execute on function identity."unlink_supabase_auth"() to %s', r);
+    end loop;
+    for r in
+        select distinct a.grantee::regrole
+        from pg_catalog.pg_attribute c, pg_catalog.aclexplode(c.attacl) a
+        where c.attrelid = 'identity.users'::pg_catalog.regclass and c.attname = 'email'
+          and a.privilege_type = 'SELECT' and a.grantee <> 0
+    loop
+        execute pg_catalog.format('grant select (phone) on identity.users to %s', r);
+    end loop;
+end
+$$;
 comment on function identity.link_supabase_auth() is
     'From now on identity.users follows Supabase Auth''s auth.users (email, phone, bans, deletes; flags from raw_app_meta_data at creation), and every auth user with a confirmed email gets the identity user of the same id. Answers {created, linked, unlinked}. Level admin, system only; idempotent; audited.';
 comment on function identity.unlink_supabase_auth() is
