@@ -692,6 +692,17 @@ def test_supabase_auths_own_tokens_through_its_jwks_uri(conn):
         while authenticate(conn, supabase_token(b, iss, linked, "sb-linked@example.com"))[0] is None:
             assert time.time() < end, "the rotated key never arrived"
             time.sleep(0.3)
+        # revoke_session and revoke_jwt speak for Supabase's session and jti.
+        sid = str(uuid.uuid4())
+        t = supabase_token(a, iss, linked, "sb-linked@example.com", session_id=sid, jti="sb-jti-1")
+        assert authenticate(conn, t)[0] is not None
+        conn.execute("select identity.revoke_session(%s)", [sid])
+        assert authenticate(conn, t)[0] is None
+        assert conn.execute("select valid, code from identity.try_verify_jwt(%s)", [t]).fetchone() == (
+            False, "token_revoked")
+        t = supabase_token(a, iss, linked, "sb-linked@example.com", jti="sb-jti-2")
+        conn.execute("select identity.revoke_jwt('sb-jti-2', now() + interval '1 hour')")
+        assert authenticate(conn, t)[0] is None
         # A ban in Supabase Auth refuses its own tokens at once.
         conn.execute("update auth.users set banned_until = now() + interval '1 day' where id = %s", [linked])
         assert authenticate(conn, supabase_token(a, iss, linked, "sb-linked@example.com"))[0] is None

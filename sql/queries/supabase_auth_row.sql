@@ -7,5 +7,5 @@ select pg_catalog.jsonb_build_object(
            'app', u.raw_app_meta_data,
            'banned', coalesce(u.banned_until operator(pg_catalog.>) pg_catalog.now(), false),
            'deleted', u.deleted_at is not null)
-from auth.users u
+from only auth.users u
 where u.id operator(pg_catalog.=) $1

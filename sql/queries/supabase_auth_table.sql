@@ -1,12 +1,12 @@
 -- src/api/supabase.rs: auth.users as identity follows it, or no row: its
--- oid and owner; whether it is a plain table; whether it and schema auth
+-- oid and owner; whether it is a plain table without inheritance children; whether it and schema auth
 -- are owned by a trusted role (a superuser, or supabase_auth_admin, as
 -- Supabase's migrations make them); whether every column identity reads
 -- exists with a type it expects.
 select pg_catalog.jsonb_build_object(
            'rel', c.oid::int8,
            'owner', c.relowner::int8,
-           'plain', c.relkind operator(pg_catalog.=) 'r',
+           'plain', c.relkind operator(pg_catalog.=) 'r' and not c.relhassubclass,
            'trusted', (select pg_catalog.bool_and(r.rolsuper or r.rolname operator(pg_catalog.=) 'supabase_auth_admin')
                        from pg_catalog.pg_roles r
                        where r.oid operator(pg_catalog.=) any (array[c.relowner, n.nspowner])),

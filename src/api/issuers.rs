@@ -191,6 +191,29 @@ pub fn sign_in(token: &str) -> PgResult<Option<Result<SignIn, IdentityError>>> {
         .detail(format!("user {}", state.row.status))
         .reason(Reason::UserSuspended))));
     }
+    // revoke_jwt and revoke_session speak for an external token's jti and
+    // session_id too, as they do in request claims.
+    let fresh = crate::store::cache::fresh();
+    let revoked_jti = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .is_some_and(|j| fresh.jti_revoked(j));
+    let revoked_session = claims
+        .get("session_id")
+        .and_then(Value::as_str)
+        .and_then(parse_uuid)
+        .is_some_and(|s| fresh.session_revoked(crate::core::ids::SessionId(s)));
+    if revoked_jti || revoked_session {
+        return Ok(Some(Err(IdentityError::unauthenticated(
+            "JWT has been revoked",
+        )
+        .reason(Reason::TokenRevoked)
+        .detail(if revoked_jti {
+            "jti revoked"
+        } else {
+            "session revoked"
+        }))));
+    }
     if let Some(tva) = state.tokens_valid_after.filter(|t| *t > i64::MIN) {
         let iat = claims.get("iat").and_then(Value::as_i64);
         if iat.is_none_or(|iat| iat < tva) {
@@ -436,9 +459,14 @@ fn supabase_user(subject: &str) -> PgResult<Result<(UserId, bool), IdentityError
     let Some(id) = parse_uuid(subject) else {
         return Ok(Err(refused()));
     };
+    // Not while a deletion or ban of the user waits (pending), nor once
+    // the user's tombstone is in, even if the deletion itself waits for
+    // the user's row: fail closed.
     let linked = spi::privileged(|| {
         spi::one::<bool>(
-            "select true from identity.supabase_auth_users where user_id operator(pg_catalog.=) $1",
+            "select true from identity.supabase_auth_users l \
+             where l.user_id operator(pg_catalog.=) $1 and not l.pending \
+               and not exists (select from identity.deleted_users d where d.id operator(pg_catalog.=) $1)",
             &[Uuid::from_bytes(id).into()],
         )
     })?;

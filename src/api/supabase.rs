@@ -308,15 +308,21 @@ fn delete_linked(id: Uuid, cause: Cause) {
         )
     });
     let done = step(id, cause, "delete", || {
-        if let Some(org) = org_of(id)? {
-            users::delete(&Subject::System, id.user_id(), org)?;
+        let deferred = match org_of(id)? {
+            Some(org) => users::delete(&Subject::System, id.user_id(), org)?,
+            None => false,
+        };
+        if !deferred {
+            spi::run(
+                "delete from identity.supabase_auth_users where user_id operator(pg_catalog.=) $1",
+                &[id.into()],
+            )?;
         }
-        spi::run(
-            "delete from identity.supabase_auth_users where user_id operator(pg_catalog.=) $1",
-            &[id.into()],
-        )
+        Ok(!deferred)
     });
-    if tombstone.is_none() || done.is_none() {
+    // A deletion delete_user had to defer (the user's own transaction held
+    // their rows) stays pending until the row is gone.
+    if tombstone.is_none() || done != Some(true) {
         mark_pending(id, cause);
     }
 }
@@ -349,7 +355,8 @@ fn follow_contact(id: Uuid, row: &AuthRow) -> PgResult<()> {
 
 /// The identity user of a new auth user: created with its app_metadata's
 /// flags or, for the backfill only, an identity user of the same id and
-/// email (any case) linked, never a service user nor another issuer's. A
+/// email (any case) linked, never a service user nor a user any other
+/// issuer signed in or provisioned (its identities). A
 /// deleted identity user's id is never taken again.
 fn link_new(id: Uuid, row: &AuthRow, cause: Cause, counts: &mut Counts) -> PgResult<()> {
     if spi::one_fresh::<bool>(
@@ -366,6 +373,7 @@ fn link_new(id: Uuid, row: &AuthRow, cause: Cause, counts: &mut Counts) -> PgRes
     let same = spi::one_fresh::<bool>(
         "select pg_catalog.lower(u.email) operator(pg_catalog.=) pg_catalog.lower($2) \
                 and not u.is_service_user and u.external_issuer is null \
+                and not exists (select from identity.identities i where i.user_id operator(pg_catalog.=) u.id) \
          from identity.users u where u.id operator(pg_catalog.=) $1",
         &[id.into(), email.as_str().into()],
     )?;
@@ -495,7 +503,10 @@ fn follow(id: Uuid, cause: Cause, t: AuthTable, counts: &mut Counts) {
 }
 
 /// Pending deletions and bans (a step that found the user's row busy),
-/// a few at a time, each followed again from its auth row.
+/// a few at a time, in random order (one that keeps failing never starves
+/// the others), each followed again from its auth row. No row lock is
+/// held for them: a concurrent follow of the same user is never blocked
+/// by a retry (each step takes its own locks, or gives up in 1 ms).
 fn retry_pending(t: AuthTable, limit: i64, followed_now: Uuid) {
     let owner = crate::pg::probe::schema_owner();
     let ids = spi::attempt(|| {
@@ -503,7 +514,7 @@ fn retry_pending(t: AuthTable, limit: i64, followed_now: Uuid) {
             spi::column_mut::<Uuid>(
                 "select l.user_id from identity.supabase_auth_users l \
                  where l.pending and l.user_id operator(pg_catalog.<>) $2 \
-                 order by l.user_id limit $1 for update skip locked",
+                 order by pg_catalog.random() limit $1",
                 &[limit.into(), followed_now.into()],
             )
         })
@@ -581,7 +592,7 @@ fn link_supabase_auth() -> PgResult<JsonB> {
         )
     })?;
     let ids = spi::as_untrusted_owner(t.owner, || {
-        spi::column_mut::<Uuid>("select u.id from auth.users u order by u.id", &[])
+        spi::column_mut::<Uuid>("select u.id from only auth.users u order by u.id", &[])
     })?;
     let mut counts = Counts::default();
     for id in &ids {

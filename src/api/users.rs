@@ -654,14 +654,15 @@ fn delete_user(user_id: Option<Uuid>) -> PgResult<()> {
     let id = required(user_id, "user_id is required").pg()?.user_id();
     let (rel, org) = actor::relation_to(&s, id)?;
     authz::may_administer_user(rel).pg()?;
-    spi::privileged(|| delete(&s, id, org))
+    spi::privileged(|| delete(&s, id, org).map(|_| ()))
 }
 
 /// delete_user's work, for a caller already authorised, inside
 /// `spi::privileged`: tokens, credentials and the row go (or, while the
 /// user's own transaction holds its rows, the user is disabled and removed
-/// by the next call); the id stays refused; identities become tombstones.
-pub fn delete(s: &Subject, id: UserId, org: Option<OrgId>) -> PgResult<()> {
+/// by the next call: answers true then); the id stays refused; identities
+/// become tombstones.
+pub fn delete(s: &Subject, id: UserId, org: Option<OrgId>) -> PgResult<bool> {
     {
         let counts = spi::one::<JsonB>(
             include_str!("../../sql/queries/users_delete_user.sql"),
@@ -702,7 +703,8 @@ pub fn delete(s: &Subject, id: UserId, org: Option<OrgId>) -> PgResult<()> {
             Some(uuid(id)),
             org.map(uuid),
             json!({"user_id": id.text()}),
-        )
+        )?;
+        Ok(!free)
     }
 }
 
